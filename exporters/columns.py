@@ -1,0 +1,52 @@
+"""The column contract: names and values every part of otel-monitor agrees on.
+
+The seven canonical columns are what a user sees; the brief's tables
+(``process_trace``, ``data_trace``) are what its SQL reads. Both are views over
+the store's own tables (see ``schema.py``).
+"""
+from __future__ import annotations
+
+SEVEN_COLUMNS: tuple[str, ...] = (
+    "Process",
+    "Data",
+    "Data Type",
+    "Data Value",
+    "Timestamp",
+    "Status",
+    "Exception",
+)
+
+PROCESS_TRACE_COLUMNS: tuple[str, ...] = ("ts", "process", "status", "duration_ms", "exception")
+DATA_TRACE_COLUMNS: tuple[str, ...] = (
+    "ts", "process", "data", "data_type", "data_value", "status", "exception",
+)
+
+# Data Type
+INPUT = "INPUT"
+OUTPUT = "OUTPUT"
+# Status
+OK = "OK"
+ERR = "ERR"
+
+# Outcome of a call, finer than Status: only ``error`` is ERR. Cancellation,
+# early close of a generator and interpreter exit are recorded as such, not as crashes.
+OUTCOME_OK = "ok"
+OUTCOME_ERROR = "error"
+OUTCOME_CANCELLED = "cancelled"
+OUTCOME_CLOSED = "closed"
+OUTCOME_INTERRUPTED = "interrupted"
+
+# The name of the OUTPUT row.
+RETURN = "return"
+
+# Span attributes written by the decorator and read back by the exporter.
+ATTR_PROCESS_GROUP = "monitor.process_group"
+ATTR_INPUT_PREFIX = "monitor.input."
+ATTR_OUTPUT_RETURN = "monitor.output.return"
+ATTR_OUTCOME = "monitor.outcome"
+# Parent when the nearest monitored caller was a local-only span (otel_span=False):
+# the OTel parent stays the nearest exported span, so OTLP backends see a whole trace.
+ATTR_LOCAL_PARENT = "monitor.local_parent_span_id"
+ATTR_CODE_FUNCTION = "code.function.name"
+ATTR_CODE_FILE = "code.file.path"
+ATTR_CODE_LINE = "code.line.number"

@@ -1,0 +1,219 @@
+"""MonitorSpanProcessor: a bounded queue and one writer thread in front of an exporter.
+
+It plays the part of the SDK's BatchSpanProcessor, tuned for the decorator:
+
+* The queue is a ``collections.deque`` that the decorator appends compact call
+  records to directly (one C call, no lock); OTel spans arrive through ``on_end``.
+* A full queue drops the new item and counts it: the caller never blocks and
+  memory stays bounded.
+* A batch that fails to write (a locked or missing database) is kept and retried
+  with backoff rather than lost, within the same bound.
+* After ``fork`` the child forgets what the parent had queued (the parent writes
+  it) and starts its own writer, so each call is written once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, Callable, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from .records import END_NS
+
+_log = logging.getLogger("otel_monitor")
+
+MAX_BATCH = 20_000
+
+
+def _end_ns(item: Any) -> int | None:
+    if isinstance(item, tuple):
+        return item[END_NS]
+    return getattr(item, "end_time", None)
+
+
+class MonitorSpanProcessor(SpanProcessor):
+    def __init__(self, exporter: SpanExporter, *, queue: deque | None = None,
+                 max_queue: int = 100_000, flush_interval_s: float = 0.2,
+                 health_interval_s: float = 1.0) -> None:
+        self.exporter = exporter
+        self.queue: deque = deque() if queue is None else queue
+        self.max_queue = max_queue
+        self.flush_interval_s = flush_interval_s
+        self.health_interval_s = health_interval_s
+        self.dropped = 0
+        self.written = 0
+        self.failed_batches = 0
+        self.queue_peak = 0
+        self.last_write_ns: int | None = None
+        self.write_lag_ms: float | None = None
+        self._retry: list = []
+        self._init_thread_state()
+        _live.add(self)
+
+    def _init_thread_state(self) -> None:
+        self._wake = threading.Event()
+        self._cond = threading.Condition()
+        self._flush_requested = 0
+        self._flush_done = 0
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    # -- the producer side ----------------------------------------------------
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not span.context.trace_flags.sampled:
+            return
+        self.submit(span)
+
+    def submit(self, item: Any) -> None:
+        """Queue a ReadableSpan or a call record; drop and count it when full."""
+        q = self.queue
+        if len(q) < self.max_queue:
+            q.append(item)
+        else:
+            self.dropped += 1
+
+    # -- lifecycle --------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="otel-monitor-writer", daemon=True)
+        self._thread.start()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Return once everything queued before the call is written (or the timeout passes)."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            self._drain_once(everything=True)
+            return not self.queue and not self._retry
+        deadline = time.monotonic() + timeout_millis / 1000
+        with self._cond:
+            self._flush_requested += 1
+            ticket = self._flush_requested
+            self._wake.set()
+            while self._flush_done < ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not thread.is_alive():
+                    return False
+                self._cond.wait(min(remaining, 0.5))
+        return not self._retry
+
+    def shutdown(self) -> None:
+        thread = self._thread
+        self._stopping = True
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=30)
+        self._drain_once(everything=True)
+        self._write_health()
+        self.exporter.shutdown()
+        _live.discard(self)
+
+    def after_fork_in_child(self) -> None:
+        """The parent writes what it had queued; the child starts afresh."""
+        self.queue.clear()
+        self._retry = []
+        self.dropped = self.written = self.failed_batches = self.queue_peak = 0
+        self._init_thread_state()
+        reinit = getattr(self.exporter, "after_fork_in_child", None)
+        if reinit is not None:
+            reinit()
+        self.start()
+
+    # -- the writer thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        next_health = 0.0
+        while True:
+            self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
+            with self._cond:
+                ticket = self._flush_requested
+            self._drain_once(everything=False)
+            now = time.monotonic()
+            if now >= next_health:
+                self._write_health()
+                next_health = now + self.health_interval_s
+            with self._cond:
+                self._flush_done = ticket
+                self._cond.notify_all()
+            if self._stopping:
+                return
+
+    def _drain_once(self, *, everything: bool) -> None:
+        """Write what is queued now (and, if ``everything``, what arrives meanwhile)."""
+        q = self.queue
+        while True:
+            depth = len(q)
+            if depth > self.queue_peak:
+                self.queue_peak = depth
+            batch = self._retry
+            self._retry = []
+            take = min(depth, MAX_BATCH - len(batch)) if len(batch) < MAX_BATCH else 0
+            popleft = q.popleft
+            batch.extend(popleft() for _ in range(take))
+            if not batch:
+                return
+            if not self._export(batch):
+                return  # kept for retry; back off until the next cycle
+            if not everything and depth <= take:
+                return
+            if everything and not q:
+                return
+
+    def _export(self, batch: list) -> bool:
+        try:
+            ok = self.exporter.export(batch) is SpanExportResult.SUCCESS
+        except Exception:  # the exporter must not kill the writer
+            _log.exception("otel-monitor: export failed")
+            ok = False
+        now = time.time_ns()
+        if ok:
+            self.written += len(batch)
+            self.last_write_ns = now
+            oldest = _end_ns(batch[0])
+            self.write_lag_ms = (now - oldest) / 1e6 if oldest else None
+            return True
+        self.failed_batches += 1
+        keep = self.max_queue - len(self.queue)
+        if len(batch) > keep:  # bounded: the oldest of the failed batch go first
+            self.dropped += len(batch) - max(keep, 0)
+            batch = batch[len(batch) - max(keep, 0):]
+        self._retry = batch
+        time.sleep(min(2.0, 0.05 * 2 ** min(self.failed_batches, 6)))
+        return False
+
+    def _write_health(self) -> None:
+        record = getattr(self.exporter, "record_health", None)
+        if record is None:
+            return
+        try:
+            record(queue_depth=len(self.queue) + len(self._retry), queue_peak=self.queue_peak,
+                   dropped=self.dropped, written=self.written, write_lag_ms=self.write_lag_ms,
+                   last_write_ns=self.last_write_ns)
+        except Exception:
+            _log.debug("otel-monitor: health not written", exc_info=True)
+
+
+_live: "weakref.WeakSet[MonitorSpanProcessor]" = weakref.WeakSet()
+
+
+def _reinit_after_fork() -> None:
+    for processor in list(_live):
+        processor.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -1,0 +1,44 @@
+"""The compact call record: what a monitored call leaves on the hot path.
+
+A record carries what an OTel span would (ids, times, status, attributes) in a
+plain tuple, so the caller pays for a tuple, not for a span object. The SQLite
+exporter flattens records and ReadableSpans into the same rows.
+
+    (site, trace_id, span_id, parent_span_id, start_ns, end_ns, outcome, error, inputs, output)
+
+``inputs`` is a sequence of ``(name, value_text)`` pairs or None; ``output`` the
+text of the return value, or None when no OUTPUT row is due; ``error`` the
+exception (its traceback is formatted off the hot path) or None.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+SITE, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT = range(10)
+
+Record = tuple  # the layout above; a tuple because it is built once per call
+
+
+@dataclass(eq=False)
+class CallSite:
+    """What is known of a monitored function once, at decoration time."""
+
+    process: str  # dotted module.qualname
+    process_group: str
+    file: str | None
+    line: int | None
+    function: Callable[..., Any] | None = field(default=None, repr=False)
+    feeds: tuple[str, ...] = ()
+
+    def source(self) -> str | None:
+        """The function's source text, read lazily (off the hot path)."""
+        import inspect
+
+        target = self.function
+        if target is None:
+            return None
+        try:
+            return inspect.getsource(inspect.unwrap(target))
+        except (OSError, TypeError):
+            return None

@@ -1,0 +1,237 @@
+"""The store's schema, its version, and migrations between versions.
+
+Calls are keyed by their span id (the brief's ``(ts, process)`` key loses every
+second call of a function in the same second). Timestamps are stored as integer
+nanoseconds (small, fast to index); the views render them as text.
+"""
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 1
+
+# Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
+# form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
+# compares correctly.
+_TS = (
+    "(strftime('%Y-%m-%d %H:%M:%S', {col} / 1000000000, 'unixepoch')"
+    " || printf('.%06d', {col} / 1000 % 1000000))"
+)
+_ISO = (
+    "(strftime('%Y-%m-%dT%H:%M:%S', {col} / 1000000000, 'unixepoch')"
+    " || printf('.%06dZ', {col} / 1000 % 1000000))"
+)
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- One row per monitored function (or span name): the catalog the UI reads
+-- source code from, and the integer key spans use.
+CREATE TABLE IF NOT EXISTS processes (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT NOT NULL UNIQUE,
+    process_group TEXT,
+    file          TEXT,
+    line          INTEGER,
+    source        TEXT,
+    feeds         TEXT,
+    updated_ns    INTEGER
+);
+
+-- One row per call (span).
+CREATE TABLE IF NOT EXISTS spans (
+    id             INTEGER PRIMARY KEY,
+    span_id        INTEGER NOT NULL,          -- 64-bit OTel span id, signed
+    trace_id       TEXT NOT NULL,             -- 32 hex digits
+    parent_span_id INTEGER,
+    start_ns       INTEGER NOT NULL,          -- UTC, ns since the epoch
+    duration_ms    REAL NOT NULL,
+    process_id     INTEGER NOT NULL REFERENCES processes(id),
+    process_group  TEXT,
+    service_name   TEXT,
+    status         TEXT NOT NULL,             -- OK | ERR
+    outcome        TEXT NOT NULL,             -- ok | error | cancelled | closed | interrupted
+    exception_type TEXT,
+    exception      TEXT,
+    pid            INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS spans_by_span_id ON spans(span_id);
+CREATE INDEX IF NOT EXISTS spans_by_time ON spans(start_ns);
+CREATE INDEX IF NOT EXISTS spans_by_process ON spans(process_id, start_ns);
+CREATE INDEX IF NOT EXISTS spans_errors_by_time ON spans(start_ns) WHERE status = 'ERR';
+
+-- One row per captured variable.
+CREATE TABLE IF NOT EXISTS data_values (
+    span       INTEGER NOT NULL,              -- spans.id
+    seq        INTEGER NOT NULL,
+    data       TEXT NOT NULL,
+    data_type  TEXT NOT NULL,                 -- INPUT | OUTPUT
+    data_value TEXT NOT NULL,
+    PRIMARY KEY (span, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS data_values_by_name ON data_values(data, span);
+
+-- Written by each exporting process so the UI (another process) can show it.
+CREATE TABLE IF NOT EXISTS health (
+    pid           INTEGER PRIMARY KEY,
+    host          TEXT,
+    service_name  TEXT,
+    queue_depth   INTEGER NOT NULL,
+    queue_peak    INTEGER NOT NULL,
+    dropped       INTEGER NOT NULL,
+    written       INTEGER NOT NULL,
+    write_lag_ms  REAL,
+    last_write_ns INTEGER,
+    updated_ns    INTEGER NOT NULL
+);
+"""
+
+VIEWS = f"""
+CREATE VIEW IF NOT EXISTS process_trace AS
+SELECT {_TS.format(col="s.start_ns")} AS ts,
+       p.name AS process, s.status, s.duration_ms, s.exception,
+       printf('%016x', s.span_id) AS span_id, s.trace_id,
+       CASE WHEN s.parent_span_id IS NULL THEN NULL ELSE printf('%016x', s.parent_span_id) END
+           AS parent_span_id,
+       s.process_group, s.service_name, s.outcome, s.exception_type, s.start_ns, s.pid, s.id
+FROM spans s JOIN processes p ON p.id = s.process_id;
+
+CREATE VIEW IF NOT EXISTS data_trace AS
+SELECT {_TS.format(col="s.start_ns")} AS ts,
+       p.name AS process, d.data, d.data_type, d.data_value, s.status, s.exception,
+       printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, d.seq, s.id AS span
+FROM data_values d JOIN spans s ON s.id = d.span JOIN processes p ON p.id = s.process_id;
+
+-- Exactly the seven canonical columns.
+CREATE VIEW IF NOT EXISTS trace_rows AS
+SELECT p.name AS "Process", d.data AS "Data", d.data_type AS "Data Type",
+       d.data_value AS "Data Value", {_ISO.format(col="s.start_ns")} AS "Timestamp",
+       s.status AS "Status", coalesce(s.exception, '') AS "Exception"
+FROM data_values d JOIN spans s ON s.id = d.span JOIN processes p ON p.id = s.process_id;
+
+-- The brief's retention SQL deletes from its tables; keep that working on the views.
+CREATE TRIGGER IF NOT EXISTS process_trace_delete INSTEAD OF DELETE ON process_trace
+BEGIN
+    DELETE FROM data_values WHERE span = OLD.id;
+    DELETE FROM spans WHERE id = OLD.id;
+END;
+CREATE TRIGGER IF NOT EXISTS data_trace_delete INSTEAD OF DELETE ON data_trace
+BEGIN
+    DELETE FROM data_values WHERE span = OLD.span AND seq = OLD.seq;
+END;
+"""
+
+
+class SchemaError(RuntimeError):
+    """The file is not an otel-monitor store this version can use."""
+
+
+# Version 0 is the brief's own MVP schema: process_trace / data_trace tables keyed
+# on (ts, process) at second resolution, no meta table. Its rows move into the
+# new tables; each (ts, process) key becomes one call with a fresh span id.
+_FROM_BRIEF_SCHEMA = """
+ALTER TABLE process_trace RENAME TO brief_process_trace;
+ALTER TABLE data_trace RENAME TO brief_data_trace;
+""" + TABLES + """
+CREATE TEMP TABLE brief_calls AS
+    SELECT ts, process, max(status) AS status, max(duration_ms) AS duration_ms,
+           max(exception) AS exception
+    FROM (SELECT ts, process, status, duration_ms, exception FROM brief_process_trace
+          UNION ALL
+          SELECT ts, process, status, 0.0, exception FROM brief_data_trace)
+    GROUP BY ts, process;
+INSERT OR IGNORE INTO processes(name) SELECT DISTINCT process FROM brief_calls;
+INSERT INTO spans(id, span_id, trace_id, start_ns, duration_ms, process_id, status, outcome,
+                  exception)
+    SELECT c.rowid, random(), printf('%016x%016x', random(), random()),
+           CAST(round((julianday(c.ts) - 2440587.5) * 86400.0 * 1000000) AS INTEGER) * 1000,
+           coalesce(c.duration_ms, 0.0), p.id, c.status,
+           CASE c.status WHEN 'ERR' THEN 'error' ELSE 'ok' END, c.exception
+    FROM brief_calls c JOIN processes p ON p.name = c.process;
+INSERT INTO data_values(span, seq, data, data_type, data_value)
+    SELECT c.rowid, row_number() OVER (PARTITION BY c.rowid ORDER BY d.rowid),
+           d.data, d.data_type, d.data_value
+    FROM brief_data_trace d JOIN brief_calls c ON c.ts = d.ts AND c.process = d.process;
+DROP TABLE brief_calls;
+DROP TABLE brief_process_trace;
+DROP TABLE brief_data_trace;
+"""
+
+# version -> SQL that brings a store of that version to version + 1.
+MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA}
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Create the schema in an empty store, migrate an older one, refuse a newer one.
+
+    Runs in one IMMEDIATE transaction so concurrent openers serialise and a
+    failed migration leaves the file as it was.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = _stored_version(conn, path)
+        if version is None:
+            _run(conn, TABLES + VIEWS)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif version > SCHEMA_VERSION:
+            raise SchemaError(
+                f"{path}: store schema version {version} is newer than this otel-monitor "
+                f"understands ({SCHEMA_VERSION}); upgrade otel-monitor or use another db_path"
+            )
+        elif version < SCHEMA_VERSION:
+            for step in range(version, SCHEMA_VERSION):
+                _run(conn, MIGRATIONS[step])
+            _run(conn, VIEWS)
+            conn.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _stored_version(conn: sqlite3.Connection, path: str) -> int | None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" not in tables:
+        if tables == {"process_trace", "data_trace"}:
+            return 0  # the brief's MVP store
+        if tables:
+            raise SchemaError(
+                f"{path}: not an otel-monitor store (it has tables {sorted(tables)} "
+                "and no schema version); refusing to write to it"
+            )
+        return None
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None or not str(row[0]).isdigit():
+        raise SchemaError(f"{path}: store has no valid schema_version; refusing to write to it")
+    return int(row[0])
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    """Run a multi-statement script inside the caller's transaction.
+
+    ``executescript`` would COMMIT first, so statements are run one by one.
+    """
+    for statement in _split(script):
+        conn.execute(statement)
+
+
+def _split(script: str) -> list[str]:
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.strip().startswith("--") and not buf.strip():
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements

@@ -1,0 +1,38 @@
+"""otel-monitor: every call of a decorated function becomes an OpenTelemetry span,
+its inputs and output stored as rows of a local SQLite store.
+
+    from otel_monitor import monitor
+
+    @monitor("pricing", mask=("api_key",))
+    def price(spot, strike, vol, t, api_key): ...
+
+What this package imports stays light: no Dash, Plotly, FastAPI or uvicorn.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ._config import ConfigError, Settings
+from ._decorator import monitor
+from ._runtime import RUNTIME
+
+__all__ = ["ConfigError", "Settings", "configure", "force_flush", "monitor", "shutdown"]
+
+
+def configure(**settings: Any) -> Settings:
+    """Set up (or re-set up) recording. Arguments override the environment:
+    ``db_path`` (OTEL_MONITOR_DB), ``retention_hours``, ``purge_interval_s``, ``max_db_mb``,
+    ``alert_webhooks`` (OTEL_MONITOR_WEBHOOKS), ``otlp_endpoint``, ``otlp_protocol``,
+    ``max_value_length``, ``queue_size``, ``flush_interval_s``, ``mask_key``.
+    A bad value raises ``ConfigError`` and changes nothing."""
+    return RUNTIME.configure(settings)
+
+
+def force_flush(timeout_s: float = 30.0) -> bool:
+    """Return once everything recorded so far is in SQLite (False on timeout)."""
+    return RUNTIME.force_flush(timeout_s)
+
+
+def shutdown() -> None:
+    """Flush and stop the writer; also runs at interpreter exit."""
+    RUNTIME.shutdown()

@@ -1,0 +1,185 @@
+"""Turning argument values into bounded, safe text, and masking sensitive ones.
+
+Everything here runs on the caller's thread, inside the monitored call, so the
+common types take a short path and nothing raises: a failure becomes a
+placeholder that names the problem.
+"""
+from __future__ import annotations
+
+import hmac
+import re
+import reprlib
+import threading
+from typing import Any, Callable, Iterable
+
+DEFAULT_MAX_LENGTH = 1000
+TRUNCATION_MARKER = "…<{n} more chars>"
+BINARY_PREVIEW = 32  # bytes shown of a large binary value
+
+# Words that make an argument sensitive when they are a word of its name
+# (``db_password``, ``apiKey``, ``x-auth-token``), not a substring (``author``).
+SENSITIVE_WORDS = frozenset({
+    "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "auth",
+    "authorization", "credential", "credentials", "privatekey", "session", "sessionid",
+    "cookie", "csrf", "xsrf", "jwt", "ssn", "creditcard", "cardnumber", "cvv", "pin",
+})
+# Two-word names that are sensitive together (``api_key``, ``private_key``, ``credit_card``).
+SENSITIVE_PAIRS = frozenset({
+    ("api", "key"), ("private", "key"), ("secret", "key"), ("access", "key"),
+    ("credit", "card"), ("card", "number"), ("session", "id"), ("client", "secret"),
+})
+
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def is_sensitive(name: str) -> bool:
+    """Whether an argument name is masked by default."""
+    words = [w.lower() for w in _WORDS.findall(name)]
+    if not words:
+        return False
+    if "".join(words) in SENSITIVE_WORDS:
+        return True
+    for w in words:
+        if w in SENSITIVE_WORDS:
+            return True
+    return any(pair in SENSITIVE_PAIRS for pair in zip(words, words[1:]))
+
+
+class Masker:
+    """Replaces a value by a keyed hash (HMAC-SHA256 with the store's secret), so equal
+    values still compare equal and nobody without the secret can test guesses."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("mask key must be at least 16 bytes")
+        self._key = key
+
+    def __call__(self, value: Any) -> str:
+        try:
+            if isinstance(value, str):
+                data = value.encode("utf-8", "surrogatepass")
+            elif isinstance(value, (bytes, bytearray)):
+                data = bytes(value)
+            else:
+                data = repr(value).encode("utf-8", "surrogatepass")
+        except Exception as exc:  # a repr that raises: hash its type and the failure
+            data = f"<{type(value).__qualname__}: {type(exc).__name__}>".encode()
+        return "<HASHED:" + hmac.digest(self._key, data, "sha256")[:8].hex() + ">"
+
+
+class _BoundedRepr(reprlib.Repr):
+    """reprlib limits for containers: a huge or recursive value costs little to show."""
+
+    def __init__(self, max_length: int) -> None:
+        super().__init__()
+        self.maxlevel = 3
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 20
+        self.maxdict = 20
+        self.maxarray = 20
+        self.maxstring = max_length
+        self.maxlong = min(max_length, 400)
+        self.maxother = max_length
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        # reprlib would shorten to maxother with "..."; keep the whole text and let
+        # the caller apply the one visible truncation marker.
+        return repr(x)
+
+
+class ValueFormatter:
+    """``format(value) -> str``: bounded ``repr`` that never raises.
+
+    The built-in scalar types take a direct path (the hot path in numeric code);
+    containers go through reprlib's limits; anything else uses its own ``repr``.
+    """
+
+    def __init__(self, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+        if max_length < 16:
+            raise ValueError(f"max_value_length must be at least 16, got {max_length}")
+        self.max_length = max_length
+        self._reprlib = _BoundedRepr(max_length)
+        self._busy = threading.local()
+        direct = {float: float.__repr__, bool: bool.__repr__, type(None): repr,
+                  complex: complex.__repr__}
+        self._by_type: dict[type, Callable[[Any], str]] = {
+            **direct, int: self._int, str: self._str,
+            bytes: self._binary, bytearray: self._binary, memoryview: self._binary,
+        }
+        for container in (list, tuple, dict, set, frozenset):
+            self._by_type[container] = self._container
+
+    def __call__(self, value: Any) -> str:
+        fmt = self._by_type.get(type(value))
+        try:
+            if fmt is not None:
+                return fmt(value)
+            return self._other(value)
+        except Exception as exc:
+            return _failed(value, exc)
+
+    def _int(self, value: int) -> str:
+        if value.bit_length() > 1000:  # int -> str is quadratic, and capped at 4300 digits
+            return f"<int: {value.bit_length()} bits>"
+        return self._bound(int.__repr__(value))
+
+    def _str(self, value: str) -> str:
+        if len(value) > self.max_length:
+            return self._bound(repr(value[: self.max_length]), len(value) - self.max_length)
+        return self._bound(repr(value))
+
+    def _binary(self, value: Any) -> str:
+        size = value.nbytes if isinstance(value, memoryview) else len(value)
+        if size <= BINARY_PREVIEW:
+            return repr(bytes(value))
+        head = bytes(value[:BINARY_PREVIEW])
+        return f"<binary: {size} bytes, starts {head!r}>"
+
+    def _container(self, value: Any) -> str:
+        return self._guarded(self._reprlib.repr, value)
+
+    def _other(self, value: Any) -> str:
+        return self._guarded(repr, value)
+
+    def _guarded(self, to_text: Callable[[Any], str], value: Any) -> str:
+        # A __repr__ that itself calls a monitored function would recurse through
+        # this formatter without end; the nested capture gets a placeholder instead.
+        busy = self._busy
+        if getattr(busy, "active", False):
+            return f"<{type(value).__qualname__}: nested repr>"
+        busy.active = True
+        try:
+            text = to_text(value)
+        except RecursionError:
+            return f"<{type(value).__qualname__}: recursive value>"
+        finally:
+            busy.active = False
+        if not isinstance(text, str):
+            return f"<{type(value).__qualname__}: repr returned {type(text).__name__}>"
+        return self._bound(text)
+
+    def _bound(self, text: str, extra: int = 0) -> str:
+        over = len(text) - self.max_length
+        if over > 0:
+            return text[: self.max_length] + TRUNCATION_MARKER.format(n=over + extra)
+        if extra:
+            return text + TRUNCATION_MARKER.format(n=extra)
+        return text
+
+
+def _failed(value: Any, exc: BaseException) -> str:
+    try:
+        kind = type(value).__qualname__
+    except Exception:
+        kind = "object"
+    return f"<{kind}: repr failed: {type(exc).__name__}>"
+
+
+def scrub(text: str, secrets: Iterable[tuple[str, str]]) -> str:
+    """Replace each clear secret in ``text`` (an exception message or traceback)
+    with its hash marker."""
+    for clear, marker in secrets:
+        if clear:
+            text = text.replace(clear, marker)
+    return text

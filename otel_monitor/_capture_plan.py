@@ -1,0 +1,92 @@
+"""Binding a call's arguments to names, decided once per decorated function.
+
+``inspect.Signature.bind`` costs microseconds a call; the parameter names, which
+of them are masked and what their attribute keys are, never change, so they are
+computed at decoration and each call only zips names with formatted values.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Iterable
+
+from exporters.columns import ATTR_INPUT_PREFIX
+
+from ._capture import is_sensitive
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+class AttributeKeys(dict):
+    """``keys[name] -> 'monitor.input.<name>'``, built once per name."""
+
+    def __missing__(self, name: str) -> str:
+        key = self[name] = ATTR_INPUT_PREFIX + name
+        return key
+
+
+class CapturePlan:
+    """``capture(args, kwargs, fmt, mask) -> (names, texts)`` for one function."""
+
+    def __init__(self, signature: inspect.Signature, mask: Iterable[str]) -> None:
+        explicit = frozenset(mask)
+        params = list(signature.parameters.values())
+        self.positional = tuple(p.name for p in params if p.kind in _POSITIONAL)
+        self.varargs = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+        self._explicit = explicit
+        self._masked_names: dict[str, bool] = {}
+        self.mask_return = self.is_masked("return")
+        self.keys = AttributeKeys()
+        # names[:n] for each n, so a positional call slices nothing
+        self._prefixes = [self.positional[:n] for n in range(len(self.positional) + 1)]
+        positional_masked = any(self.is_masked(n) for n in self.positional)
+        varargs_masked = self.varargs is not None and self.is_masked(self.varargs)
+        self._any_positional_masked = positional_masked or varargs_masked
+
+    def is_masked(self, name: str) -> bool:
+        masked = self._masked_names.get(name)
+        if masked is None:
+            masked = self._masked_names[name] = name in self._explicit or is_sensitive(name)
+        return masked
+
+    def names_for(self, nargs: int, kwargs: dict) -> tuple[str, ...]:
+        npos = len(self.positional)
+        if nargs <= npos:
+            names = self._prefixes[nargs]
+        else:
+            extra = self.varargs or "args"
+            names = self.positional + tuple(f"{extra}[{i}]" for i in range(nargs - npos))
+        if kwargs:
+            names = names + tuple(kwargs)
+        return names
+
+    def capture(self, args: tuple, kwargs: dict, fmt: Callable[[Any], str],
+                mask: Callable[[Any], str]) -> tuple[tuple[str, ...], list[str]]:
+        names = self.names_for(len(args), kwargs)
+        if not self._any_positional_masked and not kwargs:
+            return names, list(map(fmt, args))
+        values = [*args, *kwargs.values()]
+        flags = self._masked_flags(names, len(args))
+        return names, [mask(v) if m else fmt(v) for v, m in zip(values, flags)]
+
+    def secrets(self, args: tuple, kwargs: dict,
+                mask: Callable[[Any], str]) -> list[tuple[str, str]]:
+        """(clear text, marker) of each masked argument, to scrub exception texts with."""
+        names = self.names_for(len(args), kwargs)
+        values = [*args, *kwargs.values()]
+        found = []
+        for value, masked in zip(values, self._masked_flags(names, len(args))):
+            if not masked:
+                continue
+            try:
+                clear = value if isinstance(value, str) else repr(value)
+            except Exception:
+                continue
+            if len(clear) >= 4:  # shorter strings would scrub ordinary words
+                found.append((clear, mask(value)))
+        return found
+
+    def _masked_flags(self, names: tuple[str, ...], nargs: int) -> list[bool]:
+        npos = len(self.positional)
+        varargs_masked = self.varargs is not None and self.is_masked(self.varargs)
+        return [varargs_masked if npos <= i < nargs else self.is_masked(name)
+                for i, name in enumerate(names)]

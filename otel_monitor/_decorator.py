@@ -1,0 +1,86 @@
+"""``@monitor``: validate once, decide once, return the right wrapper."""
+from __future__ import annotations
+
+import inspect
+import numbers
+from typing import Any, Callable, Iterable, TypeVar
+
+from exporters.records import CallSite
+from exporters.sqlite_exporter import SITES
+
+from ._capture_plan import CapturePlan
+from ._recorders import LocalRecorder, SpanRecorder
+from ._wrappers import async_generator_wrapper, async_wrapper, generator_wrapper, sync_wrapper
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
+            log_inputs: bool = True, log_outputs: bool = True,
+            otel_span: bool = False) -> Callable[[F], F]:
+    """Record every call of the decorated function as a span with its inputs and output.
+
+    ``process_group``: a logical group (``"pricing"``). ``sample``: the fraction of
+    calls recorded (a call that raises is always recorded). ``mask``: argument
+    names (and ``"return"``) stored only as a keyed hash, on top of the default
+    sensitive names. ``otel_span=True``: a span of the process-wide OpenTelemetry
+    tracer provider (exported wherever it exports); ``False``: recorded locally only.
+    """
+    if callable(process_group):
+        raise TypeError("@monitor needs a process group: write @monitor('pricing'), "
+                        "not a bare @monitor")
+    if not isinstance(process_group, str) or not process_group.strip():
+        raise TypeError(f"process_group must be a non-empty string, got {process_group!r}")
+    if isinstance(sample, bool) or not isinstance(sample, numbers.Real) or not 0 <= sample <= 1:
+        raise ValueError(f"sample must be a number in [0, 1], got {sample!r}")
+    if isinstance(mask, str):
+        mask = (mask,)
+    mask = tuple(mask)
+    for name in mask:
+        if not isinstance(name, str):
+            raise TypeError(f"mask must be argument names (strings), got {name!r}")
+    sample = float(sample)
+
+    def decorate(fn: F) -> F:
+        if isinstance(fn, (staticmethod, classmethod)):
+            return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
+        if isinstance(fn, type) or not callable(fn):
+            raise TypeError(f"@monitor decorates functions and methods, not {fn!r}")
+        site = _site(fn, process_group)
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = inspect.Signature([inspect.Parameter(
+                "args", inspect.Parameter.VAR_POSITIONAL)])
+        plan = CapturePlan(signature, mask)
+        recorder_cls = SpanRecorder if otel_span else LocalRecorder
+        recorder = recorder_cls(site, plan, log_inputs=log_inputs, log_outputs=log_outputs)
+        target = inspect.unwrap(fn)
+        if inspect.isasyncgenfunction(target):
+            make = async_generator_wrapper
+        elif inspect.isgeneratorfunction(target):
+            make = generator_wrapper
+        elif inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
+            make = async_wrapper
+        else:
+            make = sync_wrapper
+        wrapper = make(fn, recorder, sample)
+        wrapper.__otel_monitor__ = site  # type: ignore[attr-defined]
+        SITES[site.process] = site
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _site(fn: Callable, process_group: str) -> CallSite:
+    target = inspect.unwrap(fn)
+    module = getattr(target, "__module__", None) or "<unknown>"
+    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", repr(target))
+    code = getattr(target, "__code__", None)
+    return CallSite(
+        process=f"{module}.{qualname}",
+        process_group=process_group,
+        file=code.co_filename if code is not None else None,
+        line=code.co_firstlineno if code is not None else None,
+        function=target,
+    )

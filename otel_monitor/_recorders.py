@@ -1,0 +1,252 @@
+"""What happens at the start and end of a monitored call.
+
+Two recorders share one interface (``begin``, ``ok``, ``fail``, ``fail_unsampled``,
+and ``enter``/``leave`` around each resumption of a generator):
+
+* ``LocalRecorder`` (``otel_span=False``) appends a compact record to the queue;
+  nesting rides on a ContextVar, and a local root joins the current OTel trace.
+* ``SpanRecorder`` (``otel_span=True``) opens a real span on the process-wide
+  tracer provider, so it nests under other instrumentation's spans and reaches
+  every exporter on that provider.
+
+Each method swallows its own failures: monitoring never reaches the caller.
+"""
+from __future__ import annotations
+
+import asyncio
+import traceback
+import logging
+import time
+from contextvars import ContextVar
+from random import getrandbits
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
+
+from exporters import columns as C
+from exporters.records import CallSite
+
+from ._capture_plan import CapturePlan
+from ._runtime import QUEUE, RUNTIME
+
+_log = logging.getLogger("otel_monitor")
+
+# The innermost monitored call: (trace_id, span_id, is_local).
+CURRENT: ContextVar[tuple | None] = ContextVar("otel_monitor_current_call", default=None)
+
+_time_ns = time.time_ns
+_get_current_span = trace.get_current_span
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def outcome_of(exc: BaseException) -> str:
+    if isinstance(exc, Exception):
+        return C.OUTCOME_ERROR
+    if isinstance(exc, asyncio.CancelledError):
+        return C.OUTCOME_CANCELLED
+    if isinstance(exc, GeneratorExit):
+        return C.OUTCOME_CLOSED
+    return C.OUTCOME_INTERRUPTED  # KeyboardInterrupt, SystemExit
+
+
+def _warn(what: str) -> None:
+    _log.warning("otel-monitor: %s failed; the call itself is unaffected", what, exc_info=True)
+
+
+class LocalRecorder:
+    """``otel_span=False``: a record on the queue, no span object.
+
+    A call in flight is a list: [context token, (trace_id, span_id, is_local),
+    parent span id, inputs, start ns, span, OTel context token] (the last two for
+    ``SpanRecorder``).
+    """
+
+    def __init__(self, site: CallSite, plan: CapturePlan, *, log_inputs: bool,
+                 log_outputs: bool) -> None:
+        self.site = site
+        self.plan = plan
+        self.log_inputs = log_inputs
+        self.log_outputs = log_outputs
+
+    def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
+        try:
+            if not RUNTIME.ready:
+                RUNTIME.ensure_started()
+            parent = CURRENT.get()
+            if parent is None:
+                ctx = _get_current_span().get_span_context()
+                if ctx.is_valid:  # join the trace of, say, a FastAPI request span
+                    trace_id, parent_id = ctx.trace_id, ctx.span_id
+                else:
+                    trace_id, parent_id = getrandbits(128) or 1, 0
+            else:
+                trace_id, parent_id = parent[0], parent[1]
+            inputs = self._inputs(args, kwargs)
+            me = (trace_id, getrandbits(64) or 1, True)
+            return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
+                    None]
+        except Exception:
+            _warn("recording a call's start")
+            return None
+
+    def enter(self, call: list | None) -> None:
+        if call is not None:
+            call[0] = CURRENT.set(call[1])
+
+    def leave(self, call: list | None) -> None:
+        if call is not None and call[0] is not None:
+            try:
+                CURRENT.reset(call[0])
+            except ValueError:  # resumed in another context (rare, for generators)
+                pass
+            call[0] = None
+
+    def ok(self, call: list | None, result: Any) -> None:
+        end = _time_ns()
+        if call is None:
+            return
+        self.leave(call)
+        try:
+            self._put(call, end, C.OUTCOME_OK, None, self._output(result))
+        except Exception:
+            _warn("recording a call's result")
+
+    def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict) -> None:
+        end = _time_ns()
+        if call is None:
+            return
+        self.leave(call)
+        try:
+            outcome = outcome_of(exc)
+            error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
+            self._put(call, end, outcome, error, None)
+        except Exception:
+            _warn("recording a failed call")
+
+    def fail_unsampled(self, start: int, exc: BaseException, args: tuple, kwargs: dict) -> None:
+        """A call skipped by sampling raised: record it anyway (inputs as they are now)."""
+        call = self.begin(args, kwargs, enter=False)
+        if call is not None:
+            call[4] = start
+            self.fail(call, exc, args, kwargs)
+
+    def _put(self, call: list, end: int, outcome: str, error: tuple | None,
+             output: str | None) -> None:
+        if len(QUEUE) >= RUNTIME.max_queue:
+            RUNTIME.record_dropped()
+            return
+        me = call[1]
+        QUEUE.append((self.site, me[0], me[1], call[2], call[4], end, outcome, error, call[3],
+                      output))
+
+    def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:
+        if not self.log_inputs:
+            return None
+        rt = RUNTIME
+        return self.plan.capture(args, kwargs, rt.format, rt.mask)
+
+    def _output(self, result: Any) -> str | None:
+        if not self.log_outputs:
+            return None
+        rt = RUNTIME
+        return rt.mask(result) if self.plan.mask_return else rt.format(result)
+
+    def _error(self, exc: BaseException, args: tuple, kwargs: dict) -> tuple:
+        tb = exc.__traceback__
+        if tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next  # drop the wrapper's own frame
+        secrets = self.plan.secrets(args, kwargs, RUNTIME.mask) if self.log_inputs else []
+        return exc, tb, secrets
+
+
+class SpanRecorder(LocalRecorder):
+    """``otel_span=True``: also a span of the process-wide tracer provider, so the call
+    nests under other instrumentation's spans and reaches every exporter there.
+
+    The SQLite store gets the same call as a record (the provider's processor skips
+    spans of this tracer), which spares the writer thread reading span objects back.
+    """
+
+    def __init__(self, site: CallSite, plan: CapturePlan, **flags: Any) -> None:
+        super().__init__(site, plan, **flags)
+        self.static_attributes = {
+            C.ATTR_CODE_FUNCTION: site.process,
+            C.ATTR_PROCESS_GROUP: site.process_group,
+        }
+        if site.file:
+            self.static_attributes[C.ATTR_CODE_FILE] = site.file
+        if site.line:
+            self.static_attributes[C.ATTR_CODE_LINE] = site.line
+
+    def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
+        try:
+            rt = RUNTIME
+            if not rt.ready:
+                rt.ensure_started()
+            attributes = dict(self.static_attributes)
+            inputs = self._inputs(args, kwargs)
+            if inputs is not None:
+                attributes.update(zip(map(self.plan.keys.__getitem__, inputs[0]), inputs[1]))
+            parent = CURRENT.get()
+            parent_context = None
+            parent_id = 0
+            if parent is not None and parent[2]:
+                # The nearest monitored caller is local-only: it is the parent in SQLite;
+                # its trace id is kept when there is no OTel span to nest under.
+                parent_id = parent[1]
+                attributes[C.ATTR_LOCAL_PARENT] = "%016x" % parent_id
+                if not _get_current_span().get_span_context().is_valid:
+                    parent_context = trace.set_span_in_context(NonRecordingSpan(
+                        SpanContext(parent[0], parent_id, False, _SAMPLED)))
+            start = _time_ns()
+            span = rt.tracer.start_span(self.site.process, context=parent_context,
+                                        attributes=attributes, start_time=start)
+            ctx = span.get_span_context()
+            if not parent_id:
+                otel_parent = span.parent
+                parent_id = otel_parent.span_id if otel_parent is not None else 0
+            call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None]
+            if enter:
+                self.enter(call)
+            return call
+        except Exception:
+            _warn("starting a span")
+            return None
+
+    def enter(self, call: list | None) -> None:
+        if call is not None:
+            call[6] = otel_context.attach(trace.set_span_in_context(call[5]))
+            call[0] = CURRENT.set(call[1])
+
+    def leave(self, call: list | None) -> None:
+        if call is None or call[6] is None:
+            return
+        super().leave(call)
+        otel_context.detach(call[6])
+        call[6] = None
+
+    def _put(self, call: list, end: int, outcome: str, error: tuple | None,
+             output: str | None) -> None:
+        super()._put(call, end, outcome, error, output)
+        span = call[5]
+        if output is not None:
+            span.set_attribute(C.ATTR_OUTPUT_RETURN, output)
+        if error is not None:
+            exc, tb, secrets = error
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
+            message = str(exc)
+            for clear, marker in secrets:
+                text = text.replace(clear, marker)
+                message = message.replace(clear, marker)
+            span.add_event("exception", {
+                "exception.type": type(exc).__qualname__,
+                "exception.message": message,
+                "exception.stacktrace": text,
+                "exception.escaped": True,
+            }, timestamp=end)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+        elif outcome != C.OUTCOME_OK:
+            span.set_attribute(C.ATTR_OUTCOME, outcome)
+        span.end(end_time=end)

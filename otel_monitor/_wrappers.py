@@ -1,0 +1,158 @@
+"""The wrappers ``@monitor`` returns, one shape per kind of callable.
+
+Which wrapper, and whether it samples, is decided at decoration; the per-call
+path is begin -> call -> ok/fail. A call skipped by sampling still records if it
+raises. Generators and async generators are driven step by step so the call's
+context is current only while their own code runs, never between yields.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from random import random
+from typing import Any, Callable
+
+_time_ns = time.time_ns
+
+
+def sync_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
+    begin, ok, fail, fail_unsampled = rec.begin, rec.ok, rec.fail, rec.fail_unsampled
+
+    if sample >= 1.0:
+        def wrapper(*args, **kwargs):
+            call = begin(args, kwargs)
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                fail(call, exc, args, kwargs)
+                raise
+            ok(call, result)
+            return result
+    elif sample <= 0.0:
+        def wrapper(*args, **kwargs):
+            start = _time_ns()
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:
+                fail_unsampled(start, exc, args, kwargs)
+                raise
+    else:
+        def wrapper(*args, **kwargs):
+            if random() < sample:
+                call = begin(args, kwargs)
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as exc:
+                    fail(call, exc, args, kwargs)
+                    raise
+                ok(call, result)
+                return result
+            start = _time_ns()
+            try:
+                return fn(*args, **kwargs)
+            except BaseException as exc:
+                fail_unsampled(start, exc, args, kwargs)
+                raise
+    return functools.wraps(fn)(wrapper)
+
+
+def async_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
+    begin, ok, fail, fail_unsampled = rec.begin, rec.ok, rec.fail, rec.fail_unsampled
+
+    async def wrapper(*args, **kwargs):
+        if sample >= 1.0 or (sample > 0.0 and random() < sample):
+            call = begin(args, kwargs)
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                fail(call, exc, args, kwargs)
+                raise
+            ok(call, result)
+            return result
+        start = _time_ns()
+        try:
+            return await fn(*args, **kwargs)
+        except BaseException as exc:
+            fail_unsampled(start, exc, args, kwargs)
+            raise
+    return functools.wraps(fn)(wrapper)
+
+
+def generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
+    def wrapper(*args, **kwargs):
+        sampled = sample >= 1.0 or (sample > 0.0 and random() < sample)
+        start = _time_ns()
+        call = rec.begin(args, kwargs, enter=False) if sampled else None
+        try:
+            gen = fn(*args, **kwargs)  # runs none of the body yet
+            step, value = gen.send, None
+            while True:
+                rec.enter(call)
+                try:
+                    item = step(value)
+                except StopIteration as stop:
+                    rec.leave(call)
+                    if sampled:
+                        rec.ok(call, stop.value)
+                    return stop.value
+                finally:
+                    rec.leave(call)
+                try:
+                    value = yield item
+                    step = gen.send
+                except GeneratorExit:
+                    rec.enter(call)
+                    try:
+                        gen.close()
+                    finally:
+                        rec.leave(call)
+                    raise
+                except BaseException as exc:
+                    step, value = gen.throw, exc
+        except BaseException as exc:
+            if sampled:
+                rec.fail(call, exc, args, kwargs)
+            else:
+                rec.fail_unsampled(start, exc, args, kwargs)
+            raise
+    return functools.wraps(fn)(wrapper)
+
+
+def async_generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
+    async def wrapper(*args, **kwargs):
+        sampled = sample >= 1.0 or (sample > 0.0 and random() < sample)
+        start = _time_ns()
+        call = rec.begin(args, kwargs, enter=False) if sampled else None
+        try:
+            agen = fn(*args, **kwargs)  # runs none of the body yet
+            step, value = agen.asend, None
+            while True:
+                rec.enter(call)
+                try:
+                    item = await step(value)
+                except StopAsyncIteration:
+                    rec.leave(call)
+                    if sampled:
+                        rec.ok(call, None)
+                    return
+                finally:
+                    rec.leave(call)
+                try:
+                    value = yield item
+                    step = agen.asend
+                except GeneratorExit:
+                    rec.enter(call)
+                    try:
+                        await agen.aclose()
+                    finally:
+                        rec.leave(call)
+                    raise
+                except BaseException as exc:
+                    step, value = agen.athrow, exc
+        except BaseException as exc:
+            if sampled:
+                rec.fail(call, exc, args, kwargs)
+            else:
+                rec.fail_unsampled(start, exc, args, kwargs)
+            raise
+    return functools.wraps(fn)(wrapper)
