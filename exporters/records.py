@@ -4,18 +4,24 @@ A record carries what an OTel span would (ids, times, status, attributes) in a
 plain tuple, so the caller pays for a tuple, not for a span object. The SQLite
 exporter flattens records and ReadableSpans into the same rows.
 
-    (site, trace_id, span_id, parent_span_id, start_ns, end_ns, outcome, error, inputs, output)
+    (process, trace_id, span_id, parent_span_id, start_ns, end_ns, outcome, error,
+     inputs, output)
 
-``inputs`` is a sequence of ``(name, value_text)`` pairs or None; ``output`` the
-text of the return value, or None when no OUTPUT row is due; ``error`` the
-exception (its traceback is formatted off the hot path) or None.
+``process`` names a ``CallSite`` registered in ``SITES``; ``inputs`` is a pair of
+tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
+or None when no OUTPUT row is due; ``error`` is ``(exception, traceback,
+secrets)`` (the traceback is formatted off the hot path) or None.
+
+Every field but ``error`` is a str, an int or a tuple of str, so the garbage
+collector stops tracking a record after its first pass: a long queue of records
+costs the application's collections nothing.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-SITE, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT = range(10)
+PROCESS, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT = range(10)
 
 Record = tuple  # the layout above; a tuple because it is built once per call
 
@@ -42,3 +48,13 @@ class CallSite:
             return inspect.getsource(inspect.unwrap(target))
         except (OSError, TypeError):
             return None
+
+
+# Sites by process name, filled at decoration time: the exporter reads a record's
+# group and the catalog's source code from here.
+SITES: dict[str, CallSite] = {}
+
+
+def register(site: CallSite) -> CallSite:
+    SITES[site.process] = site
+    return site

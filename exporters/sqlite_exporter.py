@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from . import columns as C
-from .records import CallSite
+from .records import SITES
 from .retention import RetentionWorker
 from .store import DATA_COLUMNS, SPAN_COLUMNS, ProcessEntry, SpanStore
 
@@ -31,10 +31,6 @@ _log = logging.getLogger("otel_monitor")
 _SIGN = 1 << 64
 _MAX_SIGNED = (1 << 63) - 1
 _INPUT_PREFIX_LEN = len(C.ATTR_INPUT_PREFIX)
-
-# Sites by process name, filled at decoration time, so a span that arrives through
-# the OTel SDK (which carries only a name) still gets its source into the catalog.
-SITES: dict[str, CallSite] = {}
 
 # Connections inherited over fork belong to the parent: never used, never closed
 # (closing could touch the parent's WAL state), just kept from the garbage collector.
@@ -156,7 +152,9 @@ class SQLiteSpanExporter(SpanExporter):
         """
         calls: list = []
         data: list = []
-        process_ids = store.process_ids(self._process_entries(items))
+        entries = self._process_entries(items)
+        process_ids = store.process_ids(entries)
+        groups = {e.name: e.process_group for e in entries}
         pid = os.getpid()
         service = self.service_name
         trace_hex: dict[int, str] = {}
@@ -164,8 +162,8 @@ class SQLiteSpanExporter(SpanExporter):
         input_, output_, return_ = C.INPUT, C.OUTPUT, C.RETURN
         for i, item in enumerate(items):
             if type(item) is tuple:
-                site, tid, sid, psid, start, end, outcome, error, inputs, output = item
-                name, group, svc = site.process, site.process_group, service
+                name, tid, sid, psid, start, end, outcome, error, inputs, output = item
+                group, svc = groups[name], service
                 err_type = err_text = None
                 if error is not None:
                     err_type, err_text = _format_error(error)
@@ -192,9 +190,10 @@ class SQLiteSpanExporter(SpanExporter):
         seen: dict[str, ProcessEntry] = {}
         for item in items:
             if type(item) is tuple:
-                site = item[0]
-                if site.process not in seen:
-                    seen[site.process] = ProcessEntry(site.process, site.process_group)
+                name = item[0]
+                if name not in seen:
+                    site = SITES.get(name)
+                    seen[name] = ProcessEntry(name, site.process_group if site else None)
             elif item.name not in seen:
                 group = (item.attributes or {}).get(C.ATTR_PROCESS_GROUP)
                 seen[item.name] = ProcessEntry(item.name, group)

@@ -9,6 +9,7 @@ interval, 5 ms, for each row). A statement of 2,000 rows releases it once.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -28,6 +29,7 @@ SPAN_COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns", "dura
 DATA_COLUMNS = ("span", "seq", "data", "data_type", "data_value")
 
 
+@functools.lru_cache(maxsize=64)
 def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     """``INSERT … SELECT`` from a multi-row VALUES list; the first parameter is the
     batch's base row id, added to the batch-relative index in the first column."""

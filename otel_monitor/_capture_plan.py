@@ -60,13 +60,15 @@ class CapturePlan:
         return names
 
     def capture(self, args: tuple, kwargs: dict, fmt: Callable[[Any], str],
-                mask: Callable[[Any], str]) -> tuple[tuple[str, ...], list[str]]:
+                mask: Callable[[Any], str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(names, texts): tuples of str, so the record they end up in is not tracked
+        by the garbage collector."""
         names = self.names_for(len(args), kwargs)
         if not self._any_positional_masked and not kwargs:
-            return names, list(map(fmt, args))
+            return names, tuple(map(fmt, args))
         values = [*args, *kwargs.values()]
         flags = self._masked_flags(names, len(args))
-        return names, [mask(v) if m else fmt(v) for v, m in zip(values, flags)]
+        return names, tuple([mask(v) if m else fmt(v) for v, m in zip(values, flags)])
 
     def secrets(self, args: tuple, kwargs: dict,
                 mask: Callable[[Any], str]) -> list[tuple[str, str]]:

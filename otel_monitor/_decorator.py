@@ -5,8 +5,7 @@ import inspect
 import numbers
 from typing import Any, Callable, Iterable, TypeVar
 
-from exporters.records import CallSite
-from exporters.sqlite_exporter import SITES
+from exporters.records import CallSite, register
 
 from ._capture_plan import CapturePlan
 from ._recorders import LocalRecorder, SpanRecorder
@@ -66,7 +65,7 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
             make = sync_wrapper
         wrapper = make(fn, recorder, sample)
         wrapper.__otel_monitor__ = site  # type: ignore[attr-defined]
-        SITES[site.process] = site
+        register(site)
         return wrapper  # type: ignore[return-value]
 
     return decorate

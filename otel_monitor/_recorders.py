@@ -66,6 +66,7 @@ class LocalRecorder:
     def __init__(self, site: CallSite, plan: CapturePlan, *, log_inputs: bool,
                  log_outputs: bool) -> None:
         self.site = site
+        self.process = site.process
         self.plan = plan
         self.log_inputs = log_inputs
         self.log_outputs = log_outputs
@@ -138,7 +139,7 @@ class LocalRecorder:
             RUNTIME.record_dropped()
             return
         me = call[1]
-        QUEUE.append((self.site, me[0], me[1], call[2], call[4], end, outcome, error, call[3],
+        QUEUE.append((self.process, me[0], me[1], call[2], call[4], end, outcome, error, call[3],
                       output))
 
     def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:

@@ -1,0 +1,199 @@
+"""Writer throughput, call-to-row lag and drops, measured in one run.
+
+    python benchmarks/bench_export.py [--calls 100000] [--rate 10000] [--seconds 5]
+
+1. Throughput: calls/s that SQLiteSpanExporter writes (1 call row + 5 data rows
+   each, with the store's indexes), against plain ``executemany`` of the very
+   same rows into the same schema, in batches of the same size.
+2. Steady caller at --rate calls/s through the whole pipeline (decorator ->
+   queue -> writer thread -> SQLite): p50/p99 lag from a call's return to its row
+   being visible to another connection, and calls lost.
+3. Tight loop for --seconds: calls made, written, dropped, and resident memory,
+   which must stay bounded by the queue size.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import otel_monitor  # noqa: E402
+from exporters import SQLiteSpanExporter  # noqa: E402
+from exporters.processor import MAX_BATCH  # noqa: E402
+from exporters.records import CallSite, register  # noqa: E402
+from exporters.store import DATA_COLUMNS, SPAN_COLUMNS, SpanStore  # noqa: E402
+from otel_monitor import monitor  # noqa: E402
+from otel_monitor._runtime import RUNTIME  # noqa: E402
+
+
+def make_records(n: int) -> list[tuple]:
+    site = register(CallSite("bench.price", "pricing", __file__, 1))
+    names = ("spot", "strike", "vol", "t")
+    now = time.time_ns()
+    out = []
+    for i in range(n):
+        values = (repr(100.0 + i % 50), "95.0", repr(0.2 + (i % 7) / 100), "0.5")
+        start = now + i * 1000
+        out.append((site.process, random.getrandbits(128), random.getrandbits(64),
+                    random.getrandbits(64), start, start + 5000, "ok", None, (names, values),
+                    repr(i * 0.5)))
+    return out
+
+
+def throughput_exporter(path: str, records: list[tuple]) -> float:
+    exporter = SQLiteSpanExporter(path)
+    t0 = time.perf_counter()
+    for i in range(0, len(records), MAX_BATCH):
+        exporter.export(records[i:i + MAX_BATCH])
+    elapsed = time.perf_counter() - t0
+    exporter.shutdown()
+    return len(records) / elapsed
+
+
+def throughput_executemany(path: str, records: list[tuple]) -> float:
+    """The same rows (already flattened: no Python work counted) with executemany."""
+    store = SpanStore(path)
+    process_id = store.process_ids([__import__("exporters.store").store.ProcessEntry(
+        "bench.price", "pricing")])["bench.price"]
+    conn = store._conn
+    span_rows, data_rows = [], []
+    pid = os.getpid()
+    for i, (name, tid, sid, psid, start, end, outcome, _, (names, values), output) in \
+            enumerate(records, 1):
+        span_rows.append((i, sid - (1 << 64) if sid >= 1 << 63 else sid, "%032x" % tid,
+                          psid - (1 << 64) if psid >= 1 << 63 else psid, start,
+                          (end - start) / 1e6, process_id, "pricing", None, "OK", outcome, None,
+                          None, pid))
+        for seq, (n, v) in enumerate(zip(names, values)):
+            data_rows.append((i, seq, n, "INPUT", v))
+        data_rows.append((i, 4, "return", "OUTPUT", output))
+    span_sql = f"INSERT INTO spans({', '.join(SPAN_COLUMNS)}) VALUES ({','.join('?' * 14)})"
+    data_sql = f"INSERT INTO data_values({', '.join(DATA_COLUMNS)}) VALUES (?,?,?,?,?)"
+    t0 = time.perf_counter()
+    for i in range(0, len(span_rows), MAX_BATCH):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(span_sql, span_rows[i:i + MAX_BATCH])
+        conn.executemany(data_sql, data_rows[i * 5:(i + MAX_BATCH) * 5])
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    store.close()
+    return len(records) / elapsed
+
+
+@monitor("pricing")
+def price(spot: float, strike: float, vol: float, t: float) -> float:
+    return spot * 0.5 + strike * 0.25 + vol * t
+
+
+def steady_lag(path: str, rate: int, seconds: float) -> dict:
+    otel_monitor.configure(db_path=path, flush_interval_s=0.2)
+    returned_at: list[int] = []
+    seen: list[tuple[int, int]] = []  # (max span id visible, time seen)
+    stop = threading.Event()
+
+    def watch() -> None:
+        reader = sqlite3.connect(path)
+        while not stop.is_set():
+            row = reader.execute("SELECT coalesce(max(id), 0) FROM spans").fetchone()
+            seen.append((row[0], time.time_ns()))
+            time.sleep(0.005)
+        reader.close()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    per_tick = max(1, rate // 1000)
+    t0 = time.perf_counter()
+    n = int(rate * seconds)
+    done = 0
+    while done < n:
+        for _ in range(per_tick):
+            price(100.0, 95.0, 0.2, 0.5)
+            returned_at.append(time.time_ns())
+        done += per_tick
+        wait = t0 + done / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+    achieved = done / (time.perf_counter() - t0)
+    otel_monitor.force_flush()
+    time.sleep(0.05)
+    stop.set()
+    watcher.join()
+    lags, j = [], 0
+    for k, t_ret in enumerate(returned_at, 1):  # call k is visible once max(id) >= k
+        while j < len(seen) and seen[j][0] < k:
+            j += 1
+        if j < len(seen):
+            lags.append((seen[j][1] - t_ret) / 1e6)
+    written = sqlite3.connect(path).execute("SELECT count(*) FROM spans").fetchone()[0]
+    dropped = RUNTIME.processor.dropped
+    otel_monitor.shutdown()
+    lags.sort()
+    return {"rate": achieved, "calls": done, "written": written, "dropped": dropped,
+            "p50": statistics.median(lags), "p99": lags[int(len(lags) * 0.99) - 1]}
+
+
+def tight_loop(path: str, seconds: float, queue_size: int) -> dict:
+    otel_monitor.configure(db_path=path, queue_size=queue_size)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    calls, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(1000):
+            price(100.0, 95.0, 0.2, 0.5)
+        calls += 1000
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = RUNTIME.processor.queue_peak
+    otel_monitor.force_flush()
+    written = sqlite3.connect(path).execute("SELECT count(*) FROM spans").fetchone()[0]
+    dropped = RUNTIME.processor.dropped
+    otel_monitor.shutdown()
+    return {"calls": calls, "written": written, "dropped": dropped, "queue_peak": peak,
+            "rss_growth_mb": (rss1 - rss0) / 1024}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=100_000)
+    ap.add_argument("--rate", type=int, default=10_000)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--queue-size", type=int, default=100_000)
+    opts = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
+    records = make_records(opts.calls)
+
+    ours, plain = [], []
+    for r in range(3):  # alternate, so noise hits both alike
+        ours.append(throughput_exporter(os.path.join(tmp, f"ours{r}.db"), records))
+        plain.append(throughput_executemany(os.path.join(tmp, f"plain{r}.db"), records))
+    o, p = statistics.median(ours), statistics.median(plain)
+    print(f"1. writer throughput, {opts.calls} calls x (1 call row + 5 data rows), median of 3")
+    print(f"   SQLiteSpanExporter (flattening included) {o:10,.0f} calls/s  (target >= 50,000)"
+          f"  {'PASS' if o >= 50_000 else 'FAIL'}")
+    print(f"   plain executemany of the same rows       {p:10,.0f} calls/s")
+    print(f"   ratio                                     {o / p:10.2f}       (target >= 0.60)"
+          f"  {'PASS' if o / p >= 0.6 else 'FAIL'}")
+
+    s = steady_lag(os.path.join(tmp, "steady.db"), opts.rate, opts.seconds)
+    print(f"2. steady caller at {s['rate']:,.0f} calls/s for {opts.seconds:.0f} s: "
+          f"{s['calls']} calls, {s['written']} written, {s['dropped']} dropped")
+    print(f"   call-to-row lag p50 {s['p50']:.0f} ms, p99 {s['p99']:.0f} ms (target p99 <= 1000 ms,"
+          f" nothing lost)  {'PASS' if s['p99'] <= 1000 and s['written'] == s['calls'] else 'FAIL'}")
+
+    t = tight_loop(os.path.join(tmp, "tight.db"), opts.seconds, opts.queue_size)
+    print(f"3. tight loop for {opts.seconds:.0f} s: {t['calls']:,} calls, {t['written']:,} written, "
+          f"{t['dropped']:,} dropped (counted), queue peak {t['queue_peak']:,} "
+          f"(bound {opts.queue_size:,}), max RSS growth {t['rss_growth_mb']:.0f} MiB")
+    accounted = t["written"] + t["dropped"] == t["calls"]
+    print(f"   every call written or counted as dropped: {'PASS' if accounted else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
