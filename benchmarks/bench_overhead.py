@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -22,6 +24,7 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+logging.getLogger("opentelemetry").setLevel(logging.ERROR)  # the raw reference's drop notices
 
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import (  # noqa: E402
@@ -29,7 +32,11 @@ from opentelemetry.sdk.trace.export import (  # noqa: E402
 
 import _reference  # noqa: E402
 import otel_monitor  # noqa: E402
+from exporters import SQLiteSpanExporter  # noqa: E402
 from otel_monitor import monitor  # noqa: E402
+
+
+QUEUE_SIZE = 1_000_000  # large enough that the timed rounds never drop
 
 
 class _NullExporter(SpanExporter):
@@ -41,13 +48,16 @@ def price(spot: float, strike: float, vol: float, t: float) -> float:
     return spot * 0.5 + strike * 0.25 + vol * t
 
 
-def build_variants() -> dict:
-    raw_provider = TracerProvider()
-    raw_provider.add_span_processor(BatchSpanProcessor(_NullExporter()))
-    raw_tracer = raw_provider.get_tracer("bench")
+def raw_span_function(exporter: SpanExporter):
+    """price() in a raw SDK span: start_as_current_span + 5 attributes, behind a
+    default BatchSpanProcessor feeding ``exporter``."""
+    provider = TracerProvider()
+    processor = BatchSpanProcessor(exporter)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("bench")
 
     def raw_sdk_span(spot, strike, vol, t):
-        with raw_tracer.start_as_current_span("price") as span:
+        with tracer.start_as_current_span("price") as span:
             span.set_attribute("spot", spot)
             span.set_attribute("strike", strike)
             span.set_attribute("vol", vol)
@@ -56,6 +66,11 @@ def build_variants() -> dict:
             span.set_attribute("return", result)
             return result
 
+    return raw_sdk_span, processor
+
+
+def build_variants() -> dict:
+    raw_sdk_span, _ = raw_span_function(_NullExporter())
     return {
         "bare": price,
         "reference_7_2": _reference.monitor("pricing")(price),
@@ -74,17 +89,31 @@ def time_round(fn, calls: int) -> float:
     return (time.perf_counter() - t0) / calls * 1e6
 
 
-def sustained(fn, seconds: float) -> float:
-    """µs per call over a continuous run, the writer thread working alongside."""
+def sustained(fn, seconds: float, flush, count_rows) -> dict:
+    """A tight loop for ``seconds`` with the writer working alongside: µs per call
+    while looping, then how long the writer took to finish, and what got written."""
     args = (100.0, 95.0, 0.2, 0.5)
+    before = count_rows()
     calls, t0 = 0, time.perf_counter()
     deadline = t0 + seconds
     while time.perf_counter() < deadline:
         for _ in range(1000):
             fn(*args)
         calls += 1000
-    otel_monitor.force_flush()  # the writer's share of the work counts too
-    return (time.perf_counter() - t0) / calls * 1e6
+    looped = time.perf_counter() - t0
+    flush()
+    return {"per_call": looped / calls * 1e6, "flush_s": time.perf_counter() - t0 - looped,
+            "calls": calls, "written": count_rows() - before}
+
+
+def _count(path: str):
+    def count() -> int:
+        try:
+            with sqlite3.connect(path) as conn:
+                return conn.execute("SELECT count(*) FROM spans").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+    return count
 
 
 def main() -> None:
@@ -94,7 +123,7 @@ def main() -> None:
     ap.add_argument("--sustained-seconds", type=float, default=2.0)
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
-    otel_monitor.configure(db_path=os.path.join(tmp, "bench.db"), queue_size=1_000_000)
+    otel_monitor.configure(db_path=os.path.join(tmp, "bench.db"), queue_size=QUEUE_SIZE)
     variants = build_variants()
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for name, fn in variants.items():  # warm up
@@ -121,14 +150,27 @@ def main() -> None:
     print(f"sample=0 overhead                                     = {over['monitor_sample0']:.3f} µs"
           f" (target <= 0.3)  {'PASS' if over['monitor_sample0'] <= 0.3 else 'FAIL'}")
     print()
-    print(f"sustained {opts.sustained_seconds:.0f} s runs, writer included (µs per call):")
-    steady = {}
-    for name in ("raw_sdk_span", "monitor_otel", "monitor_local"):
-        steady[name] = sustained(variants[name], opts.sustained_seconds)
-        print(f"  {name:<18} {steady[name]:8.3f}")
-    print(f"  otel_span=True / raw SDK span, sustained = "
-          f"{steady['monitor_otel'] / steady['raw_sdk_span']:.3f}")
-    print(f"dropped by otel-monitor during the run: {otel_monitor._runtime.RUNTIME.processor.dropped}")
+    print(f"tight loops of {opts.sustained_seconds:.0f} s, writers working alongside, every span "
+          "going to SQLite:")
+    raw_db = os.path.join(tmp, "raw.db")
+    raw_fn, raw_processor = raw_span_function(SQLiteSpanExporter(raw_db))
+    ours_count = _count(os.path.join(tmp, "bench.db"))
+    runs = {
+        "raw SDK span + BatchSpanProcessor(SQLiteSpanExporter)": sustained(
+            raw_fn, opts.sustained_seconds, raw_processor.force_flush, _count(raw_db)),
+        "monitor otel_span=True": sustained(
+            variants["monitor_otel"], opts.sustained_seconds, otel_monitor.force_flush,
+            ours_count),
+        "monitor otel_span=False": sustained(
+            variants["monitor_local"], opts.sustained_seconds, otel_monitor.force_flush,
+            ours_count),
+    }
+    for name, r in runs.items():
+        print(f"  {name:<54} {r['per_call']:7.2f} µs/call while looping, "
+              f"{r['written']:>8,} of {r['calls']:>8,} calls written "
+              f"({r['written'] / r['calls']:.0%}), writer done {r['flush_s']:.1f} s after the loop")
+    print(f"dropped by otel-monitor (queue bound {QUEUE_SIZE:,}): "
+          f"{otel_monitor._runtime.RUNTIME.processor.dropped:,}")
     otel_monitor.shutdown()
 
 

@@ -25,7 +25,7 @@ from ._config import Settings, load_settings
 
 _log = logging.getLogger("otel_monitor")
 
-TRACER_NAME = "otel_monitor"
+TRACER_NAME = "otel_monitor"  # reserved: spans of this tracer are the decorator's own
 
 # Appended to by every monitored call (see exporters.records for the layout).
 QUEUE: deque = deque()
@@ -41,7 +41,6 @@ class Runtime:
         self.exporter: SQLiteSpanExporter | None = None
         self.provider: Any = None
         self.tracer: Any = trace.get_tracer(TRACER_NAME)  # a proxy until configured
-        self.scope: Any = None
         self.max_queue = 100_000
         self.format = ValueFormatter()
         self.mask: Masker | None = None
@@ -78,7 +77,6 @@ class Runtime:
                 self.provider.add_span_processor(_Switch(self))
                 self._add_otlp(settings)
             self.tracer = self.provider.get_tracer(TRACER_NAME)
-            self.scope = getattr(self.tracer, "instrumentation_scope", None)
             if not self._atexit_registered:
                 atexit.register(self.shutdown)
                 self._atexit_registered = True
@@ -139,7 +137,10 @@ class _Switch:
     def on_end(self, span: Any) -> None:
         # The decorator's own spans reach SQLite as records already (see SpanRecorder).
         processor = self._runtime.processor
-        if processor is not None and span.instrumentation_scope is not self._runtime.scope:
+        if processor is None:
+            return
+        scope = span.instrumentation_scope
+        if scope is None or scope.name != TRACER_NAME:
             processor.on_end(span)
 
     def _on_ending(self, span: Any) -> None:
