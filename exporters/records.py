@@ -12,7 +12,9 @@ tuples ``(names, value_texts)`` or None; ``output`` the text of the return value
 or None when no OUTPUT row is due; ``error`` is ``(exception, traceback,
 secrets)`` (the traceback is formatted off the hot path) or None.
 
-Every field but ``error`` is a str, an int or a tuple of str, so the garbage
+A value in ``inputs`` or ``output`` is either its text or an immutable scalar
+(int, float, bool, None, complex) that the exporter renders with ``scalar_text``.
+Every field but ``error`` is a str, a scalar or a tuple of them, so the garbage
 collector stops tracking a record after its first pass: a long queue of records
 costs the application's collections nothing.
 """
@@ -58,3 +60,16 @@ SITES: dict[str, CallSite] = {}
 def register(site: CallSite) -> CallSite:
     SITES[site.process] = site
     return site
+
+
+MAX_INT_BITS = 1000  # int -> str is quadratic in CPython, and refused past 4300 digits
+
+
+def scalar_text(value: object) -> str:
+    """The text of a scalar kept raw in a record (its ``repr``, bounded for huge ints)."""
+    if type(value) is int and value.bit_length() > MAX_INT_BITS:
+        return f"<int: {value.bit_length()} bits>"
+    try:
+        return repr(value)
+    except Exception as exc:  # a subclass with a broken __repr__ never gets here; be safe
+        return f"<{type(value).__qualname__}: repr failed: {type(exc).__name__}>"

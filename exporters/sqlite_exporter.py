@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from . import columns as C
-from .records import SITES
+from .records import SITES, scalar_text
 from .retention import RetentionWorker
 from .store import DATA_COLUMNS, SPAN_COLUMNS, ProcessEntry, SpanStore
 
@@ -181,8 +181,12 @@ class SQLiteSpanExporter(SpanExporter):
                       err if outcome == error_outcome else ok, outcome, err_type, err_text, pid)
             seq = 0
             for seq, (data_name, value) in enumerate(pairs, 1):
+                if type(value) is not str:
+                    value = scalar_text(value)
                 data += (i, seq - 1, data_name, input_, value)
             if output is not None:
+                if type(output) is not str:
+                    output = scalar_text(output)
                 data += (i, seq, return_, output_, output)
         return calls, data, self._new_catalog_entries(process_ids)
 

@@ -308,6 +308,19 @@ class SpanStore:
         params.append(limit)
         return self.query(sql, params)
 
+    def process_names(self) -> list[str]:
+        """Every process (monitored function or span name) in the catalog, sorted."""
+        return [row[0] for row in self._conn.execute("SELECT name FROM processes ORDER BY name")]
+
+    def call_counts(self, since_ns: int = 0) -> tuple[int, int]:
+        """(calls, ERR calls) that started at or after ``since_ns``; each count reads
+        one index only."""
+        c = self._conn
+        calls = c.execute("SELECT count(*) FROM spans WHERE start_ns >= ?", (since_ns,))
+        errors = c.execute("SELECT count(*) FROM spans WHERE status = 'ERR' AND start_ns >= ?",
+                           (since_ns,))
+        return calls.fetchone()[0], errors.fetchone()[0]
+
     # -- helpers --------------------------------------------------------------
 
     def _execute_tx(self, sql: str, rows: list[tuple]) -> None:

@@ -12,6 +12,8 @@ import reprlib
 import threading
 from typing import Any, Callable, Iterable
 
+from exporters.records import scalar_text
+
 DEFAULT_MAX_LENGTH = 1000
 TRUNCATION_MARKER = "…<{n} more chars>"
 BINARY_PREVIEW = 32  # bytes shown of a large binary value
@@ -89,10 +91,14 @@ class _BoundedRepr(reprlib.Repr):
 
 
 class ValueFormatter:
-    """``format(value) -> str``: bounded ``repr`` that never raises.
+    """``formatter.format(value)``: what a record keeps of a value, never raising.
 
-    The built-in scalar types take a direct path (the hot path in numeric code);
-    containers go through reprlib's limits; anything else uses its own ``repr``.
+    Immutable scalars (int, float, bool, None, complex) are kept as they are: they
+    cannot change after the call, so the exporter renders them off the hot path
+    (``exporters.records.scalar_text``); ``repr`` of a float alone costs more than
+    the rest of a call's recording. Everything else becomes its bounded ``repr``
+    now, as it is at call time: strings directly, containers through reprlib's
+    limits, other objects through their own ``repr``.
     """
 
     def __init__(self, max_length: int = DEFAULT_MAX_LENGTH) -> None:
@@ -101,28 +107,33 @@ class ValueFormatter:
         self.max_length = max_length
         self._reprlib = _BoundedRepr(max_length)
         self._busy = threading.local()
-        direct = {float: float.__repr__, bool: bool.__repr__, type(None): repr,
-                  complex: complex.__repr__}
-        self._by_type: dict[type, Callable[[Any], str]] = {
-            **direct, int: self._int, str: self._str,
+        by_type: dict[type, Callable[[Any], str]] = {
+            float: _same, bool: _same, type(None): _same, complex: _same, int: _same,
+            str: self._str,
             bytes: self._binary, bytearray: self._binary, memoryview: self._binary,
         }
         for container in (list, tuple, dict, set, frozenset):
-            self._by_type[container] = self._container
+            by_type[container] = self._container
+        self.format = self._make_format(by_type.get, self._other)
+
+    @staticmethod
+    def _make_format(lookup: Callable[[type], Any], other: Callable[[Any], str]):
+        # A closure, not a method: it runs once per captured value, and local
+        # names are cheaper to reach than attributes.
+        def format(value: Any) -> str:
+            to_text = lookup(type(value))
+            try:
+                if to_text is not None:
+                    return to_text(value)
+                return other(value)
+            except Exception as exc:
+                return _failed(value, exc)
+        return format
 
     def __call__(self, value: Any) -> str:
-        fmt = self._by_type.get(type(value))
-        try:
-            if fmt is not None:
-                return fmt(value)
-            return self._other(value)
-        except Exception as exc:
-            return _failed(value, exc)
-
-    def _int(self, value: int) -> str:
-        if value.bit_length() > 1000:  # int -> str is quadratic, and capped at 4300 digits
-            return f"<int: {value.bit_length()} bits>"
-        return self._bound(int.__repr__(value))
+        """The value as text, scalars included (for callers that need text now)."""
+        kept = self.format(value)
+        return kept if type(kept) is str else scalar_text(kept)
 
     def _str(self, value: str) -> str:
         if len(value) > self.max_length:
@@ -166,6 +177,10 @@ class ValueFormatter:
         if extra:
             return text + TRUNCATION_MARKER.format(n=extra)
         return text
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _failed(value: Any, exc: BaseException) -> str:

@@ -36,6 +36,7 @@ class CapturePlan:
         self._masked_names: dict[str, bool] = {}
         self.mask_return = self.is_masked("return")
         self.keys = AttributeKeys()
+        self._npos = len(self.positional)
         # names[:n] for each n, so a positional call slices nothing
         self._prefixes = [self.positional[:n] for n in range(len(self.positional) + 1)]
         positional_masked = any(self.is_masked(n) for n in self.positional)
@@ -63,9 +64,11 @@ class CapturePlan:
                 mask: Callable[[Any], str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(names, texts): tuples of str, so the record they end up in is not tracked
         by the garbage collector."""
+        if not kwargs and not self._any_positional_masked:
+            nargs = len(args)
+            if nargs <= self._npos:
+                return self._prefixes[nargs], tuple(map(fmt, args))
         names = self.names_for(len(args), kwargs)
-        if not self._any_positional_masked and not kwargs:
-            return names, tuple(map(fmt, args))
         values = [*args, *kwargs.values()]
         flags = self._masked_flags(names, len(args))
         return names, tuple([mask(v) if m else fmt(v) for v, m in zip(values, flags)])

@@ -26,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.records import CallSite
+from exporters.records import CallSite, scalar_text
 
 from ._capture_plan import CapturePlan
 from ._runtime import QUEUE, RUNTIME
@@ -39,6 +39,16 @@ CURRENT: ContextVar[tuple | None] = ContextVar("otel_monitor_current_call", defa
 _time_ns = time.time_ns
 _get_current_span = trace.get_current_span
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+def attribute_value(value: Any) -> Any:
+    """A captured value as an OTel attribute: numbers and booleans stay typed."""
+    kind = type(value)
+    if kind is str or kind is float or kind is bool:
+        return value
+    if kind is int and -(1 << 63) <= value < (1 << 63):
+        return value
+    return scalar_text(value)
 
 
 def outcome_of(exc: BaseException) -> str:
@@ -84,7 +94,8 @@ class LocalRecorder:
                     trace_id, parent_id = getrandbits(128) or 1, 0
             else:
                 trace_id, parent_id = parent[0], parent[1]
-            inputs = self._inputs(args, kwargs)
+            rt = RUNTIME
+            inputs = self.plan.capture(args, kwargs, rt.format, rt.mask) if self.log_inputs else None
             me = (trace_id, getrandbits(64) or 1, True)
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
                     None]
@@ -105,12 +116,28 @@ class LocalRecorder:
             call[0] = None
 
     def ok(self, call: list | None, result: Any) -> None:
+        # The hottest few lines of the project: helpers are inlined on purpose.
         end = _time_ns()
         if call is None:
             return
-        self.leave(call)
+        token = call[0]
+        if token is not None:
+            try:
+                CURRENT.reset(token)
+            except ValueError:
+                pass
         try:
-            self._put(call, end, C.OUTCOME_OK, None, self._output(result))
+            rt = RUNTIME
+            if self.log_outputs:
+                output = rt.mask(result) if self.plan.mask_return else rt.format(result)
+            else:
+                output = None
+            if len(QUEUE) < rt.max_queue:
+                me = call[1]
+                QUEUE.append((self.process, me[0], me[1], call[2], call[4], end, C.OUTCOME_OK,
+                              None, call[3], output))
+            else:
+                rt.record_dropped()
         except Exception:
             _warn("recording a call's result")
 
@@ -189,7 +216,8 @@ class SpanRecorder(LocalRecorder):
             attributes = dict(self.static_attributes)
             inputs = self._inputs(args, kwargs)
             if inputs is not None:
-                attributes.update(zip(map(self.plan.keys.__getitem__, inputs[0]), inputs[1]))
+                attributes.update(zip(map(self.plan.keys.__getitem__, inputs[0]),
+                                      map(attribute_value, inputs[1])))
             parent = CURRENT.get()
             parent_context = None
             parent_id = 0
@@ -216,6 +244,16 @@ class SpanRecorder(LocalRecorder):
             _warn("starting a span")
             return None
 
+    def ok(self, call: list | None, result: Any) -> None:
+        end = _time_ns()
+        if call is None:
+            return
+        self.leave(call)
+        try:
+            self._put(call, end, C.OUTCOME_OK, None, self._output(result))
+        except Exception:
+            _warn("ending a span")
+
     def enter(self, call: list | None) -> None:
         if call is not None:
             call[6] = otel_context.attach(trace.set_span_in_context(call[5]))
@@ -233,7 +271,7 @@ class SpanRecorder(LocalRecorder):
         super()._put(call, end, outcome, error, output)
         span = call[5]
         if output is not None:
-            span.set_attribute(C.ATTR_OUTPUT_RETURN, output)
+            span.set_attribute(C.ATTR_OUTPUT_RETURN, attribute_value(output))
         if error is not None:
             exc, tb, secrets = error
             text = "".join(traceback.format_exception(type(exc), exc, tb))

@@ -42,7 +42,7 @@ class Runtime:
         self.provider: Any = None
         self.tracer: Any = trace.get_tracer(TRACER_NAME)  # a proxy until configured
         self.max_queue = 100_000
-        self.format = ValueFormatter()
+        self.format = ValueFormatter().format
         self.mask: Masker | None = None
         self._lock = threading.RLock()
         self._atexit_registered = False
@@ -59,7 +59,7 @@ class Runtime:
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
-            self.format = ValueFormatter(settings.max_value_length)
+            self.format = ValueFormatter(settings.max_value_length).format
             self.mask = Masker(_mask_key(settings))
             self.max_queue = settings.queue_size
             self.provider = self._provider()
