@@ -19,6 +19,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from multiprocessing import util as mp_util
 from typing import Any, Callable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -55,6 +56,9 @@ class MonitorSpanProcessor(SpanProcessor):
         self._retry: list = []
         self._init_thread_state()
         _live.add(self)
+        # A multiprocessing child ends with os._exit(), which skips atexit: have its
+        # exit finalizers flush what the child recorded.
+        mp_util.register_after_fork(self, MonitorSpanProcessor._flush_at_child_exit)
 
     def _init_thread_state(self) -> None:
         self._wake = threading.Event()
@@ -120,6 +124,9 @@ class MonitorSpanProcessor(SpanProcessor):
         self._write_health()
         self.exporter.shutdown()
         _live.discard(self)
+
+    def _flush_at_child_exit(self) -> None:
+        mp_util.Finalize(self, self.force_flush, exitpriority=100)
 
     def after_fork_in_child(self) -> None:
         """The parent writes what it had queued; the child starts afresh."""

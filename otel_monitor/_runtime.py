@@ -179,3 +179,7 @@ def _mask_key(settings: Settings) -> bytes:
 
 
 RUNTIME = Runtime()
+
+if hasattr(os, "register_at_fork"):
+    # A lock held by another thread at fork time would stay held in the child forever.
+    os.register_at_fork(after_in_child=lambda: setattr(RUNTIME, "_lock", threading.RLock()))
