@@ -150,7 +150,7 @@ class MonitorSpanProcessor(SpanProcessor):
                 ticket = self._flush_requested
             self._drain_once(everything=False)
             now = time.monotonic()
-            if now >= next_health:
+            if now >= next_health or ticket > self._flush_done:  # fresh after a flush
                 self._write_health()
                 next_health = now + self.health_interval_s
             with self._cond:

@@ -9,8 +9,9 @@ exporter flattens records and ReadableSpans into the same rows.
 
 ``process`` names a ``CallSite`` registered in ``SITES``; ``inputs`` is a pair of
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
-or None when no OUTPUT row is due; ``error`` is ``(exception, traceback,
-secrets)`` (the traceback is formatted off the hot path) or None.
+or None when no OUTPUT row is due; ``error`` is ``(type name,
+traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
+are ``(clear text, marker)`` pairs of masked arguments to scrub it with) or None.
 
 A value in ``inputs`` or ``output`` is either its text or an immutable scalar
 (int, float, bool, None, complex) that the exporter renders with ``scalar_text``.
@@ -73,3 +74,23 @@ def scalar_text(value: object) -> str:
         return repr(value)
     except Exception as exc:  # a subclass with a broken __repr__ never gets here; be safe
         return f"<{type(value).__qualname__}: repr failed: {type(exc).__name__}>"
+
+
+def error_texts(error: tuple) -> tuple[str, str, str]:
+    """(type name, traceback text, message) of a recorded failure, masked values
+    scrubbed, safe to store."""
+    exc_type, snapshot, message, secrets = error
+    text = "".join(snapshot.format())
+    for clear, marker in secrets:
+        text = text.replace(clear, marker)
+        message = message.replace(clear, marker)
+    return exc_type, storable(text), storable(message)
+
+
+def storable(text: str) -> str:
+    """Text that encodes as UTF-8 (a lone surrogate becomes its escape)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -14,7 +14,6 @@ import os
 import sqlite3
 import threading
 import time
-import traceback
 from typing import Any, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -22,7 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from . import columns as C
-from .records import SITES, scalar_text
+from .records import SITES, error_texts, scalar_text, storable
 from .retention import RetentionWorker
 from .store import DATA_COLUMNS, SPAN_COLUMNS, ProcessEntry, SpanStore
 
@@ -39,23 +38,6 @@ _INHERITED: list[Any] = []
 
 def _signed(span_id: int) -> int:
     return span_id - _SIGN if span_id > _MAX_SIGNED else span_id
-
-
-def _format_error(error: tuple) -> tuple[str, str]:
-    """(exception type, traceback text) of an error captured by the decorator."""
-    exc, tb, secrets = error
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    for clear, marker in secrets:
-        text = text.replace(clear, marker)
-    return type(exc).__qualname__, _clean_text(text)
-
-
-def _clean_text(text: str) -> str:
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:  # lone surrogates cannot be stored
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class SQLiteSpanExporter(SpanExporter):
@@ -75,6 +57,7 @@ class SQLiteSpanExporter(SpanExporter):
         self._pid = os.getpid()
         self._retention: RetentionWorker | None = None
         self._closed = False
+        self.rejected = 0  # calls set aside: already stored, or unstorable
 
     # -- SpanExporter -------------------------------------------------------------
 
@@ -93,9 +76,10 @@ class SQLiteSpanExporter(SpanExporter):
                     _log.warning("otel-monitor: catalog not written", exc_info=True)
             try:
                 store.insert_calls(calls, data)
-            except sqlite3.IntegrityError:
-                # A span id already stored (a resent span): write the rest one by one.
-                self._insert_skipping_duplicates(store, calls, data)
+            except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError):
+                # A span id already stored (a resent span), or a value SQLite cannot
+                # take: write the batch call by call, setting those calls aside.
+                self._insert_one_by_one(store, calls, data)
             except sqlite3.Error as exc:
                 _log.warning("otel-monitor: %d calls not written yet to %s: %s",
                              len(spans), self.db_path, exc)
@@ -166,7 +150,7 @@ class SQLiteSpanExporter(SpanExporter):
                 group, svc = groups[name], service
                 err_type = err_text = None
                 if error is not None:
-                    err_type, err_text = _format_error(error)
+                    err_type, err_text, _ = error_texts(error)
                 pairs = zip(*inputs) if inputs else ()
             else:
                 (name, group, tid, sid, psid, start, end, outcome, err_type, err_text,
@@ -245,11 +229,12 @@ class SQLiteSpanExporter(SpanExporter):
         end = span.end_time or start
         return (span.name, attrs.get(C.ATTR_PROCESS_GROUP), ctx.trace_id, ctx.span_id,
                 psid, start, end, str(outcome), err_type,
-                _clean_text(str(err_text)) if err_text is not None else None,
+                storable(str(err_text)) if err_text is not None else None,
                 inputs, None if output is None else _attr_text(output), svc)
 
-    def _insert_skipping_duplicates(self, store: SpanStore, calls: list, data: list) -> None:
-        """Write a batch call by call, skipping span ids the store already has."""
+    def _insert_one_by_one(self, store: SpanStore, calls: list, data: list) -> None:
+        """Write a batch call by call; a call already stored or that cannot be stored
+        is skipped (and counted in ``rejected``) instead of blocking the others."""
         width, dwidth = len(SPAN_COLUMNS), len(DATA_COLUMNS)
         rows_of: dict[int, list] = {}
         for o in range(0, len(data), dwidth):
@@ -258,8 +243,8 @@ class SQLiteSpanExporter(SpanExporter):
             call = [0, *calls[o + 1:o + width]]
             try:
                 store.insert_calls(call, rows_of.get(calls[o], []))
-            except sqlite3.IntegrityError:
-                continue  # already stored
+            except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError):
+                self.rejected += 1
 
 
 def _attr_text(value: Any) -> str:

@@ -6,17 +6,21 @@ placeholder that names the problem.
 """
 from __future__ import annotations
 
+import collections
 import hmac
+import itertools
 import re
 import reprlib
 import threading
 from typing import Any, Callable, Iterable
 
-from exporters.records import scalar_text
+from exporters.records import scalar_text, storable
 
 DEFAULT_MAX_LENGTH = 1000
 TRUNCATION_MARKER = "…<{n} more chars>"
 BINARY_PREVIEW = 32  # bytes shown of a large binary value
+LARGE_CONTAINER = 100  # items past which a container subclass is summarised
+_CONTAINERS = (list, tuple, dict, set, frozenset, collections.deque)
 
 # Words that make an argument sensitive when they are a word of its name
 # (``db_password``, ``apiKey``, ``x-auth-token``), not a substring (``author``).
@@ -89,6 +93,33 @@ class _BoundedRepr(reprlib.Repr):
         # the caller apply the one visible truncation marker.
         return repr(x)
 
+    # reprlib sorts a dict's keys or a set's items before showing the first few:
+    # O(n log n) on the caller's thread. Iteration order costs only what is shown.
+    def repr_dict(self, x: dict, level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = [f"{self.repr1(k, level - 1)}: {self.repr1(x[k], level - 1)}"
+                 for k in itertools.islice(x, self.maxdict)]
+        more = ", ..." if len(x) > self.maxdict else ""
+        return "{" + ", ".join(items) + more + "}"
+
+    def repr_set(self, x: set, level: int) -> str:
+        return self._unsorted(x, level, "{", "}", "set()")
+
+    def repr_frozenset(self, x: frozenset, level: int) -> str:
+        return self._unsorted(x, level, "frozenset({", "})", "frozenset()")
+
+    def _unsorted(self, x: Any, level: int, left: str, right: str, empty: str) -> str:
+        if not x:
+            return empty
+        if level <= 0:
+            return left + "..." + right
+        items = [self.repr1(v, level - 1) for v in itertools.islice(x, self.maxset)]
+        more = ", ..." if len(x) > self.maxset else ""
+        return left + ", ".join(items) + more + right
+
 
 class ValueFormatter:
     """``formatter.format(value)``: what a record keeps of a value, never raising.
@@ -108,7 +139,8 @@ class ValueFormatter:
         self._reprlib = _BoundedRepr(max_length)
         self._busy = threading.local()
         by_type: dict[type, Callable[[Any], str]] = {
-            float: _same, bool: _same, type(None): _same, complex: _same, int: _same,
+            float: _same, bool: _same, complex: _same, int: _same,
+            type(None): _none,  # text now: None as output would read as "no output"
             str: self._str,
             bytes: self._binary, bytearray: self._binary, memoryview: self._binary,
         }
@@ -151,6 +183,15 @@ class ValueFormatter:
         return self._guarded(self._reprlib.repr, value)
 
     def _other(self, value: Any) -> str:
+        if isinstance(value, _CONTAINERS):
+            # A subclass (OrderedDict, deque, a namedtuple…): its own repr shows every
+            # item, so a large one is summarised instead.
+            try:
+                size = len(value)
+            except Exception:
+                size = 0
+            if size > LARGE_CONTAINER:
+                return f"<{type(value).__qualname__}: {size} items>"
         return self._guarded(repr, value)
 
     def _guarded(self, to_text: Callable[[Any], str], value: Any) -> str:
@@ -168,6 +209,8 @@ class ValueFormatter:
             busy.active = False
         if not isinstance(text, str):
             return f"<{type(value).__qualname__}: repr returned {type(text).__name__}>"
+        if not text.isascii():
+            text = storable(text)
         return self._bound(text)
 
     def _bound(self, text: str, extra: int = 0) -> str:
@@ -181,6 +224,10 @@ class ValueFormatter:
 
 def _same(value: Any) -> Any:
     return value
+
+
+def _none(value: None) -> str:
+    return "None"
 
 
 def _failed(value: Any, exc: BaseException) -> str:

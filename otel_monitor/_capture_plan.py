@@ -32,6 +32,9 @@ class CapturePlan:
         params = list(signature.parameters.values())
         self.positional = tuple(p.name for p in params if p.kind in _POSITIONAL)
         self.varargs = next((p.name for p in params if p.kind is p.VAR_POSITIONAL), None)
+        self.varkw = next((p.name for p in params if p.kind is p.VAR_KEYWORD), None)
+        self._named = frozenset(p.name for p in params
+                                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
         self._explicit = explicit
         self._masked_names: dict[str, bool] = {}
         self.mask_return = self.is_masked("return")
@@ -91,7 +94,17 @@ class CapturePlan:
         return found
 
     def _masked_flags(self, names: tuple[str, ...], nargs: int) -> list[bool]:
+        """Whether each captured value is masked: by its own name, or by the name of
+        the ``*args`` / ``**kwargs`` parameter that collected it."""
         npos = len(self.positional)
         varargs_masked = self.varargs is not None and self.is_masked(self.varargs)
-        return [varargs_masked if npos <= i < nargs else self.is_masked(name)
-                for i, name in enumerate(names)]
+        varkw_masked = self.varkw is not None and self.is_masked(self.varkw)
+        flags = []
+        for i, name in enumerate(names):
+            if npos <= i < nargs:
+                flags.append(varargs_masked)
+            elif i >= nargs and name not in self._named:
+                flags.append(varkw_masked or self.is_masked(name))
+            else:
+                flags.append(self.is_masked(name))
+        return flags

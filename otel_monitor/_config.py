@@ -40,6 +40,7 @@ class Settings:
     mask_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         checks: list[tuple[str, bool, str]] = [
             ("retention_hours", self.retention_hours > 0, "must be > 0"),
             ("purge_interval_s", self.purge_interval_s > 0, "must be > 0"),
@@ -54,9 +55,34 @@ class Settings:
         for name, ok, rule in checks:
             if not ok:
                 raise ConfigError(f"otel-monitor setting {name}={getattr(self, name)!r}: {rule}")
+        if self.mask_key is not None and len(self.mask_key.encode()) < 16:
+            raise ConfigError("otel-monitor setting mask_key: must be at least 16 bytes")
         for url in self.alert_webhooks:
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"otel-monitor alert webhook {url!r}: must be an http(s) URL")
+
+
+_NUMBER = (int, float)
+# Setting name -> accepted types (None is accepted where the default is None).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "db_path": (str,), "retention_hours": _NUMBER, "purge_interval_s": _NUMBER,
+    "max_db_mb": _NUMBER, "alert_webhooks": (tuple,), "otlp_endpoint": (str,),
+    "otlp_protocol": (str,), "max_value_length": (int,), "queue_size": (int,),
+    "flush_interval_s": _NUMBER, "mask_key": (str,),
+}
+
+
+def _check_types(settings: "Settings") -> None:
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if value is None and f.default is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, _TYPES[f.name]):
+            kinds = " or ".join(t.__name__ for t in _TYPES[f.name])
+            raise ConfigError(f"otel-monitor setting {f.name}={value!r}: must be {kinds}")
+    for url in settings.alert_webhooks:
+        if not isinstance(url, str):
+            raise ConfigError(f"otel-monitor alert webhook {url!r}: must be a string")
 
 
 # Setting name -> (environment variable, parser)

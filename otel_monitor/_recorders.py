@@ -26,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.records import CallSite, scalar_text
+from exporters.records import CallSite, error_texts, scalar_text
 
 from ._capture_plan import CapturePlan
 from ._runtime import QUEUE, RUNTIME
@@ -83,8 +83,8 @@ class LocalRecorder:
 
     def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
         try:
-            if not RUNTIME.ready:
-                RUNTIME.ensure_started()
+            if not RUNTIME.ready and not RUNTIME.ensure_started():
+                return None
             parent = CURRENT.get()
             if parent is None:
                 ctx = _get_current_span().get_span_context()
@@ -154,7 +154,11 @@ class LocalRecorder:
             _warn("recording a failed call")
 
     def fail_unsampled(self, start: int, exc: BaseException, args: tuple, kwargs: dict) -> None:
-        """A call skipped by sampling raised: record it anyway (inputs as they are now)."""
+        """A call skipped by sampling raised: record it anyway, with its inputs as they
+        are when it raised (capturing them at entry would cost every skipped call).
+        Cancellation and early close are not failures: they stay unrecorded."""
+        if not isinstance(exc, Exception):
+            return
         call = self.begin(args, kwargs, enter=False)
         if call is not None:
             call[4] = start
@@ -182,11 +186,19 @@ class LocalRecorder:
         return rt.mask(result) if self.plan.mask_return else rt.format(result)
 
     def _error(self, exc: BaseException, args: tuple, kwargs: dict) -> tuple:
+        """The failure as it is now: a snapshot of the traceback (no live frames kept,
+        so a later ``add_note`` or the frames' locals do not leak into the store), and
+        the masked arguments' clear texts to scrub it with."""
         tb = exc.__traceback__
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next  # drop the wrapper's own frame
-        secrets = self.plan.secrets(args, kwargs, RUNTIME.mask) if self.log_inputs else []
-        return exc, tb, secrets
+        snapshot = traceback.TracebackException(type(exc), exc, tb, lookup_lines=False)
+        try:
+            message = str(exc)
+        except Exception:
+            message = "<exception message unavailable: its __str__ raised>"
+        return (type(exc).__qualname__, snapshot, message,
+                self.plan.secrets(args, kwargs, RUNTIME.mask))
 
 
 class SpanRecorder(LocalRecorder):
@@ -211,8 +223,8 @@ class SpanRecorder(LocalRecorder):
     def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
         try:
             rt = RUNTIME
-            if not rt.ready:
-                rt.ensure_started()
+            if not rt.ready and not rt.ensure_started():
+                return None
             attributes = dict(self.static_attributes)
             inputs = self._inputs(args, kwargs)
             if inputs is not None:
@@ -273,19 +285,14 @@ class SpanRecorder(LocalRecorder):
         if output is not None:
             span.set_attribute(C.ATTR_OUTPUT_RETURN, attribute_value(output))
         if error is not None:
-            exc, tb, secrets = error
-            text = "".join(traceback.format_exception(type(exc), exc, tb))
-            message = str(exc)
-            for clear, marker in secrets:
-                text = text.replace(clear, marker)
-                message = message.replace(clear, marker)
+            exc_type, text, message = error_texts(error)
             span.add_event("exception", {
-                "exception.type": type(exc).__qualname__,
+                "exception.type": exc_type,
                 "exception.message": message,
                 "exception.stacktrace": text,
                 "exception.escaped": True,
             }, timestamp=end)
-            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+            span.set_status(Status(StatusCode.ERROR, f"{exc_type}: {message}"))
         elif outcome != C.OUTCOME_OK:
             span.set_attribute(C.ATTR_OUTCOME, outcome)
         span.end(end_time=end)

@@ -10,6 +10,7 @@ import atexit
 import logging
 import os
 import secrets
+import sqlite3
 import threading
 from collections import deque
 from typing import Any
@@ -21,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from exporters import MonitorSpanProcessor, SQLiteSpanExporter
 
 from ._capture import Masker, ValueFormatter
-from ._config import Settings, load_settings
+from ._config import ConfigError, Settings, load_settings
 
 _log = logging.getLogger("otel_monitor")
 
@@ -36,9 +37,13 @@ class Runtime:
 
     def __init__(self) -> None:
         self.ready = False
+        # True after shutdown(), or after configuring from the environment failed:
+        # calls then run unrecorded until configure() is called again.
+        self.stopped = False
         self.settings: Settings | None = None
         self.processor: MonitorSpanProcessor | None = None
         self.exporter: SQLiteSpanExporter | None = None
+        self.otlp: Any = None
         self.provider: Any = None
         self.tracer: Any = trace.get_tracer(TRACER_NAME)  # a proxy until configured
         self.max_queue = 100_000
@@ -47,59 +52,80 @@ class Runtime:
         self._lock = threading.RLock()
         self._atexit_registered = False
 
-    def ensure_started(self) -> None:
-        if not self.ready:
-            with self._lock:
-                if not self.ready:
-                    self.configure({})
+    def ensure_started(self) -> bool:
+        """Configure from the environment on the first monitored call; False when
+        recording is off (after shutdown, or when that configuration failed)."""
+        if self.ready:
+            return True
+        with self._lock:
+            if self.ready or self.stopped:
+                return self.ready
+            try:
+                self.configure({})
+            except Exception:
+                self.stopped = True
+                _log.error("otel-monitor: not recording; configuring from the environment "
+                           "failed (call otel_monitor.configure() to retry)", exc_info=True)
+            return self.ready
 
     def configure(self, overrides: dict[str, Any]) -> Settings:
-        settings = load_settings(overrides)  # a bad value raises before anything changes
+        """Build the new pipeline first; only once all of it stands is the old one
+        flushed and replaced, so a bad setting changes nothing."""
+        settings = load_settings(overrides)
         with self._lock:
+            provider = self._provider()
+            resource = getattr(provider, "resource", None)
+            service = resource.attributes.get("service.name") if resource is not None else None
+            try:
+                mask = Masker(_mask_key(settings))
+                exporter = SQLiteSpanExporter(
+                    settings.db_path, service_name=service,
+                    retention_hours=settings.retention_hours,
+                    purge_interval_s=settings.purge_interval_s,
+                    max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)
+            except (OSError, ValueError, RuntimeError, sqlite3.Error) as exc:
+                raise ConfigError(f"otel-monitor cannot use db_path={settings.db_path!r}: "
+                                  f"{exc}") from exc
+            otlp = self._otlp_processor(settings)
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
             self.format = ValueFormatter(settings.max_value_length).format
-            self.mask = Masker(_mask_key(settings))
+            self.mask = mask
             self.max_queue = settings.queue_size
-            self.provider = self._provider()
-            resource = getattr(self.provider, "resource", None)
-            service = resource.attributes.get("service.name") if resource is not None else None
-            self.exporter = SQLiteSpanExporter(
-                settings.db_path, service_name=service, retention_hours=settings.retention_hours,
-                purge_interval_s=settings.purge_interval_s,
-                max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)
+            self.exporter = exporter
             self.processor = MonitorSpanProcessor(
-                self.exporter, queue=QUEUE, max_queue=settings.queue_size,
+                exporter, queue=QUEUE, max_queue=settings.queue_size,
                 flush_interval_s=settings.flush_interval_s)
             self.processor.start()
-            if hasattr(self.provider, "add_span_processor"):
-                self.provider.add_span_processor(_Switch(self))
-                self._add_otlp(settings)
-            self.tracer = self.provider.get_tracer(TRACER_NAME)
+            self.otlp = otlp
+            self.tracer = provider.get_tracer(TRACER_NAME)
             if not self._atexit_registered:
                 atexit.register(self.shutdown)
                 self._atexit_registered = True
+            self.stopped = False
             self.ready = True
             return settings
 
     def _provider(self) -> Any:
-        """The application's SDK provider if it has one (we add to it), else ours."""
+        """The application's SDK provider if it has one (we add to it), else ours; our
+        one span processor is added to it once, whatever the number of configures."""
         if self.provider is not None:
             return self.provider
         current = trace.get_tracer_provider()
+        if not hasattr(current, "add_span_processor"):
+            trace.set_tracer_provider(TracerProvider(resource=Resource.create()))
+            current = trace.get_tracer_provider()
         if hasattr(current, "add_span_processor"):
-            return current
-        provider = TracerProvider(resource=Resource.create())
-        trace.set_tracer_provider(provider)
-        return trace.get_tracer_provider()
+            current.add_span_processor(_Switch(self))
+        self.provider = current
+        return current
 
-    def _add_otlp(self, settings: Settings) -> None:
+    @staticmethod
+    def _otlp_processor(settings: Settings) -> Any:
         from ._otlp import otlp_processor  # imports the OTLP exporter only when used
 
-        processor = otlp_processor(settings)
-        if processor is not None:
-            self.provider.add_span_processor(processor)
+        return otlp_processor(settings)
 
     def record_dropped(self) -> None:
         if self.processor is not None:
@@ -114,31 +140,40 @@ class Runtime:
             if self.processor is not None:
                 self._stop_pipeline()
             self.ready = False
+            self.stopped = True
 
     def _stop_pipeline(self) -> None:
-        try:
-            self.processor.shutdown()
-        except Exception:
-            _log.warning("otel-monitor: shutdown failed", exc_info=True)
-        self.processor = None
-        self.exporter = None
+        for part in (self.processor, self.otlp):
+            if part is None:
+                continue
+            try:
+                part.shutdown()
+            except Exception:
+                _log.warning("otel-monitor: shutdown failed", exc_info=True)
+        self.processor = self.exporter = self.otlp = None
 
 
 class _Switch:
-    """The span processor registered on the tracer provider. A provider cannot drop
-    a processor, so reconfiguring swaps what this one forwards to."""
+    """The one span processor otel-monitor adds to the tracer provider. A provider
+    cannot remove a processor, so reconfiguring swaps what this one forwards to:
+    the SQLite pipeline, and the OTLP processor when dual-writing."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
+        otlp = self._runtime.otlp
+        if otlp is not None:
+            otlp.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: Any) -> None:
-        # The decorator's own spans reach SQLite as records already (see SpanRecorder).
-        processor = self._runtime.processor
+        runtime = self._runtime
+        if runtime.otlp is not None:
+            runtime.otlp.on_end(span)
+        processor = runtime.processor
         if processor is None:
             return
+        # The decorator's own spans reach SQLite as records already (see SpanRecorder).
         scope = span.instrumentation_scope
         if scope is None or scope.name != TRACER_NAME:
             processor.on_end(span)
@@ -147,10 +182,12 @@ class _Switch:
         pass
 
     def shutdown(self) -> None:
-        pass
+        self._runtime.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self._runtime.force_flush(timeout_millis / 1000)
+        otlp = self._runtime.otlp
+        ok = otlp.force_flush(timeout_millis) if otlp is not None else True
+        return self._runtime.force_flush(timeout_millis / 1000) and ok
 
 
 def _mask_key(settings: Settings) -> bytes:
