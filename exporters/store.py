@@ -29,6 +29,11 @@ SPAN_COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns", "dura
 DATA_COLUMNS = ("span", "seq", "data", "data_type", "data_value")
 
 
+_NEXT_ID = """SELECT max(coalesce((SELECT max(id) FROM spans), 0),
+                        coalesce((SELECT CAST(value AS INTEGER) FROM meta
+                                  WHERE key = 'span_id_high'), 0)) + 1"""
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     """``INSERT … SELECT`` from a multi-row VALUES list; the first parameter is the
@@ -147,7 +152,8 @@ class SpanStore:
         Both lists are flat: ``spans`` holds ``SPAN_COLUMNS`` values call after call,
         ``data`` holds ``DATA_COLUMNS`` values row after row, and the first value of
         each (``id``, ``span``) is the call's index in the batch: the real row ids are
-        assigned under the write lock, as the current maximum plus that index.
+        assigned under the write lock, after the highest id ever given (kept in
+        ``meta``, so ids never go back after a purge: readers page on them).
         """
         if not spans:
             return 0
@@ -155,9 +161,11 @@ class SpanStore:
         with self._lock:
             c.execute("BEGIN IMMEDIATE")
             try:
-                base = c.execute("SELECT coalesce(max(id), 0) + 1 FROM spans").fetchone()[0]
+                base = c.execute(_NEXT_ID).fetchone()[0]
                 self._insert_flat("spans", SPAN_COLUMNS, spans, base)
                 self._insert_flat("data_values", DATA_COLUMNS, data, base)
+                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
+                          (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")

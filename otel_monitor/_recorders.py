@@ -28,6 +28,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCod
 from exporters import columns as C
 from exporters.records import CallSite, error_texts, scalar_text
 
+from . import _wrappers
 from ._capture_plan import CapturePlan
 from ._runtime import QUEUE, RUNTIME
 
@@ -59,6 +60,30 @@ def outcome_of(exc: BaseException) -> str:
     if isinstance(exc, GeneratorExit):
         return C.OUTCOME_CLOSED
     return C.OUTCOME_INTERRUPTED  # KeyboardInterrupt, SystemExit
+
+
+_SECRETS_ATTR = "__otel_monitor_secrets__"
+_WRAPPERS_FILE = _wrappers.__file__
+
+
+def _secrets_of(exc: BaseException, own: list) -> list:
+    """The masked texts to scrub from this failure: this call's own, and those that
+    monitored calls further down attached to the exception (or to its cause or
+    context) as it passed through them, so an unmasked caller does not store, in
+    its copy of the traceback, what the callee masked."""
+    found = list(own)
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        seen.add(id(link))
+        found.extend(getattr(link, _SECRETS_ATTR, ()))
+        link = link.__cause__ or link.__context__
+    if own:
+        try:
+            setattr(exc, _SECRETS_ATTR, found)
+        except (AttributeError, TypeError):  # an exception type without a __dict__
+            pass
+    return found
 
 
 def _warn(what: str) -> None:
@@ -193,12 +218,14 @@ class LocalRecorder:
         if tb is not None and tb.tb_next is not None:
             tb = tb.tb_next  # drop the wrapper's own frame
         snapshot = traceback.TracebackException(type(exc), exc, tb, lookup_lines=False)
+        # Nested monitored calls would show our wrapper's frame between theirs.
+        snapshot.stack[:] = [f for f in snapshot.stack if f.filename != _WRAPPERS_FILE]
         try:
             message = str(exc)
         except Exception:
             message = "<exception message unavailable: its __str__ raised>"
-        return (type(exc).__qualname__, snapshot, message,
-                self.plan.secrets(args, kwargs, RUNTIME.mask))
+        return (type(exc).__qualname__, snapshot, message, _secrets_of(exc, self.plan.secrets(
+            args, kwargs, RUNTIME.mask)))
 
 
 class SpanRecorder(LocalRecorder):

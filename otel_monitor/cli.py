@@ -95,16 +95,18 @@ _GAP = "  "
 _CUT = "…"
 _CONTROL = {i: " " for i in range(32)}
 # "ValueError: message" or "pkg.mod.StaleQuoteError: message": an exception's own line
-_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(: |:$)")
+_EXCEPTION_LINE = re.compile(r"(?:[A-Za-z_]\w*\.)*([A-Za-z_]\w*(?:: |:$))")
 
 
 def exception_summary(text: str) -> str:
     """The line of a traceback that names the exception (its last such line, so a
-    chained exception shows the one that escaped); else the last non-blank line."""
+    chained exception shows the one that escaped), without the type's module path;
+    else the last non-blank line."""
     lines = [line.lstrip(" |") for line in text.splitlines() if line.strip()]
     for line in reversed(lines):
-        if _EXCEPTION_LINE.match(line):
-            return line
+        found = _EXCEPTION_LINE.match(line)
+        if found:
+            return line[found.start(1):]
     return lines[-1] if lines else ""
 
 
