@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 import weakref
@@ -128,6 +129,27 @@ class MonitorSpanProcessor(SpanProcessor):
     def _flush_at_child_exit(self) -> None:
         mp_util.Finalize(self, self.force_flush, exitpriority=100)
 
+    def flush_on_sigterm(self) -> None:
+        """In a worker process (forked, or a multiprocessing child) whose SIGTERM is
+        left at its default: write what is queued before SIGTERM ends the process.
+        ``multiprocessing.Pool`` terminates its workers that way when it exits.
+        The process still dies of SIGTERM, with the same exit status."""
+        if (threading.current_thread() is not threading.main_thread()
+                or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+            return
+
+        def flush_then_die(signum: int, frame: Any) -> None:
+            try:
+                self.force_flush(2_000)
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        try:
+            signal.signal(signal.SIGTERM, flush_then_die)
+        except (ValueError, OSError):  # not allowed here: leave the default
+            pass
+
     def after_fork_in_child(self) -> None:
         """The parent writes what it had queued; the child starts afresh."""
         self.queue.clear()
@@ -138,6 +160,7 @@ class MonitorSpanProcessor(SpanProcessor):
         if reinit is not None:
             reinit()
         self.start()
+        self.flush_on_sigterm()
 
     # -- the writer thread --------------------------------------------------------
 
@@ -194,10 +217,8 @@ class MonitorSpanProcessor(SpanProcessor):
             self.write_lag_ms = (now - oldest) / 1e6 if oldest else None
             return True
         self.failed_batches += 1
-        keep = self.max_queue - len(self.queue)
-        if len(batch) > keep:  # bounded: the oldest of the failed batch go first
-            self.dropped += len(batch) - max(keep, 0)
-            batch = batch[len(batch) - max(keep, 0):]
+        # Kept whole: what was accepted is not dropped for what arrives later (the
+        # queue's own bound applies to those). Memory: max_queue + MAX_BATCH items.
         self._retry = batch
         time.sleep(min(2.0, 0.05 * 2 ** min(self.failed_batches, 6)))
         return False

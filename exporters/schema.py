@@ -105,12 +105,14 @@ SELECT {_TS.format(col="s.start_ns")} AS ts,
        printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, d.seq, s.id AS span
 FROM data_values d JOIN spans s ON s.id = d.span JOIN processes p ON p.id = s.process_id;
 
--- Exactly the seven canonical columns.
+-- Exactly the seven canonical columns, call by call in time order, each call's
+-- variables in argument order (read through spans_by_time: no sort).
 CREATE VIEW IF NOT EXISTS trace_rows AS
 SELECT p.name AS "Process", d.data AS "Data", d.data_type AS "Data Type",
        d.data_value AS "Data Value", {_ISO.format(col="s.start_ns")} AS "Timestamp",
        s.status AS "Status", coalesce(s.exception, '') AS "Exception"
-FROM data_values d JOIN spans s ON s.id = d.span JOIN processes p ON p.id = s.process_id;
+FROM spans s JOIN data_values d ON d.span = s.id JOIN processes p ON p.id = s.process_id
+ORDER BY s.start_ns, s.id, d.seq;
 
 -- The brief's retention SQL deletes from its tables; keep that working on the views.
 CREATE TRIGGER IF NOT EXISTS process_trace_delete INSTEAD OF DELETE ON process_trace
@@ -147,7 +149,9 @@ INSERT OR IGNORE INTO processes(name) SELECT DISTINCT process FROM brief_calls;
 INSERT INTO spans(id, span_id, trace_id, start_ns, duration_ms, process_id, status, outcome,
                   exception)
     SELECT c.rowid, random(), printf('%016x%016x', random(), random()),
-           CAST(round((julianday(c.ts) - 2440587.5) * 86400.0 * 1000000) AS INTEGER) * 1000,
+           unixepoch(c.ts) * 1000000000
+             + CAST(round((strftime('%f', c.ts) - CAST(strftime('%S', c.ts) AS INTEGER))
+                          * 1000) AS INTEGER) * 1000000,
            coalesce(c.duration_ms, 0.0), p.id, c.status,
            CASE c.status WHEN 'ERR' THEN 'error' ELSE 'ok' END, c.exception
     FROM brief_calls c JOIN processes p ON p.name = c.process;

@@ -16,6 +16,7 @@ import socket
 import sqlite3
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -85,9 +86,11 @@ class SpanStore:
             self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s,
                                          isolation_level=None, check_same_thread=False)
         try:
-            self._configure_connection()
+            # Schema first: a file that is refused must be left exactly as it was, and
+            # switching to WAL rewrites its header.
             if not readonly:
                 ensure_schema(self._conn, self.path)
+            self._configure_connection()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise SchemaError(f"{self.path}: cannot open as an otel-monitor store: {exc}") from exc
@@ -97,6 +100,7 @@ class SpanStore:
         self._process_ids: dict[str, int] = {}
         self._lock = threading.Lock()
         self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        _OPEN_STORES.add(self)
 
     def _configure_connection(self) -> None:
         c = self._conn
@@ -197,7 +201,7 @@ class SpanStore:
 
     # -- retention ------------------------------------------------------------
 
-    def purge(self, older_than_ns: int, *, max_tx_seconds: float = 0.05,
+    def purge(self, older_than_ns: int, *, max_tx_seconds: float = 0.02,
               max_bytes: int | None = None) -> int:
         """Delete calls that started before ``older_than_ns`` (and the oldest calls while
         the store's used size exceeds ``max_bytes``), in chunks: each chunk is its own
@@ -218,7 +222,10 @@ class SpanStore:
                 chunk = max(50, int(chunk * max_tx_seconds / elapsed / 1.5))
             elif elapsed < max_tx_seconds / 3:
                 chunk = min(20_000, chunk * 2)
-            time.sleep(0.001)  # let a waiting writer take the lock between chunks
+            # Leave the lock free for longer than a chunk holds it: a writer waiting in
+            # SQLite's busy handler retries after 1, 2, 5, 10, 15, 20, 25 ms… and would
+            # miss a short gap again and again.
+            time.sleep(max(0.02, elapsed))
 
     def _purge_chunk(self, older_than_ns: int | None, limit: int) -> int:
         c = self._conn
@@ -342,6 +349,30 @@ class SpanStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+
+_OPEN_STORES: "weakref.WeakSet[SpanStore]" = weakref.WeakSet()
+
+
+def _hold_all_stores() -> None:
+    """Before fork: wait until no store is inside a transaction. A fork taken mid-write
+    would leave SQLite's in-process lock bookkeeping held in the child, and every
+    connection the child opens to that file would then find it locked."""
+    for store in list(_OPEN_STORES):
+        store._lock.acquire()
+
+
+def _release_all_stores() -> None:
+    for store in list(_OPEN_STORES):
+        try:
+            store._lock.release()
+        except RuntimeError:  # created while we held the others
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_hold_all_stores, after_in_parent=_release_all_stores,
+                        after_in_child=_release_all_stores)
 
 
 def _chunks(items: list, size: int):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import multiprocessing
 import os
 import secrets
 import sqlite3
@@ -98,6 +99,8 @@ class Runtime:
                 exporter, queue=QUEUE, max_queue=settings.queue_size,
                 flush_interval_s=settings.flush_interval_s)
             self.processor.start()
+            if multiprocessing.parent_process() is not None:  # a spawned worker
+                self.processor.flush_on_sigterm()
             self.otlp = otlp
             self.tracer = provider.get_tracer(TRACER_NAME)
             if not self._atexit_registered:
