@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -89,6 +89,76 @@ CREATE TABLE IF NOT EXISTS health (
 );
 """
 
+# Version 2: what the instrumented process writes besides calls, for the UI to show:
+# feeds and their last update, feed -> process edges, alerts sent or not, banner flags.
+STATE_TABLES = """
+-- One row per feed per process that ticks it (several workers may tick one feed).
+CREATE TABLE IF NOT EXISTS feeds (
+    name           TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    pid            INTEGER NOT NULL,
+    service_name   TEXT,
+    interval_s     REAL,                      -- expected update interval, if declared
+    stale_after_s  REAL NOT NULL,             -- stale past this age
+    last_update_ns INTEGER,                   -- NULL: declared, not ticked yet
+    ticks          INTEGER NOT NULL,
+    stale          INTEGER NOT NULL,          -- 1 if stale when written (updated_ns)
+    updated_ns     INTEGER NOT NULL,
+    PRIMARY KEY (name, host, pid)
+);
+
+-- Feed -> process edges of the dependency graph: a process called inside a feed's tick
+-- handler (called = 1), or one that declares it reads the feed (declared = 1).
+CREATE TABLE IF NOT EXISTS feed_edges (
+    feed       TEXT NOT NULL,
+    process    TEXT NOT NULL,
+    declared   INTEGER NOT NULL DEFAULT 0,
+    called     INTEGER NOT NULL DEFAULT 0,
+    first_ns   INTEGER NOT NULL,
+    last_ns    INTEGER NOT NULL,
+    PRIMARY KEY (feed, process)
+) WITHOUT ROWID;
+
+-- One row per alert per webhook: sent, failed (after its retries) or dropped (the
+-- pending queue was full, or the process stopped first).
+CREATE TABLE IF NOT EXISTS alerts (
+    id            INTEGER PRIMARY KEY,
+    ts_ns         INTEGER NOT NULL,           -- when the condition was detected
+    rule          TEXT NOT NULL,              -- exception | feed_lag | backpressure
+    action        TEXT NOT NULL,              -- trigger | resolve
+    key           TEXT NOT NULL,              -- the dedup key (PagerDuty dedup_key)
+    target        TEXT NOT NULL,              -- 'slack https://host/…' (no secret path)
+    status        TEXT NOT NULL,              -- sent | failed | dropped
+    attempts      INTEGER NOT NULL,
+    count         INTEGER NOT NULL,           -- occurrences this alert stands for
+    summary       TEXT NOT NULL,
+    error         TEXT,                       -- why it failed or was dropped
+    process       TEXT,
+    span_id       TEXT,                       -- 16 hex digits: the call alerted on
+    trace_id      TEXT,
+    feed          TEXT,
+    done_ns       INTEGER NOT NULL,           -- when it was sent or given up
+    host          TEXT,
+    pid           INTEGER
+);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts(ts_ns);
+
+-- Conditions the UI shows as a banner (backpressure), per writing process.
+CREATE TABLE IF NOT EXISTS flags (
+    name       TEXT NOT NULL,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    raised     INTEGER NOT NULL,              -- 1 raised, 0 cleared
+    since_ns   INTEGER,                       -- when the condition began
+    value      REAL,                          -- e.g. the queue depth
+    message    TEXT,
+    updated_ns INTEGER NOT NULL,              -- refreshed every second while raised
+    PRIMARY KEY (name, host, pid)
+);
+"""
+
+TABLES += STATE_TABLES
+
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
@@ -113,6 +183,25 @@ SELECT p.name AS "Process", d.data AS "Data", d.data_type AS "Data Type",
        s.status AS "Status", coalesce(s.exception, '') AS "Exception"
 FROM spans s JOIN data_values d ON d.span = s.id JOIN processes p ON p.id = s.process_id
 ORDER BY s.start_ns, s.id, d.seq;
+
+-- Feeds across the processes that tick them: the newest update wins.
+CREATE VIEW IF NOT EXISTS feed_status AS
+SELECT name, max(interval_s) AS interval_s, min(stale_after_s) AS stale_after_s,
+       max(last_update_ns) AS last_update_ns,
+       CASE WHEN max(last_update_ns) IS NULL THEN NULL
+            ELSE {_ISO.format(col="max(last_update_ns)")} END AS last_update,
+       sum(ticks) AS ticks, max(updated_ns) AS updated_ns, count(*) AS writers
+FROM feeds GROUP BY name;
+
+-- Alerts with a readable time, newest first.
+CREATE VIEW IF NOT EXISTS alert_log AS
+SELECT {_ISO.format(col="ts_ns")} AS ts, rule, action, key, target, status, attempts, count, summary,
+       error, process, span_id, trace_id, feed, ts_ns, done_ns, host, pid, id
+FROM alerts ORDER BY ts_ns DESC, id DESC;
+
+-- Banners to show: raised flags (a row not refreshed for a while is a stopped process).
+CREATE VIEW IF NOT EXISTS banners AS
+SELECT name, host, pid, message, value, since_ns, updated_ns FROM flags WHERE raised = 1;
 
 -- The brief's retention SQL deletes from its tables; keep that working on the views.
 CREATE TRIGGER IF NOT EXISTS process_trace_delete INSTEAD OF DELETE ON process_trace
@@ -164,8 +253,12 @@ DROP TABLE brief_process_trace;
 DROP TABLE brief_data_trace;
 """
 
+# 1 -> 2: the state tables; trace_rows is made anew (with VIEWS, after the steps) so a
+# version-1 store gets its call-by-call order too.
+_V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
+
 # version -> SQL that brings a store of that version to version + 1.
-MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA}
+MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2}
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:

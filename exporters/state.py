@@ -1,0 +1,147 @@
+"""StateStore: the store's tables besides calls (schema version 2).
+
+What an instrumented process writes for the UI — another process — to show:
+its feeds and their last update (at least once a second), the feed -> process
+edges of the dependency graph, every alert it sent, failed to send or dropped,
+and the flags shown as banners (queue backpressure). ``StateStore`` is a
+``SpanStore`` (same file, same schema, same rules: one per thread, every query
+parameterised) with the writes and reads of those tables.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .store import SpanStore
+
+FLAG_BACKPRESSURE = "backpressure"
+
+# Alert delivery outcomes (alerts.status)
+SENT = "sent"
+FAILED = "failed"
+DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class FeedState:
+    """One feed as one process sees it."""
+
+    name: str
+    interval_s: float | None
+    stale_after_s: float
+    last_update_ns: int | None
+    ticks: int
+    stale: bool
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert's delivery to one webhook, as it ended."""
+
+    ts_ns: int
+    rule: str
+    action: str
+    key: str
+    target: str
+    status: str
+    attempts: int
+    count: int
+    summary: str
+    error: str | None = None
+    process: str | None = None
+    span_id: str | None = None
+    trace_id: str | None = None
+    feed: str | None = None
+    done_ns: int | None = None
+
+
+class StateStore(SpanStore):
+    """Feeds, feed edges, alerts and flags of one store file."""
+
+    def __init__(self, path: str | os.PathLike[str], **kwargs) -> None:
+        super().__init__(path, **kwargs)
+        self.host = socket.gethostname()
+
+    # -- writes ---------------------------------------------------------------
+
+    def write_feeds(self, feeds: Sequence[FeedState], *, service_name: str | None = None) -> None:
+        """Upsert this process's row of each feed (``updated_ns`` is now)."""
+        now, pid = time.time_ns(), os.getpid()
+        self._execute_tx(
+            """INSERT OR REPLACE INTO feeds(name, host, pid, service_name, interval_s,
+                   stale_after_s, last_update_ns, ticks, stale, updated_ns)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [(f.name, self.host, pid, service_name, f.interval_s, f.stale_after_s,
+              f.last_update_ns, f.ticks, int(f.stale), now) for f in feeds])
+
+    def write_feed_edges(self, edges: Iterable[tuple[str, str, bool, bool]]) -> None:
+        """Upsert ``(feed, process, declared, called)`` edges; a flag once set stays set."""
+        now = time.time_ns()
+        self._execute_tx(
+            """INSERT INTO feed_edges(feed, process, declared, called, first_ns, last_ns)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(feed, process) DO UPDATE SET
+                   declared = max(declared, excluded.declared),
+                   called = max(called, excluded.called),
+                   last_ns = excluded.last_ns""",
+            [(feed, process, int(declared), int(called), now, now)
+             for feed, process, declared, called in edges])
+
+    def record_alerts(self, records: Sequence[AlertRecord]) -> None:
+        now, pid = time.time_ns(), os.getpid()
+        self._execute_tx(
+            """INSERT INTO alerts(ts_ns, rule, action, key, target, status, attempts, count,
+                   summary, error, process, span_id, trace_id, feed, done_ns, host, pid)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [(r.ts_ns, r.rule, r.action, r.key, r.target, r.status, r.attempts, r.count,
+              r.summary, r.error, r.process, r.span_id, r.trace_id, r.feed,
+              r.done_ns if r.done_ns is not None else now, self.host, pid) for r in records])
+
+    def set_flag(self, name: str, *, raised: bool, since_ns: int | None = None,
+                 value: float | None = None, message: str | None = None) -> None:
+        """Raise (or refresh) or clear this process's flag ``name``."""
+        self._execute_tx(
+            """INSERT OR REPLACE INTO flags(name, host, pid, raised, since_ns, value, message,
+                   updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+            [(name, self.host, os.getpid(), int(raised), since_ns, value, message,
+              time.time_ns())])
+
+    def purge_alerts(self, older_than_ns: int) -> int:
+        with self._lock:
+            c = self._conn
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                n = c.execute("DELETE FROM alerts WHERE ts_ns < ?", (older_than_ns,)).rowcount
+                c.execute("COMMIT")
+                return n
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    # -- reads ----------------------------------------------------------------
+
+    def feeds(self) -> list[sqlite3.Row]:
+        """Each feed across the processes that tick it (the ``feed_status`` view)."""
+        return self.query("SELECT * FROM feed_status ORDER BY name")
+
+    def feed_edges(self) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM feed_edges ORDER BY feed, process")
+
+    def alerts(self, *, limit: int = 100, rule: str | None = None) -> list[sqlite3.Row]:
+        """The newest alerts first (the ``alert_log`` view)."""
+        if rule is None:
+            return self.query("SELECT * FROM alert_log LIMIT ?", (limit,))
+        return self.query("SELECT * FROM alert_log WHERE rule = ? LIMIT ?", (rule, limit))
+
+    def banners(self, *, fresh_within_s: float | None = None) -> list[sqlite3.Row]:
+        """Raised flags; with ``fresh_within_s``, only those refreshed that recently (a
+        process that stopped while its flag was raised no longer refreshes it)."""
+        if fresh_within_s is None:
+            return self.query("SELECT * FROM banners ORDER BY name, host, pid")
+        since = time.time_ns() - int(fresh_within_s * 1e9)
+        return self.query("SELECT * FROM banners WHERE updated_ns >= ? ORDER BY name, host, pid",
+                          (since,))
