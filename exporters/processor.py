@@ -55,6 +55,9 @@ class MonitorSpanProcessor(SpanProcessor):
         self.last_write_ns: int | None = None
         self.write_lag_ms: float | None = None
         self._retry: list = []
+        # Called on the writer thread with each batch once it is written (records and
+        # spans); an observer's failure is logged, never stops the writer.
+        self.observers: list[Callable[[list], None]] = []
         self._init_thread_state()
         _live.add(self)
         # A multiprocessing child ends with os._exit(), which skips atexit: have its
@@ -215,6 +218,11 @@ class MonitorSpanProcessor(SpanProcessor):
             self.last_write_ns = now
             oldest = _end_ns(batch[0])
             self.write_lag_ms = (now - oldest) / 1e6 if oldest else None
+            for observe in self.observers:
+                try:
+                    observe(batch)
+                except Exception:
+                    _log.debug("otel-monitor: batch observer failed", exc_info=True)
             return True
         self.failed_batches += 1
         # Kept whole: what was accepted is not dropped for what arrives later (the

@@ -195,8 +195,8 @@ FROM feeds GROUP BY name;
 
 -- Alerts with a readable time, newest first.
 CREATE VIEW IF NOT EXISTS alert_log AS
-SELECT {_ISO.format(col="ts_ns")} AS ts, rule, action, key, target, status, attempts, count, summary,
-       error, process, span_id, trace_id, feed, ts_ns, done_ns, host, pid, id
+SELECT {_ISO.format(col="ts_ns")} AS ts, rule, action, key, target, status, attempts, count,
+       summary, error, process, span_id, trace_id, feed, ts_ns, done_ns, host, pid, id
 FROM alerts ORDER BY ts_ns DESC, id DESC;
 
 -- Banners to show: raised flags (a row not refreshed for a while is a stopped process).

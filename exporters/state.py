@@ -124,6 +124,17 @@ class StateStore(SpanStore):
 
     # -- reads ----------------------------------------------------------------
 
+    def known_processes(self, names: Iterable[str]) -> set[str]:
+        """Which of ``names`` are in the catalog (have calls in this store)."""
+        names = list(names)
+        found: set[str] = set()
+        for i in range(0, len(names), 500):
+            chunk = names[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self._conn.execute(
+                f"SELECT name FROM processes WHERE name IN ({marks})", chunk))
+        return found
+
     def feeds(self) -> list[sqlite3.Row]:
         """Each feed across the processes that tick it (the ``feed_status`` view)."""
         return self.query("SELECT * FROM feed_status ORDER BY name")
