@@ -17,12 +17,21 @@ class ConfigError(ValueError):
     """A setting has a value otel-monitor cannot use; the message names it."""
 
 
-def _webhooks(text: str) -> tuple[str, ...]:
+def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
 
 
 def _optional_float(text: str) -> float | None:
     return None if text.strip().lower() in ("", "none", "0") else float(text)
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
 
 
 @dataclass(frozen=True)
@@ -31,13 +40,28 @@ class Settings:
     retention_hours: float = 6.0
     purge_interval_s: float = 60.0
     max_db_mb: float | None = None
-    alert_webhooks: tuple[str, ...] = ()
+    alert_webhooks: tuple[str, ...] = field(default=(), repr=False)  # a hook URL is a secret
     otlp_endpoint: str | None = None
     otlp_protocol: str | None = None
     max_value_length: int = 1000
     queue_size: int = 100_000
     flush_interval_s: float = 0.2
     mask_key: str | None = field(default=None, repr=False)
+    # Feeds and alerts (see otel_monitor/alerts/).
+    ui_url: str = "http://127.0.0.1:8050"
+    pagerduty_routing_key: str | None = field(default=None, repr=False)
+    alert_exceptions: bool = True
+    alert_ignore_exceptions: tuple[str, ...] = ()
+    alert_feed_lag: bool = True
+    feed_stale_after_s: float = 10.0
+    backpressure_depth: int = 5000
+    backpressure_for_s: float = 30.0
+    alert_backpressure: bool = False
+    alert_group_window_s: float = 60.0
+    alert_queue_size: int = 1000
+    alert_timeout_s: float = 5.0
+    alert_max_attempts: int = 5
+    alert_backoff_s: float = 0.5
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -51,15 +75,24 @@ class Settings:
             ("otlp_protocol", self.otlp_protocol in (None, "grpc", "http/protobuf"),
              "must be 'grpc' or 'http/protobuf'"),
             ("db_path", bool(self.db_path), "must not be empty"),
+            ("ui_url", self.ui_url.startswith(("http://", "https://")), "must be an http(s) URL"),
+            ("feed_stale_after_s", self.feed_stale_after_s > 0, "must be > 0"),
+            ("backpressure_depth", self.backpressure_depth >= 1, "must be >= 1"),
+            ("backpressure_for_s", self.backpressure_for_s >= 0, "must be >= 0"),
+            ("alert_group_window_s", self.alert_group_window_s > 0, "must be > 0"),
+            ("alert_queue_size", self.alert_queue_size >= 1, "must be >= 1"),
+            ("alert_timeout_s", self.alert_timeout_s > 0, "must be > 0"),
+            ("alert_max_attempts", self.alert_max_attempts >= 1, "must be >= 1"),
+            ("alert_backoff_s", self.alert_backoff_s >= 0, "must be >= 0"),
         ]
         for name, ok, rule in checks:
             if not ok:
                 raise ConfigError(f"otel-monitor setting {name}={getattr(self, name)!r}: {rule}")
         if self.mask_key is not None and len(self.mask_key.encode()) < 16:
             raise ConfigError("otel-monitor setting mask_key: must be at least 16 bytes")
-        for url in self.alert_webhooks:
-            if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"otel-monitor alert webhook {url!r}: must be an http(s) URL")
+        from .alerts.targets import parse_webhooks  # kinds, URLs and routing keys
+
+        parse_webhooks(self.alert_webhooks, self.pagerduty_routing_key)
 
 
 _NUMBER = (int, float)
@@ -69,7 +102,13 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "max_db_mb": _NUMBER, "alert_webhooks": (tuple,), "otlp_endpoint": (str,),
     "otlp_protocol": (str,), "max_value_length": (int,), "queue_size": (int,),
     "flush_interval_s": _NUMBER, "mask_key": (str,),
+    "ui_url": (str,), "pagerduty_routing_key": (str,), "alert_exceptions": (bool,),
+    "alert_ignore_exceptions": (tuple,), "alert_feed_lag": (bool,),
+    "feed_stale_after_s": _NUMBER, "backpressure_depth": (int,), "backpressure_for_s": _NUMBER,
+    "alert_backpressure": (bool,), "alert_group_window_s": _NUMBER, "alert_queue_size": (int,),
+    "alert_timeout_s": _NUMBER, "alert_max_attempts": (int,), "alert_backoff_s": _NUMBER,
 }
+_LISTS = ("alert_webhooks", "alert_ignore_exceptions")  # comma-separated in the environment
 
 
 def _check_types(settings: "Settings") -> None:
@@ -77,12 +116,14 @@ def _check_types(settings: "Settings") -> None:
         value = getattr(settings, f.name)
         if value is None and f.default is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, _TYPES[f.name]):
-            kinds = " or ".join(t.__name__ for t in _TYPES[f.name])
-            raise ConfigError(f"otel-monitor setting {f.name}={value!r}: must be {kinds}")
-    for url in settings.alert_webhooks:
-        if not isinstance(url, str):
-            raise ConfigError(f"otel-monitor alert webhook {url!r}: must be a string")
+        kinds = _TYPES[f.name]
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            names = " or ".join(t.__name__ for t in kinds)
+            raise ConfigError(f"otel-monitor setting {f.name}={value!r}: must be {names}")
+    for name in _LISTS:
+        for item in getattr(settings, name):
+            if not isinstance(item, str):
+                raise ConfigError(f"otel-monitor setting {name}: {item!r} must be a string")
 
 
 # Setting name -> (environment variable, parser)
@@ -91,13 +132,27 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "retention_hours": ("OTEL_MONITOR_RETENTION_HOURS", float),
     "purge_interval_s": ("OTEL_MONITOR_PURGE_INTERVAL_S", float),
     "max_db_mb": ("OTEL_MONITOR_MAX_DB_MB", _optional_float),
-    "alert_webhooks": ("OTEL_MONITOR_WEBHOOKS", _webhooks),
+    "alert_webhooks": ("OTEL_MONITOR_WEBHOOKS", _comma_list),
     "otlp_endpoint": ("OTEL_MONITOR_OTLP_ENDPOINT", str),
     "otlp_protocol": ("OTEL_MONITOR_OTLP_PROTOCOL", str),
     "max_value_length": ("OTEL_MONITOR_MAX_VALUE_LENGTH", int),
     "queue_size": ("OTEL_MONITOR_QUEUE_SIZE", int),
     "flush_interval_s": ("OTEL_MONITOR_FLUSH_INTERVAL_S", float),
     "mask_key": ("OTEL_MONITOR_MASK_KEY", str),
+    "ui_url": ("OTEL_MONITOR_UI_URL", str),
+    "pagerduty_routing_key": ("OTEL_MONITOR_PAGERDUTY_ROUTING_KEY", str),
+    "alert_exceptions": ("OTEL_MONITOR_ALERT_EXCEPTIONS", _flag),
+    "alert_ignore_exceptions": ("OTEL_MONITOR_ALERT_IGNORE_EXCEPTIONS", _comma_list),
+    "alert_feed_lag": ("OTEL_MONITOR_ALERT_FEED_LAG", _flag),
+    "feed_stale_after_s": ("OTEL_MONITOR_FEED_STALE_AFTER_S", float),
+    "backpressure_depth": ("OTEL_MONITOR_BACKPRESSURE_DEPTH", int),
+    "backpressure_for_s": ("OTEL_MONITOR_BACKPRESSURE_FOR_S", float),
+    "alert_backpressure": ("OTEL_MONITOR_ALERT_BACKPRESSURE", _flag),
+    "alert_group_window_s": ("OTEL_MONITOR_ALERT_GROUP_WINDOW_S", float),
+    "alert_queue_size": ("OTEL_MONITOR_ALERT_QUEUE_SIZE", int),
+    "alert_timeout_s": ("OTEL_MONITOR_ALERT_TIMEOUT_S", float),
+    "alert_max_attempts": ("OTEL_MONITOR_ALERT_MAX_ATTEMPTS", int),
+    "alert_backoff_s": ("OTEL_MONITOR_ALERT_BACKOFF_S", float),
 }
 
 
@@ -125,8 +180,8 @@ def load_settings(overrides: Mapping[str, Any] | None = None,
     for name, value in overrides.items():
         if value is None:
             continue
-        if name == "alert_webhooks":
-            value = _webhooks(value) if isinstance(value, str) else tuple(value)
+        if name in _LISTS:
+            value = _comma_list(value) if isinstance(value, str) else tuple(value)
         values[name] = value
     if "db_path" in values:
         values["db_path"] = os.fspath(values["db_path"])

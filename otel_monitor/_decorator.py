@@ -16,7 +16,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
             log_inputs: bool = True, log_outputs: bool = True,
-            otel_span: bool = False) -> Callable[[F], F]:
+            otel_span: bool = False, feeds: Iterable[str] = ()) -> Callable[[F], F]:
     """Record every call of the decorated function as a span with its inputs and output.
 
     ``process_group``: a logical group (``"pricing"``). ``sample``: the fraction of
@@ -24,6 +24,8 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
     names (and ``"return"``) stored only as a keyed hash, on top of the default
     sensitive names. ``otel_span=True``: a span of the process-wide OpenTelemetry
     tracer provider (exported wherever it exports); ``False``: recorded locally only.
+    ``feeds``: names of the market-data feeds the function reads (feed -> process edges
+    of the dependency graph; see ``otel_monitor.feed``).
     """
     if callable(process_group):
         raise TypeError("@monitor needs a process group: write @monitor('pricing'), "
@@ -39,6 +41,12 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
         if not isinstance(name, str):
             raise TypeError(f"mask must be argument names (strings), got {name!r}")
     sample = float(sample)
+    if isinstance(feeds, str):
+        feeds = (feeds,)
+    feeds = tuple(feeds)
+    for name in feeds:
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"feeds must be feed names (non-empty strings), got {name!r}")
 
     def decorate(fn: F) -> F:
         if isinstance(fn, (staticmethod, classmethod)):
@@ -46,6 +54,8 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
         if isinstance(fn, type) or not callable(fn):
             raise TypeError(f"@monitor decorates functions and methods, not {fn!r}")
         site = _site(fn, process_group)
+        handler_of = getattr(fn, "__otel_monitor_feed__", None)  # @monitor over @feed
+        site.feeds = tuple(dict.fromkeys((*feeds, *((handler_of,) if handler_of else ()))))
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError):

@@ -175,6 +175,10 @@ class LocalRecorder:
             outcome = outcome_of(exc)
             error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
             self._put(call, end, outcome, error, None)
+            if error is not None:
+                on_error = RUNTIME.on_error  # the alert engine, when exceptions alert
+                if on_error is not None:
+                    on_error(self.site, call[1], end, error)
         except Exception:
             _warn("recording a failed call")
 
@@ -275,6 +279,10 @@ class SpanRecorder(LocalRecorder):
             if not parent_id:
                 otel_parent = span.parent
                 parent_id = otel_parent.span_id if otel_parent is not None else 0
+            if parent is not None and type(parent[1]) is not int:
+                # Inside a feed's tick handler: the marker's int subclass names the feed
+                # (see _feeds); the record keeps it, with this call's real parent id.
+                parent_id = type(parent[1])(parent_id)
             call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None]
             if enter:
                 self.enter(call)

@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import StatusCode
 
 from exporters import MonitorSpanProcessor, SQLiteSpanExporter
 
@@ -45,6 +46,11 @@ class Runtime:
         self.processor: MonitorSpanProcessor | None = None
         self.exporter: SQLiteSpanExporter | None = None
         self.otlp: Any = None
+        self.alerts: Any = None  # the AlertEngine (feeds, alerts, backpressure)
+        # Called on the error path of a failing monitored call (the engine's
+        # submit_error) when exception alerts are on; None costs failing calls nothing.
+        self.on_error: Any = None
+        self.on_span_error: Any = None  # the same, for other instrumentation's ERROR spans
         self.provider: Any = None
         self.tracer: Any = trace.get_tracer(TRACER_NAME)  # a proxy until configured
         self.max_queue = 100_000
@@ -88,6 +94,7 @@ class Runtime:
                 raise ConfigError(f"otel-monitor cannot use db_path={settings.db_path!r}: "
                                   f"{exc}") from exc
             otlp = self._otlp_processor(settings)
+            alerts = self._alert_engine(settings, service)
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
@@ -99,6 +106,7 @@ class Runtime:
                 exporter, queue=QUEUE, max_queue=settings.queue_size,
                 flush_interval_s=settings.flush_interval_s)
             self.processor.start()
+            self._start_alerts(alerts)
             if multiprocessing.parent_process() is not None:  # a spawned worker
                 self.processor.flush_on_sigterm()
             self.otlp = otlp
@@ -145,15 +153,34 @@ class Runtime:
             self.ready = False
             self.stopped = True
 
+    @staticmethod
+    def _alert_engine(settings: Settings, service: str | None) -> Any:
+        """Built before the old pipeline is stopped: a bad webhook changes nothing."""
+        from .alerts.engine import AlertEngine  # imports httpx only if a webhook is set
+
+        return AlertEngine(settings, service_name=service, queue_depth=QUEUE.__len__)
+
+    def _start_alerts(self, alerts: Any) -> None:
+        from ._feeds import observe_batch
+
+        observers = getattr(self.processor, "observers", None)
+        if observers is not None:
+            observers.append(observe_batch)  # feed -> process edges, on the writer thread
+        alerts.start()
+        self.alerts = alerts
+        self.on_error = alerts.submit_error if alerts.wants_errors else None
+        self.on_span_error = alerts.submit_span_error if alerts.wants_errors else None
+
     def _stop_pipeline(self) -> None:
-        for part in (self.processor, self.otlp):
+        self.on_error = self.on_span_error = None
+        for part in (self.processor, self.otlp, self.alerts):
             if part is None:
                 continue
             try:
                 part.shutdown()
             except Exception:
                 _log.warning("otel-monitor: shutdown failed", exc_info=True)
-        self.processor = self.exporter = self.otlp = None
+        self.processor = self.exporter = self.otlp = self.alerts = None
 
 
 class _Switch:
@@ -180,6 +207,9 @@ class _Switch:
         scope = span.instrumentation_scope
         if scope is None or scope.name != TRACER_NAME:
             processor.on_end(span)
+            sink = runtime.on_span_error
+            if sink is not None and span.status.status_code is StatusCode.ERROR:
+                sink(span)
 
     def _on_ending(self, span: Any) -> None:
         pass

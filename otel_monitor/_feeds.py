@@ -1,0 +1,199 @@
+"""Market-data feeds: ``@feed`` on a tick handler, ``tick(name)`` where there is none.
+
+A tick records a timestamp and a count on the feed's object: no span, no queue,
+no lock (about 0.1 µs). The alert engine reads the feeds from another thread,
+judges them stale past their threshold, and writes them to the store twice a
+second, so the UI (another process) sees them.
+
+Feed -> process edges, for the dependency graph, come two ways:
+
+* declared: ``@monitor(..., feeds=("bbg.fx",))`` says the process reads the feed;
+* called: a monitored function called directly inside a feed's tick handler. The
+  handler makes the current-call marker (``_recorders.CURRENT``) say so, at no cost
+  to monitored calls: its parent id is an ``int`` of a per-feed subclass with the
+  same value the call's parent id would have had, so the record carries the feed
+  without one more field, and the writer thread, which sees every record anyway,
+  notes the edge (``observe_batch``). Calls further down are not edges of the feed.
+
+A handler that runs outside any monitored call and any OpenTelemetry span starts
+one trace for what it calls: the calls made for one tick share a trace id.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import numbers
+import os
+import time
+from random import getrandbits
+from typing import Any, Callable, TypeVar
+
+from ._recorders import CURRENT, _get_current_span
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FEED_ATTR = "__otel_monitor_feed__"
+
+_time_ns = time.time_ns
+
+
+class FeedParent(int):
+    """A parent span id that also says "called inside the tick handler of ``feed``".
+
+    Its value is the real parent id (0 for none): everything that reads it as an int
+    is unaffected. One subclass per feed, made by ``Feed``."""
+
+    __slots__ = ()
+    feed: str = ""
+
+
+class Feed:
+    """One feed: its declaration and its last update, as this process sees it."""
+
+    __slots__ = ("name", "interval_s", "stale_after_s", "last_ns", "ticks", "parent_type")
+
+    def __init__(self, name: str, interval_s: float | None, stale_after_s: float | None) -> None:
+        self.name = name
+        self.interval_s = interval_s
+        self.stale_after_s = stale_after_s  # None: the feed_stale_after_s setting
+        self.last_ns = 0                    # 0: not ticked yet
+        self.ticks = 0
+        self.parent_type = type(f"FeedParent[{name}]", (FeedParent,),
+                                {"__slots__": (), "feed": name})
+
+    def __repr__(self) -> str:
+        return (f"Feed({self.name!r}, interval_s={self.interval_s}, "
+                f"stale_after_s={self.stale_after_s}, ticks={self.ticks})")
+
+
+# Every feed this process declared or ticked, by name.
+FEEDS: dict[str, Feed] = {}
+# (feed, process) edges seen by the writer thread: processes called inside a handler.
+CALLED_EDGES: set[tuple[str, str]] = set()
+_handlers_ran = False
+
+
+def _check_seconds(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+    return float(value)
+
+
+def declare(name: str, interval_s: float | None = None,
+            stale_after_s: float | None = None) -> Feed:
+    """The feed ``name``, created if new; given values replace what was declared."""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"a feed name must be a non-empty string, got {name!r}")
+    interval_s = _check_seconds("interval_s", interval_s)
+    stale_after_s = _check_seconds("stale_after_s", stale_after_s)
+    found = FEEDS.get(name)
+    if found is None:
+        found = FEEDS.setdefault(name, Feed(name, interval_s, stale_after_s))
+    if interval_s is not None:
+        found.interval_s = interval_s
+    if stale_after_s is not None:
+        found.stale_after_s = stale_after_s
+    return found
+
+
+def tick(name: str) -> None:
+    """Record an update of feed ``name`` now (declaring it with defaults if new).
+
+    For code with no handler to wrap; costs a timestamp, no span."""
+    f = FEEDS.get(name)
+    if f is None:
+        try:
+            f = declare(name)
+        except (TypeError, ValueError):
+            return  # monitoring never raises into the caller
+    f.last_ns = _time_ns()
+    f.ticks += 1  # read by the engine; exact unless two threads tick at the same instant
+
+
+def _marker(parent_type: type) -> tuple:
+    """The current-call marker for the duration of a handler (see the module's doc)."""
+    parent = CURRENT.get()
+    if parent is not None:
+        return (parent[0], parent_type(parent[1]), parent[2])
+    ctx = _get_current_span().get_span_context()
+    if ctx.is_valid:
+        return (ctx.trace_id, parent_type(ctx.span_id), False)
+    return (getrandbits(128) or 1, parent_type(0), False)
+
+
+def feed(name: str, interval_s: float | None = None,
+         stale_after_s: float | None = None) -> Callable[[F], F]:
+    """Declare feed ``name`` and return a decorator for its tick handler: each call of the
+    handler is an update, and monitored functions it calls are edges of the feed.
+
+    ``interval_s``: the expected time between updates (the graph reddens an edge past
+    twice that). ``stale_after_s``: past this age the feed is stale and alerts
+    (default: the ``feed_stale_after_s`` setting, 10 s). Calling ``feed(...)`` alone,
+    decorating nothing, declares the feed for ``tick(name)``."""
+    f = declare(name, interval_s, stale_after_s)
+    parent_type = f.parent_type
+
+    def decorate(fn: F) -> F:
+        if isinstance(fn, (staticmethod, classmethod)):
+            return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
+        target = inspect.unwrap(fn)
+        if isinstance(fn, type) or not callable(fn) or inspect.isgeneratorfunction(target) \
+                or inspect.isasyncgenfunction(target):
+            raise TypeError(f"@feed decorates a tick handler (a function or coroutine "
+                            f"function), not {fn!r}")
+        site = getattr(fn, "__otel_monitor__", None)
+        if site is not None and name not in site.feeds:  # @feed over @monitor
+            site.feeds = (*site.feeds, name)
+
+        if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
+            async def wrapper(*args, **kwargs):
+                global _handlers_ran
+                f.last_ns = _time_ns()
+                f.ticks += 1
+                _handlers_ran = True
+                token = CURRENT.set(_marker(parent_type))
+                try:
+                    return await fn(*args, **kwargs)
+                finally:
+                    CURRENT.reset(token)
+        else:
+            def wrapper(*args, **kwargs):
+                global _handlers_ran
+                f.last_ns = _time_ns()
+                f.ticks += 1
+                _handlers_ran = True
+                token = CURRENT.set(_marker(parent_type))
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    CURRENT.reset(token)
+        wrapper = functools.wraps(fn)(wrapper)
+        setattr(wrapper, FEED_ATTR, name)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def observe_batch(batch: list) -> None:
+    """On the writer thread, for each batch it wrote: note the edges of calls made
+    directly inside a feed's handler (their parent id is a ``FeedParent``)."""
+    if not _handlers_ran:
+        return
+    for item in batch:
+        if type(item) is tuple:
+            parent = item[3]
+            if type(parent) is not int and isinstance(parent, FeedParent):
+                CALLED_EDGES.add((parent.feed, item[0]))
+
+
+def _reset_after_fork() -> None:
+    """A forked child has ticked nothing yet: the parent's ticks are the parent's."""
+    for f in list(FEEDS.values()):
+        f.last_ns = 0
+        f.ticks = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -1,0 +1,12 @@
+"""Alerts: the rules (unhandled exception, feed lag, queue backpressure), the engine
+that applies them off the hot path, and the webhooks (Slack, PagerDuty) it posts to.
+
+    targets.py    which webhook URLs are Slack and which PagerDuty; routing keys
+    model.py      an Alert: what every rule produces
+    payloads.py   Slack incoming-webhook and PagerDuty Events API v2 bodies
+    delivery.py   one sender thread per webhook (httpx): timeouts, retries, a bounded queue
+    engine.py     the rules: a thread of the instrumented process, storms grouped
+
+Nothing here is imported by ``import otel_monitor``; httpx is imported only when a
+webhook is configured.
+"""

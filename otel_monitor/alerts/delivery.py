@@ -1,0 +1,208 @@
+"""Sending alerts: one thread per webhook, so a slow or dead one delays no other.
+
+* A bounded queue of pending alerts per webhook: when full, the oldest is dropped
+  (reported as ``dropped``, and counted).
+* Each POST has a timeout. A timeout, a connection error, a 5xx or a 408 is retried
+  with exponential backoff (``backoff_s``, doubling, at most ``MAX_BACKOFF_S``); a
+  429 waits what its ``Retry-After`` says (seconds or an HTTP date, at most
+  ``MAX_RETRY_AFTER_S``); another 4xx is final (retrying would not help). After
+  ``max_attempts`` the alert is reported ``failed`` with the last error.
+* Nothing here raises into, or waits for, the instrumented code: ``submit`` appends
+  to a deque under a lock held for no I/O.
+
+httpx is imported when the first sender is built, i.e. only when a webhook is set.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+from exporters.state import DROPPED, FAILED, SENT
+
+from .._config import ConfigError
+from .model import Alert
+from .payloads import pagerduty_body, slack_body
+from .targets import PAGERDUTY, Target
+
+_log = logging.getLogger("otel_monitor")
+
+MAX_BACKOFF_S = 30.0
+MAX_RETRY_AFTER_S = 300.0
+USER_AGENT = "otel-monitor"
+
+# (alert, target, status, attempts, error) -> None
+Report = Callable[[Alert, Target, str, int, "str | None"], None]
+
+
+def body_for(target: Target, alert: Alert) -> dict[str, Any]:
+    if target.kind == PAGERDUTY:
+        return pagerduty_body(alert, target.routing_key or "")
+    return slack_body(alert)
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+def _import_httpx() -> Any:
+    try:
+        import httpx
+    except ImportError as exc:  # the optional extra is not installed
+        raise ConfigError("otel-monitor alert_webhooks need httpx: "
+                          "pip install 'otel-monitor[alerts]'") from exc
+    return httpx
+
+
+class WebhookSender:
+    """Delivers alerts to one webhook from its own daemon thread."""
+
+    def __init__(self, target: Target, report: Report, *, queue_size: int = 1000,
+                 timeout_s: float = 5.0, max_attempts: int = 5, backoff_s: float = 0.5) -> None:
+        self.httpx = _import_httpx()
+        self.target = target
+        self.report = report
+        self.queue_size = queue_size
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.sent = self.failed = self.dropped = 0
+        self._pending: deque[Alert] = deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._deadline = float("inf")  # monotonic: past it, a stopping sender gives up
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    # -- the engine's side ------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"otel-monitor-webhook-{self.target.kind}")
+        self._thread.start()
+
+    def submit(self, alert: Alert) -> None:
+        with self._cond:
+            if len(self._pending) >= self.queue_size:
+                oldest = self._pending.popleft()
+                self.dropped += 1
+                self.report(oldest, self.target, DROPPED, 0,
+                            f"pending queue full ({self.queue_size} alerts): oldest dropped")
+            self._pending.append(alert)
+            self._cond.notify()
+
+    def idle(self) -> bool:
+        with self._cond:
+            return not self._pending and not self._busy
+
+    def request_stop(self, deadline: float) -> None:
+        """Stop taking alerts; deliver what is pending until ``deadline`` (monotonic)."""
+        with self._cond:
+            self._stopping = True
+            self._deadline = deadline
+            self._cond.notify_all()
+
+    def finish(self, deadline: float) -> None:
+        """Wait for the thread until ``deadline``, then report what is left dropped."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()) + 0.2)
+        with self._cond:
+            left, self._pending = list(self._pending), deque()
+        for alert in left:
+            self.dropped += 1
+            self.report(alert, self.target, DROPPED, 0, "not sent before the process stopped")
+
+    def after_fork_in_child(self) -> None:
+        """The parent sends what it had pending; the child starts empty, with a new client."""
+        self._pending = deque()
+        self._cond = threading.Condition()
+        self._busy = self._stopping = False
+        self.start()
+
+    # -- the sender thread --------------------------------------------------------
+
+    def _run(self) -> None:
+        httpx = self.httpx
+        client = httpx.Client(timeout=httpx.Timeout(self.timeout_s),
+                              headers={"User-Agent": USER_AGENT})
+        try:
+            while True:
+                with self._cond:
+                    while not self._pending and not self._stopping:
+                        self._cond.wait()
+                    if not self._pending or time.monotonic() >= self._deadline:
+                        return
+                    alert = self._pending.popleft()
+                    self._busy = True
+                try:
+                    self._deliver(client, alert)
+                except Exception:  # a bug here must not end deliveries
+                    _log.exception("otel-monitor: delivering an alert failed")
+                finally:
+                    with self._cond:
+                        self._busy = False
+        finally:
+            client.close()
+
+    def _deliver(self, client: Any, alert: Alert) -> None:
+        httpx = self.httpx
+        body = body_for(self.target, alert)
+        error: str | None = None
+        attempts = 0
+        while attempts < self.max_attempts:
+            attempts += 1
+            delay = min(MAX_BACKOFF_S, self.backoff_s * 2 ** (attempts - 1))
+            try:
+                response = client.post(self.target.url, json=body)
+            except httpx.TimeoutException:
+                error = f"timed out after {self.timeout_s:g} s"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            else:
+                status = response.status_code
+                if 200 <= status < 300:
+                    self.sent += 1
+                    self.report(alert, self.target, SENT, attempts, None)
+                    return
+                error = f"HTTP {status}: {response.text[:200]}"
+                if status == 429:
+                    wait = retry_after_s(response.headers.get("Retry-After"))
+                    if wait is not None:
+                        delay = min(wait, MAX_RETRY_AFTER_S)
+                elif status < 500 and status != 408:
+                    break  # the webhook refuses this body: retrying would not help
+            if attempts < self.max_attempts and not self._wait(delay):
+                break
+        self.failed += 1
+        _log.warning("otel-monitor: alert %r not delivered to %s after %d attempt(s): %s",
+                     alert.key, self.target.label, attempts, error)
+        self.report(alert, self.target, FAILED, attempts, error)
+
+    def _wait(self, delay: float) -> bool:
+        """Sleep ``delay`` before a retry; False when stopping leaves no time for it."""
+        end = time.monotonic() + delay
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                if self._stopping and end >= self._deadline:
+                    return False
+                if now >= end:
+                    return True
+                self._cond.wait(end - now)
