@@ -22,3 +22,56 @@ def _hermetic_environment(monkeypatch, tmp_path):
 def store(store_path) -> Store:
     """A fresh configured store (see ``store_path``) and a reader for it."""
     return Store(store_path)
+
+
+# -- feeds and alerts ---------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_feeds():
+    """Feeds are process-wide: each test starts with none and leaves none behind (a feed
+    a test stopped ticking would go stale, and alert, in the next test)."""
+    from otel_monitor import _feeds
+
+    saved, edges = dict(_feeds.FEEDS), set(_feeds.CALLED_EDGES)
+    _feeds.FEEDS.clear()
+    _feeds.CALLED_EDGES.clear()
+    yield
+    _feeds.FEEDS.clear()
+    _feeds.FEEDS.update(saved)
+    _feeds.CALLED_EDGES.clear()
+    _feeds.CALLED_EDGES.update(edges)
+
+
+@pytest.fixture
+def receiver():
+    """A real webhook receiver listening on 127.0.0.1 (see ``webhook_receiver``)."""
+    from webhook_receiver import start_receiver
+
+    r = start_receiver()
+    yield r
+    r.close()
+
+
+
+
+@pytest.fixture
+def alerting(tmp_path, receiver):
+    """Factory: configure otel_monitor on a fresh store with the receiver as its Slack and
+    PagerDuty webhooks (short timeouts and backoff), plus ``settings``; returns a
+    ``Store`` reader. Shut down after the test."""
+    import otel_monitor
+    from alert_helpers import PD, ROUTING_KEY, SLACK
+
+    def configure(**settings) -> Store:
+        settings.setdefault("alert_webhooks", [
+            receiver.url(SLACK), f"pagerduty+{receiver.url(PD)}#routing_key={ROUTING_KEY}"])
+        settings.setdefault("alert_timeout_s", 2.0)
+        settings.setdefault("alert_backoff_s", 0.05)
+        settings.setdefault("ui_url", "http://ui.test:8050")
+        settings.setdefault("flush_interval_s", 0.05)
+        otel_monitor.configure(db_path=tmp_path / "alerts.db", **settings)
+        return Store(tmp_path / "alerts.db")
+
+    yield configure
+    otel_monitor.shutdown()
