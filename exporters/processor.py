@@ -13,6 +13,7 @@ It plays the part of the SDK's BatchSpanProcessor, tuned for the decorator:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -58,6 +59,8 @@ class MonitorSpanProcessor(SpanProcessor):
         # Called on the writer thread with each batch once it is written (records and
         # spans); an observer's failure is logged, never stops the writer.
         self.observers: list[Callable[[list], None]] = []
+        self._main_busy = 0
+        self._die_after_flush = False
         self._init_thread_state()
         _live.add(self)
         # A multiprocessing child ends with os._exit(), which skips atexit: have its
@@ -102,6 +105,10 @@ class MonitorSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Return once everything queued before the call is written (or the timeout passes)."""
+        with self._main_thread_busy():
+            return self._force_flush(timeout_millis)
+
+    def _force_flush(self, timeout_millis: int) -> bool:
         thread = self._thread
         if thread is None or not thread.is_alive() or thread is threading.current_thread():
             self._drain_once(everything=True)
@@ -119,15 +126,32 @@ class MonitorSpanProcessor(SpanProcessor):
         return not self._retry
 
     def shutdown(self) -> None:
-        thread = self._thread
-        self._stopping = True
-        self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=30)
-        self._drain_once(everything=True)
-        self._write_health()
-        self.exporter.shutdown()
-        _live.discard(self)
+        with self._main_thread_busy():
+            thread = self._thread
+            self._stopping = True
+            self._wake.set()
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=30)
+            self._drain_once(everything=True)
+            self._write_health()
+            self.exporter.shutdown()
+            _live.discard(self)
+
+    @contextlib.contextmanager
+    def _main_thread_busy(self):
+        """Marks the main thread as inside a flush: a SIGTERM handler that interrupts it
+        there must not flush again (it would wait on locks the main thread holds), so it
+        lets this flush finish and ends the process after it."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self._main_busy += 1
+        try:
+            yield
+        finally:
+            self._main_busy -= 1
+            if self._main_busy == 0 and self._die_after_flush:
+                _die_of_sigterm()
 
     def _flush_at_child_exit(self) -> None:
         mp_util.Finalize(self, self.force_flush, exitpriority=100)
@@ -142,11 +166,13 @@ class MonitorSpanProcessor(SpanProcessor):
             return
 
         def flush_then_die(signum: int, frame: Any) -> None:
+            if self._main_busy:  # interrupted inside a flush: end once it is done
+                self._die_after_flush = True
+                return
             try:
                 self.force_flush(2_000)
             finally:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                os.kill(os.getpid(), signal.SIGTERM)
+                _die_of_sigterm()
 
         try:
             signal.signal(signal.SIGTERM, flush_then_die)
@@ -241,6 +267,11 @@ class MonitorSpanProcessor(SpanProcessor):
                    last_write_ns=self.last_write_ns)
         except Exception:
             _log.debug("otel-monitor: health not written", exc_info=True)
+
+
+def _die_of_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 _live: "weakref.WeakSet[MonitorSpanProcessor]" = weakref.WeakSet()
