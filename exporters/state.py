@@ -111,16 +111,8 @@ class StateStore(SpanStore):
               time.time_ns())])
 
     def purge_alerts(self, older_than_ns: int) -> int:
-        with self._lock:
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                n = c.execute("DELETE FROM alerts WHERE ts_ns < ?", (older_than_ns,)).rowcount
-                c.execute("COMMIT")
-                return n
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+        with self._write() as c:
+            return c.execute("DELETE FROM alerts WHERE ts_ns < ?", (older_than_ns,)).rowcount
 
     # -- reads ----------------------------------------------------------------
 

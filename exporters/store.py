@@ -9,6 +9,7 @@ interval, 5 ms, for each row). A statement of 2,000 rows releases it once.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -74,6 +75,7 @@ class SpanStore:
             )
         self.path = os.fspath(path)
         self.readonly = readonly
+        self._busy_timeout_s = busy_timeout_s
         if readonly:
             if not os.path.exists(self.path):
                 raise StoreError(f"{self.path}: no such store (nothing has been recorded yet?)")
@@ -91,6 +93,8 @@ class SpanStore:
             if not readonly:
                 ensure_schema(self._conn, self.path)
             self._configure_connection()
+            if not readonly:
+                self._conn.execute("PRAGMA busy_timeout = 0")  # writes wait in _begin()
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise SchemaError(f"{self.path}: cannot open as an otel-monitor store: {exc}") from exc
@@ -99,6 +103,7 @@ class SpanStore:
             raise
         self._process_ids: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._tx_lock = threading.Lock()
         self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         _OPEN_STORES.add(self)
 
@@ -161,19 +166,12 @@ class SpanStore:
         """
         if not spans:
             return 0
-        c = self._conn
-        with self._lock:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                base = c.execute(_NEXT_ID).fetchone()[0]
-                self._insert_flat("spans", SPAN_COLUMNS, spans, base)
-                self._insert_flat("data_values", DATA_COLUMNS, data, base)
-                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
-                          (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
-                c.execute("COMMIT")
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+        with self._write() as c:
+            base = c.execute(_NEXT_ID).fetchone()[0]
+            self._insert_flat("spans", SPAN_COLUMNS, spans, base)
+            self._insert_flat("data_values", DATA_COLUMNS, data, base)
+            c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
+                      (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
         return len(spans) // len(SPAN_COLUMNS)
 
     def _insert_flat(self, table: str, columns: tuple[str, ...], flat: list, base: int) -> None:
@@ -228,41 +226,25 @@ class SpanStore:
             time.sleep(max(0.02, elapsed))
 
     def _purge_chunk(self, older_than_ns: int | None, limit: int) -> int:
-        c = self._conn
-        with self._lock:
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                if older_than_ns is None:  # size cap: oldest first, whatever their age
-                    row = c.execute(
-                        "SELECT max(id) FROM (SELECT id FROM spans ORDER BY id LIMIT ?)", (limit,)
-                    ).fetchone()
-                    top = row[0]
-                    if top is None:
-                        c.execute("COMMIT")
-                        return 0
-                    ids = None
-                else:
-                    ids = [r[0] for r in c.execute(
-                        "SELECT id FROM spans WHERE start_ns < ? ORDER BY start_ns LIMIT ?",
-                        (older_than_ns, limit),
-                    )]
-                    if not ids:
-                        c.execute("COMMIT")
-                        return 0
-                if ids is None:
-                    n = c.execute("DELETE FROM spans WHERE id <= ?", (top,)).rowcount
-                    c.execute("DELETE FROM data_values WHERE span <= ?", (top,))
-                else:
-                    id_json = json.dumps(ids)
-                    c.execute("DELETE FROM data_values WHERE span IN (SELECT value FROM json_each(?))",
-                              (id_json,))
-                    n = c.execute("DELETE FROM spans WHERE id IN (SELECT value FROM json_each(?))",
-                                  (id_json,)).rowcount
-                c.execute("COMMIT")
+        with self._write() as c:
+            if older_than_ns is None:  # size cap: oldest first, whatever their age
+                top = c.execute("SELECT max(id) FROM (SELECT id FROM spans ORDER BY id LIMIT ?)",
+                                (limit,)).fetchone()[0]
+                if top is None:
+                    return 0
+                n = c.execute("DELETE FROM spans WHERE id <= ?", (top,)).rowcount
+                c.execute("DELETE FROM data_values WHERE span <= ?", (top,))
                 return n
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+            ids = [r[0] for r in c.execute(
+                "SELECT id FROM spans WHERE start_ns < ? ORDER BY start_ns LIMIT ?",
+                (older_than_ns, limit))]
+            if not ids:
+                return 0
+            id_json = json.dumps(ids)
+            c.execute("DELETE FROM data_values WHERE span IN (SELECT value FROM json_each(?))",
+                      (id_json,))
+            return c.execute("DELETE FROM spans WHERE id IN (SELECT value FROM json_each(?))",
+                             (id_json,)).rowcount
 
     def used_bytes(self) -> int:
         c = self._conn
@@ -275,20 +257,13 @@ class SpanStore:
         """True for the one process that should purge now: several writers share a store,
         one purge per interval is enough."""
         now = time.time_ns()
-        with self._lock:
-            c = self._conn
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                row = c.execute("SELECT value FROM meta WHERE key = 'last_purge_ns'").fetchone()
-                due = row is None or now - int(row[0]) >= interval_ns
-                if due:
-                    c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_purge_ns', ?)",
-                              (str(now),))
-                c.execute("COMMIT")
-                return due
-            except BaseException:
-                c.execute("ROLLBACK")
-                raise
+        with self._write() as c:
+            row = c.execute("SELECT value FROM meta WHERE key = 'last_purge_ns'").fetchone()
+            due = row is None or now - int(row[0]) >= interval_ns
+            if due:
+                c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('last_purge_ns', ?)",
+                          (str(now),))
+            return due
 
     # -- reads ----------------------------------------------------------------
 
@@ -339,16 +314,52 @@ class SpanStore:
     # -- helpers --------------------------------------------------------------
 
     def _execute_tx(self, sql: str, rows: list[tuple]) -> None:
-        if not rows:
-            return
+        if rows:
+            with self._write() as c:
+                c.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def _write(self):
+        """One write transaction. ``_lock`` serialises this store's threads; ``_tx_lock``
+        is held from the moment SQLite grants the write lock until COMMIT/ROLLBACK, and
+        fork waits for it (see ``_hold_all_stores``) — but never for a busy wait."""
+        c = self._conn
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
-                self._conn.executemany(sql, rows)
-                self._conn.execute("COMMIT")
+                yield c
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                c.execute("ROLLBACK")
                 raise
+            else:
+                c.execute("COMMIT")
+            finally:
+                self._tx_lock.release()
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting for other writers here rather than in SQLite's busy
+        handler (whose sleeps grow to 100 ms): short polls, and ``_tx_lock`` taken in
+        the same step as the write lock, so a fork never falls between the two."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        delay = 0.001
+        while True:
+            self._tx_lock.acquire()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                self._tx_lock.release()
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 _OPEN_STORES: "weakref.WeakSet[SpanStore]" = weakref.WeakSet()
@@ -359,13 +370,13 @@ def _hold_all_stores() -> None:
     would leave SQLite's in-process lock bookkeeping held in the child, and every
     connection the child opens to that file would then find it locked."""
     for store in list(_OPEN_STORES):
-        store._lock.acquire()
+        store._tx_lock.acquire()
 
 
 def _release_all_stores() -> None:
     for store in list(_OPEN_STORES):
         try:
-            store._lock.release()
+            store._tx_lock.release()
         except RuntimeError:  # created while we held the others
             pass
 
