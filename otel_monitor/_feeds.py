@@ -28,6 +28,8 @@ import time
 from random import getrandbits
 from typing import Any, Callable, TypeVar
 
+from opentelemetry.context import get_current as _otel_context
+
 from ._recorders import CURRENT, _get_current_span
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -50,7 +52,8 @@ class FeedParent(int):
 class Feed:
     """One feed: its declaration and its last update, as this process sees it."""
 
-    __slots__ = ("name", "interval_s", "stale_after_s", "last_ns", "ticks", "parent_type")
+    __slots__ = ("name", "interval_s", "stale_after_s", "last_ns", "ticks", "parent_type",
+                 "root_parent")
 
     def __init__(self, name: str, interval_s: float | None, stale_after_s: float | None) -> None:
         self.name = name
@@ -60,6 +63,7 @@ class Feed:
         self.ticks = 0
         self.parent_type = type(f"FeedParent[{name}]", (FeedParent,),
                                 {"__slots__": (), "feed": name})
+        self.root_parent = self.parent_type(0)  # the marker's parent id outside any call
 
     def __repr__(self) -> str:
         return (f"Feed({self.name!r}, interval_s={self.interval_s}, "
@@ -112,15 +116,16 @@ def tick(name: str) -> None:
     f.ticks += 1  # read by the engine; exact unless two threads tick at the same instant
 
 
-def _marker(parent_type: type) -> tuple:
+def _marker(f: Feed) -> tuple:
     """The current-call marker for the duration of a handler (see the module's doc)."""
     parent = CURRENT.get()
     if parent is not None:
-        return (parent[0], parent_type(parent[1]), parent[2])
-    ctx = _get_current_span().get_span_context()
-    if ctx.is_valid:
-        return (ctx.trace_id, parent_type(ctx.span_id), False)
-    return (getrandbits(128) or 1, parent_type(0), False)
+        return (parent[0], f.parent_type(parent[1]), parent[2])
+    if _otel_context():  # an empty OTel context holds no span: skip the lookup
+        ctx = _get_current_span().get_span_context()
+        if ctx.is_valid:
+            return (ctx.trace_id, f.parent_type(ctx.span_id), False)
+    return (getrandbits(128) or 1, f.root_parent, False)
 
 
 def feed(name: str, interval_s: float | None = None,
@@ -133,7 +138,6 @@ def feed(name: str, interval_s: float | None = None,
     (default: the ``feed_stale_after_s`` setting, 10 s). Calling ``feed(...)`` alone,
     decorating nothing, declares the feed for ``tick(name)``."""
     f = declare(name, interval_s, stale_after_s)
-    parent_type = f.parent_type
 
     def decorate(fn: F) -> F:
         if isinstance(fn, (staticmethod, classmethod)):
@@ -153,7 +157,7 @@ def feed(name: str, interval_s: float | None = None,
                 f.last_ns = _time_ns()
                 f.ticks += 1
                 _handlers_ran = True
-                token = CURRENT.set(_marker(parent_type))
+                token = CURRENT.set(_marker(f))
                 try:
                     return await fn(*args, **kwargs)
                 finally:
@@ -164,7 +168,7 @@ def feed(name: str, interval_s: float | None = None,
                 f.last_ns = _time_ns()
                 f.ticks += 1
                 _handlers_ran = True
-                token = CURRENT.set(_marker(parent_type))
+                token = CURRENT.set(_marker(f))
                 try:
                     return fn(*args, **kwargs)
                 finally:

@@ -178,7 +178,7 @@ class LocalRecorder:
             if error is not None:
                 on_error = RUNTIME.on_error  # the alert engine, when exceptions alert
                 if on_error is not None:
-                    on_error(self.site, call[1], end, error)
+                    on_error(self.site, call[1], end, error, exc)
         except Exception:
             _warn("recording a failed call")
 

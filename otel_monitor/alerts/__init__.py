@@ -6,6 +6,7 @@ that applies them off the hot path, and the webhooks (Slack, PagerDuty) it posts
     payloads.py   Slack incoming-webhook and PagerDuty Events API v2 bodies
     delivery.py   one sender thread per webhook (httpx): timeouts, retries, a bounded queue
     engine.py     the rules: a thread of the instrumented process, storms grouped
+    persist.py    the thread that writes feeds, edges, flags and alert outcomes to the store
 
 Nothing here is imported by ``import otel_monitor``; httpx is imported only when a
 webhook is configured.

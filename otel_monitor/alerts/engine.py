@@ -14,8 +14,10 @@ once when a monitored call fails, and
   ``backpressure_for_s`` raises the ``backpressure`` flag in the store (the UI's
   banner), refreshed every second and cleared when the queue drains; a webhook
   too only if ``alert_backpressure`` is set;
-* writes the feeds (twice a second), new feed -> process edges, the flag, and the
-  outcome of every alert delivery (sent / failed / dropped) to the store.
+* has the feeds (twice a second, and at once when one goes stale or recovers), new
+  feed -> process edges, the flag, and the outcome of every alert delivery (sent /
+  failed / dropped) written to the store by ``persist.StateWriter``, a thread of its
+  own: the engine never waits on SQLite.
 
 Webhooks are posted by ``delivery.WebhookSender`` threads, one per URL.
 """
@@ -24,42 +26,40 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sqlite3
 import threading
 import time
 import weakref
-from collections import deque
 from typing import Any, Callable
 
-from exporters.records import SITES, error_texts, storable
-from exporters.state import FLAG_BACKPRESSURE, AlertRecord, FeedState, StateStore
+from exporters.records import error_texts, storable
+from exporters.state import AlertRecord
 
 from .. import _feeds
 from .._config import Settings
 from .delivery import WebhookSender
 from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, dedup_key,
                     iso, traceback_excerpt, ui_link)
+from .persist import StateWriter, feed_edges
 from .targets import Target, parse_webhooks
 
 _log = logging.getLogger("otel_monitor")
 
 CHECK_INTERVAL_S = 0.1     # feed and queue checks; failed calls wake the engine at once
-PERSIST_INTERVAL_S = 0.5   # feeds and edges to the store
 FLAG_REFRESH_S = 1.0       # a raised flag's heartbeat
-PURGE_INTERVAL_S = 60.0    # alerts older than the retention window
 SHUTDOWN_GRACE_S = 3.0     # for pending alerts when the process stops
 MAX_ERROR_KEYS = 10_000    # distinct (process, exception type) pairs waiting for the engine
-MAX_RESULTS = 100_000      # delivery outcomes waiting to be written
 
 _NS = 1_000_000_000
+_ALERTED_ATTR = "__otel_monitor_alerted__"
 
 
 class _Group:
     """A storm of one (process, exception type): alerted once, then counted."""
 
-    __slots__ = ("window_end_ns", "pending", "since_ns", "last")
+    __slots__ = ("window_start_ns", "window_end_ns", "pending", "since_ns", "last")
 
-    def __init__(self, window_end_ns: int) -> None:
+    def __init__(self, window_start_ns: int, window_end_ns: int) -> None:
+        self.window_start_ns = window_start_ns
         self.window_end_ns = window_end_ns
         self.pending = 0              # occurrences not alerted yet
         self.since_ns: int | None = None
@@ -88,6 +88,9 @@ class AlertEngine:
         self.window_ns = int(settings.alert_group_window_s * _NS)
         self.errors_dropped = 0   # distinct errors refused: MAX_ERROR_KEYS were waiting
         self.alerts_raised = 0
+        self.state = StateWriter(settings.db_path, service_name=service_name,
+                                 default_stale_after_s=settings.feed_stale_after_s,
+                                 retention_hours=settings.retention_hours)
         self._init_state()
 
     def _init_state(self) -> None:
@@ -95,20 +98,14 @@ class AlertEngine:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._inbox: dict[tuple[str, str], list] = {}
-        self._results: deque[AlertRecord] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._store: StateStore | None = None
-        self._store_failed = False
         self._groups: dict[tuple[str, str], _Group] = {}
         self._stale: dict[str, int] = {}      # feed -> its last update when it went stale
         self._bp_since: int | None = None
         self._bp_raised = False
         self._bp_refresh_ns = 0
-        self._edges_written: set[tuple[str, str, bool, bool]] = set()
-        self._next_persist_ns = 0
-        self._next_purge_ns = 0
 
     @property
     def wants_errors(self) -> bool:
@@ -117,8 +114,18 @@ class AlertEngine:
 
     # -- producers: the error path of monitored calls ------------------------------
 
-    def submit_error(self, site: Any, ids: tuple, end_ns: int, error: tuple) -> None:
-        """A monitored call raised: ``ids`` = (trace_id, span_id, …), ``error`` as in a record."""
+    def submit_error(self, site: Any, ids: tuple, end_ns: int, error: tuple,
+                     exc: BaseException | None = None) -> None:
+        """A monitored call raised ``exc``: ``ids`` = (trace_id, span_id, …), ``error`` as
+        in a record. An exception that goes on up through more monitored calls alerts
+        once, for the innermost (the callers' ERR rows are in the store all the same)."""
+        if exc is not None:
+            if getattr(exc, _ALERTED_ATTR, False):
+                return
+            try:
+                setattr(exc, _ALERTED_ATTR, True)
+            except (AttributeError, TypeError):  # an exception type without a __dict__
+                pass
         exc_type = error[0]
         if exc_type in self.ignore:
             return
@@ -151,6 +158,7 @@ class AlertEngine:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        self.state.start()
         for sender in self.senders:
             sender.start()
         self._thread = threading.Thread(target=self._run, name="otel-monitor-alerts",
@@ -171,25 +179,20 @@ class AlertEngine:
             sender.request_stop(deadline)
         for sender in self.senders:
             sender.finish(deadline)
-        try:
-            if self._bp_raised:
-                self._set_flag(time.time_ns(), raised=False, depth=self.queue_depth())
-            self._persist(time.time_ns(), final=True)
-        except Exception:
-            _log.debug("otel-monitor: final alert state not written", exc_info=True)
-        if self._store is not None and self.pid == os.getpid():
-            self._store.close()
-        self._store = None
+        if self._bp_raised:  # this process no longer stands behind its banner
+            self._set_flag(time.time_ns(), raised=False, depth=self.queue_depth())
+        self.state.shutdown()
         _live.discard(self)
 
     def idle(self) -> bool:
         """Nothing waiting: no error to judge, no alert pending, no outcome unwritten."""
         with self._lock:
             inbox = bool(self._inbox)
-        return not inbox and not self._results and all(s.idle() for s in self.senders)
+        return not inbox and self.state.idle() and all(s.idle() for s in self.senders)
 
     def after_fork_in_child(self) -> None:
         self._init_state()
+        self.state.after_fork_in_child()
         for sender in self.senders:
             sender.after_fork_in_child()
         self._thread = threading.Thread(target=self._run, name="otel-monitor-alerts",
@@ -215,11 +218,6 @@ class AlertEngine:
         self._flush_groups(now)
         self._check_feeds(now)
         self._check_backpressure(now)
-        if now >= self._next_persist_ns:
-            self._persist(now)
-            self._next_persist_ns = now + int(PERSIST_INTERVAL_S * _NS)
-        elif self._results:
-            self._write_results()
 
     def _dispatch(self, alert: Alert) -> None:
         self.alerts_raised += 1
@@ -228,15 +226,12 @@ class AlertEngine:
 
     def _report(self, alert: Alert, target: Target, status: str, attempts: int,
                 error: str | None) -> None:
-        """From the sender threads: how a delivery ended (written by the engine)."""
-        if len(self._results) >= MAX_RESULTS:
-            return
-        self._results.append(AlertRecord(
+        """From the sender threads: how a delivery ended (to the store)."""
+        self.state.add_result(AlertRecord(
             ts_ns=alert.time_ns, rule=alert.rule, action=alert.action, key=alert.key,
             target=target.label, status=status, attempts=attempts, count=alert.count,
             summary=alert.summary, error=error, process=alert.process, span_id=alert.span_id,
             trace_id=alert.trace_id, feed=alert.feed, done_ns=time.time_ns()))
-        self._wake.set()
 
     # -- rule: unhandled exception ------------------------------------------------------
 
@@ -248,8 +243,8 @@ class AlertEngine:
         for key, (count, end_ns, event) in inbox.items():
             group = self._groups.get(key)
             if group is None:
-                self._groups[key] = _Group(now + self.window_ns)
-                self._dispatch(self._exception_alert(event, count, None))
+                self._groups[key] = _Group(now, now + self.window_ns)
+                self._dispatch(self._exception_alert(event, count))
             else:
                 group.pending += count
                 group.last = event
@@ -261,13 +256,17 @@ class AlertEngine:
             if now < group.window_end_ns and not self._stopping:
                 continue
             if group.pending and group.last is not None:
-                self._dispatch(self._exception_alert(group.last, group.pending, group.since_ns))
+                self._dispatch(self._exception_alert(group.last, group.pending, group.since_ns,
+                                                     (now - group.window_start_ns) / _NS))
                 group.pending, group.since_ns, group.last = 0, None, None
-                group.window_end_ns = now + self.window_ns
+                group.window_start_ns, group.window_end_ns = now, now + self.window_ns
             else:
                 del self._groups[key]
 
-    def _exception_alert(self, event: tuple, count: int, since_ns: int | None) -> Alert:
+    def _exception_alert(self, event: tuple, count: int, since_ns: int | None = None,
+                         over_s: float = 0.0) -> Alert:
+        """The alert for ``event``; with ``since_ns``, the digest of ``count`` more
+        occurrences over the last ``over_s`` seconds."""
         if event[0] == "record":
             _, site, ids, end_ns, error = event
             exc_type, text, message = error_texts(error)
@@ -289,11 +288,10 @@ class AlertEngine:
             ctx = span.context
             trace_id, span_id = "%032x" % ctx.trace_id, "%016x" % ctx.span_id
         first_line = message.strip().splitlines()[0] if message.strip() else ""
-        repeat = since_ns is not None
-        window = self.settings.alert_group_window_s
-        if repeat:
+        if since_ns is not None:
+            span = f"{over_s:.0f}" if over_s >= 10 else f"{over_s:.1f}"
             summary = (f"{exc_type} in {process}: {count:,} more time(s) in the last "
-                       f"{window:g} s; latest: {first_line}")
+                       f"{span} s; latest: {first_line}")
         else:
             summary = f"{exc_type} in {process}" + (f": {first_line}" if first_line else "")
             if count > 1:
@@ -324,18 +322,20 @@ class AlertEngine:
             if went_stale is None:
                 if now - last > threshold * _NS:
                     self._stale[f.name] = last
-                    self._next_persist_ns = 0  # the UI sees it this cycle
+                    self.state.stale.add(f.name)
+                    self.state.persist_soon()  # the UI sees it at once
                     if self.settings.alert_feed_lag:
                         self._dispatch(self._feed_alert(f, TRIGGER, now, last, threshold))
             elif last != went_stale:
                 del self._stale[f.name]
-                self._next_persist_ns = 0
+                self.state.stale.discard(f.name)
+                self.state.persist_soon()
                 if self.settings.alert_feed_lag:
                     self._dispatch(self._feed_alert(f, RESOLVE, now, went_stale, threshold))
 
     def _feed_alert(self, f: Any, action: str, now: int, last_ok: int,
                     threshold: float) -> Alert:
-        readers = sorted({p for feed, p, *_ in self._edges() if feed == f.name})
+        readers = sorted({p for feed, p, *_ in feed_edges() if feed == f.name})
         fields: dict[str, Any] = {}
         if action == TRIGGER:
             age = (now - last_ok) / _NS
@@ -390,15 +390,8 @@ class AlertEngine:
 
     def _set_flag(self, now: int, *, raised: bool, depth: int) -> None:
         self._bp_refresh_ns = now + int(FLAG_REFRESH_S * _NS)
-        store = self._open()
-        if store is None:
-            return
-        try:
-            store.set_flag(FLAG_BACKPRESSURE, raised=raised, since_ns=self._bp_since,
-                           value=float(depth),
-                           message=self._backpressure_message(depth) if raised else None)
-        except sqlite3.Error:
-            _log.debug("otel-monitor: backpressure flag not written", exc_info=True)
+        self.state.set_flag(raised=raised, since_ns=self._bp_since, value=float(depth),
+                            message=self._backpressure_message(depth) if raised else None)
 
     def _backpressure_alert(self, action: str, now: int, depth: int) -> Alert:
         if action == TRIGGER:
@@ -411,72 +404,6 @@ class AlertEngine:
                      summary=summary, time_ns=now, link=ui_link(self.settings.ui_url),
                      service=self.service_name, host=self.host, pid=self.pid,
                      fields={"Queue depth": f"{depth:,}"})
-
-    # -- the store -----------------------------------------------------------------------
-
-    def _open(self) -> StateStore | None:
-        if self._store is None:
-            try:
-                self._store = StateStore(self.settings.db_path)
-                self._store_failed = False
-            except Exception:
-                if not self._store_failed:
-                    _log.warning("otel-monitor: alert engine cannot open %s; will retry",
-                                 self.settings.db_path, exc_info=True)
-                self._store_failed = True
-                return None
-        return self._store
-
-    def _edges(self) -> set[tuple[str, str, bool, bool]]:
-        edges = {(feed, process, False, True) for feed, process in _feeds.CALLED_EDGES.copy()}
-        for site in list(SITES.values()):
-            for feed in site.feeds:
-                edges.add((feed, site.process, True, False))
-        return edges
-
-    def _persist(self, now: int, final: bool = False) -> None:
-        feeds = list(_feeds.FEEDS.values())
-        new_edges = self._edges() - self._edges_written
-        if not feeds and not new_edges and not self._results:
-            return
-        store = self._open()
-        if store is None:
-            return
-        try:
-            declared = {e for e in new_edges if e[2]}
-            if declared:  # written once the process has calls in this store
-                known = store.known_processes({e[1] for e in declared})
-                new_edges -= {e for e in declared if e[1] not in known}
-            if feeds:
-                default = self.settings.feed_stale_after_s
-                store.write_feeds([
-                    FeedState(f.name, f.interval_s, f.stale_after_s or default,
-                              f.last_ns or None, f.ticks, f.name in self._stale)
-                    for f in feeds], service_name=self.service_name)
-            if new_edges:
-                store.write_feed_edges(new_edges)
-                self._edges_written |= new_edges
-            if now >= self._next_purge_ns and not final:
-                self._next_purge_ns = now + int(PURGE_INTERVAL_S * _NS)
-                store.purge_alerts(now - int(self.settings.retention_hours * 3600 * _NS))
-        except sqlite3.Error:
-            _log.debug("otel-monitor: feeds not written", exc_info=True)
-        self._write_results()
-
-    def _write_results(self) -> None:
-        if not self._results:
-            return
-        store = self._open()
-        if store is None:
-            return
-        records = []
-        while self._results:
-            records.append(self._results.popleft())
-        try:
-            store.record_alerts(records)
-        except sqlite3.Error:
-            _log.debug("otel-monitor: alert outcomes not written yet", exc_info=True)
-            self._results.extendleft(reversed(records))
 
 
 _live: "weakref.WeakSet[AlertEngine]" = weakref.WeakSet()

@@ -153,7 +153,7 @@ def test_a_thousand_identical_errors_in_a_burst_are_a_handful_of_posts_carrying_
     assert sum(counts) == 1000
     repeat = [p.json for p in receiver.to(SLACK) if "more time" in p.json["text"]]
     if repeat:  # the digest says how many, in its text and its Occurrences field
-        assert re.search(r"[\d,]+ more time\(s\) in the last 1 s", repeat[0]["text"])
+        assert re.search(r"[\d,]+ more time\(s\) in the last 1\.\d s", repeat[0]["text"])
         assert "*Occurrences*" in texts(repeat[0]["blocks"])
     assert len(store.calls(black_scholes)) == 1000  # every call is still a row
 
@@ -217,3 +217,40 @@ def test_a_failed_span_of_other_instrumentation_alerts_too(alerting, receiver):
     body = post.json
     assert body["dedup_key"] == "otel-monitor/exception/GET /quote/RuntimeError"
     assert "upstream timed out" in body["payload"]["summary"]
+
+
+def test_an_exception_rising_through_several_monitored_calls_alerts_once_for_the_innermost(
+        alerting, receiver):
+    store = alerting()
+
+    @monitor("risk")
+    def run_risk(vols):
+        return [price_position(v) for v in vols]
+
+    @monitor("pricing")
+    def price_position(vol):
+        return black_scholes(100.0, vol)
+
+    _raise(run_risk, [0.2, -0.1])
+    [post] = receiver.wait(lambda p: len(p) == 1, path=PD)
+    assert post.json["payload"]["component"] == process_name(black_scholes)
+    # every caller's row says ERR all the same
+    assert [c["status"] for c in store.calls(run_risk)] == ["ERR"]
+    assert [c["status"] for c in store.calls(price_position)] == ["OK", "ERR"]
+    otel_monitor.shutdown()
+    assert len(receiver.to(PD)) == 1
+
+    # the same exception type raised afresh by an outer call is its own incident
+    otel_monitor.configure(db_path=store.path, alert_webhooks=[receiver.url("/again")])
+
+    @monitor("risk")
+    def rewrap():
+        try:
+            black_scholes(1.0, 0.0)
+        except PricingError as exc:
+            raise PricingError("while rewrapping") from exc
+
+    _raise(rewrap)
+    posts = receiver.wait(lambda p: len(p) == 2, path="/again")
+    assert {p.json["text"].split()[3].rstrip(":") for p in posts} == {
+        process_name(black_scholes), process_name(rewrap)}

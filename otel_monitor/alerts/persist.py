@@ -1,0 +1,199 @@
+"""StateWriter: the thread that writes what the alert engine knows to the store.
+
+Feeds (every ``PERSIST_INTERVAL_S``, and at once when one goes stale or recovers),
+new feed -> process edges, the backpressure flag, and the outcome of every alert
+delivery. It is a thread of its own so that the engine, which applies the rules
+and hands alerts to the senders, never waits on SQLite: the writer thread of a
+busy application holds the store's write lock much of the time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from exporters.records import SITES
+from exporters.state import FLAG_BACKPRESSURE, AlertRecord, FeedState, StateStore
+
+from .. import _feeds
+
+_log = logging.getLogger("otel_monitor")
+
+CHECK_INTERVAL_S = 0.1
+PERSIST_INTERVAL_S = 0.5   # feeds: "at least once a second"
+PURGE_INTERVAL_S = 60.0    # alerts older than the retention window
+MAX_RESULTS = 100_000      # delivery outcomes waiting to be written
+
+_NS = 1_000_000_000
+
+Edge = tuple[str, str, bool, bool]  # (feed, process, declared, called)
+
+
+def feed_edges() -> set[Edge]:
+    """Every feed -> process edge this process knows: declared by ``@monitor(feeds=…)``
+    (or ``@monitor`` over a tick handler), or seen by the writer thread (called)."""
+    edges = {(feed, process, False, True) for feed, process in _feeds.CALLED_EDGES.copy()}
+    for site in list(SITES.values()):
+        for feed in site.feeds:
+            edges.add((feed, site.process, True, False))
+    return edges
+
+
+class StateWriter:
+    def __init__(self, db_path: str, *, service_name: str | None, default_stale_after_s: float,
+                 retention_hours: float) -> None:
+        self.db_path = db_path
+        self.service_name = service_name
+        self.default_stale_after_s = default_stale_after_s
+        self.retention_ns = int(retention_hours * 3600 * _NS)
+        self._init_state()
+
+    def _init_state(self) -> None:
+        self.stale: set[str] = set()  # feeds the engine judges stale (it alone writes it)
+        self._results: deque[AlertRecord] = deque()
+        self._flag: dict[str, Any] | None = None
+        self._persist_now = False
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._store: StateStore | None = None
+        self._store_failed = False
+        self._edges_written: set[Edge] = set()
+        self._next_persist_ns = 0
+        self._next_purge_ns = 0
+        self._pid = os.getpid()
+
+    # -- what the engine and the senders hand over -------------------------------------
+
+    def add_result(self, record: AlertRecord) -> None:
+        if len(self._results) < MAX_RESULTS:
+            self._results.append(record)
+            self._wake.set()
+
+    def set_flag(self, *, raised: bool, since_ns: int | None, value: float,
+                 message: str | None) -> None:
+        self._flag = dict(raised=raised, since_ns=since_ns, value=value, message=message)
+        self._wake.set()
+
+    def persist_soon(self) -> None:
+        self._persist_now = True
+        self._wake.set()
+
+    def idle(self) -> bool:
+        return not self._results and self._flag is None and not self._persist_now
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="otel-monitor-state",
+                                        daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(10)
+        if thread is None or not thread.is_alive():
+            self._pass(time.time_ns(), final=True)  # what came in while it stopped
+        if self._store is not None and self._pid == os.getpid():
+            self._store.close()
+        self._store = None
+
+    def after_fork_in_child(self) -> None:
+        self._init_state()  # the inherited connection is the parent's: left alone
+        self.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(CHECK_INTERVAL_S)
+            self._wake.clear()
+            stopping = self._stopping
+            try:
+                self._pass(time.time_ns(), final=stopping)
+            except Exception:
+                _log.warning("otel-monitor: writing alert state failed", exc_info=True)
+            if stopping:
+                return
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _open(self) -> StateStore | None:
+        if self._store is None:
+            try:
+                self._store = StateStore(self.db_path)
+                self._store_failed = False
+            except Exception:
+                if not self._store_failed:
+                    _log.warning("otel-monitor: cannot open %s for feeds and alerts; will "
+                                 "retry", self.db_path, exc_info=True)
+                self._store_failed = True
+                return None
+        return self._store
+
+    def _pass(self, now: int, final: bool = False) -> None:
+        if self._flag is not None:
+            self._write_flag()
+        if self._persist_now or now >= self._next_persist_ns or final:
+            self._persist_now = False
+            self._next_persist_ns = now + int(PERSIST_INTERVAL_S * _NS)
+            self._persist(now, final)
+        if self._results:
+            self._write_results()
+
+    def _write_flag(self) -> None:
+        flag, store = self._flag, self._open()
+        if flag is None or store is None:
+            return
+        try:
+            store.set_flag(FLAG_BACKPRESSURE, **flag)
+            if self._flag is flag:
+                self._flag = None
+        except sqlite3.Error:
+            _log.debug("otel-monitor: backpressure flag not written yet", exc_info=True)
+
+    def _persist(self, now: int, final: bool) -> None:
+        feeds = list(_feeds.FEEDS.values())
+        new_edges = feed_edges() - self._edges_written
+        if not feeds and not new_edges:
+            return
+        store = self._open()
+        if store is None:
+            return
+        try:
+            declared = {e for e in new_edges if e[2]}
+            if declared:  # written once the process has calls in this store
+                known = store.known_processes({e[1] for e in declared})
+                new_edges -= {e for e in declared if e[1] not in known}
+            if feeds:
+                default = self.default_stale_after_s
+                store.write_feeds([
+                    FeedState(f.name, f.interval_s, f.stale_after_s or default,
+                              f.last_ns or None, f.ticks, f.name in self.stale)
+                    for f in feeds], service_name=self.service_name)
+            if new_edges:
+                store.write_feed_edges(new_edges)
+                self._edges_written |= new_edges
+            if now >= self._next_purge_ns and not final:
+                self._next_purge_ns = now + int(PURGE_INTERVAL_S * _NS)
+                store.purge_alerts(now - self.retention_ns)
+        except sqlite3.Error:
+            _log.debug("otel-monitor: feeds not written yet", exc_info=True)
+
+    def _write_results(self) -> None:
+        store = self._open()
+        if store is None:
+            return
+        records = []
+        while self._results:
+            records.append(self._results.popleft())
+        try:
+            store.record_alerts(records)
+        except sqlite3.Error:
+            _log.debug("otel-monitor: alert outcomes not written yet", exc_info=True)
+            self._results.extendleft(reversed(records))
