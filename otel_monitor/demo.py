@@ -10,6 +10,14 @@ Each cycle the desk
    ``black_scholes`` (the first two are OpenTelemetry spans, ``otel_span=True``);
 4. checks limits and publishes a report.
 
+Market data arrives as feeds: ``bbg.fx`` and ``bbg.equities`` tick each cycle
+through their ``@feed`` handlers (which call ``refresh_fx_rates`` and
+``stream_quotes``: edges of the dependency graph), and ``refinitiv.rates``, the
+discount curve ``black_scholes`` declares it reads, ticks once a second with
+``tick()`` but goes silent for ``RATES_OUTAGE_FOR_S`` every
+``RATES_OUTAGE_EVERY_S`` (first after ``RATES_OUTAGE_FIRST_S``): stale past its
+10 s threshold, then updating again, so the feed-lag alert fires and resolves.
+
 Things go wrong as they do on a real desk, in about 1.5% of calls: a vendor
 snapshot is too old (``fetch_quote`` raises ``StaleQuoteError``; the stream falls
 back to the last good quote) or comes without an implied vol (``black_scholes``
@@ -28,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from . import monitor
+from . import feed, monitor, tick
 
 # A made-up vendor key: the demo shows it never reaches the store in clear.
 VENDOR_API_KEY = "sk-live-demo-7c1e4b2a9f03"
@@ -48,6 +56,20 @@ MAX_QUOTE_AGE_S = 1.0       # older vendor snapshots are refused
 MEAN_QUOTE_AGE_S = 0.35     # so about 1 fetch in 18 is stale
 P_MISSING_VOL = 0.015       # a quote without an implied vol
 DELTA_LIMIT_USD = 250_000.0
+
+FX_FEED, EQUITY_FEED, RATES_FEED = "bbg.fx", "bbg.equities", "refinitiv.rates"
+RATES_INTERVAL_S = 1.0
+RATES_OUTAGE_FIRST_S = 40.0   # the rates feed first goes silent this long after the start,
+RATES_OUTAGE_EVERY_S = 90.0   # then again every this long,
+RATES_OUTAGE_FOR_S = 20.0     # for this long (past the default 10 s stale threshold)
+
+feed(RATES_FEED, interval_s=RATES_INTERVAL_S)  # declared here, ticked with tick()
+
+
+def rates_silent(elapsed_s: float, first_s: float = RATES_OUTAGE_FIRST_S,
+                 every_s: float = RATES_OUTAGE_EVERY_S, for_s: float = RATES_OUTAGE_FOR_S) -> bool:
+    """Whether the rates feed is in one of its outages ``elapsed_s`` after the start."""
+    return elapsed_s >= first_s and (elapsed_s - first_s) % every_s < for_s
 
 
 class StaleQuoteError(RuntimeError):
@@ -158,6 +180,16 @@ class MarketDataClient:
         rates = await asyncio.gather(*(self.fetch_fx_rate(p) for p in pairs))
         return dict(zip(pairs, rates))
 
+    @feed(FX_FEED, interval_s=0.25)
+    def on_fx_snapshot(self, pairs: list[str]) -> dict[str, float]:
+        """The FX feed's tick handler: one snapshot of every pair."""
+        return asyncio.run(self.refresh_fx_rates(pairs))
+
+    @feed(EQUITY_FEED, interval_s=0.25)
+    def on_quotes(self, symbols: list[str], api_key: str) -> dict[str, Quote]:
+        """The equity feed's tick handler: a quote per underlying."""
+        return dict(self.stream_quotes(symbols, api_key))
+
 
 def _norm_cdf(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
@@ -167,7 +199,7 @@ def _d1(spot: float, strike: float, vol: float, t: float, rate: float) -> float:
     return (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t) / (vol * math.sqrt(t))
 
 
-@monitor("pricing")
+@monitor("pricing", feeds=(RATES_FEED,))
 def black_scholes(spot: float, strike: float, vol: float | None, t: float, rate: float,
                   kind: str = "call") -> float:
     """Price of a European option."""
@@ -241,7 +273,8 @@ def make_book(rng: random.Random, name: str = "EQ-VOL", size: int = 8) -> Book:
 class RiskDesk:
     """One desk's market data, book and risk cycle."""
 
-    def __init__(self, seed: int | None = None, api_key: str = VENDOR_API_KEY) -> None:
+    def __init__(self, seed: int | None = None, api_key: str = VENDOR_API_KEY,
+                 rates_silent: Callable[[float], bool] = rates_silent) -> None:
         self.rng = random.Random(seed)
         self.market = MarketDataClient(self.rng)
         self.book = make_book(self.rng)
@@ -251,17 +284,26 @@ class RiskDesk:
         # Monitored calls in a cycle that goes through (one that fails makes fewer).
         self.calls_per_cycle = ((1 + len(self.fx_pairs)) + (1 + len(self.symbols))
                                 + (1 + 2 * len(self.book.positions)) + 2)
-        self._last_cycle = time.monotonic()
+        self._last_cycle = self._started = time.monotonic()
+        self._rates_silent = rates_silent
+        self._next_rates_tick = 0.0
 
     def cycle(self) -> str:
         """One risk cycle; returns the published report line. Raises what the desk raises."""
         now = time.monotonic()
         self.market.advance(now - self._last_cycle)
         self._last_cycle = now
-        fx = asyncio.run(self.market.refresh_fx_rates(self.fx_pairs))
-        quotes = dict(self.market.stream_quotes(self.symbols, self.api_key))
+        self._tick_rates(now)
+        fx = self.market.on_fx_snapshot(self.fx_pairs)
+        quotes = self.market.on_quotes(self.symbols, self.api_key)
         result = run_risk(self.book, quotes, fx)
         return publish_report(result, check_limits(result, DELTA_LIMIT_USD))
+
+    def _tick_rates(self, now: float) -> None:
+        """The discount curve updates once a second, except during its outages."""
+        if now >= self._next_rates_tick and not self._rates_silent(now - self._started):
+            tick(RATES_FEED)
+            self._next_rates_tick = now + RATES_INTERVAL_S
 
 
 def run(desk: RiskDesk, *, rate: float, duration_s: float | None = None,

@@ -110,6 +110,26 @@ def test_demo_nests_calls_sync_async_and_generator(demo_db):
             ("refresh_fx_rates", "fetch_fx_rate"), ("stream_quotes", "fetch_quote")} <= edges
 
 
+def test_demo_ticks_its_feeds_into_the_store_with_their_edges(demo_db):
+    path, _ = demo_db
+    feeds = {name: ticks for name, ticks in query(path, "SELECT name, ticks FROM feed_status")}
+    assert set(feeds) == {"bbg.fx", "bbg.equities", "refinitiv.rates"}
+    assert feeds["bbg.fx"] > 10 and feeds["refinitiv.rates"] >= 2  # 3 s: ~1 a second
+    edges = {(f, p.rsplit(".", 1)[-1], d, c) for f, p, d, c in query(
+        path, "SELECT feed, process, declared, called FROM feed_edges")}
+    assert {("bbg.fx", "refresh_fx_rates", 0, 1), ("bbg.equities", "stream_quotes", 0, 1),
+            ("refinitiv.rates", "black_scholes", 1, 0)} <= edges
+
+
+def test_demo_rates_feed_goes_silent_past_its_threshold_on_a_schedule():
+    from otel_monitor.demo import rates_silent
+
+    assert not rates_silent(0) and not rates_silent(39.9)
+    assert rates_silent(40) and rates_silent(59.9)      # 20 s: stale after 10, then resolves
+    assert not rates_silent(60) and not rates_silent(129.9)
+    assert rates_silent(130)
+
+
 def test_demo_stops_on_ctrl_c_with_everything_flushed(tmp_path):
     path = tmp_path / "ctrl_c.db"
     proc = subprocess.Popen([*COMMAND, "demo", "--db", str(path), "--rate", "500"],
