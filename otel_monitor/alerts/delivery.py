@@ -94,9 +94,22 @@ class WebhookSender:
     # -- the engine's side ------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True,
+        # The client is built here, on the configuring thread, not on the sender's: it
+        # imports httpcore lazily, and a fork in the middle of an import on another
+        # thread would leave the module half-initialised in the child.
+        client = self._new_client()
+        self._thread = threading.Thread(target=self._run, args=(client,), daemon=True,
                                         name=f"otel-monitor-webhook-{self.target.kind}")
         self._thread.start()
+
+    def _new_client(self) -> Any:
+        httpx = self.httpx
+        # TCP_NODELAY: a request goes out as headers then body; with Nagle's algorithm the
+        # body would wait for the peer's delayed ACK of the headers (40 ms on Linux).
+        transport = httpx.HTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+        return httpx.Client(timeout=httpx.Timeout(self.timeout_s), transport=transport,
+                            headers={"User-Agent": USER_AGENT})
 
     def submit(self, alert: Alert) -> None:
         with self._cond:
@@ -131,7 +144,8 @@ class WebhookSender:
             self.report(alert, self.target, DROPPED, 0, "not sent before the process stopped")
 
     def after_fork_in_child(self) -> None:
-        """The parent sends what it had pending; the child starts empty, with a new client."""
+        """The parent sends what it had pending; the child starts empty, with a new client
+        (the parent's connections stay the parent's)."""
         self._pending = deque()
         self._cond = threading.Condition()
         self._busy = self._stopping = False
@@ -139,14 +153,7 @@ class WebhookSender:
 
     # -- the sender thread --------------------------------------------------------
 
-    def _run(self) -> None:
-        httpx = self.httpx
-        # TCP_NODELAY: a request goes out as headers then body; with Nagle's algorithm the
-        # body would wait for the peer's delayed ACK of the headers (40 ms on Linux).
-        transport = httpx.HTTPTransport(
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
-        client = httpx.Client(timeout=httpx.Timeout(self.timeout_s), transport=transport,
-                              headers={"User-Agent": USER_AGENT})
+    def _run(self, client: Any) -> None:
         try:
             while True:
                 with self._cond:

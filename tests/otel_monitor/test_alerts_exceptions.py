@@ -254,3 +254,40 @@ def test_an_exception_rising_through_several_monitored_calls_alerts_once_for_the
     posts = receiver.wait(lambda p: len(p) == 2, path="/again")
     assert {p.json["text"].split()[3].rstrip(":") for p in posts} == {
         process_name(black_scholes), process_name(rewrap)}
+
+
+def test_a_forked_worker_alerts_on_its_own_errors_with_its_own_pid(alerting, receiver):
+    import os
+    import time
+
+    alerting(alert_webhooks=[receiver.url(SLACK)])
+
+    @monitor("worker")
+    def handle(job):
+        raise LookupError(f"job {job} in {os.getpid()}")
+
+    pid = os.fork()
+    if pid == 0:  # the child: a gunicorn-style worker
+        code = 1
+        try:
+            try:
+                handle(7)
+            except LookupError:
+                pass
+            otel_monitor.shutdown()  # pending alerts go out first
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, 9)
+        raise AssertionError("the forked worker did not exit")
+    assert os.waitstatus_to_exitcode(status) == 0
+    [post] = receiver.wait(lambda p: len(p) == 1, path=SLACK)
+    assert f"job 7 in {pid}" in post.json["text"]
+    assert f"pid {pid}" in texts(post.json["blocks"])
