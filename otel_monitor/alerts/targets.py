@@ -15,6 +15,7 @@ is never sent over HTTP; it is stripped here and the key goes in the JSON body.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,8 +47,16 @@ class Target:
         return f"{self.kind} {parts.scheme}://{host}/…"
 
 
+def _shown(entry: str) -> str:
+    """An entry as an error may quote it: up to its host, not its secret path or key."""
+    scheme, sep, rest = entry.strip().partition("://")
+    host = re.split(r"[/?#]", rest if sep else scheme, maxsplit=1)[0]
+    return f"{scheme}://{host}/…" if sep else f"{host}/…"
+
+
 def parse_webhook(entry: str, default_routing_key: str | None = None) -> Target:
-    """One ``alert_webhooks`` entry as a ``Target``; ``ConfigError`` naming it if unusable."""
+    """One ``alert_webhooks`` entry as a ``Target``; ``ConfigError`` naming it (its
+    secret part left out) if unusable."""
     text = entry.strip()
     kind = None
     scheme, sep, rest = text.partition("://")
@@ -55,16 +64,16 @@ def parse_webhook(entry: str, default_routing_key: str | None = None) -> Target:
         kind, _, scheme = scheme.partition("+")
         kind = kind.lower()
         if kind not in KINDS:
-            raise ConfigError(f"otel-monitor alert webhook {entry!r}: unknown kind {kind!r} "
-                              f"(prefix the URL with {' or '.join(k + '+' for k in KINDS)})")
+            raise ConfigError(f"otel-monitor alert webhook {_shown(entry)!r}: unknown kind "
+                              f"{kind!r} (prefix the URL with {' or '.join(k + '+' for k in KINDS)})")
         text = scheme + "://" + rest
     if scheme.lower() not in ("http", "https") or not sep:
-        raise ConfigError(f"otel-monitor alert webhook {entry!r}: must be an http(s) URL, "
+        raise ConfigError(f"otel-monitor alert webhook {_shown(entry)!r}: must be an http(s) URL, "
                           "optionally prefixed slack+ or pagerduty+")
     url, _, fragment = text.partition("#")
     host = (urlsplit(url).hostname or "").lower()
     if not host:
-        raise ConfigError(f"otel-monitor alert webhook {entry!r}: the URL has no host")
+        raise ConfigError(f"otel-monitor alert webhook {_shown(entry)!r}: the URL has no host")
     if kind is None:
         is_pd = host == PAGERDUTY_HOST_SUFFIX or host.endswith("." + PAGERDUTY_HOST_SUFFIX)
         kind = PAGERDUTY if is_pd else SLACK

@@ -181,3 +181,16 @@ def test_httpx_is_imported_only_when_a_webhook_is_configured(tmp_path, with_webh
                          text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(with_webhook)
+
+
+@pytest.mark.parametrize("entry", [
+    "slak+https://hooks.slack.com/services/T0/B0/SECRETTOKEN",
+    "hooks.slack.com/services/T0/B0/SECRETTOKEN",
+    "ftp://hooks.example/SECRETTOKEN#routing_key=SECRETTOKEN",
+    "https:///services/SECRETTOKEN",
+])
+def test_an_unusable_webhooks_error_does_not_quote_its_secret_path(entry):
+    # The error is logged when the environment configures the first call.
+    with pytest.raises(ConfigError) as raised:
+        load_settings({"alert_webhooks": [entry]}, environ={})
+    assert "SECRETTOKEN" not in str(raised.value)

@@ -39,7 +39,7 @@ BAD_SETTINGS = [
     ({"flush_interval_s": 61}, "flush_interval_s"),
     ({"otlp_protocol": "thrift"}, "otlp_protocol"),
     ({"db_path": ""}, "db_path"),
-    ({"alert_webhooks": ["ftp://hooks.example/x"]}, "ftp://hooks.example/x"),
+    ({"alert_webhooks": ["ftp://hooks.example/x"]}, "ftp://hooks.example/"),
     ({"alert_webhooks": "not-a-url"}, "not-a-url"),
     ({"no_such_setting": 1}, "no_such_setting"),
 ]
