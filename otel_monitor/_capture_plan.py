@@ -85,12 +85,13 @@ class CapturePlan:
         for value, masked in zip(values, self._masked_flags(names, len(args))):
             if not masked:
                 continue
-            try:
-                clear = value if isinstance(value, str) else repr(value)
-            except Exception:
-                continue
-            if len(clear) >= 4:  # shorter strings would scrub ordinary words
-                found.append((clear, mask(value)))
+            texts: list[str] = []
+            _clear_texts(value, texts, 2)
+            marker = None
+            for clear in sorted(set(texts), key=len, reverse=True):  # a part after its whole
+                if len(clear) >= 4:  # shorter strings would scrub ordinary words
+                    marker = mask(value) if marker is None else marker
+                    found.append((clear, marker))
         return found
 
     def _masked_flags(self, names: tuple[str, ...], nargs: int) -> list[bool]:
@@ -108,3 +109,23 @@ class CapturePlan:
             else:
                 flags.append(self.is_masked(name))
         return flags
+
+
+def _clear_texts(value: Any, out: list[str], depth: int) -> None:
+    """The texts a message may quote a masked value by: a string itself; else its repr,
+    a bytes value decoded, and the items of a (shallow) container."""
+    if len(out) >= 64:
+        return
+    if isinstance(value, str):
+        out.append(value)
+        return
+    try:
+        out.append(repr(value))
+        if isinstance(value, (bytes, bytearray)):
+            out.append(bytes(value).decode("utf-8", "replace"))
+        elif depth > 0 and isinstance(value, (dict, list, tuple, set, frozenset)):
+            items = list(value.values()) if isinstance(value, dict) else list(value)
+            for item in items[:32]:
+                _clear_texts(item, out, depth - 1)
+    except Exception:
+        return

@@ -133,6 +133,21 @@ def test_masked_values_never_appear_in_an_alert(alerting, receiver):
         assert "ada" in raw      # what is not masked stays readable
 
 
+
+def test_masked_bytes_and_containers_quoted_in_a_message_never_appear_in_an_alert(
+        alerting, receiver):
+    alerting()
+
+    @monitor("auth", mask=("token", "creds"))
+    def login(token: bytes, creds: dict) -> None:
+        raise PermissionError(f"token {token.decode()} refused for {creds['password']}")
+
+    _raise(login, b"BYTES-s3cr3t-TOKEN", {"user": "ada", "password": "DICT-s3cr3t-PW"})
+    for post in receiver.wait(lambda p: len(p) >= 2):
+        raw = post.raw.decode()
+        assert "BYTES-s3cr3t-TOKEN" not in raw and "DICT-s3cr3t-PW" not in raw
+        assert "HASHED:" in raw
+
 # -- storms ---------------------------------------------------------------------------------
 
 def test_a_thousand_identical_errors_in_a_burst_are_a_handful_of_posts_carrying_the_count(
