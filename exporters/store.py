@@ -85,13 +85,18 @@ class SpanStore:
         else:
             parent = os.path.dirname(os.path.abspath(self.path))
             os.makedirs(parent, exist_ok=True)
+            is_new = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
             self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s,
                                          isolation_level=None, check_same_thread=False)
         try:
-            # Schema first: a file that is refused must be left exactly as it was, and
-            # switching to WAL rewrites its header.
+            # WAL from the start for a new file (so processes creating one store together
+            # do not contend for switching it), but only after the schema check for an
+            # existing one: a refused file must stay exactly as it was.
+            if not readonly and is_new:
+                self._switch_to_wal()
             if not readonly:
                 ensure_schema(self._conn, self.path)
+                self._switch_to_wal()
             self._configure_connection()
             if not readonly:
                 self._conn.execute("PRAGMA busy_timeout = 0")  # writes wait in _begin()
@@ -107,12 +112,23 @@ class SpanStore:
         self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         _OPEN_STORES.add(self)
 
+    def _switch_to_wal(self) -> None:
+        """journal_mode=WAL (a no-op once the file is in WAL). Switching needs the file
+        to itself, and SQLite answers 'locked' at once rather than waiting: retry."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+        if mode.lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
+
     def _configure_connection(self) -> None:
         c = self._conn
-        if not self.readonly:
-            mode = c.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise StoreError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
         c.execute("PRAGMA synchronous=NORMAL")
         c.execute("PRAGMA temp_store=MEMORY")
         c.execute("PRAGMA cache_size=-32768")  # 32 MiB

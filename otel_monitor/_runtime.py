@@ -234,18 +234,25 @@ def _mask_key(settings: Settings) -> bytes:
             key = fh.read().strip()
         if len(key) >= 16:
             return key
+        raise ConfigError(f"{path}: mask key file holds fewer than 16 bytes")
     except FileNotFoundError:
         pass
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    key = secrets.token_hex(32).encode()
+    # Written whole to a private file, then linked into place: processes starting
+    # together (gunicorn workers) never read a half-written key, and the first wins.
+    draft = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race: use its key
-        with open(path, "rb") as fh:
-            return fh.read().strip()
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(key)
-    return key
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_hex(32).encode())
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(draft)
+    with open(path, "rb") as fh:
+        return fh.read().strip()
 
 
 RUNTIME = Runtime()
