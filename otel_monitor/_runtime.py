@@ -209,7 +209,11 @@ class _Switch:
             processor.on_end(span)
             sink = runtime.on_span_error
             if sink is not None and span.status.status_code is StatusCode.ERROR:
-                sink(span)
+                try:  # runs on the application's thread, inside its span.end()
+                    sink(span)
+                except Exception:
+                    _log.warning("otel-monitor: alerting on a failed span failed",
+                                 exc_info=True)
 
     def _on_ending(self, span: Any) -> None:
         pass
