@@ -22,7 +22,7 @@ import time
 import weakref
 from collections import deque
 from multiprocessing import util as mp_util
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult

@@ -26,8 +26,6 @@ from typing import Any, Callable
 
 PROCESS, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT = range(10)
 
-Record = tuple  # the layout above; a tuple because it is built once per call
-
 
 @dataclass(eq=False)
 class CallSite:

@@ -13,7 +13,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from typing import Any, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan

@@ -40,7 +40,7 @@ _NEXT_ID = """SELECT max(coalesce((SELECT max(id) FROM spans), 0),
 def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     """``INSERT … SELECT`` from a multi-row VALUES list; the first parameter is the
     batch's base row id, added to the batch-relative index in the first column."""
-    picks = ", ".join([f"column1 + ?"] + [f"column{i}" for i in range(2, len(columns) + 1)])
+    picks = ", ".join(["column1 + ?"] + [f"column{i}" for i in range(2, len(columns) + 1)])
     row = "(" + ",".join("?" * len(columns)) + ")"
     return (f"INSERT INTO {table}({', '.join(columns)}) SELECT {picks} "
             f"FROM (VALUES {','.join([row] * rows)})")
