@@ -1,0 +1,135 @@
+"""The JSON API over the store: ``create_api(db_path, token=None)``.
+
+Every endpoint asks ``exporters.queries.TraceQueries`` for its data; parameters are
+validated here (a bad one is a 422 naming it, never a 500) and passed on as values.
+Responses are JSON: stored values come back as the strings they were stored as,
+never as HTML. With a token (the parameter, else ``$OTEL_MONITOR_UI_TOKEN``) every
+``/api`` request needs ``Authorization: Bearer <token>``.
+"""
+from __future__ import annotations
+
+import hmac
+import os
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from exporters.queries import COUNT_CAP, SORTS, NotFound, RowFilter, TraceQueries
+
+TOKEN_ENV = "OTEL_MONITOR_UI_TOKEN"
+MAX_PAGE = 1_000
+MAX_OFFSET = 1_000_000
+MAX_TEXT = 1_000  # longest filter value accepted
+
+Text = Annotated[str | None, Query(max_length=MAX_TEXT)]
+SortKey = Literal[tuple(SORTS)]  # type: ignore[valid-type]
+
+
+def _ns(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return int(value.timestamp() * 1_000_000) * 1000
+
+
+def resolve_token(token: str | None) -> str | None:
+    return token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+
+
+def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> FastAPI:
+    """The API app for the store at ``db_path`` (opened read-only)."""
+    queries = TraceQueries(db_path)
+    token = resolve_token(token)
+
+    def require_token(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(),
+                                                                 token.encode()):
+            raise HTTPException(401, "a valid access token is required "
+                                     "(Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    api = FastAPI(title="otel-monitor API",
+                  description="Read-only JSON over an otel-monitor store.",
+                  dependencies=[Depends(require_token)])
+    api.state.queries = queries
+
+    @api.exception_handler(NotFound)
+    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @api.exception_handler(ValueError)
+    async def bad_value(_: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @api.get("/api/rows", summary="A page of trace rows (seven columns), newest first")
+    def rows(
+        from_: Annotated[datetime | None, Query(alias="from", description="ISO 8601; UTC "
+                                                "if no offset")] = None,
+        to: Annotated[datetime | None, Query(description="ISO 8601, exclusive")] = None,
+        process: Text = None,
+        data: Text = None,
+        errors_only: bool = False,
+        service: Text = None,
+        sort: SortKey = "-timestamp",
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    ) -> dict[str, Any]:
+        f = RowFilter(since_ns=_ns(from_), until_ns=_ns(to), process=process, data=data,
+                      errors_only=errors_only, service=service)
+        if f.since_ns is not None and f.until_ns is not None and f.since_ns > f.until_ns:
+            raise HTTPException(422, "'from' must not be after 'to'")
+        total, exact = queries.count_rows(f)
+        return {"rows": queries.rows(f, sort=sort, offset=offset, limit=limit),
+                "offset": offset, "limit": limit, "total": total, "total_exact": exact,
+                "count_cap": COUNT_CAP}
+
+    @api.get("/api/processes", summary="Processes with group, calls and errors in a window")
+    def processes(window_s: Annotated[float, Query(gt=0, le=7 * 86400)] = 1800
+                  ) -> list[dict[str, Any]]:
+        return queries.processes(window_s=window_s)
+
+    @api.get("/api/calls/{span_id}", summary="One call: inputs/outputs, traceback, "
+                                             "parent and children")
+    def call(span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
+        return queries.call(span_id)
+
+    @api.get("/api/processes/{name}/source", summary="A process's source from the catalog")
+    def source(name: Annotated[str, Path(max_length=MAX_TEXT)]) -> dict[str, Any]:
+        return queries.source(name)
+
+    @api.get("/api/processes/{name}/durations",
+             summary="A process's duration_ms over the last N minutes, bucketed")
+    def durations(name: Annotated[str, Path(max_length=MAX_TEXT)],
+                  minutes: Annotated[float, Query(gt=0, le=24 * 60)] = 30,
+                  points: Annotated[int, Query(ge=1, le=600)] = 120) -> dict[str, Any]:
+        return queries.durations(name, minutes=minutes, points=points)
+
+    @api.get("/api/graph", summary="Dependency graph: process and feed nodes and edges")
+    def graph(window_s: Annotated[float, Query(gt=0, le=86400)] = 1800) -> dict[str, Any]:
+        return queries.graph(window_s=window_s)
+
+    @api.get("/api/health", summary="Status ribbon: badges with levels, per-process health")
+    def health() -> dict[str, Any]:
+        return queries.health()
+
+    @api.get("/api/feeds", summary="Feeds with age, level and stale flag")
+    def feeds() -> list[dict[str, Any]]:
+        return queries.feeds()
+
+    @api.get("/api/alerts", summary="The latest alerts, newest first")
+    def alerts(limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict[str, Any]]:
+        return queries.alerts(limit=limit)
+
+    @api.get("/api/banners", summary="Raised banner flags (backpressure)")
+    def banners(fresh_within_s: Annotated[float, Query(gt=0, le=86400)] = 10.0
+                ) -> list[dict[str, Any]]:
+        return queries.banners(fresh_within_s=fresh_within_s)
+
+    return api
