@@ -2,6 +2,7 @@
 
     otel-monitor demo [--db PATH] [--duration S] [--rate CALLS_PER_S] [--quiet]
     otel-monitor tail [--db PATH] [--process NAME] [--errors] [--follow] [-n N]
+    otel-monitor serve [--db PATH] [--host 127.0.0.1] [--port 8050]
 
 Each subcommand is a ``_cmd_*`` function registered in ``build_parser``; a command
 that needs the UI (``serve``) must import it only when run, and never from
@@ -245,6 +246,32 @@ def _tail(store: SpanStore, args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+# -- serve ------------------------------------------------------------------------------
+
+UI_MODULE = "dash_ui.server"  # imported only when `serve` runs (otel_monitor stays light)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import importlib
+
+    try:
+        server = importlib.import_module(UI_MODULE)
+    except ImportError as exc:
+        return _fail("serve", f"the UI is not installed ({exc}); install it with "
+                              "pip install 'otel-monitor[ui]'")
+    path = os.path.abspath(args.db)
+    try:
+        app = server.create_server_app(path)
+    except (StoreError, SchemaError, sqlite3.Error) as exc:
+        return _fail("serve", exc)
+    import uvicorn  # installed with the UI (its extra), so present once dash_ui imported
+
+    print(f"otel-monitor serve: {path} on http://{args.host}:{args.port}/ "
+          f"(API docs: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+
+
 # -- the command line -----------------------------------------------------------------
 
 
@@ -264,6 +291,13 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a port number 1-65535, got {text!r}")
     return value
 
 
@@ -317,6 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("-n", type=_count, default=20, metavar="N",
                       help="how many rows to print first (default: 20)")
     tail.set_defaults(func=_cmd_tail)
+
+    serve = commands.add_parser(
+        "serve", help="serve the UI and its JSON API over the store",
+        description="Serve the JSON API (and the UI) over the store, read-only, with "
+                    "uvicorn. Set OTEL_MONITOR_UI_TOKEN to require "
+                    "'Authorization: Bearer <token>'. Needs the ui extra.")
+    serve.add_argument("--db", default=default_db(), metavar="PATH", help=db_help)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=_port, default=8050, help="port (default: 8050)")
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 
