@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -159,6 +159,15 @@ CREATE TABLE IF NOT EXISTS flags (
 
 TABLES += STATE_TABLES
 
+# Version 3: one process's failed calls in time order (the UI's "process + errors only"
+# page walks this instead of every call of the process).
+ERROR_INDEX_BY_PROCESS = """
+CREATE INDEX IF NOT EXISTS spans_errors_by_process ON spans(process_id, start_ns)
+    WHERE status = 'ERR';
+"""
+
+TABLES += ERROR_INDEX_BY_PROCESS
+
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
@@ -258,7 +267,7 @@ DROP TABLE brief_data_trace;
 _V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
 
 # version -> SQL that brings a store of that version to version + 1.
-MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2}
+MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS}
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:

@@ -37,11 +37,11 @@ def _objects(path) -> dict[str, str]:
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
 
 
-def test_schema_version_is_2():
-    assert SCHEMA_VERSION == 2
+def test_schema_version_is_3():
+    assert SCHEMA_VERSION == 3
 
 
-def test_a_version_1_store_is_migrated_to_2_keeping_its_rows(tmp_path):
+def test_a_version_1_store_is_migrated_to_the_current_version_keeping_its_rows(tmp_path):
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as conn:
         conn.executescript(V1_DDL)
@@ -56,7 +56,7 @@ def test_a_version_1_store_is_migrated_to_2_keeping_its_rows(tmp_path):
         assert objects.get(view) == "view", view
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
-            == ("2",)
+            == (str(SCHEMA_VERSION),)
         assert conn.execute('SELECT "Process", "Data", "Data Value" FROM trace_rows').fetchall() \
             == [("risk.price", "spot", "101.5")]
         # trace_rows was made anew: the version-2 text, with its readable timestamp
