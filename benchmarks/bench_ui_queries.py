@@ -90,6 +90,7 @@ def main() -> int:
                 os.remove(path + ".part" + suffix)
         print(f"store: {path} generated in {time.perf_counter() - t0:.1f} s "
               f"({args.calls:,} calls, {args.calls * ROWS_PER_CALL:,} data rows)")
+    SpanStore(path).close()  # a store cached by an older version: migrated to this schema
     if args.generate_only:
         return 0
     from exporters.queries import RowFilter, TraceQueries
