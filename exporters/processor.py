@@ -52,6 +52,7 @@ class MonitorSpanProcessor(SpanProcessor):
         self.dropped = 0
         self.written = 0
         self.failed_batches = 0
+        self._failing_in_a_row = 0
         self.queue_peak = 0
         self.last_write_ns: int | None = None
         self.write_lag_ms: float | None = None
@@ -244,6 +245,7 @@ class MonitorSpanProcessor(SpanProcessor):
             self.last_write_ns = now
             oldest = _end_ns(batch[0])
             self.write_lag_ms = (now - oldest) / 1e6 if oldest else None
+            self._failing_in_a_row = 0
             for observe in self.observers:
                 try:
                     observe(batch)
@@ -251,10 +253,12 @@ class MonitorSpanProcessor(SpanProcessor):
                     _log.debug("otel-monitor: batch observer failed", exc_info=True)
             return True
         self.failed_batches += 1
+        self._failing_in_a_row += 1
         # Kept whole: what was accepted is not dropped for what arrives later (the
         # queue's own bound applies to those). Memory: max_queue + MAX_BATCH items.
         self._retry = batch
-        time.sleep(min(2.0, 0.05 * 2 ** min(self.failed_batches, 6)))
+        # Back off while the store keeps failing; a success starts the ladder again.
+        time.sleep(min(2.0, 0.05 * 2 ** min(self._failing_in_a_row, 6)))
         return False
 
     def _write_health(self) -> None:
