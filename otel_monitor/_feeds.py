@@ -128,6 +128,15 @@ def _marker(f: Feed) -> tuple:
     return (getrandbits(128) or 1, f.root_parent, False)
 
 
+def _handler_starts(f: Feed) -> Any:
+    """A tick, and the feed's marker made current for the handler's calls."""
+    global _handlers_ran
+    f.last_ns = _time_ns()
+    f.ticks += 1
+    _handlers_ran = True
+    return CURRENT.set(_marker(f))
+
+
 def feed(name: str, interval_s: float | None = None,
          stale_after_s: float | None = None) -> Callable[[F], F]:
     """Declare feed ``name`` and return a decorator for its tick handler: each call of the
@@ -153,22 +162,14 @@ def feed(name: str, interval_s: float | None = None,
 
         if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
             async def wrapper(*args, **kwargs):
-                global _handlers_ran
-                f.last_ns = _time_ns()
-                f.ticks += 1
-                _handlers_ran = True
-                token = CURRENT.set(_marker(f))
+                token = _handler_starts(f)
                 try:
                     return await fn(*args, **kwargs)
                 finally:
                     CURRENT.reset(token)
         else:
             def wrapper(*args, **kwargs):
-                global _handlers_ran
-                f.last_ns = _time_ns()
-                f.ticks += 1
-                _handlers_ran = True
-                token = CURRENT.set(_marker(f))
+                token = _handler_starts(f)
                 try:
                     return fn(*args, **kwargs)
                 finally:
