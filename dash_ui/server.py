@@ -1,40 +1,75 @@
 """The one process that serves the UI and its API: ``create_server_app(db_path, ...)``.
 
-Today it serves the JSON API (``dash_ui.api``) and a placeholder page at ``/``. The
-Dash app will be mounted by ``mount_ui`` (the hook below), through a2wsgi, in place
-of the placeholder.
+The JSON API (``dash_ui.api``) under ``/api`` with its OpenAPI docs at ``/docs``, and
+the Dash app (``dash_ui.app``) mounted at ``/`` through a2wsgi by ``mount_ui``.
 """
 from __future__ import annotations
 
+import hmac
 import os
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse
 
-from .api import create_api
+from .api import create_api, resolve_token
 
-PLACEHOLDER = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>otel-monitor</title>
-<style>body{background:#0d1117;color:#c9d1d9;font-family:system-ui,sans-serif;margin:3em}
-a{color:#3e8ef7}</style></head>
-<body><h1>otel-monitor</h1>
-<p>The UI is coming. The JSON API is live: see <a href="docs">/docs</a>.</p>
-</body></html>"""
+UI_COOKIE = "otel_monitor_token"
 
 
-def mount_ui(app: FastAPI, db_path: str) -> None:
-    """Hook for the Dash UI: it will be mounted here (``app.mount("/", WSGIMiddleware(
-    dash_app.server))`` via a2wsgi). Until then, a placeholder page at ``/``."""
+def _token_guard(inner: Any, token: str) -> Any:
+    """ASGI wrapper: the UI needs the token too, as ``Authorization: Bearer <token>``, or
+    the cookie set by opening any UI page once with ``?token=<token>``."""
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def placeholder() -> str:
-        return PLACEHOLDER
+    def ok(value: str) -> bool:
+        return hmac.compare_digest(value.encode(), token.encode())
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await inner(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers", [])}
+        scheme, _, value = headers.get("authorization", "").partition(" ")
+        cookie = SimpleCookie()
+        cookie.load(headers.get("cookie", ""))
+        given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
+        if (scheme.lower() == "bearer" and ok(value)) or \
+                (UI_COOKIE in cookie and ok(cookie[UI_COOKIE].value)):
+            return await inner(scope, receive, send)
+        if given and ok(given):
+            response = RedirectResponse(scope.get("root_path", "") + scope["path"], 303)
+            response.set_cookie(UI_COOKIE, token, httponly=True, samesite="strict")
+            return await response(scope, receive, send)
+        response = PlainTextResponse("a valid access token is required (Authorization: "
+                                     "Bearer <token>, or open the page with ?token=<token>)",
+                                     status_code=401,
+                                     headers={"WWW-Authenticate": "Bearer"})
+        return await response(scope, receive, send)
+
+    return guarded
+
+
+def mount_ui(app: FastAPI, db_path: str, token: str | None = None) -> None:
+    """Mount the Dash UI at ``/`` (its Flask server through a2wsgi); ``/api`` and
+    ``/docs`` stay FastAPI routes, matched first. With a token the UI needs it too."""
+    from a2wsgi import WSGIMiddleware
+
+    from .app import create_dash_app
+
+    dash_app = create_dash_app(db_path)
+    ui: Any = WSGIMiddleware(dash_app.server)
+    if token is not None:
+        ui = _token_guard(ui, token)
+    app.mount("/", ui, name="ui")
 
 
 def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None
                       ) -> FastAPI:
-    """The FastAPI app serving the API (and, later, the UI) for the store at ``db_path``."""
+    """The FastAPI app serving the API and the UI for the store at ``db_path``."""
+    token = resolve_token(token)
     app = create_api(db_path, token=token)
-    mount_ui(app, os.fspath(db_path))
+    mount_ui(app, os.fspath(db_path), token)
     return app
 

@@ -1,0 +1,14 @@
+"""The Dash app's callbacks, one module per part of the page."""
+from __future__ import annotations
+
+from dash import Dash
+
+from exporters.queries import TraceQueries
+
+from . import graph, ribbon, table
+
+
+def register(app: Dash, queries: TraceQueries) -> None:
+    ribbon.register(app, queries)
+    table.register(app, queries)
+    graph.register(app, queries)

@@ -1,0 +1,55 @@
+"""The dependency graph: processes (square) and feeds (ellipse); an edge from a stale feed
+is red; a node carries its last latency and error count; clicking a process filters the
+table."""
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Dash, Input, Output, no_update
+
+from exporters.queries import TraceQueries
+
+
+def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for n in graph["nodes"]:
+        data = {"id": n["id"], "label": n["name"], "kind": n["kind"],
+                "stale": bool(n.get("stale")), "errors": n.get("errors"),
+                "last_latency_ms": n.get("last_latency_ms"), "age_s": n.get("age_s")}
+        out.append({"data": data, "classes": n["kind"]})
+    for e in graph["edges"]:
+        out.append({"data": {"id": f"{e['source']}->{e['target']}", "source": e["source"],
+                             "target": e["target"], "kind": e["kind"],
+                             "stale": bool(e.get("stale")), "calls": e.get("calls")}})
+    return out
+
+
+def describe(node: dict[str, Any] | None) -> str:
+    if not node:
+        return "Hover a node for its last latency and errors; click a process to filter."
+    if node.get("kind") == "feed":
+        age = node.get("age_s")
+        return (f"feed {node['label']}: last update "
+                + ("never" if age is None else f"{age:.1f} s ago")
+                + (" (stale)" if node.get("stale") else ""))
+    lat = node.get("last_latency_ms")
+    return (f"{node['label']}: last latency "
+            + ("—" if lat is None else f"{lat:.1f} ms")
+            + f", errors (30 min): {node.get('errors') or 0}")
+
+
+def register(app: Dash, queries: TraceQueries) -> None:
+    @app.callback(Output("om-graph", "elements"), Input("om-tick", "n_intervals"))
+    def refresh_graph(_n):
+        return elements(queries.graph())
+
+    @app.callback(Output("om-graph-hover", "children"), Input("om-graph", "mouseoverNodeData"))
+    def hover(node):
+        return describe(node)
+
+    @app.callback(Output("om-process", "value"), Input("om-graph", "tapNodeData"),
+                  prevent_initial_call=True)
+    def tap(node):
+        if not node or node.get("kind") != "process":
+            return no_update
+        return node["label"]

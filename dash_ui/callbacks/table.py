@@ -1,0 +1,88 @@
+"""The trace table: the grid's infinite row model asks for blocks (startRow/endRow,
+sortModel); each is one TraceQueries.rows page with the filters as SQL parameters."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from dash import Dash, Input, Output, State
+
+from exporters.queries import SORTS, RowFilter, TraceQueries
+
+MAX_BLOCK = 1_000
+
+# grid colId -> TraceQueries sort key (without the direction)
+SORT_KEYS = {"timestamp": "timestamp", "process": "process", "status": "status",
+             "duration_ms": "duration_ms"}
+
+
+def _day_ns(value: str | None, plus_days: int = 0) -> int | None:
+    if not value:
+        return None
+    day = date.fromisoformat(value[:10]) + timedelta(days=plus_days)
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**9
+
+
+def row_filter(start_date, end_date, process, data, errors_only) -> RowFilter:
+    return RowFilter(since_ns=_day_ns(start_date), until_ns=_day_ns(end_date, 1),
+                     process=process or None, data=(data or "").strip() or None,
+                     errors_only=bool(errors_only))
+
+
+def sort_key(sort_model: list[dict[str, Any]] | None) -> str:
+    for s in sort_model or []:
+        key = SORT_KEYS.get(s.get("colId"))
+        if key:
+            key = ("-" if s.get("sort") == "desc" else "") + key
+            if key in SORTS:
+                return key
+    return "-timestamp"
+
+
+def block(queries: TraceQueries, request: dict[str, Any] | None, f: RowFilter
+          ) -> dict[str, Any]:
+    request = request or {}
+    start = max(int(request.get("startRow") or 0), 0)
+    end = max(int(request.get("endRow") or start + 100), start + 1)
+    limit = min(end - start, MAX_BLOCK)
+    rows = queries.rows(f, sort=sort_key(request.get("sortModel")), offset=start, limit=limit)
+    total, exact = queries.count_rows(f)
+    if len(rows) < limit:           # the last block: the grid now knows the end
+        count = start + len(rows)
+    else:                           # unknown beyond the cap: let the grid keep scrolling
+        count = total if exact else -1
+    return {"rowData": rows, "rowCount": count}
+
+
+def register(app: Dash, queries: TraceQueries) -> None:
+    @app.callback(Output("om-grid", "getRowsResponse"),
+                  Input("om-grid", "getRowsRequest"),
+                  State("om-dates", "start_date"), State("om-dates", "end_date"),
+                  State("om-process", "value"), State("om-data", "value"),
+                  State("om-errors-only", "value"), prevent_initial_call=True)
+    def get_rows(request, start_date, end_date, process, data, errors_only):
+        return block(queries, request,
+                     row_filter(start_date, end_date, process, data, errors_only))
+
+    # A filter change drops the cached blocks (the grid asks again from the top); the
+    # live tick refreshes the cached blocks in place, so the user keeps their place.
+    app.clientside_callback(
+        """function(a, b, c, d, e) {
+            try { dash_ag_grid.getApi("om-grid").purgeInfiniteCache(); } catch (err) {}
+            return window.dash_clientside.no_update;
+        }""",
+        Output("om-grid-purged", "data"),
+        Input("om-dates", "start_date"), Input("om-dates", "end_date"),
+        Input("om-process", "value"), Input("om-data", "value"),
+        Input("om-errors-only", "value"), prevent_initial_call=True)
+    app.clientside_callback(
+        """function(n) {
+            try { dash_ag_grid.getApi("om-grid").refreshInfiniteCache(); } catch (err) {}
+            return window.dash_clientside.no_update;
+        }""",
+        Output("om-grid-refreshed", "data"),
+        Input("om-tick", "n_intervals"), prevent_initial_call=True)
+
+    @app.callback(Output("om-process", "options"), Input("om-tick", "n_intervals"))
+    def process_options(_n):
+        return [{"label": p["name"], "value": p["name"]} for p in queries.processes()]

@@ -1,0 +1,90 @@
+"""The page: status ribbon, filters, trace table (ag-grid, infinite row model), graph."""
+from __future__ import annotations
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+import dash_cytoscape as cyto
+from dash import dcc, html
+
+from ._theme import TOKENS
+
+REFRESH_MS = 5_000
+PAGE_SIZE = 100
+
+COLUMNS = [
+    {"field": "Process", "colId": "process", "sortable": True},
+    {"field": "Data", "sortable": False},
+    {"field": "Data Type", "sortable": False},
+    {"field": "Data Value", "sortable": False, "flex": 2},
+    {"field": "Timestamp", "colId": "timestamp", "sortable": True, "sort": "desc"},
+    {"field": "Status", "colId": "status", "sortable": True, "cellRenderer": "StatusPill",
+     "width": 100},
+    {"field": "Exception", "sortable": False, "flex": 2},
+    {"field": "duration_ms", "headerName": "ms", "colId": "duration_ms", "sortable": True,
+     "width": 100},
+]
+
+GRAPH_STYLE = [
+    {"selector": "node", "style": {"label": "data(label)", "color": "#c9d1d9",
+                                   "font-size": "10px", "background-color": TOKENS["accent"]}},
+    {"selector": 'node[kind = "process"]', "style": {"shape": "rectangle"}},
+    {"selector": 'node[kind = "feed"]', "style": {"shape": "ellipse",
+                                                  "background-color": TOKENS["ok"]}},
+    {"selector": "node[?stale]", "style": {"background-color": TOKENS["err"]}},
+    {"selector": "edge", "style": {"curve-style": "bezier", "target-arrow-shape": "triangle",
+                                   "line-color": "#6e7681", "target-arrow-color": "#6e7681",
+                                   "width": 2}},
+    {"selector": "edge[?stale]", "style": {"line-color": TOKENS["err"],
+                                           "target-arrow-color": TOKENS["err"]}},
+]
+
+
+def ribbon() -> html.Div:
+    return html.Div([
+        html.Div(id="om-banner"),
+        html.Div(id="om-ribbon", className="om-ribbon d-flex align-items-center py-2"),
+    ])
+
+
+def filters() -> dbc.Row:
+    return dbc.Row([
+        dbc.Col(dcc.DatePickerRange(id="om-dates", clearable=True), md=3),
+        dbc.Col(dcc.Dropdown(id="om-process", placeholder="process", clearable=True,
+                             className="text-dark"), md=3),
+        dbc.Col(dbc.Input(id="om-data", placeholder="data (variable name)", debounce=True,
+                          maxLength=1000), md=3),
+        dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=3),
+    ], className="g-2 mb-2 align-items-center")
+
+
+def table() -> dag.AgGrid:
+    return dag.AgGrid(
+        id="om-grid",
+        rowModelType="infinite",
+        columnDefs=COLUMNS,
+        defaultColDef={"resizable": True, "filter": False},
+        dashGridOptions={"cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 20,
+                         "rowSelection": {"mode": "singleRow", "enableClickSelection": True},
+                         "theme": {"function": "themeQuartz.withPart(colorSchemeDark)"}},
+        getRowId="params.data.span_id + ':' + params.data.seq",
+        style={"height": "55vh"},
+    )
+
+
+def graph() -> cyto.Cytoscape:
+    return cyto.Cytoscape(id="om-graph", layout={"name": "cose", "animate": False},
+                          stylesheet=GRAPH_STYLE, elements=[],
+                          style={"height": "40vh", "width": "100%",
+                                 "background": TOKENS["bg"]})
+
+
+def page() -> dbc.Container:
+    return dbc.Container([
+        dcc.Interval(id="om-tick", interval=REFRESH_MS),
+        ribbon(),
+        html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
+        filters(),
+        table(),
+        html.Div(id="om-graph-hover", className="small text-muted mt-3"),
+        graph(),
+    ], fluid=True, style={"background": TOKENS["bg"], "minHeight": "100vh"})

@@ -1,0 +1,201 @@
+"""The Dash app: it builds; its callbacks, driven through Dash's HTTP endpoint, return
+the right rows, ribbon levels and graph; everything it serves comes from 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import urljoin, urlparse
+
+import httpx
+import pytest
+
+from conftest import SCRIPT
+from dash_ui._theme import TOKENS
+from dash_ui.app import create_dash_app
+
+
+@pytest.fixture(scope="module")
+def dash_app(recorded):
+    return create_dash_app(recorded)
+
+
+@pytest.fixture
+def flask(dash_app):
+    return dash_app.server.test_client()
+
+
+def _prop(spec: str) -> dict:
+    cid, prop = spec.split(".", 1)
+    return {"id": cid, "property": prop}
+
+
+def run_callback(flask, outputs: list[str], inputs: dict[str, object],
+                 state: dict[str, object] | None = None) -> dict:
+    """POST /_dash-update-component as the browser does; the response's outputs by id."""
+    outs = [_prop(o) for o in outputs]
+    body = {
+        "output": outputs[0] if len(outputs) == 1 else "..." .join(outputs).join(["..", ".."]),
+        "outputs": outs[0] if len(outs) == 1 else outs,
+        "inputs": [dict(_prop(k), value=v) for k, v in inputs.items()],
+        "state": [dict(_prop(k), value=v) for k, v in (state or {}).items()],
+        "changedPropIds": list(inputs),
+    }
+    r = flask.post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)
+    return r.get_json()["response"]
+
+
+def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,
+             sort_model=None):
+    response = run_callback(
+        flask, ["om-grid.getRowsResponse"],
+        {"om-grid.getRowsRequest": {"startRow": start, "endRow": end,
+                                    "sortModel": sort_model or [], "filterModel": {}}},
+        {"om-dates.start_date": None, "om-dates.end_date": None, "om-process.value": process,
+         "om-data.value": data, "om-errors-only.value": errors_only})
+    return response["om-grid"]["getRowsResponse"]
+
+
+def test_theme_tokens_are_the_designed_ones():
+    assert TOKENS == {"bg": "#0d1117", "accent": "#3e8ef7", "ok": "#2dc26b",
+                      "err": "#e55353", "stale": "#f0ad4e"}
+
+
+def test_the_app_builds_with_local_assets_only(dash_app):
+    assert dash_app.config.external_stylesheets == []
+    assert dash_app.config.serve_locally is True
+    for cid in ("om-ribbon", "om-banner", "om-dates", "om-process", "om-data",
+                "om-errors-only", "om-grid", "om-graph", "om-tick"):
+        assert dash_app.layout[cid] is not None
+    grid = dash_app.layout["om-grid"]
+    assert grid.rowModelType == "infinite"
+    assert [c["field"] for c in grid.columnDefs][:7] == [
+        "Process", "Data", "Data Type", "Data Value", "Timestamp", "Status", "Exception"]
+
+
+def test_errors_only_returns_only_err_rows(flask):
+    everything = get_rows(flask, end=500)
+    errors = get_rows(flask, errors_only=True, end=500)
+    assert {r["Status"] for r in everything["rowData"]} == {"OK", "ERR"}
+    assert errors["rowData"] and {r["Status"] for r in errors["rowData"]} == {"ERR"}
+    assert errors["rowCount"] == len(errors["rowData"])  # the last block ends the grid
+    assert all(r["Process"] == "ui_workload.check_limit" for r in errors["rowData"])
+
+
+def test_paging_sorting_and_the_process_filter(flask):
+    first = get_rows(flask, start=0, end=5)["rowData"]
+    second = get_rows(flask, start=5, end=10)["rowData"]
+    assert len(first) == len(second) == 5
+    keys = {(r["span_id"], r["seq"]) for r in first}
+    assert not keys & {(r["span_id"], r["seq"]) for r in second}
+    oldest = get_rows(flask, end=3, sort_model=[{"colId": "timestamp", "sort": "asc"}])
+    newest = get_rows(flask, end=3)
+    assert oldest["rowData"][0]["Timestamp"] <= newest["rowData"][0]["Timestamp"]
+    price = get_rows(flask, process="ui_workload.price", end=1000)["rowData"]
+    assert price and {r["Process"] for r in price} == {"ui_workload.price"}
+    assert get_rows(flask, process="' OR '1'='1")["rowData"] == []  # a parameter, not SQL
+
+
+def test_a_script_value_comes_back_as_text(flask, dash_app):
+    rows = get_rows(flask, end=1000)["rowData"]
+    assert any(SCRIPT in r["Data Value"] for r in rows)  # the stored string, unescaped
+    grid = dash_app.layout["om-grid"]
+    assert not getattr(grid, "dangerously_allow_code", False)
+    # the only renderer is the status pill, which renders the value as a React text child
+    assert [c.get("cellRenderer") for c in grid.columnDefs if c.get("cellRenderer")] == [
+        "StatusPill"]
+
+
+def test_ribbon_is_red_for_a_queue_depth_past_5000(flask):
+    out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
+                       {"om-tick.n_intervals": 1})
+    badges = {b["props"]["id"]: b["props"] for b in out["om-ribbon"]["children"]}
+    assert badges["om-badge-QueueDepth"]["className"] == "om-level-red"
+    assert badges["om-badge-QueueDepth"]["style"]["backgroundColor"] == TOKENS["err"]
+    assert "6,000" in badges["om-badge-QueueDepth"]["children"]
+    assert badges["om-badge-SQLiteWriteLag"]["className"] == "om-level-ok"
+    assert badges["om-badge-LastFeedUpdate"]["className"] == "om-level-red"  # a stale feed
+    assert "errors (5 min): 3" == badges["om-badge-errors"]["children"]
+    assert "Backpressure" in json.dumps(out["om-banner"]["children"])
+
+
+def test_graph_has_square_processes_round_feeds_and_red_stale_edges(flask, dash_app):
+    out = run_callback(flask, ["om-graph.elements"], {"om-tick.n_intervals": 1})
+    elements = out["om-graph"]["elements"]
+    nodes = {e["data"]["id"]: e["data"] for e in elements if "source" not in e["data"]}
+    edges = {e["data"]["id"]: e["data"] for e in elements if "source" in e["data"]}
+    assert nodes["ui_workload.check_limit"]["kind"] == "process"
+    assert nodes["ui_workload.check_limit"]["errors"] == 3
+    assert nodes["ui_workload.price"]["last_latency_ms"] is not None
+    assert nodes["feed:bbg.fx"]["kind"] == "feed" and not nodes["feed:bbg.fx"]["stale"]
+    assert edges["feed:refinitiv.rates->ui_workload.check_limit"]["stale"] is True
+    assert edges["feed:bbg.fx->ui_workload.price"]["stale"] is False
+    style = {s["selector"]: s["style"] for s in dash_app.layout["om-graph"].stylesheet}
+    assert style['node[kind = "process"]']["shape"] == "rectangle"
+    assert style['node[kind = "feed"]']["shape"] == "ellipse"
+    assert style["edge[?stale]"]["line-color"] == TOKENS["err"]
+    assert dash_app.layout["om-graph"].layout["name"] == "cose"
+
+
+def test_clicking_a_process_node_sets_the_process_filter(flask):
+    out = run_callback(flask, ["om-process.value"], {
+        "om-graph.tapNodeData": {"id": "ui_workload.price", "label": "ui_workload.price",
+                                 "kind": "process"}})
+    assert out["om-process"]["value"] == "ui_workload.price"
+    hover = run_callback(flask, ["om-graph-hover.children"], {
+        "om-graph.mouseoverNodeData": {"label": "p", "kind": "process",
+                                       "last_latency_ms": 1.5, "errors": 2}})
+    assert hover["om-graph-hover"]["children"] == "p: last latency 1.5 ms, errors (30 min): 2"
+
+
+def test_page_and_every_asset_come_from_127_0_0_1(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    config = json.loads(re.search(r'<script id="_dash-config" type="application/json">'
+                                  r'(.*?)</script>', html, re.S).group(1))
+    assert not re.search(r"https?://", json.dumps(config))
+    for host in re.findall(r"https?://([^/:\"'\s]+)", html):
+        assert host == "127.0.0.1", host
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("bootstrap.min.css" in u for u in urls)
+    assert any("dash_ag_grid" in u for u in urls) and any("cytoscape" in u for u in urls)
+    for url in urls:
+        full = urljoin(str(client.base_url) + "/", url)
+        assert urlparse(full).hostname == "127.0.0.1", url
+        assert client.get(full).status_code == 200, url
+    css = client.get(next(u for u in urls if "bootstrap.min.css" in u)).text
+    assert "fonts.googleapis" not in css and "@import" not in css
+    assert "Licensed under MIT" in css
+    assert client.get("/_dash-dependencies").status_code == 200
+
+
+def test_the_token_protects_the_ui_and_a_token_link_sets_a_cookie(recorded):
+    from api_server import ServedApp
+    from dash_ui.server import create_server_app
+
+    with ServedApp(create_server_app(recorded, token="s3cret")) as served, \
+            httpx.Client(base_url=served.url, timeout=10) as c:
+        assert c.get("/").status_code == 401
+        assert c.get("/?token=wrong").status_code == 401
+        assert c.get("/", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        first = c.get("/?token=s3cret")
+        assert first.status_code == 303 and first.headers["location"] == "/"
+        assert c.get("/").status_code == 200  # the cookie now
+        assert c.get("/api/health").status_code == 401  # the API still wants the header
+
+
+def test_callbacks_over_real_http_through_the_mounted_app(client):
+    body = {"output": "om-grid.getRowsResponse",
+            "outputs": {"id": "om-grid", "property": "getRowsResponse"},
+            "inputs": [{"id": "om-grid", "property": "getRowsRequest",
+                        "value": {"startRow": 0, "endRow": 100, "sortModel": []}}],
+            "state": [dict(_prop(k), value=v) for k, v in {
+                "om-dates.start_date": None, "om-dates.end_date": None,
+                "om-process.value": None, "om-data.value": None,
+                "om-errors-only.value": True}.items()],
+            "changedPropIds": ["om-grid.getRowsRequest"]}
+    r = client.post("/_dash-update-component", json=body)
+    assert r.status_code == 200
+    rows = r.json()["response"]["om-grid"]["getRowsResponse"]["rowData"]
+    assert rows and {row["Status"] for row in rows} == {"ERR"}
