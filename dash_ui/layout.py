@@ -78,6 +78,12 @@ def graph() -> cyto.Cytoscape:
                                  "background": TOKENS["bg"]})
 
 
+def modal() -> dbc.Modal:
+    return dbc.Modal([dbc.ModalHeader(dbc.ModalTitle(id="om-modal-title")),
+                      dbc.ModalBody(id="om-modal-body")],
+                     id="om-modal", size="xl", is_open=False, scrollable=True)
+
+
 def page() -> dbc.Container:
     return dbc.Container([
         dcc.Interval(id="om-tick", interval=REFRESH_MS),
@@ -87,4 +93,5 @@ def page() -> dbc.Container:
         table(),
         html.Div(id="om-graph-hover", className="small text-muted mt-3"),
         graph(),
+        modal(),
     ], fluid=True, style={"background": TOKENS["bg"], "minHeight": "100vh"})

@@ -5,10 +5,11 @@ from dash import Dash
 
 from exporters.queries import TraceQueries
 
-from . import graph, ribbon, table
+from . import drilldown, graph, ribbon, table
 
 
 def register(app: Dash, queries: TraceQueries) -> None:
     ribbon.register(app, queries)
     table.register(app, queries)
     graph.register(app, queries)
+    drilldown.register(app, queries)

@@ -199,3 +199,43 @@ def test_callbacks_over_real_http_through_the_mounted_app(client):
     assert r.status_code == 200
     rows = r.json()["response"]["om-grid"]["getRowsResponse"]["rowData"]
     assert rows and {row["Status"] for row in rows} == {"ERR"}
+
+
+def _texts(node) -> list[str]:
+    """Every string in a serialised component tree."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [t for n in node for t in _texts(n)]
+    if isinstance(node, dict):
+        return [t for v in node.get("props", {}).values() for t in _texts(v)] \
+            if "props" in node else []
+    return []
+
+
+def test_clicking_an_error_row_opens_the_drill_down(flask):
+    row = get_rows(flask, errors_only=True)["rowData"][0]
+    out = run_callback(flask, ["om-modal.is_open", "om-modal-title.children",
+                               "om-modal-body.children"],
+                       {"om-grid.cellClicked": {"rowId": f"{row['span_id']}:{row['seq']}",
+                                                "colId": "Process", "value": row["Process"]}})
+    assert out["om-modal"]["is_open"] is True
+    assert out["om-modal-title"]["children"] == "ui_workload.check_limit"
+    body = out["om-modal-body"]["children"]
+    text = "".join(_texts(body))
+    assert "def check_limit" in text                      # the source, as text spans
+    assert "ValueError" in text                           # the traceback
+    graph = json.dumps(body)
+    assert '"om-sparkline"' in graph and '"type": "scatter"' in graph
+    assert any("om-source" in json.dumps(b) for b in body)
+
+
+def test_the_drill_down_shows_a_script_value_as_text(flask):
+    rows = get_rows(flask, end=1000)["rowData"]
+    row = next(r for r in rows if SCRIPT in r["Data Value"])
+    out = run_callback(flask, ["om-modal.is_open", "om-modal-title.children",
+                               "om-modal-body.children"],
+                       {"om-grid.cellClicked": {"rowId": f"{row['span_id']}:{row['seq']}"}})
+    texts = _texts(out["om-modal-body"]["children"])
+    assert row["Data Value"] in texts                     # a Td's text child, not markup
+    assert "dangerously" not in json.dumps(out)
