@@ -24,6 +24,11 @@ COLUMNS = [
      "width": 100},
 ]
 
+# dash-ag-grid's documented Theming API form: a built-in theme with parameters
+GRID_THEME = (f"themeQuartz.withParams({{backgroundColor: '{TOKENS['bg']}', "
+              f"foregroundColor: '#c9d1d9', headerBackgroundColor: '#161b22', "
+              f"accentColor: '{TOKENS['accent']}', browserColorScheme: 'dark'}})")
+
 GRAPH_STYLE = [
     {"selector": "node", "style": {"label": "data(label)", "color": "#c9d1d9",
                                    "font-size": "10px", "background-color": TOKENS["accent"]}},
@@ -65,7 +70,7 @@ def table() -> dag.AgGrid:
         defaultColDef={"resizable": True, "filter": False},
         dashGridOptions={"cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 20,
                          "rowSelection": {"mode": "singleRow", "enableClickSelection": True},
-                         "theme": {"function": "themeQuartz.withPart(colorSchemeDark)"}},
+                         "theme": {"function": GRID_THEME}},
         getRowId="params.data.span_id + ':' + params.data.seq",
         style={"height": "55vh"},
     )

@@ -239,3 +239,25 @@ def test_the_drill_down_shows_a_script_value_as_text(flask):
     texts = _texts(out["om-modal-body"]["children"])
     assert row["Data Value"] in texts                     # a Td's text child, not markup
     assert "dangerously" not in json.dumps(out)
+
+
+def test_date_range_and_sort_model_map_to_the_query():
+    from dash_ui.callbacks.table import row_filter, sort_key
+
+    f = row_filter("2026-01-02", "2026-01-02", "", "  ", None)
+    assert f.since_ns == 1767312000 * 10**9                 # 2026-01-02T00:00Z
+    assert f.until_ns - f.since_ns == 86400 * 10**9         # the end day is included
+    assert f.process is None and f.data is None and f.errors_only is False
+    assert sort_key([{"colId": "duration_ms", "sort": "asc"}]) == "duration_ms"
+    assert sort_key([{"colId": "process", "sort": "desc"}]) == "-process"
+    assert sort_key([{"colId": "Data Value", "sort": "asc"}]) == "-timestamp"  # unsortable
+    assert sort_key(None) == "-timestamp"
+
+
+def test_rows_outside_the_date_range_are_left_out(flask):
+    out = run_callback(
+        flask, ["om-grid.getRowsResponse"],
+        {"om-grid.getRowsRequest": {"startRow": 0, "endRow": 100, "sortModel": []}},
+        {"om-dates.start_date": "2000-01-01", "om-dates.end_date": "2000-01-31",
+         "om-process.value": None, "om-data.value": None, "om-errors-only.value": False})
+    assert out["om-grid"]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
