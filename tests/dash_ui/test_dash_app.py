@@ -168,6 +168,13 @@ def test_page_and_every_asset_come_from_127_0_0_1(client):
     assert "fonts.googleapis" not in css and "@import" not in css
     assert "Licensed under MIT" in css
     assert client.get("/_dash-dependencies").status_code == 200
+    layout = client.get("/_dash-layout")
+    assert layout.status_code == 200 and "om-grid" in layout.text
+    assert not re.search(r"https?://(?!127\.0\.0\.1)", layout.text.replace(
+        "http://www.w3.org", ""))
+    # the grid's lazily loaded chunk comes from the same place
+    assert client.get("/_dash-component-suites/dash_ag_grid/async-community.js"
+                      ).status_code == 200
 
 
 def test_the_token_protects_the_ui_and_a_token_link_sets_a_cookie(recorded):
