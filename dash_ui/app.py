@@ -1,4 +1,5 @@
-"""The Dash app: ``create_dash_app(db_path, *, requests_pathname_prefix="/")``.
+"""The Dash app: ``create_dash_app(db_path, *, requests_pathname_prefix="/")``; or the
+same UI as one component of an existing Dash app: ``embed_ui(app, db_path)``.
 
 Everything it serves is local: the vendored Darkly CSS and the app's own assets from
 ``dash_ui/assets``, the component bundles from the installed packages
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import dash
 from dash import dcc, html
+from dash.development.base_component import Component
+from flask import abort, send_from_directory
 
 from exporters.queries import TraceQueries
 
@@ -41,8 +44,41 @@ def create_dash_app(db_path: str | os.PathLike[str], *,
         routes_pathname_prefix=requests_pathname_prefix,
         update_title=None,
     )
-    app.layout = html.Div([dcc.Store(id="om-grid-purged"), dcc.Store(id="om-grid-refreshed"),
-                           layout.page()])
+    app.layout = _root()
     app.server.config["OTEL_MONITOR_QUERIES"] = queries
     callbacks.register(app, queries)
     return app
+
+
+def _root() -> html.Div:
+    return html.Div([dcc.Store(id="om-grid-purged"), dcc.Store(id="om-grid-refreshed"),
+                     layout.page()])
+
+
+EMBED_ROUTE = "_otel-monitor/assets/"
+EMBED_ASSETS = ("bootstrap.min.css", "otel.css", "dashAgGridComponentFunctions.js")
+
+
+def embed_ui(app: dash.Dash, db_path: str | os.PathLike[str], *,
+             with_bootstrap: bool = True) -> Component:
+    """The whole UI as a component to place in an existing Dash app's layout (a page, a
+    tab). Registers its callbacks (ids start with ``om-``) on ``app``, and serves its
+    assets from ``app``'s own server under ``<prefix>_otel-monitor/assets/``, adding them
+    to the page (the Darkly CSS only if ``with_bootstrap``)."""
+    queries = TraceQueries(db_path)
+    callbacks.register(app, queries)
+    route = app.config.routes_pathname_prefix + EMBED_ROUTE
+    url = app.config.requests_pathname_prefix + EMBED_ROUTE
+
+    def asset(name: str):
+        if name not in EMBED_ASSETS:
+            abort(404)
+        return send_from_directory(ASSETS, name)
+
+    app.server.add_url_rule(route + "<path:name>", "otel_monitor_asset", asset)
+    for name in EMBED_ASSETS:
+        if name.endswith(".js"):
+            app.config.external_scripts.append(url + name)
+        elif with_bootstrap or name != "bootstrap.min.css":
+            app.config.external_stylesheets.append(url + name)
+    return _root()

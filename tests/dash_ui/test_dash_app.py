@@ -268,3 +268,24 @@ def test_rows_outside_the_date_range_are_left_out(flask):
         {"om-dates.start_date": "2000-01-01", "om-dates.end_date": "2000-01-31",
          "om-process.value": None, "om-data.value": None, "om-errors-only.value": False})
     assert out["om-grid"]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
+
+
+def test_the_ui_embeds_in_an_existing_dash_app(recorded):
+    import importlib.util
+    from pathlib import Path
+
+    example = Path(__file__).parents[2] / "examples" / "embed_in_dash_app.py"
+    spec = importlib.util.spec_from_file_location("embed_example", example)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    host = module.build(str(recorded))
+    flask = host.server.test_client()
+    page = flask.get("/").get_data(as_text=True)
+    for name in ("bootstrap.min.css", "otel.css", "dashAgGridComponentFunctions.js"):
+        url = f"/_otel-monitor/assets/{name}"
+        assert url in page and flask.get(url).status_code == 200
+    assert flask.get("/_otel-monitor/assets/../app.py").status_code == 404
+    assert host.layout["om-grid"].rowModelType == "infinite"
+    assert "My trading desk" in json.dumps(host.layout.to_plotly_json(), default=str)
+    rows = get_rows(flask, errors_only=True)["rowData"]
+    assert rows and {r["Status"] for r in rows} == {"ERR"}
