@@ -16,6 +16,7 @@ from pygments.styles import get_style_by_name
 from exporters.queries import NotFound, TraceQueries
 
 from .._theme import PYGMENTS_STYLE, TOKENS
+from ..reproduce import snippet
 
 _STYLE = get_style_by_name(PYGMENTS_STYLE)
 
@@ -75,6 +76,9 @@ def body(queries: TraceQueries, span_id: str) -> tuple[str, list[Any]]:
     if call.get("exception"):
         parts.append(html.Pre(call["exception"], id="om-traceback", className="small p-2",
                               style={"color": TOKENS["err"], "background": TOKENS["bg"]}))
+    parts += [html.H6("Reproduce", className="mt-2"),
+              html.Pre(snippet(call), id="om-reproduce", className="small p-2",
+                       style={"background": _STYLE.background_color, "color": "#f8f8f2"})]
     return call["process"], parts
 
 

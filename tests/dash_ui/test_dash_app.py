@@ -289,3 +289,45 @@ def test_the_ui_embeds_in_an_existing_dash_app(recorded):
     assert "My trading desk" in json.dumps(host.layout.to_plotly_json(), default=str)
     rows = get_rows(flask, errors_only=True)["rowData"]
     assert rows and {r["Status"] for r in rows} == {"ERR"}
+
+
+def _reproduce_text(flask, row) -> str:
+    out = run_callback(flask, ["om-modal.is_open", "om-modal-title.children",
+                               "om-modal-body.children"],
+                       {"om-grid.cellClicked": {"rowId": f"{row['span_id']}:{row['seq']}"}})
+    pre = next(b for b in out["om-modal-body"]["children"]
+               if b["props"].get("id") == "om-reproduce")
+    return pre["props"]["children"]
+
+
+def test_the_reproduce_snippet_reproduces_a_recorded_exception(flask, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    row = get_rows(flask, errors_only=True)["rowData"][0]
+    code = _reproduce_text(flask, row)
+    assert "fn = _resolve('ui_workload.check_limit')" in code
+    script = tmp_path / "repro.py"
+    script.write_text(code)
+    env = {"PYTHONPATH": str(Path(__file__).parent), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 1
+    assert "ValueError: negative limit for b" in done.stderr
+
+
+def test_reproduce_uses_placeholders_for_masked_and_non_literal_values():
+    from dash_ui.reproduce import snippet
+
+    call = {"process": "m.f", "span_id": "0" * 16, "status": "ERR", "timestamp": "t",
+            "values": [
+                {"data": "a", "data_type": "INPUT", "data_value": "[1, 'x']"},
+                {"data": "password", "data_type": "INPUT", "data_value": "<HASHED:0a1b>"},
+                {"data": "obj", "data_type": "INPUT", "data_value": "<Obj at 0x1>"},
+                {"data": "return", "data_type": "OUTPUT", "data_value": "1"}]}
+    code = snippet(call)
+    assert "result = fn(a=[1, 'x'], password=PASSWORD_VALUE, obj=OBJ_VALUE)" in code
+    assert "PASSWORD_VALUE = None  # TODO masked in the store" in code
+    assert "OBJ_VALUE = None  # TODO stored repr is not a literal" in code
+    compile(code, "<snippet>", "exec")
