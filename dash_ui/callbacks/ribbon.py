@@ -34,11 +34,11 @@ def badges(health: dict[str, Any]) -> list[Any]:
 
 
 def banner(raised: list[dict[str, Any]]) -> list[Any]:
-    if not raised:
-        return []
-    where = ", ".join(f"{b.get('host', '?')}:{b.get('pid', '?')}" for b in raised)
-    return [dbc.Alert(f"Backpressure: spans are being dropped or delayed ({where})",
-                      color="danger", className="my-1 py-1")]
+    """One alert per raised flag (the backpressure flag is the one the exporter raises)."""
+    return [dbc.Alert(f"{str(b['name']).capitalize()}: "
+                      f"{b.get('message') or 'spans are being dropped or delayed'} "
+                      f"({b.get('host', '?')}:{b.get('pid', '?')})",
+                      color="danger", className="my-1 py-1") for b in raised]
 
 
 def register(app: Dash, queries: TraceQueries) -> None:

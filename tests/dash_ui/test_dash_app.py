@@ -116,7 +116,7 @@ def test_ribbon_is_red_for_a_queue_depth_past_5000(flask):
     assert badges["om-badge-SQLiteWriteLag"]["className"] == "om-level-ok"
     assert badges["om-badge-LastFeedUpdate"]["className"] == "om-level-red"  # a stale feed
     assert "errors (5 min): 3" == badges["om-badge-errors"]["children"]
-    assert "Backpressure" in json.dumps(out["om-banner"]["children"])
+    assert "Backpressure: queue backpressure" in json.dumps(out["om-banner"]["children"])
 
 
 def test_graph_has_square_processes_round_feeds_and_red_stale_edges(flask, dash_app):
