@@ -31,6 +31,8 @@ def test_serve_runs_the_api_over_the_store(recorded):
                 assert time.monotonic() < deadline, "serve did not answer"
                 time.sleep(0.1)
         assert r.status_code == 200 and r.json()["badges"]["QueueDepth"]["level"] == "red"
+        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert page.status_code == 200 and 'id="_dash-config"' in page.text  # the UI
     finally:
         proc.terminate()
         proc.wait(10)
