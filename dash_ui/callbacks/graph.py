@@ -13,7 +13,8 @@ from exporters.queries import TraceQueries
 def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for n in graph["nodes"]:
-        data = {"id": n["id"], "label": n["name"], "kind": n["kind"],
+        label = short_label(n["name"]) if n["kind"] == "process" else n["name"]
+        data = {"id": n["id"], "name": n["name"], "label": label, "kind": n["kind"],
                 "stale": bool(n.get("stale")), "errors": n.get("errors"),
                 "last_latency_ms": n.get("last_latency_ms"), "age_s": n.get("age_s")}
         out.append({"data": data, "classes": n["kind"]})
@@ -24,16 +25,25 @@ def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def short_label(name: str) -> str:
+    """What a process node shows: the function (with its class), not the whole dotted
+    path, which overlaps its neighbours'. The full name is in hover and click."""
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return ".".join(parts[-2:])
+    return parts[-1]
+
+
 def describe(node: dict[str, Any] | None) -> str:
     if not node:
         return "Hover a node for its last latency and errors; click a process to filter."
     if node.get("kind") == "feed":
         age = node.get("age_s")
-        return (f"feed {node['label']}: last update "
+        return (f"feed {node.get('name', node['label'])}: last update "
                 + ("never" if age is None else f"{age:.1f} s ago")
                 + (" (stale)" if node.get("stale") else ""))
     lat = node.get("last_latency_ms")
-    return (f"{node['label']}: last latency "
+    return (f"{node.get('name', node['label'])}: last latency "
             + ("—" if lat is None else f"{lat:.1f} ms")
             + f", errors (30 min): {node.get('errors') or 0}")
 
@@ -52,4 +62,4 @@ def register(app: Dash, queries: TraceQueries) -> None:
     def tap(node):
         if not node or node.get("kind") != "process":
             return no_update
-        return node["label"]
+        return node.get("name", node["label"])

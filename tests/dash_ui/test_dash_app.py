@@ -331,3 +331,19 @@ def test_reproduce_uses_placeholders_for_masked_and_non_literal_values():
     assert "PASSWORD_VALUE = None  # TODO masked in the store" in code
     assert "OBJ_VALUE = None  # TODO stored repr is not a literal" in code
     compile(code, "<snippet>", "exec")
+
+
+def test_graph_nodes_show_short_labels_and_keep_the_full_name():
+    from dash_ui.callbacks.graph import elements
+
+    graph = {"nodes": [
+        {"id": "p:otel_monitor.demo.MarketDataClient.fetch_quote", "kind": "process",
+         "name": "otel_monitor.demo.MarketDataClient.fetch_quote"},
+        {"id": "p:otel_monitor.demo.black_scholes", "kind": "process",
+         "name": "otel_monitor.demo.black_scholes"},
+        {"id": "f:bbg.fx", "kind": "feed", "name": "bbg.fx", "stale": True}], "edges": []}
+    labels = {e["data"]["name"]: e["data"]["label"] for e in elements(graph)}
+    assert labels == {"otel_monitor.demo.MarketDataClient.fetch_quote":
+                      "MarketDataClient.fetch_quote",
+                      "otel_monitor.demo.black_scholes": "black_scholes",
+                      "bbg.fx": "bbg.fx"}
