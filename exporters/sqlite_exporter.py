@@ -44,14 +44,16 @@ class SQLiteSpanExporter(SpanExporter):
 
     def __init__(self, db_path: str | os.PathLike[str], *, service_name: str | None = None,
                  retention_hours: float = 6.0, purge_interval_s: float = 60.0,
-                 max_db_bytes: int | None = None) -> None:
+                 max_db_bytes: int | None = None, busy_timeout_s: float = 30.0) -> None:
         self.db_path = os.fspath(db_path)
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another writer
         self.service_name = service_name
         self.retention_hours = retention_hours
         self.purge_interval_s = purge_interval_s
         self.max_db_bytes = max_db_bytes
         self._lock = threading.Lock()
-        self._store: SpanStore | None = SpanStore(self.db_path)  # fail early on a bad file
+        # Opened now, to fail early on a bad file.
+        self._store: SpanStore | None = SpanStore(self.db_path, busy_timeout_s=busy_timeout_s)
         self._cataloged: set[str] = set()
         self._pid = os.getpid()
         self._retention: RetentionWorker | None = None
@@ -117,7 +119,7 @@ class SQLiteSpanExporter(SpanExporter):
         if self._pid != os.getpid():
             self.after_fork_in_child()
         if self._store is None:
-            self._store = SpanStore(self.db_path)
+            self._store = SpanStore(self.db_path, busy_timeout_s=self.busy_timeout_s)
         return self._store
 
     def _start_retention(self) -> None:

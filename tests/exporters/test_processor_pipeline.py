@@ -12,15 +12,16 @@ import tracemalloc
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from exporters import MonitorSpanProcessor, SQLiteSpanExporter, SpanStore
+from exporters import MonitorSpanProcessor, SQLiteSpanExporter
 from exporter_helpers import read, scalar, stored_keys, wait_until
 
 
 class Pipeline:
     """A private TracerProvider -> MonitorSpanProcessor -> SQLiteSpanExporter."""
 
-    def __init__(self, db: str, **processor_kwargs) -> None:
-        self.exporter = SQLiteSpanExporter(db, service_name="fallback-svc")
+    def __init__(self, db: str, busy_timeout_s: float = 30.0, **processor_kwargs) -> None:
+        self.exporter = SQLiteSpanExporter(db, service_name="fallback-svc",
+                                           busy_timeout_s=busy_timeout_s)
         self.processor = MonitorSpanProcessor(self.exporter, **processor_kwargs)
         self.provider = TracerProvider()
         self.provider.add_span_processor(self.processor)
@@ -39,6 +40,19 @@ class Pipeline:
         before = len(queue)
         self.call(key)
         return len(queue) == before + 1
+
+    def accept_then_flush_in_background(self, prefix: str, n: int, accepted: list[str]):
+        """``n`` spans accepted into the queue, then a force_flush on another thread,
+        returned once the writer has taken them (and is waiting on the locked store)."""
+        for i in range(n):
+            assert self.call_counting(f"{prefix}{i}")
+            accepted.append(f"{prefix}{i}")
+        flushed: list[bool] = []
+        flusher = threading.Thread(
+            target=lambda: flushed.append(self.processor.force_flush(30_000)))
+        flusher.start()
+        assert wait_until(lambda: len(self.processor.queue) == 0, timeout=5)
+        return flusher, flushed
 
     def shutdown(self) -> None:
         self.provider.shutdown()
@@ -157,14 +171,8 @@ def test_full_queue_drops_new_spans_counts_them_stays_bounded_and_loses_no_accep
     locked_at = time.monotonic()
     accepted = ["warm-up"]
     try:
-        for i in range(500):
-            assert pipeline.call_counting(f"a{i}")
-            accepted.append(f"a{i}")
-        flushed: list[bool] = []
-        flusher = threading.Thread(target=lambda: flushed.append(processor.force_flush(30_000)))
-        flusher.start()
         # The writer takes those 500 and waits for the lock inside its export.
-        assert wait_until(lambda: len(processor.queue) == 0, timeout=5)
+        flusher, flushed = pipeline.accept_then_flush_in_background("a", 500, accepted)
         for i in range(2000):
             if pipeline.call_counting(f"b{i}"):
                 accepted.append(f"b{i}")
@@ -205,25 +213,18 @@ def test_full_queue_drops_new_spans_counts_them_stays_bounded_and_loses_no_accep
 
 def test_batch_that_fails_on_a_locked_store_is_kept_and_written_once_the_lock_is_released(
         pipelines, db_path):
-    pipeline = pipelines(max_queue=1000, flush_interval_s=30.0, health_interval_s=30.0)
+    # A 1 s busy timeout (the default waits 30 s), so that the export fails with
+    # "database is locked" while the lock is held.
+    pipeline = pipelines(max_queue=1000, flush_interval_s=30.0, health_interval_s=30.0,
+                         busy_timeout_s=1.0)
     processor = pipeline.processor
-    # A real store with a 1 s busy timeout (the exporter's own waits 30 s), so that the
-    # export fails with "database is locked" while the lock is held.
-    pipeline.exporter._store.close()
-    pipeline.exporter._store = SpanStore(db_path, busy_timeout_s=1.0)
     pipeline.call("warm-up")
     assert processor.force_flush()
 
     locker = _lock(db_path)
     accepted = ["warm-up"]
     try:
-        for i in range(600):
-            assert pipeline.call_counting(f"a{i}")
-            accepted.append(f"a{i}")
-        flushed: list[bool] = []
-        flusher = threading.Thread(target=lambda: flushed.append(processor.force_flush(30_000)))
-        flusher.start()
-        assert wait_until(lambda: len(processor.queue) == 0, timeout=5)
+        flusher, flushed = pipeline.accept_then_flush_in_background("a", 600, accepted)
         # While the export of those 600 is failing, more spans arrive.
         for i in range(1200):
             if pipeline.call_counting(f"b{i}"):
