@@ -6,9 +6,10 @@ nanoseconds (small, fast to index); the views render them as text.
 """
 from __future__ import annotations
 
+import re
 import sqlite3
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -168,6 +169,15 @@ CREATE INDEX IF NOT EXISTS spans_errors_by_process ON spans(process_id, start_ns
 
 TABLES += ERROR_INDEX_BY_PROCESS
 
+# Version 4: the OTLP dual-write's own figures beside the SQLite writer's, per process
+# (NULL when the process does not dual-write).
+OTLP_HEALTH = """
+ALTER TABLE health ADD COLUMN otlp_exported INTEGER;
+ALTER TABLE health ADD COLUMN otlp_failed INTEGER;
+"""
+
+TABLES += OTLP_HEALTH
+
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
@@ -267,7 +277,8 @@ DROP TABLE brief_data_trace;
 _V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
 
 # version -> SQL that brings a store of that version to version + 1.
-MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS}
+MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS,
+                              3: OTLP_HEALTH}
 
 
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
@@ -326,7 +337,14 @@ def _run(conn: sqlite3.Connection, script: str) -> None:
     ``executescript`` would COMMIT first, so statements are run one by one.
     """
     for statement in _split(script):
+        added = _ADD_COLUMN.match(statement)
+        if added and added["column"] in {
+                r[1] for r in conn.execute(f"PRAGMA table_info({added['table']})")}:
+            continue  # already there: migrations stay safe to run twice
         conn.execute(statement)
+
+
+_ADD_COLUMN = re.compile(r"ALTER TABLE (?P<table>\w+) ADD COLUMN (?P<column>\w+)", re.I)
 
 
 def _split(script: str) -> list[str]:

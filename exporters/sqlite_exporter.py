@@ -13,7 +13,7 @@ import logging
 import os
 import sqlite3
 import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -51,6 +51,9 @@ class SQLiteSpanExporter(SpanExporter):
         self.retention_hours = retention_hours
         self.purge_interval_s = purge_interval_s
         self.max_db_bytes = max_db_bytes
+        # Callables returning extra health figures (keyword arguments of
+        # SpanStore.write_health), read each time health is written.
+        self.health_sources: list[Callable[[], dict[str, Any]]] = []
         self._lock = threading.Lock()
         # Opened now, to fail early on a bad file.
         self._store: SpanStore | None = SpanStore(self.db_path, busy_timeout_s=busy_timeout_s)
@@ -102,6 +105,8 @@ class SQLiteSpanExporter(SpanExporter):
     # -- health and fork --------------------------------------------------------
 
     def record_health(self, **figures: Any) -> None:
+        for source in self.health_sources:  # e.g. the OTLP dual-write's export counts
+            figures.update(source())
         with self._lock:
             self._open().write_health(service_name=self.service_name, **figures)
 

@@ -204,13 +204,15 @@ class SpanStore:
 
     def write_health(self, *, queue_depth: int, queue_peak: int, dropped: int, written: int,
                      write_lag_ms: float | None, last_write_ns: int | None,
-                     service_name: str | None) -> None:
+                     service_name: str | None, otlp_exported: int | None = None,
+                     otlp_failed: int | None = None) -> None:
         self._execute_tx(
             """INSERT OR REPLACE INTO health(pid, host, service_name, queue_depth, queue_peak,
-                   dropped, written, write_lag_ms, last_write_ns, updated_ns)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   dropped, written, write_lag_ms, last_write_ns, updated_ns,
+                   otlp_exported, otlp_failed)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [(os.getpid(), socket.gethostname(), service_name, queue_depth, queue_peak, dropped,
-              written, write_lag_ms, last_write_ns, time.time_ns())],
+              written, write_lag_ms, last_write_ns, time.time_ns(), otlp_exported, otlp_failed)],
         )
 
     # -- retention ------------------------------------------------------------

@@ -37,10 +37,6 @@ def _objects(path) -> dict[str, str]:
             "SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")}
 
 
-def test_schema_version_is_3():
-    assert SCHEMA_VERSION == 3
-
-
 def test_a_version_1_store_is_migrated_to_the_current_version_keeping_its_rows(tmp_path):
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as conn:

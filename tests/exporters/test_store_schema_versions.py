@@ -1,4 +1,4 @@
-"""Schema version 3: the index of one process's failed calls, and the migration to it."""
+"""Schema versions 3 and 4: the index of one process's failed calls, the OTLP health columns, and the migrations to them."""
 from __future__ import annotations
 
 import sqlite3
@@ -44,3 +44,39 @@ def test_every_filters_page_reads_through_an_index_without_sorting(tmp_path):
               RowFilter(data="spot"), RowFilter(errors_only=True), RowFilter(service="s")):
         plan = q.explain_rows(f)
         assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, (f, plan)
+
+
+def _health_columns(path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {r[1] for r in conn.execute("PRAGMA table_info(health)")}
+
+
+def test_a_version_3_store_gets_the_otlp_health_columns_keeping_its_rows(tmp_path):
+    path = tmp_path / "v3.db"
+    SpanStore(path).close()
+    with sqlite3.connect(path) as conn:  # as a version-3 store was
+        conn.execute("ALTER TABLE health DROP COLUMN otlp_exported")
+        conn.execute("ALTER TABLE health DROP COLUMN otlp_failed")
+        conn.execute("INSERT INTO health(pid, queue_depth, queue_peak, dropped, written, "
+                     "updated_ns) VALUES (7, 1, 2, 3, 4, 5)")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+    SpanStore(path).close()
+
+    assert {"otlp_exported", "otlp_failed"} <= _health_columns(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT pid, written, otlp_failed FROM health").fetchall() \
+            == [(7, 4, None)]
+
+
+def test_health_sources_add_their_figures_to_the_health_row(tmp_path):
+    from exporters import SQLiteSpanExporter
+
+    exporter = SQLiteSpanExporter(tmp_path / "s.db")
+    exporter.health_sources.append(lambda: {"otlp_exported": 12, "otlp_failed": 3})
+    exporter.record_health(queue_depth=0, queue_peak=0, dropped=0, written=0,
+                           write_lag_ms=None, last_write_ns=None)
+    exporter.shutdown()
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT otlp_exported, otlp_failed FROM health").fetchall() \
+            == [(12, 3)]
