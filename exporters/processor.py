@@ -49,7 +49,8 @@ class MonitorSpanProcessor(SpanProcessor):
         self.max_queue = max_queue
         self.flush_interval_s = flush_interval_s
         self.health_interval_s = health_interval_s
-        self.dropped = 0
+        self.dropped = 0  # changed only through count_dropped()
+        self._dropped_lock = threading.Lock()
         self.written = 0
         self.failed_batches = 0
         self._failing_in_a_row = 0
@@ -93,6 +94,12 @@ class MonitorSpanProcessor(SpanProcessor):
         if len(q) < self.max_queue:
             q.append(item)
         else:
+            self.count_dropped()
+
+    def count_dropped(self) -> None:
+        # Callers on many threads drop at once when the queue is full; `+=` alone
+        # would lose counts. The lock is taken on that already-failing path only.
+        with self._dropped_lock:
             self.dropped += 1
 
     # -- lifecycle --------------------------------------------------------------
@@ -185,6 +192,7 @@ class MonitorSpanProcessor(SpanProcessor):
         self.queue.clear()
         self._retry = []
         self.dropped = self.written = self.failed_batches = self.queue_peak = 0
+        self._dropped_lock = threading.Lock()
         self._init_thread_state()
         reinit = getattr(self.exporter, "after_fork_in_child", None)
         if reinit is not None:

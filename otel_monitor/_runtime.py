@@ -140,7 +140,7 @@ class Runtime:
 
     def record_dropped(self) -> None:
         if self.processor is not None:
-            self.processor.dropped += 1
+            self.processor.count_dropped()
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         processor = self.processor
