@@ -1,0 +1,229 @@
+"""Prometheus metrics of one store at ``/metrics``: ``mount_metrics(app, db_path)``.
+
+A custom prometheus_client collector in its own ``CollectorRegistry`` (never the
+process-global one, so several apps in one process do not mix their figures).
+
+Counters of calls and errors and the duration histogram count the calls written to
+the store *since this server started*: each scrape reads only the spans with an id
+above the last one it counted (``spans.id`` never goes back, even after a purge), at
+most ``max_spans_per_scrape`` of them, aggregated in SQL. A purge removes rows the
+counters already hold, so it never makes them go down; a restart is a counter reset,
+which ``rate()`` and ``increase()`` handle. The rest (queue depth, dropped, write lag
+and OTLP failures per exporting process, feed ages) are read from the small ``health``
+and ``feed_status`` tables each scrape, at most ``MAX_LABELLED_ROWS`` rows each.
+Cost per scrape: one primary-key range read of the new spans (bounded), plus a few
+reads of tables with one row per process or feed.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
+                                    HistogramMetricFamily, Metric)
+from prometheus_client.exposition import choose_encoder
+
+from exporters.store import SpanStore
+
+# Call duration buckets, seconds (Prometheus's defaults with 1 ms added: most monitored
+# functions are quick).
+DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                      5.0, 10.0)
+MAX_SPANS_PER_SCRAPE = 200_000   # new calls aggregated per scrape; the rest on the next
+MAX_LABELLED_ROWS = 1_000        # health rows and feeds exposed (most recently updated)
+PREFIX = "otel_monitor"
+_NS = 1e9
+
+# One row per (process, service) for the spans in (?, ?]: count, errors, sum of
+# durations, then one cumulative count per bucket bound (in ms, as stored).
+_CALLS_SQL = (
+    "SELECT process_id, coalesce(service_name, ''), count(*), sum(status = 'ERR'), "
+    "sum(duration_ms), "
+    + ", ".join(f"sum(duration_ms <= {b * 1000!r})" for b in DURATION_BUCKETS_S)
+    + " FROM spans WHERE id > ? AND id <= ? GROUP BY 1, 2"
+)
+
+
+@dataclass
+class _CallStats:
+    calls: int = 0
+    errors: int = 0
+    duration_ms: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS_S))
+
+
+class StoreMetrics:
+    """The collector: ``collect()`` tails the new calls and reads the state tables."""
+
+    def __init__(self, db_path: str | os.PathLike[str], *,
+                 max_spans_per_scrape: int = MAX_SPANS_PER_SCRAPE) -> None:
+        self._store = SpanStore(db_path, readonly=True)
+        self._max_spans = max_spans_per_scrape
+        self._lock = threading.Lock()  # one scrape at a time: they share the tail position
+        self._calls: dict[tuple[str, str], _CallStats] = {}
+        self._alerts: Counter[tuple[str, str]] = Counter()
+        self._names: dict[int, str] = {}
+        self._last_span = self._max_id("spans")
+        self._last_alert = self._max_id("alerts")
+        self._backlog = 0
+
+    def _q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+        return self._store.query(sql, params)
+
+    def _max_id(self, table: str) -> int:
+        return self._q(f"SELECT coalesce(max(id), 0) FROM {table}")[0][0]
+
+    def _process_name(self, process_id: int) -> str:
+        if process_id not in self._names:
+            self._names = {r[0]: r[1] for r in self._q("SELECT id, name FROM processes")}
+        return self._names.get(process_id, f"process#{process_id}")
+
+    # -- incremental parts --------------------------------------------------------------
+
+    def _tail_calls(self) -> None:
+        newest = self._max_id("spans")
+        upto = min(newest, self._last_span + self._max_spans)
+        if upto > self._last_span:
+            for pid, service, calls, errors, total_ms, *buckets in self._q(
+                    _CALLS_SQL, (self._last_span, upto)):
+                stats = self._calls.setdefault((self._process_name(pid), service), _CallStats())
+                stats.calls += calls
+                stats.errors += errors
+                stats.duration_ms += total_ms or 0.0
+                stats.buckets = [a + b for a, b in zip(stats.buckets, buckets)]
+            self._last_span = upto
+        self._backlog = newest - self._last_span
+
+    def _tail_alerts(self) -> None:
+        newest = self._max_id("alerts")
+        if newest < self._last_alert:
+            # alerts.id is a plain rowid: it restarts only once retention emptied the
+            # table, so every row there now is new.
+            self._last_alert = 0
+        for rule, status, n in self._q(
+                "SELECT rule, status, count(*) FROM alerts WHERE id > ? AND id <= ? "
+                "GROUP BY 1, 2", (self._last_alert, newest)):
+            self._alerts[(rule, status)] += n
+        self._last_alert = newest
+
+    # -- the collector protocol -----------------------------------------------------------
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            self._tail_calls()
+            self._tail_alerts()
+            now = time.time_ns()
+            families = [*self._call_metrics(), *self._alert_metrics(),
+                        *self._health_metrics(now), *self._feed_metrics(now)]
+        return iter(families)
+
+    def _call_metrics(self) -> Iterator[Metric]:
+        labels = ["process", "service"]
+        calls = CounterMetricFamily(f"{PREFIX}_calls", "Calls written to the store since "
+                                    "this server started.", labels=labels)
+        errors = CounterMetricFamily(f"{PREFIX}_call_errors", "Calls with status ERR written "
+                                     "to the store since this server started.", labels=labels)
+        durations = HistogramMetricFamily(f"{PREFIX}_call_duration_seconds",
+                                          "Duration of the calls counted in "
+                                          f"{PREFIX}_calls_total.", labels=labels)
+        for (process, service), s in sorted(self._calls.items()):
+            calls.add_metric([process, service], s.calls)
+            errors.add_metric([process, service], s.errors)
+            buckets = [(repr(b), n) for b, n in zip(DURATION_BUCKETS_S, s.buckets)]
+            durations.add_metric([process, service], buckets + [("+Inf", s.calls)],
+                                 s.duration_ms / 1000)
+        backlog = GaugeMetricFamily(f"{PREFIX}_metrics_backlog_spans",
+                                    "Spans in the store not counted yet (a scrape counts at "
+                                    f"most {self._max_spans}); an upper bound.",
+                                    value=self._backlog)
+        yield from (calls, errors, durations, backlog)
+
+    def _alert_metrics(self) -> Iterator[Metric]:
+        alerts = CounterMetricFamily(f"{PREFIX}_alerts", "Alerts recorded since this server "
+                                     "started, by rule and delivery status (sent, failed, "
+                                     "dropped).", labels=["rule", "status"])
+        for (rule, status), n in sorted(self._alerts.items()):
+            alerts.add_metric([rule, status], n)
+        yield alerts
+
+    def _health_metrics(self, now: int) -> Iterator[Metric]:
+        labels = ["pid", "host", "service"]
+
+        def family(kind: type, name: str, doc: str) -> Any:
+            return kind(f"{PREFIX}_exporter_{name}", doc, labels=labels)
+
+        depth = family(GaugeMetricFamily, "queue_depth", "Spans waiting in the exporting "
+                       "process's queue.")
+        peak = family(GaugeMetricFamily, "queue_peak", "Highest queue depth seen.")
+        dropped = family(CounterMetricFamily, "dropped_spans", "Spans dropped (queue full).")
+        written = family(CounterMetricFamily, "written_spans", "Spans written to SQLite.")
+        lag = family(GaugeMetricFamily, "write_lag_seconds", "Oldest queued span to written.")
+        age = family(GaugeMetricFamily, "report_age_seconds", "Time since the process last "
+                     "wrote its health row (a stopped process stops reporting).")
+        otlp_ok = family(CounterMetricFamily, "otlp_exported_spans", "Spans exported over OTLP "
+                         "(processes that dual-write).")
+        otlp_failed = family(CounterMetricFamily, "otlp_export_failures", "Spans whose OTLP "
+                             "export failed (processes that dual-write).")
+        for row in self._q("SELECT * FROM health ORDER BY updated_ns DESC LIMIT ?",
+                           (MAX_LABELLED_ROWS,)):
+            r = dict(row)
+            key = [str(r["pid"]), r["host"] or "", r["service_name"] or ""]
+            depth.add_metric(key, r["queue_depth"])
+            peak.add_metric(key, r["queue_peak"])
+            dropped.add_metric(key, r["dropped"])
+            written.add_metric(key, r["written"])
+            if r["write_lag_ms"] is not None:
+                lag.add_metric(key, r["write_lag_ms"] / 1000)
+            age.add_metric(key, max(0.0, (now - r["updated_ns"]) / _NS))
+            if r.get("otlp_exported") is not None:  # NULL (or no column): no dual-write
+                otlp_ok.add_metric(key, r["otlp_exported"])
+            if r.get("otlp_failed") is not None:
+                otlp_failed.add_metric(key, r["otlp_failed"])
+        yield from (depth, peak, dropped, written, lag, age, otlp_ok, otlp_failed)
+
+    def _feed_metrics(self, now: int) -> Iterator[Metric]:
+        age = GaugeMetricFamily(f"{PREFIX}_feed_age_seconds", "Time since the feed's last "
+                                "update (feeds ticked at least once).", labels=["feed"])
+        stale_after = GaugeMetricFamily(f"{PREFIX}_feed_stale_after_seconds", "The feed is "
+                                        "stale past this age.", labels=["feed"])
+        interval = GaugeMetricFamily(f"{PREFIX}_feed_interval_seconds", "The feed's declared "
+                                     "update interval.", labels=["feed"])
+        for r in self._q("SELECT name, interval_s, stale_after_s, last_update_ns FROM "
+                         "feed_status ORDER BY updated_ns DESC LIMIT ?", (MAX_LABELLED_ROWS,)):
+            if r["last_update_ns"] is not None:
+                age.add_metric([r["name"]], max(0.0, (now - r["last_update_ns"]) / _NS))
+            stale_after.add_metric([r["name"]], r["stale_after_s"])
+            if r["interval_s"] is not None:
+                interval.add_metric([r["name"]], r["interval_s"])
+        yield from (age, stale_after, interval)
+
+
+def metrics_registry(db_path: str | os.PathLike[str], **kwargs: Any) -> CollectorRegistry:
+    """A fresh registry holding the store's collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreMetrics(db_path, **kwargs))
+    return registry
+
+
+def mount_metrics(app: FastAPI, db_path: str | os.PathLike[str]) -> None:
+    """Serve ``/metrics`` on ``app``. Add it before the UI's catch-all mount at ``/``; the
+    app's own dependencies (the access token) guard it like the API."""
+    registry = metrics_registry(db_path)
+    app.state.metrics_registry = registry
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        try:
+            body = encoder(registry)
+        except sqlite3.Error as exc:  # e.g. the store file was removed under us
+            return PlainTextResponse(f"cannot read the store: {exc}", status_code=503)
+        return Response(body, media_type=content_type)
