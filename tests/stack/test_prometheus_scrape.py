@@ -1,0 +1,134 @@
+"""Debian's real prometheus scrapes a real `otel-monitor serve` (with an access token,
+read by Prometheus from a credentials_file) over a store the decorator fills; PromQL
+through Prometheus's HTTP API returns the calls and errors counted, per process."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+import otel_monitor
+from conftest import free_port
+
+TOKEN = "scrape-s3cret"
+JOB = "otel-monitor"
+
+
+@otel_monitor.monitor("scrape-tests")
+def fill(order_id: int) -> int:
+    return order_id * 2
+
+
+@otel_monitor.monitor("scrape-tests")
+def refuse(order_id: int) -> None:
+    raise KeyError(order_id)
+
+
+FILL, REFUSE = f"{__name__}.fill", f"{__name__}.refuse"
+
+
+def wait_for(url: str, proc: subprocess.Popen, what: str, **kw) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url, timeout=2, **kw).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None, f"{what} exited: {proc.communicate()}"
+        assert time.monotonic() < deadline, f"{what} did not answer at {url}"
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, prometheus_bin):
+    """(store path, Prometheus URL): serve started on a store that exists, Prometheus
+    scraping its /metrics every second with the bearer token from a file."""
+    saved = {k: v for k, v in os.environ.items()
+             if k.startswith(("OTEL_MONITOR_", "OTEL_EXPORTER_OTLP"))}
+    for var in saved:
+        os.environ.pop(var)
+    tmp = tmp_path_factory.mktemp("scrape")
+    store = tmp / "store.db"
+    otel_monitor.configure(db_path=store, flush_interval_s=0.05)
+    fill(0)  # the store exists before serve opens it; this call predates the server
+    assert otel_monitor.force_flush(10)
+    procs: list[subprocess.Popen] = []
+    try:
+        serve_port, prom_port = free_port(), free_port()
+        env = {**os.environ, "OTEL_MONITOR_UI_TOKEN": TOKEN}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "otel_monitor.cli", "serve", "--db", str(store),
+             "--port", str(serve_port)], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+        wait_for(f"http://127.0.0.1:{serve_port}/metrics", procs[-1], "otel-monitor serve",
+                 headers={"Authorization": f"Bearer {TOKEN}"})
+        (tmp / "token").write_text(TOKEN + "\n")
+        (tmp / "prometheus.yml").write_text(f"""
+global: {{scrape_interval: 1s, scrape_timeout: 1s}}
+scrape_configs:
+  - job_name: {JOB}
+    authorization: {{credentials_file: {tmp / "token"}}}
+    static_configs: [{{targets: ["127.0.0.1:{serve_port}"]}}]
+""")
+        procs.append(subprocess.Popen(
+            [prometheus_bin, f"--config.file={tmp / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+        prom = f"http://127.0.0.1:{prom_port}"
+        wait_for(f"{prom}/-/ready", procs[-1], "prometheus")
+        yield store, prom
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+        otel_monitor.shutdown()
+        os.environ.update(saved)
+
+
+def query(prom: str, promql: str) -> dict[str, float]:
+    """An instant query's vector as {process label: value}."""
+    r = httpx.get(f"{prom}/api/v1/query", params={"query": promql}, timeout=10)
+    body = r.json()
+    assert r.status_code == 200 and body["status"] == "success", body
+    return {s["metric"].get("process", ""): float(s["value"][1]) for s in body["data"]["result"]}
+
+
+def eventually(prom: str, promql: str, expected: dict[str, float]) -> dict[str, float]:
+    """The query's answer once it equals ``expected`` (scrapes are every second), else the
+    last answer after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        got = query(prom, promql)
+        if got == expected or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
+
+
+def test_promql_returns_the_calls_and_errors_counted_per_process(stack):
+    _, prom = stack
+    assert eventually(prom, f'up{{job="{JOB}"}}', {"": 1.0}) == {"": 1.0}  # token accepted
+    for i in range(7):
+        fill(i)
+    for i in range(3):
+        with pytest.raises(KeyError):
+            refuse(i)
+    assert otel_monitor.force_flush(10)
+    calls = f'sum by (process) (otel_monitor_calls_total{{job="{JOB}"}})'
+    assert eventually(prom, calls, {FILL: 7.0, REFUSE: 3.0}) == {FILL: 7.0, REFUSE: 3.0}
+    errors = f'sum by (process) (otel_monitor_call_errors_total{{job="{JOB}"}})'
+    assert query(prom, errors) == {FILL: 0.0, REFUSE: 3.0}
+    durations = f'sum by (process) (otel_monitor_call_duration_seconds_count{{job="{JOB}"}})'
+    assert query(prom, durations) == {FILL: 7.0, REFUSE: 3.0}
