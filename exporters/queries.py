@@ -167,6 +167,16 @@ class TraceQueries:
                           AND s.start_ns >= ? AND s.status = 'ERR') AS errors
                FROM processes p ORDER BY p.name""", (since, since))
 
+    def services(self, *, window_s: float = 1800, now_ns: int | None = None) -> list[str]:
+        """Service names for the UI's filter: those of the calls in the window (an
+        index range on time) and of the exporting processes' health rows."""
+        since = (now_ns or time.time_ns()) - int(window_s * _NS)
+        rows = self._store().query(
+            """SELECT service_name FROM spans WHERE start_ns >= ? AND service_name IS NOT NULL
+               UNION SELECT service_name FROM health WHERE service_name IS NOT NULL
+               ORDER BY 1""", (since,))
+        return [r[0] for r in rows]
+
     def source(self, name: str) -> dict[str, Any]:
         rows = self._q("SELECT name, process_group, file, line, source FROM processes "
                        "WHERE name = ?", (name,))
