@@ -12,16 +12,18 @@ REFRESH_MS = 5_000
 PAGE_SIZE = 100
 
 COLUMNS = [
-    {"field": "Process", "colId": "process", "sortable": True},
+    {"field": "Process", "colId": "process", "sortable": True, "minWidth": 240},
     {"field": "Data", "sortable": False},
     {"field": "Data Type", "sortable": False},
     {"field": "Data Value", "sortable": False, "flex": 2},
-    {"field": "Timestamp", "colId": "timestamp", "sortable": True, "sort": "desc"},
+    {"field": "Timestamp", "colId": "timestamp", "sortable": True, "sort": "desc",
+     "minWidth": 230},
     {"field": "Status", "colId": "status", "sortable": True, "cellRenderer": "StatusPill",
      "width": 100},
     {"field": "Exception", "sortable": False, "flex": 2},
     {"field": "duration_ms", "headerName": "ms", "colId": "duration_ms", "sortable": True,
-     "width": 100},
+     "width": 100, "type": "rightAligned",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}},
 ]
 
 # dash-ag-grid's documented Theming API form: a built-in theme with parameters
@@ -56,9 +58,11 @@ def filters() -> dbc.Row:
         dbc.Col(dcc.DatePickerRange(id="om-dates", clearable=True), md=3),
         dbc.Col(dcc.Dropdown(id="om-process", placeholder="process", clearable=True,
                              className="text-dark"), md=3),
+        dbc.Col(dcc.Dropdown(id="om-service", placeholder="service", clearable=True,
+                             className="text-dark"), md=2),
         dbc.Col(dbc.Input(id="om-data", placeholder="data (variable name)", debounce=True,
-                          maxLength=1000), md=3),
-        dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=3),
+                          maxLength=1000), md=2),
+        dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
     ], className="g-2 mb-2 align-items-center")
 
 
@@ -69,7 +73,8 @@ def table() -> dag.AgGrid:
         columnDefs=COLUMNS,
         defaultColDef={"resizable": True, "filter": False},
         dashGridOptions={"cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 20,
-                         "rowSelection": {"mode": "singleRow", "enableClickSelection": True},
+                         "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
+                                          "checkboxes": False},
                          "theme": {"function": GRID_THEME}},
         getRowId="params.data.span_id + ':' + params.data.seq",
         style={"height": "55vh"},

@@ -23,10 +23,10 @@ def _day_ns(value: str | None, plus_days: int = 0) -> int | None:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**9
 
 
-def row_filter(start_date, end_date, process, data, errors_only) -> RowFilter:
+def row_filter(start_date, end_date, process, data, errors_only, service=None) -> RowFilter:
     return RowFilter(since_ns=_day_ns(start_date), until_ns=_day_ns(end_date, 1),
                      process=process or None, data=(data or "").strip() or None,
-                     errors_only=bool(errors_only))
+                     errors_only=bool(errors_only), service=service or None)
 
 
 def sort_key(sort_model: list[dict[str, Any]] | None) -> str:
@@ -59,22 +59,24 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   Input("om-grid", "getRowsRequest"),
                   State("om-dates", "start_date"), State("om-dates", "end_date"),
                   State("om-process", "value"), State("om-data", "value"),
-                  State("om-errors-only", "value"), prevent_initial_call=True)
-    def get_rows(request, start_date, end_date, process, data, errors_only):
+                  State("om-errors-only", "value"), State("om-service", "value"),
+                  prevent_initial_call=True)
+    def get_rows(request, start_date, end_date, process, data, errors_only, service):
         return block(queries, request,
-                     row_filter(start_date, end_date, process, data, errors_only))
+                     row_filter(start_date, end_date, process, data, errors_only, service))
 
     # A filter change drops the cached blocks (the grid asks again from the top); the
     # live tick refreshes the cached blocks in place, so the user keeps their place.
     app.clientside_callback(
-        """function(a, b, c, d, e) {
+        """function(a, b, c, d, e, f) {
             try { dash_ag_grid.getApi("om-grid").purgeInfiniteCache(); } catch (err) {}
             return window.dash_clientside.no_update;
         }""",
         Output("om-grid-purged", "data"),
         Input("om-dates", "start_date"), Input("om-dates", "end_date"),
         Input("om-process", "value"), Input("om-data", "value"),
-        Input("om-errors-only", "value"), prevent_initial_call=True)
+        Input("om-errors-only", "value"), Input("om-service", "value"),
+        prevent_initial_call=True)
     app.clientside_callback(
         """function(n) {
             try { dash_ag_grid.getApi("om-grid").refreshInfiniteCache(); } catch (err) {}
@@ -86,3 +88,7 @@ def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-process", "options"), Input("om-tick", "n_intervals"))
     def process_options(_n):
         return [{"label": p["name"], "value": p["name"]} for p in queries.processes()]
+
+    @app.callback(Output("om-service", "options"), Input("om-tick", "n_intervals"))
+    def service_options(_n):
+        return [{"label": s, "value": s} for s in queries.services()]

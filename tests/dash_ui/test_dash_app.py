@@ -46,13 +46,14 @@ def run_callback(flask, outputs: list[str], inputs: dict[str, object],
 
 
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,
-             sort_model=None):
+             sort_model=None, service=None):
     response = run_callback(
         flask, ["om-grid.getRowsResponse"],
         {"om-grid.getRowsRequest": {"startRow": start, "endRow": end,
                                     "sortModel": sort_model or [], "filterModel": {}}},
         {"om-dates.start_date": None, "om-dates.end_date": None, "om-process.value": process,
-         "om-data.value": data, "om-errors-only.value": errors_only})
+         "om-data.value": data, "om-errors-only.value": errors_only,
+         "om-service.value": service})
     return response["om-grid"]["getRowsResponse"]
 
 
@@ -200,7 +201,7 @@ def test_callbacks_over_real_http_through_the_mounted_app(client):
             "state": [dict(_prop(k), value=v) for k, v in {
                 "om-dates.start_date": None, "om-dates.end_date": None,
                 "om-process.value": None, "om-data.value": None,
-                "om-errors-only.value": True}.items()],
+                "om-errors-only.value": True, "om-service.value": None}.items()],
             "changedPropIds": ["om-grid.getRowsRequest"]}
     r = client.post("/_dash-update-component", json=body)
     assert r.status_code == 200
@@ -266,7 +267,8 @@ def test_rows_outside_the_date_range_are_left_out(flask):
         flask, ["om-grid.getRowsResponse"],
         {"om-grid.getRowsRequest": {"startRow": 0, "endRow": 100, "sortModel": []}},
         {"om-dates.start_date": "2000-01-01", "om-dates.end_date": "2000-01-31",
-         "om-process.value": None, "om-data.value": None, "om-errors-only.value": False})
+         "om-process.value": None, "om-data.value": None, "om-errors-only.value": False,
+         "om-service.value": None})
     assert out["om-grid"]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
 
 
