@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
 from .api import create_api, resolve_token
+from .ingest import create_ingest_app
 from .metrics import mount_metrics
 
 UI_COOKIE = "otel_monitor_token"
@@ -72,6 +73,7 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
     token = resolve_token(token)
     app = create_api(db_path, token=token)
     mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
+    app.mount("/v1", create_ingest_app(db_path, ui_token=token))  # OTLP in; its own token
     mount_ui(app, os.fspath(db_path), token)
     return app
 

@@ -1,0 +1,260 @@
+"""OTLP/HTTP trace ingest: ``POST /v1/traces`` into the served store.
+
+Any OpenTelemetry SDK, or a Collector's ``otlphttp`` exporter, can send here:
+
+* bodies in protobuf (``application/x-protobuf``) or the OTLP JSON mapping
+  (``application/json``: hex trace and span ids), optionally ``Content-Encoding: gzip``;
+* at most ``max_bytes`` (``OTEL_MONITOR_INGEST_MAX_BYTES``, default 8 MiB), sent and
+  after decompression: a larger body is a 413;
+* a bearer token: ``OTEL_MONITOR_INGEST_TOKEN`` when set (a write-only credential for
+  senders), else the server's UI token, so a server with a token never takes
+  anonymous writes; without either, ingest is open (bind to 127.0.0.1 then);
+* a body that cannot be read is a 400 whose ``google.rpc.Status`` message says why,
+  with nothing written; spans that cannot be stored (bad ids, already stored) are
+  left out and counted in the response's ``partial_success``, per the OTLP spec;
+* the spans of one request are written in one transaction, all or none; a store that
+  cannot be written answers 503 (the sender retries).
+
+Responses are in the request's encoding: an ``ExportTraceServiceResponse``, or a
+``google.rpc.Status`` on error.
+"""
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import logging
+import os
+import sqlite3
+import zlib
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from exporters.store import StoreError
+
+from .ingest_spans import Converted, IngestWriter, convert, open_writer
+
+_log = logging.getLogger("otel_monitor")
+
+INGEST_TOKEN_ENV = "OTEL_MONITOR_INGEST_TOKEN"
+MAX_BYTES_ENV = "OTEL_MONITOR_INGEST_MAX_BYTES"
+DEFAULT_MAX_BYTES = 8 * 2**20
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+class Rejected(Exception):
+    """The request is refused as a whole: ``status`` and a message for the sender."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def max_bytes_from_env() -> int:
+    raw = os.environ.get(MAX_BYTES_ENV, "")
+    if not raw:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{MAX_BYTES_ENV}={raw!r}: must be a whole number of bytes > 0")
+    return value
+
+
+def ingest_token(ui_token: str | None) -> str | None:
+    return os.environ.get(INGEST_TOKEN_ENV) or ui_token
+
+
+# -- reading the body ---------------------------------------------------------------
+
+
+async def read_body(request: Request, max_bytes: int) -> bytes:
+    """The body, decompressed, refused past ``max_bytes`` before it is all read."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
+                       f"request body of {declared} bytes exceeds the limit of {max_bytes}")
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
+                           f"request body exceeds the limit of {max_bytes} bytes")
+        parts.append(chunk)
+    body = b"".join(parts)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        return gunzip(body, max_bytes)
+    if encoding not in ("", "identity"):
+        raise Rejected(415, code_pb2.INVALID_ARGUMENT,
+                       f"Content-Encoding {encoding!r} is not supported (gzip or none)")
+    return body
+
+
+def gunzip(body: bytes, max_bytes: int) -> bytes:
+    """Decompress at most ``max_bytes``: a small body that inflates past it is a 413."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, max_bytes + 1)
+        if len(out) > max_bytes or inflater.unconsumed_tail:
+            raise Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
+                           f"decompressed body exceeds the limit of {max_bytes} bytes")
+        out += inflater.flush()
+    except zlib.error as exc:
+        raise Rejected(400, code_pb2.INVALID_ARGUMENT, f"body is not valid gzip: {exc}") from None
+    if not inflater.eof:
+        raise Rejected(400, code_pb2.INVALID_ARGUMENT, "body is not valid gzip: truncated")
+    return out
+
+
+def media_type(request: Request) -> str:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in (PROTOBUF, JSON):
+        raise Rejected(415, code_pb2.INVALID_ARGUMENT,
+                       f"Content-Type {kind or 'none'!r} is not supported; send "
+                       f"{PROTOBUF} or {JSON}")
+    return kind
+
+
+def parse(body: bytes, kind: str) -> ExportTraceServiceRequest:
+    if kind == PROTOBUF:
+        try:
+            return ExportTraceServiceRequest.FromString(body)
+        except DecodeError as exc:
+            raise Rejected(400, code_pb2.INVALID_ARGUMENT,
+                           f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise ValueError("the body must be a JSON object")
+        _hex_ids_to_base64(document)
+        # Unknown fields are ignored, as the OTLP spec asks of receivers.
+        return json_format.ParseDict(document, ExportTraceServiceRequest(),
+                                     ignore_unknown_fields=True)
+    except (ValueError, json_format.ParseError) as exc:
+        raise Rejected(400, code_pb2.INVALID_ARGUMENT,
+                       f"body is not OTLP JSON: {exc}") from None
+
+
+def _hex_ids_to_base64(document: dict) -> None:
+    """OTLP JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64."""
+    for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+        for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+            for span in _list(scope_spans, "spans"):
+                _convert_ids(span)
+                for link in _list(span, "links"):
+                    _convert_ids(link)
+
+
+def _list(obj: Any, *keys: str) -> list:
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected an object, got {type(obj).__name__}")
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            if not isinstance(value, list):
+                raise ValueError(f"{key!r} must be a list")
+            return value
+    return []
+
+
+def _convert_ids(obj: dict) -> None:
+    for key in _ID_FIELDS:
+        value = obj.get(key)
+        if isinstance(value, str) and value:
+            try:
+                obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
+            except ValueError:
+                raise ValueError(f"{key} {value[:40]!r} is not hex") from None
+
+
+# -- responses ------------------------------------------------------------------------
+
+
+def encoded(message: Message, kind: str, status: int = 200) -> Response:
+    if kind == JSON:
+        return Response(json_format.MessageToJson(message, indent=None), status_code=status,
+                        media_type=JSON)
+    return Response(message.SerializeToString(), status_code=status, media_type=PROTOBUF)
+
+
+def export_response(converted: Converted) -> ExportTraceServiceResponse:
+    response = ExportTraceServiceResponse()
+    if converted.rejected:
+        response.partial_success.rejected_spans = converted.rejected
+        response.partial_success.error_message = "; ".join(converted.reasons)
+    return response
+
+
+def refused(rejected: Rejected, kind: str) -> Response:
+    status = status_pb2.Status(code=rejected.code, message=rejected.message)
+    headers = {"WWW-Authenticate": "Bearer"} if rejected.status == 401 else None
+    response = encoded(status, kind, rejected.status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+# -- the router -----------------------------------------------------------------------
+
+
+def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) -> APIRouter:
+    router = APIRouter()
+
+    def authorised(request: Request) -> bool:
+        if token is None:
+            return True
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(value.encode(),
+                                                                  token.encode())
+
+    @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)")
+    async def traces(request: Request) -> Response:
+        kind = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
+        try:
+            if not authorised(request):
+                raise Rejected(401, code_pb2.UNAUTHENTICATED, "a valid bearer token is "
+                               "required (Authorization: Bearer <token>)")
+            kind = media_type(request)
+            message = parse(await read_body(request, max_bytes), kind)
+            converted = convert(message)
+            await run_in_threadpool(writer.write, converted)
+        except Rejected as exc:
+            return refused(exc, kind)
+        except sqlite3.Error as exc:
+            _log.warning("otel-monitor: OTLP spans not written: %s", exc)
+            return refused(Rejected(503, code_pb2.UNAVAILABLE,
+                                    f"the store cannot be written now: {exc}"), kind)
+        return encoded(export_response(converted), kind)
+
+    return router
+
+
+def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None = None,
+                      max_bytes: int | None = None) -> FastAPI:
+    """An app with ``POST /traces`` only, mounted at ``/v1`` by ``create_server_app``
+    beside the API: a sub-app, so it has its own token (see the module's docstring)
+    rather than the API's. A bad setting raises ``StoreError`` naming it."""
+    try:
+        limit = max_bytes or max_bytes_from_env()
+        writer = open_writer(db_path)
+    except ValueError as exc:  # ConfigError too
+        raise StoreError(f"OTLP ingest: {exc}") from None
+    app = FastAPI(title="otel-monitor OTLP ingest", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.include_router(ingest_router(writer, token=ingest_token(ui_token), max_bytes=limit))
+    return app

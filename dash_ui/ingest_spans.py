@@ -1,0 +1,207 @@
+"""OTLP trace requests into the store: checked, turned into SDK spans, written in one go.
+
+Each OTLP span becomes an ``opentelemetry.sdk`` ``ReadableSpan`` and goes through the
+SQLite exporter's own flattening (``SQLiteSpanExporter``), so a remote call is stored
+exactly like a local one: ``monitor.input.<name>`` and ``monitor.output.return``
+attributes become INPUT / OUTPUT rows, an ``exception`` event the Exception column,
+``monitor.process_group`` the group, the resource's ``service.name`` the service.
+
+Process names (the store's ``Process`` column):
+
+* the ``code.function.name`` attribute when the span has one (otel-monitor's own
+  spans carry it: ``module.qualname``, the same name local calls get);
+* else the span name, when the span carries ``monitor.*`` attributes;
+* else ``"<service.name>: <span name>"`` — two services' ``GET /users`` spans are
+  different processes (just the span name when the resource names no service).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1 import trace_pb2
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from exporters import columns as C
+from exporters.sqlite_exporter import SQLiteSpanExporter
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_STATUS = {trace_pb2.Status.STATUS_CODE_UNSET: StatusCode.UNSET,
+           trace_pb2.Status.STATUS_CODE_OK: StatusCode.OK,
+           trace_pb2.Status.STATUS_CODE_ERROR: StatusCode.ERROR}
+_KIND = {trace_pb2.Span.SPAN_KIND_SERVER: SpanKind.SERVER,
+         trace_pb2.Span.SPAN_KIND_CLIENT: SpanKind.CLIENT,
+         trace_pb2.Span.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
+         trace_pb2.Span.SPAN_KIND_CONSUMER: SpanKind.CONSUMER}
+_UNKNOWN_SERVICE = "unknown_service"
+MAX_NAME = 1000  # longest process name kept
+
+
+@dataclass
+class Converted:
+    """The spans of one request that can be stored, and why the others cannot."""
+
+    spans: list[ReadableSpan] = field(default_factory=list)
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def reject(self, reason: str) -> None:
+        self.rejected += 1
+        if len(self.reasons) < 5:  # the response names a few, not thousands
+            self.reasons.append(reason)
+
+
+def any_value(value: AnyValue) -> Any:
+    """An OTLP AnyValue as the Python value the SDK would have held."""
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "array_value":
+        return tuple(any_value(v) for v in value.array_value.values)
+    if kind == "kvlist_value":
+        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    return getattr(value, kind)
+
+
+def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {kv.key: any_value(kv.value) for kv in pairs}
+
+
+def process_name(name: str, attrs: dict[str, Any], service: str | None) -> str:
+    function = attrs.get(C.ATTR_CODE_FUNCTION)
+    if isinstance(function, str) and function:
+        return function[:MAX_NAME]
+    if any(key.startswith("monitor.") for key in attrs):
+        return name[:MAX_NAME]
+    if service and service != _UNKNOWN_SERVICE:
+        return f"{service}: {name}"[:MAX_NAME]
+    return name[:MAX_NAME]
+
+
+def _span_problem(span: trace_pb2.Span) -> str | None:
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        return f"span {span.name!r}: trace_id must be 16 bytes, not all zero"
+    if len(span.span_id) != 8 or not any(span.span_id):
+        return f"span {span.name!r}: span_id must be 8 bytes, not all zero"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"span {span.name!r}: parent_span_id must be empty or 8 bytes"
+    if not span.name:
+        return f"span {span.span_id.hex()}: name is empty"
+    if span.start_time_unix_nano == 0:
+        return f"span {span.name!r}: start_time_unix_nano is missing"
+    if span.end_time_unix_nano < span.start_time_unix_nano:
+        return f"span {span.name!r}: ends before it starts"
+    return None
+
+
+def to_readable(span: trace_pb2.Span, resource: Resource, service: str | None,
+                scope: InstrumentationScope) -> ReadableSpan:
+    attrs = attributes(span.attributes)
+    parent = None
+    if span.parent_span_id and any(span.parent_span_id):
+        parent = SpanContext(int.from_bytes(span.trace_id, "big"),
+                             int.from_bytes(span.parent_span_id, "big"), True, _SAMPLED)
+    return ReadableSpan(
+        name=process_name(span.name, attrs, service),
+        context=SpanContext(int.from_bytes(span.trace_id, "big"),
+                            int.from_bytes(span.span_id, "big"), True, _SAMPLED),
+        parent=parent,
+        resource=resource,
+        attributes=attrs,
+        events=[Event(e.name, attributes(e.attributes), e.time_unix_nano) for e in span.events],
+        kind=_KIND.get(span.kind, SpanKind.INTERNAL),
+        status=Status(_STATUS.get(span.status.code, StatusCode.UNSET),
+                      span.status.message or None),
+        start_time=span.start_time_unix_nano,
+        end_time=span.end_time_unix_nano,
+        instrumentation_scope=scope,
+    )
+
+
+def convert(request: ExportTraceServiceRequest) -> Converted:
+    """Every span of the request as a ReadableSpan, or rejected with a reason (bad ids,
+    no name or start time, a span id seen twice in the request)."""
+    out = Converted()
+    seen: set[bytes] = set()
+    for resource_spans in request.resource_spans:
+        resource_attrs = attributes(resource_spans.resource.attributes)
+        service = resource_attrs.get("service.name")
+        service = service if isinstance(service, str) and service else None
+        # Only service.name is read back from the resource: keep the rest out of
+        # Resource's own checks (it drops nested values with a warning per span).
+        resource = Resource({"service.name": service} if service else {})
+        for scope_spans in resource_spans.scope_spans:
+            scope = InstrumentationScope(scope_spans.scope.name or "otlp-ingest",
+                                         scope_spans.scope.version or None)
+            for span in scope_spans.spans:
+                problem = _span_problem(span)
+                if problem is None and span.span_id in seen:
+                    problem = f"span {span.span_id.hex()}: sent twice in one request"
+                if problem is not None:
+                    out.reject(problem)
+                    continue
+                seen.add(span.span_id)
+                out.spans.append(to_readable(span, resource, service, scope))
+    return out
+
+
+def _signed(span_id: int) -> int:
+    return span_id - (1 << 64) if span_id >= 1 << 63 else span_id
+
+
+class IngestWriter(SQLiteSpanExporter):
+    """The SQLite exporter, writing one request's spans as one transaction: spans already
+    in the store (a sender's retry) are left out first, so a batch is never split."""
+
+    def write(self, converted: Converted) -> None:
+        """Store ``converted.spans``; an already stored span is moved to the rejected.
+        Raises ``sqlite3.Error`` when the store cannot be written (nothing is)."""
+        with self._lock:
+            store = self._open()
+            self._start_retention()
+            stored = self._stored_ids(store, converted.spans)
+            if stored:
+                for span in converted.spans:
+                    if span.context.span_id in stored:
+                        converted.reject(f"span {span.context.span_id:016x}: already stored")
+                converted.spans = [s for s in converted.spans
+                                   if s.context.span_id not in stored]
+            if not converted.spans:
+                return
+            # The flattening the exporter uses for every span; it adds catalog rows
+            # for new process names (idempotent, before the calls' transaction).
+            calls, data, _ = self._flatten(converted.spans, store)
+            store.insert_calls(calls, data)  # one transaction: all the calls or none
+
+    @staticmethod
+    def _stored_ids(store: Any, spans: list[ReadableSpan]) -> set[int]:
+        found: set[int] = set()
+        ids = [_signed(s.context.span_id) for s in spans]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] % (1 << 64) for r in store.query(
+                f"SELECT span_id FROM spans WHERE span_id IN ({marks})", chunk))
+        return found
+
+
+def open_writer(db_path: str | os.PathLike[str]) -> IngestWriter:
+    """The server's writer: the store's retention from the same settings as any writer
+    (OTEL_MONITOR_RETENTION_HOURS, OTEL_MONITOR_MAX_DB_MB)."""
+    from otel_monitor._config import load_settings
+
+    settings = load_settings({"db_path": os.fspath(db_path)})
+    return IngestWriter(
+        settings.db_path, retention_hours=settings.retention_hours,
+        purge_interval_s=settings.purge_interval_s,
+        max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)

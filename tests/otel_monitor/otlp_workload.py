@@ -1,0 +1,47 @@
+"""A small application for the OTLP tests, run as its own process (a fresh tracer
+provider, so OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES apply): monitored calls
+with ``otel_span=True``, nested, one failing. Configured from the environment
+(OTEL_MONITOR_DB, OTEL_EXPORTER_OTLP_*), plus ``--endpoint`` / ``--protocol`` given to
+``configure``. Prints ``{"calls": N}`` once recording is shut down (flushed)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import otel_monitor
+from otel_monitor import monitor
+
+
+@monitor("pricing", otel_span=True)
+def price(symbol: str, qty: int, rate: float) -> float:
+    return round(qty * rate, 2)
+
+
+@monitor("orders", otel_span=True)
+def place(symbol: str, qty: int, urgent: bool = False) -> dict:
+    if qty < 0:
+        raise ValueError(f"negative quantity {qty}")
+    return {"symbol": symbol, "value": price(symbol, qty, 1.5)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--endpoint")
+    parser.add_argument("--protocol")
+    parser.add_argument("--orders", type=int, default=5)
+    args = parser.parse_args()
+    otel_monitor.configure(otlp_endpoint=args.endpoint, otlp_protocol=args.protocol)
+    calls = 0
+    for i in range(args.orders):
+        place("AAPL" if i % 2 else "MSFT", i, urgent=i == 0)
+        calls += 2
+    try:
+        place("TSLA", -1)
+    except ValueError:
+        calls += 1
+    otel_monitor.shutdown()  # flushes SQLite and the OTLP batch processor
+    print(json.dumps({"calls": calls}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
