@@ -94,6 +94,8 @@ class Runtime:
                 raise ConfigError(f"otel-monitor cannot use db_path={settings.db_path!r}: "
                                   f"{exc}") from exc
             otlp = self._otlp_processor(settings)
+            if otlp is not None:  # its export counts go into every health row
+                exporter.health_sources.append(otlp.health)
             alerts = self._alert_engine(settings, service)
             if self.processor is not None:
                 self._stop_pipeline()
