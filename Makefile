@@ -22,7 +22,15 @@ demo: $(STAMP)
 system-deps:
 	bash scripts/install-system-deps.sh
 
-test: $(STAMP) system-deps
+# Arize Phoenix in its own venv (.venv-phoenix): the real OTLP backend of the dual-write
+# tests. Made again only when scripts/phoenix-venv.sh (its pinned version) changes.
+PHOENIX_STAMP = .venv-phoenix/.made-$(shell cksum < scripts/phoenix-venv.sh | cut -d' ' -f1)
+$(PHOENIX_STAMP): scripts/phoenix-venv.sh
+	bash scripts/phoenix-venv.sh
+	rm -f .venv-phoenix/.made-*
+	touch $@
+
+test: $(STAMP) system-deps $(PHOENIX_STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -31,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_detection.py
 
 clean:
-	rm -rf $(VENV) logs .pytest_cache
+	rm -rf $(VENV) .venv-phoenix logs .pytest_cache

@@ -83,6 +83,7 @@ class Runtime:
             provider = self._provider()
             resource = getattr(provider, "resource", None)
             service = resource.attributes.get("service.name") if resource is not None else None
+            otlp = self._otlp_processor(settings)  # first: a bad OTLP setting opens nothing
             try:
                 mask = Masker(_mask_key(settings))
                 exporter = SQLiteSpanExporter(
@@ -91,9 +92,10 @@ class Runtime:
                     purge_interval_s=settings.purge_interval_s,
                     max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)
             except (OSError, ValueError, RuntimeError, sqlite3.Error) as exc:
+                if otlp is not None:
+                    otlp.shutdown()
                 raise ConfigError(f"otel-monitor cannot use db_path={settings.db_path!r}: "
                                   f"{exc}") from exc
-            otlp = self._otlp_processor(settings)
             if otlp is not None:  # its export counts go into every health row
                 exporter.health_sources.append(otlp.health)
             alerts = self._alert_engine(settings, service)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from opentelemetry import trace
+
 import otel_monitor
 from otel_monitor import monitor
 
@@ -39,7 +41,9 @@ def main() -> None:
         place("TSLA", -1)
     except ValueError:
         calls += 1
-    otel_monitor.shutdown()  # flushes SQLite and the OTLP batch processor
+    # OTLP first, so the last health row counts every span exported; then SQLite.
+    trace.get_tracer_provider().force_flush()
+    otel_monitor.shutdown()
     print(json.dumps({"calls": calls}), flush=True)
 
 
