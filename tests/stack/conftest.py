@@ -1,22 +1,13 @@
-"""Shared by the stack tests: the repo's paths, Debian's prometheus/promtool (skipped with
-the install hint when absent), free loopback ports."""
+"""Fixtures of the stack tests: Debian's prometheus and promtool, skipped with the install
+hint when absent. Paths and helpers live in stack_files (a conftest is not importable by
+name once several test folders have one)."""
 from __future__ import annotations
 
 import shutil
-import socket
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "collector-config"
 INSTALL_HINT = "not installed (scripts/install-system-deps.sh installs Debian's prometheus)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _tool(name: str) -> str:

@@ -1,6 +1,6 @@
-"""Debian's real prometheus scrapes a real `otel-monitor serve` (with an access token,
-read by Prometheus from a credentials_file) over a store the decorator fills; PromQL
-through Prometheus's HTTP API returns the calls and errors counted, per process."""
+"""Debian's real prometheus, with the shipped otel-monitor scrape job (bearer token from a
+credentials_file), scrapes a real `otel-monitor serve` over a store the decorator fills;
+PromQL through Prometheus's HTTP API returns the calls and errors counted, per process."""
 from __future__ import annotations
 
 import os
@@ -10,9 +10,10 @@ import time
 
 import httpx
 import pytest
+import yaml
 
 import otel_monitor
-from conftest import free_port
+from stack_files import CONFIG, free_port, load_yaml
 
 TOKEN = "scrape-s3cret"
 JOB = "otel-monitor"
@@ -29,6 +30,18 @@ def refuse(order_id: int) -> None:
 
 
 FILL, REFUSE = f"{__name__}.fill", f"{__name__}.refuse"
+
+
+def scrape_config(token_file, target: str) -> dict:
+    """The shipped prometheus.yml's otel-monitor job as it is (path, authorization), aimed
+    at the test's server and token file, scraped every second."""
+    shipped = load_yaml(CONFIG / "prometheus" / "prometheus.yml")
+    job = next(j for j in shipped["scrape_configs"] if j["job_name"] == JOB)
+    assert job["authorization"]["credentials_file"].startswith("/run/secrets/")
+    job["authorization"]["credentials_file"] = str(token_file)
+    job["static_configs"] = [{"targets": [target]}]
+    return {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+            "scrape_configs": [job]}
 
 
 def wait_for(url: str, proc: subprocess.Popen, what: str, **kw) -> None:
@@ -77,13 +90,8 @@ def stack(tmp_path_factory, prometheus_bin):
         wait_for(f"http://127.0.0.1:{serve_port}/metrics", procs[-1], "otel-monitor serve",
                  headers={"Authorization": f"Bearer {TOKEN}"})
         (tmp / "token").write_text(TOKEN + "\n")
-        (tmp / "prometheus.yml").write_text(f"""
-global: {{scrape_interval: 1s, scrape_timeout: 1s}}
-scrape_configs:
-  - job_name: {JOB}
-    authorization: {{credentials_file: {tmp / "token"}}}
-    static_configs: [{{targets: ["127.0.0.1:{serve_port}"]}}]
-""")
+        (tmp / "prometheus.yml").write_text(yaml.safe_dump(scrape_config(
+            tmp / "token", f"127.0.0.1:{serve_port}")))
         procs.append(subprocess.Popen(
             [prometheus_bin, f"--config.file={tmp / 'prometheus.yml'}",
              f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
