@@ -13,7 +13,7 @@ Any OpenTelemetry SDK, or a Collector's ``otlphttp`` exporter, can send here:
   with nothing written; spans that cannot be stored (bad ids, already stored) are
   left out and counted in the response's ``partial_success``, per the OTLP spec;
 * the spans of one request are written in one transaction, all or none; a store that
-  cannot be written answers 503 (the sender retries).
+  stays locked by another writer for ``busy_timeout_s`` answers 503 (the sender retries).
 
 Responses are in the request's encoding: an ``ExportTraceServiceResponse``, or a
 ``google.rpc.Status`` on error.
@@ -245,13 +245,13 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) ->
 
 
 def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None = None,
-                      max_bytes: int | None = None) -> FastAPI:
+                      max_bytes: int | None = None, busy_timeout_s: float = 5.0) -> FastAPI:
     """An app with ``POST /traces`` only, mounted at ``/v1`` by ``create_server_app``
     beside the API: a sub-app, so it has its own token (see the module's docstring)
     rather than the API's. A bad setting raises ``StoreError`` naming it."""
     try:
         limit = max_bytes or max_bytes_from_env()
-        writer = open_writer(db_path)
+        writer = open_writer(db_path, busy_timeout_s=busy_timeout_s)
     except ValueError as exc:  # ConfigError too
         raise StoreError(f"OTLP ingest: {exc}") from None
     app = FastAPI(title="otel-monitor OTLP ingest", docs_url=None, redoc_url=None,

@@ -195,13 +195,15 @@ class IngestWriter(SQLiteSpanExporter):
         return found
 
 
-def open_writer(db_path: str | os.PathLike[str]) -> IngestWriter:
+def open_writer(db_path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0
+                ) -> IngestWriter:
     """The server's writer: the store's retention from the same settings as any writer
-    (OTEL_MONITOR_RETENTION_HOURS, OTEL_MONITOR_MAX_DB_MB)."""
+    (OTEL_MONITOR_RETENTION_HOURS, OTEL_MONITOR_MAX_DB_MB). A request waits at most
+    ``busy_timeout_s`` for another writer's lock, then is answered 503 (and retried)."""
     from otel_monitor._config import load_settings
 
     settings = load_settings({"db_path": os.fspath(db_path)})
     return IngestWriter(
         settings.db_path, retention_hours=settings.retention_hours,
-        purge_interval_s=settings.purge_interval_s,
+        purge_interval_s=settings.purge_interval_s, busy_timeout_s=busy_timeout_s,
         max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)
