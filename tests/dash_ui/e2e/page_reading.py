@@ -1,0 +1,60 @@
+"""Reading the rendered page the way a user sees it: the grid's rows as displayed, the
+cytoscape graph through its own JS API."""
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Page
+
+GRID_ROWS = "#om-grid .ag-center-cols-container .ag-row"
+
+# Each displayed grid row: its row id (span_id:seq) and its cells' text by column id.
+_ROWS_JS = """() => [...document.querySelectorAll('%s')].map(r => {
+    const cells = {};
+    r.querySelectorAll('.ag-cell').forEach(c => { cells[c.getAttribute('col-id')] = c.innerText; });
+    return {rowId: r.getAttribute('row-id'), cells};
+})""" % GRID_ROWS
+
+# The cytoscape instance dash-cytoscape created (cytoscape registers it on its container).
+CY = "[...document.querySelectorAll('#om-graph, #om-graph *')].find(e => e._cyreg)._cyreg.cy"
+
+
+def open_ui(page: Page, url: str) -> None:
+    """Open the page and wait for the grid's first block (not its loading placeholders)."""
+    page.goto(url)
+    wait_rows(page, cell_of("process", "!!t"), timeout=30_000)
+
+
+def rows(page: Page) -> list[dict[str, Any]]:
+    return page.evaluate(_ROWS_JS)
+
+
+def wait_rows(page: Page, predicate_js: str, timeout: float = 15_000) -> list[dict[str, Any]]:
+    """Wait until the grid shows at least one row and every shown row passes
+    ``predicate_js`` (a JS function of a row element); then return the rows."""
+    page.wait_for_function(
+        """(pred) => { const rs = [...document.querySelectorAll('%s')];
+                       const f = eval(pred); return rs.length > 0 && rs.every(f); }""" % GRID_ROWS,
+        arg=predicate_js, timeout=timeout)
+    return rows(page)
+
+
+def cell_of(column: str, text_js: str) -> str:
+    """JS predicate: the row's ``column`` cell text satisfies ``text_js`` (of ``t``)."""
+    return f"r => {{ const c = r.querySelector('[col-id=\"{column}\"]'); const t = c ? c.innerText : null; return {text_js}; }}"
+
+
+def graph_ready(page: Page, nodes: int) -> None:
+    page.wait_for_function(f"() => {{ try {{ return {CY}.nodes().length >= {nodes}; }} "
+                           f"catch (e) {{ return false; }} }}", timeout=15_000)
+
+
+def edge_colour(page: Page, edge_id: str) -> str:
+    return page.evaluate(f"(id) => {CY}.getElementById(id).style('line-color')", edge_id)
+
+
+def node_page_position(page: Page, node_id: str) -> tuple[float, float]:
+    """Where the node is drawn, in page coordinates (to hover or click it)."""
+    pos = page.evaluate(f"(id) => {CY}.getElementById(id).renderedPosition()", node_id)
+    box = page.locator("#om-graph").bounding_box()
+    return box["x"] + pos["x"], box["y"] + pos["y"]

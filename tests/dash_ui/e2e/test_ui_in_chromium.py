@@ -1,0 +1,176 @@
+"""The UI in real Chromium, served by a real ``otel-monitor serve`` over a store the real
+decorator filled: drill-down, filters, graph colours and interactions, Reproduce, stored
+markup shown as text. Writes docs/screenshots/main.png and modal.png."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conftest import SCREENSHOTS, SERVICES, workload_env
+from dash_ui._theme import TOKENS
+from e2e_workload import FAILING_BOOKS, SCRIPT
+from page_reading import (cell_of, edge_colour, graph_ready, node_page_position, open_ui,
+                          rows, wait_rows)
+
+pytestmark = pytest.mark.timeout(120)
+
+CHECK_LIMIT = "e2e_workload.check_limit"
+RENDER = "e2e_workload.render"
+STALE_EDGE = f"feed:rates.stale->{CHECK_LIMIT}"
+FRESH_EDGE = "feed:fx.fresh->e2e_workload.quote"
+
+
+def rgb(hex_colour: str) -> str:
+    """'#e55353' -> 'rgb(229,83,83)', the form cytoscape reports a colour in."""
+    return "rgb({},{},{})".format(*(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)))
+
+
+def open_row(page: Page, row: dict) -> None:
+    """Click a displayed row and wait for its modal."""
+    page.locator(f'#om-grid .ag-center-cols-container .ag-row[row-id="{row["rowId"]}"] '
+                 f'[col-id="Data"]').click()
+    expect(page.locator("#om-modal-title")).to_have_text(row["cells"]["process"])
+
+
+def close_modal(page: Page) -> None:
+    page.keyboard.press("Escape")
+    expect(page.locator("#om-modal-title")).to_be_hidden()
+
+
+def first_row(page: Page, process: str, status: str) -> dict:
+    return next(r for r in rows(page)
+                if r["cells"]["process"] == process and r["cells"]["status"] == status)
+
+
+@pytest.fixture
+def ui(page: Page, ui_url: str) -> Page:
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_ui(page, ui_url)
+    yield page
+    assert not errors, errors  # no uncaught exception in the page's scripts
+
+
+def test_main_page_shows_ribbon_table_and_graph(ui: Page):
+    expect(ui.locator("#om-badge-QueueDepth")).to_have_text("QueueDepth: 0")
+    expect(ui.locator("#om-badge-errors")).to_have_text(f"errors (5 min): {len(FAILING_BOOKS)}")
+    graph_ready(ui, nodes=6)  # quote, fee, check_limit, render, two feeds
+    statuses = {r["cells"]["status"] for r in rows(ui)}
+    assert statuses == {"OK", "ERR"}
+    # the pills take the theme's colours
+    ok, err = (ui.locator(f".om-pill-{s}").first.evaluate(
+        "e => getComputedStyle(e).backgroundColor") for s in ("OK", "ERR"))
+    assert (ok, err) == (rgb(TOKENS["ok"]).replace(",", ", "), rgb(TOKENS["err"]).replace(",", ", "))
+    ui.wait_for_timeout(300)  # the graph's layout settles before the picture
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    ui.screenshot(path=str(SCREENSHOTS / "main.png"), full_page=True)
+
+
+def test_clicking_a_row_opens_that_calls_source_and_values(ui: Page):
+    for process in (CHECK_LIMIT, RENDER):
+        row = first_row(ui, process, "OK")
+        open_row(ui, row)
+        function = process.rsplit(".", 1)[1]
+        expect(ui.locator("#om-source")).to_contain_text(f"def {function}(")
+        other = "render" if function == "check_limit" else "check_limit"
+        expect(ui.locator("#om-source")).not_to_contain_text(f"def {other}(")
+        values = ui.locator("#om-call-values").inner_text()
+        assert f"{row['cells']['Data']}\t{row['cells']['Data Type']}\t" \
+               f"{row['cells']['Data Value']}" in values
+        assert "OUTPUT" in values  # its return value is there too
+        span_id = row["rowId"].split(":")[0]
+        expect(ui.locator("#om-reproduce")).to_contain_text(f"span {span_id}, OK")
+        expect(ui.locator("#om-traceback")).to_have_count(0)
+        close_modal(ui)
+
+
+def test_an_error_row_opens_with_its_traceback(ui: Page):
+    row = first_row(ui, CHECK_LIMIT, "ERR")
+    open_row(ui, row)
+    book = next(r["cells"]["Data Value"] for r in rows(ui)
+                if r["rowId"].split(":")[0] == row["rowId"].split(":")[0]
+                and r["cells"]["Data"] == "book").strip("'")
+    expect(ui.locator("#om-traceback")).to_contain_text(f"ValueError: negative limit for {book}")
+    expect(ui.locator("#om-call-values")).not_to_contain_text("OUTPUT")  # it raised
+    ui.wait_for_timeout(300)  # the sparkline drawn
+    ui.screenshot(path=str(SCREENSHOTS / "modal.png"))
+
+
+def test_errors_only_shows_only_err_rows(ui: Page):
+    assert "OK" in {r["cells"]["status"] for r in rows(ui)}
+    ui.locator("#om-errors-only").check()
+    shown = wait_rows(ui, cell_of("status", "t === 'ERR'"))
+    assert all(r["cells"]["status"] == "ERR" for r in shown)
+    # every failing call's two inputs (book, limit), and nothing else
+    assert len(shown) == 2 * len(FAILING_BOOKS)
+    assert len({r["rowId"].split(":")[0] for r in shown}) == len(FAILING_BOOKS)
+    pills = ui.locator("#om-grid .ag-center-cols-container .om-pill")
+    expect(pills).to_have_count(len(shown))
+    assert set(pills.all_inner_texts()) == {"ERR"}
+
+
+def test_a_stale_feeds_edge_is_red_and_a_fresh_ones_is_not(ui: Page):
+    graph_ready(ui, nodes=6)
+    assert edge_colour(ui, STALE_EDGE) == rgb(TOKENS["err"])
+    fresh = edge_colour(ui, FRESH_EDGE)
+    assert fresh != rgb(TOKENS["err"]) and fresh == rgb("#6e7681")
+
+
+def test_hovering_a_node_shows_latency_and_errors_and_clicking_it_filters(ui: Page):
+    graph_ready(ui, nodes=6)
+    ui.wait_for_timeout(300)  # layout done: positions are final
+    x, y = node_page_position(ui, CHECK_LIMIT)
+    ui.mouse.move(x, y)
+    expect(ui.locator("#om-graph-hover")).to_contain_text(
+        f"{CHECK_LIMIT}: last latency")
+    expect(ui.locator("#om-graph-hover")).to_contain_text(
+        f"errors (30 min): {len(FAILING_BOOKS)}")
+    assert RENDER in {r["cells"]["process"] for r in rows(ui)}
+    ui.mouse.click(x, y)
+    expect(ui.locator("#om-process")).to_contain_text(CHECK_LIMIT)
+    shown = wait_rows(ui, cell_of("process", f"t === '{CHECK_LIMIT}'"))
+    assert {r["cells"]["process"] for r in shown} == {CHECK_LIMIT}
+
+
+def test_the_reproduce_snippet_raises_the_recorded_exception(ui: Page, tmp_path):
+    open_row(ui, first_row(ui, CHECK_LIMIT, "ERR"))
+    recorded = ui.locator("#om-traceback").inner_text().strip().splitlines()[-1]
+    code = ui.locator("#om-reproduce").inner_text()  # the text a user copies
+    script = tmp_path / "repro.py"
+    script.write_text(code)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          env=workload_env(), timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == recorded
+    assert recorded.startswith("ValueError: negative limit for b")
+
+
+def test_a_stored_script_value_is_shown_as_text(ui: Page):
+    dialogs: list[str] = []
+    ui.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    ui.locator("#om-data").fill("note")
+    ui.locator("#om-data").press("Enter")
+    shown = wait_rows(ui, cell_of("Data", "t === 'note'"))
+    assert [r["cells"]["Data Value"] for r in shown] == [repr(SCRIPT)]
+    open_row(ui, shown[0])
+    expect(ui.locator("#om-call-values")).to_contain_text(repr(SCRIPT))
+    expect(ui.locator("#om-reproduce")).to_contain_text(f"note={SCRIPT!r}")
+    ui.wait_for_timeout(200)
+    assert ui.evaluate("() => window.__omInjected") is None
+    assert ui.locator('img[src="x"]').count() == 0
+    assert ui.locator("script:text('__omInjected')").count() == 0
+    assert dialogs == []
+
+
+def test_the_service_filter_shows_only_that_services_calls(ui: Page):
+    processes = {SERVICES["risk"]: {CHECK_LIMIT, RENDER},
+                 SERVICES["pricing"]: {"e2e_workload.quote", "e2e_workload.fee"}}
+    for service, theirs in processes.items():
+        ui.locator("#om-service").click()
+        ui.get_by_role("option", name=service, exact=True).click()
+        allowed = "[" + ", ".join(f"'{p}'" for p in theirs) + "].includes(t)"
+        shown = wait_rows(ui, cell_of("process", allowed))
+        assert {r["cells"]["process"] for r in shown} <= theirs
