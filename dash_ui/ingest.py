@@ -148,6 +148,9 @@ def parse(body: bytes, kind: str) -> ExportTraceServiceRequest:
     except (ValueError, json_format.ParseError) as exc:
         raise Rejected(400, code_pb2.INVALID_ARGUMENT,
                        f"body is not OTLP JSON: {exc}") from None
+    except RecursionError:
+        raise Rejected(400, code_pb2.INVALID_ARGUMENT,
+                       "body is not OTLP JSON: nested too deeply") from None
 
 
 def _hex_ids_to_base64(document: dict) -> None:
@@ -222,6 +225,16 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) ->
         return scheme.lower() == "bearer" and hmac.compare_digest(value.encode(),
                                                                   token.encode())
 
+    def store(body: bytes, kind: str) -> Converted:
+        message = parse(body, kind)
+        try:
+            converted = convert(message)
+        except RecursionError:  # values nested past Python's recursion limit
+            raise Rejected(400, code_pb2.INVALID_ARGUMENT,
+                           "attribute values nested too deeply") from None
+        writer.write(converted)
+        return converted
+
     @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)")
     async def traces(request: Request) -> Response:
         kind = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
@@ -230,9 +243,9 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) ->
                 raise Rejected(401, code_pb2.UNAUTHENTICATED, "a valid bearer token is "
                                "required (Authorization: Bearer <token>)")
             kind = media_type(request)
-            message = parse(await read_body(request, max_bytes), kind)
-            converted = convert(message)
-            await run_in_threadpool(writer.write, converted)
+            body = await read_body(request, max_bytes)
+            # Decoding a large body is CPU work: off the event loop, like the write.
+            converted = await run_in_threadpool(store, body, kind)
         except Rejected as exc:
             return refused(exc, kind)
         except sqlite3.Error as exc:

@@ -238,6 +238,16 @@ def _big_json(n_spans: int) -> bytes:
     return json.dumps(json_body("big-svc", *spans)).encode()
 
 
+def _deep_attribute(levels: int) -> bytes:
+    value = '{"stringValue": "x"}'
+    for _ in range(levels):
+        value = '{"kvlistValue": {"values": [{"key": "k", "value": %s}]}}' % value
+    span = json.dumps(json_span("3a2b3c4d5e6f7081", "deep", attributes=[]))
+    return json.dumps(json_body("x")).replace(
+        '"spans": []', '"spans": [%s]' % span.replace(
+            '"attributes": []', '"attributes": [{"key": "deep", "value": %s}]' % value)).encode()
+
+
 REFUSED = [
     # (case, headers, body, status, words in the message)
     ("garbage protobuf", PB, b"\xff\xff\xff\xff not protobuf", 400, "not an OTLP"),
@@ -249,6 +259,9 @@ REFUSED = [
     ("JSON with a wrong field type", JS,
      json.dumps(json_body("x", json_span("2a2b3c4d5e6f7081", "n", startTimeUnixNano="soon"))).encode(),
      400, "not OTLP JSON"),
+    ("JSON nested past the recursion limit", JS, b"[" * 50_000, 400, "nested too deeply"),
+    ("attribute values nested too deeply", JS, _deep_attribute(1000), 400,
+     "nested too deeply"),
     ("truncated gzip", {**PB, "content-encoding": "gzip"},
      gzip.compress(b"x" * 1000)[:20], 400, "not valid gzip"),
     ("not gzip at all", {**PB, "content-encoding": "gzip"}, b"plain", 400, "not valid gzip"),
