@@ -44,7 +44,7 @@ _NS = 1e9
 
 # One row per (process, service) for the spans in (?, ?]: count, errors, sum of
 # durations, then one cumulative count per bucket bound (in ms, as stored).
-_CALLS_SQL = (
+CALLS_SQL = (
     "SELECT process_id, coalesce(service_name, ''), count(*), sum(status = 'ERR'), "
     "sum(duration_ms), "
     + ", ".join(f"sum(duration_ms <= {b * 1000!r})" for b in DURATION_BUCKETS_S)
@@ -64,14 +64,17 @@ class StoreMetrics:
     """The collector: ``collect()`` tails the new calls and reads the state tables."""
 
     def __init__(self, db_path: str | os.PathLike[str], *,
-                 max_spans_per_scrape: int = MAX_SPANS_PER_SCRAPE) -> None:
+                 max_spans_per_scrape: int = MAX_SPANS_PER_SCRAPE,
+                 after_span_id: int | None = None) -> None:
+        """``after_span_id``: count the spans with a higher id (default: the store's
+        highest now, i.e. the calls written from now on)."""
         self._store = SpanStore(db_path, readonly=True)
         self._max_spans = max_spans_per_scrape
         self._lock = threading.Lock()  # one scrape at a time: they share the tail position
         self._calls: dict[tuple[str, str], _CallStats] = {}
         self._alerts: Counter[tuple[str, str]] = Counter()
         self._names: dict[int, str] = {}
-        self._last_span = self._max_id("spans")
+        self._last_span = self._max_id("spans") if after_span_id is None else after_span_id
         self._last_alert = self._max_id("alerts")
         self._backlog = 0
 
@@ -93,7 +96,7 @@ class StoreMetrics:
         upto = min(newest, self._last_span + self._max_spans)
         if upto > self._last_span:
             for pid, service, calls, errors, total_ms, *buckets in self._q(
-                    _CALLS_SQL, (self._last_span, upto)):
+                    CALLS_SQL, (self._last_span, upto)):
                 stats = self._calls.setdefault((self._process_name(pid), service), _CallStats())
                 stats.calls += calls
                 stats.errors += errors

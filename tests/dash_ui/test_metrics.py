@@ -193,3 +193,10 @@ def test_served_at_slash_metrics_behind_the_access_token(store):
     assert ok.status_code == 200 and ok.headers["content-type"].startswith("text/plain")
     # The server's registry was built when the app was: the calls before it are not counted.
     assert value(samples(ok.text), "otel_monitor_calls_total", process=QUOTE) == 3
+
+
+def test_after_span_id_zero_counts_the_calls_already_in_the_store(store):
+    run(2, 1)
+    found = scrape(metrics_registry(store, after_span_id=0))
+    assert value(found, "otel_monitor_calls_total", process=QUOTE) == 3  # with the first
+    assert value(found, "otel_monitor_call_errors_total", process=REJECT) == 1
