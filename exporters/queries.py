@@ -9,6 +9,7 @@ through an index (``spans_by_time``, ``spans_by_process``, ``spans_errors_by_tim
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -25,27 +26,52 @@ FEED_AGE_FACTORS = (1.0, 2.0)                  # x the feed's interval (else its
 
 COUNT_CAP = 10_000          # row counts stop here (the total is then "at least")
 MAX_DURATION_POINTS = 600   # a duration series is bucketed to at most this many points
+_STEP_CHECK = 1_000         # SQLite steps between checks of a walk's budget
 
 # Sort keys -> ORDER BY of the page query (ties broken by call then argument order).
+# Each is read in that order from an index walk (see _walk_sql), never sorted whole.
 SORTS: dict[str, str] = {
     "-timestamp": "s.start_ns DESC, s.id DESC, d.seq",
     "timestamp": "s.start_ns, s.id, d.seq",
-    "-duration_ms": "s.duration_ms DESC, s.id DESC, d.seq",
-    "duration_ms": "s.duration_ms, s.id, d.seq",
+    "-duration_ms": "s.duration_ms DESC, s.start_ns DESC, s.id DESC, d.seq",
+    "duration_ms": "s.duration_ms, s.start_ns, s.id, d.seq",
     "process": "p.name, s.start_ns DESC, s.id DESC, d.seq",
     "-process": "p.name DESC, s.start_ns DESC, s.id DESC, d.seq",
     "status": "s.status, s.start_ns DESC, s.id DESC, d.seq",
     "-status": "s.status DESC, s.start_ns DESC, s.id DESC, d.seq",
 }
+# Status pages are two time-ordered walks (failed calls, OK calls) merged: the ORDER BY
+# of a compound SELECT names its result columns.
+_MERGED_STATUS_ORDER = {"status": '"Status", start_ns DESC, row_id DESC, seq',
+                        "-status": '"Status" DESC, start_ns DESC, row_id DESC, seq'}
+
+# The bounded strategy, for a page whose walk must test a filter its index does not
+# hold (a variable name, a service, or a date range under a duration sort), so the
+# walk's length depends on how often the filter matches. The walk may take at most
+# WALK_STEPS_PER_ROW SQLite steps per row up to the page's end (testing a call takes
+# about 20); past that the page is instead sorted within the newest SORT_WINDOW_CALLS
+# calls that the indexed filters (date range, process, errors only) select, and says
+# so (Page.note). Steps are counted, not time, so the choice does not depend on load.
+# Walks that read calls out of time order (a page read each) are slower per step and
+# get fewer: measured on the 10M-row benchmark store, a time walk takes about 70
+# steps/us, a process walk 11, a duration walk testing a variable name 1.
+WALK_STEPS_PER_ROW = {"timestamp": 400, "status": 200, "process": 100, "duration_ms": 15}
+SORT_WINDOW_CALLS = 10_000
 
 _ISO = ("strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000000, 'unixepoch')"
         " || printf('.%06dZ', {c} / 1000 % 1000000)")
 
+# A call with no variable joins no data row (LEFT JOIN). A failed one is still a row,
+# with empty Data cells, so no failure is missing from the table; an OK one (a plain
+# OTel span, say) has nothing to show in the seven columns and makes no row.
+_HAS_ROW = "(d.span IS NOT NULL OR s.status = 'ERR')"
+
 _ROW_COLUMNS = f"""
-    p.name AS "Process", d.data AS "Data", d.data_type AS "Data Type",
-    d.data_value AS "Data Value", {_ISO.format(c="s.start_ns")} AS "Timestamp",
+    p.name AS "Process", coalesce(d.data, '') AS "Data", coalesce(d.data_type, '') AS "Data Type",
+    coalesce(d.data_value, '') AS "Data Value", {_ISO.format(c="s.start_ns")} AS "Timestamp",
     s.status AS "Status", coalesce(s.exception, '') AS "Exception",
-    printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, s.duration_ms, d.seq"""
+    printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, s.duration_ms, d.seq,
+    s.id AS row_id"""
 
 
 class NotFound(LookupError):
@@ -63,13 +89,19 @@ class RowFilter:
     errors_only: bool = False
     service: str | None = None
 
-    def where(self, *, in_time_order: bool = True) -> tuple[str, list[Any]]:
-        clauses, params = [], []
+    def where(self, *, in_time_order: bool = True, range_in_walk: bool = True,
+              rows: bool = True) -> tuple[str, list[Any]]:
+        """The WHERE clause and its parameters, for a query joining ``d`` (the call's
+        variables, LEFT JOIN) unless ``rows=False``. ``range_in_walk=False`` marks the
+        date range "+" so a duration walk is not traded for a time-index range and a sort."""
+        clauses: list[str] = [_HAS_ROW] if rows else []
+        params: list[Any] = []
+        col = "s.start_ns" if range_in_walk else "+s.start_ns"
         if self.since_ns is not None:
-            clauses.append("s.start_ns >= ?")
+            clauses.append(f"{col} >= ?")
             params.append(self.since_ns)
         if self.until_ns is not None:
-            clauses.append("s.start_ns < ?")
+            clauses.append(f"{col} < ?")
             params.append(self.until_ns)
         if self.process is not None:
             clauses.append("s.process_id = (SELECT id FROM processes WHERE name = ?)")
@@ -79,13 +111,45 @@ class RowFilter:
         if self.service is not None:
             clauses.append("s.service_name = ?")
             params.append(self.service)
-        if self.data is not None:
-            # For a page, "+" walks calls in time order and tests each call's rows, rather
-            # than sorting every row of the name (hundreds of thousands in a full store);
-            # a count needs no order and reads data_values_by_name.
+        if self.data is not None and rows:
+            # For a page, "+" walks calls in the page's order and tests each call's rows,
+            # rather than sorting every row of the name (hundreds of thousands in a full
+            # store); a count needs no order and reads data_values_by_name.
             clauses.append("+d.data = ?" if in_time_order else "d.data = ?")
             params.append(self.data)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    @property
+    def has_range(self) -> bool:
+        return self.since_ns is not None or self.until_ns is not None
+
+    def indexed_only(self) -> RowFilter:
+        """The filters an index walk holds (date range, process, errors only)."""
+        return RowFilter(since_ns=self.since_ns, until_ns=self.until_ns,
+                         process=self.process, errors_only=self.errors_only)
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the trace table. ``window_calls`` is None when the page is exact;
+    else it was sorted within that many newest calls of the indexed filters (the
+    bounded strategy) and ``note`` says so in words the UI shows."""
+
+    rows: list[dict[str, Any]]
+    window_calls: int | None = None
+    strategy: str = "walk"          # or "window": the bounded strategy was used
+
+    @property
+    def note(self) -> str | None:
+        if self.window_calls is None:
+            return None
+        return (f"Sorted within the newest {self.window_calls:,} calls of the date range, "
+                "process and errors filters: the other filters match too rarely to sort "
+                "the whole range quickly. Narrow the date range for an exact order.")
+
+
+class _WalkTooLong(Exception):
+    pass
 
 
 def _span_id_int(span_id: str) -> int:
@@ -120,36 +184,144 @@ class TraceQueries:
 
     # -- the trace table --------------------------------------------------------
 
-    def _rows_sql(self, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
-        where, params = f.where()
-        sql = (f"SELECT {_ROW_COLUMNS} FROM spans s "
-               "JOIN data_values d ON d.span = s.id JOIN processes p ON p.id = s.process_id "
+    def _walk_sql(self, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
+        """The page as one index walk in ``sort`` order (LIMIT ? OFFSET ? to bind)."""
+        if sort.lstrip("-") == "status":
+            return self._status_sql(f, sort)
+        where, params = f.where(range_in_walk=not sort.endswith("duration_ms"))
+        if sort.lstrip("-") == "process":
+            # Processes by name outer, each one's calls through spans_by_process inner:
+            # the nested loop yields the order. CROSS JOIN keeps SQLite to that nesting.
+            source = "processes p CROSS JOIN spans s ON s.process_id = p.id"
+        else:
+            source = "spans s JOIN processes p ON p.id = s.process_id"
+        sql = (f"SELECT {_ROW_COLUMNS} FROM {source} LEFT JOIN data_values d ON d.span = s.id "
                f"{where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?")
         return sql, params
 
-    def rows(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
-             limit: int = 100) -> list[dict[str, Any]]:
-        """One page of rows in the seven columns, with span and trace id for drill-down."""
+    def _status_sql(self, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
+        """Failed calls (spans_errors_by_*) and OK calls (spans_ok_by_*), each walked in
+        time order, merged by SQLite's compound SELECT (status is OK or ERR)."""
+        where, params = f.where()
+        glue = " AND " if where else "WHERE "
+        sides = ["ERR"] if f.errors_only else ["ERR", "OK"]
+        parts = [f"SELECT {_ROW_COLUMNS} FROM spans s JOIN processes p ON p.id = s.process_id "
+                 f"LEFT JOIN data_values d ON d.span = s.id {where}{glue}s.status = '{status}'"
+                 for status in sides]
+        sql = " UNION ALL ".join(parts) + f" ORDER BY {_MERGED_STATUS_ORDER[sort]} LIMIT ? OFFSET ?"
+        return sql, params * len(sides)
+
+    def _window_sql(self, f: RowFilter, sort: str, end: int) -> tuple[str, list[Any]]:
+        """The bounded strategy: the newest SORT_WINDOW_CALLS calls of the indexed
+        filters, the other filters tested on them, sorted. Calls are sorted before their
+        rows are read: each call has a row, so the first ``end`` calls hold the page."""
+        inner, inner_params = f.indexed_only().where(rows=False)
+        # Only calls that make a row, so the first ``end`` calls hold the page.
+        tests: list[str] = ["(s.status = 'ERR' OR EXISTS (SELECT 1 FROM data_values v "
+                            "WHERE v.span = s.id))"]
+        test_params: list[Any] = []
+        if f.service is not None:
+            tests.append("s.service_name = ?")
+            test_params.append(f.service)
+        if f.data is not None:
+            tests.append("EXISTS (SELECT 1 FROM data_values v WHERE v.span = s.id "
+                         "AND v.data = ?)")
+            test_params.append(f.data)
+        where = "WHERE " + " AND ".join(tests)
+        rows_where, rows_params = RowFilter(data=f.data).where()
+        call_order = SORTS[sort].removesuffix(", d.seq")
+        sql = (f"WITH recent AS (SELECT s.id FROM spans s {inner} "
+               "ORDER BY s.start_ns DESC LIMIT ?), "
+               "top AS (SELECT s.id FROM recent w JOIN spans s ON s.id = w.id "
+               f"JOIN processes p ON p.id = s.process_id {where} ORDER BY {call_order} "
+               "LIMIT ?) "
+               f"SELECT {_ROW_COLUMNS} FROM top t JOIN spans s ON s.id = t.id "
+               "JOIN processes p ON p.id = s.process_id "
+               f"LEFT JOIN data_values d ON d.span = s.id {rows_where} "
+               f"ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?")
+        return sql, [*inner_params, SORT_WINDOW_CALLS, *test_params, end, *rows_params]
+
+    @staticmethod
+    def _walk_is_bounded(f: RowFilter, sort: str) -> bool:
+        """Whether every call the walk reads is a match (so its length is the page's
+        end): the filters it tests besides its index make it unbounded."""
+        return f.data is None and f.service is None and not (
+            f.has_range and sort.endswith("duration_ms"))
+
+    def page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
+             limit: int = 100) -> Page:
+        """One page of rows in the seven columns, with span and trace id for drill-down:
+        an index walk in the sort's order; for a walk that tests filters, at most
+        WALK_STEPS_PER_ROW steps per row, else the bounded strategy (Page.note)."""
         if sort not in SORTS:
             raise ValueError(f"unknown sort {sort!r}; one of {sorted(SORTS)}")
-        sql, params = self._rows_sql(f, sort)
-        return self._q(sql, [*params, limit, offset])
+        sql, params = self._walk_sql(f, sort)
+        params = [*params, limit, offset]
+        if self._walk_is_bounded(f, sort):
+            return Page(self._page_rows(sql, params))
+        try:
+            steps = WALK_STEPS_PER_ROW[sort.lstrip("-")] * (offset + limit)
+            return Page(self._page_rows(sql, params, max_steps=steps))
+        except _WalkTooLong:
+            pass
+        sql, params = self._window_sql(f, sort, offset + limit)
+        rows = self._page_rows(sql, [*params, limit, offset])
+        window = self._store().query(
+            f"SELECT count(*) FROM (SELECT 1 FROM spans s {f.indexed_only().where(rows=False)[0]} "
+            "LIMIT ?)", [*f.indexed_only().where(rows=False)[1], SORT_WINDOW_CALLS + 1])[0][0]
+        # Fewer calls than the window: it held every candidate, so the order is exact.
+        return Page(rows, SORT_WINDOW_CALLS if window > SORT_WINDOW_CALLS else None, "window")
+
+    def _page_rows(self, sql: str, params: list[Any], max_steps: int | None = None
+                   ) -> list[dict[str, Any]]:
+        conn = self._store()._conn  # noqa: SLF001 -- the step budget needs the connection
+        if max_steps is not None:
+            taken = [0]
+
+            def over_budget() -> bool:
+                taken[0] += _STEP_CHECK
+                return taken[0] > max_steps
+
+            conn.set_progress_handler(over_budget, _STEP_CHECK)
+        try:
+            rows = self._q(sql, params)
+        except sqlite3.OperationalError as exc:
+            if max_steps is not None and "interrupted" in str(exc):
+                raise _WalkTooLong from exc
+            raise
+        finally:
+            if max_steps is not None:
+                conn.set_progress_handler(None, 0)
+        for r in rows:
+            r.pop("row_id")
+        return rows
+
+    def rows(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
+             limit: int = 100) -> list[dict[str, Any]]:
+        """The rows of ``page``."""
+        return self.page(f, sort=sort, offset=offset, limit=limit).rows
 
     def explain_rows(self, f: RowFilter, sort: str = "-timestamp") -> str:
-        sql, params = self._rows_sql(f, sort)
+        """The page's index walk."""
+        sql, params = self._walk_sql(f, sort)
+        return self._plan(sql, [*params, 100, 0])
+
+    def explain_window(self, f: RowFilter, sort: str = "-timestamp") -> str:
+        """The bounded strategy's plan (its sort is over at most SORT_WINDOW_CALLS calls)."""
+        sql, params = self._window_sql(f, sort, 100)
         return self._plan(sql, [*params, 100, 0])
 
     def count_rows(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """(rows matching, exact?): counting stops at ``cap``, so it stays fast."""
         where, params = f.where(in_time_order=False)
-        sql = (f"SELECT count(*) FROM (SELECT 1 FROM spans s JOIN data_values d ON d.span = s.id "
-               f"{where} LIMIT ?)")
+        sql = (f"SELECT count(*) FROM (SELECT 1 FROM spans s "
+               f"LEFT JOIN data_values d ON d.span = s.id {where} LIMIT ?)")
         n = self._store().query(sql, [*params, cap + 1])[0][0]
         return min(n, cap), n <= cap
 
     def explain_count(self, f: RowFilter) -> str:
         where, params = f.where(in_time_order=False)
-        return self._plan(f"SELECT count(*) FROM (SELECT 1 FROM spans s JOIN data_values d "
+        return self._plan(f"SELECT count(*) FROM (SELECT 1 FROM spans s LEFT JOIN data_values d "
                           f"ON d.span = s.id {where} LIMIT ?)", [*params, 1])
 
     # -- processes ----------------------------------------------------------------

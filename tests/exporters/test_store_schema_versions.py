@@ -80,3 +80,33 @@ def test_health_sources_add_their_figures_to_the_health_row(tmp_path):
     with sqlite3.connect(tmp_path / "s.db") as conn:
         assert conn.execute("SELECT otlp_exported, otlp_failed FROM health").fetchall() \
             == [(12, 3)]
+
+
+SORT_INDEXES = {"spans_by_duration", "spans_by_process_duration", "spans_errors_by_duration",
+                "spans_errors_by_process_duration", "spans_ok_by_time", "spans_ok_by_process"}
+
+
+def test_a_version_3_store_gets_the_sort_indexes_and_trace_rows_with_failed_calls_without_data(
+        tmp_path):
+    path = tmp_path / "v3.db"
+    SpanStore(path).close()
+    with sqlite3.connect(path) as conn:  # as a version-3 store was: inner-join trace_rows
+        for name in SORT_INDEXES:
+            conn.execute(f"DROP INDEX {name}")
+        conn.execute("DROP VIEW trace_rows")
+        conn.execute('CREATE VIEW trace_rows AS SELECT p.name AS "Process" FROM spans s '
+                     "JOIN data_values d ON d.span = s.id JOIN processes p "
+                     "ON p.id = s.process_id")
+        conn.execute("INSERT INTO processes(id, name) VALUES (1, 'job')")
+        conn.execute("INSERT INTO spans(id, span_id, trace_id, start_ns, duration_ms, "
+                     "process_id, status, outcome, exception) "
+                     "VALUES (1, 5, 'ab', 1, 1.0, 1, 'ERR', 'error', 'boom')")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    assert not SORT_INDEXES & _indexes(path)
+
+    SpanStore(path).close()
+
+    assert SORT_INDEXES <= _indexes(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute('SELECT "Process", "Data", "Status", "Exception" FROM trace_rows'
+                            ).fetchall() == [("job", "", "ERR", "boom")]

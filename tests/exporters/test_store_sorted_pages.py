@@ -1,0 +1,146 @@
+"""The trace table's sorted pages: every sort x filter reads an index walk (no sort of
+the range), pages come in the exact order, and the bounded strategy is used and said."""
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+
+from exporters import queries as q_mod
+from exporters.queries import SORTS, RowFilter, TraceQueries
+from exporters.store import ProcessEntry, SpanStore
+
+PROCESSES = ["app.alpha", "app.beta", "app.gamma", "app.delta"]
+NAMES = ["spot", "strike", "vol", "book"]
+T0 = 1_700_000_000 * 10**9
+CALLS = 400
+
+
+def _filters(now: int) -> dict[str, RowFilter]:
+    rng = dict(since_ns=T0 + 100 * 10**9, until_ns=T0 + 300 * 10**9)
+    return {
+        "none": RowFilter(), "range": RowFilter(**rng), "process": RowFilter(process="app.beta"),
+        "data": RowFilter(data="vol"), "errors": RowFilter(errors_only=True),
+        "service": RowFilter(service="svc-a"),
+        "process+errors": RowFilter(process="app.beta", errors_only=True),
+        "range+process": RowFilter(**rng, process="app.gamma"),
+        "range+errors": RowFilter(**rng, errors_only=True),
+        "range+data": RowFilter(**rng, data="spot"),
+        "range+process+errors+data": RowFilter(**rng, process="app.alpha", errors_only=True,
+                                               data="strike"),
+    }
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """CALLS calls over 400 s: varied processes, durations (with ties), services, failures,
+    0-3 variables each (some failed calls and some OK calls with none)."""
+    path = tmp_path_factory.mktemp("sorted") / "s.db"
+    rnd = random.Random(3)
+    st = SpanStore(path)
+    ids = st.process_ids([ProcessEntry(p) for p in PROCESSES])
+    spans, data = [], []
+    for k in range(CALLS):
+        err = rnd.random() < 0.2
+        proc = rnd.choice(PROCESSES)
+        spans += [k, k + 1, f"{k:032x}", None, T0 + k * 10**9 + rnd.randrange(10**6),
+                  float(rnd.randrange(20)), ids[proc], None, rnd.choice(["svc-a", "svc-b"]),
+                  "ERR" if err else "OK", "error" if err else "ok",
+                  "ValueError" if err else None, "ValueError: x" if err else None, 1]
+        for seq, name in enumerate(rnd.sample(NAMES, rnd.randrange(4))):
+            data += [k, seq, name, "INPUT", repr(rnd.random())]
+    st.insert_calls(spans, data)
+    st.close()
+    return path
+
+
+def _all_rows(queries: TraceQueries, f: RowFilter) -> list[dict]:
+    """Every row matching ``f``, by a plain query that sorts in Python (the reference)."""
+    where, params = f.where(in_time_order=False)
+    return [dict(r) for r in queries._store().query(
+        f"SELECT {q_mod._ROW_COLUMNS} FROM spans s JOIN processes p ON p.id = s.process_id "
+        f"LEFT JOIN data_values d ON d.span = s.id {where}", params)]
+
+
+def _reference(rows: list[dict], sort: str) -> list[tuple]:
+    """(span id, seq) of ``rows`` in the order SORTS defines, by stable sorts from the
+    last key to the first."""
+    desc = sort.startswith("-")
+    key = sort.lstrip("-")
+    out = sorted(rows, key=lambda r: -1 if r["seq"] is None else r["seq"])  # argument order
+    if key in ("timestamp", "duration_ms"):  # ties: older first (newer first if desc)
+        out = sorted(out, key=lambda r: (r["start_ns"], r["row_id"]), reverse=desc)
+        if key == "duration_ms":
+            out = sorted(out, key=lambda r: r["duration_ms"], reverse=desc)
+    else:  # process or status, then newest first
+        out = sorted(out, key=lambda r: (r["start_ns"], r["row_id"]), reverse=True)
+        out = sorted(out, key=lambda r: r["Process" if key == "process" else "Status"],
+                     reverse=desc)
+    return [(r["span_id"], r["seq"]) for r in out]
+
+
+def test_every_sort_and_filter_walks_an_index_without_sorting_the_range(store):
+    q = TraceQueries(store)
+    for (label, f), sort in itertools.product(_filters(0).items(), SORTS):
+        plan = q.explain_rows(f, sort)
+        assert "TEMP B-TREE" not in plan, (label, sort, plan)
+        assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (label, sort, plan)
+
+
+@pytest.mark.parametrize("sort,index", [
+    ("duration_ms", "spans_by_duration"), ("-duration_ms", "spans_by_duration"),
+    ("process", "spans_by_process"), ("-process", "spans_by_process"),
+    ("status", "spans_ok_by_time"), ("-status", "spans_errors_by_time")])
+def test_sorted_pages_over_a_date_range_walk_the_sorts_index(store, sort, index):
+    plan = TraceQueries(store).explain_rows(_filters(0)["range"], sort)
+    assert index in plan and "TEMP B-TREE" not in plan, plan
+
+
+@pytest.mark.parametrize("sort,index", [
+    ("duration_ms", "spans_errors_by_process_duration"), ("status", "spans_errors_by_process"),
+    ("-duration_ms", "spans_errors_by_process_duration")])
+def test_process_and_errors_pages_walk_the_partial_indexes(store, sort, index):
+    plan = TraceQueries(store).explain_rows(_filters(0)["process+errors"], sort)
+    assert index in plan and "TEMP B-TREE" not in plan, plan
+
+
+def test_every_sort_and_filter_page_is_in_exact_order_and_paging_covers_each_row_once(store):
+    q = TraceQueries(store)
+    for (label, f), sort in itertools.product(_filters(0).items(), SORTS):
+        expected = _reference(_all_rows(q, f), sort)
+        got = []
+        for offset in range(0, len(expected) + 50, 50):
+            page = q.page(f, sort=sort, offset=offset, limit=50)
+            assert page.window_calls is None and page.note is None, (label, sort)
+            got += [(r["span_id"], r["seq"]) for r in page.rows]
+        assert got == expected, (label, sort)
+        assert "row_id" not in (q.rows(f, sort=sort, limit=1) or [{}])[0]
+
+
+def test_a_walk_past_its_step_budget_is_sorted_within_the_newest_calls_and_says_so(
+        store, monkeypatch):
+    q = TraceQueries(store)
+    monkeypatch.setattr(q_mod, "WALK_STEPS_PER_ROW", dict.fromkeys(q_mod.WALK_STEPS_PER_ROW, 1))
+    monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", 60)
+    f = RowFilter(data="vol")
+    page = q.page(f, sort="-duration_ms", limit=1000)
+    assert page.strategy == "window"
+    assert page.window_calls == 60 and "newest 60 calls" in page.note
+    newest = {r[0] for r in q._store().query(
+        "SELECT id FROM spans ORDER BY start_ns DESC LIMIT 60")}
+    inside = [r for r in _all_rows(q, f) if r["row_id"] in newest]
+    assert [(r["span_id"], r["seq"]) for r in page.rows] == _reference(inside, "-duration_ms")
+    assert page.rows and all(r["Data"] == "vol" for r in page.rows)
+
+
+def test_the_bounded_strategy_is_exact_when_the_window_holds_every_candidate(
+        store, monkeypatch):
+    q = TraceQueries(store)
+    monkeypatch.setattr(q_mod, "WALK_STEPS_PER_ROW", dict.fromkeys(q_mod.WALK_STEPS_PER_ROW, 1))
+    f = RowFilter(since_ns=T0, until_ns=T0 + 80 * 10**9, data="book")  # 80 calls < window
+    for sort in SORTS:
+        page = q.page(f, sort=sort, limit=1000)
+        assert page.strategy == "window" and page.window_calls is None, sort
+        assert [(r["span_id"], r["seq"]) for r in page.rows] == \
+            _reference(_all_rows(q, f), sort), sort
