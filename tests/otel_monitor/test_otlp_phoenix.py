@@ -86,7 +86,7 @@ def phoenix(tmp_path_factory):
     port, grpc_port = _free_port(), _free_port()
     env = {**_env_without_otel(), "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port),
            "PHOENIX_GRPC_PORT": str(grpc_port), "PHOENIX_WORKING_DIR": str(work),
-           "PHOENIX_SQL_DATABASE_URL": f"sqlite:///{work / 'phoenix.db'}",
+           "PHOENIX_SQL_DATABASE_URL": f"sqlite:///{work / 'spans.db'}",
            "PHOENIX_TELEMETRY_ENABLED": "false"}
     log = open(work / "phoenix.log", "w")  # noqa: SIM115 - closed after the process
     proc = subprocess.Popen([str(PHOENIX_BIN), "serve"], env=env, stdout=log,
@@ -103,6 +103,7 @@ def phoenix(tmp_path_factory):
             except httpx.TransportError:
                 pass
             time.sleep(0.25)
+        assert (work / "spans.db").exists()  # its database where we said, not in $HOME
         yield Phoenix(url, grpc_port, proc)
     finally:
         proc.send_signal(signal.SIGCONT)  # in case a test left it stopped
@@ -217,6 +218,7 @@ def _tagged_calls(db: Path, tag: str) -> dict[str, dict]:
 
 def test_a_stalled_backend_does_not_hold_the_application_up(phoenix, tmp_path, monkeypatch):
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "20")  # export while the calls run
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "120")  # outlast the stop: no failure
     db = tmp_path / "stalled.db"
     otel_monitor.configure(db_path=db, otlp_endpoint=phoenix.url, flush_interval_s=0.05)
     tag = uuid.uuid4().hex
