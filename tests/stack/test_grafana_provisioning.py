@@ -81,6 +81,11 @@ def settle(trade_id: int) -> None:
     raise RuntimeError(f"cannot settle {trade_id}")
 
 
+@otel_monitor.monitor("grafana-tests")
+def halt() -> None:
+    raise SystemError("halted")
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     saved = {k: v for k, v in os.environ.items()
@@ -95,6 +100,8 @@ def store(tmp_path_factory):
         for i in range(2):
             with pytest.raises(RuntimeError):
                 settle(i)
+        with pytest.raises(SystemError):
+            halt()  # a failed call without variables: one row, empty Data
         assert otel_monitor.force_flush(10)
     finally:
         otel_monitor.shutdown()
@@ -135,10 +142,12 @@ def test_the_seven_column_panel_shows_the_trace_rows(store):
     conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
     trace_rows = conn.execute("SELECT * FROM trace_rows").fetchall()
     conn.close()
-    assert len(rows) == len(trace_rows) == 6 * 3 + 2 * 1  # inputs + outputs; a raise has none
+    assert len(rows) == len(trace_rows) == 6 * 3 + 2 * 1 + 1  # a raise has no output row
     assert sorted(rows) == sorted(trace_rows)  # the same rows, exactly
     assert rows[0][4] == max(r[4] for r in trace_rows)  # newest first
     assert {r[5] for r in rows if r[0].endswith(".settle")} == {"ERR"}
+    [halted] = [r for r in rows if r[0].endswith(".halt")]
+    assert halted[1:4] == ("", "", "") and "SystemError: halted" in halted[6]
 
 
 def test_the_seven_column_panel_reads_the_time_index(store):
@@ -148,8 +157,8 @@ def test_the_seven_column_panel_reads_the_time_index(store):
 def test_the_error_panel_lists_each_failed_call(store):
     columns, rows = run_panel(store, panel_query("errors"))
     assert columns[:4] == ["Timestamp", "Process", "Type", "Exception"]
-    assert len(rows) == 2
-    assert {r[2] for r in rows} == {"RuntimeError"} and all("cannot settle" in r[3] for r in rows)
+    assert len(rows) == 3
+    assert sorted(r[2] for r in rows) == ["RuntimeError", "RuntimeError", "SystemError"]
     assert "spans_errors_by_time" in run_panel(store, panel_query("errors"), plan=True)
 
 
