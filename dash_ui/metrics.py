@@ -103,7 +103,7 @@ class StoreMetrics:
                 stats.duration_ms += total_ms or 0.0
                 stats.buckets = [a + b for a, b in zip(stats.buckets, buckets)]
             self._last_span = upto
-        self._backlog = newest - self._last_span
+        self._backlog = max(0, newest - self._last_span)  # < 0 once a purge emptied spans
 
     def _tail_alerts(self) -> None:
         newest = self._max_id("alerts")

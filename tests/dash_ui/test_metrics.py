@@ -125,6 +125,7 @@ def test_a_purge_never_lowers_the_counters(store):
         assert value(after, "otel_monitor_calls_total", process=process) == \
             value(before, "otel_monitor_calls_total", process=process)
     assert value(after, "otel_monitor_call_errors_total", process=REJECT) == 2
+    assert value(after, "otel_monitor_metrics_backlog_spans") == 0
     run(2, 1)  # new ids continue after the purged ones: counted once each
     later = scrape(registry)
     assert value(later, "otel_monitor_calls_total", process=QUOTE) == 8
