@@ -11,6 +11,7 @@ import time
 import pytest
 
 import otel_monitor
+from exporters.queries import TraceQueries
 from monitor_helpers import Store
 from otel_monitor import ConfigError, monitor
 from otel_monitor._runtime import RUNTIME
@@ -55,6 +56,8 @@ def test_collector_down_sqlite_keeps_every_call_and_health_counts_failures(
         health = _health_until(store, lambda h: (h["otlp_failed"] or 0) >= 50)
         assert health["otlp_exported"] == 0
         assert health["written"] >= 50 and health["dropped"] == 0
+        api_rows = TraceQueries(db).health()["processes"]  # what /api/health returns
+        assert [(r["otlp_exported"], r["otlp_failed"] >= 50) for r in api_rows] == [(0, True)]
     finally:
         otel_monitor.shutdown()
 
