@@ -4,7 +4,9 @@ Every endpoint asks ``exporters.queries.TraceQueries`` for its data; parameters 
 validated here (a bad one is a 422 naming it, never a 500) and passed on as values.
 Responses are JSON: stored values come back as the strings they were stored as,
 never as HTML. With a token (the parameter, else ``$OTEL_MONITOR_UI_TOKEN``) every
-``/api`` request needs ``Authorization: Bearer <token>``.
+``/api`` request needs ``Authorization: Bearer <token>`` (or the UI's token cookie, set
+when a browser opens the UI with ``?token=``), and so do the OpenAPI docs (``/docs``,
+``/redoc``, ``/openapi.json``).
 """
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from exporters.queries import COUNT_CAP, SORTS, NotFound, RowFilter, TraceQueries
 
 TOKEN_ENV = "OTEL_MONITOR_UI_TOKEN"
+TOKEN_COOKIE = "otel_monitor_token"  # set by the UI's guard (dash_ui.server) on ?token=
 MAX_PAGE = 1_000
 MAX_OFFSET = 1_000_000
 MAX_TEXT = 1_000  # longest filter value accepted
@@ -44,21 +49,34 @@ def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> Fas
     queries = TraceQueries(db_path)
     token = resolve_token(token)
 
-    def require_token(request: Request) -> None:
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        scheme, _, value = given.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(),
-                                                                 token.encode()):
-            raise HTTPException(401, "a valid access token is required "
-                                     "(Authorization: Bearer <token>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+    bearer = HTTPBearer(auto_error=False, description=f"the access token (${TOKEN_ENV})")
 
+    def valid(given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), token.encode())
+
+    def refuse() -> HTTPException:
+        return HTTPException(401, "a valid access token is required "
+                                  "(Authorization: Bearer <token>)",
+                             headers={"WWW-Authenticate": "Bearer"})
+
+    def require_token(request: Request,  # Depends as a default: `bearer` is local
+                      credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
+                      ) -> None:
+        if not (valid(credentials.credentials if credentials else None)
+                or valid(request.cookies.get(TOKEN_COOKIE))):
+            raise refuse()
+
+    # Every route of the app needs the token (the API, the docs, and what other modules
+    # add, e.g. /metrics). FastAPI's own docs routes skip app dependencies: with a token
+    # they are served by _guarded_docs instead.
     api = FastAPI(title="otel-monitor API",
                   description="Read-only JSON over an otel-monitor store.",
-                  dependencies=[Depends(require_token)])
+                  **({} if token is None else
+                     {"dependencies": [Depends(require_token)], "docs_url": None,
+                      "redoc_url": None, "openapi_url": None}))
     api.state.queries = queries
+    if token is not None:
+        _guarded_docs(api)
 
     @api.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -86,9 +104,11 @@ def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> Fas
         if f.since_ns is not None and f.until_ns is not None and f.since_ns > f.until_ns:
             raise HTTPException(422, "'from' must not be after 'to'")
         total, exact = queries.count_rows(f)
-        return {"rows": queries.rows(f, sort=sort, offset=offset, limit=limit),
-                "offset": offset, "limit": limit, "total": total, "total_exact": exact,
-                "count_cap": COUNT_CAP}
+        page = queries.page(f, sort=sort, offset=offset, limit=limit)
+        return {"rows": page.rows, "offset": offset, "limit": limit, "total": total,
+                "total_exact": exact, "count_cap": COUNT_CAP,
+                # Set when the page took the bounded strategy: the UI shows the note.
+                "sorted_within_calls": page.window_calls, "note": page.note}
 
     @api.get("/api/processes", summary="Processes with group, calls and errors in a window")
     def processes(window_s: Annotated[float, Query(gt=0, le=7 * 86400)] = 1800
@@ -100,11 +120,11 @@ def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> Fas
     def call(span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
         return queries.call(span_id)
 
-    @api.get("/api/processes/{name}/source", summary="A process's source from the catalog")
+    @api.get("/api/processes/{name:path}/source", summary="A process's source from the catalog")
     def source(name: Annotated[str, Path(max_length=MAX_TEXT)]) -> dict[str, Any]:
         return queries.source(name)
 
-    @api.get("/api/processes/{name}/durations",
+    @api.get("/api/processes/{name:path}/durations",
              summary="A process's duration_ms over the last N minutes, bucketed")
     def durations(name: Annotated[str, Path(max_length=MAX_TEXT)],
                   minutes: Annotated[float, Query(gt=0, le=24 * 60)] = 30,
@@ -132,4 +152,27 @@ def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> Fas
                 ) -> list[dict[str, Any]]:
         return queries.banners(fresh_within_s=fresh_within_s)
 
+    # Last: any other /api path is a JSON 404, not the UI's page (mounted at "/").
+    @api.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH",
+                                                "DELETE"], include_in_schema=False)
+    def no_such_endpoint(rest: str) -> None:
+        raise HTTPException(404, f"no API endpoint /api/{rest}; see /docs")
+
     return api
+
+
+def _guarded_docs(api: FastAPI) -> None:
+    """/openapi.json, /docs and /redoc as FastAPI serves them, as routes of ``api`` (so
+    behind its dependencies)."""
+
+    @api.get("/openapi.json", include_in_schema=False)
+    def openapi() -> JSONResponse:
+        return JSONResponse(api.openapi())
+
+    @api.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{api.title} - docs")
+
+    @api.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{api.title} - ReDoc")
