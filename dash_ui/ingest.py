@@ -106,19 +106,28 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 
 def gunzip(body: bytes, max_bytes: int) -> bytes:
-    """Decompress at most ``max_bytes``: a small body that inflates past it is a 413."""
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    """Decompress at most ``max_bytes`` (a small body that inflates past it is a 413);
+    several gzip members one after the other are one body, as RFC 1952 allows."""
+    too_big = Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
+                       f"decompressed body exceeds the limit of {max_bytes} bytes")
+    out, rest = b"", body
     try:
-        out = inflater.decompress(body, max_bytes + 1)
-        if len(out) > max_bytes or inflater.unconsumed_tail:
-            raise Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
-                           f"decompressed body exceeds the limit of {max_bytes} bytes")
-        out += inflater.flush()
+        while True:
+            inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += inflater.decompress(rest, max_bytes + 1 - len(out))
+            if inflater.unconsumed_tail or len(out) > max_bytes:
+                raise too_big
+            out += inflater.flush()
+            if len(out) > max_bytes:
+                raise too_big
+            if not inflater.eof:
+                raise Rejected(400, code_pb2.INVALID_ARGUMENT,
+                               "body is not valid gzip: truncated")
+            rest = inflater.unused_data
+            if not rest:
+                return out
     except zlib.error as exc:
         raise Rejected(400, code_pb2.INVALID_ARGUMENT, f"body is not valid gzip: {exc}") from None
-    if not inflater.eof:
-        raise Rejected(400, code_pb2.INVALID_ARGUMENT, "body is not valid gzip: truncated")
-    return out
 
 
 def media_type(request: Request) -> str:

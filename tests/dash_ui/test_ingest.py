@@ -230,6 +230,14 @@ def test_gzip_protobuf_body_and_protobuf_response(server):
     row, = calls(db, "span_id = 'b7ad6b7169203331'")
     assert (row["process"], row["service_name"]) == ("gzip-svc: queue.consume", "gzip-svc")
 
+    # Two gzip members one after the other are one body (RFC 1952).
+    body = json.dumps(json_body("gzip-svc", json_span("c7ad6b7169203331", "two.members")))
+    half = len(body) // 2
+    r = httpx.post(f"{url}/v1/traces", timeout=10, headers={**JS, "content-encoding": "gzip"},
+                   content=gzip.compress(body[:half].encode()) + gzip.compress(
+                       body[half:].encode()))
+    assert r.status_code == 200 and len(calls(db, "span_id = 'c7ad6b7169203331'")) == 1
+
 
 def _big_json(n_spans: int) -> bytes:
     spans = [json_span(f"{i + 1:016x}", "big", attributes=[
