@@ -1,9 +1,11 @@
 # Two commands for a fresh machine (see README):
-#   make demo   set up .venv and run the live demo workload on the embedded SQLite store
+#   make demo   set up .venv, run the live demo workload on the embedded SQLite store
+#               and serve the UI over it (make demo PORT=8051 for another port)
 #   make test   set up .venv and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+PORT   ?= 8050
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: demo test bench clean system-deps
@@ -15,8 +17,9 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The demo workload and the UI together (the UI on http://127.0.0.1:$(PORT)/); Ctrl-C stops both.
 demo: $(STAMP)
-	$(BIN)/otel-monitor demo --db logs/core_logs.db
+	$(BIN)/otel-monitor demo --serve --port $(PORT) --db logs/core_logs.db
 
 # Chromium and Prometheus from Debian, for the browser and Prometheus tests.
 system-deps:

@@ -149,6 +149,54 @@ def test_demo_stops_on_ctrl_c_with_everything_flushed(tmp_path):
     assert SpanStore(path, readonly=True).call_counts()[0] == recorded
 
 
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_demo_serve_runs_the_workload_and_the_ui_and_stops_both_cleanly(tmp_path, stop_signal):
+    import httpx
+
+    path = tmp_path / "served.db"
+    proc = subprocess.Popen([*COMMAND, "demo", "--serve", "--port", "0", "--db", str(path),
+                             "--rate", "500", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=ENV, cwd=tmp_path, preexec_fn=restore_sigint)
+    try:
+        assert str(path) in proc.stdout.readline()
+        announced = proc.stdout.readline()  # once the UI listens
+        url = re.search(r"UI on (http://127\.0\.0\.1:(\d+)/)", announced).group(1)
+        port = int(url.rsplit(":", 1)[1].rstrip("/"))
+        with httpx.Client(base_url=url, timeout=10) as http:
+            page = http.get("/")
+            assert page.status_code == 200 and 'id="_dash-config"' in page.text
+            deadline = time.monotonic() + 20
+            while not (rows := http.get("/api/rows").json()["rows"]):
+                assert time.monotonic() < deadline, "no demo rows served"
+                time.sleep(0.2)
+        assert all(r["Process"].startswith("otel_monitor.demo.") for r in rows)
+        proc.send_signal(stop_signal)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Error" not in err, err
+    with pytest.raises(OSError):  # the UI process is gone too
+        import socket
+
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+def test_demo_serve_on_a_taken_port_stops_with_exit_2(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = cli("demo", "--serve", "--port", str(port), "--db", str(tmp_path / "t.db"),
+                   "--duration", "30", "--quiet", cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"cannot serve the UI on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and not done.stdout
+
+
 # -- tail -------------------------------------------------------------------------------
 
 
