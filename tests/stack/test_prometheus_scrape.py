@@ -40,8 +40,19 @@ def scrape_config(token_file, target: str) -> dict:
     assert job["authorization"]["credentials_file"].startswith("/run/secrets/")
     job["authorization"]["credentials_file"] = str(token_file)
     job["static_configs"] = [{"targets": [target]}]
-    return {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+    return {"global": {"scrape_interval": "1s", "scrape_timeout": "1s",
+                       "evaluation_interval": "1s"},
+            "rule_files": [str(CONFIG / "prometheus" / "rules.yml")],  # the shipped rules
             "scrape_configs": [job]}
+
+
+def another_exporting_process(store, statement: str) -> None:
+    """Run one SpanStore/StateStore write from a separate process (its own pid), as an
+    instrumented app writing its health and feed rows does."""
+    subprocess.run([sys.executable, "-c", "import sys, time\n"
+                    "from exporters.state import FeedState, StateStore\n"
+                    "s = StateStore(sys.argv[1])\n" + statement + "\ns.close()", str(store)],
+                   check=True, timeout=30, cwd=str(CONFIG.parent))
 
 
 def wait_for(url: str, proc: subprocess.Popen, what: str, **kw) -> None:
@@ -98,6 +109,9 @@ def stack(tmp_path_factory, prometheus_bin):
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
         prom = f"http://127.0.0.1:{prom_port}"
         wait_for(f"{prom}/-/ready", procs[-1], "prometheus")
+        # Targets reach the scrape loop a few seconds after start; up == 1 also says the
+        # bearer token from the credentials_file was accepted.
+        assert eventually(prom, f'up{{job="{JOB}"}}', {"": 1.0}) == {"": 1.0}
         yield store, prom
     finally:
         for proc in reversed(procs):
@@ -127,7 +141,6 @@ def eventually(prom: str, promql: str, expected: dict[str, float]) -> dict[str, 
 
 def test_promql_returns_the_calls_and_errors_counted_per_process(stack):
     _, prom = stack
-    assert eventually(prom, f'up{{job="{JOB}"}}', {"": 1.0}) == {"": 1.0}  # token accepted
     for i in range(7):
         fill(i)
     for i in range(3):
@@ -140,3 +153,50 @@ def test_promql_returns_the_calls_and_errors_counted_per_process(stack):
     assert query(prom, errors) == {FILL: 0.0, REFUSE: 3.0}
     durations = f'sum by (process) (otel_monitor_call_duration_seconds_count{{job="{JOB}"}})'
     assert query(prom, durations) == {FILL: 7.0, REFUSE: 3.0}
+
+
+def alerts(prom: str) -> list[dict]:
+    body = httpx.get(f"{prom}/api/v1/alerts", timeout=10).json()
+    assert body["status"] == "success", body
+    return body["data"]["alerts"]
+
+
+def until(probe, seconds: float = 30):
+    """probe()'s first truthy answer within ``seconds`` (Prometheus scrapes and evaluates
+    every second), else its last answer."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = probe()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.5)
+
+
+def test_feed_ages_health_and_the_shipped_rules_reach_prometheus(stack):
+    """Another process's feed and health rows arrive as gauges; the shipped recording
+    rules evaluate, and OtlpExportFailing fires once that process's failures go up."""
+    store, prom = stack
+    health = ("s.write_health(queue_depth=7, queue_peak=9, dropped=0, written=5, "
+              "write_lag_ms=12.0, last_write_ns=time.time_ns(), service_name='feeder', "
+              "otlp_exported=5, otlp_failed={})")
+    # One process: a fresh feed, its health with no OTLP failure, and 3 s later (a few
+    # scrapes) three failures.
+    another_exporting_process(store, "s.write_feeds([FeedState('bbg.fx', 1.0, 10.0, "
+                              "time.time_ns() - 4 * 10**9, 3, False)])\n"
+                              + health.format(0) + "\ntime.sleep(3)\n" + health.format(3))
+    ages = until(lambda: query(prom, 'otel_monitor_feed_age_seconds{feed="bbg.fx"} > 4'))
+    assert len(ages) == 1
+    assert query(prom, 'otel_monitor_exporter_queue_depth{service="feeder"}') == {"": 7.0}
+    firing = until(lambda: [a for a in alerts(prom) if a["state"] == "firing"
+                            and a["labels"]["alertname"] == "OtlpExportFailing"
+                            and a["labels"].get("service") == "feeder"])
+    assert len(firing) == 1
+    # The recording rule's rate: the counter must be seen before it goes up (a series
+    # that first appears at 1 shows no increase), so call, wait for a scrape, call again.
+    fill(1)
+    assert otel_monitor.force_flush(10)
+    assert until(lambda: query(prom, f'otel_monitor_calls_total{{process="{FILL}"}}'))
+    fill(2)
+    assert otel_monitor.force_flush(10)
+    rate = until(lambda: query(prom, f'process:otel_monitor_calls:rate5m{{process="{FILL}"}} > 0'))
+    assert list(rate) == [FILL]
