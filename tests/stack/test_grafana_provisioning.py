@@ -39,7 +39,8 @@ def test_grafana_mounts_the_provisioning_and_the_dashboards():
     assert (folder / "otel-monitor.json").is_file()
     assert host_path("grafana", "/etc/grafana/provisioning/datasources/datasources.yaml") \
         == (CONFIG / "grafana/provisioning/datasources/datasources.yaml").resolve()
-    home = compose()["services"]["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    environment = compose()["services"]["grafana"]["environment"]
+    home = environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert host_path("grafana", home).is_file()
 
 
