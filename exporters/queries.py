@@ -4,7 +4,10 @@ The web layer asks this class for data and never builds SQL: each filter value i
 SQL parameter; the only text put into a statement is chosen from fixed tables here
 (the sort orders, the WHERE clauses of the filters that are set). Each query reads
 through an index (``spans_by_time``, ``spans_by_process``, ``spans_errors_by_time``,
-``data_values_by_name``, the primary keys): ``explain_*`` return the plans.
+``data_values_by_name``, the sort indexes of schema version 4, the primary keys):
+``explain_*`` return the plans. A trace-table page is an index walk that yields its
+rows already in the sort's order; where a filter makes that walk's length unbounded,
+the page is bounded and says so (``Page``, and the comment on SORT_WINDOW_CALLS).
 """
 from __future__ import annotations
 
@@ -45,18 +48,26 @@ SORTS: dict[str, str] = {
 _MERGED_STATUS_ORDER = {"status": '"Status", start_ns DESC, row_id DESC, seq',
                         "-status": '"Status" DESC, start_ns DESC, row_id DESC, seq'}
 
-# The bounded strategy, for a page whose walk must test a filter its index does not
-# hold (a variable name, a service, or a date range under a duration sort), so the
-# walk's length depends on how often the filter matches. The walk may take at most
-# WALK_STEPS_PER_ROW SQLite steps per row up to the page's end (testing a call takes
-# about 20); past that the page is instead sorted within the newest SORT_WINDOW_CALLS
-# calls that the indexed filters (date range, process, errors only) select, and says
-# so (Page.note). Steps are counted, not time, so the choice does not depend on load.
-# Walks that read calls out of time order (a page read each) are slower per step and
-# get fewer: measured on the 10M-row benchmark store, a time walk takes about 70
-# steps/us, a process walk 11, a duration walk testing a variable name 1.
-WALK_STEPS_PER_ROW = {"timestamp": 400, "status": 200, "process": 100, "duration_ms": 15}
-SORT_WINDOW_CALLS = 10_000
+# Pages whose walk must test a filter its index does not hold (a variable name, a
+# service, or a date range under a duration sort) read as many calls as the filter is
+# rare, so they are bounded (see TraceQueries.page):
+# - a walk in time order (timestamp, process; status testing a service; a date range
+#   under a duration sort, tested inside the index) gets a budget of SQLite steps, WALK_STEPS_PER_ROW per row
+#   up to the page's end, at most WALK_MAX_STEPS (a page of dense matches takes 10-45
+#   a row; a filter matching 1 call in 5, about 200). Steps are counted, not time, so
+#   the choice does not depend on the machine's load;
+# - past that budget, and at once for a duration or status sort with a variable name
+#   or service filter (a call-by-call test there reads each call's pages in random
+#   order: 180 ms for a 1,100-row page of a name in 1 call in 5, on the 10M-row
+#   benchmark store), a candidate set of at most SORT_WINDOW_CALLS calls (the calls of
+#   that variable name, or of the date range/process/errors filters) is read whole and
+#   sorted: exact;
+# - else the page is sorted within the newest SORT_WINDOW_CALLS calls of the date
+#   range/process/errors filters, and says so (Page.note).
+SORT_WINDOW_CALLS = 5_000
+WALK_STEPS_PER_ROW = {"timestamp": 250, "process": 100, "status": 60, "duration_ms": 60}
+WALK_MAX_STEPS = {"timestamp": 300_000, "process": 100_000, "status": 80_000,
+                  "duration_ms": 40_000}
 
 _ISO = ("strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000000, 'unixepoch')"
         " || printf('.%06dZ', {c} / 1000 % 1000000)")
@@ -211,35 +222,47 @@ class TraceQueries:
         sql = " UNION ALL ".join(parts) + f" ORDER BY {_MERGED_STATUS_ORDER[sort]} LIMIT ? OFFSET ?"
         return sql, params * len(sides)
 
-    def _window_sql(self, f: RowFilter, sort: str, end: int) -> tuple[str, list[Any]]:
-        """The bounded strategy: the newest SORT_WINDOW_CALLS calls of the indexed
-        filters, the other filters tested on them, sorted. Calls are sorted before their
-        rows are read: each call has a row, so the first ``end`` calls hold the page."""
-        inner, inner_params = f.indexed_only().where(rows=False)
-        # Only calls that make a row, so the first ``end`` calls hold the page.
-        tests: list[str] = ["(s.status = 'ERR' OR EXISTS (SELECT 1 FROM data_values v "
-                            "WHERE v.span = s.id))"]
+    def _window_sql(self, f: RowFilter, sort: str, end: int, by_name: bool = False
+                    ) -> tuple[str, list[Any]]:
+        """A page sorted within a window of candidate calls: the newest SORT_WINDOW_CALLS
+        calls of the date range/process/errors filters, or (``by_name``) every call of
+        the variable name. The other filters are tested on them. Calls are sorted before
+        their rows are read: each call makes a row, so the first ``end`` calls hold the
+        page (LIMIT ? OFFSET ? to bind)."""
+        indexed, indexed_params = f.indexed_only().where(rows=False)
+        tests: list[str] = []
         test_params: list[Any] = []
+        if by_name:
+            window = "SELECT span AS id FROM data_values WHERE data = ? LIMIT ?"
+            window_params = [f.data, SORT_WINDOW_CALLS]
+            if indexed:
+                tests.append(indexed.removeprefix("WHERE "))
+                test_params += indexed_params
+        else:
+            window = f"SELECT s.id FROM spans s {indexed} ORDER BY s.start_ns DESC LIMIT ?"
+            window_params = [*indexed_params, SORT_WINDOW_CALLS]
+            # Only calls that make a row.
+            tests.append("(s.status = 'ERR' OR EXISTS (SELECT 1 FROM data_values v "
+                         "WHERE v.span = s.id))")
+            if f.data is not None:
+                tests.append("EXISTS (SELECT 1 FROM data_values v WHERE v.span = s.id "
+                             "AND v.data = ?)")
+                test_params.append(f.data)
         if f.service is not None:
             tests.append("s.service_name = ?")
             test_params.append(f.service)
-        if f.data is not None:
-            tests.append("EXISTS (SELECT 1 FROM data_values v WHERE v.span = s.id "
-                         "AND v.data = ?)")
-            test_params.append(f.data)
-        where = "WHERE " + " AND ".join(tests)
+        where = ("WHERE " + " AND ".join(tests)) if tests else ""
         rows_where, rows_params = RowFilter(data=f.data).where()
         call_order = SORTS[sort].removesuffix(", d.seq")
-        sql = (f"WITH recent AS (SELECT s.id FROM spans s {inner} "
-               "ORDER BY s.start_ns DESC LIMIT ?), "
-               "top AS (SELECT s.id FROM recent w JOIN spans s ON s.id = w.id "
+        sql = (f"WITH candidates AS ({window}), "
+               "top AS (SELECT s.id FROM candidates c JOIN spans s ON s.id = c.id "
                f"JOIN processes p ON p.id = s.process_id {where} ORDER BY {call_order} "
                "LIMIT ?) "
                f"SELECT {_ROW_COLUMNS} FROM top t JOIN spans s ON s.id = t.id "
                "JOIN processes p ON p.id = s.process_id "
                f"LEFT JOIN data_values d ON d.span = s.id {rows_where} "
                f"ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?")
-        return sql, [*inner_params, SORT_WINDOW_CALLS, *test_params, end, *rows_params]
+        return sql, [*window_params, *test_params, end, *rows_params]
 
     @staticmethod
     def _walk_is_bounded(f: RowFilter, sort: str) -> bool:
@@ -248,29 +271,52 @@ class TraceQueries:
         return f.data is None and f.service is None and not (
             f.has_range and sort.endswith("duration_ms"))
 
+    @staticmethod
+    def _walk_budget(f: RowFilter, sort: str, end: int) -> int | None:
+        """The steps a walk that tests filters may take, or None: straight to a window
+        (a duration walk testing a name or service, a status walk testing a name)."""
+        key = sort.lstrip("-")
+        if key == "duration_ms" and (f.data is not None or f.service is not None):
+            return None
+        if key == "status" and f.data is not None:
+            return None
+        return min(WALK_STEPS_PER_ROW[key] * end, WALK_MAX_STEPS[key])
+
+    def _at_most(self, sql: str, params: list[Any], cap: int) -> int:
+        """count(*) of ``sql``'s rows, counting no further than ``cap`` + 1."""
+        return self._store().query(f"SELECT count(*) FROM ({sql} LIMIT ?)",
+                                   [*params, cap + 1])[0][0]
+
     def page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
              limit: int = 100) -> Page:
-        """One page of rows in the seven columns, with span and trace id for drill-down:
-        an index walk in the sort's order; for a walk that tests filters, at most
-        WALK_STEPS_PER_ROW steps per row, else the bounded strategy (Page.note)."""
+        """One page of rows in the seven columns, with span and trace id for drill-down,
+        read by an index walk in the sort's order; a walk that must test filters is
+        bounded as the comment on SORT_WINDOW_CALLS says (then Page.note says so)."""
         if sort not in SORTS:
             raise ValueError(f"unknown sort {sort!r}; one of {sorted(SORTS)}")
-        sql, params = self._walk_sql(f, sort)
+        walk, params = self._walk_sql(f, sort)
         params = [*params, limit, offset]
         if self._walk_is_bounded(f, sort):
-            return Page(self._page_rows(sql, params))
-        try:
-            steps = WALK_STEPS_PER_ROW[sort.lstrip("-")] * (offset + limit)
-            return Page(self._page_rows(sql, params, max_steps=steps))
-        except _WalkTooLong:
-            pass
-        sql, params = self._window_sql(f, sort, offset + limit)
-        rows = self._page_rows(sql, [*params, limit, offset])
-        window = self._store().query(
-            f"SELECT count(*) FROM (SELECT 1 FROM spans s {f.indexed_only().where(rows=False)[0]} "
-            "LIMIT ?)", [*f.indexed_only().where(rows=False)[1], SORT_WINDOW_CALLS + 1])[0][0]
-        # Fewer calls than the window: it held every candidate, so the order is exact.
-        return Page(rows, SORT_WINDOW_CALLS if window > SORT_WINDOW_CALLS else None, "window")
+            return Page(self._page_rows(walk, params))
+        end = offset + limit
+        steps = self._walk_budget(f, sort, end)
+        if steps is not None:
+            try:
+                return Page(self._page_rows(walk, params, max_steps=steps))
+            except _WalkTooLong:
+                pass
+        # A small candidate set is sorted whole: exact.
+        if f.data is not None and self._at_most(
+                "SELECT 1 FROM data_values WHERE data = ?", [f.data], SORT_WINDOW_CALLS
+        ) <= SORT_WINDOW_CALLS:
+            sql, sql_params = self._window_sql(f, sort, end, by_name=True)
+            return Page(self._page_rows(sql, [*sql_params, limit, offset]), None, "window")
+        indexed, indexed_params = f.indexed_only().where(rows=False)
+        complete = self._at_most(f"SELECT 1 FROM spans s {indexed}", indexed_params,
+                                 SORT_WINDOW_CALLS) <= SORT_WINDOW_CALLS
+        sql, sql_params = self._window_sql(f, sort, end)
+        return Page(self._page_rows(sql, [*sql_params, limit, offset]),
+                    None if complete else SORT_WINDOW_CALLS, "window")
 
     def _page_rows(self, sql: str, params: list[Any], max_steps: int | None = None
                    ) -> list[dict[str, Any]]:
@@ -306,9 +352,10 @@ class TraceQueries:
         sql, params = self._walk_sql(f, sort)
         return self._plan(sql, [*params, 100, 0])
 
-    def explain_window(self, f: RowFilter, sort: str = "-timestamp") -> str:
+    def explain_window(self, f: RowFilter, sort: str = "-timestamp", *,
+                       by_name: bool = False) -> str:
         """The bounded strategy's plan (its sort is over at most SORT_WINDOW_CALLS calls)."""
-        sql, params = self._window_sql(f, sort, 100)
+        sql, params = self._window_sql(f, sort, 100, by_name=by_name)
         return self._plan(sql, [*params, 100, 0])
 
     def count_rows(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:

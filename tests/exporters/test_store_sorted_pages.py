@@ -118,20 +118,45 @@ def test_every_sort_and_filter_page_is_in_exact_order_and_paging_covers_each_row
         assert "row_id" not in (q.rows(f, sort=sort, limit=1) or [{}])[0]
 
 
-def test_a_walk_past_its_step_budget_is_sorted_within_the_newest_calls_and_says_so(
-        store, monkeypatch):
+@pytest.mark.parametrize("sort", ["-duration_ms", "status", "-timestamp", "process"])
+def test_a_rare_filter_past_the_walks_budget_is_sorted_within_the_newest_calls_and_says_so(
+        store, monkeypatch, sort):
+    """Duration and status sorts with a variable name go to the window at once; time and
+    process walks go there past their step budget (one step a row here)."""
     q = TraceQueries(store)
     monkeypatch.setattr(q_mod, "WALK_STEPS_PER_ROW", dict.fromkeys(q_mod.WALK_STEPS_PER_ROW, 1))
     monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", 60)
     f = RowFilter(data="vol")
-    page = q.page(f, sort="-duration_ms", limit=1000)
+    page = q.page(f, sort=sort, limit=1000)
     assert page.strategy == "window"
     assert page.window_calls == 60 and "newest 60 calls" in page.note
     newest = {r[0] for r in q._store().query(
         "SELECT id FROM spans ORDER BY start_ns DESC LIMIT 60")}
     inside = [r for r in _all_rows(q, f) if r["row_id"] in newest]
-    assert [(r["span_id"], r["seq"]) for r in page.rows] == _reference(inside, "-duration_ms")
+    assert [(r["span_id"], r["seq"]) for r in page.rows] == _reference(inside, sort)
     assert page.rows and all(r["Data"] == "vol" for r in page.rows)
+
+
+def test_time_and_process_walks_within_their_budget_stay_exact(store, monkeypatch):
+    q = TraceQueries(store)
+    monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", 60)  # the name's calls do not fit
+    f = RowFilter(data="vol")
+    for sort in ("-timestamp", "timestamp", "process", "-process"):
+        page = q.page(f, sort=sort, limit=50)
+        assert page.strategy == "walk" and page.note is None, sort
+        assert [(r["span_id"], r["seq"]) for r in page.rows] == \
+            _reference(_all_rows(q, f), sort)[:50], sort
+
+
+def test_a_duration_sort_over_a_large_date_range_walks_exactly(store, monkeypatch):
+    q = TraceQueries(store)
+    monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", 60)  # the range holds 200 calls
+    f = _filters(0)["range"]
+    for sort in ("duration_ms", "-duration_ms"):
+        page = q.page(f, sort=sort, offset=100, limit=100)
+        assert page.strategy == "walk", sort
+        assert [(r["span_id"], r["seq"]) for r in page.rows] == \
+            _reference(_all_rows(q, f), sort)[100:200], sort
 
 
 def test_the_bounded_strategy_is_exact_when_the_window_holds_every_candidate(
