@@ -7,6 +7,7 @@ import dash_cytoscape as cyto
 from dash import dcc, html
 
 from ._theme import TOKENS
+from .callbacks.graph import describe
 
 REFRESH_MS = 5_000
 PAGE_SIZE = 100
@@ -101,7 +102,7 @@ def page() -> dbc.Container:
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
         filters(),
         table(),
-        html.Div(id="om-graph-hover", className="small text-muted mt-3"),
+        html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),
         graph(),
         modal(),
     ], fluid=True, style={"background": TOKENS["bg"], "minHeight": "100vh"})

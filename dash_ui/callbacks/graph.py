@@ -53,7 +53,9 @@ def register(app: Dash, queries: TraceQueries) -> None:
     def refresh_graph(_n):
         return elements(queries.graph())
 
-    @app.callback(Output("om-graph-hover", "children"), Input("om-graph", "mouseoverNodeData"))
+    # The hint shown before any hover is in the layout: no request at page load.
+    @app.callback(Output("om-graph-hover", "children"), Input("om-graph", "mouseoverNodeData"),
+                  prevent_initial_call=True)
     def hover(node):
         return describe(node)
 

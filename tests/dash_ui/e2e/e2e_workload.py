@@ -11,12 +11,10 @@ import sys
 import threading
 import time
 
+from e2e_support import FAILING_BOOKS, SCRIPT
+
 import otel_monitor
 from otel_monitor import feed, monitor
-
-SCRIPT = ('<script>window.__omInjected = 1</script>'
-          '<img src="x" onerror="window.__omInjected = 2">')
-FAILING_BOOKS = ("b1", "b2", "b3")
 
 
 @monitor("pricing")

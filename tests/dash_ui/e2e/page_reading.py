@@ -9,11 +9,11 @@ from playwright.sync_api import Page
 GRID_ROWS = "#om-grid .ag-center-cols-container .ag-row"
 
 # Each displayed grid row: its row id (span_id:seq) and its cells' text by column id.
-_ROWS_JS = """() => [...document.querySelectorAll('%s')].map(r => {
+_ROWS_JS = """() => [...document.querySelectorAll('GRID_ROWS')].map(r => {
     const cells = {};
     r.querySelectorAll('.ag-cell').forEach(c => { cells[c.getAttribute('col-id')] = c.innerText; });
     return {rowId: r.getAttribute('row-id'), cells};
-})""" % GRID_ROWS
+})""".replace("GRID_ROWS", GRID_ROWS)
 
 # The cytoscape instance dash-cytoscape created (cytoscape registers it on its container).
 CY = "[...document.querySelectorAll('#om-graph, #om-graph *')].find(e => e._cyreg)._cyreg.cy"
@@ -33,9 +33,9 @@ def wait_rows(page: Page, predicate_js: str, timeout: float = 15_000) -> list[di
     """Wait until the grid shows at least one row and every shown row passes
     ``predicate_js`` (a JS function of a row element); then return the rows."""
     page.wait_for_function(
-        """(pred) => { const rs = [...document.querySelectorAll('%s')];
-                       const f = eval(pred); return rs.length > 0 && rs.every(f); }""" % GRID_ROWS,
-        arg=predicate_js, timeout=timeout)
+        """([rows, pred]) => { const rs = [...document.querySelectorAll(rows)];
+                               const f = eval(pred); return rs.length > 0 && rs.every(f); }""",
+        arg=[GRID_ROWS, predicate_js], timeout=timeout)
     return rows(page)
 
 
@@ -54,7 +54,9 @@ def edge_colour(page: Page, edge_id: str) -> str:
 
 
 def node_page_position(page: Page, node_id: str) -> tuple[float, float]:
-    """Where the node is drawn, in page coordinates (to hover or click it)."""
+    """Where the node is drawn, in viewport coordinates (to hover or click it); the
+    graph, below the table, is scrolled into view first."""
+    page.locator("#om-graph").scroll_into_view_if_needed()
     pos = page.evaluate(f"(id) => {CY}.getElementById(id).renderedPosition()", node_id)
     box = page.locator("#om-graph").bounding_box()
     return box["x"] + pos["x"], box["y"] + pos["y"]

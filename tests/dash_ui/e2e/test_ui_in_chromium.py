@@ -7,13 +7,25 @@ import subprocess
 import sys
 
 import pytest
+from e2e_fixtures import (  # noqa: F401
+    browser_context_args,
+    browser_type_launch_args,
+    e2e_store,
+    ui_url,
+)
+from e2e_support import FAILING_BOOKS, SCREENSHOTS, SCRIPT, SERVICES, workload_env
+from page_reading import (
+    cell_of,
+    edge_colour,
+    graph_ready,
+    node_page_position,
+    open_ui,
+    rows,
+    wait_rows,
+)
 from playwright.sync_api import Page, expect
 
-from conftest import SCREENSHOTS, SERVICES, workload_env
 from dash_ui._theme import TOKENS
-from e2e_workload import FAILING_BOOKS, SCRIPT
-from page_reading import (cell_of, edge_colour, graph_ready, node_page_position, open_ui,
-                          rows, wait_rows)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -46,7 +58,7 @@ def first_row(page: Page, process: str, status: str) -> dict:
 
 
 @pytest.fixture
-def ui(page: Page, ui_url: str) -> Page:
+def ui(page: Page, ui_url: str) -> Page:  # noqa: F811
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     open_ui(page, ui_url)
@@ -142,7 +154,7 @@ def test_the_reproduce_snippet_raises_the_recorded_exception(ui: Page, tmp_path)
     script = tmp_path / "repro.py"
     script.write_text(code)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          env=workload_env(), timeout=60)
+                          env=workload_env(), timeout=60, check=False)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == recorded
     assert recorded.startswith("ValueError: negative limit for b")

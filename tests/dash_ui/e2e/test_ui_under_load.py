@@ -9,12 +9,13 @@ import subprocess
 import time
 
 import pytest
+from e2e_fixtures import browser_context_args, browser_type_launch_args, e2e_store  # noqa: F401
+from e2e_support import serve, workload
+from page_reading import open_ui, rows
 from playwright.sync_api import Page, expect
 
-from conftest import serve, workload
 from dash_ui._theme import TOKENS
 from exporters.queries import QUEUE_DEPTH_LEVELS
-from page_reading import open_ui, rows
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -98,7 +99,7 @@ def test_an_overflowing_queue_turns_queuedepth_red_and_the_page_still_works(
     assert not errors, errors
 
 
-def test_a_token_protected_page_needs_the_token(page: Page, e2e_store):
+def test_a_token_protected_page_needs_the_token(page: Page, e2e_store):  # noqa: F811
     token = "e2e-token-7f3a"
     with serve(e2e_store, token=token) as url:
         refused = page.goto(url + "/")
