@@ -31,7 +31,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.sqlite_exporter import SQLiteSpanExporter
+from exporters.sqlite_exporter import SQLiteSpanExporter, _attr_text
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _STATUS = {trace_pb2.Status.STATUS_CODE_UNSET: StatusCode.UNSET,
@@ -43,6 +43,11 @@ _KIND = {trace_pb2.Span.SPAN_KIND_SERVER: SpanKind.SERVER,
          trace_pb2.Span.SPAN_KIND_CONSUMER: SpanKind.CONSUMER}
 _UNKNOWN_SERVICE = "unknown_service"
 MAX_NAME = 1000  # longest process name kept
+_MAX_TIME_NS = (1 << 63) - 1  # SQLite's INTEGER is signed 64-bit
+# Attributes the store keeps as text: another type from a sender becomes its text,
+# else SQLite refuses the whole batch.
+_TEXT_ATTRS = (C.ATTR_PROCESS_GROUP, C.ATTR_OUTCOME)
+_TEXT_EXCEPTION_ATTRS = ("exception.type", "exception.message", "exception.stacktrace")
 
 
 @dataclass
@@ -101,12 +106,35 @@ def _span_problem(span: trace_pb2.Span) -> str | None:
         return f"span {span.name!r}: start_time_unix_nano is missing"
     if span.end_time_unix_nano < span.start_time_unix_nano:
         return f"span {span.name!r}: ends before it starts"
+    if span.end_time_unix_nano > _MAX_TIME_NS:
+        return f"span {span.name!r}: end_time_unix_nano is out of range"
     return None
 
 
-def to_readable(span: trace_pb2.Span, resource: Resource, service: str | None,
-                scope: InstrumentationScope) -> ReadableSpan:
-    attrs = attributes(span.attributes)
+def _local_parent_problem(span: trace_pb2.Span, attrs: dict[str, Any]) -> str | None:
+    """otel-monitor's own parent link (16 hex digits), which the exporter reads as an id."""
+    value = attrs.get(C.ATTR_LOCAL_PARENT)
+    if not value:
+        return None
+    if isinstance(value, str) and len(value) <= 16:
+        try:
+            int(value, 16)
+            return None
+        except ValueError:
+            pass
+    return f"span {span.name!r}: {C.ATTR_LOCAL_PARENT} must be at most 16 hex digits"
+
+
+def _as_text(attrs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    for key in keys:
+        value = attrs.get(key)
+        if value is not None and not isinstance(value, str):
+            attrs[key] = _attr_text(value)
+    return attrs
+
+
+def to_readable(span: trace_pb2.Span, attrs: dict[str, Any], resource: Resource,
+                service: str | None, scope: InstrumentationScope) -> ReadableSpan:
     parent = None
     if span.parent_span_id and any(span.parent_span_id):
         parent = SpanContext(int.from_bytes(span.trace_id, "big"),
@@ -117,8 +145,9 @@ def to_readable(span: trace_pb2.Span, resource: Resource, service: str | None,
                             int.from_bytes(span.span_id, "big"), True, _SAMPLED),
         parent=parent,
         resource=resource,
-        attributes=attrs,
-        events=[Event(e.name, attributes(e.attributes), e.time_unix_nano) for e in span.events],
+        attributes=_as_text(attrs, _TEXT_ATTRS),
+        events=[Event(e.name, _as_text(attributes(e.attributes), _TEXT_EXCEPTION_ATTRS),
+                      e.time_unix_nano) for e in span.events],
         kind=_KIND.get(span.kind, SpanKind.INTERNAL),
         status=Status(_STATUS.get(span.status.code, StatusCode.UNSET),
                       span.status.message or None),
@@ -147,11 +176,13 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
                 problem = _span_problem(span)
                 if problem is None and span.span_id in seen:
                     problem = f"span {span.span_id.hex()}: sent twice in one request"
+                attrs = attributes(span.attributes) if problem is None else {}
+                problem = problem or _local_parent_problem(span, attrs)
                 if problem is not None:
                     out.reject(problem)
                     continue
                 seen.add(span.span_id)
-                out.spans.append(to_readable(span, resource, service, scope))
+                out.spans.append(to_readable(span, attrs, resource, service, scope))
     return out
 
 

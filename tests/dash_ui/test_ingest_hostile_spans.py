@@ -1,0 +1,102 @@
+"""Spans whose fields parse as OTLP but cannot be stored as they are: each is left out
+(or its field turned into text) and the request answered 200 with partial_success —
+never a 500, and never a 503 that a sender would retry for ever. The ingest app is
+served by uvicorn in this process (``ServedApp``)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+
+import httpx
+import pytest
+
+from api_server import ServedApp
+from dash_ui.ingest import INGEST_TOKEN_ENV, create_ingest_app
+from exporters.store import SpanStore
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def span(span_id: str, **extra) -> dict:
+    now = time.time_ns()
+    out = {"traceId": TRACE, "spanId": span_id, "name": "op",
+           "startTimeUnixNano": str(now - 1000), "endTimeUnixNano": str(now)}
+    out.update(extra)
+    return out
+
+
+def attr(key: str, value: dict) -> dict:
+    return {"key": key, "value": value}
+
+
+def post(url: str, *spans: dict) -> httpx.Response:
+    body = {"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", {"stringValue": "hostile"})]},
+        "scopeSpans": [{"spans": list(spans)}]}]}
+    return httpx.post(f"{url}/traces", content=json.dumps(body),
+                      headers={"content-type": "application/json"}, timeout=30)
+
+
+def stored(db, span_id: str) -> dict | None:
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        row = con.execute("SELECT * FROM process_trace WHERE span_id = ?", (span_id,)).fetchone()
+        return dict(row) if row else None
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    db = tmp_path_factory.mktemp("hostile") / "s.db"
+    SpanStore(db).close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(INGEST_TOKEN_ENV, raising=False)
+        app = create_ingest_app(db)
+    with ServedApp(app) as server:
+        yield server.url, db
+
+
+KVLIST = {"kvlistValue": {"values": [attr("a", {"intValue": "1"})]}}
+
+REJECTED = [
+    # (case, span fields, words in partial_success's message)
+    ("local parent id not hex",
+     {"attributes": [attr("monitor.local_parent_span_id", {"stringValue": "zz"})]},
+     "monitor.local_parent_span_id"),
+    ("local parent id past 64 bits",
+     {"attributes": [attr("monitor.local_parent_span_id", {"stringValue": "f" * 40})]},
+     "monitor.local_parent_span_id"),
+    ("start time past what SQLite holds",
+     {"startTimeUnixNano": str(2**64 - 2), "endTimeUnixNano": str(2**64 - 1)},
+     "out of range"),
+]
+
+
+@pytest.mark.parametrize("n, fields, words", [(n, *c[1:]) for n, c in enumerate(REJECTED)],
+                         ids=[c[0] for c in REJECTED])
+def test_a_span_that_cannot_be_stored_is_rejected_and_the_rest_written(served, n, fields,
+                                                                       words):
+    url, db = served
+    bad_id, good_id = f"{0xb00 + 2 * n:016x}", f"{0xb01 + 2 * n:016x}"
+    r = post(url, span(bad_id, **fields), span(good_id))
+    assert r.status_code == 200, r.text
+    partial = r.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and words in partial["errorMessage"]
+    assert stored(db, bad_id) is None and stored(db, good_id) is not None
+
+
+def test_fields_of_another_type_are_stored_as_text(served):
+    url, db = served
+    r = post(url, span("00000000000000d1", status={"code": 2}, attributes=[
+        attr("monitor.process_group", KVLIST), attr("monitor.outcome", {"intValue": "3"})],
+        events=[{"name": "exception", "timeUnixNano": str(time.time_ns()), "attributes": [
+            attr("exception.type", KVLIST),
+            attr("exception.stacktrace", {"arrayValue": {"values": [
+                {"stringValue": "line 1"}]}})]}]))
+    assert r.status_code == 200 and r.json() == {}, r.text
+    row = stored(db, "00000000000000d1")
+    assert row["process_group"] == "{'a': 1}" and row["outcome"] == "3"
+    assert (row["exception_type"], row["exception"]) == ("{'a': 1}", "['line 1']")
