@@ -12,6 +12,8 @@ Any OpenTelemetry SDK, or a Collector's ``otlphttp`` exporter, can send here:
 * a body that cannot be read is a 400 whose ``google.rpc.Status`` message says why,
   with nothing written; spans that cannot be stored (bad ids, already stored) are
   left out and counted in the response's ``partial_success``, per the OTLP spec;
+* input and output values are cut to ``OTEL_MONITOR_MAX_VALUE_LENGTH`` (default 1000)
+  with local capture's marker, as a local call's values are;
 * the spans of one request are written in one transaction, all or none; a store that
   stays locked by another writer for ``busy_timeout_s`` answers 503 (the sender retries).
 
@@ -237,7 +239,7 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) ->
     def store(body: bytes, kind: str) -> Converted:
         message = parse(body, kind)
         try:
-            converted = convert(message)
+            converted = convert(message, max_value_length=writer.max_value_length)
         except RecursionError:  # values nested past Python's recursion limit
             raise Rejected(400, code_pb2.INVALID_ARGUMENT,
                            "attribute values nested too deeply") from None

@@ -32,6 +32,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from exporters import columns as C
 from exporters.sqlite_exporter import SQLiteSpanExporter, _attr_text
+from otel_monitor._capture import DEFAULT_MAX_LENGTH, TRUNCATION_MARKER
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _STATUS = {trace_pb2.Status.STATUS_CODE_UNSET: StatusCode.UNSET,
@@ -125,6 +126,20 @@ def _local_parent_problem(span: trace_pb2.Span, attrs: dict[str, Any]) -> str | 
     return f"span {span.name!r}: {C.ATTR_LOCAL_PARENT} must be at most 16 hex digits"
 
 
+def bounded(text: str, max_length: int) -> str:
+    """``text`` cut to ``max_length`` with local capture's marker counting the rest."""
+    over = len(text) - max_length
+    return text[:max_length] + TRUNCATION_MARKER.format(n=over) if over > 0 else text
+
+
+def _bound_values(attrs: dict[str, Any], max_length: int) -> None:
+    """The values that become Data Value rows, as text within local capture's bound:
+    a sender's 10 MB attribute is not a 10 MB row."""
+    for key, value in attrs.items():
+        if key.startswith(C.ATTR_INPUT_PREFIX) or key == C.ATTR_OUTPUT_RETURN:
+            attrs[key] = bounded(_attr_text(value), max_length)
+
+
 def _as_text(attrs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     for key in keys:
         value = attrs.get(key)
@@ -157,15 +172,18 @@ def to_readable(span: trace_pb2.Span, attrs: dict[str, Any], resource: Resource,
     )
 
 
-def convert(request: ExportTraceServiceRequest) -> Converted:
+def convert(request: ExportTraceServiceRequest, *,
+            max_value_length: int = DEFAULT_MAX_LENGTH) -> Converted:
     """Every span of the request as a ReadableSpan, or rejected with a reason (bad ids,
-    no name or start time, a span id seen twice in the request)."""
+    no name or start time, a span id seen twice in the request). Input and output values
+    are cut to ``max_value_length`` as local capture cuts them."""
     out = Converted()
     seen: set[bytes] = set()
     for resource_spans in request.resource_spans:
         resource_attrs = attributes(resource_spans.resource.attributes)
         service = resource_attrs.get("service.name")
-        service = service if isinstance(service, str) and service else None
+        # Cut like a process name: it is copied into every span row of the resource.
+        service = service[:MAX_NAME] if isinstance(service, str) and service else None
         # Only service.name is read back from the resource: keep the rest out of
         # Resource's own checks (it drops nested values with a warning per span).
         resource = Resource({"service.name": service} if service else {})
@@ -182,6 +200,7 @@ def convert(request: ExportTraceServiceRequest) -> Converted:
                     out.reject(problem)
                     continue
                 seen.add(span.span_id)
+                _bound_values(attrs, max_value_length)
                 out.spans.append(to_readable(span, attrs, resource, service, scope))
     return out
 
@@ -192,7 +211,10 @@ def _signed(span_id: int) -> int:
 
 class IngestWriter(SQLiteSpanExporter):
     """The SQLite exporter, writing one request's spans as one transaction: spans already
-    in the store (a sender's retry) are left out first, so a batch is never split."""
+    in the store (a sender's retry) are left out first, so a batch is never split.
+    ``max_value_length``: the store's bound on a value, for ``convert``."""
+
+    max_value_length: int = DEFAULT_MAX_LENGTH
 
     def write(self, converted: Converted) -> None:
         """Store ``converted.spans``; an already stored span is moved to the rejected.
@@ -234,7 +256,9 @@ def open_writer(db_path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0
     from otel_monitor._config import load_settings
 
     settings = load_settings({"db_path": os.fspath(db_path)})
-    return IngestWriter(
+    writer = IngestWriter(
         settings.db_path, retention_hours=settings.retention_hours,
         purge_interval_s=settings.purge_interval_s, busy_timeout_s=busy_timeout_s,
         max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)
+    writer.max_value_length = settings.max_value_length  # OTEL_MONITOR_MAX_VALUE_LENGTH
+    return writer

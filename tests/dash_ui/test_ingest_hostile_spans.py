@@ -13,6 +13,7 @@ import pytest
 
 from api_server import ServedApp
 from dash_ui.ingest import INGEST_TOKEN_ENV, create_ingest_app
+from dash_ui.ingest_spans import MAX_NAME
 from exporters.store import SpanStore
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -100,3 +101,57 @@ def test_fields_of_another_type_are_stored_as_text(served):
     row = stored(db, "00000000000000d1")
     assert row["process_group"] == "{'a': 1}" and row["outcome"] == "3"
     assert (row["exception_type"], row["exception"]) == ("{'a': 1}", "['line 1']")
+
+
+# -- value lengths: the bounds of local capture --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def short_values(tmp_path_factory):
+    """An ingest app on a store whose writers keep values of at most 40 characters."""
+    db = tmp_path_factory.mktemp("bounded") / "s.db"
+    SpanStore(db).close()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(INGEST_TOKEN_ENV, raising=False)
+        mp.setenv("OTEL_MONITOR_MAX_VALUE_LENGTH", "40")
+        app = create_ingest_app(db)
+    with ServedApp(app) as server:
+        yield server.url, db
+
+
+def data_values(db, span_id: str) -> dict[str, str]:
+    con = sqlite3.connect(db)
+    try:
+        return dict(con.execute("SELECT data, data_value FROM data_trace WHERE span_id = ?",
+                                (span_id,)))
+    finally:
+        con.close()
+
+
+def test_values_are_cut_to_max_value_length_with_the_local_marker(short_values):
+    url, db = short_values
+    r = post(url, span("00000000000000e1", attributes=[
+        attr("monitor.input.big", {"stringValue": "x" * 2_000_000}),
+        attr("monitor.input.items", {"arrayValue": {"values": [{"intValue": "7"}] * 100}}),
+        attr("monitor.input.small", {"stringValue": "'ok'"}),
+        attr("monitor.output.return", {"stringValue": "y" * 50})]))
+    assert r.status_code == 200 and r.json() == {}, r.text
+    assert data_values(db, "00000000000000e1") == {
+        "big": "x" * 40 + "…<1999960 more chars>",
+        "items": "[7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, …<260 more chars>",
+        "small": "'ok'",
+        "return": "y" * 40 + "…<10 more chars>"}
+
+
+def test_a_huge_service_name_is_not_copied_into_every_span(short_values):
+    url, db = short_values
+    spans = [span(f"{0xe10 + i:016x}") for i in range(20)]
+    body = {"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", {"stringValue": "s" * 500_000})]},
+        "scopeSpans": [{"spans": spans}]}]}
+    r = httpx.post(f"{url}/traces", content=json.dumps(body),
+                   headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 200 and r.json() == {}, r.text
+    row = stored(db, f"{0xe10:016x}")
+    # Cut like a process name (an identifier: no marker), not per value length.
+    assert row["service_name"] == "s" * MAX_NAME and row["process"] == "s" * MAX_NAME
