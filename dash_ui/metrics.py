@@ -6,7 +6,10 @@ process-global one, so several apps in one process do not mix their figures).
 Counters of calls and errors and the duration histogram count the calls written to
 the store *since this server started*: each scrape reads only the spans with an id
 above the last one it counted (``spans.id`` never goes back, even after a purge), at
-most ``max_spans_per_scrape`` of them, aggregated in SQL. A purge removes rows the
+most ``max_spans_per_scrape`` of them, aggregated in SQL. At most ``max_call_series``
+(process, service) series are kept; the calls of names seen after that are counted under
+``process="(other)", service="(other)"``, so a sender of ever new span names cannot grow
+the server's memory or Prometheus's series without bound. A purge removes rows the
 counters already hold, so it never makes them go down; a restart is a counter reset,
 which ``rate()`` and ``increase()`` handle. The rest (queue depth, dropped, write lag
 and OTLP failures per exporting process, feed ages) are read from the small ``health``
@@ -39,6 +42,10 @@ DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1
                       5.0, 10.0)
 MAX_SPANS_PER_SCRAPE = 200_000   # new calls aggregated per scrape; the rest on the next
 MAX_LABELLED_ROWS = 1_000        # health rows and feeds exposed (most recently updated)
+# (process, service) series of the call metrics: ingested spans can carry any number of
+# names; past this, new ones are counted together under OTHER.
+MAX_CALL_SERIES = 2_000
+OTHER = "(other)"
 PREFIX = "otel_monitor"
 _NS = 1e9
 
@@ -65,11 +72,13 @@ class StoreMetrics:
 
     def __init__(self, db_path: str | os.PathLike[str], *,
                  max_spans_per_scrape: int = MAX_SPANS_PER_SCRAPE,
+                 max_call_series: int = MAX_CALL_SERIES,
                  after_span_id: int | None = None) -> None:
         """``after_span_id``: count the spans with a higher id (default: the store's
         highest now, i.e. the calls written from now on)."""
         self._store = SpanStore(db_path, readonly=True)
         self._max_spans = max_spans_per_scrape
+        self._max_series = max_call_series
         self._lock = threading.Lock()  # one scrape at a time: they share the tail position
         self._calls: dict[tuple[str, str], _CallStats] = {}
         self._alerts: Counter[tuple[str, str]] = Counter()
@@ -97,13 +106,21 @@ class StoreMetrics:
         if upto > self._last_span:
             for pid, service, calls, errors, total_ms, *buckets in self._q(
                     CALLS_SQL, (self._last_span, upto)):
-                stats = self._calls.setdefault((self._process_name(pid), service), _CallStats())
+                stats = self._series((self._process_name(pid), service))
                 stats.calls += calls
                 stats.errors += errors
                 stats.duration_ms += total_ms or 0.0
                 stats.buckets = [a + b for a, b in zip(stats.buckets, buckets)]
             self._last_span = upto
         self._backlog = max(0, newest - self._last_span)  # < 0 once a purge emptied spans
+
+    def _series(self, key: tuple[str, str]) -> _CallStats:
+        stats = self._calls.get(key)
+        if stats is None:
+            if len(self._calls) >= self._max_series:
+                key = (OTHER, OTHER)
+            stats = self._calls.setdefault(key, _CallStats())
+        return stats
 
     def _tail_alerts(self) -> None:
         newest = self._max_id("alerts")
