@@ -25,7 +25,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import closing, contextmanager
 
@@ -33,7 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from bench_ui_queries import ROWS_PER_CALL, generate
+from bench_ui_queries import ROWS_PER_CALL, cached_store_path, generate
 
 TARGET_S = 1.5
 WINDOW_S = 1800               # what the page shows: the last 30 min
@@ -93,6 +92,12 @@ def newest_call_age_s(path: str) -> float | None:
     return None if newest is None else (time.time_ns() - newest) / 1e9
 
 
+def calls_in_window(path: str) -> int:
+    since = time.time_ns() - WINDOW_S * 10**9
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+        return c.execute("SELECT count(*) FROM spans WHERE start_ns >= ?", (since,)).fetchone()[0]
+
+
 def ensure_store(path: str, calls: int) -> None:
     age = newest_call_age_s(path) if os.path.exists(path) else None
     if age is not None and age < WINDOW_S / 2:
@@ -101,10 +106,11 @@ def ensure_store(path: str, calls: int) -> None:
     why = "none cached" if age is None else f"cached store's newest call is {age:.0f} s old"
     t0 = time.perf_counter()
     generate(path + ".part", calls)
+    for suffix in ("-wal", "-shm"):  # the old store's, and the generator's (both closed)
+        for old in (path + suffix, path + ".part" + suffix):
+            if os.path.exists(old):
+                os.remove(old)
     os.replace(path + ".part", path)
-    for suffix in ("-wal", "-shm"):
-        if os.path.exists(path + ".part" + suffix):
-            os.remove(path + ".part" + suffix)
     print(f"store: {path} generated ({why}) in {time.perf_counter() - t0:.0f} s "
           f"({calls:,} calls, {calls * ROWS_PER_CALL:,} data rows)")
 
@@ -180,9 +186,9 @@ def main() -> int:
     if args.serve_reference:
         serve_reference(args.port)
         return 0
-    path = args.db or os.path.join(tempfile.gettempdir(),
-                                   f"otel_monitor_bench_ui_{args.calls}.db")
+    path = args.db or cached_store_path(args.calls)
     ensure_store(path, args.calls)
+    print(f"calls in the page's 30-min window now: {calls_in_window(path):,}")
     from playwright.sync_api import sync_playwright
 
     ui_cmd = [sys.executable, "-m", "otel_monitor.cli", "serve", "--db", path]
