@@ -15,7 +15,9 @@ Any OpenTelemetry SDK, or a Collector's ``otlphttp`` exporter, can send here:
 * input and output values are cut to ``OTEL_MONITOR_MAX_VALUE_LENGTH`` (default 1000)
   with local capture's marker, as a local call's values are;
 * the spans of one request are written in one transaction, all or none; a store that
-  stays locked by another writer for ``busy_timeout_s`` answers 503 (the sender retries).
+  stays locked by another writer for ``busy_timeout_s`` answers 503 (the sender retries);
+* at most ``max_concurrent`` requests are read and written at once; past that a request
+  is answered 503 with ``Retry-After`` before its body is read, so memory stays bounded.
 
 Responses are in the request's encoding: an ``ExportTraceServiceResponse``, or a
 ``google.rpc.Status`` on error.
@@ -51,6 +53,10 @@ _log = logging.getLogger("otel_monitor")
 INGEST_TOKEN_ENV = "OTEL_MONITOR_INGEST_TOKEN"
 MAX_BYTES_ENV = "OTEL_MONITOR_INGEST_MAX_BYTES"
 DEFAULT_MAX_BYTES = 8 * 2**20
+# Requests read, decoded and written at once. One in hand holds its body and its decoded
+# spans (~30x the body: ~200 MB for an 8 MiB body of small spans); decoding and writing
+# are serialised by the GIL and the store's lock anyway, so more would only cost memory.
+DEFAULT_MAX_CONCURRENT = 4
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
@@ -216,18 +222,21 @@ def export_response(converted: Converted) -> ExportTraceServiceResponse:
 
 def refused(rejected: Rejected, kind: str) -> Response:
     status = status_pb2.Status(code=rejected.code, message=rejected.message)
-    headers = {"WWW-Authenticate": "Bearer"} if rejected.status == 401 else None
     response = encoded(status, kind, rejected.status)
-    if headers:
-        response.headers.update(headers)
+    if rejected.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    elif rejected.status == 503:  # OTLP senders retry a 503, after Retry-After if given
+        response.headers["Retry-After"] = "1"
     return response
 
 
 # -- the router -----------------------------------------------------------------------
 
 
-def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) -> APIRouter:
+def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int,
+                  max_concurrent: int = DEFAULT_MAX_CONCURRENT) -> APIRouter:
     router = APIRouter()
+    in_hand = 0  # requests past the token check, not answered yet (event loop only)
 
     def authorised(request: Request) -> bool:
         if token is None:
@@ -248,12 +257,18 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) ->
 
     @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)")
     async def traces(request: Request) -> Response:
+        nonlocal in_hand
         kind = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
+        admitted = False
         try:
             if not authorised(request):
                 raise Rejected(401, code_pb2.UNAUTHENTICATED, "a valid bearer token is "
                                "required (Authorization: Bearer <token>)")
             kind = media_type(request)
+            if in_hand >= max_concurrent:  # before reading the body: it costs nothing yet
+                raise Rejected(503, code_pb2.UNAVAILABLE, f"busy: {max_concurrent} requests "
+                               "are being written; retry")
+            in_hand, admitted = in_hand + 1, True
             body = await read_body(request, max_bytes)
             # Decoding a large body is CPU work: off the event loop, like the write.
             converted = await run_in_threadpool(store, body, kind)
@@ -263,13 +278,17 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int) ->
             _log.warning("otel-monitor: OTLP spans not written: %s", exc)
             return refused(Rejected(503, code_pb2.UNAVAILABLE,
                                     f"the store cannot be written now: {exc}"), kind)
+        finally:
+            if admitted:
+                in_hand -= 1
         return encoded(export_response(converted), kind)
 
     return router
 
 
 def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None = None,
-                      max_bytes: int | None = None, busy_timeout_s: float = 5.0) -> FastAPI:
+                      max_bytes: int | None = None, busy_timeout_s: float = 5.0,
+                      max_concurrent: int = DEFAULT_MAX_CONCURRENT) -> FastAPI:
     """An app with ``POST /traces`` only, mounted at ``/v1`` by ``create_server_app``
     beside the API: a sub-app, so it has its own token (see the module's docstring)
     rather than the API's. A bad setting raises ``StoreError`` naming it."""
@@ -280,5 +299,6 @@ def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None =
         raise StoreError(f"OTLP ingest: {exc}") from None
     app = FastAPI(title="otel-monitor OTLP ingest", docs_url=None, redoc_url=None,
                   openapi_url=None)
-    app.include_router(ingest_router(writer, token=ingest_token(ui_token), max_bytes=limit))
+    app.include_router(ingest_router(writer, token=ingest_token(ui_token), max_bytes=limit,
+                                     max_concurrent=max_concurrent))
     return app

@@ -92,3 +92,41 @@ def test_a_store_locked_by_another_writer_is_a_503_then_the_retry_lands(db):
         r = httpx.post(f"{url}/traces", content=_body("00000000000000c1"),
                        headers={"content-type": "application/json"}, timeout=10)
         assert r.status_code == 200 and _stored(db) == 1
+
+
+def test_requests_past_the_concurrency_limit_are_a_503_to_retry(db):
+    """A request in hand holds its body and decoded spans (~30x the body in memory):
+    past ``max_concurrent`` of them the server answers 503 at once, before reading the
+    body, rather than holding any number of them."""
+    import threading
+
+    ingest = create_ingest_app(db, busy_timeout_s=30, max_concurrent=1)
+    with ServedApp(ingest) as served:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # both requests wait on the store if admitted
+        answers: dict[str, httpx.Response] = {}
+
+        def send(span_id: str) -> None:
+            answers[span_id] = httpx.post(f"{served.url}/traces", content=_body(span_id),
+                                          headers={"content-type": "application/json"},
+                                          timeout=60)
+
+        senders = [threading.Thread(target=send, args=(f"00000000000000d{i}",))
+                   for i in (1, 2)]
+        for t in senders:
+            t.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not answers and time.monotonic() < deadline:
+                time.sleep(0.01)
+            (refused_id, refused), = answers.items()  # one answered while the other waits
+            assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+            assert refused.json()["code"] == code_pb2.UNAVAILABLE
+            assert "busy" in refused.json()["message"]
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+            for t in senders:
+                t.join(60)
+        admitted, = (r for i, r in answers.items() if i != refused_id)
+        assert admitted.status_code == 200 and _stored(db) == 1
