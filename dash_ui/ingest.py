@@ -17,13 +17,15 @@ Any OpenTelemetry SDK, or a Collector's ``otlphttp`` exporter, can send here:
 * the spans of one request are written in one transaction, all or none; a store that
   stays locked by another writer for ``busy_timeout_s`` answers 503 (the sender retries);
 * at most ``max_concurrent`` requests are read and written at once; past that a request
-  is answered 503 with ``Retry-After`` before its body is read, so memory stays bounded.
+  waits up to ``wait_s`` for its turn before its body is read, then is answered 503 with
+  ``Retry-After``, so memory stays bounded.
 
 Responses are in the request's encoding: an ``ExportTraceServiceResponse``, or a
 ``google.rpc.Status`` on error.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import json
@@ -234,9 +236,12 @@ def refused(rejected: Rejected, kind: str) -> Response:
 
 
 def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int,
-                  max_concurrent: int = DEFAULT_MAX_CONCURRENT) -> APIRouter:
+                  max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+                  wait_s: float = 5.0) -> APIRouter:
     router = APIRouter()
-    in_hand = 0  # requests past the token check, not answered yet (event loop only)
+    # A request waits up to wait_s for a turn, holding only its socket (its body unread):
+    # a Collector's several export workers queue up instead of being refused at once.
+    turns = asyncio.Semaphore(max_concurrent)
 
     def authorised(request: Request) -> bool:
         if token is None:
@@ -257,7 +262,6 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int,
 
     @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)")
     async def traces(request: Request) -> Response:
-        nonlocal in_hand
         kind = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
         admitted = False
         try:
@@ -265,10 +269,13 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int,
                 raise Rejected(401, code_pb2.UNAUTHENTICATED, "a valid bearer token is "
                                "required (Authorization: Bearer <token>)")
             kind = media_type(request)
-            if in_hand >= max_concurrent:  # before reading the body: it costs nothing yet
+            try:
+                async with asyncio.timeout(wait_s):  # acquire() is cancellation-safe
+                    await turns.acquire()
+            except TimeoutError:
                 raise Rejected(503, code_pb2.UNAVAILABLE, f"busy: {max_concurrent} requests "
-                               "are being written; retry")
-            in_hand, admitted = in_hand + 1, True
+                               f"have been in hand for {wait_s:g} s; retry") from None
+            admitted = True
             body = await read_body(request, max_bytes)
             # Decoding a large body is CPU work: off the event loop, like the write.
             converted = await run_in_threadpool(store, body, kind)
@@ -280,7 +287,7 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int,
                                     f"the store cannot be written now: {exc}"), kind)
         finally:
             if admitted:
-                in_hand -= 1
+                turns.release()
         return encoded(export_response(converted), kind)
 
     return router
@@ -288,7 +295,8 @@ def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int,
 
 def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None = None,
                       max_bytes: int | None = None, busy_timeout_s: float = 5.0,
-                      max_concurrent: int = DEFAULT_MAX_CONCURRENT) -> FastAPI:
+                      max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+                      wait_s: float = 5.0) -> FastAPI:
     """An app with ``POST /traces`` only, mounted at ``/v1`` by ``create_server_app``
     beside the API: a sub-app, so it has its own token (see the module's docstring)
     rather than the API's. A bad setting raises ``StoreError`` naming it."""
@@ -300,5 +308,5 @@ def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None =
     app = FastAPI(title="otel-monitor OTLP ingest", docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.include_router(ingest_router(writer, token=ingest_token(ui_token), max_bytes=limit,
-                                     max_concurrent=max_concurrent))
+                                     max_concurrent=max_concurrent, wait_s=wait_s))
     return app

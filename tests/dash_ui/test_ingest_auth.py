@@ -96,11 +96,11 @@ def test_a_store_locked_by_another_writer_is_a_503_then_the_retry_lands(db):
 
 def test_requests_past_the_concurrency_limit_are_a_503_to_retry(db):
     """A request in hand holds its body and decoded spans (~30x the body in memory):
-    past ``max_concurrent`` of them the server answers 503 at once, before reading the
-    body, rather than holding any number of them."""
+    past ``max_concurrent`` of them a request waits ``wait_s`` for its turn, its body
+    unread, then is answered 503, rather than the server holding any number of them."""
     import threading
 
-    ingest = create_ingest_app(db, busy_timeout_s=30, max_concurrent=1)
+    ingest = create_ingest_app(db, busy_timeout_s=30, max_concurrent=1, wait_s=0.3)
     with ServedApp(ingest) as served:
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # both requests wait on the store if admitted
@@ -119,7 +119,8 @@ def test_requests_past_the_concurrency_limit_are_a_503_to_retry(db):
             deadline = time.monotonic() + 30
             while not answers and time.monotonic() < deadline:
                 time.sleep(0.01)
-            (refused_id, refused), = answers.items()  # one answered while the other waits
+            # One answered after its wait, while the other is still waiting on the store.
+            (refused_id, refused), = answers.items()
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
             assert refused.json()["code"] == code_pb2.UNAVAILABLE
             assert "busy" in refused.json()["message"]
