@@ -56,7 +56,8 @@ def _root() -> html.Div:
 
 
 EMBED_ROUTE = "_otel-monitor/assets/"
-EMBED_ASSETS = ("bootstrap.min.css", "otel.css", "dashAgGridComponentFunctions.js")
+EMBED_ASSETS = ("bootstrap.min.css", "otel.css", "dashAgGridComponentFunctions.js",
+                "omLiveRefresh.js")
 
 
 def embed_ui(app: dash.Dash, db_path: str | os.PathLike[str], *,

@@ -66,7 +66,8 @@ def register(app: Dash, queries: TraceQueries) -> None:
                      row_filter(start_date, end_date, process, data, errors_only, service))
 
     # A filter change drops the cached blocks (the grid asks again from the top); the
-    # live tick refreshes the cached blocks in place, so the user keeps their place.
+    # live tick refreshes the cached blocks in place, keeping the rows the user is
+    # reading in view (assets/omLiveRefresh.js).
     app.clientside_callback(
         """function(a, b, c, d, e, f) {
             try { dash_ag_grid.getApi("om-grid").purgeInfiniteCache(); } catch (err) {}
@@ -79,7 +80,7 @@ def register(app: Dash, queries: TraceQueries) -> None:
         prevent_initial_call=True)
     app.clientside_callback(
         """function(n) {
-            try { dash_ag_grid.getApi("om-grid").refreshInfiniteCache(); } catch (err) {}
+            try { window.omLiveRefresh("om-grid"); } catch (err) {}
             return window.dash_clientside.no_update;
         }""",
         Output("om-grid-refreshed", "data"),
