@@ -7,7 +7,8 @@ BatchSpanProcessor's bounded queue, drained on its own thread), and a store that
 cannot be written does not hold spans back from OTLP.
 
 What the exporter sent and failed to send is counted by ``CountingSpanExporter``
-and written into every health row (``otlp_exported`` / ``otlp_failed``).
+and written into every health row (``otlp_exported`` / ``otlp_failed``); spans that
+found the queue full count as failed (``DualWriteProcessor``).
 """
 from __future__ import annotations
 
@@ -66,11 +67,40 @@ class CountingSpanExporter(SpanExporter):
 
 class DualWriteProcessor(BatchSpanProcessor):
     """The SDK's BatchSpanProcessor over a ``CountingSpanExporter``; ``health`` reads
-    its counts."""
+    its counts, the spans it had no room for among the failed.
+
+    The SDK's queue drops a span once full and only logs it, so its drops would be lost
+    to the figures. Here a span is admitted only while fewer than the queue's size are
+    in hand (handed over, not yet exported nor failed): the SDK's queue, which holds no
+    more than that, never drops, and a span refused here is counted as failed.
+    """
 
     def __init__(self, exporter: CountingSpanExporter) -> None:
-        super().__init__(exporter)
-        self.health = exporter.health
+        # The SDK's own reading of OTEL_BSP_MAX_QUEUE_SIZE (default 2048).
+        self.queue_size = BatchSpanProcessor._default_max_queue_size()
+        super().__init__(exporter, max_queue_size=self.queue_size)
+        self._counts = exporter
+        self._admitted = 0
+        self._refused = 0
+        self._lock = threading.Lock()
+
+    def on_end(self, span: Any) -> None:
+        if not (span.context and span.context.trace_flags.sampled):
+            return  # the SDK's processor ignores these too
+        with self._lock:
+            done = self._counts.exported + self._counts.failed
+            if self._admitted - done >= self.queue_size:
+                self._refused += 1
+                return
+            self._admitted += 1
+        super().on_end(span)
+
+    def health(self) -> dict[str, int]:
+        """Figures for ``SQLiteSpanExporter.health_sources``."""
+        figures = self._counts.health()
+        with self._lock:
+            figures["otlp_failed"] += self._refused
+        return figures
 
 
 def otlp_protocol(settings: Settings) -> str:

@@ -73,3 +73,24 @@ def test_an_unsupported_protocol_from_the_environment_is_refused(tmp_path, monke
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
     with pytest.raises(ConfigError, match="'http/json' is not supported"):
         otel_monitor.configure(db_path=tmp_path / "x.db")
+
+
+def test_spans_past_the_full_otlp_queue_are_counted_as_failed(tmp_path, monkeypatch):
+    """The SDK's batch queue drops spans once full and only logs it: with the Collector
+    down, every call past the queue is lost to OTLP and must show in otlp_failed too."""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "20")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20")
+    db = tmp_path / "full.db"
+    otel_monitor.configure(db_path=db, flush_interval_s=0.05,
+                           otlp_endpoint=f"http://127.0.0.1:{_closed_port()}")
+    try:
+        for i in range(300):  # far more than the queue holds during one failed export
+            quote("EURUSD", i)
+        store = Store(db)
+        assert len(store.calls(quote)) == 300  # SQLite has every call
+        health = _health_until(store, lambda h: (h["otlp_exported"] or 0) +
+                               (h["otlp_failed"] or 0) == 300, timeout_s=20)
+        assert health["otlp_exported"] == 0 and health["otlp_failed"] == 300
+    finally:
+        otel_monitor.shutdown()
