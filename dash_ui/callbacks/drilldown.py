@@ -47,6 +47,10 @@ def sparkline(series: dict[str, Any]) -> go.Figure:
     fig.update_layout(template="plotly_dark", height=220, margin=dict(l=40, r=10, t=30, b=30),
                       paper_bgcolor=TOKENS["bg"], plot_bgcolor=TOKENS["bg"],
                       title={"text": "duration_ms, last 30 min", "font": {"size": 12}})
+    if not points:  # an old call: say so rather than draw empty axes
+        fig.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, annotations=[
+            {"text": "no calls in the last 30 min", "showarrow": False,
+             "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5}])
     return fig
 
 

@@ -349,3 +349,12 @@ def test_graph_nodes_show_short_labels_and_keep_the_full_name():
                       "MarketDataClient.fetch_quote",
                       "otel_monitor.demo.black_scholes": "black_scholes",
                       "bbg.fx": "bbg.fx"}
+
+
+def test_a_sparkline_without_calls_in_its_window_says_so():
+    from dash_ui.callbacks.drilldown import sparkline
+
+    empty = sparkline({"points": []})
+    assert [a.text for a in empty.layout.annotations] == ["no calls in the last 30 min"]
+    drawn = sparkline({"points": [{"start_ns": 10**18, "avg_ms": 2.0}]})
+    assert not drawn.layout.annotations and list(drawn.data[0].y) == [2.0]
