@@ -241,7 +241,10 @@ def mount_metrics(app: FastAPI, db_path: str | os.PathLike[str]) -> None:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        try:
+            encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        except (TypeError, ValueError):  # e.g. "version=abc": it compares it as numbers
+            encoder, content_type = choose_encoder("")  # the text format
         try:
             body = encoder(registry)
         except sqlite3.Error as exc:  # e.g. the store file was removed under us

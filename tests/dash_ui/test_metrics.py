@@ -201,3 +201,21 @@ def test_after_span_id_zero_counts_the_calls_already_in_the_store(store):
     found = scrape(metrics_registry(store, after_span_id=0))
     assert value(found, "otel_monitor_calls_total", process=QUOTE) == 3  # with the first
     assert value(found, "otel_monitor_call_errors_total", process=REJECT) == 1
+
+
+@pytest.mark.parametrize("accept", ["application/openmetrics-text; version=abc",
+                                    "application/openmetrics-text; version=1.0.0"])
+def test_an_accept_header_the_client_library_cannot_read_gets_the_text_format(store, accept):
+    """prometheus_client's choose_encoder raises on a version it cannot compare (a 500):
+    the scrape falls back to the plain text format, which every scraper reads."""
+    from dash_ui.server import create_server_app
+
+    run(1, 0)
+    with ServedApp(create_server_app(store)) as served:
+        got = httpx.get(f"{served.url}/metrics", headers={"accept": accept}, timeout=10)
+    assert got.status_code == 200, got.text
+    if "abc" in accept:
+        assert got.headers["content-type"].startswith("text/plain")
+    else:  # a version it reads keeps its OpenMetrics answer
+        assert got.headers["content-type"].startswith("application/openmetrics-text")
+    assert "otel_monitor_calls" in got.text
