@@ -15,7 +15,6 @@ import json
 import os
 import sqlite3
 import statistics
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,12 +40,12 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    path = os.path.join(tempfile.gettempdir(), f"otel_monitor_bench_ui_{args.calls}.db")
-    if not os.path.exists(path):
-        import bench_ui_queries
+    from bench_ui_queries import cached_store_path, generate
 
+    path = cached_store_path(args.calls)  # bench_ui_queries.py's store, named by the schema
+    if not os.path.exists(path):
         print(f"generating {path} ({args.calls:,} calls)…", flush=True)
-        bench_ui_queries.generate(path, args.calls)
+        generate(path, args.calls)
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     to_ms = conn.execute("SELECT max(start_ns) FROM spans").fetchone()[0] // 1_000_000 + 1
     from_ms = to_ms - 3_600_000

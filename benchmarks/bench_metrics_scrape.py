@@ -17,7 +17,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,12 +41,12 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    path = os.path.join(tempfile.gettempdir(), f"otel_monitor_bench_ui_{args.calls}.db")
-    if not os.path.exists(path):
-        import bench_ui_queries
+    from bench_ui_queries import cached_store_path, generate
 
+    path = cached_store_path(args.calls)  # bench_ui_queries.py's store, named by the schema
+    if not os.path.exists(path):
         print(f"generating {path} ({args.calls:,} calls)…", flush=True)
-        bench_ui_queries.generate(path, args.calls)
+        generate(path, args.calls)
     store = SpanStore(path, readonly=True)
     newest = store.query("SELECT max(id) FROM spans")[0][0]
     spans = store.query("SELECT count(*) FROM spans")[0][0]
