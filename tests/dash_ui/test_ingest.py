@@ -304,9 +304,21 @@ def test_refused_bodies_write_nothing_and_the_server_goes_on(server, case, heade
         assert len(gzip.compress(_big_json(400))) < MAX_BYTES  # small as sent
 
 
-def test_the_api_token_does_not_open_ingest_nor_the_ingest_token_the_api(server):
+def test_a_chunked_body_without_a_length_is_cut_off_at_the_limit(server):
+    """No Content-Length to refuse early: the limit holds while the body is read."""
+    url, db = server
+    before = counts(db)
+    body = _big_json(400)
+    chunks = (body[i:i + 4096] for i in range(0, len(body), 4096))
+    r = httpx.post(f"{url}/v1/traces", content=chunks, headers=JS, timeout=10)
+    assert r.status_code == 413 and "exceeds the limit" in r.json()["message"]
+    assert "content-length" not in r.request.headers and counts(db) == before
+
+
+def test_ingest_needs_its_token_even_where_the_api_is_open(server):
     url, _ = server
-    # The server has no UI token here: the API is open, ingest needs its own token.
+    # The server has no UI token here: the API is open, ingest needs its own token (that
+    # the ingest token does not open the API: test_ingest_auth.py).
     r = httpx.post(f"{url}/v1/traces", headers={"content-type": "application/json"},
                    content=b"{}", timeout=10)
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
