@@ -31,7 +31,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.sqlite_exporter import SQLiteSpanExporter, _attr_text
+# The exporter's own helpers: a value's text and the store's signed form of an id.
+from exporters.sqlite_exporter import SQLiteSpanExporter, _attr_text, _signed
 from otel_monitor._capture import DEFAULT_MAX_LENGTH, TRUNCATION_MARKER
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -203,10 +204,6 @@ def convert(request: ExportTraceServiceRequest, *,
                 _bound_values(attrs, max_value_length)
                 out.spans.append(to_readable(span, attrs, resource, service, scope))
     return out
-
-
-def _signed(span_id: int) -> int:
-    return span_id - (1 << 64) if span_id >= 1 << 63 else span_id
 
 
 class IngestWriter(SQLiteSpanExporter):

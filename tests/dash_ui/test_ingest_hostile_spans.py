@@ -155,3 +155,14 @@ def test_a_huge_service_name_is_not_copied_into_every_span(short_values):
     row = stored(db, f"{0xe10:016x}")
     # Cut like a process name (an identifier: no marker), not per value length.
     assert row["service_name"] == "s" * MAX_NAME and row["process"] == "s" * MAX_NAME
+
+
+def test_a_retry_of_a_span_id_past_2_63_is_rejected_as_already_stored(served):
+    """The store keeps ids as signed 64-bit integers: the retry check must look up the
+    same signed form, or the retry would hit the unique index (a 503 for ever)."""
+    url, db = served
+    for attempt in (1, 2):
+        r = post(url, span("f00000000000000f"))
+        assert r.status_code == 200, r.text
+    assert "already stored" in r.json()["partialSuccess"]["errorMessage"]
+    assert stored(db, "f00000000000000f") is not None
