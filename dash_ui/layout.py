@@ -34,7 +34,11 @@ GRID_THEME = (f"themeQuartz.withParams({{backgroundColor: '{TOKENS['bg']}', "
 
 GRAPH_STYLE = [
     {"selector": "node", "style": {"label": "data(label)", "color": "#c9d1d9",
-                                   "font-size": "10px", "background-color": TOKENS["accent"]}},
+                                   "font-size": "10px", "background-color": TOKENS["accent"],
+                                   # readable where an edge passes under the label
+                                   "text-background-color": TOKENS["bg"],
+                                   "text-background-opacity": 0.8,
+                                   "text-background-padding": "2px"}},
     {"selector": 'node[kind = "process"]', "style": {"shape": "rectangle"}},
     {"selector": 'node[kind = "feed"]', "style": {"shape": "ellipse",
                                                   "background-color": TOKENS["ok"]}},

@@ -45,6 +45,7 @@ def sparkline(series: dict[str, Any]) -> go.Figure:
     fig = go.Figure(go.Scatter(x=x, y=[p["avg_ms"] for p in points], mode="lines+markers",
                                line={"color": TOKENS["accent"]}, name="avg ms"))
     fig.update_layout(template="plotly_dark", height=220, margin=dict(l=40, r=10, t=30, b=30),
+                      yaxis={"rangemode": "tozero"},
                       paper_bgcolor=TOKENS["bg"], plot_bgcolor=TOKENS["bg"],
                       title={"text": "duration_ms, last 30 min", "font": {"size": 12}})
     if not points:  # an old call: say so rather than draw empty axes
@@ -73,7 +74,7 @@ def body(queries: TraceQueries, span_id: str) -> tuple[str, list[Any]]:
         dbc.Row([dbc.Col(highlighted(source), md=7),
                  dbc.Col(dcc.Graph(id="om-sparkline", figure=sparkline(series),
                                    config={"displayModeBar": False}), md=5)]),
-        html.H6(f"{call['status']} · {call['duration_ms']:.2f} ms · {call['timestamp']}",
+        html.H6(f"{call['status']} · {call['duration_ms']:.3f} ms · {call['timestamp']}",
                 className="mt-2"),
         values_table(call["values"]),
     ]

@@ -59,6 +59,7 @@ def first_row(page: Page, process: str, status: str) -> dict:
 
 @pytest.fixture
 def ui(page: Page, ui_url: str) -> Page:  # noqa: F811
+    """A page of its own, for a test that sets filters."""
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     open_ui(page, ui_url)
@@ -66,49 +67,64 @@ def ui(page: Page, ui_url: str) -> Page:  # noqa: F811
     assert not errors, errors  # no uncaught exception in the page's scripts
 
 
-def test_main_page_shows_ribbon_table_and_graph(ui: Page):
-    expect(ui.locator("#om-badge-QueueDepth")).to_have_text("QueueDepth: 0")
-    expect(ui.locator("#om-badge-errors")).to_have_text(f"errors (5 min): {len(FAILING_BOOKS)}")
-    graph_ready(ui, nodes=6)  # quote, fee, check_limit, render, two feeds
-    statuses = {r["cells"]["status"] for r in rows(ui)}
+@pytest.fixture(scope="module")
+def shared(browser, browser_context_args, ui_url) -> Page:  # noqa: F811
+    """One page shared by the tests that only look, and open and close the drill-down
+    (a page load each would add seconds for nothing)."""
+    context = browser.new_context(**browser_context_args)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_ui(page, ui_url)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def test_main_page_shows_ribbon_table_and_graph(shared: Page):
+    expect(shared.locator("#om-badge-QueueDepth")).to_have_text("QueueDepth: 0")
+    expect(shared.locator("#om-badge-errors")).to_have_text(f"errors (5 min): {len(FAILING_BOOKS)}")
+    graph_ready(shared, nodes=6)  # quote, fee, check_limit, render, two feeds
+    statuses = {r["cells"]["status"] for r in rows(shared)}
     assert statuses == {"OK", "ERR"}
     # the pills take the theme's colours
-    ok, err = (ui.locator(f".om-pill-{s}").first.evaluate(
+    ok, err = (shared.locator(f".om-pill-{s}").first.evaluate(
         "e => getComputedStyle(e).backgroundColor") for s in ("OK", "ERR"))
     assert (ok, err) == (rgb(TOKENS["ok"]).replace(",", ", "), rgb(TOKENS["err"]).replace(",", ", "))
-    ui.wait_for_timeout(300)  # the graph's layout settles before the picture
+    shared.wait_for_timeout(300)  # the graph's layout settles before the picture
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    ui.screenshot(path=str(SCREENSHOTS / "main.png"), full_page=True)
+    shared.screenshot(path=str(SCREENSHOTS / "main.png"), full_page=True)
 
 
-def test_clicking_a_row_opens_that_calls_source_and_values(ui: Page):
+def test_clicking_a_row_opens_that_calls_source_and_values(shared: Page):
     for process in (CHECK_LIMIT, RENDER):
-        row = first_row(ui, process, "OK")
-        open_row(ui, row)
+        row = first_row(shared, process, "OK")
+        open_row(shared, row)
         function = process.rsplit(".", 1)[1]
-        expect(ui.locator("#om-source")).to_contain_text(f"def {function}(")
+        expect(shared.locator("#om-source")).to_contain_text(f"def {function}(")
         other = "render" if function == "check_limit" else "check_limit"
-        expect(ui.locator("#om-source")).not_to_contain_text(f"def {other}(")
-        values = ui.locator("#om-call-values").inner_text()
+        expect(shared.locator("#om-source")).not_to_contain_text(f"def {other}(")
+        values = shared.locator("#om-call-values").inner_text()
         assert f"{row['cells']['Data']}\t{row['cells']['Data Type']}\t" \
                f"{row['cells']['Data Value']}" in values
         assert "OUTPUT" in values  # its return value is there too
         span_id = row["rowId"].split(":")[0]
-        expect(ui.locator("#om-reproduce")).to_contain_text(f"span {span_id}, OK")
-        expect(ui.locator("#om-traceback")).to_have_count(0)
-        close_modal(ui)
+        expect(shared.locator("#om-reproduce")).to_contain_text(f"span {span_id}, OK")
+        expect(shared.locator("#om-traceback")).to_have_count(0)
+        close_modal(shared)
 
 
-def test_an_error_row_opens_with_its_traceback(ui: Page):
-    row = first_row(ui, CHECK_LIMIT, "ERR")
-    open_row(ui, row)
-    book = next(r["cells"]["Data Value"] for r in rows(ui)
+def test_an_error_row_opens_with_its_traceback(shared: Page):
+    row = first_row(shared, CHECK_LIMIT, "ERR")
+    open_row(shared, row)
+    book = next(r["cells"]["Data Value"] for r in rows(shared)
                 if r["rowId"].split(":")[0] == row["rowId"].split(":")[0]
                 and r["cells"]["Data"] == "book").strip("'")
-    expect(ui.locator("#om-traceback")).to_contain_text(f"ValueError: negative limit for {book}")
-    expect(ui.locator("#om-call-values")).not_to_contain_text("OUTPUT")  # it raised
-    ui.wait_for_timeout(300)  # the sparkline drawn
-    ui.screenshot(path=str(SCREENSHOTS / "modal.png"))
+    expect(shared.locator("#om-traceback")).to_contain_text(f"ValueError: negative limit for {book}")
+    expect(shared.locator("#om-call-values")).not_to_contain_text("OUTPUT")  # it raised
+    shared.wait_for_timeout(300)  # the sparkline drawn
+    shared.screenshot(path=str(SCREENSHOTS / "modal.png"))
+    close_modal(shared)
 
 
 def test_errors_only_shows_only_err_rows(ui: Page):
@@ -124,10 +140,10 @@ def test_errors_only_shows_only_err_rows(ui: Page):
     assert set(pills.all_inner_texts()) == {"ERR"}
 
 
-def test_a_stale_feeds_edge_is_red_and_a_fresh_ones_is_not(ui: Page):
-    graph_ready(ui, nodes=6)
-    assert edge_colour(ui, STALE_EDGE) == rgb(TOKENS["err"])
-    fresh = edge_colour(ui, FRESH_EDGE)
+def test_a_stale_feeds_edge_is_red_and_a_fresh_ones_is_not(shared: Page):
+    graph_ready(shared, nodes=6)
+    assert edge_colour(shared, STALE_EDGE) == rgb(TOKENS["err"])
+    fresh = edge_colour(shared, FRESH_EDGE)
     assert fresh != rgb(TOKENS["err"]) and fresh == rgb("#6e7681")
 
 
@@ -147,10 +163,10 @@ def test_hovering_a_node_shows_latency_and_errors_and_clicking_it_filters(ui: Pa
     assert {r["cells"]["process"] for r in shown} == {CHECK_LIMIT}
 
 
-def test_the_reproduce_snippet_raises_the_recorded_exception(ui: Page, tmp_path):
-    open_row(ui, first_row(ui, CHECK_LIMIT, "ERR"))
-    recorded = ui.locator("#om-traceback").inner_text().strip().splitlines()[-1]
-    code = ui.locator("#om-reproduce").inner_text()  # the text a user copies
+def test_the_reproduce_snippet_raises_the_recorded_exception(shared: Page, tmp_path):
+    open_row(shared, first_row(shared, CHECK_LIMIT, "ERR"))
+    recorded = shared.locator("#om-traceback").inner_text().strip().splitlines()[-1]
+    code = shared.locator("#om-reproduce").inner_text()  # the text a user copies
     script = tmp_path / "repro.py"
     script.write_text(code)
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
@@ -158,6 +174,7 @@ def test_the_reproduce_snippet_raises_the_recorded_exception(ui: Page, tmp_path)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == recorded
     assert recorded.startswith("ValueError: negative limit for b")
+    close_modal(shared)
 
 
 def test_a_stored_script_value_is_shown_as_text(ui: Page):
