@@ -38,6 +38,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
@@ -99,12 +100,16 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
         raise Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
                        f"request body of {declared} bytes exceeds the limit of {max_bytes}")
     parts, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
-                           f"request body exceeds the limit of {max_bytes} bytes")
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise Rejected(413, code_pb2.RESOURCE_EXHAUSTED,
+                               f"request body exceeds the limit of {max_bytes} bytes")
+            parts.append(chunk)
+    except ClientDisconnect:  # the sender hung up: nothing to write, no one to answer
+        raise Rejected(400, code_pb2.CANCELLED, "the sender closed the connection before "
+                       "the whole body arrived") from None
     body = b"".join(parts)
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding == "gzip":

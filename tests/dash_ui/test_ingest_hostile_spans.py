@@ -166,3 +166,21 @@ def test_a_retry_of_a_span_id_past_2_63_is_rejected_as_already_stored(served):
         assert r.status_code == 200, r.text
     assert "already stored" in r.json()["partialSuccess"]["errorMessage"]
     assert stored(db, "f00000000000000f") is not None
+
+
+@pytest.mark.parametrize("framing", [b"Content-Length: 100000\r\n\r\n" + b"{" * 1000,
+                                     b"Transfer-Encoding: chunked\r\n\r\n10\r\n" + b"{" * 16],
+                         ids=["content-length", "chunked"])
+def test_a_sender_that_hangs_up_mid_body_is_no_server_error(served, caplog, framing):
+    import logging
+    import socket
+
+    url, db = served
+    port = int(url.rsplit(":", 1)[1])
+    with caplog.at_level(logging.ERROR):
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(b"POST /traces HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\n" + framing)
+            time.sleep(0.2)  # the server is reading the body when the sender hangs up
+        assert post(url, span("00000000000000f1")).status_code == 200  # still serving
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
