@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .schema import DURATION_BUCKET_NS
 from .store import SpanStore
 
 _NS = 1_000_000_000
@@ -43,30 +44,32 @@ SORTS: dict[str, str] = {
     "status": "s.status, s.start_ns DESC, s.id DESC, d.seq",
     "-status": "s.status DESC, s.start_ns DESC, s.id DESC, d.seq",
 }
-# Status pages are two time-ordered walks (failed calls, OK calls) merged: the ORDER BY
-# of a compound SELECT names its result columns.
-_MERGED_STATUS_ORDER = {"status": '"Status", start_ns DESC, row_id DESC, seq',
-                        "-status": '"Status" DESC, start_ns DESC, row_id DESC, seq'}
+# Status pages merge two time-ordered walks (failed calls, OK calls), duration pages one
+# walk per DURATION_BUCKET_NS: the ORDER BY of a compound SELECT names result columns.
+_MERGED_ORDER = {"status": '"Status", start_ns DESC, row_id DESC, seq',
+                 "-status": '"Status" DESC, start_ns DESC, row_id DESC, seq',
+                 "duration_ms": "duration_ms, start_ns, row_id, seq",
+                 "-duration_ms": "duration_ms DESC, start_ns DESC, row_id DESC, seq"}
+MAX_DURATION_BUCKETS = 300  # a duration page over a longer span (25 h) is windowed
 
 # Pages whose walk must test a filter its index does not hold (a variable name, a
-# service, or a date range under a duration sort) read as many calls as the filter is
-# rare, so they are bounded (see TraceQueries.page):
-# - a walk in time order (timestamp, process; status testing a service; a date range
-#   under a duration sort, tested inside the index) gets a budget of SQLite steps, WALK_STEPS_PER_ROW per row
-#   up to the page's end, at most WALK_MAX_STEPS (a page of dense matches takes 10-45
-#   a row; a filter matching 1 call in 5, about 200). Steps are counted, not time, so
-#   the choice does not depend on the machine's load;
-# - past that budget, and at once for a duration or status sort with a variable name
-#   or service filter (a call-by-call test there reads each call's pages in random
-#   order: 180 ms for a 1,100-row page of a name in 1 call in 5, on the 10M-row
-#   benchmark store), a candidate set of at most SORT_WINDOW_CALLS calls (the calls of
-#   that variable name, or of the date range/process/errors filters) is read whole and
-#   sorted: exact;
+# service; the OK calls of a status sort; one process's failed calls under a duration
+# sort) read as many calls as the filter is rare, so they are bounded (TraceQueries.page):
+# - a walk gets a budget of SQLite steps, WALK_STEPS_PER_ROW per row up to the page's
+#   end, at most WALK_MAX_STEPS (a page of dense matches takes 10-45 a row; a filter
+#   matching 1 call in 5, about 200). Steps are counted, not time, so the choice does
+#   not depend on the machine's load;
+# - past that budget, and at once for a duration sort with a variable name, service or
+#   process + errors filter or a status sort with a variable name (a test there reads each
+#   call's pages in random order: 180 ms for a 1,100-row page of a name in 1 call in 5,
+#   on the 10M-row benchmark store), a candidate set of at most SORT_WINDOW_CALLS calls
+#   (the calls of that variable name, or of the date range/process/errors filters) is
+#   read whole and sorted: exact;
 # - else the page is sorted within the newest SORT_WINDOW_CALLS calls of the date
 #   range/process/errors filters, and says so (Page.note).
 SORT_WINDOW_CALLS = 5_000
-WALK_STEPS_PER_ROW = {"timestamp": 250, "process": 100, "status": 60, "duration_ms": 60}
-WALK_MAX_STEPS = {"timestamp": 300_000, "process": 100_000, "status": 80_000,
+WALK_STEPS_PER_ROW = {"timestamp": 250, "process": 100, "status": 150, "duration_ms": 60}
+WALK_MAX_STEPS = {"timestamp": 300_000, "process": 100_000, "status": 150_000,
                   "duration_ms": 40_000}
 
 _ISO = ("strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000000, 'unixepoch')"
@@ -199,7 +202,9 @@ class TraceQueries:
         """The page as one index walk in ``sort`` order (LIMIT ? OFFSET ? to bind)."""
         if sort.lstrip("-") == "status":
             return self._status_sql(f, sort)
-        where, params = f.where(range_in_walk=not sort.endswith("duration_ms"))
+        if sort.lstrip("-") == "duration_ms":
+            return self._duration_sql(f, sort)
+        where, params = f.where()
         if sort.lstrip("-") == "process":
             # Processes by name outer, each one's calls through spans_by_process inner:
             # the nested loop yields the order. CROSS JOIN keeps SQLite to that nesting.
@@ -210,16 +215,43 @@ class TraceQueries:
                f"{where} ORDER BY {SORTS[sort]} LIMIT ? OFFSET ?")
         return sql, params
 
+    def _buckets(self, f: RowFilter) -> range:
+        """The DURATION_BUCKET_NS buckets of start time the filter's calls lie in."""
+        first, last = self._store().query(
+            "SELECT (SELECT min(start_ns) FROM spans), (SELECT max(start_ns) FROM spans)")[0]
+        if first is None:
+            return range(0)
+        since = first if f.since_ns is None else max(f.since_ns, first)
+        until = last + 1 if f.until_ns is None else min(f.until_ns, last + 1)
+        if since >= until:
+            return range(0)
+        return range(since // DURATION_BUCKET_NS, (until - 1) // DURATION_BUCKET_NS + 1)
+
+    def _duration_sql(self, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
+        """One walk per bucket of start time (spans_by_duration, spans_by_process_duration,
+        spans_errors_by_duration: each in duration order), merged by SQLite's compound
+        SELECT. Only the date range's first and last buckets hold calls outside it."""
+        where, params = f.where(range_in_walk=False)
+        glue = " AND " if where else "WHERE "
+        buckets = self._buckets(f) or range(1)  # no call: one walk that finds none
+        arm = (f"SELECT {_ROW_COLUMNS} FROM spans s JOIN processes p ON p.id = s.process_id "
+               f"LEFT JOIN data_values d ON d.span = s.id {where}{glue}"
+               f"s.start_ns / {DURATION_BUCKET_NS} = ?")
+        sql = " UNION ALL ".join([arm] * len(buckets)) + \
+            f" ORDER BY {_MERGED_ORDER[sort]} LIMIT ? OFFSET ?"
+        return sql, [p for b in buckets for p in (*params, b)]
+
     def _status_sql(self, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
-        """Failed calls (spans_errors_by_*) and OK calls (spans_ok_by_*), each walked in
-        time order, merged by SQLite's compound SELECT (status is OK or ERR)."""
+        """Failed calls (spans_errors_by_time/_by_process) and OK calls (spans_by_time/
+        _by_process, testing status), each walked in time order, merged by SQLite's
+        compound SELECT (status is OK or ERR)."""
         where, params = f.where()
         glue = " AND " if where else "WHERE "
         sides = ["ERR"] if f.errors_only else ["ERR", "OK"]
         parts = [f"SELECT {_ROW_COLUMNS} FROM spans s JOIN processes p ON p.id = s.process_id "
                  f"LEFT JOIN data_values d ON d.span = s.id {where}{glue}s.status = '{status}'"
                  for status in sides]
-        sql = " UNION ALL ".join(parts) + f" ORDER BY {_MERGED_STATUS_ORDER[sort]} LIMIT ? OFFSET ?"
+        sql = " UNION ALL ".join(parts) + f" ORDER BY {_MERGED_ORDER[sort]} LIMIT ? OFFSET ?"
         return sql, params * len(sides)
 
     def _window_sql(self, f: RowFilter, sort: str, end: int, by_name: bool = False
@@ -268,18 +300,21 @@ class TraceQueries:
     def _walk_is_bounded(f: RowFilter, sort: str) -> bool:
         """Whether every call the walk reads is a match (so its length is the page's
         end): the filters it tests besides its index make it unbounded."""
+        key = sort.lstrip("-")
         return f.data is None and f.service is None and not (
-            f.has_range and sort.endswith("duration_ms"))
+            key == "status" and not f.errors_only          # the OK walk tests status
+            or key == "duration_ms" and f.process is not None and f.errors_only)
 
     @staticmethod
     def _walk_budget(f: RowFilter, sort: str, end: int) -> int | None:
         """The steps a walk that tests filters may take, or None: straight to a window
-        (a duration walk testing a name or service, a status walk testing a name)."""
+        (a duration walk testing a name, a service or a process's failures; a status
+        walk testing a name)."""
         key = sort.lstrip("-")
-        if key == "duration_ms" and (f.data is not None or f.service is not None):
+        if key in ("duration_ms", "status") and f.data is not None:
             return None
-        if key == "status" and f.data is not None:
-            return None
+        if key == "duration_ms" and (f.service is not None or f.process is not None):
+            return None  # (a process's failed calls: few, sorted whole in the window)
         return min(WALK_STEPS_PER_ROW[key] * end, WALK_MAX_STEPS[key])
 
     def _at_most(self, sql: str, params: list[Any], cap: int) -> int:
@@ -294,17 +329,23 @@ class TraceQueries:
         bounded as the comment on SORT_WINDOW_CALLS says (then Page.note says so)."""
         if sort not in SORTS:
             raise ValueError(f"unknown sort {sort!r}; one of {sorted(SORTS)}")
+        end = offset + limit
+        if sort.endswith("duration_ms") and len(self._buckets(f)) > MAX_DURATION_BUCKETS:
+            return self._window_page(f, sort, limit, offset)
         walk, params = self._walk_sql(f, sort)
         params = [*params, limit, offset]
         if self._walk_is_bounded(f, sort):
             return Page(self._page_rows(walk, params))
-        end = offset + limit
         steps = self._walk_budget(f, sort, end)
         if steps is not None:
             try:
                 return Page(self._page_rows(walk, params, max_steps=steps))
             except _WalkTooLong:
                 pass
+        return self._window_page(f, sort, limit, offset)
+
+    def _window_page(self, f: RowFilter, sort: str, limit: int, offset: int) -> Page:
+        end = offset + limit
         # A small candidate set is sorted whole: exact.
         if f.data is not None and self._at_most(
                 "SELECT 1 FROM data_values WHERE data = ?", [f.data], SORT_WINDOW_CALLS
@@ -312,8 +353,9 @@ class TraceQueries:
             sql, sql_params = self._window_sql(f, sort, end, by_name=True)
             return Page(self._page_rows(sql, [*sql_params, limit, offset]), None, "window")
         indexed, indexed_params = f.indexed_only().where(rows=False)
-        complete = self._at_most(f"SELECT 1 FROM spans s {indexed}", indexed_params,
-                                 SORT_WINDOW_CALLS) <= SORT_WINDOW_CALLS
+        # In time order, as the window reads them (and on the same time-ordered indexes).
+        complete = self._at_most(f"SELECT 1 FROM spans s {indexed} ORDER BY s.start_ns DESC",
+                                 indexed_params, SORT_WINDOW_CALLS) <= SORT_WINDOW_CALLS
         sql, sql_params = self._window_sql(f, sort, end)
         return Page(self._page_rows(sql, [*sql_params, limit, offset]),
                     None if complete else SORT_WINDOW_CALLS, "window")
@@ -360,16 +402,23 @@ class TraceQueries:
 
     def count_rows(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """(rows matching, exact?): counting stops at ``cap``, so it stays fast."""
-        where, params = f.where(in_time_order=False)
-        sql = (f"SELECT count(*) FROM (SELECT 1 FROM spans s "
-               f"LEFT JOIN data_values d ON d.span = s.id {where} LIMIT ?)")
+        sql, params = self._count_sql(f)
         n = self._store().query(sql, [*params, cap + 1])[0][0]
         return min(n, cap), n <= cap
 
     def explain_count(self, f: RowFilter) -> str:
+        sql, params = self._count_sql(f)
+        return self._plan(sql, [*params, 1])
+
+    @staticmethod
+    def _count_sql(f: RowFilter) -> tuple[str, list[Any]]:
         where, params = f.where(in_time_order=False)
-        return self._plan(f"SELECT count(*) FROM (SELECT 1 FROM spans s LEFT JOIN data_values d "
-                          f"ON d.span = s.id {where} LIMIT ?)", [*params, 1])
+        # Without a name (read through data_values_by_name), counting the newest rows
+        # keeps SQLite on the time-ordered indexes (spans_errors_by_process for a
+        # process's failures), not on a duration index of the same process.
+        order = "" if f.data is not None else " ORDER BY s.start_ns DESC"
+        return (f"SELECT count(*) FROM (SELECT 1 FROM spans s LEFT JOIN data_values d "
+                f"ON d.span = s.id {where}{order} LIMIT ?)"), params
 
     # -- processes ----------------------------------------------------------------
 

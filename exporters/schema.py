@@ -180,19 +180,20 @@ TABLES += OTLP_HEALTH
 
 # Also version 4: indexes the trace table's sorted pages walk, so a page reads its rows
 # already in order instead of sorting a whole range (exporters.queries picks the walk).
-# Sorting by duration walks a duration index (start_ns beside it: a date range is tested
-# in the index); sorting by status merges a failed-calls walk with an OK-calls walk.
-# Sorting by process needs none: it walks processes by name, then spans_by_process.
-SORT_INDEXES = """
-CREATE INDEX IF NOT EXISTS spans_by_duration ON spans(duration_ms, start_ns);
-CREATE INDEX IF NOT EXISTS spans_by_process_duration ON spans(process_id, duration_ms, start_ns);
-CREATE INDEX IF NOT EXISTS spans_errors_by_duration ON spans(duration_ms, start_ns)
-    WHERE status = 'ERR';
-CREATE INDEX IF NOT EXISTS spans_errors_by_process_duration
-    ON spans(process_id, duration_ms, start_ns) WHERE status = 'ERR';
-CREATE INDEX IF NOT EXISTS spans_ok_by_time ON spans(start_ns) WHERE status = 'OK';
-CREATE INDEX IF NOT EXISTS spans_ok_by_process ON spans(process_id, start_ns)
-    WHERE status = 'OK';
+# Sorting by duration walks each DURATION_BUCKET_NS of start time in duration order and
+# merges the buckets: a new call lands in the newest bucket, so a batch write touches a
+# few index pages, where one duration index over the whole store costs a random page
+# per call (it cut the writer from about 45,000 to 10,000 calls/s on a 2,000,000-call
+# store). Sorting by process walks processes by name, then spans_by_process; sorting by
+# status merges a failed-calls walk with a walk in time order: neither needs an index.
+DURATION_BUCKET_NS = 300_000_000_000  # 5 minutes
+SORT_INDEXES = f"""
+CREATE INDEX IF NOT EXISTS spans_by_duration
+    ON spans(start_ns / {DURATION_BUCKET_NS}, duration_ms, start_ns);
+CREATE INDEX IF NOT EXISTS spans_by_process_duration
+    ON spans(process_id, start_ns / {DURATION_BUCKET_NS}, duration_ms, start_ns);
+CREATE INDEX IF NOT EXISTS spans_errors_by_duration
+    ON spans(start_ns / {DURATION_BUCKET_NS}, duration_ms, start_ns) WHERE status = 'ERR';
 """
 
 TABLES += SORT_INDEXES

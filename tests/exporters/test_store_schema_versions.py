@@ -82,8 +82,7 @@ def test_health_sources_add_their_figures_to_the_health_row(tmp_path):
             == [(12, 3)]
 
 
-SORT_INDEXES = {"spans_by_duration", "spans_by_process_duration", "spans_errors_by_duration",
-                "spans_errors_by_process_duration", "spans_ok_by_time", "spans_ok_by_process"}
+SORT_INDEXES = {"spans_by_duration", "spans_by_process_duration", "spans_errors_by_duration"}
 
 
 def test_a_version_3_store_gets_the_sort_indexes_and_trace_rows_with_failed_calls_without_data(
