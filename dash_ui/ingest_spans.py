@@ -47,9 +47,10 @@ _UNKNOWN_SERVICE = "unknown_service"
 MAX_NAME = 1000  # longest process name kept
 _MAX_TIME_NS = (1 << 63) - 1  # SQLite's INTEGER is signed 64-bit
 # Attributes the store keeps as text: another type from a sender becomes its text,
-# else SQLite refuses the whole batch.
-_TEXT_ATTRS = (C.ATTR_PROCESS_GROUP, C.ATTR_OUTCOME)
-_TEXT_EXCEPTION_ATTRS = ("exception.type", "exception.message", "exception.stacktrace")
+# else SQLite refuses the whole batch. The names among them are cut to MAX_NAME.
+_NAME_ATTRS = (C.ATTR_PROCESS_GROUP, C.ATTR_OUTCOME)
+_EXCEPTION_NAME_ATTRS = ("exception.type",)
+_EXCEPTION_TEXT_ATTRS = ("exception.message", "exception.stacktrace")
 
 
 @dataclass
@@ -141,11 +142,15 @@ def _bound_values(attrs: dict[str, Any], max_length: int) -> None:
             attrs[key] = bounded(_attr_text(value), max_length)
 
 
-def _as_text(attrs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    for key in keys:
+def _as_text(attrs: dict[str, Any], keys: tuple[str, ...],
+             names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``keys`` and ``names`` as text, ``names`` cut to MAX_NAME."""
+    for key in keys + names:
         value = attrs.get(key)
         if value is not None and not isinstance(value, str):
-            attrs[key] = _attr_text(value)
+            attrs[key] = value = _attr_text(value)
+        if key in names and value is not None and len(value) > MAX_NAME:
+            attrs[key] = value[:MAX_NAME]
     return attrs
 
 
@@ -161,9 +166,10 @@ def to_readable(span: trace_pb2.Span, attrs: dict[str, Any], resource: Resource,
                             int.from_bytes(span.span_id, "big"), True, _SAMPLED),
         parent=parent,
         resource=resource,
-        attributes=_as_text(attrs, _TEXT_ATTRS),
-        events=[Event(e.name, _as_text(attributes(e.attributes), _TEXT_EXCEPTION_ATTRS),
-                      e.time_unix_nano) for e in span.events],
+        attributes=_as_text(attrs, (), _NAME_ATTRS),
+        events=[Event(e.name, _as_text(attributes(e.attributes), _EXCEPTION_TEXT_ATTRS,
+                                       _EXCEPTION_NAME_ATTRS), e.time_unix_nano)
+                for e in span.events],
         kind=_KIND.get(span.kind, SpanKind.INTERNAL),
         status=Status(_STATUS.get(span.status.code, StatusCode.UNSET),
                       span.status.message or None),

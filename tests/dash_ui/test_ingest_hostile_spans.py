@@ -184,3 +184,17 @@ def test_a_sender_that_hangs_up_mid_body_is_no_server_error(served, caplog, fram
             time.sleep(0.2)  # the server is reading the body when the sender hangs up
         assert post(url, span("00000000000000f1")).status_code == 200  # still serving
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+def test_names_kept_per_call_are_cut_like_a_process_name(short_values):
+    """Process group, outcome and exception type are names: a sender's megabyte in one
+    of them is not a megabyte in every row that carries it."""
+    url, db = short_values
+    big = {"stringValue": "g" * 1_000_000}
+    r = post(url, span("00000000000000e2", status={"code": 2}, attributes=[
+        attr("monitor.process_group", big), attr("monitor.outcome", big)],
+        events=[{"name": "exception", "timeUnixNano": str(time.time_ns()),
+                 "attributes": [attr("exception.type", big)]}]))
+    assert r.status_code == 200 and r.json() == {}, r.text
+    row = stored(db, "00000000000000e2")
+    assert row["process_group"] == row["outcome"] == row["exception_type"] == "g" * MAX_NAME
