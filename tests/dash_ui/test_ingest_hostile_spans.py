@@ -49,15 +49,22 @@ def stored(db, span_id: str) -> dict | None:
         con.close()
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    db = tmp_path_factory.mktemp("hostile") / "s.db"
+def serve_ingest(tmp_path_factory, **env: str):
+    """An open ingest app (no token) on a new store, its writer built under ``env``."""
+    db = tmp_path_factory.mktemp("ingest") / "s.db"
     SpanStore(db).close()
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(INGEST_TOKEN_ENV, raising=False)
+        for name, value in env.items():
+            mp.setenv(name, value)
         app = create_ingest_app(db)
     with ServedApp(app) as server:
         yield server.url, db
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    yield from serve_ingest(tmp_path_factory)
 
 
 KVLIST = {"kvlistValue": {"values": [attr("a", {"intValue": "1"})]}}
@@ -109,14 +116,7 @@ def test_fields_of_another_type_are_stored_as_text(served):
 @pytest.fixture(scope="module")
 def short_values(tmp_path_factory):
     """An ingest app on a store whose writers keep values of at most 40 characters."""
-    db = tmp_path_factory.mktemp("bounded") / "s.db"
-    SpanStore(db).close()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(INGEST_TOKEN_ENV, raising=False)
-        mp.setenv("OTEL_MONITOR_MAX_VALUE_LENGTH", "40")
-        app = create_ingest_app(db)
-    with ServedApp(app) as server:
-        yield server.url, db
+    yield from serve_ingest(tmp_path_factory, OTEL_MONITOR_MAX_VALUE_LENGTH="40")
 
 
 def data_values(db, span_id: str) -> dict[str, str]:
