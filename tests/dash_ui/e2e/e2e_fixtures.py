@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from e2e_support import SERVICES, serve, workload
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -26,10 +27,27 @@ def browser_type_launch_args(browser_type_launch_args):
                      "--disable-background-networking"]}
 
 
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
+# Playwright per module, not pytest-playwright's per session: its sync API keeps an
+# event loop running in the main thread until stopped, and the asyncio tests that run
+# after these modules then fail ("cannot be called from a running event loop").
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def browser(playwright, browser_type_launch_args) -> Iterator[Browser]:
+    """One Chromium for the module (pytest-playwright's ``page`` takes a context of it)."""
+    chromium = playwright.chromium.launch(**browser_type_launch_args)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict:
     # one size, so the screenshots in docs/ look alike from run to run
-    return {**browser_context_args, "viewport": {"width": 1400, "height": 900}}
+    return {"viewport": {"width": 1400, "height": 900}}
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from e2e_fixtures import (  # noqa: F401
+from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
+    browser,
     browser_context_args,
     browser_type_launch_args,
     e2e_store,
+    playwright,
     ui_url,
 )
 from e2e_support import FAILING_BOOKS, SCREENSHOTS, SCRIPT, SERVICES, workload_env

@@ -4,7 +4,12 @@ stays, and the new rows are there above."""
 from __future__ import annotations
 
 import pytest
-from e2e_fixtures import browser_context_args, browser_type_launch_args  # noqa: F401
+from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
+    browser,
+    browser_context_args,
+    browser_type_launch_args,
+    playwright,
+)
 from e2e_support import FAILING_BOOKS, serve, workload
 from page_reading import GRID_ROWS, open_ui, rows
 from playwright.sync_api import Page, expect

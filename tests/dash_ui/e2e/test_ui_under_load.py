@@ -9,7 +9,13 @@ import subprocess
 import time
 
 import pytest
-from e2e_fixtures import browser_context_args, browser_type_launch_args, e2e_store  # noqa: F401
+from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
+    browser,
+    browser_context_args,
+    browser_type_launch_args,
+    e2e_store,
+    playwright,
+)
 from e2e_support import serve, workload
 from page_reading import open_ui, rows
 from playwright.sync_api import Page, expect
