@@ -190,7 +190,8 @@ def test_the_token_protects_the_ui_and_a_token_link_sets_a_cookie(recorded):
         first = c.get("/?token=s3cret")
         assert first.status_code == 303 and first.headers["location"] == "/"
         assert c.get("/").status_code == 200  # the cookie now
-        assert c.get("/api/health").status_code == 401  # the API still wants the header
+        assert c.get("/api/health").status_code == 200  # the API takes the UI's cookie too
+        assert httpx.get(served.url + "/api/health", timeout=10).status_code == 401
 
 
 def test_callbacks_over_real_http_through_the_mounted_app(client):
