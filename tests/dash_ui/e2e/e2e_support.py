@@ -18,8 +18,8 @@ ROOT = HERE.parents[2]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 SERVICES = {"pricing": "e2e-pricing", "risk": "e2e-risk"}
 # Recorded by e2e_workload (imported only in its own processes: it declares feeds).
-SCRIPT = ('<script>window.__omInjected = 1</script>'
-          '<img src="x" onerror="window.__omInjected = 2">')
+SCRIPT = ('<script>alert(1); window.__omInjected = 1</script>'
+          '<img src="x" onerror="alert(2); window.__omInjected = 2">')
 FAILING_BOOKS = ("b1", "b2", "b3")
 
 
