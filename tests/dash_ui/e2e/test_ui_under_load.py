@@ -31,7 +31,7 @@ HEALTH_DUE_S = 1.2      # past the writer's health interval (1 s): it records he
 
 def health(db) -> dict[int, tuple[int, int]]:
     """pid -> (queue depth, dropped) as each process last recorded them."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as c:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as c:
         return {pid: (depth, dropped) for pid, depth, dropped
                 in c.execute("SELECT pid, queue_depth, dropped FROM health")}
 
