@@ -55,12 +55,12 @@ MAX_DURATION_BUCKETS = 300  # a duration page over a longer span (25 h) is windo
 # Pages whose walk must test a filter its index does not hold (a variable name, a
 # service; the OK calls of a status sort; one process's failed calls under a duration
 # sort) read as many calls as the filter is rare, so they are bounded (TraceQueries.page):
-# - a walk gets a budget of SQLite steps, WALK_STEPS_PER_ROW per row up to the page's
-#   end, at most WALK_MAX_STEPS (a page of dense matches takes 10-45 a row; a filter
-#   matching 1 call in 5, about 200). Steps are counted, not time, so the choice does
-#   not depend on the machine's load;
-# - past that budget, and at once for a duration sort with a variable name, service or
-#   process + errors filter or a status sort with a variable name (a test there reads each
+# - a walk gets a budget of SQLite steps, WALK_FIRST_STEPS and WALK_STEPS_PER_ROW per
+#   row up to the page's end, at most WALK_MAX_STEPS (a page of dense matches takes
+#   10-45 a row, 100 in a merge of 73 duration walks; a filter matching 1 call in 5,
+#   about 200). Steps are counted, not time, so the choice does not depend on load;
+# - past that budget, and at once for a duration sort with a variable name or process +
+#   errors filter or a status sort with a variable name (a test there reads each
 #   call's pages in random order: 180 ms for a 1,100-row page of a name in 1 call in 5,
 #   on the 10M-row benchmark store), a candidate set of at most SORT_WINDOW_CALLS calls
 #   (the calls of that variable name, or of the date range/process/errors filters) is
@@ -68,9 +68,10 @@ MAX_DURATION_BUCKETS = 300  # a duration page over a longer span (25 h) is windo
 # - else the page is sorted within the newest SORT_WINDOW_CALLS calls of the date
 #   range/process/errors filters, and says so (Page.note).
 SORT_WINDOW_CALLS = 5_000
-WALK_STEPS_PER_ROW = {"timestamp": 250, "process": 100, "status": 150, "duration_ms": 60}
+WALK_FIRST_STEPS = 20_000  # a duration walk starts one walk per 5-minute bucket (~200 each)
+WALK_STEPS_PER_ROW = {"timestamp": 250, "process": 100, "status": 150, "duration_ms": 120}
 WALK_MAX_STEPS = {"timestamp": 300_000, "process": 100_000, "status": 150_000,
-                  "duration_ms": 40_000}
+                  "duration_ms": 130_000}
 
 _ISO = ("strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000000, 'unixepoch')"
         " || printf('.%06dZ', {c} / 1000 % 1000000)")
@@ -308,14 +309,14 @@ class TraceQueries:
     @staticmethod
     def _walk_budget(f: RowFilter, sort: str, end: int) -> int | None:
         """The steps a walk that tests filters may take, or None: straight to a window
-        (a duration walk testing a name, a service or a process's failures; a status
-        walk testing a name)."""
+        (a duration walk testing a name or a process's failures; a status walk testing
+        a name)."""
         key = sort.lstrip("-")
         if key in ("duration_ms", "status") and f.data is not None:
             return None
-        if key == "duration_ms" and (f.service is not None or f.process is not None):
+        if key == "duration_ms" and f.process is not None:
             return None  # (a process's failed calls: few, sorted whole in the window)
-        return min(WALK_STEPS_PER_ROW[key] * end, WALK_MAX_STEPS[key])
+        return min(WALK_FIRST_STEPS + WALK_STEPS_PER_ROW[key] * end, WALK_MAX_STEPS[key])
 
     def _at_most(self, sql: str, params: list[Any], cap: int) -> int:
         """count(*) of ``sql``'s rows, counting no further than ``cap`` + 1."""

@@ -131,6 +131,7 @@ def test_a_rare_filter_past_the_walks_budget_is_sorted_within_the_newest_calls_a
     process walks go there past their step budget (one step a row here)."""
     q = TraceQueries(store)
     monkeypatch.setattr(q_mod, "WALK_STEPS_PER_ROW", dict.fromkeys(q_mod.WALK_STEPS_PER_ROW, 1))
+    monkeypatch.setattr(q_mod, "WALK_FIRST_STEPS", 0)
     monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", 60)
     f = RowFilter(data="vol")
     page = q.page(f, sort=sort, limit=1000)
@@ -169,6 +170,7 @@ def test_the_bounded_strategy_is_exact_when_the_window_holds_every_candidate(
         store, monkeypatch):
     q = TraceQueries(store)
     monkeypatch.setattr(q_mod, "WALK_STEPS_PER_ROW", dict.fromkeys(q_mod.WALK_STEPS_PER_ROW, 1))
+    monkeypatch.setattr(q_mod, "WALK_FIRST_STEPS", 0)
     f = RowFilter(since_ns=T0, until_ns=T0 + 80 * 10**9, data="book")  # 80 calls < window
     for sort in SORTS:
         page = q.page(f, sort=sort, limit=1000)
