@@ -327,8 +327,8 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
                 f"{path}: store schema version {version} is newer than this otel-monitor "
                 f"understands ({SCHEMA_VERSION}); upgrade otel-monitor or use another db_path"
             )
-        elif version < SCHEMA_VERSION:
-            for step in range(version, SCHEMA_VERSION):
+        elif version < SCHEMA_VERSION or _missing_last_step(conn):
+            for step in range(min(version, SCHEMA_VERSION - 1), SCHEMA_VERSION):
                 _run(conn, MIGRATIONS[step])
             _run(conn, VIEWS)
             conn.execute(
@@ -339,6 +339,13 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _missing_last_step(conn: sqlite3.Connection) -> bool:
+    """A store made by an earlier build of this (unreleased) version, before its step
+    had the sort indexes: run the step again (every statement in it is safe twice)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' "
+                        "AND name = 'spans_by_duration'").fetchone() is None
 
 
 def _stored_version(conn: sqlite3.Connection, path: str) -> int | None:

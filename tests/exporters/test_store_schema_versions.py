@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from exporters import SpanStore
 from exporters.queries import RowFilter, TraceQueries
 from exporters.schema import SCHEMA_VERSION
@@ -85,8 +87,9 @@ def test_health_sources_add_their_figures_to_the_health_row(tmp_path):
 SORT_INDEXES = {"spans_by_duration", "spans_by_process_duration", "spans_errors_by_duration"}
 
 
-def test_a_version_3_store_gets_the_sort_indexes_and_trace_rows_with_failed_calls_without_data(
-        tmp_path):
+@pytest.mark.parametrize("version", ["3", "4"])  # 4: made by an earlier build of version 4
+def test_a_store_without_the_sort_indexes_gets_them_and_trace_rows_with_failed_calls_without_data(
+        tmp_path, version):
     path = tmp_path / "v3.db"
     SpanStore(path).close()
     with sqlite3.connect(path) as conn:  # as a version-3 store was: inner-join trace_rows
@@ -100,7 +103,7 @@ def test_a_version_3_store_gets_the_sort_indexes_and_trace_rows_with_failed_call
         conn.execute("INSERT INTO spans(id, span_id, trace_id, start_ns, duration_ms, "
                      "process_id, status, outcome, exception) "
                      "VALUES (1, 5, 'ab', 1, 1.0, 1, 'ERR', 'error', 'boom')")
-        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (version,))
     assert not SORT_INDEXES & _indexes(path)
 
     SpanStore(path).close()
@@ -109,3 +112,5 @@ def test_a_version_3_store_gets_the_sort_indexes_and_trace_rows_with_failed_call
     with sqlite3.connect(path) as conn:
         assert conn.execute('SELECT "Process", "Data", "Status", "Exception" FROM trace_rows'
                             ).fetchall() == [("job", "", "ERR", "boom")]
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+            == (str(SCHEMA_VERSION),)
