@@ -255,7 +255,8 @@ ARGS = (("spot", "101.25"), ("strike", "100.0"), ("vol", "0.2"))
 def _writer_during(db: str, stop: threading.Event, started: threading.Event,
                    latencies: list[float], keys: list[str]) -> None:
     """Every 10 ms, one batch of 20 calls on the writer's own connection; each batch's
-    insert time is recorded."""
+    insert time is recorded (how long it waits is benchmarks/bench_retention.py's
+    figure, not a test's: timings on a shared machine are noise)."""
     store = SpanStore(db)
     try:
         while not stop.is_set():
@@ -294,7 +295,7 @@ def _purge_with_live_writer(db: str) -> dict:
 def purges_next_to_a_live_writer(tmp_path_factory):
     """Two rounds, each on a fresh copy of a store holding 200k calls 7 h old: a writer
     thread inserts a batch every 10 ms on its own connection while another connection
-    purges everything older than 6 h. Both tests below read the same rounds."""
+    purges everything older than 6 h."""
     work = tmp_path_factory.mktemp("purge")
     template = str(work / "template.db")
     store = SpanStore(template)
@@ -317,9 +318,3 @@ def test_purge_of_200k_old_calls_deletes_them_all_and_keeps_a_live_writers_calls
         assert round_["spans"] == len(round_["live"])
         assert set(round_["keys"]) == set(round_["live"])
         assert round_["data_values"] == (len(ARGS) + 2) * len(round_["live"])
-
-
-def test_writer_never_waits_more_than_100ms_for_an_insert_while_200k_calls_are_purged(
-        purges_next_to_a_live_writer):
-    worst = [max(round_["during"]) for round_ in purges_next_to_a_live_writer]
-    assert max(worst) < 0.100, f"slowest insert per purge: {[round(w * 1000) for w in worst]} ms"
