@@ -180,8 +180,7 @@ def test_fork_is_not_held_up_while_another_connection_holds_the_store_locked(tmp
     db = str(tmp_path / "forklocked.db")
     result = run_workload(db, "fork-while-locked", timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
-    seconds = float(result.stdout.split("fork_seconds=")[1].split()[0])
-    assert seconds < 0.5, f"os.fork() took {seconds:.2f} s"
+    assert "lock_held_after_fork=1" in result.stdout, result.stdout[-2000:]
 
 
 # -- several processes on one store ------------------------------------------------------------------
