@@ -99,9 +99,9 @@ def test_read_only_store_reads_while_a_writer_holds_the_write_lock(three_calls, 
     locker.execute("BEGIN IMMEDIATE")
     locker.execute("DELETE FROM data_values")  # uncommitted: the reader must not see it
     try:
-        t0 = time.monotonic()
+        # WAL: the reader neither waits for the writer (it would fail after its 0.5 s
+        # busy timeout) nor sees its uncommitted delete.
         rows = reader.latest_rows(limit=100)
-        assert time.monotonic() - t0 < 0.4  # WAL: readers do not wait for writers
         assert len(rows) == 7
     finally:
         locker.execute("ROLLBACK")
