@@ -106,6 +106,8 @@ def page() -> dbc.Container:
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
         filters(),
         table(),
+        # Set when the table's order was computed within a bounded window of calls.
+        html.Div(id="om-sort-note", className="small text-muted mt-1", role="status"),
         html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),
         graph(),
         modal(),

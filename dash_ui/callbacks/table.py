@@ -1,11 +1,12 @@
 """The trace table: the grid's infinite row model asks for blocks (startRow/endRow,
-sortModel); each is one TraceQueries.rows page with the filters as SQL parameters."""
+sortModel); each is one TraceQueries.page with the filters as SQL parameters. A page
+sorted within a bounded window of calls says so in the note under the grid."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from dash import Dash, Input, Output, State
+from dash import Dash, Input, Output, State, no_update
 
 from exporters.queries import SORTS, RowFilter, TraceQueries
 
@@ -40,30 +41,43 @@ def sort_key(sort_model: list[dict[str, Any]] | None) -> str:
 
 
 def block(queries: TraceQueries, request: dict[str, Any] | None, f: RowFilter
-          ) -> dict[str, Any]:
+          ) -> tuple[dict[str, Any], str | None]:
+    """The grid's block and the page's note (None when the block is in exact order)."""
     request = request or {}
     start = max(int(request.get("startRow") or 0), 0)
     end = max(int(request.get("endRow") or start + 100), start + 1)
     limit = min(end - start, MAX_BLOCK)
-    rows = queries.rows(f, sort=sort_key(request.get("sortModel")), offset=start, limit=limit)
+    page = queries.page(f, sort=sort_key(request.get("sortModel")), offset=start,
+                        limit=limit)
+    rows = page.rows
     total, exact = queries.count_rows(f)
     if len(rows) < limit:           # the last block: the grid now knows the end
         count = start + len(rows)
     else:                           # unknown beyond the cap: let the grid keep scrolling
         count = total if exact else -1
-    return {"rowData": rows, "rowCount": count}
+    return {"rowData": rows, "rowCount": count}, page.note
+
+
+def shown_note(start_row: int, note: str | None) -> Any:
+    """What the note line shows after a block. A new sort or filter asks for the first
+    block again, so that block's note replaces the line (an exact one clears it); a
+    later block only adds a note, so scrolling into exact blocks keeps it."""
+    if start_row == 0:
+        return note or ""
+    return note if note else no_update
 
 
 def register(app: Dash, queries: TraceQueries) -> None:
-    @app.callback(Output("om-grid", "getRowsResponse"),
+    @app.callback(Output("om-grid", "getRowsResponse"), Output("om-sort-note", "children"),
                   Input("om-grid", "getRowsRequest"),
                   State("om-dates", "start_date"), State("om-dates", "end_date"),
                   State("om-process", "value"), State("om-data", "value"),
                   State("om-errors-only", "value"), State("om-service", "value"),
                   prevent_initial_call=True)
     def get_rows(request, start_date, end_date, process, data, errors_only, service):
-        return block(queries, request,
-                     row_filter(start_date, end_date, process, data, errors_only, service))
+        response, note = block(queries, request, row_filter(start_date, end_date, process,
+                                                            data, errors_only, service))
+        return response, shown_note(int((request or {}).get("startRow") or 0), note)
 
     # A filter change drops the cached blocks (the grid asks again from the top); the
     # live tick refreshes the cached blocks in place, keeping the rows the user is

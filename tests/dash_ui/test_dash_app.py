@@ -48,7 +48,7 @@ def run_callback(flask, outputs: list[str], inputs: dict[str, object],
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,
              sort_model=None, service=None):
     response = run_callback(
-        flask, ["om-grid.getRowsResponse"],
+        flask, ["om-grid.getRowsResponse", "om-sort-note.children"],
         {"om-grid.getRowsRequest": {"startRow": start, "endRow": end,
                                     "sortModel": sort_model or [], "filterModel": {}}},
         {"om-dates.start_date": None, "om-dates.end_date": None, "om-process.value": process,
@@ -195,8 +195,8 @@ def test_the_token_protects_the_ui_and_a_token_link_sets_a_cookie(recorded):
 
 
 def test_callbacks_over_real_http_through_the_mounted_app(client):
-    body = {"output": "om-grid.getRowsResponse",
-            "outputs": {"id": "om-grid", "property": "getRowsResponse"},
+    body = {"output": "..om-grid.getRowsResponse...om-sort-note.children..",
+            "outputs": [_prop("om-grid.getRowsResponse"), _prop("om-sort-note.children")],
             "inputs": [{"id": "om-grid", "property": "getRowsRequest",
                         "value": {"startRow": 0, "endRow": 100, "sortModel": []}}],
             "state": [dict(_prop(k), value=v) for k, v in {
@@ -265,7 +265,7 @@ def test_date_range_and_sort_model_map_to_the_query():
 
 def test_rows_outside_the_date_range_are_left_out(flask):
     out = run_callback(
-        flask, ["om-grid.getRowsResponse"],
+        flask, ["om-grid.getRowsResponse", "om-sort-note.children"],
         {"om-grid.getRowsRequest": {"startRow": 0, "endRow": 100, "sortModel": []}},
         {"om-dates.start_date": "2000-01-01", "om-dates.end_date": "2000-01-31",
          "om-process.value": None, "om-data.value": None, "om-errors-only.value": False,
@@ -359,3 +359,93 @@ def test_a_sparkline_without_calls_in_its_window_says_so():
     assert [a.text for a in empty.layout.annotations] == ["no calls in the last 30 min"]
     drawn = sparkline({"points": [{"start_ns": 10**18, "avg_ms": 2.0}]})
     assert not drawn.layout.annotations and list(drawn.data[0].y) == [2.0]
+
+
+# -- the note of a page sorted within a bounded window of calls ----------------------
+
+BOUNDED_BUSY, BOUNDED_QUIET = "app.busy", "app.quiet"
+
+
+@pytest.fixture(scope="module")
+def bounded_store(tmp_path_factory):
+    """More calls than SORT_WINDOW_CALLS, every one with the variable ``spot`` (so a
+    duration sort filtered on it is not exact over the whole store): the oldest calls
+    are the slowest. ``app.quiet`` has few enough calls to be sorted whole."""
+    import time
+
+    from exporters.queries import SORT_WINDOW_CALLS
+    from exporters.store import ProcessEntry, SpanStore
+
+    path = tmp_path_factory.mktemp("bounded") / "bounded.db"
+    calls = SORT_WINDOW_CALLS + 1_000
+    t0 = time.time_ns() - calls * 10**8
+    store = SpanStore(path)
+    ids = store.process_ids([ProcessEntry(BOUNDED_BUSY), ProcessEntry(BOUNDED_QUIET)])
+    spans, data = [], []
+    for k in range(calls):
+        proc = BOUNDED_QUIET if k % 12 == 0 else BOUNDED_BUSY
+        spans += [k, k + 1, f"{k:032x}", None, t0 + k * 10**8, float(calls - k), ids[proc],
+                  None, "svc", "OK", "ok", None, None, 1]
+        data += [k, 0, "spot", "INPUT", repr(k)]
+    store.insert_calls(spans, data)
+    store.close()
+    return path, calls, SORT_WINDOW_CALLS
+
+
+@pytest.fixture(scope="module")
+def bounded_http(bounded_store):
+    from api_server import ServedApp
+    from dash_ui.server import create_server_app
+
+    with ServedApp(create_server_app(bounded_store[0])) as served, \
+            httpx.Client(base_url=served.url, timeout=30) as c:
+        yield c
+
+
+def _rows_and_note(c: httpx.Client, *, sort=None, process=None, data="spot", start=0,
+                   end=100):
+    """The table's callback over HTTP: (the grid's block, the note or None if the
+    response leaves the note line as it was)."""
+    body = {"output": "..om-grid.getRowsResponse...om-sort-note.children..",
+            "outputs": [_prop("om-grid.getRowsResponse"), _prop("om-sort-note.children")],
+            "inputs": [dict(_prop("om-grid.getRowsRequest"),
+                            value={"startRow": start, "endRow": end,
+                                   "sortModel": sort or []})],
+            "state": [dict(_prop(k), value=v) for k, v in {
+                "om-dates.start_date": None, "om-dates.end_date": None,
+                "om-process.value": process, "om-data.value": data,
+                "om-errors-only.value": False, "om-service.value": None}.items()],
+            "changedPropIds": ["om-grid.getRowsRequest"]}
+    r = c.post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.text
+    out = r.json()["response"]
+    return out["om-grid"]["getRowsResponse"], out.get("om-sort-note", {}).get("children")
+
+
+def test_the_layout_has_a_note_line_under_the_grid(dash_app):
+    note = dash_app.layout["om-sort-note"]
+    assert "text-muted" in note.className and not note.children
+
+
+def test_a_bounded_sort_is_stated_under_the_grid_and_cleared_when_exact(
+        bounded_http, bounded_store):
+    _, calls, window = bounded_store
+    slowest = [{"colId": "duration_ms", "sort": "desc"}]
+    block, note = _rows_and_note(bounded_http, sort=slowest)
+    assert note and f"newest {window:,} calls" in note
+    # The note is true: the order was taken within the newest calls, so the slowest
+    # (oldest) calls of the store are not at the top.
+    durations = [r["duration_ms"] for r in block["rowData"]]
+    assert durations == sorted(durations, reverse=True)
+    assert durations[0] == window < calls
+    # A later block keeps the note on screen.
+    assert _rows_and_note(bounded_http, sort=slowest, start=100, end=200)[1] == note
+    # Back to the time order without the name filter: an exact page clears the line
+    # (""), and its later blocks leave it as it is.
+    block, note = _rows_and_note(bounded_http, data=None)
+    assert note == "" and block["rowData"][0]["duration_ms"] == 1.0  # the newest call
+    assert _rows_and_note(bounded_http, data=None, start=100, end=200)[1] is None
+    # A process filter whose calls fit in the window: the duration order is exact.
+    block, note = _rows_and_note(bounded_http, sort=slowest, process=BOUNDED_QUIET)
+    assert note == ""
+    assert block["rowData"][0]["duration_ms"] == float(calls)  # the oldest, slowest call
