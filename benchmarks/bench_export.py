@@ -1,6 +1,7 @@
 """Writer throughput, call-to-row lag and drops, measured in one run.
 
     python benchmarks/bench_export.py [--calls 100000] [--rate 10000] [--seconds 5]
+    python benchmarks/bench_export.py --onto-big-store [--calls 100000]
 
 1. Throughput: calls/s that SQLiteSpanExporter writes (1 call row + 5 data rows
    each, with the store's indexes), against plain ``executemany`` of the very
@@ -10,13 +11,22 @@
    being visible to another connection, and calls lost.
 3. Tight loop for --seconds: calls made, written, dropped, and resident memory,
    which must stay bounded by the queue size.
+
+``--onto-big-store`` measures only the writer, into copies of the 2,000,000-call store
+benchmarks/bench_ui_queries.py caches (run it first, or with --generate-only): one copy
+with the current schema, and as the reference one with the schema's sort indexes
+(exporters.schema.SORT_INDEXES) dropped, written alternately in the same run. An index
+whose insert position is random costs a page per call once the store outgrows the cache;
+a fresh store hides that.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import random
+import re
 import resource
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -25,6 +35,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_ui_queries
 
 import otel_monitor  # noqa: E402
 from exporters import SQLiteSpanExporter  # noqa: E402
@@ -39,13 +50,15 @@ def make_records(n: int) -> list[tuple]:
     site = register(CallSite("bench.price", "pricing", __file__, 1))
     names = ("spot", "strike", "vol", "t")
     now = time.time_ns()
+    rnd = random.Random(5)
     out = []
     for i in range(n):
         values = (repr(100.0 + i % 50), "95.0", repr(0.2 + (i % 7) / 100), "0.5")
         start = now + i * 1000
-        out.append((site.process, random.getrandbits(128), random.getrandbits(64),
-                    random.getrandbits(64), start, start + 5000, "ok", None, (names, values),
-                    repr(i * 0.5)))
+        # Durations vary (0-50 ms) as real ones do: a duration index's insert position too.
+        out.append((site.process, rnd.getrandbits(128), rnd.getrandbits(64),
+                    rnd.getrandbits(64), start, start + rnd.randrange(50_000_000), "ok", None,
+                    (names, values), repr(i * 0.5)))
     return out
 
 
@@ -159,15 +172,69 @@ def tight_loop(path: str, seconds: float, queue_size: int) -> dict:
             "rss_growth_mb": (rss1 - rss0) / 1024}
 
 
+def sort_index_names() -> list[str]:
+    from exporters.schema import SORT_INDEXES
+
+    return re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", SORT_INDEXES)
+
+
+def onto_big_store(tmp: str, records: list[tuple], big_calls: int) -> None:
+    """Writer calls/s into copies of the cached big store: current schema vs. the same
+    without the sort indexes (the reference), alternately, median of 3 batches each."""
+    from bench_ui_queries import cached_store_path
+
+    source = cached_store_path(big_calls)
+    if not os.path.exists(source):
+        sys.exit(f"{source} is missing: run benchmarks/bench_ui_queries.py --generate-only "
+                 f"--calls {big_calls} first")
+    SpanStore(source).close()  # checkpointed, at this schema
+    copies = {"current": os.path.join(tmp, "big_current.db"),
+              "reference": os.path.join(tmp, "big_reference.db")}
+    for path in copies.values():
+        shutil.copyfile(source, path)
+    dropped = sort_index_names()
+    with sqlite3.connect(copies["reference"]) as conn:
+        for name in dropped:
+            conn.execute(f"DROP INDEX {name}")
+    for path in copies.values():  # read once: time the writer, not a cold disk
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+    third = len(records) // 3
+    rates: dict[str, list[float]] = {k: [] for k in copies}
+    for r in range(3):  # alternate, so noise hits both alike; each run appends new calls
+        part = records[r * third:(r + 1) * third]
+        for kind, path in copies.items():
+            rates[kind].append(throughput_exporter(path, part))
+    o, ref = statistics.median(rates["current"]), statistics.median(rates["reference"])
+    print(f"writer into a copy of the {big_calls:,}-call store ({source}), "
+          f"{third:,} calls x (1 call row + 5 data rows) per run, median of 3")
+    print(f"   current schema                            {o:10,.0f} calls/s  (target >= 50,000)"
+          f"  {'PASS' if o >= 50_000 else 'FAIL'}")
+    print(f"   without the sort indexes ({', '.join(dropped)}) {ref:10,.0f} calls/s")
+    print(f"   ratio                                     {o / ref:10.2f}")
+    for path in copies.values():
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.remove(path + suffix)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=10_000)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--queue-size", type=int, default=100_000)
+    ap.add_argument("--onto-big-store", action="store_true",
+                    help="writer calls/s into a copy of bench_ui_queries' cached store only")
+    ap.add_argument("--big-calls", type=int, default=2_000_000,
+                    help="which cached store (its --calls)")
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
     records = make_records(opts.calls)
+    if opts.onto_big_store:
+        onto_big_store(tmp, records, opts.big_calls)
+        return
 
     ours, plain = [], []
     for r in range(3):  # alternate, so noise hits both alike
