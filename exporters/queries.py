@@ -4,7 +4,7 @@ The web layer asks this class for data and never builds SQL: each filter value i
 SQL parameter; the only text put into a statement is chosen from fixed tables here
 (the sort orders, the WHERE clauses of the filters that are set). Each query reads
 through an index (``spans_by_time``, ``spans_by_process``, ``spans_errors_by_time``,
-``data_values_by_name``, the sort indexes of schema version 4, the primary keys):
+``data_values_by_name``, ``spans_by_duration``, the primary keys):
 ``explain_*`` return the plans. A trace-table page is an index walk that yields its
 rows already in the sort's order; where a filter makes that walk's length unbounded,
 the page is bounded and says so (``Page``, and the comment on SORT_WINDOW_CALLS).
@@ -52,17 +52,24 @@ _MERGED_ORDER = {"status": '"Status", start_ns DESC, row_id DESC, seq',
                  "-duration_ms": "duration_ms DESC, start_ns DESC, row_id DESC, seq"}
 MAX_DURATION_BUCKETS = 300  # a duration page over a longer span (25 h) is windowed
 
+# A duration page of one process's calls or of the failed calls (and a date range) is an
+# exact top-N over the calls of those filters, read from an index that holds duration_ms
+# (spans_by_process, spans_errors_by_*: no row is read until the page's calls are known),
+# as long as they are at most TOP_CALLS_MAX calls (a 40,000-call process of the benchmark
+# store sorts in about 7 ms); more take the bounded strategy below.
+TOP_CALLS_MAX = 100_000
+
 # Pages whose walk must test a filter its index does not hold (a variable name, a
-# service; the OK calls of a status sort; one process's failed calls under a duration
-# sort) read as many calls as the filter is rare, so they are bounded (TraceQueries.page):
+# service; the OK calls of a status sort) read as many calls as the filter is rare, so
+# they are bounded (TraceQueries.page):
 # - a walk gets a budget of SQLite steps, WALK_FIRST_STEPS and WALK_STEPS_PER_ROW per
 #   row up to the page's end, at most WALK_MAX_STEPS (a page of dense matches takes
 #   10-45 a row, 100 in a merge of 73 duration walks; a filter matching 1 call in 5,
 #   about 200). Steps are counted, not time, so the choice does not depend on load;
-# - past that budget, and at once for a duration sort with a variable name or process +
-#   errors filter or a status sort with a variable name (a test there reads each
-#   call's pages in random order: 180 ms for a 1,100-row page of a name in 1 call in 5,
-#   on the 10M-row benchmark store), a candidate set of at most SORT_WINDOW_CALLS calls
+# - past that budget, and at once for a duration sort with a variable name or with a
+#   service and a process or errors filter, or a status sort with a variable name (a
+#   test there reads each call's pages in random order: 180 ms for a 1,100-row page of
+#   a name in 1 call in 5, on the 10M-row benchmark store), a candidate set of at most SORT_WINDOW_CALLS calls
 #   (the calls of that variable name, or of the date range/process/errors filters) is
 #   read whole and sorted: exact;
 # - else the page is sorted within the newest SORT_WINDOW_CALLS calls of the date
@@ -152,7 +159,7 @@ class Page:
 
     rows: list[dict[str, Any]]
     window_calls: int | None = None
-    strategy: str = "walk"          # or "window": the bounded strategy was used
+    strategy: str = "walk"          # "top": exact top-N; "window": the bounded strategy
 
     @property
     def note(self) -> str | None:
@@ -204,6 +211,8 @@ class TraceQueries:
         if sort.lstrip("-") == "status":
             return self._status_sql(f, sort)
         if sort.lstrip("-") == "duration_ms":
+            if self._sorts_top_calls(f):
+                return self._top_calls_sql(f, sort, 100)
             return self._duration_sql(f, sort)
         where, params = f.where()
         if sort.lstrip("-") == "process":
@@ -241,6 +250,47 @@ class TraceQueries:
         sql = " UNION ALL ".join([arm] * len(buckets)) + \
             f" ORDER BY {_MERGED_ORDER[sort]} LIMIT ? OFFSET ?"
         return sql, [p for b in buckets for p in (*params, b)]
+
+    @staticmethod
+    def _sorts_top_calls(f: RowFilter) -> bool:
+        """Whether a duration page is a top-N over the calls of its process/errors filters
+        (every filter it has is in the index that holds duration_ms)."""
+        return (f.process is not None or f.errors_only) and f.data is None and f.service is None
+
+    @staticmethod
+    def _top_calls_sql(f: RowFilter, sort: str, calls: int) -> tuple[str, list[Any]]:
+        """The first ``calls`` calls of the process/errors/date filters in duration order,
+        sorted from an index alone (spans_by_process, spans_errors_by_process,
+        spans_errors_by_time hold duration_ms, and the row id), then the page's (call,
+        argument) keys among their rows, then only the page's rows are rendered (LIMIT ?
+        OFFSET ? to bind). Exact once those calls make at least the page's end in rows."""
+        indexed, params = f.indexed_only().where(rows=False)
+        call_order = SORTS[sort].removesuffix(", d.seq")
+        sql = (f"WITH top AS (SELECT s.id, s.duration_ms, s.start_ns FROM spans s {indexed} "
+               f"ORDER BY {call_order} LIMIT ?), "
+               "keys AS (SELECT t.id, d.seq FROM top t JOIN spans s ON s.id = t.id "
+               f"LEFT JOIN data_values d ON d.span = t.id WHERE {_HAS_ROW} "
+               f"ORDER BY {SORTS[sort].replace('s.', 't.')} LIMIT ? OFFSET ?) "
+               f"SELECT {_ROW_COLUMNS} FROM keys k JOIN spans s ON s.id = k.id "
+               "JOIN processes p ON p.id = s.process_id "
+               "LEFT JOIN data_values d ON d.span = k.id AND d.seq = k.seq "
+               f"ORDER BY {SORTS[sort]}")
+        return sql, [*params, calls]
+
+    def _top_calls_page(self, f: RowFilter, sort: str, limit: int, offset: int) -> Page:
+        indexed, params = f.indexed_only().where(rows=False)
+        n = self._at_most(f"SELECT 1 FROM spans s {indexed}", params, TOP_CALLS_MAX)
+        if n > TOP_CALLS_MAX:
+            return self._window_page(f, sort, limit, offset)
+        # A call makes at least one row unless it is an OK call without variables: the
+        # first `end` calls nearly always hold the page; if they fall short, sort them all.
+        calls = min(offset + limit, n)
+        sql, sql_params = self._top_calls_sql(f, sort, calls)
+        rows = self._page_rows(sql, [*sql_params, limit, offset])
+        if len(rows) < limit and calls < n:
+            sql, sql_params = self._top_calls_sql(f, sort, n)
+            rows = self._page_rows(sql, [*sql_params, limit, offset])
+        return Page(rows, None, "top")
 
     def _status_sql(self, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
         """Failed calls (spans_errors_by_time/_by_process) and OK calls (spans_by_time/
@@ -303,19 +353,18 @@ class TraceQueries:
         end): the filters it tests besides its index make it unbounded."""
         key = sort.lstrip("-")
         return f.data is None and f.service is None and not (
-            key == "status" and not f.errors_only          # the OK walk tests status
-            or key == "duration_ms" and f.process is not None and f.errors_only)
+            key == "status" and not f.errors_only)         # the OK walk tests status
 
     @staticmethod
     def _walk_budget(f: RowFilter, sort: str, end: int) -> int | None:
         """The steps a walk that tests filters may take, or None: straight to a window
-        (a duration walk testing a name or a process's failures; a status walk testing
-        a name)."""
+        (a duration walk testing a name, a process or failures; a status walk testing a
+        name)."""
         key = sort.lstrip("-")
         if key in ("duration_ms", "status") and f.data is not None:
             return None
-        if key == "duration_ms" and f.process is not None:
-            return None  # (a process's failed calls: few, sorted whole in the window)
+        if key == "duration_ms" and (f.process is not None or f.errors_only):
+            return None  # (with a service: the duration index holds neither)
         return min(WALK_FIRST_STEPS + WALK_STEPS_PER_ROW[key] * end, WALK_MAX_STEPS[key])
 
     def _at_most(self, sql: str, params: list[Any], cap: int) -> int:
@@ -331,6 +380,8 @@ class TraceQueries:
         if sort not in SORTS:
             raise ValueError(f"unknown sort {sort!r}; one of {sorted(SORTS)}")
         end = offset + limit
+        if sort.endswith("duration_ms") and self._sorts_top_calls(f):
+            return self._top_calls_page(f, sort, limit, offset)
         if sort.endswith("duration_ms") and len(self._buckets(f)) > MAX_DURATION_BUCKETS:
             return self._window_page(f, sort, limit, offset)
         walk, params = self._walk_sql(f, sort)

@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS spans (
     pid            INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS spans_by_span_id ON spans(span_id);
+-- (version 4 widens the next three and spans_errors_by_process: COVERING_INDEXES)
 CREATE INDEX IF NOT EXISTS spans_by_time ON spans(start_ns);
 CREATE INDEX IF NOT EXISTS spans_by_process ON spans(process_id, start_ns);
 CREATE INDEX IF NOT EXISTS spans_errors_by_time ON spans(start_ns) WHERE status = 'ERR';
@@ -178,25 +179,48 @@ ALTER TABLE health ADD COLUMN otlp_failed INTEGER;
 
 TABLES += OTLP_HEALTH
 
-# Also version 4: indexes the trace table's sorted pages walk, so a page reads its rows
-# already in order instead of sorting a whole range (exporters.queries picks the walk).
-# Sorting by duration walks each DURATION_BUCKET_NS of start time in duration order and
-# merges the buckets: a new call lands in the newest bucket, so a batch write touches a
-# few index pages, where one duration index over the whole store costs a random page
+# Also version 4: index shapes the UI's reads use, each costing the writer as little as
+# the store grows (measured by benchmarks/bench_export.py --onto-big-store). An index
+# whose insert position is random within a large range costs a page per call once the
+# store outgrows the cache; the time-, process- and failure-ordered indexes only grow at
+# their ends. So version 4 widens those to cover the reads (no row lookups) rather than
+# add indexes (after the row id, so ties still come in call order):
+# - spans_by_time carries each call's process and parent: the dependency graph reads a
+#   window's parent/child pairs from it alone;
+# - spans_by_process and the failed-calls indexes carry duration_ms (the latter status
+#   too, which SQLite needs in the index to read it alone): a process's or the
+#   failed calls' page sorted by duration is an exact top-N over that index
+#   (exporters.queries), and the graph's last latency per process reads no row.
+# One sort index is added: spans_by_duration, for duration pages without a process or
+# errors filter. It walks each DURATION_BUCKET_NS of start time in duration order and the
+# page merges the buckets: a new call lands in the newest bucket, so a batch touches a
+# few of its pages, where one duration index over the whole store costs a random page
 # per call (it cut the writer from about 45,000 to 10,000 calls/s on a 2,000,000-call
 # store). Sorting by process walks processes by name, then spans_by_process; sorting by
 # status merges a failed-calls walk with a walk in time order: neither needs an index.
+# An earlier build of version 4 also had per-process and failed-calls duration indexes:
+# they cost the writer a third of its speed on the big store and go.
 DURATION_BUCKET_NS = 300_000_000_000  # 5 minutes
+COVERING_INDEXES = """
+DROP INDEX IF EXISTS spans_by_time;
+CREATE INDEX spans_by_time ON spans(start_ns, id, process_id, parent_span_id);
+DROP INDEX IF EXISTS spans_by_process;
+CREATE INDEX spans_by_process ON spans(process_id, start_ns, id, duration_ms);
+DROP INDEX IF EXISTS spans_errors_by_time;
+CREATE INDEX spans_errors_by_time ON spans(start_ns, id, duration_ms, status)
+    WHERE status = 'ERR';
+DROP INDEX IF EXISTS spans_errors_by_process;
+CREATE INDEX spans_errors_by_process ON spans(process_id, start_ns, id, duration_ms, status)
+    WHERE status = 'ERR';
+DROP INDEX IF EXISTS spans_by_process_duration;
+DROP INDEX IF EXISTS spans_errors_by_duration;
+"""
 SORT_INDEXES = f"""
 CREATE INDEX IF NOT EXISTS spans_by_duration
     ON spans(start_ns / {DURATION_BUCKET_NS}, duration_ms, start_ns);
-CREATE INDEX IF NOT EXISTS spans_by_process_duration
-    ON spans(process_id, start_ns / {DURATION_BUCKET_NS}, duration_ms, start_ns);
-CREATE INDEX IF NOT EXISTS spans_errors_by_duration
-    ON spans(start_ns / {DURATION_BUCKET_NS}, duration_ms, start_ns) WHERE status = 'ERR';
 """
 
-TABLES += SORT_INDEXES
+TABLES += COVERING_INDEXES + SORT_INDEXES
 
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
@@ -304,7 +328,7 @@ _V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
 # version -> SQL that brings a store of that version to version + 1.
 # 3 -> 4 also makes trace_rows anew: it keeps calls that have no variable.
 MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS,
-                              3: OTLP_HEALTH + SORT_INDEXES
+                              3: OTLP_HEALTH + COVERING_INDEXES + SORT_INDEXES
                               + "DROP VIEW IF EXISTS trace_rows;\n"}
 
 
@@ -343,9 +367,11 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
 
 def _missing_last_step(conn: sqlite3.Connection) -> bool:
     """A store made by an earlier build of this (unreleased) version, before its step
-    had the sort indexes: run the step again (every statement in it is safe twice)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' "
-                        "AND name = 'spans_by_duration'").fetchone() is None
+    had its final indexes: run the step again (every statement in it is safe twice)."""
+    indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
+    return ("spans_by_duration" not in indexes or "spans_by_process_duration" in indexes
+            or "parent_span_id" not in (indexes.get("spans_by_time") or "")
+            or "status" not in (indexes.get("spans_errors_by_time") or "").split("WHERE")[0])
 
 
 def _stored_version(conn: sqlite3.Connection, path: str) -> int | None:
