@@ -6,7 +6,9 @@ Responses are JSON: stored values come back as the strings they were stored as,
 never as HTML. With a token (the parameter, else ``$OTEL_MONITOR_UI_TOKEN``) every
 ``/api`` request needs ``Authorization: Bearer <token>`` (or the UI's token cookie, set
 when a browser opens the UI with ``?token=``), and so do the OpenAPI docs (``/docs``,
-``/redoc``, ``/openapi.json``).
+``/redoc``, ``/openapi.json``) and their script and style files. Those files are served
+from here (the swagger-ui and redoc bundles that the ``fastapi-offline`` package ships),
+not from a CDN: the docs work offline and name no other host.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.staticfiles import StaticFiles
 
 from exporters.queries import COUNT_CAP, SORTS, NotFound, RowFilter, TraceQueries
 
@@ -27,6 +30,7 @@ TOKEN_COOKIE = "otel_monitor_token"  # set by the UI's guard (dash_ui.server) on
 MAX_PAGE = 1_000
 MAX_OFFSET = 1_000_000
 MAX_TEXT = 1_000  # longest filter value accepted
+DOCS_ASSETS = "/docs-assets"  # swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js
 
 Text = Annotated[str | None, Query(max_length=MAX_TEXT)]
 SortKey = Literal[tuple(SORTS)]  # type: ignore[valid-type]
@@ -67,16 +71,15 @@ def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> Fas
             raise refuse()
 
     # Every route of the app needs the token (the API, the docs, and what other modules
-    # add, e.g. /metrics). FastAPI's own docs routes skip app dependencies: with a token
-    # they are served by _guarded_docs instead.
+    # add, e.g. /metrics). FastAPI's own docs routes load their scripts from a CDN, and
+    # its /openapi.json skips app dependencies: _local_docs serves them instead.
     api = FastAPI(title="otel-monitor API",
                   description="Read-only JSON over an otel-monitor store.",
+                  docs_url=None, redoc_url=None,
                   **({} if token is None else
-                     {"dependencies": [Depends(require_token)], "docs_url": None,
-                      "redoc_url": None, "openapi_url": None}))
+                     {"dependencies": [Depends(require_token)], "openapi_url": None}))
     api.state.queries = queries
-    if token is not None:
-        _guarded_docs(api)
+    _local_docs(api, openapi_route=token is not None)
 
     @api.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
@@ -161,18 +164,36 @@ def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> Fas
     return api
 
 
-def _guarded_docs(api: FastAPI) -> None:
-    """/openapi.json, /docs and /redoc as FastAPI serves them, as routes of ``api`` (so
-    behind its dependencies)."""
+def _local_docs(api: FastAPI, *, openapi_route: bool) -> None:
+    """/docs and /redoc as FastAPI renders them, with their files from DOCS_ASSETS, and
+    (``openapi_route``) /openapi.json: all routes of ``api``, so behind its dependencies."""
+    # A route, not a mount, so that the token dependency guards the files too.
+    files = StaticFiles(packages=[("fastapi_offline", "static")])
 
-    @api.get("/openapi.json", include_in_schema=False)
-    def openapi() -> JSONResponse:
-        return JSONResponse(api.openapi())
+    @api.get(DOCS_ASSETS + "/{name:path}", include_in_schema=False)
+    async def docs_asset(name: str, request: Request) -> Response:
+        return await files.get_response(name, request.scope)
+
+    if openapi_route:
+        @api.get("/openapi.json", include_in_schema=False)
+        def openapi() -> JSONResponse:
+            return JSONResponse(api.openapi())
 
     @api.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{api.title} - docs")
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}/openapi.json", title=f"{api.title} - docs",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            # no badge fetched from the public spec validator
+            swagger_ui_parameters={"validatorUrl": None})
 
     @api.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return get_redoc_html(openapi_url="/openapi.json", title=f"{api.title} - ReDoc")
+    def redoc(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_redoc_html(
+            openapi_url=f"{root}/openapi.json", title=f"{api.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
