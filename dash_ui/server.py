@@ -14,11 +14,9 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
-from .api import create_api, resolve_token
+from .api import TOKEN_COOKIE, create_api, resolve_token
 from .ingest import create_ingest_app
 from .metrics import mount_metrics
-
-UI_COOKIE = "otel_monitor_token"
 
 
 def _token_guard(inner: Any, token: str) -> Any:
@@ -38,11 +36,11 @@ def _token_guard(inner: Any, token: str) -> Any:
         cookie.load(headers.get("cookie", ""))
         given = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token", [""])[0]
         if (scheme.lower() == "bearer" and ok(value)) or \
-                (UI_COOKIE in cookie and ok(cookie[UI_COOKIE].value)):
+                (TOKEN_COOKIE in cookie and ok(cookie[TOKEN_COOKIE].value)):
             return await inner(scope, receive, send)
         if given and ok(given):
             response = RedirectResponse(scope.get("root_path", "") + scope["path"], 303)
-            response.set_cookie(UI_COOKIE, token, httponly=True, samesite="strict")
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
             return await response(scope, receive, send)
         response = PlainTextResponse("a valid access token is required (Authorization: "
                                      "Bearer <token>, or open the page with ?token=<token>)",
