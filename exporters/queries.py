@@ -573,12 +573,16 @@ class TraceQueries:
     # -- dependency graph -------------------------------------------------------------
 
     def _graph_edges_sql(self) -> str:
-        return """SELECT pp.name AS source, pc.name AS target, count(*) AS calls
-                  FROM spans c JOIN spans par ON par.span_id = c.parent_span_id
-                  JOIN processes pc ON pc.id = c.process_id
-                  JOIN processes pp ON pp.id = par.process_id
-                  WHERE c.start_ns >= ? AND c.parent_span_id IS NOT NULL
-                  GROUP BY par.process_id, c.process_id"""
+        # The window's children and their parents' ids come from spans_by_time alone;
+        # each parent is one lookup by span id; names are joined to the grouped edges,
+        # not to every call.
+        return """SELECT pp.name AS source, pc.name AS target, e.calls
+                  FROM (SELECT par.process_id AS parent, c.process_id AS child,
+                               count(*) AS calls
+                        FROM spans c JOIN spans par ON par.span_id = c.parent_span_id
+                        WHERE c.start_ns >= ? AND c.parent_span_id IS NOT NULL
+                        GROUP BY par.process_id, c.process_id) e
+                  JOIN processes pp ON pp.id = e.parent JOIN processes pc ON pc.id = e.child"""
 
     def graph(self, *, window_s: float = 1800, now_ns: int | None = None) -> dict[str, Any]:
         """Nodes (processes with their last latency and errors in the window; feeds with

@@ -368,10 +368,18 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
 def _missing_last_step(conn: sqlite3.Connection) -> bool:
     """A store made by an earlier build of this (unreleased) version, before its step
     had its final indexes: run the step again (every statement in it is safe twice)."""
-    indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"))
-    return ("spans_by_duration" not in indexes or "spans_by_process_duration" in indexes
-            or "parent_span_id" not in (indexes.get("spans_by_time") or "")
-            or "status" not in (indexes.get("spans_errors_by_time") or "").split("WHERE")[0])
+    stored = {name: " ".join(sql.split()) for name, sql in conn.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+    if "spans_by_process_duration" in stored or "spans_errors_by_duration" in stored:
+        return True
+    return any(stored.get(name) != sql for name, sql in _LAST_STEP_INDEXES.items())
+
+
+# The indexes the 3 -> 4 step leaves, as sqlite_master keeps their statements.
+_LAST_STEP_INDEXES = {
+    m["name"]: " ".join(m[0].replace("IF NOT EXISTS ", "").split())
+    for m in re.finditer(r"CREATE INDEX (?:IF NOT EXISTS )?(?P<name>\w+)[^;]*",
+                         COVERING_INDEXES + SORT_INDEXES)}
 
 
 def _stored_version(conn: sqlite3.Connection, path: str) -> int | None:
