@@ -49,7 +49,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from exporters.store import StoreError
 
-from .ingest_spans import Converted, IngestWriter, convert, open_writer
+from .ingest_spans import Converted, IngestWriter, convert
+from .ingest_writer import DeferredWriter, open_or_defer
 
 _log = logging.getLogger("otel_monitor")
 
@@ -240,8 +241,8 @@ def refused(rejected: Rejected, kind: str) -> Response:
 # -- the router -----------------------------------------------------------------------
 
 
-def ingest_router(writer: IngestWriter, *, token: str | None, max_bytes: int,
-                  max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
+                  max_bytes: int, max_concurrent: int = DEFAULT_MAX_CONCURRENT,
                   wait_s: float = 5.0) -> APIRouter:
     router = APIRouter()
     # A request waits up to wait_s for a turn, holding only its socket (its body unread):
@@ -307,7 +308,8 @@ def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None =
     rather than the API's. A bad setting raises ``StoreError`` naming it."""
     try:
         limit = max_bytes or max_bytes_from_env()
-        writer = open_writer(db_path, busy_timeout_s=busy_timeout_s)
+        # Opened now; or at the first request, if another writer holds the lock now.
+        writer = open_or_defer(db_path, busy_timeout_s=busy_timeout_s)
     except ValueError as exc:  # ConfigError too
         raise StoreError(f"OTLP ingest: {exc}") from None
     app = FastAPI(title="otel-monitor OTLP ingest", docs_url=None, redoc_url=None,
