@@ -178,9 +178,12 @@ def sort_index_names() -> list[str]:
     return re.findall(r"CREATE INDEX IF NOT EXISTS (\w+)", SORT_INDEXES)
 
 
+BIG_RUNS = 5  # writes into a big store vary more from run to run than into a fresh one
+
+
 def onto_big_store(tmp: str, records: list[tuple], big_calls: int) -> None:
     """Writer calls/s into copies of the cached big store: current schema vs. the same
-    without the sort indexes (the reference), alternately, median of 3 batches each."""
+    without the sort indexes (the reference), alternately, median of BIG_RUNS batches each."""
     from bench_ui_queries import cached_store_path
 
     source = cached_store_path(big_calls)
@@ -200,19 +203,22 @@ def onto_big_store(tmp: str, records: list[tuple], big_calls: int) -> None:
         with open(path, "rb") as f:
             while f.read(1 << 24):
                 pass
-    third = len(records) // 3
+    per_run = len(records) // BIG_RUNS
     rates: dict[str, list[float]] = {k: [] for k in copies}
-    for r in range(3):  # alternate, so noise hits both alike; each run appends new calls
-        part = records[r * third:(r + 1) * third]
+    for r in range(BIG_RUNS):  # alternate, so noise hits both alike; each appends new calls
+        part = records[r * per_run:(r + 1) * per_run]
         for kind, path in copies.items():
             rates[kind].append(throughput_exporter(path, part))
     o, ref = statistics.median(rates["current"]), statistics.median(rates["reference"])
     print(f"writer into a copy of the {big_calls:,}-call store ({source}), "
-          f"{third:,} calls x (1 call row + 5 data rows) per run, median of 3")
+          f"{per_run:,} calls x (1 call row + 5 data rows) per run, median of {BIG_RUNS}")
+    best_o, best_ref = max(rates["current"]), max(rates["reference"])
     print(f"   current schema                            {o:10,.0f} calls/s  (target >= 50,000)"
-          f"  {'PASS' if o >= 50_000 else 'FAIL'}")
-    print(f"   without the sort indexes ({', '.join(dropped)}) {ref:10,.0f} calls/s")
-    print(f"   ratio                                     {o / ref:10.2f}")
+          f"  {'PASS' if o >= 50_000 else 'FAIL'}   best run {best_o:,.0f}")
+    print(f"   without the sort indexes ({', '.join(dropped)}) {ref:10,.0f} calls/s"
+          f"   best run {best_ref:,.0f}")
+    print(f"   ratio                                     {o / ref:10.2f}"
+          f"   best runs {best_o / best_ref:.2f}")
     for path in copies.values():
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(path + suffix):

@@ -69,9 +69,9 @@ TOP_CALLS_MAX = 100_000
 # - past that budget, and at once for a duration sort with a variable name or with a
 #   service and a process or errors filter, or a status sort with a variable name (a
 #   test there reads each call's pages in random order: 180 ms for a 1,100-row page of
-#   a name in 1 call in 5, on the 10M-row benchmark store), a candidate set of at most SORT_WINDOW_CALLS calls
-#   (the calls of that variable name, or of the date range/process/errors filters) is
-#   read whole and sorted: exact;
+#   a name in 1 call in 5, on the 10M-row benchmark store), a candidate set of at most
+#   SORT_WINDOW_CALLS calls (the calls of that variable name, or of the date
+#   range/process/errors filters) is read whole and sorted: exact;
 # - else the page is sorted within the newest SORT_WINDOW_CALLS calls of the date
 #   range/process/errors filters, and says so (Page.note).
 SORT_WINDOW_CALLS = 5_000
