@@ -210,3 +210,22 @@ def test_the_bounded_strategy_is_exact_when_the_window_holds_every_candidate(
         assert page.strategy == "window" and page.window_calls is None, sort
         assert [(r["span_id"], r["seq"]) for r in page.rows] == \
             _reference(_all_rows(q, f), sort), sort
+
+
+def test_a_top_n_page_whose_first_calls_make_no_row_is_still_full_and_exact(tmp_path):
+    """OK calls without variables make no row: when the page's first calls fall short of
+    its rows, the top-N is taken again over every call of the filters."""
+    st = SpanStore(tmp_path / "top.db")
+    pid = st.process_ids([ProcessEntry("job")])["job"]
+    spans, data = [], []
+    for k in range(10):  # the 5 slowest calls are plain spans (no variable, OK)
+        spans += [k, k + 1, f"{k:032x}", None, T0 + k, float(10 - k), pid, None, None,
+                  "OK", "ok", None, None, 1]
+        if k >= 5:
+            data += [k, 0, "x", "INPUT", repr(k)]
+    st.insert_calls(spans, data)
+    st.close()
+    q = TraceQueries(tmp_path / "top.db")
+    page = q.page(RowFilter(process="job"), sort="-duration_ms", limit=3)
+    assert page.strategy == "top" and page.note is None
+    assert [r["Data Value"] for r in page.rows] == ["5", "6", "7"]
