@@ -62,6 +62,12 @@ def _local_docs_pages(c: httpx.Client, headers: dict[str, str]) -> dict[str, lis
         r = c.get(path, headers=headers)
         assert r.status_code == 200, path
         assert not re.search(r"https?://|//[a-z]", r.text, re.I), (path, r.text)
+        # and the browser is told to load from this server only (ReDoc's bundle would
+        # fetch its maker's logo from a CDN)
+        policy = dict(d.strip().split(" ", 1) for d in
+                      r.headers["content-security-policy"].split(";"))
+        assert policy["default-src"] == policy["connect-src"] == "'self'"
+        assert policy["img-src"] == "'self' data:" and "http" not in str(policy)
         assets[path] = _page_assets(r.text)
     assert {u.rsplit("/", 1)[1] for u in assets["/docs"]} == {
         "swagger-ui.css", "swagger-ui-bundle.js", "favicon.png"}
