@@ -107,7 +107,7 @@ def page() -> dbc.Container:
         filters(),
         table(),
         # Set when the table's order was computed within a bounded window of calls.
-        html.Div(id="om-sort-note", className="small text-muted mt-1", role="status"),
+        html.Div(id="om-sort-note", className="small text-muted", role="status"),
         html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),
         graph(),
         modal(),

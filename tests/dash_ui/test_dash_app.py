@@ -9,6 +9,7 @@ from urllib.parse import urljoin, urlparse
 import httpx
 import pytest
 
+from bounded_store import NAME, QUIET, make_bounded_store
 from conftest import SCRIPT
 from dash_ui._theme import TOKENS
 from dash_ui.app import create_dash_app
@@ -363,46 +364,23 @@ def test_a_sparkline_without_calls_in_its_window_says_so():
 
 # -- the note of a page sorted within a bounded window of calls ----------------------
 
-BOUNDED_BUSY, BOUNDED_QUIET = "app.busy", "app.quiet"
-
-
 @pytest.fixture(scope="module")
-def bounded_store(tmp_path_factory):
-    """More calls than SORT_WINDOW_CALLS, every one with the variable ``spot`` (so a
-    duration sort filtered on it is not exact over the whole store): the oldest calls
-    are the slowest. ``app.quiet`` has few enough calls to be sorted whole."""
-    import time
-
-    from exporters.queries import SORT_WINDOW_CALLS
-    from exporters.store import ProcessEntry, SpanStore
-
+def bounded_db(tmp_path_factory):
     path = tmp_path_factory.mktemp("bounded") / "bounded.db"
-    calls = SORT_WINDOW_CALLS + 1_000
-    t0 = time.time_ns() - calls * 10**8
-    store = SpanStore(path)
-    ids = store.process_ids([ProcessEntry(BOUNDED_BUSY), ProcessEntry(BOUNDED_QUIET)])
-    spans, data = [], []
-    for k in range(calls):
-        proc = BOUNDED_QUIET if k % 12 == 0 else BOUNDED_BUSY
-        spans += [k, k + 1, f"{k:032x}", None, t0 + k * 10**8, float(calls - k), ids[proc],
-                  None, "svc", "OK", "ok", None, None, 1]
-        data += [k, 0, "spot", "INPUT", repr(k)]
-    store.insert_calls(spans, data)
-    store.close()
-    return path, calls, SORT_WINDOW_CALLS
+    return (path, *make_bounded_store(path))
 
 
 @pytest.fixture(scope="module")
-def bounded_http(bounded_store):
+def bounded_http(bounded_db):
     from api_server import ServedApp
     from dash_ui.server import create_server_app
 
-    with ServedApp(create_server_app(bounded_store[0])) as served, \
+    with ServedApp(create_server_app(bounded_db[0])) as served, \
             httpx.Client(base_url=served.url, timeout=30) as c:
         yield c
 
 
-def _rows_and_note(c: httpx.Client, *, sort=None, process=None, data="spot", start=0,
+def _rows_and_note(c: httpx.Client, *, sort=None, process=None, data=NAME, start=0,
                    end=100):
     """The table's callback over HTTP: (the grid's block, the note or None if the
     response leaves the note line as it was)."""
@@ -428,8 +406,8 @@ def test_the_layout_has_a_note_line_under_the_grid(dash_app):
 
 
 def test_a_bounded_sort_is_stated_under_the_grid_and_cleared_when_exact(
-        bounded_http, bounded_store):
-    _, calls, window = bounded_store
+        bounded_http, bounded_db):
+    _, calls, window = bounded_db
     slowest = [{"colId": "duration_ms", "sort": "desc"}]
     block, note = _rows_and_note(bounded_http, sort=slowest)
     assert note and f"newest {window:,} calls" in note
@@ -446,6 +424,6 @@ def test_a_bounded_sort_is_stated_under_the_grid_and_cleared_when_exact(
     assert note == "" and block["rowData"][0]["duration_ms"] == 1.0  # the newest call
     assert _rows_and_note(bounded_http, data=None, start=100, end=200)[1] is None
     # A process filter whose calls fit in the window: the duration order is exact.
-    block, note = _rows_and_note(bounded_http, sort=slowest, process=BOUNDED_QUIET)
+    block, note = _rows_and_note(bounded_http, sort=slowest, process=QUIET)
     assert note == ""
     assert block["rowData"][0]["duration_ms"] == float(calls)  # the oldest, slowest call
