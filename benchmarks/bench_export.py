@@ -184,13 +184,9 @@ BIG_RUNS = 5  # writes into a big store vary more from run to run than into a fr
 def onto_big_store(tmp: str, records: list[tuple], big_calls: int) -> None:
     """Writer calls/s into copies of the cached big store: current schema vs. the same
     without the sort indexes (the reference), alternately, median of BIG_RUNS batches each."""
-    from bench_ui_queries import cached_store_path
+    from bench_ui_queries import cached_store
 
-    source = cached_store_path(big_calls)
-    if not os.path.exists(source):
-        sys.exit(f"{source} is missing: run benchmarks/bench_ui_queries.py --generate-only "
-                 f"--calls {big_calls} first")
-    SpanStore(source).close()  # checkpointed, at this schema
+    source = cached_store(big_calls)  # checkpointed, at this schema
     copies = {"current": os.path.join(tmp, "big_current.db"),
               "reference": os.path.join(tmp, "big_reference.db")}
     for path in copies.values():

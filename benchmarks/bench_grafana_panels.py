@@ -40,12 +40,9 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    from bench_ui_queries import cached_store_path, generate
+    from bench_ui_queries import cached_store
 
-    path = cached_store_path(args.calls)  # bench_ui_queries.py's store, named by the schema
-    if not os.path.exists(path):
-        print(f"generating {path} ({args.calls:,} calls)…", flush=True)
-        generate(path, args.calls)
+    path = cached_store(args.calls)  # bench_ui_queries.py's store, named by the schema
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     to_ms = conn.execute("SELECT max(start_ns) FROM spans").fetchone()[0] // 1_000_000 + 1
     from_ms = to_ms - 3_600_000

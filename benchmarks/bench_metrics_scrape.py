@@ -41,12 +41,9 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    from bench_ui_queries import cached_store_path, generate
+    from bench_ui_queries import cached_store
 
-    path = cached_store_path(args.calls)  # bench_ui_queries.py's store, named by the schema
-    if not os.path.exists(path):
-        print(f"generating {path} ({args.calls:,} calls)…", flush=True)
-        generate(path, args.calls)
+    path = cached_store(args.calls)  # bench_ui_queries.py's store, named by the schema
     store = SpanStore(path, readonly=True)
     newest = store.query("SELECT max(id) FROM spans")[0][0]
     spans = store.query("SELECT count(*) FROM spans")[0][0]

@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -77,6 +76,25 @@ def cached_store_path(calls: int) -> str:
     return os.path.join(tempfile.gettempdir(), f"otel_monitor_bench_ui_{calls}_{schema}.db")
 
 
+def cached_store(calls: int, path: str | None = None) -> str:
+    """The benchmarks' big store (``path``, else the cache named by the schema),
+    generated first if missing, and migrated to this schema if an older build made it."""
+    path = path or cached_store_path(calls)
+    if os.path.exists(path):
+        print(f"store: {path} (cached; delete it to regenerate)")
+    else:
+        t0 = time.perf_counter()
+        generate(path + ".part", calls)
+        os.replace(path + ".part", path)
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(path + ".part" + suffix):
+                os.remove(path + ".part" + suffix)
+        print(f"store: {path} generated in {time.perf_counter() - t0:.1f} s "
+              f"({calls:,} calls, {calls * ROWS_PER_CALL:,} data rows)")
+    SpanStore(path).close()
+    return path
+
+
 def warm(path: str) -> None:
     """Read the store once, so every query is timed on a cached store: a machine that
     reclaims idle page cache (this VM does) otherwise times disk reads for the queries
@@ -98,19 +116,7 @@ def main() -> int:
     ap.add_argument("--db", default=None)
     ap.add_argument("--generate-only", action="store_true")
     args = ap.parse_args()
-    path = args.db or cached_store_path(args.calls)
-    if os.path.exists(path):
-        print(f"store: {path} (cached; delete it to regenerate)")
-    else:
-        t0 = time.perf_counter()
-        generate(path + ".part", args.calls)
-        os.replace(path + ".part", path)
-        for suffix in ("-wal", "-shm"):
-            if os.path.exists(path + ".part" + suffix):
-                os.remove(path + ".part" + suffix)
-        print(f"store: {path} generated in {time.perf_counter() - t0:.1f} s "
-              f"({args.calls:,} calls, {args.calls * ROWS_PER_CALL:,} data rows)")
-    SpanStore(path).close()  # a store cached by an older version: migrated to this schema
+    path = cached_store(args.calls, args.db)
     if args.generate_only:
         return 0
     from exporters.queries import RowFilter, TraceQueries
