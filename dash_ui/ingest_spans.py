@@ -262,6 +262,6 @@ def open_writer(db_path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0
     writer = IngestWriter(
         settings.db_path, retention_hours=settings.retention_hours,
         purge_interval_s=settings.purge_interval_s, busy_timeout_s=busy_timeout_s,
-        max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)
+        max_db_bytes=settings.max_db_bytes)
     writer.max_value_length = settings.max_value_length  # OTEL_MONITOR_MAX_VALUE_LENGTH
     return writer

@@ -63,6 +63,11 @@ class Settings:
     alert_max_attempts: int = 5
     alert_backoff_s: float = 0.5
 
+    @property
+    def max_db_bytes(self) -> int | None:
+        """``max_db_mb`` in bytes, as the SQLite exporter takes it."""
+        return int(self.max_db_mb * 2**20) if self.max_db_mb else None
+
     def __post_init__(self) -> None:
         _check_types(self)
         checks: list[tuple[str, bool, str]] = [

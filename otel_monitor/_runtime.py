@@ -90,7 +90,7 @@ class Runtime:
                     settings.db_path, service_name=service,
                     retention_hours=settings.retention_hours,
                     purge_interval_s=settings.purge_interval_s,
-                    max_db_bytes=int(settings.max_db_mb * 2**20) if settings.max_db_mb else None)
+                    max_db_bytes=settings.max_db_bytes)
             except (OSError, ValueError, RuntimeError, sqlite3.Error) as exc:
                 if otlp is not None:
                     otlp.shutdown()
