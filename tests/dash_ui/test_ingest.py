@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from exporters.store import SpanStore
+from served_cli import served_cli
 
 HERE = Path(__file__).parent
 WORKLOAD = HERE.parent / "otel_monitor" / "otlp_workload.py"
@@ -35,12 +35,6 @@ MAX_BYTES = 64 * 1024
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 PB = {"content-type": "application/x-protobuf", **AUTH}
 JS = {"content-type": "application/json", **AUTH}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _clean_env() -> dict[str, str]:
@@ -54,26 +48,11 @@ def server(tmp_path_factory):
     """`otel-monitor serve` on a free port with an ingest token and a 64 KiB limit."""
     db = tmp_path_factory.mktemp("ingest") / "central.db"
     SpanStore(db).close()  # serve reads an existing store
-    port = _free_port()
     env = {**_clean_env(), "OTEL_MONITOR_INGEST_TOKEN": TOKEN,
            "OTEL_MONITOR_INGEST_MAX_BYTES": str(MAX_BYTES)}
-    proc = subprocess.Popen([sys.executable, "-m", "otel_monitor.cli", "serve", "--db", str(db),
-                             "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"{url}/api/health", timeout=2)
-            break
-        except httpx.TransportError:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "serve did not answer"
-            time.sleep(0.1)
-    yield url, db
-    proc.terminate()
-    _, err = proc.communicate(timeout=10)
-    assert "Traceback" not in err, err  # the server never crashed on a request
+    with served_cli(db, env) as served:
+        yield served.url, db
+    assert "Traceback" not in served.stderr, served.stderr  # it never crashed on a request
 
 
 def calls(db: Path, where: str = "1", params: tuple = ()) -> list[dict]:

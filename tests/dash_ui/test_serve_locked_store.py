@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from api_server import ServedApp
 from dash_ui.ingest import INGEST_TOKEN_ENV, create_ingest_app
 from exporters.schema import SCHEMA_VERSION, SchemaError
 from exporters.store import ProcessEntry, SpanStore
+from served_cli import served_cli
 
 # Another process: takes the lock with the given statement, says so, and keeps it until
 # a line arrives on its stdin.
@@ -97,40 +97,20 @@ def db(tmp_path, monkeypatch) -> Path:
 
 
 def test_serve_starts_and_reads_while_another_process_holds_the_write_lock(db):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items()
            if k not in (INGEST_TOKEN_ENV, "OTEL_MONITOR_UI_TOKEN")}
-    with lock_held(db, "BEGIN EXCLUSIVE"):
-        proc = subprocess.Popen([sys.executable, "-m", "otel_monitor.cli", "serve", "--db",
-                                 str(db), "--port", str(port)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    rows = httpx.get(f"{url}/api/rows", timeout=5)
-                    break
-                except httpx.TransportError:
-                    assert proc.poll() is None, proc.communicate()[1]  # it must not exit
-                    assert time.monotonic() < deadline, "serve did not answer"
-                    time.sleep(0.1)
-            assert rows.status_code == 200 and rows.json()["total"] == 3
-            assert httpx.get(url + "/", timeout=10).status_code == 200  # the UI too
-        except BaseException:
-            proc.terminate()
-            raise
-    try:
+    with lock_held(db, "BEGIN EXCLUSIVE") as holder, \
+            served_cli(db, env, ready_path="/api/rows") as served:  # started while locked
+        url = served.url
+        rows = httpx.get(f"{url}/api/rows", timeout=10)
+        assert rows.status_code == 200 and rows.json()["total"] == 3
+        assert httpx.get(url + "/", timeout=10).status_code == 200  # the UI too
+        holder.release()
         # The lock is released: the first ingest request opens the writer and lands.
         r = _post(f"{url}/v1/traces", "00000000000000d1")
         assert r.status_code == 200, r.text
         assert httpx.get(f"{url}/api/rows", timeout=10).json()["total"] == 4
-    finally:
-        proc.terminate()
-        _, err = proc.communicate(timeout=10)
-    assert "locked by another writer; serving reads now" in err
+    assert "locked by another writer; serving reads now" in served.stderr
 
 
 def test_ingest_opened_while_locked_answers_503_until_the_lock_is_released(db):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+from served_cli import served_cli
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
@@ -27,7 +25,7 @@ def workload_env(**extra: str) -> dict[str, str]:
     """The environment of a workload process: no otel-monitor settings of the caller's."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_MONITOR_", "OTEL_EXPORTER_OTLP", "OTEL_SERVICE_NAME"))}
-    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(ROOT)])
+    env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), str(ROOT)])
     return {**env, **extra}
 
 
@@ -39,38 +37,9 @@ def workload(db: Path, part: str, *args: str, service: str = "e2e", **popen) -> 
                             env=workload_env(OTEL_SERVICE_NAME=service), text=True, **popen)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(db: Path, *, token: str | None = None) -> Iterator[str]:
     """``otel-monitor serve --db db --port <free>`` as a subprocess; yields its URL."""
-    port = free_port()
     env = workload_env(**({"OTEL_MONITOR_UI_TOKEN": token} if token else {}))
-    proc = subprocess.Popen([sys.executable, "-m", "otel_monitor.cli", "serve", "--db", str(db),
-                             "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/api/health", headers=headers, timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "otel-monitor serve did not answer"
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with served_cli(db, env, timeout_s=30) as served:
+        yield served.url
