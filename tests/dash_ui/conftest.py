@@ -2,15 +2,14 @@
 state writers), served by uvicorn on 127.0.0.1; clients talk to it over HTTP."""
 from __future__ import annotations
 
-import os
 import time
 
 import httpx
 import pytest
 
-import otel_monitor
 from api_server import ServedApp
 from exporters.state import AlertRecord, FeedState, StateStore, FLAG_BACKPRESSURE
+from recording import recording_into, settings_env_cleared
 
 SCRIPT = "<script>alert(1)</script>"
 INJECTIONS = ["' OR '1'='1", "x'; DROP TABLE spans; --", '" OR 1=1 --', "%", "_",
@@ -21,28 +20,27 @@ INJECTIONS = ["' OR '1'='1", "x'; DROP TABLE spans; --", '" OR 1=1 --', "%", "_"
 def recorded(tmp_path_factory):
     """A store with calls (nested, failing, a <script> value, injection strings as values),
     a fresh and a stale feed, an alert, a raised backpressure flag and a health row."""
-    saved = {k: v for k, v in os.environ.items()
-             if k.startswith(("OTEL_MONITOR_", "OTEL_EXPORTER_OTLP"))}
-    for var in saved:
-        os.environ.pop(var)
     path = tmp_path_factory.mktemp("ui") / "ui.db"
-    otel_monitor.configure(db_path=path, flush_interval_s=0.05)
-    try:
-        import ui_workload as w
+    with settings_env_cleared():
+        with recording_into(path):
+            import ui_workload as w
 
-        for i in range(30):
-            w.price("AAPL", i)
-        for book in ("b1", "b2", "b3"):
-            w.check_limit(book, 5)
-            with pytest.raises(ValueError):
-                w.check_limit(book, -1)
-        w.render(SCRIPT)
-        w.render_markup(SCRIPT)
-        for text in INJECTIONS:
-            w.render(text)
-        assert otel_monitor.force_flush(10)
-    finally:
-        otel_monitor.shutdown()
+            for i in range(30):
+                w.price("AAPL", i)
+            for book in ("b1", "b2", "b3"):
+                w.check_limit(book, 5)
+                with pytest.raises(ValueError):
+                    w.check_limit(book, -1)
+            w.render(SCRIPT)
+            w.render_markup(SCRIPT)
+            for text in INJECTIONS:
+                w.render(text)
+        write_state(path)
+        yield path
+
+
+def write_state(path) -> None:
+    """A fresh and a stale feed, an alert, a raised backpressure flag, a health row."""
     state = StateStore(path)
     now = time.time_ns()
     state.write_feeds([
@@ -58,8 +56,6 @@ def recorded(tmp_path_factory):
     state.write_health(queue_depth=6000, queue_peak=6000, dropped=3, written=100,
                        write_lag_ms=10.0, last_write_ns=now, service_name="ui-tests")
     state.close()
-    yield path
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,14 @@ under errors only), recorded through the real decorator; a process whose name ha
 "/" (a plain OTel span such as "GET /health") has its source and durations endpoints."""
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
 from opentelemetry import trace
 
-import otel_monitor
 from api_server import ServedApp
 from exporters.queries import SORTS
 from otel_monitor import monitor
+from recording import recording_into, settings_env_cleared
 
 
 @monitor("jobs")
@@ -32,28 +30,21 @@ def scale(x: float) -> float:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    saved = {k: v for k, v in os.environ.items() if k.startswith("OTEL_MONITOR_")}
-    for var in saved:
-        os.environ.pop(var)
     path = tmp_path_factory.mktemp("failed") / "f.db"
-    otel_monitor.configure(db_path=path, flush_interval_s=0.05)
-    try:
-        for i in range(3):
-            scale(i)
-            with pytest.raises(PermissionError):
-                rotate_keys()
-        with pytest.raises(FileNotFoundError):
-            load_config("/etc/app.toml")
-        with trace.get_tracer("test").start_as_current_span("GET /health"):
-            pass
-        assert otel_monitor.force_flush(10)
-    finally:
-        otel_monitor.shutdown()
-        os.environ.update(saved)
-    from dash_ui.server import create_server_app
+    with settings_env_cleared():
+        with recording_into(path):
+            for i in range(3):
+                scale(i)
+                with pytest.raises(PermissionError):
+                    rotate_keys()
+            with pytest.raises(FileNotFoundError):
+                load_config("/etc/app.toml")
+            with trace.get_tracer("test").start_as_current_span("GET /health"):
+                pass
+        from dash_ui.server import create_server_app
 
-    with ServedApp(create_server_app(path)) as app:
-        yield app
+        with ServedApp(create_server_app(path)) as app:
+            yield app
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ panels, and its SQLite (frser-sqlite-datasource) queries run with sqlite3 on a r
 written by the decorator and the state writers."""
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 
@@ -12,6 +11,7 @@ import pytest
 import otel_monitor
 from exporters.columns import SEVEN_COLUMNS
 from exporters.state import FeedState, StateStore
+from recording import recording_into, settings_env_cleared
 from stack_files import (CONFIG, compose, dashboard, datasources, host_path, load_yaml, panels,
                          targets)
 
@@ -91,28 +91,21 @@ def halt() -> None:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    saved = {k: v for k, v in os.environ.items()
-             if k.startswith(("OTEL_MONITOR_", "OTEL_EXPORTER_OTLP"))}
-    for var in saved:
-        os.environ.pop(var)
     path = tmp_path_factory.mktemp("grafana") / "store.db"
-    otel_monitor.configure(db_path=path, flush_interval_s=0.05)
-    try:
-        for i in range(6):
-            book(i, 1.5)
-        for i in range(2):
-            with pytest.raises(RuntimeError):
-                settle(i)
-        with pytest.raises(SystemError):
-            halt()  # a failed call without variables: one row, empty Data
-        assert otel_monitor.force_flush(10)
-    finally:
-        otel_monitor.shutdown()
-    state = StateStore(path)
-    state.write_feeds([FeedState("bbg.fx", 1.0, 10.0, time.time_ns() - 3 * 10**9, 4, False)])
-    state.close()
-    yield path
-    os.environ.update(saved)
+    with settings_env_cleared():
+        with recording_into(path):
+            for i in range(6):
+                book(i, 1.5)
+            for i in range(2):
+                with pytest.raises(RuntimeError):
+                    settle(i)
+            with pytest.raises(SystemError):
+                halt()  # a failed call without variables: one row, empty Data
+        state = StateStore(path)
+        state.write_feeds([FeedState("bbg.fx", 1.0, 10.0, time.time_ns() - 3 * 10**9, 4,
+                                     False)])
+        state.close()
+        yield path
 
 
 def sqlite_panels() -> dict[str, str]:

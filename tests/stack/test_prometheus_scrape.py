@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 import otel_monitor
+from recording import recording_into, settings_env_cleared
 from stack_files import CONFIG, free_port, load_yaml
 
 TOKEN = "scrape-s3cret"
@@ -81,43 +82,38 @@ def stop(proc: subprocess.Popen) -> None:
 def stack(tmp_path_factory, prometheus_bin):
     """(store path, Prometheus URL): serve started on a store that exists, Prometheus
     scraping its /metrics every second with the bearer token from a file."""
-    saved = {k: v for k, v in os.environ.items()
-             if k.startswith(("OTEL_MONITOR_", "OTEL_EXPORTER_OTLP"))}
-    for var in saved:
-        os.environ.pop(var)
     tmp = tmp_path_factory.mktemp("scrape")
     store = tmp / "store.db"
-    otel_monitor.configure(db_path=store, flush_interval_s=0.05)
-    fill(0)  # the store exists before serve opens it; this call predates the server
-    assert otel_monitor.force_flush(10)
-    procs: list[subprocess.Popen] = []
-    try:
-        serve_port, prom_port = free_port(), free_port()
-        env = {**os.environ, "OTEL_MONITOR_UI_TOKEN": TOKEN}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "otel_monitor.cli", "serve", "--db", str(store),
-             "--port", str(serve_port)], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-        wait_for(f"http://127.0.0.1:{serve_port}/metrics", procs[-1], "otel-monitor serve",
-                 headers={"Authorization": f"Bearer {TOKEN}"})
-        (tmp / "token").write_text(TOKEN + "\n")
-        (tmp / "prometheus.yml").write_text(yaml.safe_dump(scrape_config(
-            tmp / "token", f"127.0.0.1:{serve_port}")))
-        procs.append(subprocess.Popen(
-            [prometheus_bin, f"--config.file={tmp / 'prometheus.yml'}",
-             f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{prom_port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-        prom = f"http://127.0.0.1:{prom_port}"
-        wait_for(f"{prom}/-/ready", procs[-1], "prometheus")
-        # Targets reach the scrape loop a few seconds after start; up == 1 also says the
-        # bearer token from the credentials_file was accepted.
-        assert eventually(prom, f'up{{job="{JOB}"}}', {"": 1.0}) == {"": 1.0}
-        yield store, prom
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        otel_monitor.shutdown()
-        os.environ.update(saved)
+    with settings_env_cleared(), recording_into(store):
+        fill(0)  # the store exists before serve opens it; this call predates the server
+        assert otel_monitor.force_flush(10)
+        procs: list[subprocess.Popen] = []
+        try:
+            serve_port, prom_port = free_port(), free_port()
+            env = {**os.environ, "OTEL_MONITOR_UI_TOKEN": TOKEN}
+            procs.append(subprocess.Popen(
+                [sys.executable, "-m", "otel_monitor.cli", "serve", "--db", str(store),
+                 "--port", str(serve_port)], env=env, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True))
+            wait_for(f"http://127.0.0.1:{serve_port}/metrics", procs[-1], "otel-monitor serve",
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+            (tmp / "token").write_text(TOKEN + "\n")
+            (tmp / "prometheus.yml").write_text(yaml.safe_dump(scrape_config(
+                tmp / "token", f"127.0.0.1:{serve_port}")))
+            procs.append(subprocess.Popen(
+                [prometheus_bin, f"--config.file={tmp / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={tmp / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{prom_port}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+            prom = f"http://127.0.0.1:{prom_port}"
+            wait_for(f"{prom}/-/ready", procs[-1], "prometheus")
+            # Targets reach the scrape loop a few seconds after start; up == 1 also says the
+            # bearer token from the credentials_file was accepted.
+            assert eventually(prom, f'up{{job="{JOB}"}}', {"": 1.0}) == {"": 1.0}
+            yield store, prom
+        finally:
+            for proc in reversed(procs):
+                stop(proc)
 
 
 def query(prom: str, promql: str) -> dict[str, float]:
