@@ -22,7 +22,6 @@ def free_port() -> int:
 @dataclass
 class ServedCli:
     url: str
-    proc: subprocess.Popen
     stderr: str = ""  # what the server wrote, once it has stopped
 
 
@@ -35,7 +34,7 @@ def served_cli(db: Path, env: dict[str, str], *, ready_path: str = "/api/health"
     proc = subprocess.Popen([sys.executable, "-m", "otel_monitor.cli", "serve", "--db", str(db),
                              "--port", str(port)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    served = ServedCli(f"http://127.0.0.1:{port}", proc)
+    served = ServedCli(f"http://127.0.0.1:{port}")
     try:
         deadline = time.monotonic() + timeout_s
         while True:
