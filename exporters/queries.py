@@ -141,10 +141,6 @@ class RowFilter:
             params.append(self.data)
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    @property
-    def has_range(self) -> bool:
-        return self.since_ns is not None or self.until_ns is not None
-
     def indexed_only(self) -> RowFilter:
         """The filters an index walk holds (date range, process, errors only)."""
         return RowFilter(since_ns=self.since_ns, until_ns=self.until_ns,
