@@ -2,40 +2,20 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 
 from otel_monitor import cli
+from served_cli import served_cli
 
 
 def test_serve_runs_the_api_over_the_store(recorded):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if k != "OTEL_MONITOR_UI_TOKEN"}
-    proc = subprocess.Popen([sys.executable, "-m", "otel_monitor.cli", "serve", "--db",
-                             str(recorded), "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                r = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "serve did not answer"
-                time.sleep(0.1)
+    with served_cli(recorded, env) as served:
+        r = httpx.get(f"{served.url}/api/health", timeout=10)
         assert r.status_code == 200 and r.json()["badges"]["QueueDepth"]["level"] == "red"
-        page = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+        page = httpx.get(f"{served.url}/", timeout=10)
         assert page.status_code == 200 and 'id="_dash-config"' in page.text  # the UI
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_serve_without_the_ui_extra_says_how_to_install_it(recorded, monkeypatch, capsys):
