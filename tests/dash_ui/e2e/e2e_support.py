@@ -25,6 +25,7 @@ def workload_env(**extra: str) -> dict[str, str]:
     """The environment of a workload process: no otel-monitor settings of the caller's."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OTEL_MONITOR_", "OTEL_EXPORTER_OTLP", "OTEL_SERVICE_NAME"))}
+    # HERE.parent: served_cli, which this module (imported by the workload) imports.
     env["PYTHONPATH"] = os.pathsep.join([str(HERE), str(HERE.parent), str(ROOT)])
     return {**env, **extra}
 
