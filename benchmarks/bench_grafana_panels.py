@@ -14,21 +14,11 @@ import argparse
 import json
 import os
 import sqlite3
-import statistics
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DASHBOARD = os.path.join(ROOT, "collector-config", "grafana", "dashboards", "otel-monitor.json")
 REFERENCE = """SELECT * FROM trace_rows WHERE "Timestamp" >= ? AND "Timestamp" < ? LIMIT 1000"""
-
-
-def median_ms(conn: sqlite3.Connection, sql: str, params: tuple, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        conn.execute(sql, params).fetchall()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def iso(ms: int) -> str:
@@ -40,7 +30,7 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    from bench_ui_queries import cached_store
+    from bench_ui_queries import cached_store, median_ms
 
     path = cached_store(args.calls)  # bench_ui_queries.py's store, named by the schema
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -48,7 +38,9 @@ def main() -> int:
     from_ms = to_ms - 3_600_000
     print(f"store: {path}: {conn.execute('SELECT count(*) FROM spans').fetchone()[0]:,} calls;"
           " range: its last hour")
-    reference = median_ms(conn, REFERENCE, (iso(from_ms), iso(to_ms)), max(3, args.runs // 4))
+    window = (iso(from_ms), iso(to_ms))
+    reference = median_ms(lambda: conn.execute(REFERENCE, window).fetchall(),
+                          max(3, args.runs // 4))
     print(f"{'query':56} {'median ms':>10} {'x reference':>12}")
     print(f"{'reference: trace_rows filtered on Timestamp (1,000)':56} {reference:10.2f} "
           f"{1:12.4f}")
@@ -59,7 +51,7 @@ def main() -> int:
                 continue
             sql = target["rawQueryText"].replace("$__from", str(from_ms)) \
                 .replace("$__to", str(to_ms))
-            ms = median_ms(conn, sql, (), args.runs)
+            ms = median_ms(lambda: conn.execute(sql).fetchall(), args.runs)
             print(f"{'panel: ' + panel['title'][:49]:56} {ms:10.2f} {ms / reference:12.4f}")
     return 0
 

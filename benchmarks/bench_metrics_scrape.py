@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -27,21 +25,12 @@ from dash_ui.metrics import CALLS_SQL, MAX_SPANS_PER_SCRAPE, StoreMetrics  # noq
 from exporters.store import SpanStore  # noqa: E402
 
 
-def median_ms(fn, runs: int) -> float:
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    from bench_ui_queries import cached_store
+    from bench_ui_queries import cached_store, median_ms
 
     path = cached_store(args.calls)  # bench_ui_queries.py's store, named by the schema
     store = SpanStore(path, readonly=True)

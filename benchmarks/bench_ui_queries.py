@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -102,6 +103,16 @@ def warm(path: str) -> None:
     with open(path, "rb") as f:
         while f.read(1 << 24):
             pass
+
+
+def median_ms(fn, runs: int) -> float:
+    """Median wall time of ``fn()`` over ``runs`` runs, in ms."""
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
 
 
 def percentile(samples: list[float], q: float) -> float:
