@@ -1,12 +1,15 @@
 """Span exporters and the store: the span -> rows half of otel-monitor."""
 from .columns import SEVEN_COLUMNS
+from .errors import (ConfigError, NotFound, OtelMonitorError, SchemaError, StoreBusy, StoreError,
+                     StoreFull)
 from .processor import MonitorSpanProcessor
 from .records import CallSite
-from .schema import SCHEMA_VERSION, SchemaError
+from .schema import SCHEMA_VERSION
 from .sqlite_exporter import SQLiteSpanExporter
-from .store import SpanStore, StoreError
+from .store import SpanStore
 
 __all__ = [
-    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "MonitorSpanProcessor", "SQLiteSpanExporter",
-    "SchemaError", "SpanStore", "StoreError",
+    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "MonitorSpanProcessor",
+    "NotFound", "OtelMonitorError", "SQLiteSpanExporter", "SchemaError", "SpanStore", "StoreBusy",
+    "StoreError", "StoreFull",
 ]

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import NotFound
 from .schema import DURATION_BUCKET_NS
 from .store import SpanStore
 
@@ -94,10 +95,6 @@ _ROW_COLUMNS = f"""
     s.status AS "Status", coalesce(s.exception, '') AS "Exception",
     printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, s.duration_ms, d.seq,
     s.id AS row_id"""
-
-
-class NotFound(LookupError):
-    """No such call or process."""
 
 
 @dataclass(frozen=True)

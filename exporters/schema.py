@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 import sqlite3
 
+from .errors import SchemaError
+
 SCHEMA_VERSION = 4
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
@@ -282,10 +284,6 @@ BEGIN
     DELETE FROM data_values WHERE span = OLD.span AND seq = OLD.seq;
 END;
 """
-
-
-class SchemaError(RuntimeError):
-    """The file is not an otel-monitor store this version can use."""
 
 
 # Version 0 is the brief's own MVP schema: process_trace / data_trace tables keyed

@@ -21,7 +21,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .schema import SchemaError, ensure_schema
+from .errors import SchemaError, StoreError
+from .schema import ensure_schema
 
 MIN_SQLITE = (3, 38, 0)  # JSON functions built in (used by retention)
 
@@ -44,10 +45,6 @@ def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
     row = "(" + ",".join("?" * len(columns)) + ")"
     return (f"INSERT INTO {table}({', '.join(columns)}) SELECT {picks} "
             f"FROM (VALUES {','.join([row] * rows)})")
-
-
-class StoreError(RuntimeError):
-    """A store operation failed (the message says which file and why)."""
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._config import ConfigError, Settings
+from exporters.errors import (ConfigError, NotFound, OtelMonitorError, SchemaError, StoreBusy,
+                              StoreError, StoreFull)
+
+from ._config import Settings
 from ._decorator import monitor
 from ._feeds import feed, tick
 from ._runtime import RUNTIME
 
-__all__ = ["ConfigError", "Settings", "configure", "feed", "force_flush", "monitor",
-           "shutdown", "tick"]
+__all__ = ["ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settings", "StoreBusy",
+           "StoreError", "StoreFull", "configure", "feed", "force_flush", "monitor", "shutdown",
+           "tick"]
 
 
 def configure(**settings: Any) -> Settings:

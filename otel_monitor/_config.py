@@ -10,11 +10,9 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
+from exporters.errors import ConfigError
+
 DEFAULT_DB_PATH = os.path.join("logs", "core_logs.db")
-
-
-class ConfigError(ValueError):
-    """A setting has a value otel-monitor cannot use; the message names it."""
 
 
 def _comma_list(text: str) -> tuple[str, ...]:

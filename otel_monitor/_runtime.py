@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
 from exporters import MonitorSpanProcessor, SQLiteSpanExporter
+from exporters.errors import OtelMonitorError
 
 from ._capture import Masker, ValueFormatter
 from ._config import ConfigError, Settings, load_settings
@@ -91,7 +92,7 @@ class Runtime:
                     retention_hours=settings.retention_hours,
                     purge_interval_s=settings.purge_interval_s,
                     max_db_bytes=settings.max_db_bytes)
-            except (OSError, ValueError, RuntimeError, sqlite3.Error) as exc:
+            except (OSError, ValueError, OtelMonitorError, sqlite3.Error) as exc:
                 if otlp is not None:
                     otlp.shutdown()
                 raise ConfigError(f"otel-monitor cannot use db_path={settings.db_path!r}: "
