@@ -1,5 +1,7 @@
-"""The Dash app: ``create_dash_app(db_path, *, requests_pathname_prefix="/")``; or the
-same UI as one component of an existing Dash app: ``embed_ui(app, db_path)``.
+"""The Dash app: ``create_dash_app(queries, *, requests_pathname_prefix="/")``; or the
+same UI as one component of an existing Dash app: ``embed_ui(app, queries)``. ``queries``
+is the query service its callbacks call (the JSON API's, when ``dash_ui.server`` builds
+both), or the path of a store to build one over.
 
 Everything it serves is local: the vendored Darkly CSS and the app's own assets from
 ``dash_ui/assets``, the component bundles from the installed packages
@@ -7,7 +9,6 @@ Everything it serves is local: the vendored Darkly CSS and the app's own assets 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dash
@@ -15,9 +16,8 @@ from dash import dcc, html
 from dash.development.base_component import Component
 from flask import abort, send_from_directory
 
-from exporters.queries import TraceQueries
-
 from . import callbacks, layout
+from .service import QuerySource, query_service
 
 ASSETS = Path(__file__).with_name("assets")
 
@@ -34,9 +34,8 @@ class LocalDash(dash.Dash):
         return config
 
 
-def create_dash_app(db_path: str | os.PathLike[str], *,
+def create_dash_app(queries: QuerySource, *,
                     requests_pathname_prefix: str = "/") -> dash.Dash:
-    queries = TraceQueries(db_path)
     app = LocalDash(
         __name__, title="otel-monitor", assets_folder=str(ASSETS),
         external_stylesheets=[], external_scripts=[], serve_locally=True,
@@ -45,8 +44,7 @@ def create_dash_app(db_path: str | os.PathLike[str], *,
         update_title=None,
     )
     app.layout = _root()
-    app.server.config["OTEL_MONITOR_QUERIES"] = queries
-    callbacks.register(app, queries)
+    callbacks.register(app, query_service(queries))
     return app
 
 
@@ -60,14 +58,13 @@ EMBED_ASSETS = ("bootstrap.min.css", "otel.css", "dashAgGridComponentFunctions.j
                 "omLiveRefresh.js")
 
 
-def embed_ui(app: dash.Dash, db_path: str | os.PathLike[str], *,
+def embed_ui(app: dash.Dash, queries: QuerySource, *,
              with_bootstrap: bool = True) -> Component:
     """The whole UI as a component to place in an existing Dash app's layout (a page, a
     tab). Registers its callbacks (ids start with ``om-``) on ``app``, and serves its
     assets from ``app``'s own server under ``<prefix>_otel-monitor/assets/``, adding them
     to the page (the Darkly CSS only if ``with_bootstrap``)."""
-    queries = TraceQueries(db_path)
-    callbacks.register(app, queries)
+    callbacks.register(app, query_service(queries))
     route = app.config.routes_pathname_prefix + EMBED_ROUTE
     url = app.config.requests_pathname_prefix + EMBED_ROUTE
 

@@ -1,7 +1,8 @@
 """The one process that serves the UI and its API: ``create_server_app(db_path, ...)``.
 
 The JSON API (``dash_ui.api``) under ``/api`` with its OpenAPI docs at ``/docs``, and
-the Dash app (``dash_ui.app``) mounted at ``/`` through a2wsgi by ``mount_ui``.
+the Dash app (``dash_ui.app``) mounted at ``/`` through a2wsgi by ``mount_ui``. Both read
+through one query service, built here, so the table and the API always agree.
 """
 from __future__ import annotations
 
@@ -14,9 +15,12 @@ from urllib.parse import parse_qs
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, RedirectResponse
 
+from exporters.queries import TraceQueries
+
 from .api import TOKEN_COOKIE, create_api, resolve_token
 from .ingest import create_ingest_app
 from .metrics import mount_metrics
+from .service import query_service
 
 
 def _token_guard(inner: Any, token: str) -> Any:
@@ -51,14 +55,15 @@ def _token_guard(inner: Any, token: str) -> Any:
     return guarded
 
 
-def mount_ui(app: FastAPI, db_path: str, token: str | None = None) -> None:
-    """Mount the Dash UI at ``/`` (its Flask server through a2wsgi); ``/api`` and
-    ``/docs`` stay FastAPI routes, matched first. With a token the UI needs it too."""
+def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None) -> None:
+    """Mount the Dash UI over ``queries`` at ``/`` (its Flask server through a2wsgi);
+    ``/api`` and ``/docs`` stay FastAPI routes, matched first. With a token the UI needs
+    it too."""
     from a2wsgi import WSGIMiddleware
 
     from .app import create_dash_app
 
-    dash_app = create_dash_app(db_path)
+    dash_app = create_dash_app(queries)
     ui: Any = WSGIMiddleware(dash_app.server)
     if token is not None:
         ui = _token_guard(ui, token)
@@ -69,9 +74,10 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
                       ) -> FastAPI:
     """The FastAPI app serving the API and the UI for the store at ``db_path``."""
     token = resolve_token(token)
-    app = create_api(db_path, token=token)
+    queries = query_service(db_path)  # the one the API's routes and the UI's callbacks call
+    app = create_api(queries, token=token)
     mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
     app.mount("/v1", create_ingest_app(db_path, ui_token=token))  # OTLP in; its own token
-    mount_ui(app, os.fspath(db_path), token)
+    mount_ui(app, queries, token)
     return app
 

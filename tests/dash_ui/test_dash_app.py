@@ -211,6 +211,36 @@ def test_callbacks_over_real_http_through_the_mounted_app(client):
     assert rows and {row["Status"] for row in rows} == {"ERR"}
 
 
+def test_the_api_and_the_callbacks_call_one_query_service(recorded, monkeypatch):
+    """The server builds one TraceQueries; the API's routes and the Dash callbacks both
+    call it, so the table and the API cannot disagree."""
+    from api_server import ServedApp
+    from dash_ui import service
+    from dash_ui.server import create_server_app
+
+    built, asked = [], []
+
+    class Recorded(service.TraceQueries):
+        def __init__(self, path):
+            super().__init__(path)
+            built.append(self)
+
+        def health(self, **kw):
+            asked.append(self)
+            return super().health(**kw)
+
+    monkeypatch.setattr(service, "TraceQueries", Recorded)
+    body = {"output": "..om-ribbon.children...om-banner.children..",
+            "outputs": [_prop("om-ribbon.children"), _prop("om-banner.children")],
+            "inputs": [dict(_prop("om-tick.n_intervals"), value=1)],
+            "changedPropIds": ["om-tick.n_intervals"]}
+    with ServedApp(create_server_app(recorded)) as served, \
+            httpx.Client(base_url=served.url, timeout=10) as c:
+        assert c.get("/api/health").status_code == 200
+        assert c.post("/_dash-update-component", json=body).status_code == 200
+    assert len(built) == 1 and asked == [built[0], built[0]]
+
+
 def _texts(node) -> list[str]:
     """Every string in a serialised component tree."""
     if isinstance(node, str):

@@ -1,0 +1,68 @@
+"""The JSON API over the store: ``create_api(queries_or_db_path, token=None)``.
+
+Every endpoint asks the app's query service (``exporters.queries.TraceQueries``, the one
+the Dash callbacks use too when ``dash_ui.server`` builds both) for its data; parameters
+are validated by the routes (a bad one is a 422 naming it, never a 500) and passed on as
+values. Responses are JSON: stored values come back as the strings they were stored as,
+never as HTML. With a token (the parameter, else ``$OTEL_MONITOR_UI_TOKEN``) every
+``/api`` request needs ``Authorization: Bearer <token>`` (or the UI's token cookie, set
+when a browser opens the UI with ``?token=``), and so do the OpenAPI docs (``/docs``,
+``/redoc``, ``/openapi.json``) and their script and style files (``api.docs``).
+
+One router per part: ``rows`` (the trace table), ``calls`` (processes, a call, source,
+durations), ``graph``, ``status`` (health, feeds, alerts, banners), ``docs``; ``auth``
+holds the token, ``deps`` what the routes receive.
+"""
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from exporters.queries import NotFound
+
+from ..service import QuerySource, query_service
+from . import calls, docs, graph, rows, status
+from .auth import TOKEN_COOKIE, TOKEN_ENV, resolve_token, token_required
+
+__all__ = ["TOKEN_COOKIE", "TOKEN_ENV", "create_api", "resolve_token"]
+
+_unknown = APIRouter(include_in_schema=False)
+
+
+# Last: any other /api path is a JSON 404, not the UI's page (mounted at "/").
+@_unknown.api_route("/api/{rest:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH",
+                                                  "DELETE"])
+def no_such_endpoint(rest: str) -> None:
+    raise HTTPException(404, f"no API endpoint /api/{rest}; see /docs")
+
+
+async def _not_found(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
+async def _bad_value(_: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+def create_api(queries: QuerySource, token: str | None = None) -> FastAPI:
+    """The API app over ``queries``: a query service, or the path of a store to build one
+    over (opened read-only)."""
+    token = resolve_token(token)
+    # Every route of the app needs the token (the API, the docs, and what other modules
+    # add, e.g. /metrics). FastAPI's own docs routes load their scripts from a CDN, and
+    # its /openapi.json skips app dependencies: the docs router serves them instead.
+    api = FastAPI(title="otel-monitor API",
+                  description="Read-only JSON over an otel-monitor store.",
+                  docs_url=None, redoc_url=None,
+                  **({} if token is None else
+                     {"dependencies": [token_required(token)], "openapi_url": None}))
+    api.state.queries = query_service(queries)
+    api.add_exception_handler(NotFound, _not_found)
+    api.add_exception_handler(ValueError, _bad_value)
+    api.include_router(docs.router)
+    if token is not None:
+        api.include_router(docs.openapi_router)
+    for part in (rows, calls, graph, status):
+        api.include_router(part.router)
+    api.include_router(_unknown)
+    return api

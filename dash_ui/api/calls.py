@@ -1,0 +1,40 @@
+"""The processes and their calls: the process list, one call in detail, a process's
+source and its durations (what the drill-down shows)."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from .deps import MAX_TEXT, Queries
+
+router = APIRouter()
+
+
+@router.get("/api/processes", summary="Processes with group, calls and errors in a window")
+def processes(queries: Queries,
+              window_s: Annotated[float, Query(gt=0, le=7 * 86400)] = 1800
+              ) -> list[dict[str, Any]]:
+    return queries.processes(window_s=window_s)
+
+
+@router.get("/api/calls/{span_id}", summary="One call: inputs/outputs, traceback, "
+                                            "parent and children")
+def call(queries: Queries,
+         span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
+    return queries.call(span_id)
+
+
+@router.get("/api/processes/{name:path}/source", summary="A process's source from the catalog")
+def source(queries: Queries,
+           name: Annotated[str, Path(max_length=MAX_TEXT)]) -> dict[str, Any]:
+    return queries.source(name)
+
+
+@router.get("/api/processes/{name:path}/durations",
+            summary="A process's duration_ms over the last N minutes, bucketed")
+def durations(queries: Queries,
+              name: Annotated[str, Path(max_length=MAX_TEXT)],
+              minutes: Annotated[float, Query(gt=0, le=24 * 60)] = 30,
+              points: Annotated[int, Query(ge=1, le=600)] = 120) -> dict[str, Any]:
+    return queries.durations(name, minutes=minutes, points=points)
