@@ -1,7 +1,8 @@
 """The design's import rules: instrumented apps stay light, and the packages depend
 on each other in one direction only (dash_ui -> otel_monitor -> exporters), without
-cycles or imports of another package's private modules: the import-linter contracts
-in pyproject.toml."""
+cycles or imports of another package's private modules or names: the import-linter
+contracts in pyproject.toml, and grimp (import-linter's graph) for cycles through a
+package's own __init__."""
 from __future__ import annotations
 
 import os
@@ -32,3 +33,17 @@ def test_import_linter_contracts_hold():
     result = subprocess.run([lint, "--no-cache"], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_module_imports_itself_through_others():
+    # The acyclic_siblings contract looks at cycles between the children of a package;
+    # this one also sees a module and its own package's __init__ in a cycle.
+    import grimp
+
+    graph = grimp.build_graph("otel_monitor", "exporters", "dash_ui", cache_dir=None)
+    cycles = [" -> ".join([importer, *graph.find_shortest_chain(importer=imported,
+                                                                 imported=importer)])
+              for importer in sorted(graph.modules)
+              for imported in sorted(graph.find_modules_directly_imported_by(importer))
+              if graph.chain_exists(importer=imported, imported=importer)]
+    assert not cycles, "\n".join(cycles)
