@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from served_cli import served_cli
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[2]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# The test run's own pictures, outside the work tree: `make test` must leave `git status`
+# clean (README's pictures of the demo are taken on purpose, not by every test run).
+SCREENSHOTS = Path(os.environ.get("OTEL_MONITOR_TEST_SCREENSHOTS")
+                   or Path(tempfile.gettempdir()) / "otel-monitor-e2e-screenshots")
 SERVICES = {"pricing": "e2e-pricing", "risk": "e2e-risk"}
 # Recorded by e2e_workload (imported only in its own processes: it declares feeds).
 SCRIPT = ('<script>alert(1); window.__omInjected = 1</script>'

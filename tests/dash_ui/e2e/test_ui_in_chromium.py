@@ -1,6 +1,7 @@
 """The UI in real Chromium, served by a real ``otel-monitor serve`` over a store the real
 decorator filled: drill-down, filters, graph colours and interactions, Reproduce, stored
-markup shown as text. Writes docs/screenshots/main.png and modal.png."""
+markup shown as text. Writes main.png and modal.png under e2e_support.SCREENSHOTS
+(a temporary directory unless $OTEL_MONITOR_TEST_SCREENSHOTS names one)."""
 from __future__ import annotations
 
 import subprocess
