@@ -24,6 +24,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.staticfiles import StaticFiles
 
 from exporters.queries import COUNT_CAP, SORTS, NotFound, RowFilter, TraceQueries
+from otel_monitor.settings import read_setting
 
 TOKEN_ENV = "OTEL_MONITOR_UI_TOKEN"
 TOKEN_COOKIE = "otel_monitor_token"  # set by the UI's guard (dash_ui.server) on ?token=
@@ -52,7 +53,7 @@ def _ns(value: datetime | None) -> int | None:
 
 
 def resolve_token(token: str | None) -> str | None:
-    return token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    return token if token is not None else read_setting("ui_token")
 
 
 def create_api(db_path: str | os.PathLike[str], token: str | None = None) -> FastAPI:

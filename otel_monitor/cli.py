@@ -29,11 +29,12 @@ from contextlib import closing
 from typing import Sequence, TextIO
 
 from exporters.columns import SEVEN_COLUMNS
+from exporters.errors import ConfigError
 from exporters.schema import SchemaError
 from exporters.store import SpanStore, StoreError
 
 from . import configure, shutdown
-from ._config import DEFAULT_DB_PATH, ENVIRONMENT, ConfigError
+from .settings import SETTINGS, read_setting
 
 EXIT_OK = 0
 EXIT_ERROR = 2          # usage, or a store that cannot be read
@@ -45,7 +46,7 @@ UI_STOP_TIMEOUT_S = 10.0   # ... and this long to stop before it is killed
 
 
 def default_db() -> str:
-    return os.environ.get(ENVIRONMENT["db_path"][0]) or DEFAULT_DB_PATH
+    return read_setting("db_path")
 
 
 # -- demo -------------------------------------------------------------------------
@@ -409,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     db_help = ("the SQLite store (default: $OTEL_MONITOR_DB, else "
-               f"{DEFAULT_DB_PATH}; now {default_db()})").replace("%", "%%")
+               f"{SETTINGS['db_path'].default}; now {default_db()})").replace("%", "%%")
 
     demo = commands.add_parser(
         "demo", help="run a live trading-risk workload into the store",
