@@ -14,6 +14,7 @@ OpenTelemetry SDK, which reads them as its specification says.
 from __future__ import annotations
 
 import os
+import textwrap
 import types
 import typing
 from collections.abc import Iterable
@@ -237,13 +238,15 @@ class Setting:
         if self.rule is not None and not self.rule.ok(value):
             raise ConfigError(f"otel-monitor setting {self._named(value)}: {self.rule.message}")
 
-    def from_text(self, raw: str) -> Any:
-        """The value of the variable's text ``raw``; ``ConfigError`` naming the variable."""
+    def from_text(self, raw: str, given_as: str | None = None) -> Any:
+        """The value of the text ``raw``, as the environment variable gives it;
+        ``ConfigError`` naming where it was given (by default, the variable)."""
         try:
             return self.parse(raw)
         except ValueError as exc:
-            shown = self.env if self.secret else f"{self.env}={raw!r}"
-            raise ConfigError(f"environment variable {shown}: {exc}") from None
+            given_as = given_as or f"environment variable {self.env}"
+            shown = given_as if self.secret else f"{given_as}={raw!r}"
+            raise ConfigError(f"{shown}: {exc}") from None
 
     def coerce(self, value: Any) -> Any:
         """An argument as the field holds it: a path as text, a list (or a comma-separated
@@ -343,10 +346,12 @@ def read_setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
 # -- for people: the docstring, the CLI, README -------------------------------------------------
 
 
-def settings_help(indent: str = "    ") -> str:
-    """One line per setting: name (environment variable; default): help."""
-    return "\n".join(f"{indent}{s.name} ({s.env}; default {s.show(s.default)}): "
-                     f"{s.help.replace('`', '')}" for s in SETTINGS.values())
+def settings_help(indent: str = "    ", width: int = 88) -> str:
+    """A paragraph per setting: name (environment variable; default): help."""
+    return "\n".join(textwrap.fill(f"{s.name} ({s.env}; default {s.show(s.default)}): "
+                                   f"{s.help.replace('`', '')}", width,
+                                   initial_indent=indent, subsequent_indent=indent * 2)
+                     for s in SETTINGS.values())
 
 
 def settings_table_markdown() -> str:
