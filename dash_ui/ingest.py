@@ -48,15 +48,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from exporters.store import StoreError
+from otel_monitor.settings import read_setting
 
 from .ingest_spans import Converted, IngestWriter, convert
 from .ingest_writer import DeferredWriter, open_or_defer
 
 _log = logging.getLogger("otel_monitor")
 
-INGEST_TOKEN_ENV = "OTEL_MONITOR_INGEST_TOKEN"
-MAX_BYTES_ENV = "OTEL_MONITOR_INGEST_MAX_BYTES"
-DEFAULT_MAX_BYTES = 8 * 2**20
 # Requests read, decoded and written at once. One in hand holds its body and its decoded
 # spans (~30x the body: ~200 MB for an 8 MiB body of small spans); decoding and writing
 # are serialised by the GIL and the store's lock anyway, so more would only cost memory.
@@ -74,21 +72,8 @@ class Rejected(Exception):
         self.status, self.code, self.message = status, code, message
 
 
-def max_bytes_from_env() -> int:
-    raw = os.environ.get(MAX_BYTES_ENV, "")
-    if not raw:
-        return DEFAULT_MAX_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{MAX_BYTES_ENV}={raw!r}: must be a whole number of bytes > 0")
-    return value
-
-
 def ingest_token(ui_token: str | None) -> str | None:
-    return os.environ.get(INGEST_TOKEN_ENV) or ui_token
+    return read_setting("ingest_token") or ui_token
 
 
 # -- reading the body ---------------------------------------------------------------
@@ -307,7 +292,7 @@ def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None =
     beside the API: a sub-app, so it has its own token (see the module's docstring)
     rather than the API's. A bad setting raises ``StoreError`` naming it."""
     try:
-        limit = max_bytes or max_bytes_from_env()
+        limit = max_bytes or read_setting("ingest_max_bytes")
         # Opened now; or at the first request, if another writer holds the lock now.
         writer = open_or_defer(db_path, busy_timeout_s=busy_timeout_s)
     except ValueError as exc:  # ConfigError too

@@ -256,7 +256,7 @@ def open_writer(db_path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0
     """The server's writer: the store's retention from the same settings as any writer
     (OTEL_MONITOR_RETENTION_HOURS, OTEL_MONITOR_MAX_DB_MB). A request waits at most
     ``busy_timeout_s`` for another writer's lock, then is answered 503 (and retried)."""
-    from otel_monitor._config import load_settings
+    from otel_monitor.settings import load_settings
 
     settings = load_settings({"db_path": os.fspath(db_path)})
     writer = IngestWriter(

@@ -84,7 +84,7 @@ def open_or_defer(db_path: str | os.PathLike[str], *, busy_timeout_s: float
             raise
         _log.warning("otel-monitor: %s is locked by another writer; serving reads now, "
                      "OTLP ingest opens the store at its first request", db_path)
-    from otel_monitor._config import load_settings
+    from otel_monitor.settings import load_settings
 
     settings = load_settings({"db_path": os.fspath(db_path)})
     return DeferredWriter(db_path, busy_timeout_s=busy_timeout_s,

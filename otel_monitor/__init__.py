@@ -18,10 +18,10 @@ from typing import Any
 from exporters.errors import (ConfigError, NotFound, OtelMonitorError, SchemaError, StoreBusy,
                               StoreError, StoreFull)
 
-from ._config import Settings
 from ._decorator import monitor
 from ._feeds import feed, tick
 from ._runtime import RUNTIME
+from .settings import Settings, settings_help
 
 __all__ = ["ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settings", "StoreBusy",
            "StoreError", "StoreFull", "configure", "feed", "force_flush", "monitor", "shutdown",
@@ -29,17 +29,18 @@ __all__ = ["ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settin
 
 
 def configure(**settings: Any) -> Settings:
-    """Set up (or re-set up) recording. Arguments override the environment:
-    ``db_path`` (OTEL_MONITOR_DB), ``retention_hours``, ``purge_interval_s``, ``max_db_mb``,
-    ``alert_webhooks`` (OTEL_MONITOR_WEBHOOKS), ``otlp_endpoint``, ``otlp_protocol``,
-    ``max_value_length``, ``queue_size``, ``flush_interval_s``, ``mask_key``; alerts:
-    ``ui_url``, ``pagerduty_routing_key``, ``alert_exceptions``,
-    ``alert_ignore_exceptions``, ``alert_feed_lag``, ``feed_stale_after_s``,
-    ``backpressure_depth``, ``backpressure_for_s``, ``alert_backpressure``,
-    ``alert_group_window_s``, ``alert_queue_size``, ``alert_timeout_s``,
-    ``alert_max_attempts``, ``alert_backoff_s`` (each ``OTEL_MONITOR_<NAME>``; see README).
-    A bad value raises ``ConfigError`` and changes nothing."""
     return RUNTIME.configure(settings)
+
+
+# The settings' list is rendered from their one declaration, in otel_monitor/settings.py.
+configure.__doc__ = f"""Set up (or re-set up) recording and return the settings in force.
+Arguments override the environment (``OTEL_MONITOR_*``), which overrides the defaults.
+A bad value raises ``ConfigError`` naming it and changes nothing.
+
+Settings (environment variable; default): what it does
+
+{settings_help()}
+"""
 
 
 def force_flush(timeout_s: float = 30.0) -> bool:

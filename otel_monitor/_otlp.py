@@ -23,7 +23,9 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 
-from ._config import ConfigError, Settings
+from exporters.errors import ConfigError
+
+from .settings import Settings
 
 _log = logging.getLogger("otel_monitor")
 

@@ -22,10 +22,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
 from exporters import MonitorSpanProcessor, SQLiteSpanExporter
-from exporters.errors import OtelMonitorError
+from exporters.errors import ConfigError, OtelMonitorError
 
 from ._capture import Masker, ValueFormatter
-from ._config import ConfigError, Settings, load_settings
+from .settings import Settings, load_settings
 
 _log = logging.getLogger("otel_monitor")
 

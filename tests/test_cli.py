@@ -17,7 +17,7 @@ import otel_monitor
 from exporters.columns import SEVEN_COLUMNS
 from exporters.store import SpanStore
 from otel_monitor import monitor
-from otel_monitor.cli import exception_summary, match_processes
+from otel_monitor.cli.tail import exception_summary, match_processes
 
 COMMAND = [sys.executable, "-m", "otel_monitor.cli"]
 ENV = {k: v for k, v in os.environ.items()

@@ -3,20 +3,21 @@ it (``Authorization: Bearer <token>``, or the UI's token cookie)."""
 from __future__ import annotations
 
 import hmac
-import os
 from typing import Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-TOKEN_ENV = "OTEL_MONITOR_UI_TOKEN"
+from otel_monitor.settings import SETTINGS, read_setting
+
+TOKEN_ENV = SETTINGS["ui_token"].env
 TOKEN_COOKIE = "otel_monitor_token"  # set by the UI's guard (dash_ui.server) on ?token=
 
 _bearer = HTTPBearer(auto_error=False, description=f"the access token (${TOKEN_ENV})")
 
 
 def resolve_token(token: str | None) -> str | None:
-    return token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    return token if token is not None else read_setting("ui_token")
 
 
 def token_required(token: str) -> Any:

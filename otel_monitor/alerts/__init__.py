@@ -8,6 +8,6 @@ that applies them off the hot path, and the webhooks (Slack, PagerDuty) it posts
     engine.py     the rules: a thread of the instrumented process, storms grouped
     persist.py    the thread that writes feeds, edges, flags and alert outcomes to the store
 
-Nothing here is imported by ``import otel_monitor``; httpx is imported only when a
-webhook is configured.
+Of these only targets.py is imported by ``import otel_monitor`` (``otel_monitor.settings``
+checks webhook URLs with it); httpx is imported only when a webhook is configured.
 """

@@ -22,9 +22,9 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from exporters.errors import ConfigError
 from exporters.state import DROPPED, FAILED, SENT
 
-from .._config import ConfigError
 from .model import Alert
 from .payloads import pagerduty_body, slack_body
 from .targets import PAGERDUTY, Target

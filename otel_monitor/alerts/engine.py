@@ -35,7 +35,7 @@ from exporters.records import error_texts, storable
 from exporters.state import AlertRecord
 
 from .. import _feeds
-from .._config import Settings
+from ..settings import Settings
 from .delivery import WebhookSender
 from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, dedup_key,
                     iso, traceback_excerpt, ui_link)

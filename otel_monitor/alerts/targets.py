@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
-from .._config import ConfigError
+from exporters.errors import ConfigError
 
 SLACK = "slack"
 PAGERDUTY = "pagerduty"

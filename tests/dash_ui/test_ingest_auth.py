@@ -12,7 +12,7 @@ import pytest
 from google.rpc import code_pb2
 
 from api_server import ServedApp
-from dash_ui.ingest import INGEST_TOKEN_ENV, create_ingest_app
+from dash_ui.ingest import create_ingest_app
 from dash_ui.server import create_server_app
 from exporters.store import SpanStore
 
@@ -43,7 +43,7 @@ def _stored(db) -> int:
 
 @pytest.fixture
 def db(tmp_path, monkeypatch):
-    monkeypatch.delenv(INGEST_TOKEN_ENV, raising=False)
+    monkeypatch.delenv("OTEL_MONITOR_INGEST_TOKEN", raising=False)
     monkeypatch.delenv("OTEL_MONITOR_UI_TOKEN", raising=False)
     path = tmp_path / "s.db"
     SpanStore(path).close()
@@ -60,7 +60,7 @@ def test_without_an_ingest_token_the_ui_token_guards_ingest(db):
 
 
 def test_a_dedicated_ingest_token_writes_only(db, monkeypatch):
-    monkeypatch.setenv(INGEST_TOKEN_ENV, "write-only")
+    monkeypatch.setenv("OTEL_MONITOR_INGEST_TOKEN", "write-only")
     with ServedApp(create_server_app(db, token="ui-token")) as served:
         assert _post(served.url, "00000000000000b1", "ui-token").status_code == 401
         assert _post(served.url, "00000000000000b2", "write-only").status_code == 200

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from api_server import ServedApp
-from dash_ui.ingest import INGEST_TOKEN_ENV, create_ingest_app
+from dash_ui.ingest import create_ingest_app
 from dash_ui.ingest_spans import MAX_NAME
 from exporters.store import SpanStore
 
@@ -54,7 +54,7 @@ def serve_ingest(tmp_path_factory, **env: str):
     db = tmp_path_factory.mktemp("ingest") / "s.db"
     SpanStore(db).close()
     with pytest.MonkeyPatch.context() as mp:
-        mp.delenv(INGEST_TOKEN_ENV, raising=False)
+        mp.delenv("OTEL_MONITOR_INGEST_TOKEN", raising=False)
         for name, value in env.items():
             mp.setenv(name, value)
         app = create_ingest_app(db)

@@ -6,6 +6,7 @@ import os
 import httpx
 
 from otel_monitor import cli
+from otel_monitor.cli import serve as serve_command
 from served_cli import served_cli
 
 
@@ -19,7 +20,7 @@ def test_serve_runs_the_api_over_the_store(recorded):
 
 
 def test_serve_without_the_ui_extra_says_how_to_install_it(recorded, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "UI_MODULE", "dash_ui_not_installed_here")
+    monkeypatch.setattr(serve_command, "UI_MODULE", "dash_ui_not_installed_here")
     assert cli.main(["serve", "--db", str(recorded)]) == cli.EXIT_ERROR
     assert "otel-monitor[ui]" in capsys.readouterr().err
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from api_server import ServedApp
-from dash_ui.ingest import INGEST_TOKEN_ENV, create_ingest_app
+from dash_ui.ingest import create_ingest_app
 from exporters.schema import SCHEMA_VERSION, SchemaError
 from exporters.store import ProcessEntry, SpanStore
 from served_cli import served_cli
@@ -80,7 +80,7 @@ def _stored_calls(db: Path) -> int:
 @pytest.fixture
 def db(tmp_path, monkeypatch) -> Path:
     """A store with three calls, each with one variable."""
-    for var in (INGEST_TOKEN_ENV, "OTEL_MONITOR_UI_TOKEN"):
+    for var in ("OTEL_MONITOR_INGEST_TOKEN", "OTEL_MONITOR_UI_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     path = tmp_path / "locked.db"
     store = SpanStore(path)
@@ -98,7 +98,7 @@ def db(tmp_path, monkeypatch) -> Path:
 
 def test_serve_starts_and_reads_while_another_process_holds_the_write_lock(db):
     env = {k: v for k, v in os.environ.items()
-           if k not in (INGEST_TOKEN_ENV, "OTEL_MONITOR_UI_TOKEN")}
+           if k not in ("OTEL_MONITOR_INGEST_TOKEN", "OTEL_MONITOR_UI_TOKEN")}
     with lock_held(db, "BEGIN EXCLUSIVE") as holder, \
             served_cli(db, env, ready_path="/api/rows") as served:  # started while locked
         url = served.url

@@ -1,0 +1,54 @@
+"""``otel-monitor serve``: the UI and its JSON API over the store. The UI package is
+imported only when the command runs, by module name, so that ``otel_monitor.cli`` (and
+``otel_monitor``) stay free of dash, plotly, fastapi and uvicorn."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sqlite3
+from typing import Any
+
+from exporters.schema import SchemaError
+from exporters.store import StoreError
+
+from ._common import EXIT_OK, add_db_option, fail, port
+
+UI_MODULE = "dash_ui.server"  # imported only when `serve` runs (otel_monitor stays light)
+
+
+def add_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve the UI and its JSON API over the store",
+        description="Serve the JSON API (and the UI) over the store, read-only, with "
+                    "uvicorn. Set OTEL_MONITOR_UI_TOKEN to require "
+                    "'Authorization: Bearer <token>'. Needs the ui extra.")
+    add_db_option(serve)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: 127.0.0.1, this machine only)")
+    serve.add_argument("--port", type=port, default=8050, help="port (default: 8050)")
+    serve.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # demo --serve's socket
+    serve.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        server = importlib.import_module(UI_MODULE)
+    except ImportError as exc:
+        return fail("serve", f"the UI is not installed ({exc}); install it with "
+                             "pip install 'otel-monitor[ui]'")
+    path = os.path.abspath(args.db)
+    try:
+        app = server.create_server_app(path)
+    except (StoreError, SchemaError, sqlite3.Error) as exc:
+        return fail("serve", exc)
+    import uvicorn  # installed with the UI (its extra), so present once dash_ui imported
+
+    if args.fd is not None:  # a socket bound by the parent (demo --serve)
+        uvicorn.run(app, fd=args.fd, log_level="warning")
+        return EXIT_OK
+    print(f"otel-monitor serve: {path} on http://{args.host}:{args.port}/ "
+          f"(API docs: /docs)", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return EXIT_OK
+

@@ -1,0 +1,366 @@
+"""Every otel-monitor setting, declared once: the fields of ``Settings`` below.
+
+Each field is one row of the table: its name, type and default, plus (through
+``setting(...)``) its environment variable, the rule a value must meet with the message
+a ``ConfigError`` gives, one line of help, and whether it is a secret. From those rows
+come ``load_settings`` (arguments, then the environment, then defaults), the type and
+rule checks, ``configure()``'s docstring, ``otel-monitor config`` and README's settings
+table (``settings_table_markdown``; a test fails when README's copy drifts).
+
+The project's own variables share the ``OTEL_MONITOR_`` prefix; the standard ``OTEL_*``
+variables (service name, resource attributes, OTLP exporter) are left to the
+OpenTelemetry SDK, which reads them as its specification says.
+"""
+from __future__ import annotations
+
+import os
+import textwrap
+import types
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Literal, Mapping
+
+from exporters.errors import ConfigError
+
+from .alerts.targets import parse_webhooks
+
+Source = Literal["argument", "environment", "default"]
+SECRET_SHOWN = "•••"
+_SPEC = "otel_monitor.setting"  # the key of the field metadata that ``setting`` fills
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a value must meet (None, where allowed, is not checked) and the message."""
+    ok: Callable[[Any], bool]
+    message: str
+
+
+def at_least(low: float) -> Rule:
+    return Rule(lambda v: v >= low, f"must be >= {low:g}")
+
+
+POSITIVE = Rule(lambda v: v > 0, "must be > 0")
+NOT_EMPTY = Rule(bool, "must not be empty")
+HTTP_URL = Rule(lambda v: v.startswith(("http://", "https://")), "must be an http(s) URL")
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(u.strip() for u in text.split(",") if u.strip())
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.strip().lower() in ("", "none", "0") else float(text)
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be one of 1/0, true/false, yes/no, on/off")
+
+
+def setting(default: Any, env: str, help: str, *, rule: Rule | None = None,
+            secret: bool = False, parse: Callable[[str], Any] | None = None) -> Any:
+    """A ``Settings`` field: ``default``, read from the environment variable ``env``,
+    checked by ``rule``; ``parse`` turns the variable's text into a value when the type's
+    own parser does not do. A secret stays out of ``repr`` and error messages."""
+    return field(default=default, repr=not secret,
+                 metadata={_SPEC: dict(env=env, help=help, rule=rule, secret=secret,
+                                       parse=parse)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # -- the store
+    db_path: str = setting(
+        os.path.join("logs", "core_logs.db"), "OTEL_MONITOR_DB",
+        "the SQLite store that calls are written to and the UI reads", rule=NOT_EMPTY)
+    retention_hours: float = setting(
+        6.0, "OTEL_MONITOR_RETENTION_HOURS", "calls older than this are purged",
+        rule=POSITIVE)
+    purge_interval_s: float = setting(
+        60.0, "OTEL_MONITOR_PURGE_INTERVAL_S", "how often the purge runs", rule=POSITIVE)
+    max_db_mb: float | None = setting(
+        None, "OTEL_MONITOR_MAX_DB_MB",
+        "size cap: past it the oldest calls go first (`0` or none in the environment: no cap)",
+        rule=Rule(lambda v: v > 0, "must be > 0 or None"), parse=_optional_float)
+    # -- recording
+    max_value_length: int = setting(
+        1000, "OTEL_MONITOR_MAX_VALUE_LENGTH",
+        "longest `repr()` stored for a value; a longer one is cut, with a marker",
+        rule=at_least(16))
+    queue_size: int = setting(
+        100_000, "OTEL_MONITOR_QUEUE_SIZE", "calls held in memory before drops",
+        rule=at_least(1))
+    flush_interval_s: float = setting(
+        0.2, "OTEL_MONITOR_FLUSH_INTERVAL_S", "how often the writer moves queued calls to SQLite",
+        rule=Rule(lambda v: 0 < v <= 60, "must be in (0, 60]"))
+    mask_key: str | None = setting(
+        None, "OTEL_MONITOR_MASK_KEY",
+        "key of the hash that masks values; none: a key file `<db_path>.key` (mode 0600) "
+        "made once", rule=Rule(lambda v: len(v.encode()) >= 16, "must be at least 16 bytes"),
+        secret=True)
+    # -- OTLP dual-write
+    otlp_endpoint: str | None = setting(
+        None, "OTEL_MONITOR_OTLP_ENDPOINT",
+        "also send spans over OTLP here; none: the SDK's `OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT`")
+    otlp_protocol: str | None = setting(
+        None, "OTEL_MONITOR_OTLP_PROTOCOL",
+        "`grpc` or `http/protobuf`; none: `OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL`, "
+        "else http/protobuf",
+        rule=Rule(lambda v: v in ("grpc", "http/protobuf"), "must be 'grpc' or 'http/protobuf'"))
+    # -- alerts (see otel_monitor/alerts/)
+    alert_webhooks: tuple[str, ...] = setting(
+        (), "OTEL_MONITOR_WEBHOOKS",
+        "Slack and PagerDuty webhook URLs, optionally prefixed `slack+` or `pagerduty+`",
+        secret=True)  # a Slack hook's path is its password
+    pagerduty_routing_key: str | None = setting(
+        None, "OTEL_MONITOR_PAGERDUTY_ROUTING_KEY",
+        "Events API v2 routing key of a PagerDuty webhook without its own "
+        "`#routing_key=`", secret=True)
+    ui_url: str = setting(
+        "http://127.0.0.1:8050", "OTEL_MONITOR_UI_URL", "where links in alerts open the UI",
+        rule=HTTP_URL)
+    alert_exceptions: bool = setting(
+        True, "OTEL_MONITOR_ALERT_EXCEPTIONS", "alert on a call that raises")
+    alert_ignore_exceptions: tuple[str, ...] = setting(
+        (), "OTEL_MONITOR_ALERT_IGNORE_EXCEPTIONS", "exception type names never alerted on")
+    alert_feed_lag: bool = setting(
+        True, "OTEL_MONITOR_ALERT_FEED_LAG", "alert on a feed gone stale, and on its recovery")
+    feed_stale_after_s: float = setting(
+        10.0, "OTEL_MONITOR_FEED_STALE_AFTER_S",
+        "a feed is stale past this long without a tick (unless it sets its own)",
+        rule=POSITIVE)
+    backpressure_depth: int = setting(
+        5000, "OTEL_MONITOR_BACKPRESSURE_DEPTH", "queue depth that raises the backpressure banner",
+        rule=at_least(1))
+    backpressure_for_s: float = setting(
+        30.0, "OTEL_MONITOR_BACKPRESSURE_FOR_S",
+        "how long the queue stays that deep before the banner",
+        rule=at_least(0))
+    alert_backpressure: bool = setting(
+        False, "OTEL_MONITOR_ALERT_BACKPRESSURE", "also post backpressure to the webhooks")
+    alert_group_window_s: float = setting(
+        60.0, "OTEL_MONITOR_ALERT_GROUP_WINDOW_S",
+        "identical alerts within this window are sent once, with a count", rule=POSITIVE)
+    alert_queue_size: int = setting(
+        1000, "OTEL_MONITOR_ALERT_QUEUE_SIZE",
+        "pending alerts per webhook; past it the oldest is dropped", rule=at_least(1))
+    alert_timeout_s: float = setting(
+        5.0, "OTEL_MONITOR_ALERT_TIMEOUT_S", "timeout of one webhook post", rule=POSITIVE)
+    alert_max_attempts: int = setting(
+        5, "OTEL_MONITOR_ALERT_MAX_ATTEMPTS", "posts of one alert before it is given up",
+        rule=at_least(1))
+    alert_backoff_s: float = setting(
+        0.5, "OTEL_MONITOR_ALERT_BACKOFF_S", "first retry delay, doubled at each retry",
+        rule=at_least(0))
+    # -- `otel-monitor serve`
+    ui_token: str | None = setting(
+        None, "OTEL_MONITOR_UI_TOKEN",
+        "`serve`: the bearer token the UI, the API and its docs require; none: open",
+        secret=True)
+    ingest_token: str | None = setting(
+        None, "OTEL_MONITOR_INGEST_TOKEN",
+        "`serve`: a write-only token for OTLP senders to `/v1/traces`; none: the UI token",
+        secret=True)
+    ingest_max_bytes: int = setting(
+        8 * 2**20, "OTEL_MONITOR_INGEST_MAX_BYTES",
+        "`serve`: largest OTLP request body, as sent and decompressed", rule=at_least(1))
+
+    @property
+    def max_db_bytes(self) -> int | None:
+        """``max_db_mb`` in bytes, as the SQLite exporter takes it."""
+        return int(self.max_db_mb * 2**20) if self.max_db_mb else None
+
+    def __post_init__(self) -> None:
+        for spec in SETTINGS.values():
+            spec.check(getattr(self, spec.name))
+        # The one rule across settings: a PagerDuty URL needs a routing key.
+        parse_webhooks(self.alert_webhooks, self.pagerduty_routing_key)
+
+
+# -- the table, from the fields ----------------------------------------------------------------
+
+_NUMBER = (int, float)
+# A field's type (None aside) -> (the Python types a value may have, the environment's parser)
+_KINDS: dict[Any, tuple[tuple[type, ...], Callable[[str], Any]]] = {
+    str: ((str,), str), int: ((int,), int), float: (_NUMBER, float), bool: ((bool,), _flag),
+    tuple[str, ...]: ((tuple,), _comma_list),
+}
+_DESCRIBED = {str: "text", int: "whole number", float: "number", bool: "flag",
+              tuple[str, ...]: "list (comma-separated in the environment)"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One row of the table (see ``Settings``' fields)."""
+    name: str
+    type: Any                      # str, int, float, bool or tuple[str, ...]
+    optional: bool                 # None is a value (the default is None)
+    default: Any
+    env: str
+    help: str
+    rule: Rule | None
+    secret: bool
+    parse: Callable[[str], Any]    # the environment variable's text -> a value
+
+    @property
+    def kinds(self) -> tuple[type, ...]:
+        return _KINDS[self.type][0]
+
+    @property
+    def accepts(self) -> str:
+        """What a value may be, in words: ``number, must be > 0``."""
+        text = _DESCRIBED[self.type] + (" or none" if self.optional else "")
+        return f"{text}, {self.rule.message}" if self.rule else text
+
+    def _named(self, value: Any) -> str:
+        return self.name if self.secret else f"{self.name}={value!r}"
+
+    def check(self, value: Any) -> None:
+        """``ConfigError`` naming the setting (not a secret's value) unless ``value``
+        has the right type and meets the rule."""
+        if value is None and self.optional:
+            return
+        if (isinstance(value, bool) and bool not in self.kinds) \
+                or not isinstance(value, self.kinds):
+            names = " or ".join(t.__name__ for t in self.kinds)
+            raise ConfigError(f"otel-monitor setting {self._named(value)}: must be {names}")
+        if self.type == tuple[str, ...]:
+            for item in value:
+                if not isinstance(item, str):
+                    raise ConfigError(f"otel-monitor setting {self.name}: {item!r} must be a "
+                                      "string")
+        if self.rule is not None and not self.rule.ok(value):
+            raise ConfigError(f"otel-monitor setting {self._named(value)}: {self.rule.message}")
+
+    def from_text(self, raw: str, given_as: str | None = None) -> Any:
+        """The value of the text ``raw``, as the environment variable gives it;
+        ``ConfigError`` naming where it was given (by default, the variable)."""
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            given_as = given_as or f"environment variable {self.env}"
+            shown = given_as if self.secret else f"{given_as}={raw!r}"
+            raise ConfigError(f"{shown}: {exc}") from None
+
+    def coerce(self, value: Any) -> Any:
+        """An argument as the field holds it: a path as text, a list (or a comma-separated
+        string) as a tuple. Anything else is left for ``check`` to judge."""
+        if self.type is str and isinstance(value, os.PathLike):
+            return os.fspath(value)
+        if self.type == tuple[str, ...] and isinstance(value, Iterable):
+            return _comma_list(value) if isinstance(value, str) else tuple(value)
+        return value
+
+    def show(self, value: Any) -> str:
+        """The value for people: a secret as ``•••`` and its last 4 characters (only
+        ``•••`` when it is shorter than 12), a list comma-separated, None as ``none``."""
+        if value is None:
+            return "none"
+        if isinstance(value, tuple):
+            return ", ".join(self.show(v) for v in value) if value else "none"
+        if self.secret:
+            return SECRET_SHOWN + (value[-4:] if len(value) >= 12 else "")
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float):
+            return f"{value:g}"
+        return str(value)
+
+
+def _table() -> dict[str, Setting]:
+    hints = typing.get_type_hints(Settings)
+    table = {}
+    for f in fields(Settings):
+        declared = dict(f.metadata[_SPEC])
+        kind, optional = hints[f.name], False
+        if isinstance(kind, types.UnionType):  # X | None
+            (kind,) = [k for k in typing.get_args(kind) if k is not type(None)]
+            optional = True
+        if kind not in _KINDS:
+            raise TypeError(f"setting {f.name}: no reader for the type {kind}")
+        declared["parse"] = declared["parse"] or _KINDS[kind][1]
+        table[f.name] = Setting(name=f.name, type=kind, optional=optional, default=f.default,
+                                **declared)
+    return table
+
+
+SETTINGS: dict[str, Setting] = _table()
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def _environment(spec: Setting, environ: Mapping[str, str]) -> tuple[bool, Any]:
+    raw = environ.get(spec.env)
+    if raw is None or raw == "":  # set but empty counts as unset
+        return False, None
+    return True, spec.from_text(raw)
+
+
+def resolve_settings(overrides: Mapping[str, Any] | None = None,
+                     environ: Mapping[str, str] | None = None
+                     ) -> tuple[Settings, dict[str, Source]]:
+    """``load_settings``, and where each value came from."""
+    environ = os.environ if environ is None else environ
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(SETTINGS)
+    if unknown:
+        raise ConfigError(f"unknown otel-monitor setting(s): {', '.join(sorted(unknown))}; "
+                          f"known: {', '.join(sorted(SETTINGS))}")
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {name: "default" for name in SETTINGS}
+    for name, spec in SETTINGS.items():
+        if overrides.get(name) is not None:  # an argument of None means "not given"
+            values[name], sources[name] = spec.coerce(overrides[name]), "argument"
+            continue
+        found, value = _environment(spec, environ)
+        if found:
+            values[name], sources[name] = value, "environment"
+    return Settings(**values), sources
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from explicit overrides, then the environment (``os.environ`` unless
+    given), then defaults; ``ConfigError`` naming the first bad one."""
+    return resolve_settings(overrides, environ)[0]
+
+
+def read_setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting from the environment, else its default, parsed and checked on its own:
+    a reader of the UI token, say, does not fail for a bad alert variable it never uses."""
+    spec = SETTINGS[name]
+    found, value = _environment(spec, os.environ if environ is None else environ)
+    if not found:
+        return spec.default
+    spec.check(value)
+    return value
+
+
+# -- for people: the docstring, the CLI, README -------------------------------------------------
+
+
+def settings_help(indent: str = "    ", width: int = 88) -> str:
+    """A paragraph per setting: name (environment variable; default): help."""
+    return "\n".join(textwrap.fill(f"{s.name} ({s.env}; default {s.show(s.default)}): "
+                                   f"{s.help.replace('`', '')}", width,
+                                   initial_indent=indent, subsequent_indent=indent * 2)
+                     for s in SETTINGS.values())
+
+
+def settings_table_markdown() -> str:
+    """README's settings table, one row per setting."""
+    rows = ["| setting | environment | default | accepts | what it does |",
+            "|---|---|---|---|---|"]
+    for s in SETTINGS.values():
+        default = s.show(s.default)
+        rows.append(f"| `{s.name}` | `{s.env}` | "
+                    f"{default if default == 'none' else f'`{default}`'} | "
+                    f"{s.accepts}{' (secret)' if s.secret else ''} | {s.help} |")
+    return "\n".join(rows) + "\n"
