@@ -1,5 +1,6 @@
 """Span exporters and the store: the span -> rows half of otel-monitor."""
 from .columns import SEVEN_COLUMNS
+from .database import Database
 from .errors import (ConfigError, NotFound, OtelMonitorError, SchemaError, StoreBusy, StoreError,
                      StoreFull)
 from .processor import MonitorSpanProcessor
@@ -9,7 +10,7 @@ from .sqlite_exporter import SQLiteSpanExporter
 from .store import SpanStore
 
 __all__ = [
-    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "MonitorSpanProcessor",
-    "NotFound", "OtelMonitorError", "SQLiteSpanExporter", "SchemaError", "SpanStore", "StoreBusy",
-    "StoreError", "StoreFull",
+    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "Database",
+    "MonitorSpanProcessor", "NotFound", "OtelMonitorError", "SQLiteSpanExporter", "SchemaError",
+    "SpanStore", "StoreBusy", "StoreError", "StoreFull",
 ]

@@ -12,13 +12,12 @@ the page is bounded and says so (``Page``, and the comment on SORT_WINDOW_CALLS)
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NotFound
+from .errors import NotFound, StepBudgetExceeded
 from .schema import DURATION_BUCKET_NS
 from .store import SpanStore
 
@@ -31,7 +30,6 @@ FEED_AGE_FACTORS = (1.0, 2.0)                  # x the feed's interval (else its
 
 COUNT_CAP = 10_000          # row counts stop here (the total is then "at least")
 MAX_DURATION_POINTS = 600   # a duration series is bucketed to at most this many points
-_STEP_CHECK = 1_000         # SQLite steps between checks of a walk's budget
 
 # Sort keys -> ORDER BY of the page query (ties broken by call then argument order).
 # Each is read in that order from an index walk (see _walk_sql), never sorted whole.
@@ -161,10 +159,6 @@ class Page:
         return (f"Sorted within the newest {self.window_calls:,} calls of the date range, "
                 "process and errors filters: the other filters match too rarely to sort "
                 "the whole range quickly. Narrow the date range for an exact order.")
-
-
-class _WalkTooLong(Exception):
-    pass
 
 
 def _span_id_int(span_id: str) -> int:
@@ -385,7 +379,7 @@ class TraceQueries:
         if steps is not None:
             try:
                 return Page(self._page_rows(walk, params, max_steps=steps))
-            except _WalkTooLong:
+            except StepBudgetExceeded:
                 pass
         return self._window_page(f, sort, limit, offset)
 
@@ -407,24 +401,7 @@ class TraceQueries:
 
     def _page_rows(self, sql: str, params: list[Any], max_steps: int | None = None
                    ) -> list[dict[str, Any]]:
-        conn = self._store()._conn  # noqa: SLF001 -- the step budget needs the connection
-        if max_steps is not None:
-            taken = [0]
-
-            def over_budget() -> bool:
-                taken[0] += _STEP_CHECK
-                return taken[0] > max_steps
-
-            conn.set_progress_handler(over_budget, _STEP_CHECK)
-        try:
-            rows = self._q(sql, params)
-        except sqlite3.OperationalError as exc:
-            if max_steps is not None and "interrupted" in str(exc):
-                raise _WalkTooLong from exc
-            raise
-        finally:
-            if max_steps is not None:
-                conn.set_progress_handler(None, 0)
+        rows = [dict(r) for r in self._store().db.execute(sql, params, max_steps=max_steps)]
         for r in rows:
             r.pop("row_id")
         return rows

@@ -18,7 +18,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,8 +28,9 @@ from contextlib import closing
 from typing import Sequence, TextIO
 
 from exporters.columns import SEVEN_COLUMNS
-from exporters.schema import SchemaError
-from exporters.store import SpanStore, StoreError
+from exporters.database import Row
+from exporters.errors import SchemaError, StoreError
+from exporters.store import SpanStore
 
 from . import configure, shutdown
 from ._config import DEFAULT_DB_PATH, ENVIRONMENT, ConfigError
@@ -59,7 +59,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     try:
         configure(db_path=path)
         counter = SpanStore(path, readonly=True)
-    except (ConfigError, StoreError, SchemaError, sqlite3.Error, OSError) as exc:
+    except (ConfigError, StoreError, SchemaError, OSError) as exc:
         return _fail("demo", exc)
     stop = threading.Event()
     try:
@@ -205,7 +205,7 @@ def iso_timestamp(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
 
 
-def _cells(row: sqlite3.Row) -> list[str]:
+def _cells(row: Row) -> list[str]:
     first, *more = str(row["Data Value"]).splitlines() or [""]
     return [row["Process"], row["Data"], row["Data Type"], first + _CUT if more else first,
             iso_timestamp(row["start_ns"]), row["Status"],
@@ -287,14 +287,14 @@ def _resolve(store: SpanStore, wanted: str | None) -> tuple[bool, str | None]:
 def _cmd_tail(args: argparse.Namespace) -> int:
     try:
         store = SpanStore(args.db, readonly=True)
-    except (StoreError, SchemaError, sqlite3.Error) as exc:
+    except (StoreError, SchemaError) as exc:
         return _fail("tail", exc)
     with closing(store):
         try:
             return _tail(store, args, sys.stdout)
         except _Ambiguous as exc:
             return _fail("tail", exc)
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             return _fail("tail", f"{args.db}: cannot read it as an otel-monitor store: {exc}")
         except KeyboardInterrupt:
             return EXIT_OK
@@ -350,7 +350,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     path = os.path.abspath(args.db)
     try:
         app = server.create_server_app(path)
-    except (StoreError, SchemaError, sqlite3.Error) as exc:
+    except (StoreError, SchemaError) as exc:
         return _fail("serve", exc)
     import uvicorn  # installed with the UI (its extra), so present once dash_ui imported
 
