@@ -36,7 +36,8 @@ class ProcessEntry:
 
 
 class SpanStore:
-    """Schema, writes, retention, health and reads of one store file.
+    """Writes, retention, health and reads of the calls in one store file, through its
+    ``db`` (which opens, checks and migrates the file).
 
     Open one per thread: a connection is not shared between threads.
     """
