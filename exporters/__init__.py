@@ -1,8 +1,8 @@
 """Span exporters and the store: the span -> rows half of otel-monitor."""
 from .columns import SEVEN_COLUMNS
 from .database import Database
-from .errors import (ConfigError, NotFound, OtelMonitorError, SchemaError, StoreBusy, StoreError,
-                     StoreFull)
+from .errors import (ConfigError, NotFound, OtelMonitorError, RowRejected, SchemaError,
+                     StepBudgetExceeded, StoreBusy, StoreError, StoreFull)
 from .processor import MonitorSpanProcessor
 from .records import CallSite
 from .schema import SCHEMA_VERSION
@@ -11,6 +11,6 @@ from .store import SpanStore
 
 __all__ = [
     "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "Database",
-    "MonitorSpanProcessor", "NotFound", "OtelMonitorError", "SQLiteSpanExporter", "SchemaError",
-    "SpanStore", "StoreBusy", "StoreError", "StoreFull",
+    "MonitorSpanProcessor", "NotFound", "OtelMonitorError", "RowRejected", "SQLiteSpanExporter",
+    "SchemaError", "SpanStore", "StepBudgetExceeded", "StoreBusy", "StoreError", "StoreFull",
 ]
