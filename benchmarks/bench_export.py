@@ -77,7 +77,7 @@ def throughput_executemany(path: str, records: list[tuple]) -> float:
     store = SpanStore(path)
     process_id = store.process_ids([__import__("exporters.store").store.ProcessEntry(
         "bench.price", "pricing")])["bench.price"]
-    conn = store._conn
+    db = store.db
     span_rows, data_rows = [], []
     pid = os.getpid()
     for i, (name, tid, sid, psid, start, end, outcome, _, (names, values), output) in \
@@ -93,10 +93,9 @@ def throughput_executemany(path: str, records: list[tuple]) -> float:
     data_sql = f"INSERT INTO data_values({', '.join(DATA_COLUMNS)}) VALUES (?,?,?,?,?)"
     t0 = time.perf_counter()
     for i in range(0, len(span_rows), MAX_BATCH):
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(span_sql, span_rows[i:i + MAX_BATCH])
-        conn.executemany(data_sql, data_rows[i * 5:(i + MAX_BATCH) * 5])
-        conn.execute("COMMIT")
+        with db.transaction():
+            db.execute_write_many(span_sql, span_rows[i:i + MAX_BATCH])
+            db.execute_write_many(data_sql, data_rows[i * 5:(i + MAX_BATCH) * 5])
     elapsed = time.perf_counter() - t0
     store.close()
     return len(records) / elapsed

@@ -227,14 +227,17 @@ PLAIN_GRAPH_EDGES = """SELECT pp.name AS source, pc.name AS target, count(*) AS 
 def graph_edges_against_the_plain_join(q, since: int, runs: int) -> None:
     """The edge query and the plain join, alternately (p95 each, and their ratio)."""
     times: dict[str, list[float]] = {"edges": [], "plain": []}
-    queries = {"edges": q._graph_edges_sql(), "plain": PLAIN_GRAPH_EDGES}
+    from exporters.queries.filters import dicts
+    from exporters.queries.graph import EDGES_SQL
+
+    queries = {"edges": EDGES_SQL, "plain": PLAIN_GRAPH_EDGES}
     for _ in range(runs):
         for kind, sql in queries.items():
             t0 = time.perf_counter()
-            q._q(sql, (since,))
+            dicts(q.db, sql, (since,))
             times[kind].append((time.perf_counter() - t0) * 1000)
-    same = sorted(map(tuple, map(dict.values, q._q(queries["edges"], (since,))))) == \
-        sorted(map(tuple, map(dict.values, q._q(queries["plain"], (since,)))))
+    same = sorted(map(tuple, map(dict.values, dicts(q.db, queries["edges"], (since,))))) == \
+        sorted(map(tuple, map(dict.values, dicts(q.db, queries["plain"], (since,)))))
     e, p = percentile(times["edges"], .95), percentile(times["plain"], .95)
     print(f"{'graph edges (30 min)':40} {percentile(times['edges'], .5):8.2f} {e:8.2f}   "
           f"plain join (reference) p50 {percentile(times['plain'], .5):.2f} p95 {p:.2f}: "

@@ -31,7 +31,6 @@ import hmac
 import json
 import logging
 import os
-import sqlite3
 import zlib
 from typing import Any
 
@@ -47,7 +46,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from exporters.store import StoreError
+from exporters.errors import StoreError
 from otel_monitor.settings import read_setting
 
 from .ingest_spans import Converted, IngestWriter, convert
@@ -272,7 +271,7 @@ def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
             converted = await run_in_threadpool(store, body, kind)
         except Rejected as exc:
             return refused(exc, kind)
-        except sqlite3.Error as exc:
+        except StoreError as exc:
             _log.warning("otel-monitor: OTLP spans not written: %s", exc)
             return refused(Rejected(503, code_pb2.UNAVAILABLE,
                                     f"the store cannot be written now: {exc}"), kind)

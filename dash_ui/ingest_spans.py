@@ -221,7 +221,7 @@ class IngestWriter(SQLiteSpanExporter):
 
     def write(self, converted: Converted) -> None:
         """Store ``converted.spans``; an already stored span is moved to the rejected.
-        Raises ``sqlite3.Error`` when the store cannot be written (nothing is)."""
+        Raises ``StoreError`` when the store cannot be written (nothing is)."""
         with self._lock:
             store = self._open()
             self._start_retention()

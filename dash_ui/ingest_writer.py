@@ -11,45 +11,36 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 
-from exporters.schema import SCHEMA_VERSION, SchemaError
-from exporters.store import SpanStore, StoreError
+from exporters.database import Database
+from exporters.errors import StoreBusy, StoreError
+from exporters.schema import SCHEMA_VERSION
 
 from .ingest_spans import Converted, IngestWriter, open_writer
 
 _log = logging.getLogger("otel_monitor")
 
 
-def _locked(exc: BaseException) -> sqlite3.OperationalError | None:
-    """The 'database is locked' error behind a failed open, if that is why it failed."""
-    cause = exc.__cause__
-    if isinstance(cause, sqlite3.OperationalError) and (
-            "locked" in str(cause) or "busy" in str(cause)):
-        return cause
-    return None
-
-
 def schema_is_current(db_path: str | os.PathLike[str], busy_timeout_s: float) -> bool:
     """Whether the store's schema version is this build's, read without the write lock."""
     try:
-        store = SpanStore(db_path, readonly=True, busy_timeout_s=busy_timeout_s)
-    except (StoreError, SchemaError, sqlite3.Error):
+        db = Database(db_path, readonly=True, busy_timeout_s=busy_timeout_s)
+    except StoreError:
         return False
     try:
-        row = store.query("SELECT value FROM meta WHERE key = 'schema_version'")
-    except sqlite3.Error:  # no meta table, or a journal a writer locks readers out of
+        version = db.scalar("SELECT value FROM meta WHERE key = 'schema_version'")
+    except StoreError:  # no meta table, or a journal a writer locks readers out of
         return False
     finally:
-        store.close()
-    return bool(row) and str(row[0][0]) == str(SCHEMA_VERSION)
+        db.close()
+    return str(version) == str(SCHEMA_VERSION)
 
 
 class DeferredWriter:
     """Stands in for the IngestWriter until a request opens it. A request that finds the
-    store still locked fails as a locked write does (``sqlite3.OperationalError``: the
-    sender is answered 503 and retries)."""
+    store still locked fails as a locked write does (``StoreBusy``: the sender is answered
+    503 and retries)."""
 
     def __init__(self, db_path: str | os.PathLike[str], *, busy_timeout_s: float,
                  max_value_length: int) -> None:
@@ -62,14 +53,8 @@ class DeferredWriter:
     def write(self, converted: Converted) -> None:
         with self._lock:
             if self._writer is None:
-                try:
-                    self._writer = open_writer(self._db_path,
-                                               busy_timeout_s=self._busy_timeout_s)
-                except (StoreError, SchemaError) as exc:
-                    locked = _locked(exc)
-                    if locked is None:
-                        raise
-                    raise locked from None
+                self._writer = open_writer(self._db_path,
+                                           busy_timeout_s=self._busy_timeout_s)
         self._writer.write(converted)
 
 
@@ -79,8 +64,8 @@ def open_or_defer(db_path: str | os.PathLike[str], *, busy_timeout_s: float
     and the schema is current, a DeferredWriter."""
     try:
         return open_writer(db_path, busy_timeout_s=busy_timeout_s)
-    except (StoreError, SchemaError) as exc:
-        if _locked(exc) is None or not schema_is_current(db_path, busy_timeout_s):
+    except StoreBusy:
+        if not schema_is_current(db_path, busy_timeout_s):
             raise
         _log.warning("otel-monitor: %s is locked by another writer; serving reads now, "
                      "OTLP ingest opens the store at its first request", db_path)

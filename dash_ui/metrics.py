@@ -20,7 +20,6 @@ reads of tables with one row per process or feed.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -34,7 +33,8 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
 from prometheus_client.exposition import choose_encoder
 
-from exporters.store import SpanStore
+from exporters.database import Database, Row
+from exporters.errors import StoreError
 
 # Call duration buckets, seconds (Prometheus's defaults with 1 ms added: most monitored
 # functions are quick).
@@ -76,7 +76,7 @@ class StoreMetrics:
                  after_span_id: int | None = None) -> None:
         """``after_span_id``: count the spans with a higher id (default: the store's
         highest now, i.e. the calls written from now on)."""
-        self._store = SpanStore(db_path, readonly=True)
+        self._db = Database(db_path, readonly=True)
         self._max_spans = max_spans_per_scrape
         self._max_series = max_call_series
         self._lock = threading.Lock()  # one scrape at a time: they share the tail position
@@ -87,8 +87,8 @@ class StoreMetrics:
         self._last_alert = self._max_id("alerts")
         self._backlog = 0
 
-    def _q(self, sql: str, params: Any = ()) -> list[sqlite3.Row]:
-        return self._store.query(sql, params)
+    def _q(self, sql: str, params: Any = ()) -> list[Row]:
+        return self._db.execute(sql, params)
 
     def _max_id(self, table: str) -> int:
         return self._q(f"SELECT coalesce(max(id), 0) FROM {table}")[0][0]
@@ -247,6 +247,6 @@ def mount_metrics(app: FastAPI, db_path: str | os.PathLike[str]) -> None:
             encoder, content_type = choose_encoder("")  # the text format
         try:
             body = encoder(registry)
-        except sqlite3.Error as exc:  # e.g. the store file was removed under us
+        except StoreError as exc:  # e.g. the store file was removed under us
             return PlainTextResponse(f"cannot read the store: {exc}", status_code=503)
         return Response(body, media_type=content_type)

@@ -1,7 +1,8 @@
 """Span exporters and the store: the span -> rows half of otel-monitor."""
 from .columns import SEVEN_COLUMNS
-from .errors import (ConfigError, NotFound, OtelMonitorError, SchemaError, StoreBusy, StoreError,
-                     StoreFull)
+from .database import Database
+from .errors import (ConfigError, NotFound, OtelMonitorError, RowRejected, SchemaError,
+                     StepBudgetExceeded, StoreBusy, StoreError, StoreFull)
 from .processor import MonitorSpanProcessor
 from .records import CallSite
 from .schema import SCHEMA_VERSION
@@ -9,7 +10,7 @@ from .sqlite_exporter import SQLiteSpanExporter
 from .store import SpanStore
 
 __all__ = [
-    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "MonitorSpanProcessor",
-    "NotFound", "OtelMonitorError", "SQLiteSpanExporter", "SchemaError", "SpanStore", "StoreBusy",
-    "StoreError", "StoreFull",
+    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "Database",
+    "MonitorSpanProcessor", "NotFound", "OtelMonitorError", "RowRejected", "SQLiteSpanExporter",
+    "SchemaError", "SpanStore", "StepBudgetExceeded", "StoreBusy", "StoreError", "StoreFull",
 ]

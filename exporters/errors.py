@@ -5,7 +5,9 @@
     ├── StoreError       a store operation failed; the message names the file and why
     │   ├── StoreBusy    another connection holds the lock for longer than we wait
     │   ├── StoreFull    the disk (or the store's page limit) is full
-    │   └── SchemaError  the file is not a store this version can use
+    │   ├── SchemaError  the file is not a store this version can use
+    │   ├── RowRejected  a constraint refused a row (e.g. a span id already stored)
+    │   └── StepBudgetExceeded  a read passed its step budget and was stopped
     └── NotFound         what was asked for is not in the store (also a LookupError)
 
 They live in the lowest package (``exporters``) because every layer raises them;
@@ -36,6 +38,14 @@ class StoreFull(StoreError):
 
 class SchemaError(StoreError):
     """The file is not an otel-monitor store this version can read or write."""
+
+
+class RowRejected(StoreError):
+    """A constraint of the store refused a row (a span id already stored, say)."""
+
+
+class StepBudgetExceeded(StoreError):
+    """A read given ``max_steps`` (``Database.execute``) took more and was stopped."""
 
 
 class NotFound(OtelMonitorError, LookupError):

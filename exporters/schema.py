@@ -7,7 +7,7 @@ nanoseconds (small, fast to index); the views render them as text.
 from __future__ import annotations
 
 import re
-import sqlite3
+from typing import Any, Protocol, Sequence
 
 from .errors import SchemaError
 
@@ -330,43 +330,45 @@ MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDE
                               + "DROP VIEW IF EXISTS trace_rows;\n"}
 
 
-def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+class Executor(Protocol):
+    """What the migration needs of a connection (``exporters.database.Database``)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    def split_script(self, script: str) -> list[str]: ...
+
+
+def ensure_schema(db: Executor, path: str) -> None:
     """Create the schema in an empty store, migrate an older one, refuse a newer one.
 
-    Runs in one IMMEDIATE transaction so concurrent openers serialise and a
-    failed migration leaves the file as it was.
+    Run inside one IMMEDIATE transaction (``Database`` opens it) so concurrent
+    openers serialise and a failed migration leaves the file as it was.
     """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = _stored_version(conn, path)
-        if version is None:
-            _run(conn, TABLES + VIEWS)
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif version > SCHEMA_VERSION:
-            raise SchemaError(
-                f"{path}: store schema version {version} is newer than this otel-monitor "
-                f"understands ({SCHEMA_VERSION}); upgrade otel-monitor or use another db_path"
-            )
-        elif version < SCHEMA_VERSION or _missing_last_step(conn):
-            for step in range(min(version, SCHEMA_VERSION - 1), SCHEMA_VERSION):
-                _run(conn, MIGRATIONS[step])
-            _run(conn, VIEWS)
-            conn.execute(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    version = _stored_version(db, path)
+    if version is None:
+        _run(db, TABLES + VIEWS)
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+    elif version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path}: store schema version {version} is newer than this otel-monitor "
+            f"understands ({SCHEMA_VERSION}); upgrade otel-monitor or use another db_path"
+        )
+    elif version < SCHEMA_VERSION or _missing_last_step(db):
+        for step in range(min(version, SCHEMA_VERSION - 1), SCHEMA_VERSION):
+            _run(db, MIGRATIONS[step])
+        _run(db, VIEWS)
+        db.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
 
 
-def _missing_last_step(conn: sqlite3.Connection) -> bool:
+def _missing_last_step(db: Executor) -> bool:
     """A store made by an earlier build of this (unreleased) version, before its step
     had its final indexes: run the step again (every statement in it is safe twice)."""
-    stored = {name: " ".join(sql.split()) for name, sql in conn.execute(
+    stored = {name: " ".join(sql.split()) for name, sql in db.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
     if "spans_by_process_duration" in stored or "spans_errors_by_duration" in stored:
         return True
@@ -380,8 +382,8 @@ _LAST_STEP_INDEXES = {
                          COVERING_INDEXES + SORT_INDEXES)}
 
 
-def _stored_version(conn: sqlite3.Connection, path: str) -> int | None:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def _stored_version(db: Executor, path: str) -> int | None:
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "meta" not in tables:
         if tables == {"process_trace", "data_trace"}:
             return 0  # the brief's MVP store
@@ -391,37 +393,21 @@ def _stored_version(conn: sqlite3.Connection, path: str) -> int | None:
                 "and no schema version); refusing to write to it"
             )
         return None
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    rows = db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+    row = rows[0] if rows else None
     if row is None or not str(row[0]).isdigit():
         raise SchemaError(f"{path}: store has no valid schema_version; refusing to write to it")
     return int(row[0])
 
 
-def _run(conn: sqlite3.Connection, script: str) -> None:
-    """Run a multi-statement script inside the caller's transaction.
-
-    ``executescript`` would COMMIT first, so statements are run one by one.
-    """
-    for statement in _split(script):
+def _run(db: Executor, script: str) -> None:
+    """Run a multi-statement script inside the caller's transaction, one by one."""
+    for statement in db.split_script(script):
         added = _ADD_COLUMN.match(statement)
         if added and added["column"] in {
-                r[1] for r in conn.execute(f"PRAGMA table_info({added['table']})")}:
+                r[1] for r in db.execute(f"PRAGMA table_info({added['table']})")}:
             continue  # already there: migrations stay safe to run twice
-        conn.execute(statement)
+        db.execute(statement)
 
 
 _ADD_COLUMN = re.compile(r"ALTER TABLE (?P<table>\w+) ADD COLUMN (?P<column>\w+)", re.I)
-
-
-def _split(script: str) -> list[str]:
-    statements, buf = [], ""
-    for line in script.splitlines(keepends=True):
-        if line.strip().startswith("--") and not buf.strip():
-            continue
-        buf += line
-        if sqlite3.complete_statement(buf):
-            statements.append(buf.strip())
-            buf = ""
-    if buf.strip():
-        statements.append(buf.strip())
-    return statements

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 from typing import Any, Callable, Sequence
 
@@ -20,6 +19,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from . import columns as C
+from .errors import RowRejected, StoreError
 from .records import SITES, error_texts, scalar_text, storable
 from .retention import RetentionWorker
 from .store import DATA_COLUMNS, SPAN_COLUMNS, ProcessEntry, SpanStore
@@ -76,15 +76,15 @@ class SQLiteSpanExporter(SpanExporter):
                 try:
                     store.upsert_catalog(catalog)
                     self._cataloged.update(e.name for e in catalog)
-                except sqlite3.Error:
+                except StoreError:
                     _log.warning("otel-monitor: catalog not written", exc_info=True)
             try:
                 store.insert_calls(calls, data)
-            except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError):
+            except (RowRejected, ValueError, TypeError, OverflowError):
                 # A span id already stored (a resent span), or a value SQLite cannot
                 # take: write the batch call by call, setting those calls aside.
                 self._insert_one_by_one(store, calls, data)
-            except sqlite3.Error as exc:
+            except StoreError as exc:
                 _log.warning("otel-monitor: %d calls not written yet to %s: %s",
                              len(spans), self.db_path, exc)
                 return SpanExportResult.FAILURE
@@ -249,7 +249,7 @@ class SQLiteSpanExporter(SpanExporter):
             call = [0, *calls[o + 1:o + width]]
             try:
                 store.insert_calls(call, rows_of.get(calls[o], []))
-            except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError):
+            except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1
 
 

@@ -4,18 +4,18 @@ What an instrumented process writes for the UI — another process — to show:
 its feeds and their last update (at least once a second), the feed -> process
 edges of the dependency graph, every alert it sent, failed to send or dropped,
 and the flags shown as banners (queue backpressure). ``StateStore`` is a
-``SpanStore`` (same file, same schema, same rules: one per thread, every query
-parameterised) with the writes and reads of those tables.
+``SpanStore`` (same file, same ``Database``, same rules: one per thread, every
+query parameterised) with the writes and reads of those tables.
 """
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
+from .database import Row
 from .store import SpanStore
 
 FLAG_BACKPRESSURE = "backpressure"
@@ -62,7 +62,7 @@ class AlertRecord:
 class StateStore(SpanStore):
     """Feeds, feed edges, alerts and flags of one store file."""
 
-    def __init__(self, path: str | os.PathLike[str], **kwargs) -> None:
+    def __init__(self, path: str | os.PathLike[str], **kwargs: Any) -> None:
         super().__init__(path, **kwargs)
         self.host = socket.gethostname()
 
@@ -71,7 +71,7 @@ class StateStore(SpanStore):
     def write_feeds(self, feeds: Sequence[FeedState], *, service_name: str | None = None) -> None:
         """Upsert this process's row of each feed (``updated_ns`` is now)."""
         now, pid = time.time_ns(), os.getpid()
-        self._execute_tx(
+        self.db.execute_write_many(
             """INSERT OR REPLACE INTO feeds(name, host, pid, service_name, interval_s,
                    stale_after_s, last_update_ns, ticks, stale, updated_ns)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -81,7 +81,7 @@ class StateStore(SpanStore):
     def write_feed_edges(self, edges: Iterable[tuple[str, str, bool, bool]]) -> None:
         """Upsert ``(feed, process, declared, called)`` edges; a flag once set stays set."""
         now = time.time_ns()
-        self._execute_tx(
+        self.db.execute_write_many(
             """INSERT INTO feed_edges(feed, process, declared, called, first_ns, last_ns)
                VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT(feed, process) DO UPDATE SET
@@ -93,7 +93,7 @@ class StateStore(SpanStore):
 
     def record_alerts(self, records: Sequence[AlertRecord]) -> None:
         now, pid = time.time_ns(), os.getpid()
-        self._execute_tx(
+        self.db.execute_write_many(
             """INSERT INTO alerts(ts_ns, rule, action, key, target, status, attempts, count,
                    summary, error, process, span_id, trace_id, feed, done_ns, host, pid)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -104,15 +104,14 @@ class StateStore(SpanStore):
     def set_flag(self, name: str, *, raised: bool, since_ns: int | None = None,
                  value: float | None = None, message: str | None = None) -> None:
         """Raise (or refresh) or clear this process's flag ``name``."""
-        self._execute_tx(
+        self.db.execute_write_many(
             """INSERT OR REPLACE INTO flags(name, host, pid, raised, since_ns, value, message,
                    updated_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
             [(name, self.host, os.getpid(), int(raised), since_ns, value, message,
               time.time_ns())])
 
     def purge_alerts(self, older_than_ns: int) -> int:
-        with self._write() as c:
-            return c.execute("DELETE FROM alerts WHERE ts_ns < ?", (older_than_ns,)).rowcount
+        return self.db.execute_write("DELETE FROM alerts WHERE ts_ns < ?", (older_than_ns,))
 
     # -- reads ----------------------------------------------------------------
 
@@ -123,24 +122,24 @@ class StateStore(SpanStore):
         for i in range(0, len(names), 500):
             chunk = names[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] for r in self._conn.execute(
+            found.update(r[0] for r in self.db.execute(
                 f"SELECT name FROM processes WHERE name IN ({marks})", chunk))
         return found
 
-    def feeds(self) -> list[sqlite3.Row]:
+    def feeds(self) -> list[Row]:
         """Each feed across the processes that tick it (the ``feed_status`` view)."""
         return self.query("SELECT * FROM feed_status ORDER BY name")
 
-    def feed_edges(self) -> list[sqlite3.Row]:
+    def feed_edges(self) -> list[Row]:
         return self.query("SELECT * FROM feed_edges ORDER BY feed, process")
 
-    def alerts(self, *, limit: int = 100, rule: str | None = None) -> list[sqlite3.Row]:
+    def alerts(self, *, limit: int = 100, rule: str | None = None) -> list[Row]:
         """The newest alerts first (the ``alert_log`` view)."""
         if rule is None:
             return self.query("SELECT * FROM alert_log LIMIT ?", (limit,))
         return self.query("SELECT * FROM alert_log WHERE rule = ? LIMIT ?", (rule, limit))
 
-    def banners(self, *, fresh_within_s: float | None = None) -> list[sqlite3.Row]:
+    def banners(self, *, fresh_within_s: float | None = None) -> list[Row]:
         """Raised flags; with ``fresh_within_s``, only those refreshed that recently (a
         process that stopped while its flag was raised no longer refreshes it)."""
         if fresh_within_s is None:

@@ -11,7 +11,6 @@ import logging
 import multiprocessing
 import os
 import secrets
-import sqlite3
 import threading
 from collections import deque
 from typing import Any
@@ -92,7 +91,7 @@ class Runtime:
                     retention_hours=settings.retention_hours,
                     purge_interval_s=settings.purge_interval_s,
                     max_db_bytes=settings.max_db_bytes)
-            except (OSError, ValueError, OtelMonitorError, sqlite3.Error) as exc:
+            except (OSError, ValueError, OtelMonitorError) as exc:
                 if otlp is not None:
                     otlp.shutdown()
                 raise ConfigError(f"otel-monitor cannot use db_path={settings.db_path!r}: "

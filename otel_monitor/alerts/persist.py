@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections import deque
 from typing import Any
 
+from exporters.errors import StoreError
 from exporters.records import SITES
 from exporters.state import FLAG_BACKPRESSURE, AlertRecord, FeedState, StateStore
 
@@ -154,7 +154,7 @@ class StateWriter:
             store.set_flag(FLAG_BACKPRESSURE, **flag)
             if self._flag is flag:
                 self._flag = None
-        except sqlite3.Error:
+        except StoreError:
             _log.debug("otel-monitor: backpressure flag not written yet", exc_info=True)
 
     def _persist(self, now: int, final: bool) -> None:
@@ -182,7 +182,7 @@ class StateWriter:
             if now >= self._next_purge_ns and not final:
                 self._next_purge_ns = now + int(PURGE_INTERVAL_S * _NS)
                 store.purge_alerts(now - self.retention_ns)
-        except sqlite3.Error:
+        except StoreError:
             _log.debug("otel-monitor: feeds not written yet", exc_info=True)
 
     def _write_results(self) -> None:
@@ -194,6 +194,6 @@ class StateWriter:
             records.append(self._results.popleft())
         try:
             store.record_alerts(records)
-        except sqlite3.Error:
+        except StoreError:
             _log.debug("otel-monitor: alert outcomes not written yet", exc_info=True)
             self._results.extendleft(reversed(records))

@@ -6,7 +6,6 @@ import argparse
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,9 +15,8 @@ import urllib.request
 from contextlib import closing
 from typing import Any
 
-from exporters.errors import ConfigError
-from exporters.schema import SchemaError
-from exporters.store import SpanStore, StoreError
+from exporters.errors import ConfigError, StoreError
+from exporters.store import SpanStore
 
 from .. import configure, shutdown
 from ._common import EXIT_ERROR, EXIT_OK, add_db_option, fail, port_or_any, positive
@@ -61,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         configure(db_path=path)
         counter = SpanStore(path, readonly=True)
-    except (ConfigError, StoreError, SchemaError, sqlite3.Error, OSError) as exc:
+    except (ConfigError, StoreError, OSError) as exc:
         return fail("demo", exc)
     stop = threading.Event()
     try:

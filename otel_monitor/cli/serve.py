@@ -6,11 +6,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import sqlite3
 from typing import Any
 
-from exporters.schema import SchemaError
-from exporters.store import StoreError
+from exporters.errors import StoreError
 
 from ._common import EXIT_OK, add_db_option, fail, port
 
@@ -40,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     path = os.path.abspath(args.db)
     try:
         app = server.create_server_app(path)
-    except (StoreError, SchemaError, sqlite3.Error) as exc:
+    except StoreError as exc:
         return fail("serve", exc)
     import uvicorn  # installed with the UI (its extra), so present once dash_ui imported
 

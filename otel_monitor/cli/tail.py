@@ -6,15 +6,15 @@ import argparse
 import os
 import re
 import shutil
-import sqlite3
 import sys
 import time
 from contextlib import closing
 from typing import Any, Sequence, TextIO
 
 from exporters.columns import SEVEN_COLUMNS
-from exporters.schema import SchemaError
-from exporters.store import SpanStore, StoreError
+from exporters.database import Row
+from exporters.errors import StoreError
+from exporters.store import SpanStore
 
 from ._common import EXIT_OK, add_db_option, count, fail
 
@@ -73,7 +73,7 @@ def iso_timestamp(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1000:06d}Z"
 
 
-def _cells(row: sqlite3.Row) -> list[str]:
+def _cells(row: Row) -> list[str]:
     first, *more = str(row["Data Value"]).splitlines() or [""]
     return [row["Process"], row["Data"], row["Data Type"], first + _CUT if more else first,
             iso_timestamp(row["start_ns"]), row["Status"],
@@ -155,15 +155,15 @@ def _resolve(store: SpanStore, wanted: str | None) -> tuple[bool, str | None]:
 def run(args: argparse.Namespace) -> int:
     try:
         store = SpanStore(args.db, readonly=True)
-    except (StoreError, SchemaError, sqlite3.Error) as exc:
+    except StoreError as exc:
         return fail("tail", exc)
     with closing(store):
         try:
             return _tail(store, args, sys.stdout)
         except _Ambiguous as exc:
             return fail("tail", exc)
-        except sqlite3.Error as exc:
-            return fail("tail", f"{args.db}: cannot read it as an otel-monitor store: {exc}")
+        except StoreError as exc:  # its message names the file
+            return fail("tail", f"cannot read it as an otel-monitor store: {exc}")
         except KeyboardInterrupt:
             return EXIT_OK
         except BrokenPipeError:  # `otel-monitor tail | head`

@@ -18,7 +18,8 @@ import pytest
 
 from api_server import ServedApp
 from dash_ui.ingest import create_ingest_app
-from exporters.schema import SCHEMA_VERSION, SchemaError
+from exporters.errors import StoreBusy
+from exporters.schema import SCHEMA_VERSION
 from exporters.store import ProcessEntry, SpanStore
 from served_cli import served_cli
 
@@ -131,5 +132,5 @@ def test_a_store_that_needs_migrating_is_still_refused_while_locked(db):
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
                      (str(SCHEMA_VERSION - 1),))
-    with lock_held(db, "BEGIN IMMEDIATE"), pytest.raises(SchemaError, match="locked"):
+    with lock_held(db, "BEGIN IMMEDIATE"), pytest.raises(StoreBusy, match="locked"):
         create_ingest_app(db, busy_timeout_s=0.2)

@@ -7,6 +7,8 @@ import random
 import pytest
 
 from exporters.queries import TraceQueries
+from exporters.queries.filters import dicts
+from exporters.queries.graph import EDGES_SQL
 from exporters.store import ProcessEntry, SpanStore
 
 PROCESSES = [f"app.p{i}" for i in range(6)]
@@ -47,8 +49,8 @@ def store(tmp_path_factory):
 def test_call_edges_are_those_of_the_plain_join(store, since_s):
     q = TraceQueries(store)
     since = T0 + since_s * 10**9
-    got = sorted(tuple(r.values()) for r in q._q(q._graph_edges_sql(), (since,)))
-    expected = sorted(tuple(r.values()) for r in q._q(PLAIN_EDGES, (since,)))
+    got = sorted(tuple(r.values()) for r in dicts(q.db, EDGES_SQL, (since,)))
+    expected = sorted(tuple(r.values()) for r in dicts(q.db, PLAIN_EDGES, (since,)))
     assert got == expected
     if since_s < 2_000:
         assert got  # a window with edges, not two empty answers
@@ -57,8 +59,8 @@ def test_call_edges_are_those_of_the_plain_join(store, since_s):
 def test_call_edges_match_the_calls_counted_in_python(store):
     q = TraceQueries(store)
     since = T0 + 700 * 10**9
-    rows = q._q("SELECT s.span_id, s.parent_span_id, s.start_ns, p.name FROM spans s "
-                "JOIN processes p ON p.id = s.process_id")
+    rows = dicts(q.db, "SELECT s.span_id, s.parent_span_id, s.start_ns, p.name FROM spans s "
+                       "JOIN processes p ON p.id = s.process_id")
     process_of = {r["span_id"]: r["name"] for r in rows}
     counts: dict[tuple[str, str], int] = {}
     for r in rows:

@@ -112,9 +112,10 @@ def test_read_only_store_reads_while_a_writer_holds_the_write_lock(three_calls, 
 def test_read_only_store_cannot_write(three_calls, db_path):
     reader = SpanStore(db_path, readonly=True)
     try:
-        with pytest.raises(sqlite3.OperationalError):
+        with pytest.raises(StoreError, match="readonly") as info:
             reader.write_health(queue_depth=0, queue_peak=0, dropped=0, written=0,
                                 write_lag_ms=None, last_write_ns=None, service_name=None)
+        assert isinstance(info.value.__cause__, sqlite3.OperationalError)
     finally:
         reader.close()
     assert scalar(db_path, "SELECT count(*) FROM health") == 0

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from exporters import queries as q_mod
+from exporters.queries import filters, pages as q_mod
 from exporters.queries import SORTS, RowFilter, TraceQueries
 from exporters.store import ProcessEntry, SpanStore
 
@@ -58,8 +58,8 @@ def store(tmp_path_factory):
 def _all_rows(queries: TraceQueries, f: RowFilter) -> list[dict]:
     """Every row matching ``f``, by a plain query that sorts in Python (the reference)."""
     where, params = f.where(in_time_order=False)
-    return [dict(r) for r in queries._store().query(
-        f"SELECT {q_mod._ROW_COLUMNS} FROM spans s JOIN processes p ON p.id = s.process_id "
+    return [dict(r) for r in queries.db.execute(
+        f"SELECT {filters.ROW_COLUMNS} FROM spans s JOIN processes p ON p.id = s.process_id "
         f"LEFT JOIN data_values d ON d.span = s.id {where}", params)]
 
 
@@ -84,7 +84,7 @@ def test_every_sort_and_filter_walks_an_index_without_sorting_the_range(store):
     q = TraceQueries(store)
     for (label, f), sort in itertools.product(_filters(0).items(), SORTS):
         plan = q.explain_rows(f, sort)
-        if sort.endswith("duration_ms") and q._sorts_top_calls(f):
+        if sort.endswith("duration_ms") and q_mod.sorts_top_calls(f):
             continue  # a top-N over an index (below)
         assert "TEMP B-TREE" not in plan, (label, sort, plan)
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (label, sort, plan)
@@ -100,7 +100,7 @@ def test_duration_pages_of_a_process_or_failures_sort_their_calls_from_an_index_
     """The top-N reads no row before it has the page's calls: its index holds duration."""
     q = TraceQueries(store)
     f = _filters(0)[label]
-    assert q._sorts_top_calls(f)
+    assert q_mod.sorts_top_calls(f)
     plan = q.explain_rows(f, "-duration_ms").splitlines()
     first = plan[plan.index("MATERIALIZE top") + 1]
     assert "USING COVERING INDEX " in first, plan
@@ -115,7 +115,7 @@ def test_a_top_n_over_too_many_calls_is_sorted_within_the_newest_calls_and_says_
     f = _filters(0)["process"]
     page = q.page(f, sort="-duration_ms", limit=1000)
     assert page.strategy == "window" and page.window_calls == 30 and page.note
-    newest = {r[0] for r in q._store().query(
+    newest = {r[0] for r in q.db.execute(
         "SELECT s.id FROM spans s JOIN processes p ON p.id = s.process_id "
         "WHERE p.name = 'app.beta' ORDER BY s.start_ns DESC LIMIT 30")}
     inside = [r for r in _all_rows(q, f) if r["row_id"] in newest]
@@ -138,8 +138,9 @@ def test_duration_pages_walk_each_time_bucket_of_the_duration_index_and_merge(st
     f = _filters(0)[label]
     plan = q.explain_rows(f, "-duration_ms")
     assert "TEMP B-TREE" not in plan, plan
-    assert plan.count("spans_by_duration") == len(q._buckets(f)), plan  # one per bucket
-    assert len(q._buckets(RowFilter())) == 2  # the store spans two 5-minute buckets
+    # one walk per bucket
+    assert plan.count("spans_by_duration") == len(q_mod.buckets(q.db, f)), plan
+    assert len(q_mod.buckets(q.db, RowFilter())) == 2  # the store spans two 5-minute buckets
 
 
 def test_every_sort_and_filter_page_is_in_exact_order_and_paging_covers_each_row_once(store):
@@ -170,7 +171,7 @@ def test_a_rare_filter_past_the_walks_budget_is_sorted_within_the_newest_calls_a
     page = q.page(f, sort=sort, limit=1000)
     assert page.strategy == "window"
     assert page.window_calls == 60 and "newest 60 calls" in page.note
-    newest = {r[0] for r in q._store().query(
+    newest = {r[0] for r in q.db.execute(
         "SELECT id FROM spans ORDER BY start_ns DESC LIMIT 60")}
     inside = [r for r in _all_rows(q, f) if r["row_id"] in newest]
     assert [(r["span_id"], r["seq"]) for r in page.rows] == _reference(inside, sort)

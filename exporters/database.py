@@ -1,0 +1,321 @@
+"""Database: the one owner of SQLite in otel-monitor.
+
+Every connection to a store is opened here and every statement runs through here
+(the store, its state tables, the UI's queries, the metrics, OTLP ingest, the CLI).
+At this boundary SQLite's errors become otel-monitor's (``exporters.errors``):
+``StoreBusy`` (locked), ``StoreFull``, ``SchemaError`` (not a store we can use),
+``RowRejected`` (a constraint refused a row), else ``StoreError``; each names the
+file and keeps SQLite's error as its ``__cause__``.
+
+Writes are short ``BEGIN IMMEDIATE`` transactions that wait for other writers by
+polling (``_begin``), and batches go in as multi-row ``INSERT`` statements (up to
+2,000 rows each). That matters for more than speed: the stdlib driver releases the
+GIL once per statement step, so ``executemany`` hands the GIL back and forth once per
+row, and a writer thread then starves behind a CPU-bound caller (it waits a whole
+switch interval, 5 ms, for each row). A statement of 2,000 rows releases it once.
+
+One Database per thread: its connection is not shared between threads (writes are
+serialised by a lock, so a writer shared under its owner's lock is safe too).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from typing import Any, Iterator, Sequence
+
+from .errors import RowRejected, SchemaError, StepBudgetExceeded, StoreBusy, StoreError, StoreFull
+from .schema import ensure_schema
+
+MIN_SQLITE = (3, 38, 0)  # JSON functions built in (used by retention)
+_STEP_CHECK = 1_000      # SQLite steps between checks of a read's step budget
+
+Row = sqlite3.Row  # what ``execute`` returns: by index or by column name
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    """``INSERT … SELECT`` from a multi-row VALUES list; the first parameter is the
+    batch's base row id, added to the batch-relative index in the first column."""
+    picks = ", ".join(["column1 + ?"] + [f"column{i}" for i in range(2, len(columns) + 1)])
+    row = "(" + ",".join("?" * len(columns)) + ")"
+    return (f"INSERT INTO {table}({', '.join(columns)}) SELECT {picks} "
+            f"FROM (VALUES {','.join([row] * rows)})")
+
+
+class Database:
+    """One connection to the store at ``path``: read-only (``mode=ro``, never creates,
+    never migrates), or read-write (created if missing, schema checked and migrated,
+    WAL)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False,
+                 busy_timeout_s: float = 30.0) -> None:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise StoreError(
+                f"SQLite {sqlite3.sqlite_version} is too old; otel-monitor needs "
+                f"{'.'.join(map(str, MIN_SQLITE))} or newer"
+            )
+        self.path = os.fspath(path)
+        self.readonly = readonly
+        self.busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()    # serialises this connection's transactions
+        self._tx_lock = threading.Lock()  # held from BEGIN to COMMIT; fork waits for it
+        self._tx_depth = 0                # transaction() nesting (under _lock)
+        self._conn = self._connect()
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._prepare()
+        except (StoreBusy, StoreFull, SchemaError):
+            self._conn.close()
+            raise
+        except StoreError as exc:  # anything else SQLite says of the file on opening
+            self._conn.close()
+            raise SchemaError(f"{self.path}: cannot open as an otel-monitor store: "
+                              f"{exc.__cause__ or exc}") from exc.__cause__
+        except BaseException:
+            self._conn.close()
+            raise
+        self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        _OPEN_DATABASES.add(self)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            if self.readonly:
+                if not os.path.exists(self.path):
+                    raise StoreError(
+                        f"{self.path}: no such store (nothing has been recorded yet?)")
+                return sqlite3.connect("file:" + self.path + "?mode=ro", uri=True,
+                                       timeout=self.busy_timeout_s, isolation_level=None,
+                                       check_same_thread=False)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            return sqlite3.connect(self.path, timeout=self.busy_timeout_s,
+                                   isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _prepare(self) -> None:
+        if not self.readonly:
+            # WAL from the start for a new file (so processes creating one store together
+            # do not contend for switching it), but only after the schema check for an
+            # existing one: a refused file must stay exactly as it was.
+            if os.path.getsize(self.path) == 0:
+                self._switch_to_wal()
+            with self.transaction():
+                ensure_schema(self, self.path)
+            self._switch_to_wal()
+        for pragma in ("PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
+                       "PRAGMA cache_size=-32768"):  # 32 MiB
+            self.execute(pragma)
+        if not self.readonly:
+            self.execute("PRAGMA busy_timeout = 0")  # writes wait in _begin()
+
+    def _switch_to_wal(self) -> None:
+        """journal_mode=WAL (a no-op once the file is in WAL). Switching needs the file
+        to itself, and SQLite answers 'locked' at once rather than waiting: retry."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                break
+            except sqlite3.Error as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise _translate(exc, self.path) from exc
+                time.sleep(0.01)
+        if mode.lower() != "wal":
+            raise StoreError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- reads ----------------------------------------------------------------
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = (), *,
+                max_steps: int | None = None) -> list[sqlite3.Row]:
+        """Run one parameterised statement and return its rows. ``max_steps``: stop it
+        with ``StepBudgetExceeded`` once SQLite has taken about that many steps (counted,
+        not timed, so the outcome does not depend on the machine's load)."""
+        if max_steps is None:
+            try:
+                return self._conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+        taken = 0
+
+        def over_budget() -> bool:
+            nonlocal taken
+            taken += _STEP_CHECK
+            return taken > max_steps
+
+        self._conn.set_progress_handler(over_budget, _STEP_CHECK)
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            if taken > max_steps:
+                raise StepBudgetExceeded(
+                    f"{self.path}: query stopped after {max_steps:,} steps") from exc
+            raise _translate(exc, self.path) from exc
+        finally:
+            self._conn.set_progress_handler(None, 0)
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        """The first column of the first row (None when there is no row)."""
+        rows = self.execute(sql, params)
+        return rows[0][0] if rows else None
+
+    # -- writes ---------------------------------------------------------------
+
+    def execute_write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """Run one write statement, in the current transaction or in its own; returns the
+        number of rows it changed."""
+        with self.transaction():
+            try:
+                return self._conn.execute(sql, params).rowcount
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    def execute_write_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one write statement per row of parameters, all in one transaction (the
+        current one, or its own). Nothing happens for no rows."""
+        if not rows:
+            return
+        with self.transaction():
+            try:
+                self._conn.executemany(sql, rows)
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    def insert_rows(self, table: str, columns: tuple[str, ...], flat: list[Any],
+                    base: int = 0) -> None:
+        """Insert rows given flat (``columns`` values row after row) with many rows per
+        statement; ``base`` is added to each row's first value. In the current
+        transaction, or in its own."""
+        width = len(columns)
+        rows_per = max(1, min(2000, (self._max_params - 1) // width))
+        step = rows_per * width
+        with self.transaction():
+            try:
+                for offset in range(0, len(flat), step):
+                    part = flat[offset:offset + step]
+                    sql = _insert_sql(table, columns, len(part) // width)
+                    self._conn.execute(sql, [base, *part])
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on an exception).
+        Inside one, the writes of this Database join it rather than nesting."""
+        with self._lock:
+            if self._tx_depth:
+                self._tx_depth += 1
+                try:
+                    yield self
+                finally:
+                    self._tx_depth -= 1
+                return
+            self._begin()
+            self._tx_depth = 1
+            try:
+                yield self
+                self._end("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # (a failed COMMIT may have ended it)
+                    self._end("ROLLBACK")
+                raise
+            finally:
+                self._tx_depth = 0
+                self._tx_lock.release()
+
+    def _end(self, statement: str) -> None:
+        try:
+            self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting for other writers here rather than in SQLite's busy
+        handler (whose sleeps grow to 100 ms): short polls, and ``_tx_lock`` taken in
+        the same step as the write lock, so a fork never falls between the two."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.001
+        while True:
+            self._tx_lock.acquire()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.Error as exc:
+                self._tx_lock.release()
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise _translate(exc, self.path) from exc
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    # -- schema ---------------------------------------------------------------
+
+    @staticmethod
+    def split_script(script: str) -> list[str]:
+        """A multi-statement script as its statements (comment lines between them
+        dropped), for running them one by one inside a transaction: ``executescript``
+        would COMMIT first."""
+        statements, buf = [], ""
+        for line in script.splitlines(keepends=True):
+            if line.strip().startswith("--") and not buf.strip():
+                continue
+            buf += line
+            if sqlite3.complete_statement(buf):
+                statements.append(buf.strip())
+                buf = ""
+        if buf.strip():
+            statements.append(buf.strip())
+        return statements
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _translate(exc: sqlite3.Error, path: str) -> StoreError:
+    """SQLite's error as one of ours, naming the file."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = None if code is None else code & 0xFF
+    message = f"{path}: {exc}"
+    if _is_busy(exc):
+        return StoreBusy(message)
+    if primary == sqlite3.SQLITE_FULL:
+        return StoreFull(message)
+    if primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return SchemaError(message)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return RowRejected(message)
+    return StoreError(message)
+
+
+_OPEN_DATABASES: "weakref.WeakSet[Database]" = weakref.WeakSet()
+
+
+def _hold_all() -> None:
+    """Before fork: wait until no connection is inside a transaction. A fork taken
+    mid-write would leave SQLite's in-process lock bookkeeping held in the child, and
+    every connection the child opens to that file would then find it locked."""
+    for db in list(_OPEN_DATABASES):
+        db._tx_lock.acquire()
+
+
+def _release_all() -> None:
+    for db in list(_OPEN_DATABASES):
+        try:
+            db._tx_lock.release()
+        except RuntimeError:  # opened while we held the others
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_hold_all, after_in_parent=_release_all,
+                        after_in_child=_release_all)

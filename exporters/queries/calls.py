@@ -1,0 +1,114 @@
+"""Processes and single calls: the catalog, a process's source and its durations over
+time, and one call with its values, parent and children (the drill-down)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..database import Database
+from ..errors import NotFound
+from .filters import ISO, NS, dicts, plan
+
+MAX_DURATION_POINTS = 600   # a duration series is bucketed to at most this many points
+
+
+def processes(db: Database, *, window_s: float, now_ns: int | None) -> list[dict[str, Any]]:
+    """Every process in the catalog with its group and its calls and errors in the
+    window (one index range per process)."""
+    since = (now_ns or time.time_ns()) - int(window_s * NS)
+    return dicts(db, """SELECT p.name, p.process_group,
+                          (SELECT count(*) FROM spans s WHERE s.process_id = p.id
+                              AND s.start_ns >= ?) AS calls,
+                          (SELECT count(*) FROM spans s WHERE s.process_id = p.id
+                              AND s.start_ns >= ? AND s.status = 'ERR') AS errors
+                   FROM processes p ORDER BY p.name""", (since, since))
+
+
+def services(db: Database, *, window_s: float, now_ns: int | None) -> list[str]:
+    """Service names for the UI's filter: those of the calls in the window (an
+    index range on time) and of the exporting processes' health rows."""
+    since = (now_ns or time.time_ns()) - int(window_s * NS)
+    rows = db.execute(
+        """SELECT service_name FROM spans WHERE start_ns >= ? AND service_name IS NOT NULL
+           UNION SELECT service_name FROM health WHERE service_name IS NOT NULL
+           ORDER BY 1""", (since,))
+    return [r[0] for r in rows]
+
+
+def source(db: Database, name: str) -> dict[str, Any]:
+    rows = dicts(db, "SELECT name, process_group, file, line, source FROM processes "
+                     "WHERE name = ?", (name,))
+    if not rows:
+        raise NotFound(f"no process named {name!r}")
+    return rows[0]
+
+
+_DURATIONS_SQL = """SELECT (s.start_ns - ?) / ? AS bucket, count(*) AS calls,
+                         avg(s.duration_ms) AS avg_ms, max(s.duration_ms) AS max_ms,
+                         sum(s.status = 'ERR') AS errors
+                  FROM spans s WHERE s.process_id = (SELECT id FROM processes WHERE name = ?)
+                      AND s.start_ns >= ? AND s.start_ns < ? GROUP BY bucket ORDER BY bucket"""
+
+
+def durations(db: Database, name: str, *, minutes: float, now_ns: int | None,
+              points: int) -> dict[str, Any]:
+    """``duration_ms`` of a process over the last ``minutes``, in at most ``points``
+    time buckets (avg, max, calls, errors per bucket)."""
+    source(db, name)  # NotFound for an unknown process
+    points = max(1, min(points, MAX_DURATION_POINTS))
+    until = now_ns or time.time_ns()
+    since = until - int(minutes * 60 * NS)
+    width = max(1, (until - since) // points)
+    rows = dicts(db, _DURATIONS_SQL, (since, width, name, since, until))
+    for r in rows:
+        r["start_ns"] = since + r.pop("bucket") * width
+    return {"process": name, "since_ns": since, "until_ns": until, "bucket_ns": width,
+            "points": rows}
+
+
+def explain_durations(db: Database) -> str:
+    return plan(db, _DURATIONS_SQL, (0, 1, "x", 0, 1))
+
+
+def _span_id_int(span_id: str) -> int:
+    """16 hex digits -> the signed 64-bit integer the store keeps."""
+    if len(span_id) != 16:
+        raise ValueError("span id must be 16 hex digits")
+    value = int(span_id, 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def call(db: Database, span_id: str) -> dict[str, Any]:
+    """One call: its span, all its inputs/outputs, the traceback, parent and children."""
+    sid = _span_id_int(span_id)
+    spans = dicts(db,
+        f"""SELECT s.id, printf('%016x', s.span_id) AS span_id, s.trace_id,
+                   CASE WHEN s.parent_span_id IS NULL THEN NULL
+                        ELSE printf('%016x', s.parent_span_id) END AS parent_span_id,
+                   p.name AS process, s.process_group, s.service_name, s.status,
+                   s.outcome, s.exception_type, s.exception, s.duration_ms, s.start_ns,
+                   {ISO.format(c="s.start_ns")} AS timestamp, s.pid
+            FROM spans s JOIN processes p ON p.id = s.process_id WHERE s.span_id = ?""",
+        (sid,))
+    if not spans:
+        raise NotFound(f"no call with span id {span_id}")
+    found = spans[0]
+    row_id = found.pop("id")
+    found["values"] = dicts(db, "SELECT seq, data, data_type, data_value FROM data_values "
+                                "WHERE span = ? ORDER BY seq", (row_id,))
+    found["parent"] = None
+    if found["parent_span_id"] is not None:
+        parents = dicts(db,
+            "SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status "
+            "FROM spans s JOIN processes p ON p.id = s.process_id WHERE s.span_id = ?",
+            (_span_id_int(found["parent_span_id"]),))
+        found["parent"] = parents[0] if parents else None
+    # Children share the trace and start inside the call: one index range on time.
+    found["children"] = dicts(db,
+        """SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
+                  s.duration_ms
+           FROM spans s JOIN processes p ON p.id = s.process_id
+           WHERE s.start_ns >= ? AND s.start_ns <= ? AND s.parent_span_id = ?
+           ORDER BY s.start_ns LIMIT 1000""",
+        (found["start_ns"], found["start_ns"] + int(found["duration_ms"] * 1e6) + 1, sid))
+    return found

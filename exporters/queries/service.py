@@ -1,0 +1,112 @@
+"""TraceQueries: every read the UI makes, on a store opened read-only.
+
+The web layer asks this class for data and never builds SQL. Each query reads
+through an index (``spans_by_time``, ``spans_by_process``, ``spans_errors_by_time``,
+``data_values_by_name``, ``spans_by_duration``, the primary keys): ``explain_*``
+return the plans. The SQL lives in the modules beside this one, by job: ``pages``
+(the trace table), ``calls`` (processes, drill-down), ``graph``, ``ribbon``.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from ..database import Database
+from . import calls, graph, pages, ribbon
+from .filters import COUNT_CAP, RowFilter
+
+
+class TraceQueries:
+    """The UI's reads of one store. Safe to share between threads: each thread gets
+    its own read-only Database."""
+
+    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(db_path)
+        self._local = threading.local()
+        self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
+
+    @property
+    def db(self) -> Database:
+        """This thread's read-only Database of the store."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = Database(self.path, readonly=True)
+        return db
+
+    # -- the trace table --------------------------------------------------------
+
+    def page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
+             limit: int = 100) -> pages.Page:
+        """One page of rows in the seven columns, with span and trace id for drill-down,
+        read by an index walk in the sort's order (see ``pages``)."""
+        return pages.page(self.db, f, sort=sort, offset=offset, limit=limit)
+
+    def rows(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
+             limit: int = 100) -> list[dict[str, Any]]:
+        """The rows of ``page``."""
+        return self.page(f, sort=sort, offset=offset, limit=limit).rows
+
+    def explain_rows(self, f: RowFilter, sort: str = "-timestamp") -> str:
+        """The page's index walk."""
+        return pages.explain_rows(self.db, f, sort)
+
+    def explain_window(self, f: RowFilter, sort: str = "-timestamp", *,
+                       by_name: bool = False) -> str:
+        """The bounded strategy's plan (its sort is over at most SORT_WINDOW_CALLS calls)."""
+        return pages.explain_window(self.db, f, sort, by_name)
+
+    def count_rows(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        """(rows matching, exact?): counting stops at ``cap``, so it stays fast."""
+        return pages.count_rows(self.db, f, cap)
+
+    def explain_count(self, f: RowFilter) -> str:
+        return pages.explain_count(self.db, f)
+
+    def latest_start_ns(self) -> int | None:
+        return pages.latest_start_ns(self.db)
+
+    # -- processes and calls ------------------------------------------------------
+
+    def processes(self, *, window_s: float = 1800, now_ns: int | None = None
+                  ) -> list[dict[str, Any]]:
+        return calls.processes(self.db, window_s=window_s, now_ns=now_ns)
+
+    def services(self, *, window_s: float = 1800, now_ns: int | None = None) -> list[str]:
+        return calls.services(self.db, window_s=window_s, now_ns=now_ns)
+
+    def source(self, name: str) -> dict[str, Any]:
+        return calls.source(self.db, name)
+
+    def durations(self, name: str, *, minutes: float = 30, now_ns: int | None = None,
+                  points: int = 120) -> dict[str, Any]:
+        return calls.durations(self.db, name, minutes=minutes, now_ns=now_ns, points=points)
+
+    def explain_durations(self) -> str:
+        return calls.explain_durations(self.db)
+
+    def call(self, span_id: str) -> dict[str, Any]:
+        return calls.call(self.db, span_id)
+
+    # -- dependency graph -----------------------------------------------------------
+
+    def graph(self, *, window_s: float = 1800, now_ns: int | None = None) -> dict[str, Any]:
+        return graph.graph(self.db, window_s=window_s, now_ns=now_ns)
+
+    def explain_graph(self) -> str:
+        return graph.explain_graph(self.db)
+
+    # -- status ribbon ----------------------------------------------------------------
+
+    def health(self, *, now_ns: int | None = None) -> dict[str, Any]:
+        return ribbon.health(self.db, now_ns=now_ns)
+
+    def feeds(self, *, now_ns: int | None = None) -> list[dict[str, Any]]:
+        return ribbon.feeds(self.db, now_ns=now_ns)
+
+    def alerts(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        return ribbon.alerts(self.db, limit=limit)
+
+    def banners(self, *, fresh_within_s: float = 10.0, now_ns: int | None = None
+                ) -> list[dict[str, Any]]:
+        return ribbon.banners(self.db, fresh_within_s=fresh_within_s, now_ns=now_ns)
