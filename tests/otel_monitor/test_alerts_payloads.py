@@ -11,7 +11,7 @@ import pytest
 
 from otel_monitor.alerts.model import (EXCEPTION, RESOLVE, TRIGGER, Alert, clip, dedup_key,
                                        shorter_link, traceback_excerpt, ui_link)
-from otel_monitor.alerts.payloads import _esc, pagerduty_body, slack_body
+from otel_monitor.alerts.payloads import pagerduty_body, slack_body
 from webhook_limits import (longest_text, pagerduty_problems, sent_bytes, slack_problems,
                             url_problems)
 
@@ -72,7 +72,7 @@ def test_clip_counts_characters_so_an_emoji_is_one():
 
 
 def test_clip_cuts_before_escaping_so_no_escape_is_cut_in_two():
-    cut = clip("&" * 3000, 2000, _esc)
+    cut = clip("&" * 3000, 2000, lambda text: text.replace("&", "&amp;"))
     assert len(cut) <= 2000
     kept = cut[:cut.index("…")]
     assert re.fullmatch(r"(&amp;)+", kept)
