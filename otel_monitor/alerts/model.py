@@ -6,9 +6,10 @@ values from them, and no argument value is ever part of an alert.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 # Rules
@@ -65,9 +66,41 @@ def iso(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}Z"
 
 
+def clip(text: str, limit: int, render: Callable[[str], str] = str) -> str:
+    """``render(text)`` if it is at most ``limit`` characters long, else ``render`` of as
+    much of its start as fits followed by ``… [N more chars]``, N the characters of
+    ``text`` left out. ``render`` (an escaping) may lengthen a text but not shorten it:
+    cutting before it, never a rendered escape is cut in two."""
+    shown = render(text)
+    if len(shown) <= limit:
+        return shown
+
+    def cut(keep: int) -> str:
+        return render(text[:keep]) + f"… [{len(text) - keep:,} more chars]"
+
+    if len(cut(0)) > limit:  # no room for the mark: the shortest one
+        return "…"[:limit]
+    low, high = 0, min(len(text), limit)  # ``cut(low)`` fits; nothing past ``high`` can
+    while low < high:
+        mid = (low + high + 1) // 2
+        if len(cut(mid)) <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return cut(low)
+
+
 def dedup_key(*parts: str) -> str:
+    """``otel-monitor/<part>/<part>…``; past PagerDuty's 255, its start and a digest of the
+    whole, so two long keys that differ only at their end stay two keys. Counted in UTF-8
+    bytes, which bounds the characters too whichever PagerDuty counts."""
     key = "otel-monitor/" + "/".join(parts)
-    return key if len(key) <= MAX_DEDUP_KEY else key[:MAX_DEDUP_KEY - 1] + "…"
+    data = key.encode("utf-8")
+    if len(data) <= MAX_DEDUP_KEY:
+        return key
+    digest = "…#" + hashlib.sha256(data).hexdigest()[:16]
+    room = MAX_DEDUP_KEY - len(digest.encode("utf-8"))
+    return data[:room].decode("utf-8", "ignore") + digest
 
 
 def ui_link(ui_url: str, **query: str | None) -> str:
@@ -76,13 +109,31 @@ def ui_link(ui_url: str, **query: str | None) -> str:
     return ui_url.rstrip("/") + "/?" + urlencode(params)
 
 
+def shorter_link(link: str, limit: int) -> str | None:
+    """``link`` if it is at most ``limit`` characters long; else the same UI filtered on
+    fewer parameters, the longest (percent-encoded) left out first: a call's link keeps
+    its ``span_id`` and ``trace_id`` when its ``process`` is too long. Whole parameters
+    go, so no percent-escape is ever cut. None when not even the bare UI address fits."""
+    base, _, query = link.partition("?")
+    params = [p for p in query.split("&") if p]
+    while params and len(base) + 1 + len("&".join(params)) > limit:
+        params.remove(max(params, key=len))
+    if params:
+        return base + "?" + "&".join(params)
+    return base if len(base) <= limit else None
+
+
 def traceback_excerpt(text: str, limit: int = 2500) -> str:
     """The traceback as it is if it fits, else its header and as many of its last lines
-    (the innermost frames and the exception) as fit in ``limit`` characters."""
+    (the innermost frames and the exception) as fit in ``limit`` characters. A line
+    longer than a quarter of ``limit`` (a huge message) keeps its start only, so the
+    frames above it still fit."""
     text = text.rstrip("\n")
     if len(text) <= limit:
         return text
-    lines = text.splitlines()
+    lines = [clip(line, limit // 4) for line in text.splitlines()]
+    if sum(len(line) + 1 for line in lines) - 1 <= limit:
+        return "\n".join(lines)
     head = lines[0] if lines and lines[0].startswith("Traceback") else ""
     kept: list[str] = []
     size = len(head) + 4
@@ -91,6 +142,4 @@ def traceback_excerpt(text: str, limit: int = 2500) -> str:
             break
         kept.append(line)
         size += len(line) + 1
-    if not kept:  # one huge line: its end
-        return ("…" + text[-(limit - 1):])
     return "\n".join(([head] if head else []) + ["  …"] + kept[::-1])
