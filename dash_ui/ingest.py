@@ -240,6 +240,44 @@ def refused(rejected: Rejected, kind: str) -> Response:
 
 # -- the router -----------------------------------------------------------------------
 
+# What /v1/traces takes and answers, for the OpenAPI document (the route reads its body
+# itself). Every answer is in the request's encoding.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_STATUS = {"application/json": {"schema": {
+    "title": "google.rpc.Status", "type": "object",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"},
+                   "details": {"type": "array", "items": {"type": "object"}}}}},
+    PROTOBUF: _BINARY}
+_EXPORTED = {"application/json": {"schema": {
+    "title": "ExportTraceServiceResponse", "type": "object",
+    "properties": {"partialSuccess": {"type": "object", "properties": {
+        # int64 in protobuf's JSON mapping: a decimal string
+        "rejectedSpans": {"type": ["string", "integer"], "pattern": "^[0-9]+$"},
+        "errorMessage": {"type": "string"}}}}}},
+    PROTOBUF: _BINARY}
+_OPENAPI_BODY = {"requestBody": {"required": True, "content": {
+    PROTOBUF: {"schema": {"type": "string", "format": "binary",
+                          "description": "an ExportTraceServiceRequest"}},
+    JSON: {"schema": {"type": "object", "description": "an ExportTraceServiceRequest in "
+                      "the OTLP JSON mapping (hex ids)",
+                      "properties": {"resourceSpans": {"type": "array",
+                                                       "items": {"type": "object"}}}}}}}}
+
+
+def _answers(token: str | None) -> dict[int | str, dict[str, Any]]:
+    answers: dict[int | str, dict[str, Any]] = {
+        200: {"description": "Stored; spans that could not be are counted in "
+                             "partialSuccess", "content": _EXPORTED},
+        400: {"description": "The body cannot be read", "content": _STATUS},
+        413: {"description": f"The body is larger than {MAX_BYTES_ENV}", "content": _STATUS},
+        415: {"description": "Not protobuf or JSON, or not gzip", "content": _STATUS},
+        503: {"description": "Busy, or the store is locked: retry", "content": _STATUS,
+              "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}
+    if token is not None:
+        answers[401] = {"description": "No valid bearer token", "content": _STATUS}
+    return answers
+
+
 
 def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
                   max_bytes: int, max_concurrent: int = DEFAULT_MAX_CONCURRENT,
@@ -266,7 +304,9 @@ def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
         writer.write(converted)
         return converted
 
-    @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)")
+    @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)",
+                 responses=_answers(token), openapi_extra=_OPENAPI_BODY,
+                 response_class=Response)
     async def traces(request: Request) -> Response:
         kind = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
         admitted = False
