@@ -24,6 +24,14 @@ def ns_of(moment: datetime) -> int:
     return ns
 
 
+def clamped_ns(moment: datetime) -> int:
+    """``moment`` in ns since the epoch, held within the range the store can hold (an
+    earlier time is its first instant, a later one its last)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return min(max((moment - _EPOCH) // timedelta(microseconds=1) * 1000, MIN_NS), MAX_NS)
+
+
 def parse_iso(text: str) -> int:
     """An ISO 8601 date or date-time (UTC if it has no offset) in ns since the epoch; a
     ``ValueError`` for anything else (a number is not a date) or outside the range."""
