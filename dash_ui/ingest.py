@@ -260,7 +260,8 @@ _OPENAPI_BODY = {"requestBody": {"required": True, "content": {
                           "description": "an ExportTraceServiceRequest"}},
     JSON: {"schema": {"type": "object", "description": "an ExportTraceServiceRequest in "
                       "the OTLP JSON mapping (hex ids)",
-                      "properties": {"resourceSpans": {"type": "array",
+                      # null: none, as protobuf's JSON mapping reads it
+                      "properties": {"resourceSpans": {"type": ["array", "null"],
                                                        "items": {"type": "object"}}}}}}}}
 
 

@@ -5,22 +5,20 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request
-from pydantic import BaseModel
-
 from exporters.queries import TraceQueries
 
 MAX_TEXT = 1_000  # longest filter value accepted
 
 
-class Message(BaseModel):
-    """An error's answer: what went wrong, in words."""
-
-    detail: str
+# An error's answer: what went wrong, in words (a JSON body whatever the route's own
+# media type, e.g. /metrics's 401).
+_MESSAGE = {"title": "Message", "type": "object", "required": ["detail"],
+            "properties": {"detail": {"type": "string"}}}
 
 
 def answer(description: str) -> dict[str, Any]:
-    """One entry of a route's ``responses=``: an error status answered with a Message."""
-    return {"model": Message, "description": description}
+    """One entry of a route's ``responses=``: an error status answered with a message."""
+    return {"description": description, "content": {"application/json": {"schema": _MESSAGE}}}
 
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: answer("No such process or call")}
