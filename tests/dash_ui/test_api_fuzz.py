@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from dash_ui.instants import EARLIEST, LATEST, parse_iso
@@ -20,8 +20,7 @@ from served_cli import served_cli
 TOKEN = "fuzz-s3cret"
 OPERATIONS = 12  # the API's 10, /metrics and /v1/traces
 EXAMPLES = 25
-FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
 
 # The parameters' documented range (the store's signed 64-bit ns) cannot be said in JSON
 # Schema: valid date-times are drawn within it; the dates outside it are tested, as 422s,
