@@ -279,7 +279,6 @@ def _answers(token: str | None) -> dict[int | str, dict[str, Any]]:
     return answers
 
 
-
 def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
                   max_bytes: int, max_concurrent: int = DEFAULT_MAX_CONCURRENT,
                   wait_s: float = 5.0) -> APIRouter:

@@ -241,7 +241,9 @@ def mount_metrics(app: FastAPI, db_path: str | os.PathLike[str]) -> None:
 
     @app.get("/metrics", summary="Prometheus metrics of the store (text exposition format)",
              response_class=PlainTextResponse, responses={
-                 200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+                 200: {"content": {  # OpenMetrics if the scraper's Accept asks for it
+                     "text/plain": {"schema": {"type": "string"}},
+                     "application/openmetrics-text": {"schema": {"type": "string"}}}},
                  503: {"description": "The store cannot be read",
                        "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics(request: Request) -> Response:
