@@ -51,6 +51,7 @@ from exporters.store import StoreError
 
 from .ingest_spans import Converted, IngestWriter, convert
 from .ingest_writer import DeferredWriter, open_or_defer
+from .protojson import check_shapes
 
 _log = logging.getLogger("otel_monitor")
 
@@ -166,6 +167,7 @@ def parse(body: bytes, kind: str) -> ExportTraceServiceRequest:
         document = json.loads(body)
         if not isinstance(document, dict):
             raise ValueError("the body must be a JSON object")
+        check_shapes(document, ExportTraceServiceRequest.DESCRIPTOR)
         _hex_ids_to_base64(document)
         # Unknown fields are ignored, as the OTLP spec asks of receivers.
         return json_format.ParseDict(document, ExportTraceServiceRequest(),
@@ -255,14 +257,27 @@ _EXPORTED = {"application/json": {"schema": {
         "rejectedSpans": {"type": ["string", "integer"], "pattern": "^[0-9]+$"},
         "errorMessage": {"type": "string"}}}}}},
     PROTOBUF: _BINARY}
+# The OTLP JSON body down to its spans, each field with its type, so that a body the
+# document calls valid is one the parser reads (null: unset, as protobuf's JSON mapping
+# reads it; unknown fields are ignored, as OTLP asks).
+_OBJECT = {"type": ["object", "null"]}
+_TEXT = {"type": ["string", "null"]}
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": ["array", "null"], "items": item}
+
+
+_SCOPE_SPANS = {"type": "object", "properties": {
+    "scope": _OBJECT, "spans": _list_of({"type": "object"}), "schemaUrl": _TEXT}}
+_RESOURCE_SPANS = {"type": "object", "properties": {
+    "resource": _OBJECT, "scopeSpans": _list_of(_SCOPE_SPANS), "schemaUrl": _TEXT}}
 _OPENAPI_BODY = {"requestBody": {"required": True, "content": {
     PROTOBUF: {"schema": {"type": "string", "format": "binary",
                           "description": "an ExportTraceServiceRequest"}},
     JSON: {"schema": {"type": "object", "description": "an ExportTraceServiceRequest in "
                       "the OTLP JSON mapping (hex ids)",
-                      # null: none, as protobuf's JSON mapping reads it
-                      "properties": {"resourceSpans": {"type": ["array", "null"],
-                                                       "items": {"type": "object"}}}}}}}}
+                      "properties": {"resourceSpans": _list_of(_RESOURCE_SPANS)}}}}}}
 
 
 def _answers(token: str | None) -> dict[int | str, dict[str, Any]]:

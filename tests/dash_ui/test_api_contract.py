@@ -161,3 +161,21 @@ def test_with_a_token_every_route_declares_its_401(recorded):
             answer = httpx.request(method, served.url + path.replace(
                 "{span_id}", "00000000000000aa").replace("{name}", "x"), timeout=10)
             assert answer.status_code == 401, (path, method, answer.status_code)
+
+
+@pytest.mark.parametrize("scope_spans", [
+    {"spans": [[None, None]]}, {"spans": ["x"]}, {"spans": [5]}, {"scope": "AAA"},
+    {"scope": ["name"]}, {"spans": [{"status": "x"}]}, {"spans": [{"events": "e"}]},
+    {"spans": [{"attributes": [{"key": "k", "value": "v"}]}]}, {"spans": {}},
+])
+def test_an_otlp_json_message_field_that_is_not_an_object_is_a_400(client, scope_spans):
+    """protobuf's JSON parser alone would read a string or list given for a message as
+    an object of unknown fields and drop them (a 500 for a span that is not an object)."""
+    r = client.post("/v1/traces", json={"resourceSpans": [{"scopeSpans": [scope_spans]}]})
+    assert r.status_code == 400, r.text[:200]
+    assert "must be a" in r.json()["message"], r.text[:200]
+
+
+def test_an_otlp_json_resource_that_is_not_an_object_is_a_400(client):
+    r = client.post("/v1/traces", json={"resourceSpans": [{"resource": "r"}]})
+    assert r.status_code == 400 and "resource" in r.json()["message"], r.text[:200]
