@@ -48,10 +48,16 @@ def start_row(request: Any) -> int:
     return _row(request.get("startRow"), 0) if isinstance(request, dict) else 0
 
 
+def _text(value: Any) -> str | None:
+    """A filter's text, None for none (or a value that is not text)."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def row_filter(start_date, end_date, process, data, errors_only, service=None) -> RowFilter:
     return RowFilter(since_ns=_day_ns(start_date), until_ns=_day_ns(end_date, 1),
-                     process=process or None, data=(data or "").strip() or None,
-                     errors_only=bool(errors_only), service=service or None)
+                     process=process if isinstance(process, str) and process else None,
+                     data=_text(data), errors_only=bool(errors_only),
+                     service=service if isinstance(service, str) and service else None)
 
 
 def sort_key(sort_model: Any) -> str:

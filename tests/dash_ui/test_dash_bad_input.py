@@ -1,6 +1,7 @@
 """The Dash callbacks take what a hand-made request sends: a bad grid block request, a
-date that is not one or that the store cannot hold, a click of the wrong shape. Each is
-answered with a harmless result (200) or a 4xx, never a 500."""
+date that is not one or that the store cannot hold, a click of the wrong shape, a filter
+value that is not text, a graph node of another shape. Each is answered with a harmless
+result (200, or Dash's 204 for "nothing to update") or a 4xx, never a 500."""
 from __future__ import annotations
 
 import pytest
@@ -16,9 +17,10 @@ def flask(recorded):
 
 
 def _post(flask, outputs: list[dict], inputs: list[dict], state: list[dict]):
-    body = {"output": ".." + "...".join(f"{o['id']}.{o['property']}" for o in outputs)
-                      + "..",
-            "outputs": outputs, "inputs": inputs, "state": state,
+    names = [f"{o['id']}.{o['property']}" for o in outputs]
+    body = {"output": names[0] if len(names) == 1 else ".." + "...".join(names) + "..",
+            "outputs": outputs[0] if len(outputs) == 1 else outputs,
+            "inputs": inputs, "state": state,
             "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs]}
     return flask.post("/_dash-update-component", json=body)
 
@@ -37,7 +39,7 @@ def rows(flask, request, start_date=None, end_date=None):
 
 
 def _harmless(r) -> None:
-    assert r.status_code == 200 or 400 <= r.status_code < 500, (
+    assert r.status_code in (200, 204) or 400 <= r.status_code < 500, (
         r.status_code, r.get_data(as_text=True)[:300])
 
 
@@ -86,3 +88,34 @@ def test_a_bad_cell_click_is_harmless(flask, cell):
                      {"id": "om-modal-title", "property": "children"},
                      {"id": "om-modal-body", "property": "children"}],
                     [{"id": "om-grid", "property": "cellClicked", "value": cell}], []))
+
+
+def rows_filtered(flask, process=None, data=None, service=None, errors_only=False):
+    return _post(flask,
+                 [{"id": "om-grid", "property": "getRowsResponse"},
+                  {"id": "om-sort-note", "property": "children"}],
+                 [{"id": "om-grid", "property": "getRowsRequest", "value": GOOD_BLOCK}],
+                 [{"id": "om-dates", "property": "start_date", "value": None},
+                  {"id": "om-dates", "property": "end_date", "value": None},
+                  {"id": "om-process", "property": "value", "value": process},
+                  {"id": "om-data", "property": "value", "value": data},
+                  {"id": "om-errors-only", "property": "value", "value": errors_only},
+                  {"id": "om-service", "property": "value", "value": service}])
+
+
+@pytest.mark.parametrize("value", [5, ["a"], {"a": 1}, 1.5, True])
+def test_a_filter_value_that_is_not_text_is_harmless(flask, value):
+    for name in ("process", "data", "service"):
+        _harmless(rows_filtered(flask, **{name: value}))
+    _harmless(rows_filtered(flask, errors_only=value))
+
+
+@pytest.mark.parametrize("node", ["x", 5, [], {}, {"kind": "feed"}, {"kind": "process"},
+                                  {"kind": "feed", "label": "f", "age_s": "old"},
+                                  {"label": "p", "last_latency_ms": "slow"},
+                                  {"kind": "process", "label": ["p"]}])
+def test_a_bad_graph_node_is_harmless(flask, node):
+    _harmless(_post(flask, [{"id": "om-graph-hover", "property": "children"}],
+                    [{"id": "om-graph", "property": "mouseoverNodeData", "value": node}], []))
+    _harmless(_post(flask, [{"id": "om-process", "property": "value"}],
+                    [{"id": "om-graph", "property": "tapNodeData", "value": node}], []))
