@@ -5,10 +5,11 @@ the Dash callbacks use too when ``dash_ui.server`` builds both) for its data; pa
 are validated by the routes (a bad one is a 422 in FastAPI's standard shape, naming it;
 never a 500) and passed on as values; every status a route can give is in the OpenAPI
 document, and a wrong method on a route's path is a 405 with ``Allow``. Responses are
-JSON: stored values come back as the strings they were stored as, never as HTML. With a token (the parameter, else ``$OTEL_MONITOR_UI_TOKEN``) every
-``/api`` request needs ``Authorization: Bearer <token>`` (or the UI's token cookie, set
-when a browser opens the UI with ``?token=``), and so do the OpenAPI docs (``/docs``,
-``/redoc``, ``/openapi.json``) and their script and style files (``api.docs``).
+JSON: stored values come back as the strings they were stored as, never as HTML. With a
+token (the parameter, else ``$OTEL_MONITOR_UI_TOKEN``) every ``/api`` request needs
+``Authorization: Bearer <token>`` (or the UI's token cookie, set when a browser opens the
+UI with ``?token=``), and so do the OpenAPI docs (``/docs``, ``/redoc``,
+``/openapi.json``) and their script and style files (``api.docs``).
 
 One router per part: ``rows`` (the trace table), ``calls`` (processes, a call, source,
 durations), ``graph``, ``status`` (health, feeds, alerts, banners), ``docs``; ``auth``

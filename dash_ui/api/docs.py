@@ -81,7 +81,8 @@ def document_mounts(app: FastAPI) -> None:
                     for path, operations in sub.get("paths", {}).items():
                         document["paths"][route.path + path] = operations
                     for kind, items in sub.get("components", {}).items():
-                        document.setdefault("components", {}).setdefault(kind, {}).update(items)
+                        components = document.setdefault("components", {})
+                        components.setdefault(kind, {}).update(items)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
