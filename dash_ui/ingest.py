@@ -51,6 +51,7 @@ from otel_monitor.settings import read_setting
 
 from .ingest_spans import Converted, IngestWriter, convert
 from .ingest_writer import DeferredWriter, open_or_defer
+from .protojson import check_shapes
 
 _log = logging.getLogger("otel_monitor")
 
@@ -150,6 +151,7 @@ def parse(body: bytes, kind: str) -> ExportTraceServiceRequest:
         document = json.loads(body)
         if not isinstance(document, dict):
             raise ValueError("the body must be a JSON object")
+        check_shapes(document, ExportTraceServiceRequest.DESCRIPTOR)
         _hex_ids_to_base64(document)
         # Unknown fields are ignored, as the OTLP spec asks of receivers.
         return json_format.ParseDict(document, ExportTraceServiceRequest(),
@@ -224,6 +226,57 @@ def refused(rejected: Rejected, kind: str) -> Response:
 
 # -- the router -----------------------------------------------------------------------
 
+# What /v1/traces takes and answers, for the OpenAPI document (the route reads its body
+# itself). Every answer is in the request's encoding.
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_STATUS = {"application/json": {"schema": {
+    "title": "google.rpc.Status", "type": "object",
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"},
+                   "details": {"type": "array", "items": {"type": "object"}}}}},
+    PROTOBUF: _BINARY}
+_EXPORTED = {"application/json": {"schema": {
+    "title": "ExportTraceServiceResponse", "type": "object",
+    "properties": {"partialSuccess": {"type": "object", "properties": {
+        # int64 in protobuf's JSON mapping: a decimal string
+        "rejectedSpans": {"type": ["string", "integer"], "pattern": "^[0-9]+$"},
+        "errorMessage": {"type": "string"}}}}}},
+    PROTOBUF: _BINARY}
+# The OTLP JSON body down to its spans, each field with its type, so that a body the
+# document calls valid is one the parser reads (null: unset, as protobuf's JSON mapping
+# reads it; unknown fields are ignored, as OTLP asks).
+_OBJECT = {"type": ["object", "null"]}
+_TEXT = {"type": ["string", "null"]}
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": ["array", "null"], "items": item}
+
+
+_SCOPE_SPANS = {"type": "object", "properties": {
+    "scope": _OBJECT, "spans": _list_of({"type": "object"}), "schemaUrl": _TEXT}}
+_RESOURCE_SPANS = {"type": "object", "properties": {
+    "resource": _OBJECT, "scopeSpans": _list_of(_SCOPE_SPANS), "schemaUrl": _TEXT}}
+_OPENAPI_BODY = {"requestBody": {"required": True, "content": {
+    PROTOBUF: {"schema": {"type": "string", "format": "binary",
+                          "description": "an ExportTraceServiceRequest"}},
+    JSON: {"schema": {"type": "object", "description": "an ExportTraceServiceRequest in "
+                      "the OTLP JSON mapping (hex ids)",
+                      "properties": {"resourceSpans": _list_of(_RESOURCE_SPANS)}}}}}}
+
+
+def _answers(token: str | None) -> dict[int | str, dict[str, Any]]:
+    answers: dict[int | str, dict[str, Any]] = {
+        200: {"description": "Stored; spans that could not be are counted in "
+                             "partialSuccess", "content": _EXPORTED},
+        400: {"description": "The body cannot be read", "content": _STATUS},
+        413: {"description": f"The body is larger than {MAX_BYTES_ENV}", "content": _STATUS},
+        415: {"description": "Not protobuf or JSON, or not gzip", "content": _STATUS},
+        503: {"description": "Busy, or the store is locked: retry", "content": _STATUS,
+              "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}
+    if token is not None:
+        answers[401] = {"description": "No valid bearer token", "content": _STATUS}
+    return answers
+
 
 def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
                   max_bytes: int, max_concurrent: int = DEFAULT_MAX_CONCURRENT,
@@ -250,7 +303,9 @@ def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
         writer.write(converted)
         return converted
 
-    @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)")
+    @router.post("/traces", summary="OTLP/HTTP trace export (protobuf or JSON, gzip)",
+                 responses=_answers(token), openapi_extra=_OPENAPI_BODY,
+                 response_class=Response)
     async def traces(request: Request) -> Response:
         kind = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
         admitted = False

@@ -239,7 +239,13 @@ def mount_metrics(app: FastAPI, db_path: str | os.PathLike[str]) -> None:
     registry = metrics_registry(db_path)
     app.state.metrics_registry = registry
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", summary="Prometheus metrics of the store (text exposition format)",
+             response_class=PlainTextResponse, responses={
+                 200: {"content": {  # OpenMetrics if the scraper's Accept asks for it
+                     "text/plain": {"schema": {"type": "string"}},
+                     "application/openmetrics-text": {"schema": {"type": "string"}}}},
+                 503: {"description": "The store cannot be read",
+                       "content": {"text/plain": {"schema": {"type": "string"}}}}})
     def metrics(request: Request) -> Response:
         try:
             encoder, content_type = choose_encoder(request.headers.get("accept", ""))

@@ -13,11 +13,12 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 
 from exporters.queries import TraceQueries
 
-from .api import TOKEN_COOKIE, create_api, resolve_token
+from .api import TOKEN_COOKIE, allowed_methods, create_api, resolve_token
+from .api.docs import document_mounts
 from .ingest import create_ingest_app
 from .metrics import mount_metrics
 from .service import query_service
@@ -55,6 +56,22 @@ def _token_guard(inner: Any, token: str) -> Any:
     return guarded
 
 
+def _wrong_method_guard(inner: Any, app: FastAPI) -> Any:
+    """ASGI wrapper: a request that reaches the UI only because its method is not one of
+    a route's at its path (e.g. ``POST /metrics``) is a 405, not the UI's answer."""
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            allowed = allowed_methods(app.routes, scope)
+            if allowed:
+                response = JSONResponse({"detail": "Method Not Allowed"}, status_code=405,
+                                        headers={"Allow": ", ".join(allowed)})
+                return await response(scope, receive, send)
+        return await inner(scope, receive, send)
+
+    return guarded
+
+
 def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None) -> None:
     """Mount the Dash UI over ``queries`` at ``/`` (its Flask server through a2wsgi);
     ``/api`` and ``/docs`` stay FastAPI routes, matched first. With a token the UI needs
@@ -64,7 +81,7 @@ def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None) -> N
     from .app import create_dash_app
 
     dash_app = create_dash_app(queries)
-    ui: Any = WSGIMiddleware(dash_app.server)
+    ui: Any = _wrong_method_guard(WSGIMiddleware(dash_app.server), app)
     if token is not None:
         ui = _token_guard(ui, token)
     app.mount("/", ui, name="ui")
@@ -79,5 +96,6 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
     mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
     app.mount("/v1", create_ingest_app(db_path, ui_token=token))  # OTLP in; its own token
     mount_ui(app, queries, token)
+    document_mounts(app)  # /v1/traces in the app's OpenAPI document
     return app
 

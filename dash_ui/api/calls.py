@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from .deps import MAX_TEXT, Queries
+from .deps import MAX_TEXT, NOT_FOUND, Queries
 
 router = APIRouter()
 
@@ -19,20 +19,22 @@ def processes(queries: Queries,
 
 
 @router.get("/api/calls/{span_id}", summary="One call: inputs/outputs, traceback, "
-                                            "parent and children")
+                                            "parent and children", responses=NOT_FOUND)
 def call(queries: Queries,
          span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
     return queries.call(span_id)
 
 
-@router.get("/api/processes/{name:path}/source", summary="A process's source from the catalog")
+@router.get("/api/processes/{name:path}/source", summary="A process's source from the catalog",
+            responses=NOT_FOUND)
 def source(queries: Queries,
            name: Annotated[str, Path(max_length=MAX_TEXT)]) -> dict[str, Any]:
     return queries.source(name)
 
 
 @router.get("/api/processes/{name:path}/durations",
-            summary="A process's duration_ms over the last N minutes, bucketed")
+            summary="A process's duration_ms over the last N minutes, bucketed",
+            responses=NOT_FOUND)
 def durations(queries: Queries,
               name: Annotated[str, Path(max_length=MAX_TEXT)],
               minutes: Annotated[float, Query(gt=0, le=24 * 60)] = 30,

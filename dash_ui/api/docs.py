@@ -2,12 +2,17 @@
 files served from here (``DOCS_ASSETS``, the swagger-ui and redoc bundles that the
 ``fastapi-offline`` package ships) rather than a CDN, so the docs work offline and name no
 other host; and, for an app with a token, /openapi.json as a route (FastAPI's own skips
-the app's dependencies). As routes, not a mount, so that the token guards them too."""
+the app's dependencies). As routes, not a mount, so that the token guards them too.
+``document_mounts`` adds the operations of mounted sub-apps (OTLP ingest at /v1) to the
+app's document."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 DOCS_ASSETS = "/docs-assets"  # swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js
@@ -58,3 +63,26 @@ def redoc(request: Request) -> HTMLResponse:
         redoc_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
     page.headers["Content-Security-Policy"] = DOCS_CSP
     return page
+
+
+def document_mounts(app: FastAPI) -> None:
+    """Make ``app``'s OpenAPI document list the operations of the FastAPI apps mounted on
+    it too (FastAPI leaves mounts out), each under its mount's path."""
+    build = app.openapi
+    merged: list[dict[str, Any]] = []  # the document last merged into (FastAPI caches it)
+
+    def openapi() -> dict[str, Any]:
+        document = build()
+        if not merged or merged[0] is not document:
+            merged[:] = [document]
+            for route in app.routes:
+                if isinstance(route, Mount) and isinstance(route.app, FastAPI):
+                    sub = route.app.openapi()
+                    for path, operations in sub.get("paths", {}).items():
+                        document["paths"][route.path + path] = operations
+                    for kind, items in sub.get("components", {}).items():
+                        components = document.setdefault("components", {})
+                        components.setdefault(kind, {}).update(items)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -3,6 +3,7 @@ turned into styled spans, so nothing is ever rendered as HTML), a sparkline of i
 ``duration_ms`` over the last 30 min, and the call's inputs/outputs and traceback."""
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,6 +20,7 @@ from .._theme import PYGMENTS_STYLE, TOKENS
 from ..reproduce import snippet
 
 _STYLE = get_style_by_name(PYGMENTS_STYLE)
+_SPAN_ID = re.compile("[0-9a-fA-F]{16}")
 
 
 def highlighted(source: str | None) -> html.Pre:
@@ -92,12 +94,13 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   Output("om-modal-body", "children"), Input("om-grid", "cellClicked"),
                   prevent_initial_call=True)
     def open_call(cell):
-        row_id = (cell or {}).get("rowId") or ""
-        span_id = row_id.split(":", 1)[0]
-        if len(span_id) != 16:
+        # The row id is "<span id>:<seq>"; a click of another shape opens nothing.
+        row_id = cell.get("rowId") if isinstance(cell, dict) else None
+        span_id = row_id.split(":", 1)[0] if isinstance(row_id, str) else ""
+        if not _SPAN_ID.fullmatch(span_id):
             return no_update, no_update, no_update
         try:
             title, parts = body(queries, span_id)
-        except (NotFound, ValueError):
+        except NotFound:
             return True, "call not found", [html.P(f"no call with span id {span_id}")]
         return True, title, parts

@@ -34,16 +34,25 @@ def short_label(name: str) -> str:
     return parts[-1]
 
 
-def describe(node: dict[str, Any] | None) -> str:
-    if not node:
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _name(node: dict[str, Any]) -> Any:
+    return node.get("name", node.get("label"))
+
+
+def describe(node: Any) -> str:
+    """The hover line for a node (the hint for no node, or one of another shape)."""
+    if not isinstance(node, dict) or _name(node) is None:
         return "Hover a node for its last latency and errors; click a process to filter."
     if node.get("kind") == "feed":
-        age = node.get("age_s")
-        return (f"feed {node.get('name', node['label'])}: last update "
+        age = _number(node.get("age_s"))
+        return (f"feed {_name(node)}: last update "
                 + ("never" if age is None else f"{age:.1f} s ago")
                 + (" (stale)" if node.get("stale") else ""))
-    lat = node.get("last_latency_ms")
-    return (f"{node.get('name', node['label'])}: last latency "
+    lat = _number(node.get("last_latency_ms"))
+    return (f"{_name(node)}: last latency "
             + ("—" if lat is None else f"{lat:.1f} ms")
             + f", errors (30 min): {node.get('errors') or 0}")
 
@@ -62,6 +71,7 @@ def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-process", "value"), Input("om-graph", "tapNodeData"),
                   prevent_initial_call=True)
     def tap(node):
-        if not node or node.get("kind") != "process":
+        if not isinstance(node, dict) or node.get("kind") != "process" or \
+                not isinstance(_name(node), str):
             return no_update
-        return node.get("name", node["label"])
+        return _name(node)

@@ -1,6 +1,8 @@
 """The trace table: the grid's infinite row model asks for blocks (startRow/endRow,
 sortModel); each is one TraceQueries.page with the filters as SQL parameters. A page
-sorted within a bounded window of calls says so in the note under the grid."""
+sorted within a bounded window of calls says so in the note under the grid. What the
+browser sends is checked here: a request of another shape gets the first block, a date
+that is not one sets no bound (one past what the store holds is held within it)."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
@@ -10,29 +12,58 @@ from dash import Dash, Input, Output, State, no_update
 
 from exporters.queries import SORTS, RowFilter, TraceQueries
 
+from ..instants import MAX_NS, clamped_ns
+
 MAX_BLOCK = 1_000
+MAX_ROW = 1_000_000  # the deepest row asked for, as the API's offset
 
 # grid colId -> TraceQueries sort key (without the direction)
 SORT_KEYS = {"timestamp": "timestamp", "process": "process", "status": "status",
              "duration_ms": "duration_ms"}
 
 
-def _day_ns(value: str | None, plus_days: int = 0) -> int | None:
-    if not value:
+def _day_ns(value: Any, plus_days: int = 0) -> int | None:
+    """Midnight (UTC) of the picker's day, ``plus_days`` later, in ns; None for no day."""
+    if not isinstance(value, str):
         return None
-    day = date.fromisoformat(value[:10]) + timedelta(days=plus_days)
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 10**9
+    try:
+        day = date.fromisoformat(value[:10])
+    except ValueError:
+        return None
+    try:
+        return clamped_ns(datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+                          + timedelta(days=plus_days))
+    except OverflowError:  # past year 9999
+        return MAX_NS
+
+
+def _row(value: Any, default: int) -> int:
+    """A row index of the grid's request: a whole number, held within 0..MAX_ROW."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return min(max(value, 0), MAX_ROW)
+
+
+def start_row(request: Any) -> int:
+    return _row(request.get("startRow"), 0) if isinstance(request, dict) else 0
+
+
+def _text(value: Any) -> str | None:
+    """A filter's text, None for none (or a value that is not text)."""
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def row_filter(start_date, end_date, process, data, errors_only, service=None) -> RowFilter:
     return RowFilter(since_ns=_day_ns(start_date), until_ns=_day_ns(end_date, 1),
-                     process=process or None, data=(data or "").strip() or None,
-                     errors_only=bool(errors_only), service=service or None)
+                     process=process if isinstance(process, str) and process else None,
+                     data=_text(data), errors_only=bool(errors_only),
+                     service=service if isinstance(service, str) and service else None)
 
 
-def sort_key(sort_model: list[dict[str, Any]] | None) -> str:
-    for s in sort_model or []:
-        key = SORT_KEYS.get(s.get("colId"))
+def sort_key(sort_model: Any) -> str:
+    for s in sort_model if isinstance(sort_model, list) else []:
+        column = s.get("colId") if isinstance(s, dict) else None
+        key = SORT_KEYS.get(column) if isinstance(column, str) else None
         if key:
             key = ("-" if s.get("sort") == "desc" else "") + key
             if key in SORTS:
@@ -40,12 +71,12 @@ def sort_key(sort_model: list[dict[str, Any]] | None) -> str:
     return "-timestamp"
 
 
-def block(queries: TraceQueries, request: dict[str, Any] | None, f: RowFilter
+def block(queries: TraceQueries, request: Any, f: RowFilter
           ) -> tuple[dict[str, Any], str | None]:
     """The grid's block and the page's note (None when the block is in exact order)."""
-    request = request or {}
-    start = max(int(request.get("startRow") or 0), 0)
-    end = max(int(request.get("endRow") or start + 100), start + 1)
+    request = request if isinstance(request, dict) else {}
+    start = start_row(request)
+    end = max(_row(request.get("endRow"), start + 100), start + 1)
     limit = min(end - start, MAX_BLOCK)
     page = queries.page(f, sort=sort_key(request.get("sortModel")), offset=start,
                         limit=limit)
@@ -77,7 +108,7 @@ def register(app: Dash, queries: TraceQueries) -> None:
     def get_rows(request, start_date, end_date, process, data, errors_only, service):
         response, note = block(queries, request, row_filter(start_date, end_date, process,
                                                             data, errors_only, service))
-        return response, shown_note(int((request or {}).get("startRow") or 0), note)
+        return response, shown_note(start_row(request), note)
 
     # A filter change drops the cached blocks (the grid asks again from the top); the
     # live tick refreshes the cached blocks in place, keeping the rows the user is

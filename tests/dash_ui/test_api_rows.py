@@ -111,4 +111,4 @@ def test_bad_parameters_are_4xx_with_a_message(client, params, mentions):
 def test_from_after_to_is_4xx(client):
     r = client.get("/api/rows", params={"from": "2026-01-02T00:00:00",
                                         "to": "2026-01-01T00:00:00"})
-    assert r.status_code == 422 and "from" in r.json()["detail"]
+    assert r.status_code == 422 and ["query", "from"] == r.json()["detail"][0]["loc"]
