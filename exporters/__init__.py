@@ -4,12 +4,14 @@ from .errors import (ConfigError, NotFound, OtelMonitorError, SchemaError, Store
                      StoreFull)
 from .processor import MonitorSpanProcessor
 from .records import CallSite
+from .retention import RetentionWorker
 from .schema import SCHEMA_VERSION
-from .sqlite_exporter import SQLiteSpanExporter
+from .sqlite_exporter import RecordWriter, SQLiteSpanExporter
 from .store import SpanStore
+from .worker import BackgroundWorker
 
 __all__ = [
-    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "MonitorSpanProcessor",
-    "NotFound", "OtelMonitorError", "SQLiteSpanExporter", "SchemaError", "SpanStore", "StoreBusy",
-    "StoreError", "StoreFull",
+    "SEVEN_COLUMNS", "SCHEMA_VERSION", "BackgroundWorker", "CallSite", "ConfigError",
+    "MonitorSpanProcessor", "NotFound", "OtelMonitorError", "RecordWriter", "RetentionWorker",
+    "SQLiteSpanExporter", "SchemaError", "SpanStore", "StoreBusy", "StoreError", "StoreFull",
 ]

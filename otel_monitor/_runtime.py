@@ -21,7 +21,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
-from exporters import MonitorSpanProcessor, SQLiteSpanExporter
+from exporters import MonitorSpanProcessor, RecordWriter, RetentionWorker
+from exporters.records import SITES
 from exporters.errors import OtelMonitorError
 
 from ._capture import Masker, ValueFormatter
@@ -45,7 +46,8 @@ class Runtime:
         self.stopped = False
         self.settings: Settings | None = None
         self.processor: MonitorSpanProcessor | None = None
-        self.exporter: SQLiteSpanExporter | None = None
+        self.exporter: RecordWriter | None = None
+        self.retention: RetentionWorker | None = None
         self.otlp: Any = None
         self.alerts: Any = None  # the AlertEngine (feeds, alerts, backpressure)
         # Called on the error path of a failing monitored call (the engine's
@@ -87,11 +89,7 @@ class Runtime:
             otlp = self._otlp_processor(settings)  # first: a bad OTLP setting opens nothing
             try:
                 mask = Masker(_mask_key(settings))
-                exporter = SQLiteSpanExporter(
-                    settings.db_path, service_name=service,
-                    retention_hours=settings.retention_hours,
-                    purge_interval_s=settings.purge_interval_s,
-                    max_db_bytes=settings.max_db_bytes)
+                exporter = RecordWriter(settings.db_path, service_name=service, sites=SITES)
             except (OSError, ValueError, OtelMonitorError, sqlite3.Error) as exc:
                 if otlp is not None:
                     otlp.shutdown()
@@ -111,6 +109,10 @@ class Runtime:
                 exporter, queue=QUEUE, max_queue=settings.queue_size,
                 flush_interval_s=settings.flush_interval_s)
             self.processor.start()
+            self.retention = RetentionWorker(
+                settings.db_path, retention_hours=settings.retention_hours,
+                interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes)
+            self.retention.start()
             self._start_alerts(alerts)
             if multiprocessing.parent_process() is not None:  # a spawned worker
                 self.processor.flush_on_sigterm()
@@ -178,6 +180,8 @@ class Runtime:
 
     def _stop_pipeline(self) -> None:
         self.on_error = self.on_span_error = None
+        if self.retention is not None:
+            self.retention.stop()
         for part in (self.processor, self.otlp, self.alerts):
             if part is None:
                 continue
@@ -185,7 +189,18 @@ class Runtime:
                 part.shutdown()
             except Exception:
                 _log.warning("otel-monitor: shutdown failed", exc_info=True)
-        self.processor = self.exporter = self.otlp = self.alerts = None
+        self.processor = self.exporter = self.retention = self.otlp = self.alerts = None
+
+    def after_fork_in_child(self) -> None:
+        """At fork, in the child: a lock another thread held stays held; the parent
+        writes what it had queued; the child writes its own calls from now on."""
+        self._lock = threading.RLock()
+        if self.processor is not None:
+            self.processor.after_fork_in_child()
+            self.processor.start()
+            self.processor.flush_on_sigterm()
+        if self.retention is not None:
+            self.retention.start()
 
 
 class _Switch:
@@ -268,4 +283,4 @@ RUNTIME = Runtime()
 
 if hasattr(os, "register_at_fork"):
     # A lock held by another thread at fork time would stay held in the child forever.
-    os.register_at_fork(after_in_child=lambda: setattr(RUNTIME, "_lock", threading.RLock()))
+    os.register_at_fork(after_in_child=RUNTIME.after_fork_in_child)
