@@ -59,12 +59,16 @@ class BatchExporter(Protocol):
 class MonitorSpanProcessor(SpanProcessor):
     def __init__(self, exporter: BatchExporter, *, queue: deque | None = None,
                  max_queue: int = 100_000, flush_interval_s: float = 0.2,
-                 health_interval_s: float = 1.0) -> None:
+                 health_interval_s: float = 1.0, high_water: int | None = None,
+                 on_high_water: Callable[[], None] | None = None) -> None:
         self.exporter = exporter
         self.queue: deque = deque() if queue is None else queue
         self.max_queue = max_queue
         self.flush_interval_s = flush_interval_s
         self.health_interval_s = health_interval_s
+        # Called once, the first time an item is submitted into a queue this deep.
+        self._high_water = max_queue if high_water is None else high_water
+        self._on_high_water = on_high_water
         self.dropped = 0  # changed only through count_dropped()
         self._dropped_lock = threading.Lock()
         self.written = 0
@@ -99,10 +103,15 @@ class MonitorSpanProcessor(SpanProcessor):
     def submit(self, item: Any) -> None:
         """Queue a ReadableSpan or a call record; drop and count it when full."""
         q = self.queue
-        if len(q) < self.max_queue:
+        depth = len(q)
+        if depth < self.max_queue:
             q.append(item)
         else:
             self.count_dropped()
+        if depth >= self._high_water:
+            self._high_water = self.max_queue + 1  # once
+            if self._on_high_water is not None:
+                self._on_high_water()
 
     def count_dropped(self) -> None:
         # Callers on many threads drop at once when the queue is full; `+=` alone

@@ -54,7 +54,7 @@ class BackgroundWorker:
         self._done = 0
         self._thread: threading.Thread | None = None
 
-    def _forked(self) -> bool:
+    def reset_if_forked(self) -> bool:
         """True (once) in a forked child: the parent's thread and items stay the parent's."""
         if self._pid == os.getpid():
             return False
@@ -73,6 +73,11 @@ class BackgroundWorker:
         return thread is not None and self._pid == os.getpid() and thread.is_alive()
 
     @property
+    def was_started(self) -> bool:
+        """Whether a thread was started: in this process, or in the parent before a fork."""
+        return self._thread is not None
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -83,7 +88,7 @@ class BackgroundWorker:
 
     def start(self) -> None:
         """Start the thread unless it runs (again after ``stop``)."""
-        self._forked()
+        self.reset_if_forked()
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return
@@ -103,7 +108,7 @@ class BackgroundWorker:
 
     def put(self, item: Any) -> bool:
         """Hand ``item`` to the job; False (and counted) when the inbox is full."""
-        self._forked()
+        self.reset_if_forked()
         inbox = self.inbox
         if len(inbox) >= self.inbox_size:
             self.dropped += 1
@@ -115,7 +120,7 @@ class BackgroundWorker:
     def flush(self, timeout_s: float) -> bool:
         """Wait for a whole cycle that starts after this call; False on timeout, or when
         there is no thread to run it (the owner then does the work itself)."""
-        self._forked()
+        self.reset_if_forked()
         thread = self._thread
         if thread is None or not thread.is_alive() or thread is threading.current_thread():
             return False

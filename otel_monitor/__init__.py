@@ -20,12 +20,16 @@ from exporters.errors import (ConfigError, NotFound, OtelMonitorError, SchemaErr
 
 from ._config import Settings
 from ._decorator import monitor
-from ._feeds import feed, tick
-from ._runtime import RUNTIME
+from .pipeline import PIPELINE
 
 __all__ = ["ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settings", "StoreBusy",
            "StoreError", "StoreFull", "configure", "feed", "force_flush", "monitor", "shutdown",
            "tick"]
+
+
+# The process's feeds: ``@feed(name, interval_s=…)`` on a tick handler, ``tick(name)``.
+feed = PIPELINE.feeds.feed
+tick = PIPELINE.feeds.tick
 
 
 def configure(**settings: Any) -> Settings:
@@ -39,14 +43,14 @@ def configure(**settings: Any) -> Settings:
     ``alert_group_window_s``, ``alert_queue_size``, ``alert_timeout_s``,
     ``alert_max_attempts``, ``alert_backoff_s`` (each ``OTEL_MONITOR_<NAME>``; see README).
     A bad value raises ``ConfigError`` and changes nothing."""
-    return RUNTIME.configure(settings)
+    return PIPELINE.configure(settings)
 
 
 def force_flush(timeout_s: float = 30.0) -> bool:
     """Return once everything recorded so far is in SQLite (False on timeout)."""
-    return RUNTIME.force_flush(timeout_s)
+    return PIPELINE.force_flush(timeout_s)
 
 
 def shutdown() -> None:
     """Flush and stop the writer; also runs at interpreter exit."""
-    RUNTIME.shutdown()
+    PIPELINE.shutdown()
