@@ -128,16 +128,15 @@ class SQLiteSpanExporter(SpanExporter):
         """Write a batch call by call; a call already stored or that cannot be stored
         is skipped (and counted in ``rejected``) instead of blocking the others."""
         width, dwidth = len(SPAN_COLUMNS), len(DATA_COLUMNS)
-        rows_of: dict[int, list] = {}
+        data_of: dict[int, list] = {}
         for o in range(0, len(data), dwidth):
-            rows_of.setdefault(data[o], []).extend([0, *data[o + 1:o + dwidth]])
+            data_of.setdefault(data[o], []).extend([0, *data[o + 1:o + dwidth]])
         for o in range(0, len(calls), width):
             call = [0, *calls[o + 1:o + width]]
             try:
-                store.insert_calls(call, rows_of.get(calls[o], []))
+                store.insert_calls(call, data_of.get(calls[o], []))
             except (sqlite3.IntegrityError, ValueError, TypeError, OverflowError):
                 self.rejected += 1
-
 
 
 class RecordWriter(SQLiteSpanExporter):
