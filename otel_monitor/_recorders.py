@@ -126,8 +126,7 @@ class LocalRecorder:
         self.log_inputs = log_inputs
         self.log_outputs = log_outputs
         self.rt = pipeline
-        self.queue = pipeline.queue
-        self.append = pipeline.queue.append
+        self.queue = pipeline.queue  # lives as long as the process: bound here
 
     def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
         try:
@@ -183,8 +182,9 @@ class LocalRecorder:
             me = call[1]
             record = (self.process, me[0], me[1], call[2], call[4], end, C.OUTCOME_OK, None,
                       call[3], output)
-            if len(self.queue) < rt.fast_limit:
-                self.append(record)
+            queue = self.queue
+            if len(queue) < rt.fast_limit:
+                queue.append(record)
             else:
                 rt.overflow(record)
         except Exception:
@@ -222,8 +222,9 @@ class LocalRecorder:
         me = call[1]
         record = (self.process, me[0], me[1], call[2], call[4], end, outcome, error, call[3],
                   output)
-        if len(self.queue) < self.rt.fast_limit:
-            self.append(record)
+        queue = self.queue
+        if len(queue) < self.rt.fast_limit:
+            queue.append(record)
         else:
             self.rt.overflow(record)
 
