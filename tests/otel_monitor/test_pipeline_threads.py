@@ -5,12 +5,25 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 import otel_monitor
 from otel_monitor import feed, monitor
+from otel_monitor.pipeline import PIPELINE
 
 from alert_helpers import wait_rows
 
 ALERT_THREADS = ("otel-monitor-alerts", "otel-monitor-state", "otel-monitor-webhook")
+
+
+@pytest.fixture(autouse=True)
+def _no_sites_of_earlier_tests():
+    """Functions decorated by earlier tests (some declaring the feeds they read, which
+    is reason enough to watch) stay registered for the process: set them aside."""
+    saved = dict(PIPELINE.sites)
+    PIPELINE.sites.clear()
+    yield
+    PIPELINE.sites.update(saved)
 
 
 def _names() -> set[str]:
