@@ -231,7 +231,7 @@ def main() -> None:
     otel_monitor.configure(db_path=os.path.join(tmp, "bench.db"), alert_webhooks=[receiver.url],
                            queue_size=2_000_000)
     print(f"detection: webhook receiver on 127.0.0.1, alert engine check every "
-          f"{otel_monitor._runtime.RUNTIME.alerts.check_interval_s:g} s")
+          f"{otel_monitor.pipeline.PIPELINE.alerts.check_interval_s:g} s")
     results = [report(f"raise -> receipt, app idle ({opts.spacing_ms:g} ms apart)",
                       raise_to_receipt(receiver, opts.exceptions, opts.spacing_ms / 1e3, "Idle"))]
     if not opts.no_load:

@@ -170,7 +170,7 @@ def main() -> None:
               f"{r['written']:>8,} of {r['calls']:>8,} calls written "
               f"({r['written'] / r['calls']:.0%}), writer done {r['flush_s']:.1f} s after the loop")
     print(f"dropped by otel-monitor (queue bound {QUEUE_SIZE:,}): "
-          f"{otel_monitor._runtime.RUNTIME.processor.dropped:,}")
+          f"{otel_monitor.pipeline.PIPELINE.processor.dropped:,}")
     otel_monitor.shutdown()
 
 

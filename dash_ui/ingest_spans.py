@@ -32,8 +32,10 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from exporters import columns as C
 # The exporter's own helpers: a value's text and the store's signed form of an id.
-from exporters.sqlite_exporter import SQLiteSpanExporter, _attr_text, _signed
-from otel_monitor._capture import DEFAULT_MAX_LENGTH, TRUNCATION_MARKER
+from exporters.flatten import attribute_text as _attr_text, signed_id as _signed
+from exporters.retention import RetentionWorker
+from exporters.sqlite_exporter import SQLiteSpanExporter
+from exporters.columns import DEFAULT_MAX_VALUE_LENGTH as DEFAULT_MAX_LENGTH, TRUNCATION_MARKER
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _STATUS = {trace_pb2.Status.STATUS_CODE_UNSET: StatusCode.UNSET,
@@ -218,13 +220,15 @@ class IngestWriter(SQLiteSpanExporter):
     ``max_value_length``: the store's bound on a value, for ``convert``."""
 
     max_value_length: int = DEFAULT_MAX_LENGTH
+    retention: RetentionWorker | None = None  # the server owns the store: it purges it
 
     def write(self, converted: Converted) -> None:
         """Store ``converted.spans``; an already stored span is moved to the rejected.
         Raises ``StoreError`` when the store cannot be written (nothing is)."""
         with self._lock:
             store = self._open()
-            self._start_retention()
+            if self.retention is not None:
+                self.retention.start()
             stored = self._stored_ids(store, converted.spans)
             if stored:
                 for span in converted.spans:
@@ -238,6 +242,11 @@ class IngestWriter(SQLiteSpanExporter):
             # for new process names (idempotent, before the calls' transaction).
             calls, data, _ = self._flatten(converted.spans, store)
             store.insert_calls(calls, data)  # one transaction: all the calls or none
+
+    def shutdown(self) -> None:
+        if self.retention is not None:
+            self.retention.stop()
+        super().shutdown()
 
     @staticmethod
     def _stored_ids(store: Any, spans: list[ReadableSpan]) -> set[int]:
@@ -259,9 +268,9 @@ def open_writer(db_path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0
     from otel_monitor.settings import load_settings
 
     settings = load_settings({"db_path": os.fspath(db_path)})
-    writer = IngestWriter(
+    writer = IngestWriter(settings.db_path, busy_timeout_s=busy_timeout_s)
+    writer.retention = RetentionWorker(
         settings.db_path, retention_hours=settings.retention_hours,
-        purge_interval_s=settings.purge_interval_s, busy_timeout_s=busy_timeout_s,
-        max_db_bytes=settings.max_db_bytes)
+        interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes)
     writer.max_value_length = settings.max_value_length  # OTEL_MONITOR_MAX_VALUE_LENGTH
     return writer

@@ -5,12 +5,15 @@ from .errors import (ConfigError, NotFound, OtelMonitorError, RowRejected, Schem
                      StepBudgetExceeded, StoreBusy, StoreError, StoreFull)
 from .processor import MonitorSpanProcessor
 from .records import CallSite
+from .retention import RetentionWorker
 from .schema import SCHEMA_VERSION
-from .sqlite_exporter import SQLiteSpanExporter
+from .sqlite_exporter import RecordWriter, SQLiteSpanExporter
 from .store import SpanStore
+from .worker import BackgroundWorker
 
 __all__ = [
-    "SEVEN_COLUMNS", "SCHEMA_VERSION", "CallSite", "ConfigError", "Database",
-    "MonitorSpanProcessor", "NotFound", "OtelMonitorError", "RowRejected", "SQLiteSpanExporter",
-    "SchemaError", "SpanStore", "StepBudgetExceeded", "StoreBusy", "StoreError", "StoreFull",
+    "SEVEN_COLUMNS", "SCHEMA_VERSION", "BackgroundWorker", "CallSite", "ConfigError", "Database",
+    "MonitorSpanProcessor", "NotFound", "OtelMonitorError", "RecordWriter", "RetentionWorker",
+    "RowRejected", "SQLiteSpanExporter", "SchemaError", "SpanStore", "StepBudgetExceeded",
+    "StoreBusy", "StoreError", "StoreFull",
 ]

@@ -50,3 +50,8 @@ ATTR_LOCAL_PARENT = "monitor.local_parent_span_id"
 ATTR_CODE_FUNCTION = "code.function.name"
 ATTR_CODE_FILE = "code.file.path"
 ATTR_CODE_LINE = "code.line.number"
+
+# A value's text is bounded to this many characters (the max_value_length setting's
+# default); a cut text ends with the marker, ``n`` the characters left out.
+DEFAULT_MAX_VALUE_LENGTH = 1000
+TRUNCATION_MARKER = "…<{n} more chars>"

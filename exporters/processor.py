@@ -1,4 +1,4 @@
-"""MonitorSpanProcessor: a bounded queue and one writer thread in front of an exporter.
+"""MonitorSpanProcessor: a bounded queue and one writer job in front of an exporter.
 
 It plays the part of the SDK's BatchSpanProcessor, tuned for the decorator:
 
@@ -9,7 +9,10 @@ It plays the part of the SDK's BatchSpanProcessor, tuned for the decorator:
 * A batch that fails to write (a locked or missing database) is kept and retried
   with backoff rather than lost, within the same bound.
 * After ``fork`` the child forgets what the parent had queued (the parent writes
-  it) and starts its own writer, so each call is written once.
+  it; its owner calls ``after_fork_in_child``) and has its own writer thread, so
+  each call is written once.
+
+The writer is a job on a ``BackgroundWorker`` ("otel-monitor-writer").
 """
 from __future__ import annotations
 
@@ -19,15 +22,15 @@ import os
 import signal
 import threading
 import time
-import weakref
 from collections import deque
 from multiprocessing import util as mp_util
-from typing import Any, Callable
+from typing import Any, Callable, Protocol, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .records import END_NS
+from .worker import BackgroundWorker
 
 _log = logging.getLogger("otel_monitor")
 
@@ -40,15 +43,32 @@ def _end_ns(item: Any) -> int | None:
     return getattr(item, "end_time", None)
 
 
+class BatchExporter(Protocol):
+    """What the writer writes to: a ``SQLiteSpanExporter`` (spans), or a
+    ``RecordWriter`` (spans and call records)."""
+
+    def export(self, batch: Sequence[Any]) -> SpanExportResult: ...
+
+    def record_health(self, **figures: Any) -> None: ...
+
+    def after_fork_in_child(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
 class MonitorSpanProcessor(SpanProcessor):
-    def __init__(self, exporter: SpanExporter, *, queue: deque | None = None,
+    def __init__(self, exporter: BatchExporter, *, queue: deque | None = None,
                  max_queue: int = 100_000, flush_interval_s: float = 0.2,
-                 health_interval_s: float = 1.0) -> None:
+                 health_interval_s: float = 1.0, high_water: int | None = None,
+                 on_high_water: Callable[[], None] | None = None) -> None:
         self.exporter = exporter
         self.queue: deque = deque() if queue is None else queue
         self.max_queue = max_queue
         self.flush_interval_s = flush_interval_s
         self.health_interval_s = health_interval_s
+        # Called once, the first time an item is submitted into a queue this deep.
+        self._high_water = max_queue if high_water is None else high_water
+        self._on_high_water = on_high_water
         self.dropped = 0  # changed only through count_dropped()
         self._dropped_lock = threading.Lock()
         self.written = 0
@@ -63,20 +83,12 @@ class MonitorSpanProcessor(SpanProcessor):
         self.observers: list[Callable[[list], None]] = []
         self._main_busy = 0
         self._die_after_flush = False
-        self._init_thread_state()
-        _live.add(self)
+        self._next_health = 0.0
+        self.worker = BackgroundWorker("otel-monitor-writer", self._cycle,
+                                       interval_s=flush_interval_s)
         # A multiprocessing child ends with os._exit(), which skips atexit: have its
         # exit finalizers flush what the child recorded.
         mp_util.register_after_fork(self, MonitorSpanProcessor._flush_at_child_exit)
-
-    def _init_thread_state(self) -> None:
-        self._wake = threading.Event()
-        self._cond = threading.Condition()
-        self._flush_requested = 0
-        self._flush_done = 0
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
 
     # -- the producer side ----------------------------------------------------
 
@@ -91,10 +103,15 @@ class MonitorSpanProcessor(SpanProcessor):
     def submit(self, item: Any) -> None:
         """Queue a ReadableSpan or a call record; drop and count it when full."""
         q = self.queue
-        if len(q) < self.max_queue:
+        depth = len(q)
+        if depth < self.max_queue:
             q.append(item)
         else:
             self.count_dropped()
+        if depth >= self._high_water:
+            self._high_water = self.max_queue + 1  # once
+            if self._on_high_water is not None:
+                self._on_high_water()
 
     def count_dropped(self) -> None:
         # Callers on many threads drop at once when the queue is full; `+=` alone
@@ -105,11 +122,7 @@ class MonitorSpanProcessor(SpanProcessor):
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._stopping = False
-        self._thread = threading.Thread(target=self._run, name="otel-monitor-writer", daemon=True)
-        self._thread.start()
+        self.worker.start()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Return once everything queued before the call is written (or the timeout passes)."""
@@ -117,33 +130,18 @@ class MonitorSpanProcessor(SpanProcessor):
             return self._force_flush(timeout_millis)
 
     def _force_flush(self, timeout_millis: int) -> bool:
-        thread = self._thread
-        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+        worker = self.worker
+        if not worker.running or worker.on_thread():
             self._drain_once(everything=True)
             return not self.queue and not self._retry
-        deadline = time.monotonic() + timeout_millis / 1000
-        with self._cond:
-            self._flush_requested += 1
-            ticket = self._flush_requested
-            self._wake.set()
-            while self._flush_done < ticket:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not thread.is_alive():
-                    return False
-                self._cond.wait(min(remaining, 0.5))
-        return not self._retry
+        return worker.flush(timeout_millis / 1000) and not self._retry
 
     def shutdown(self) -> None:
         with self._main_thread_busy():
-            thread = self._thread
-            self._stopping = True
-            self._wake.set()
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout=30)
+            self.worker.stop(30)
             self._drain_once(everything=True)
             self._write_health()
             self.exporter.shutdown()
-            _live.discard(self)
 
     @contextlib.contextmanager
     def _main_thread_busy(self):
@@ -188,37 +186,26 @@ class MonitorSpanProcessor(SpanProcessor):
             pass
 
     def after_fork_in_child(self) -> None:
-        """The parent writes what it had queued; the child starts afresh."""
+        """Called at fork, in the child, before it records anything: the parent writes
+        what it had queued; the child starts afresh, with a writer thread of its own
+        (the worker starts one on its next use)."""
         self.queue.clear()
         self._retry = []
         self.dropped = self.written = self.failed_batches = self.queue_peak = 0
         self._dropped_lock = threading.Lock()
-        self._init_thread_state()
-        reinit = getattr(self.exporter, "after_fork_in_child", None)
-        if reinit is not None:
-            reinit()
-        self.start()
-        self.flush_on_sigterm()
+        self._next_health = 0.0
+        self.exporter.after_fork_in_child()  # its lock may have been held by the writer
 
-    # -- the writer thread --------------------------------------------------------
+    # -- the writer job -------------------------------------------------------------
 
-    def _run(self) -> None:
-        next_health = 0.0
-        while True:
-            self._wake.wait(self.flush_interval_s)
-            self._wake.clear()
-            with self._cond:
-                ticket = self._flush_requested
-            self._drain_once(everything=False)
-            now = time.monotonic()
-            if now >= next_health or ticket > self._flush_done:  # fresh after a flush
-                self._write_health()
-                next_health = now + self.health_interval_s
-            with self._cond:
-                self._flush_done = ticket
-                self._cond.notify_all()
-            if self._stopping:
-                return
+    def _cycle(self, *, final: bool, flushing: bool) -> None:
+        if final:
+            return  # shutdown drains and writes health itself, once the thread is gone
+        self._drain_once(everything=False)
+        now = time.monotonic()
+        if now >= self._next_health or flushing:  # fresh after a flush
+            self._write_health()
+            self._next_health = now + self.health_interval_s
 
     def _drain_once(self, *, everything: bool) -> None:
         """Write what is queued now (and, if ``everything``, what arrives meanwhile)."""
@@ -270,13 +257,11 @@ class MonitorSpanProcessor(SpanProcessor):
         return False
 
     def _write_health(self) -> None:
-        record = getattr(self.exporter, "record_health", None)
-        if record is None:
-            return
         try:
-            record(queue_depth=len(self.queue) + len(self._retry), queue_peak=self.queue_peak,
-                   dropped=self.dropped, written=self.written, write_lag_ms=self.write_lag_ms,
-                   last_write_ns=self.last_write_ns)
+            self.exporter.record_health(
+                queue_depth=len(self.queue) + len(self._retry), queue_peak=self.queue_peak,
+                dropped=self.dropped, written=self.written, write_lag_ms=self.write_lag_ms,
+                last_write_ns=self.last_write_ns)
         except Exception:
             _log.debug("otel-monitor: health not written", exc_info=True)
 
@@ -285,14 +270,3 @@ def _die_of_sigterm() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 
-
-_live: "weakref.WeakSet[MonitorSpanProcessor]" = weakref.WeakSet()
-
-
-def _reinit_after_fork() -> None:
-    for processor in list(_live):
-        processor.after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)

@@ -7,7 +7,7 @@ exporter flattens records and ReadableSpans into the same rows.
     (process, trace_id, span_id, parent_span_id, start_ns, end_ns, outcome, error,
      inputs, output)
 
-``process`` names a ``CallSite`` registered in ``SITES``; ``inputs`` is a pair of
+``process`` names a ``CallSite`` (the writer is handed the sites by name); ``inputs`` is a pair of
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
 or None when no OUTPUT row is due; ``error`` is ``(type name,
 traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
@@ -49,16 +49,6 @@ class CallSite:
             return inspect.getsource(inspect.unwrap(target))
         except (OSError, TypeError):
             return None
-
-
-# Sites by process name, filled at decoration time: the exporter reads a record's
-# group and the catalog's source code from here.
-SITES: dict[str, CallSite] = {}
-
-
-def register(site: CallSite) -> CallSite:
-    SITES[site.process] = site
-    return site
 
 
 MAX_INT_BITS = 1000  # int -> str is quadratic in CPython, and refused past 4300 digits

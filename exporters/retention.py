@@ -1,16 +1,18 @@
-"""Retention: a thread that purges calls older than the retention window.
+"""Retention: purges calls older than the retention window, every ``interval_s``.
 
-It has its own connection, and purges in short transactions (``SpanStore.purge``)
-so that writers of the same store never wait long. When several processes write
-one store, one purge per interval is enough: the first to claim it does it.
+A job on a ``BackgroundWorker`` ("otel-monitor-retention"), started by whoever owns
+the store (the decorator's pipeline, the server's OTLP ingest). It has its own
+connection, and purges in short transactions (``SpanStore.purge``) so that writers
+of the same store never wait long. When several processes write one store, one
+purge per interval is enough: the first to claim it does it.
 """
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from .store import SpanStore
+from .worker import BackgroundWorker
 
 _log = logging.getLogger("otel_monitor")
 
@@ -23,18 +25,18 @@ class RetentionWorker:
         self.interval_s = interval_s
         self.max_bytes = max_bytes
         self.purged = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._store: SpanStore | None = None
+        # A forked child's connection is the parent's: the child opens its own.
+        self.worker = BackgroundWorker("otel-monitor-retention", self._cycle,
+                                       interval_s=interval_s, on_fork=self._forget_store)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="otel-monitor-retention",
-                                        daemon=True)
-        self._thread.start()
+        """Purge now, then every ``interval_s`` (a no-op once started)."""
+        if not self.worker.running:
+            self.worker.wake()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10)
+        self.worker.stop(10)
 
     def run_once(self, store: SpanStore, now_ns: int | None = None) -> int:
         now_ns = time.time_ns() if now_ns is None else now_ns
@@ -42,18 +44,19 @@ class RetentionWorker:
         self.purged += n
         return n
 
-    def _run(self) -> None:
-        store = None
+    def _cycle(self, *, final: bool, flushing: bool) -> None:
+        if final:
+            if self._store is not None:
+                self._store.close()
+            self._store = None
+            return
         try:
-            while not self._stop.is_set():
-                try:
-                    if store is None:
-                        store = SpanStore(self.db_path)
-                    if store.claim_purge(int(self.interval_s * 1e9)):
-                        self.run_once(store)
-                except Exception:
-                    _log.warning("otel-monitor: retention pass failed", exc_info=True)
-                self._stop.wait(self.interval_s)
-        finally:
-            if store is not None:
-                store.close()
+            if self._store is None:
+                self._store = SpanStore(self.db_path)
+            if self._store.claim_purge(int(self.interval_s * 1e9)):
+                self.run_once(self._store)
+        except Exception:
+            _log.warning("otel-monitor: retention pass failed", exc_info=True)
+
+    def _forget_store(self) -> None:
+        self._store = None

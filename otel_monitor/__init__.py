@@ -19,8 +19,7 @@ from exporters.errors import (ConfigError, NotFound, OtelMonitorError, SchemaErr
                               StoreError, StoreFull)
 
 from ._decorator import monitor
-from ._feeds import feed, tick
-from ._runtime import RUNTIME
+from .pipeline import PIPELINE
 from .settings import Settings, settings_help
 
 __all__ = ["ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settings", "StoreBusy",
@@ -28,8 +27,13 @@ __all__ = ["ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settin
            "tick"]
 
 
+# The process's feeds: ``@feed(name, interval_s=…)`` on a tick handler, ``tick(name)``.
+feed = PIPELINE.feeds.feed
+tick = PIPELINE.feeds.tick
+
+
 def configure(**settings: Any) -> Settings:
-    return RUNTIME.configure(settings)
+    return PIPELINE.configure(settings)
 
 
 # The settings' list is rendered from their one declaration, in otel_monitor/settings.py.
@@ -45,9 +49,9 @@ Settings (environment variable; default): what it does
 
 def force_flush(timeout_s: float = 30.0) -> bool:
     """Return once everything recorded so far is in SQLite (False on timeout)."""
-    return RUNTIME.force_flush(timeout_s)
+    return PIPELINE.force_flush(timeout_s)
 
 
 def shutdown() -> None:
     """Flush and stop the writer; also runs at interpreter exit."""
-    RUNTIME.shutdown()
+    PIPELINE.shutdown()

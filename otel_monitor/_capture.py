@@ -14,10 +14,9 @@ import reprlib
 import threading
 from typing import Any, Callable, Iterable
 
+from exporters.columns import DEFAULT_MAX_VALUE_LENGTH, TRUNCATION_MARKER
 from exporters.records import scalar_text, storable
 
-DEFAULT_MAX_LENGTH = 1000
-TRUNCATION_MARKER = "…<{n} more chars>"
 BINARY_PREVIEW = 32  # bytes shown of a large binary value
 LARGE_CONTAINER = 100  # items past which a container subclass is summarised
 _CONTAINERS = (list, tuple, dict, set, frozenset, collections.deque)
@@ -132,7 +131,7 @@ class ValueFormatter:
     limits, other objects through their own ``repr``.
     """
 
-    def __init__(self, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+    def __init__(self, max_length: int = DEFAULT_MAX_VALUE_LENGTH) -> None:
         if max_length < 16:
             raise ValueError(f"max_value_length must be at least 16, got {max_length}")
         self.max_length = max_length

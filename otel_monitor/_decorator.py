@@ -1,15 +1,19 @@
-"""``@monitor``: validate once, decide once, return the right wrapper."""
+"""``@monitor``: validate once, decide once, return the right wrapper.
+
+The decorated function records into the process's pipeline (``pipeline.PIPELINE``),
+handed to its recorder here, at decoration."""
 from __future__ import annotations
 
 import inspect
 import numbers
 from typing import Any, Callable, Iterable, TypeVar
 
-from exporters.records import CallSite, register
+from exporters.records import CallSite
 
 from ._capture_plan import CapturePlan
 from ._recorders import LocalRecorder, SpanRecorder
 from ._wrappers import async_generator_wrapper, async_wrapper, generator_wrapper, sync_wrapper
+from .pipeline import PIPELINE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,7 +67,8 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
                 "args", inspect.Parameter.VAR_POSITIONAL)])
         plan = CapturePlan(signature, mask)
         recorder_cls = SpanRecorder if otel_span else LocalRecorder
-        recorder = recorder_cls(site, plan, log_inputs=log_inputs, log_outputs=log_outputs)
+        recorder = recorder_cls(site, plan, PIPELINE, log_inputs=log_inputs,
+                                log_outputs=log_outputs)
         target = inspect.unwrap(fn)
         if inspect.isasyncgenfunction(target):
             make = async_generator_wrapper
@@ -75,7 +80,7 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
             make = sync_wrapper
         wrapper = make(fn, recorder, sample)
         wrapper.__otel_monitor__ = site  # type: ignore[attr-defined]
-        register(site)
+        PIPELINE.register(site)
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -9,7 +9,7 @@ Feed -> process edges, for the dependency graph, come two ways:
 
 * declared: ``@monitor(..., feeds=("bbg.fx",))`` says the process reads the feed;
 * called: a monitored function called directly inside a feed's tick handler. The
-  handler makes the current-call marker (``_recorders.CURRENT``) say so, at no cost
+  handler makes the current-call marker (``_context.CURRENT``) say so, at no cost
   to monitored calls: its parent id is an ``int`` of a per-feed subclass with the
   same value the call's parent id would have had, so the record carries the feed
   without one more field, and the writer thread, which sees every record anyway,
@@ -17,20 +17,24 @@ Feed -> process edges, for the dependency graph, come two ways:
 
 A handler that runs outside any monitored call and any OpenTelemetry span starts
 one trace for what it calls: the calls made for one tick share a trace id.
+
+The feeds of a process live in a ``FeedRegistry`` owned by the pipeline; ``feed``
+and ``tick`` are its methods, bound in ``otel_monitor``'s namespace.
 """
 from __future__ import annotations
 
 import functools
 import inspect
 import numbers
-import os
 import time
 from random import getrandbits
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from opentelemetry.context import get_current as _otel_context
 
-from ._recorders import CURRENT, _get_current_span
+from exporters.records import CallSite
+
+from ._context import CURRENT, get_current_span
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,11 +74,7 @@ class Feed:
                 f"stale_after_s={self.stale_after_s}, ticks={self.ticks})")
 
 
-# Every feed this process declared or ticked, by name.
-FEEDS: dict[str, Feed] = {}
-# (feed, process) edges seen by the writer thread: processes called inside a handler.
-CALLED_EDGES: set[tuple[str, str]] = set()
-_handlers_ran = False
+Edge = tuple[str, str, bool, bool]  # (feed, process, declared, called)
 
 
 def _check_seconds(name: str, value: Any) -> float | None:
@@ -85,35 +85,134 @@ def _check_seconds(name: str, value: Any) -> float | None:
     return float(value)
 
 
-def declare(name: str, interval_s: float | None = None,
-            stale_after_s: float | None = None) -> Feed:
-    """The feed ``name``, created if new; given values replace what was declared."""
-    if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"a feed name must be a non-empty string, got {name!r}")
-    interval_s = _check_seconds("interval_s", interval_s)
-    stale_after_s = _check_seconds("stale_after_s", stale_after_s)
-    found = FEEDS.get(name)
-    if found is None:
-        found = FEEDS.setdefault(name, Feed(name, interval_s, stale_after_s))
-    if interval_s is not None:
-        found.interval_s = interval_s
-    if stale_after_s is not None:
-        found.stale_after_s = stale_after_s
-    return found
+class FeedRegistry:
+    """Every feed this process declared or ticked, by name, and the feed -> process edges.
 
+    ``sites``: the pipeline's call sites (their declared feeds are edges).
+    ``on_new``: called with no argument when a feed or a feed-reading site appears
+    (the pipeline starts what writes feeds to the store then, not before)."""
 
-def tick(name: str) -> None:
-    """Record an update of feed ``name`` now (declaring it with defaults if new).
+    def __init__(self, sites: Mapping[str, CallSite],
+                 on_new: Callable[[], None] = lambda: None) -> None:
+        self.feeds: dict[str, Feed] = {}
+        # (feed, process) edges seen by the writer thread: processes called in a handler.
+        self.called_edges: set[tuple[str, str]] = set()
+        self.handlers_ran = False
+        self.sites = sites
+        self.on_new = on_new
 
-    For code with no handler to wrap; costs a timestamp, no span."""
-    f = FEEDS.get(name)
-    if f is None:
-        try:
-            f = declare(name)
-        except (TypeError, ValueError):
-            return  # monitoring never raises into the caller
-    f.last_ns = _time_ns()
-    f.ticks += 1  # read by the engine; exact unless two threads tick at the same instant
+    def __bool__(self) -> bool:
+        """Whether there is anything to watch or write: a feed, or a declared edge."""
+        return bool(self.feeds) or any(site.feeds for site in list(self.sites.values()))
+
+    def declare(self, name: str, interval_s: float | None = None,
+                stale_after_s: float | None = None) -> Feed:
+        """The feed ``name``, created if new; given values replace what was declared."""
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"a feed name must be a non-empty string, got {name!r}")
+        interval_s = _check_seconds("interval_s", interval_s)
+        stale_after_s = _check_seconds("stale_after_s", stale_after_s)
+        found = self.feeds.get(name)
+        if found is None:
+            found = self.feeds.setdefault(name, Feed(name, interval_s, stale_after_s))
+            self.on_new()
+        if interval_s is not None:
+            found.interval_s = interval_s
+        if stale_after_s is not None:
+            found.stale_after_s = stale_after_s
+        return found
+
+    def tick(self, name: str) -> None:
+        """Record an update of feed ``name`` now (declaring it with defaults if new).
+
+        For code with no handler to wrap; costs a timestamp, no span."""
+        f = self.feeds.get(name)
+        if f is None:
+            try:
+                f = self.declare(name)
+            except (TypeError, ValueError):
+                return  # monitoring never raises into the caller
+        f.last_ns = _time_ns()
+        f.ticks += 1  # read by the engine; exact unless two threads tick at the same instant
+
+    def _handler_starts(self, f: Feed) -> Any:
+        """A tick, and the feed's marker made current for the handler's calls."""
+        f.last_ns = _time_ns()
+        f.ticks += 1
+        self.handlers_ran = True
+        return CURRENT.set(_marker(f))
+
+    def feed(self, name: str, interval_s: float | None = None,
+             stale_after_s: float | None = None) -> Callable[[F], F]:
+        """Declare feed ``name`` and return a decorator for its tick handler: each call of
+        the handler is an update, and monitored functions it calls are edges of the feed.
+
+        ``interval_s``: the expected time between updates (the graph reddens an edge past
+        twice that). ``stale_after_s``: past this age the feed is stale and alerts
+        (default: the ``feed_stale_after_s`` setting, 10 s). Calling ``feed(...)`` alone,
+        decorating nothing, declares the feed for ``tick(name)``."""
+        f = self.declare(name, interval_s, stale_after_s)
+        handler_starts = self._handler_starts
+        on_new = self.on_new
+
+        def decorate(fn: F) -> F:
+            if isinstance(fn, (staticmethod, classmethod)):
+                return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
+            target = inspect.unwrap(fn)
+            if isinstance(fn, type) or not callable(fn) or inspect.isgeneratorfunction(target) \
+                    or inspect.isasyncgenfunction(target):
+                raise TypeError(f"@feed decorates a tick handler (a function or coroutine "
+                                f"function), not {fn!r}")
+            site = getattr(fn, "__otel_monitor__", None)
+            if site is not None and name not in site.feeds:  # @feed over @monitor
+                site.feeds = (*site.feeds, name)
+                on_new()
+
+            if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
+                async def wrapper(*args, **kwargs):
+                    token = handler_starts(f)
+                    try:
+                        return await fn(*args, **kwargs)
+                    finally:
+                        CURRENT.reset(token)
+            else:
+                def wrapper(*args, **kwargs):
+                    token = handler_starts(f)
+                    try:
+                        return fn(*args, **kwargs)
+                    finally:
+                        CURRENT.reset(token)
+            wrapper = functools.wraps(fn)(wrapper)
+            setattr(wrapper, FEED_ATTR, name)
+            return wrapper  # type: ignore[return-value]
+
+        return decorate
+
+    def observe_batch(self, batch: Iterable[Any]) -> None:
+        """On the writer thread, for each batch it wrote: note the edges of calls made
+        directly inside a feed's handler (their parent id is a ``FeedParent``)."""
+        if not self.handlers_ran:
+            return
+        for item in batch:
+            if type(item) is tuple:
+                parent = item[3]
+                if type(parent) is not int and isinstance(parent, FeedParent):
+                    self.called_edges.add((parent.feed, item[0]))
+
+    def edges(self) -> set[Edge]:
+        """Every feed -> process edge this process knows: declared by
+        ``@monitor(feeds=…)`` (or ``@monitor`` over a tick handler), or called."""
+        edges = {(feed, process, False, True) for feed, process in self.called_edges.copy()}
+        for site in list(self.sites.values()):
+            for feed in site.feeds:
+                edges.add((feed, site.process, True, False))
+        return edges
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has ticked nothing yet: the parent's ticks are the parent's."""
+        for f in list(self.feeds.values()):
+            f.last_ns = 0
+            f.ticks = 0
 
 
 def _marker(f: Feed) -> tuple:
@@ -122,83 +221,7 @@ def _marker(f: Feed) -> tuple:
     if parent is not None:
         return (parent[0], f.parent_type(parent[1]), parent[2])
     if _otel_context():  # an empty OTel context holds no span: skip the lookup
-        ctx = _get_current_span().get_span_context()
+        ctx = get_current_span().get_span_context()
         if ctx.is_valid:
             return (ctx.trace_id, f.parent_type(ctx.span_id), False)
     return (getrandbits(128) or 1, f.root_parent, False)
-
-
-def _handler_starts(f: Feed) -> Any:
-    """A tick, and the feed's marker made current for the handler's calls."""
-    global _handlers_ran
-    f.last_ns = _time_ns()
-    f.ticks += 1
-    _handlers_ran = True
-    return CURRENT.set(_marker(f))
-
-
-def feed(name: str, interval_s: float | None = None,
-         stale_after_s: float | None = None) -> Callable[[F], F]:
-    """Declare feed ``name`` and return a decorator for its tick handler: each call of the
-    handler is an update, and monitored functions it calls are edges of the feed.
-
-    ``interval_s``: the expected time between updates (the graph reddens an edge past
-    twice that). ``stale_after_s``: past this age the feed is stale and alerts
-    (default: the ``feed_stale_after_s`` setting, 10 s). Calling ``feed(...)`` alone,
-    decorating nothing, declares the feed for ``tick(name)``."""
-    f = declare(name, interval_s, stale_after_s)
-
-    def decorate(fn: F) -> F:
-        if isinstance(fn, (staticmethod, classmethod)):
-            return type(fn)(decorate(fn.__func__))  # type: ignore[return-value]
-        target = inspect.unwrap(fn)
-        if isinstance(fn, type) or not callable(fn) or inspect.isgeneratorfunction(target) \
-                or inspect.isasyncgenfunction(target):
-            raise TypeError(f"@feed decorates a tick handler (a function or coroutine "
-                            f"function), not {fn!r}")
-        site = getattr(fn, "__otel_monitor__", None)
-        if site is not None and name not in site.feeds:  # @feed over @monitor
-            site.feeds = (*site.feeds, name)
-
-        if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn):
-            async def wrapper(*args, **kwargs):
-                token = _handler_starts(f)
-                try:
-                    return await fn(*args, **kwargs)
-                finally:
-                    CURRENT.reset(token)
-        else:
-            def wrapper(*args, **kwargs):
-                token = _handler_starts(f)
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    CURRENT.reset(token)
-        wrapper = functools.wraps(fn)(wrapper)
-        setattr(wrapper, FEED_ATTR, name)
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def observe_batch(batch: list) -> None:
-    """On the writer thread, for each batch it wrote: note the edges of calls made
-    directly inside a feed's handler (their parent id is a ``FeedParent``)."""
-    if not _handlers_ran:
-        return
-    for item in batch:
-        if type(item) is tuple:
-            parent = item[3]
-            if type(parent) is not int and isinstance(parent, FeedParent):
-                CALLED_EDGES.add((parent.feed, item[0]))
-
-
-def _reset_after_fork() -> None:
-    """A forked child has ticked nothing yet: the parent's ticks are the parent's."""
-    for f in list(FEEDS.values()):
-        f.last_ns = 0
-        f.ticks = 0
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -10,6 +10,10 @@ and ``enter``/``leave`` around each resumption of a generator):
   every exporter on that provider.
 
 Each method swallows its own failures: monitoring never reaches the caller.
+
+A recorder gets the pipeline it records into at decoration (``CallPipeline``) and
+binds the queue then: the queue lives as long as the process, so the per-call path
+reads instance attributes, no module globals.
 """
 from __future__ import annotations
 
@@ -17,9 +21,9 @@ import asyncio
 import traceback
 import logging
 import time
-from contextvars import ContextVar
+from collections import deque
 from random import getrandbits
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -29,17 +33,33 @@ from exporters import columns as C
 from exporters.records import CallSite, error_texts, scalar_text
 
 from . import _wrappers
+from ._capture import Masker
 from ._capture_plan import CapturePlan
-from ._runtime import QUEUE, RUNTIME
+from ._context import CURRENT, get_current_span
 
 _log = logging.getLogger("otel_monitor")
 
-# The innermost monitored call: (trace_id, span_id, is_local).
-CURRENT: ContextVar[tuple | None] = ContextVar("otel_monitor_current_call", default=None)
-
 _time_ns = time.time_ns
-_get_current_span = trace.get_current_span
+_get_current_span = get_current_span
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+
+class CallPipeline(Protocol):
+    """What a recorder needs of the pipeline it records into."""
+
+    queue: deque           # call records, for the writer (see exporters.records)
+    ready: bool
+    fast_limit: int        # below this depth a record is appended with no more checks
+    format: Callable[[Any], str]
+    mask: Masker | None
+    tracer: Any
+    # Called on the error path of a failing call when exceptions alert; else None.
+    on_error: Callable[..., None] | None
+
+    def ensure_started(self) -> bool: ...
+
+    def overflow(self, record: tuple) -> None:
+        """A record arriving at or past ``fast_limit`` deep: queued or dropped."""
 
 
 def attribute_value(value: Any) -> Any:
@@ -98,17 +118,20 @@ class LocalRecorder:
     ``SpanRecorder``).
     """
 
-    def __init__(self, site: CallSite, plan: CapturePlan, *, log_inputs: bool,
-                 log_outputs: bool) -> None:
+    def __init__(self, site: CallSite, plan: CapturePlan, pipeline: CallPipeline, *,
+                 log_inputs: bool, log_outputs: bool) -> None:
         self.site = site
         self.process = site.process
         self.plan = plan
         self.log_inputs = log_inputs
         self.log_outputs = log_outputs
+        self.rt = pipeline
+        self.queue = pipeline.queue  # lives as long as the process: bound here
 
     def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
         try:
-            if not RUNTIME.ready and not RUNTIME.ensure_started():
+            rt = self.rt
+            if not rt.ready and not rt.ensure_started():
                 return None
             parent = CURRENT.get()
             if parent is None:
@@ -119,7 +142,6 @@ class LocalRecorder:
                     trace_id, parent_id = getrandbits(128) or 1, 0
             else:
                 trace_id, parent_id = parent[0], parent[1]
-            rt = RUNTIME
             inputs = self.plan.capture(args, kwargs, rt.format, rt.mask) if self.log_inputs else None
             me = (trace_id, getrandbits(64) or 1, True)
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
@@ -152,17 +174,19 @@ class LocalRecorder:
             except ValueError:
                 pass
         try:
-            rt = RUNTIME
+            rt = self.rt
             if self.log_outputs:
                 output = rt.mask(result) if self.plan.mask_return else rt.format(result)
             else:
                 output = None
-            if len(QUEUE) < rt.max_queue:
-                me = call[1]
-                QUEUE.append((self.process, me[0], me[1], call[2], call[4], end, C.OUTCOME_OK,
-                              None, call[3], output))
+            me = call[1]
+            record = (self.process, me[0], me[1], call[2], call[4], end, C.OUTCOME_OK, None,
+                      call[3], output)
+            queue = self.queue
+            if len(queue) < rt.fast_limit:
+                queue.append(record)
             else:
-                rt.record_dropped()
+                rt.overflow(record)
         except Exception:
             _warn("recording a call's result")
 
@@ -176,7 +200,7 @@ class LocalRecorder:
             error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
             self._put(call, end, outcome, error, None)
             if error is not None:
-                on_error = RUNTIME.on_error  # the alert engine, when exceptions alert
+                on_error = self.rt.on_error  # the alert engine, when exceptions alert
                 if on_error is not None:
                     on_error(self.site, call[1], end, error, exc)
         except Exception:
@@ -195,23 +219,25 @@ class LocalRecorder:
 
     def _put(self, call: list, end: int, outcome: str, error: tuple | None,
              output: str | None) -> None:
-        if len(QUEUE) >= RUNTIME.max_queue:
-            RUNTIME.record_dropped()
-            return
         me = call[1]
-        QUEUE.append((self.process, me[0], me[1], call[2], call[4], end, outcome, error, call[3],
-                      output))
+        record = (self.process, me[0], me[1], call[2], call[4], end, outcome, error, call[3],
+                  output)
+        queue = self.queue
+        if len(queue) < self.rt.fast_limit:
+            queue.append(record)
+        else:
+            self.rt.overflow(record)
 
     def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:
         if not self.log_inputs:
             return None
-        rt = RUNTIME
+        rt = self.rt
         return self.plan.capture(args, kwargs, rt.format, rt.mask)
 
     def _output(self, result: Any) -> str | None:
         if not self.log_outputs:
             return None
-        rt = RUNTIME
+        rt = self.rt
         return rt.mask(result) if self.plan.mask_return else rt.format(result)
 
     def _error(self, exc: BaseException, args: tuple, kwargs: dict) -> tuple:
@@ -229,7 +255,7 @@ class LocalRecorder:
         except Exception:
             message = "<exception message unavailable: its __str__ raised>"
         return (type(exc).__qualname__, snapshot, message, _secrets_of(exc, self.plan.secrets(
-            args, kwargs, RUNTIME.mask)))
+            args, kwargs, self.rt.mask)))
 
 
 class SpanRecorder(LocalRecorder):
@@ -240,8 +266,9 @@ class SpanRecorder(LocalRecorder):
     spans of this tracer), which spares the writer thread reading span objects back.
     """
 
-    def __init__(self, site: CallSite, plan: CapturePlan, **flags: Any) -> None:
-        super().__init__(site, plan, **flags)
+    def __init__(self, site: CallSite, plan: CapturePlan, pipeline: CallPipeline,
+                 **flags: Any) -> None:
+        super().__init__(site, plan, pipeline, **flags)
         self.static_attributes = {
             C.ATTR_CODE_FUNCTION: site.process,
             C.ATTR_PROCESS_GROUP: site.process_group,
@@ -253,7 +280,7 @@ class SpanRecorder(LocalRecorder):
 
     def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
         try:
-            rt = RUNTIME
+            rt = self.rt
             if not rt.ready and not rt.ensure_started():
                 return None
             attributes = dict(self.static_attributes)

@@ -4,9 +4,9 @@ that applies them off the hot path, and the webhooks (Slack, PagerDuty) it posts
     targets.py    which webhook URLs are Slack and which PagerDuty; routing keys
     model.py      an Alert: what every rule produces
     payloads.py   Slack incoming-webhook and PagerDuty Events API v2 bodies
-    delivery.py   one sender thread per webhook (httpx): timeouts, retries, a bounded queue
-    engine.py     the rules: a thread of the instrumented process, storms grouped
-    persist.py    the thread that writes feeds, edges, flags and alert outcomes to the store
+    delivery.py   one sender worker per webhook (httpx): timeouts, retries, a bounded queue
+    engine.py     the rules: a worker of the instrumented process, storms grouped
+    persist.py    the worker that writes feeds, edges, flags and alert outcomes to the store
 
 Of these only targets.py is imported by ``import otel_monitor`` (``otel_monitor.settings``
 checks webhook URLs with it); httpx is imported only when a webhook is configured.

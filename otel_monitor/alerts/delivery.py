@@ -1,4 +1,4 @@
-"""Sending alerts: one thread per webhook, so a slow or dead one delays no other.
+"""Sending alerts: one worker per webhook, so a slow or dead one delays no other.
 
 * A bounded queue of pending alerts per webhook: when full, the oldest is dropped
   (reported as ``dropped``, and counted).
@@ -8,7 +8,9 @@
   ``MAX_RETRY_AFTER_S``); another 4xx is final (retrying would not help). After
   ``max_attempts`` the alert is reported ``failed`` with the last error.
 * Nothing here raises into, or waits for, the instrumented code: ``submit`` appends
-  to a deque under a lock held for no I/O.
+  to the worker's inbox under a lock held for no I/O.
+* Each sender is a ``BackgroundWorker`` ("otel-monitor-webhook-<kind>"), started
+  at its first alert.
 
 httpx is imported when the first sender is built, i.e. only when a webhook is set.
 """
@@ -24,6 +26,7 @@ from typing import Any, Callable
 
 from exporters.errors import ConfigError
 from exporters.state import DROPPED, FAILED, SENT
+from exporters.worker import BackgroundWorker
 
 from .model import Alert
 from .payloads import pagerduty_body, slack_body
@@ -72,7 +75,7 @@ def _import_httpx() -> Any:
 
 
 class WebhookSender:
-    """Delivers alerts to one webhook from its own daemon thread."""
+    """Delivers alerts to one webhook from its own worker thread."""
 
     def __init__(self, target: Target, report: Report, *, queue_size: int = 1000,
                  timeout_s: float = 5.0, max_attempts: int = 5, backoff_s: float = 0.5) -> None:
@@ -84,23 +87,24 @@ class WebhookSender:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.sent = self.failed = self.dropped = 0
-        self._pending: deque[Alert] = deque()
-        self._cond = threading.Condition()
-        self._stopping = False
+        self.worker = BackgroundWorker(f"otel-monitor-webhook-{target.kind}", self._job,
+                                       interval_s=None, inbox_size=queue_size,
+                                       on_fork=self._init_state)
+        self._pending: deque[Alert] = self.worker.inbox
+        self._init_state()
+
+    def _init_state(self) -> None:
+        """Also in a forked child: the parent sends what it had pending; the child starts
+        empty, with a client of its own (the parent's connections stay the parent's)."""
+        self._lock = threading.Lock()
         self._deadline = float("inf")  # monotonic: past it, a stopping sender gives up
         self._busy = False
-        self._thread: threading.Thread | None = None
+        # Built here, on the configuring thread (or the child's first user), not on the
+        # sender's: it imports httpcore lazily, and a fork in the middle of an import on
+        # another thread would leave the module half-initialised in the child.
+        self._client = self._new_client()
 
     # -- the engine's side ------------------------------------------------------
-
-    def start(self) -> None:
-        # The client is built here, on the configuring thread, not on the sender's: it
-        # imports httpcore lazily, and a fork in the middle of an import on another
-        # thread would leave the module half-initialised in the child.
-        client = self._new_client()
-        self._thread = threading.Thread(target=self._run, args=(client,), daemon=True,
-                                        name=f"otel-monitor-webhook-{self.target.kind}")
-        self._thread.start()
 
     def _new_client(self) -> Any:
         httpx = self.httpx
@@ -112,66 +116,52 @@ class WebhookSender:
                             headers={"User-Agent": USER_AGENT})
 
     def submit(self, alert: Alert) -> None:
-        with self._cond:
+        self.worker.reset_if_forked()  # a forked child does not drop the parent's alerts
+        with self._lock:
             if len(self._pending) >= self.queue_size:
                 oldest = self._pending.popleft()
                 self.dropped += 1
                 self.report(oldest, self.target, DROPPED, 0,
                             f"pending queue full ({self.queue_size} alerts): oldest dropped")
-            self._pending.append(alert)
-            self._cond.notify()
+            self.worker.put(alert)
 
     def idle(self) -> bool:
-        with self._cond:
+        with self._lock:
             return not self._pending and not self._busy
 
     def request_stop(self, deadline: float) -> None:
         """Stop taking alerts; deliver what is pending until ``deadline`` (monotonic)."""
-        with self._cond:
-            self._stopping = True
-            self._deadline = deadline
-            self._cond.notify_all()
+        self._deadline = deadline
+        self.worker.kill()
 
     def finish(self, deadline: float) -> None:
         """Wait for the thread until ``deadline``, then report what is left dropped."""
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()) + 0.2)
-        with self._cond:
-            left, self._pending = list(self._pending), deque()
+        self.worker.stop(max(0.0, deadline - time.monotonic()) + 0.2)
+        with self._lock:
+            left = list(self._pending)
+            self._pending.clear()
         for alert in left:
             self.dropped += 1
             self.report(alert, self.target, DROPPED, 0, "not sent before the process stopped")
+        if not self.worker.running:
+            self._client.close()
 
-    def after_fork_in_child(self) -> None:
-        """The parent sends what it had pending; the child starts empty, with a new client
-        (the parent's connections stay the parent's)."""
-        self._pending = deque()
-        self._cond = threading.Condition()
-        self._busy = self._stopping = False
-        self.start()
+    # -- the sender's job ----------------------------------------------------------
 
-    # -- the sender thread --------------------------------------------------------
-
-    def _run(self, client: Any) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while not self._pending and not self._stopping:
-                        self._cond.wait()
-                    if not self._pending or time.monotonic() >= self._deadline:
-                        return
-                    alert = self._pending.popleft()
-                    self._busy = True
-                try:
-                    self._deliver(client, alert)
-                except Exception:  # a bug here must not end deliveries
-                    _log.exception("otel-monitor: delivering an alert failed")
-                finally:
-                    with self._cond:
-                        self._busy = False
-        finally:
-            client.close()
+    def _job(self, *, final: bool, flushing: bool) -> None:
+        while True:
+            with self._lock:
+                if not self._pending or time.monotonic() >= self._deadline:
+                    return
+                alert = self._pending.popleft()
+                self._busy = True
+            try:
+                self._deliver(self._client, alert)
+            except Exception:  # a bug here must not end deliveries
+                _log.exception("otel-monitor: delivering an alert failed")
+            finally:
+                with self._lock:
+                    self._busy = False
 
     def _deliver(self, client: Any, alert: Alert) -> None:
         httpx = self.httpx
@@ -210,11 +200,13 @@ class WebhookSender:
     def _wait(self, delay: float) -> bool:
         """Sleep ``delay`` before a retry; False when stopping leaves no time for it."""
         end = time.monotonic() + delay
-        with self._cond:
-            while True:
-                now = time.monotonic()
-                if self._stopping and end >= self._deadline:
-                    return False
-                if now >= end:
-                    return True
-                self._cond.wait(end - now)
+        while True:
+            now = time.monotonic()
+            if self.worker.stopping and end >= self._deadline:
+                return False
+            if now >= end:
+                return True
+            if self.worker.stopping:  # still time before the deadline: wait it out
+                time.sleep(end - now)
+            else:
+                self.worker.sleep(end - now)  # returns early when asked to stop

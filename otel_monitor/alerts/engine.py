@@ -1,7 +1,8 @@
 """The alert engine: the rules of DESIGN.md, applied in the instrumented process.
 
-One daemon thread ("otel-monitor-alerts") wakes every ``CHECK_INTERVAL_S``, or at
-once when a monitored call fails, and
+A job on a ``BackgroundWorker`` ("otel-monitor-alerts"), started only when needed
+(see ``otel_monitor.pipeline``), runs every ``CHECK_INTERVAL_S``, or at once when a
+monitored call fails, and
 
 * turns failed calls into ``exception`` alerts. A failing call hands the engine
   its error under a lock, on the error path only (``submit_error``); calls that
@@ -16,10 +17,10 @@ once when a monitored call fails, and
   too only if ``alert_backpressure`` is set;
 * has the feeds (twice a second, and at once when one goes stale or recovers), new
   feed -> process edges, the flag, and the outcome of every alert delivery (sent /
-  failed / dropped) written to the store by ``persist.StateWriter``, a thread of its
+  failed / dropped) written to the store by ``persist.StateWriter``, a worker of its
   own: the engine never waits on SQLite.
 
-Webhooks are posted by ``delivery.WebhookSender`` threads, one per URL.
+Webhooks are posted by ``delivery.WebhookSender`` workers, one per URL.
 """
 from __future__ import annotations
 
@@ -28,18 +29,17 @@ import os
 import socket
 import threading
 import time
-import weakref
 from typing import Any, Callable
 
 from exporters.records import error_texts, storable
 from exporters.state import AlertRecord
+from exporters.worker import BackgroundWorker
 
-from .. import _feeds
 from ..settings import Settings
 from .delivery import WebhookSender
 from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, dedup_key,
                     iso, traceback_excerpt, ui_link)
-from .persist import StateWriter, feed_edges
+from .persist import FeedBook, StateWriter
 from .targets import Target, parse_webhooks
 
 _log = logging.getLogger("otel_monitor")
@@ -67,11 +67,15 @@ class _Group:
 
 
 class AlertEngine:
-    def __init__(self, settings: Settings, *, service_name: str | None = None,
+    """``feeds``: the feeds to judge and the feed -> process edges (the pipeline's
+    ``FeedRegistry``)."""
+
+    def __init__(self, settings: Settings, feeds: FeedBook, *, service_name: str | None = None,
                  queue_depth: Callable[[], int] = lambda: 0,
                  check_interval_s: float = CHECK_INTERVAL_S,
                  shutdown_grace_s: float = SHUTDOWN_GRACE_S) -> None:
         self.settings = settings
+        self.feeds = feeds
         self.service_name = service_name
         self.queue_depth = queue_depth
         self.check_interval_s = check_interval_s
@@ -88,19 +92,20 @@ class AlertEngine:
         self.window_ns = int(settings.alert_group_window_s * _NS)
         self.errors_dropped = 0   # distinct errors refused: MAX_ERROR_KEYS were waiting
         self.alerts_raised = 0
-        self.state = StateWriter(settings.db_path, service_name=service_name,
+        self.state = StateWriter(settings.db_path, feeds, service_name=service_name,
                                  default_stale_after_s=settings.feed_stale_after_s,
                                  retention_hours=settings.retention_hours)
+        self.worker = BackgroundWorker("otel-monitor-alerts", self._cycle_job,
+                                       interval_s=check_interval_s, on_fork=self._init_state)
         self._init_state()
 
     def _init_state(self) -> None:
+        """Also in a forked child: its errors, feeds and queue are its own."""
+        self.state.worker.reset_if_forked()  # before the engine hands it anything
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._inbox: dict[tuple[str, str], list] = {}
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._groups: dict[tuple[str, str], _Group] = {}
         self._stale: dict[str, int] = {}      # feed -> its last update when it went stale
         self._bp_since: int | None = None
@@ -144,6 +149,7 @@ class AlertEngine:
         self._submit((span.name, exc_type), end, ("span", span))
 
     def _submit(self, key: tuple[str, str], end_ns: int, event: tuple) -> None:
+        self.worker.reset_if_forked()  # first: a forked child's reset would drop this
         with self._lock:
             entry = self._inbox.get(key)
             if entry is not None:
@@ -153,27 +159,24 @@ class AlertEngine:
                 self.errors_dropped += 1
                 return
             self._inbox[key] = [1, end_ns, event]
-        self._wake.set()
+        self.worker.wake()
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        self.state.start()
-        for sender in self.senders:
-            sender.start()
-        self._thread = threading.Thread(target=self._run, name="otel-monitor-alerts",
-                                        daemon=True)
-        self._thread.start()
-        _live.add(self)
+        """Watch from now on (idempotent); the engine's threads start here at the
+        earliest, the senders' at their first alert."""
+        if not self.worker.running:
+            self.worker.wake()
+            self.state.start()
 
     def shutdown(self) -> None:
         """Apply the rules one last time, give pending alerts ``shutdown_grace_s`` to go
         out, record what became of them, and close the store."""
-        self._stopping = True
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(10)
+        if self.worker.running:
+            self.worker.stop(10)
+        elif self._has_errors():
+            self._cycle(time.time_ns(), final=True)  # the thread had no time to start
         deadline = time.monotonic() + self.shutdown_grace_s
         for sender in self.senders:
             sender.request_stop(deadline)
@@ -182,40 +185,30 @@ class AlertEngine:
         if self._bp_raised:  # this process no longer stands behind its banner
             self._set_flag(time.time_ns(), raised=False, depth=self.queue_depth())
         self.state.shutdown()
-        _live.discard(self)
+
+    def _has_errors(self) -> bool:
+        with self._lock:
+            return bool(self._inbox)
 
     def idle(self) -> bool:
         """Nothing waiting: no error to judge, no alert pending, no outcome unwritten."""
-        with self._lock:
-            inbox = bool(self._inbox)
-        return not inbox and self.state.idle() and all(s.idle() for s in self.senders)
+        return not self._has_errors() and self.state.idle() and all(
+            s.idle() for s in self.senders)
 
     def after_fork_in_child(self) -> None:
-        self._init_state()
-        self.state.after_fork_in_child()
-        for sender in self.senders:
-            sender.after_fork_in_child()
-        self._thread = threading.Thread(target=self._run, name="otel-monitor-alerts",
-                                        daemon=True)
-        self._thread.start()
+        """At fork, in the child: watch there too if the parent did (the child's feeds
+        tick without telling anyone)."""
+        if self.worker.was_started:
+            self.start()
 
-    # -- the engine thread --------------------------------------------------------------
+    # -- the engine's job --------------------------------------------------------------
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(self.check_interval_s)
-            self._wake.clear()
-            stopping = self._stopping
-            try:
-                self._cycle(time.time_ns())
-            except Exception:
-                _log.warning("otel-monitor: alert engine cycle failed", exc_info=True)
-            if stopping:
-                return
+    def _cycle_job(self, *, final: bool, flushing: bool) -> None:
+        self._cycle(time.time_ns(), final=final)
 
-    def _cycle(self, now: int) -> None:
+    def _cycle(self, now: int, final: bool = False) -> None:
         self._take_errors(now)
-        self._flush_groups(now)
+        self._flush_groups(now, final)
         self._check_feeds(now)
         self._check_backpressure(now)
 
@@ -251,9 +244,9 @@ class AlertEngine:
                 if group.since_ns is None:
                     group.since_ns = end_ns
 
-    def _flush_groups(self, now: int) -> None:
+    def _flush_groups(self, now: int, final: bool) -> None:
         for key, group in list(self._groups.items()):
-            if now < group.window_end_ns and not self._stopping:
+            if now < group.window_end_ns and not final:
                 continue
             if group.pending and group.last is not None:
                 self._dispatch(self._exception_alert(group.last, group.pending, group.since_ns,
@@ -313,7 +306,7 @@ class AlertEngine:
 
     def _check_feeds(self, now: int) -> None:
         default = self.settings.feed_stale_after_s
-        for f in list(_feeds.FEEDS.values()):
+        for f in list(self.feeds.feeds.values()):
             last = f.last_ns
             if not last:
                 continue  # watched from its first tick in this process
@@ -335,7 +328,7 @@ class AlertEngine:
 
     def _feed_alert(self, f: Any, action: str, now: int, last_ok: int,
                     threshold: float) -> Alert:
-        readers = sorted({p for feed, p, *_ in feed_edges() if feed == f.name})
+        readers = sorted({p for feed, p, *_ in self.feeds.edges() if feed == f.name})
         fields: dict[str, Any] = {}
         if action == TRIGGER:
             age = (now - last_ok) / _NS
@@ -405,14 +398,3 @@ class AlertEngine:
                      service=self.service_name, host=self.host, pid=self.pid,
                      fields={"Queue depth": f"{depth:,}"})
 
-
-_live: "weakref.WeakSet[AlertEngine]" = weakref.WeakSet()
-
-
-def _reinit_after_fork() -> None:
-    for engine in list(_live):
-        engine.after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reinit_after_fork)

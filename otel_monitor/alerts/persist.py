@@ -1,25 +1,22 @@
-"""StateWriter: the thread that writes what the alert engine knows to the store.
+"""StateWriter: the worker that writes what the alert engine knows to the store.
 
 Feeds (every ``PERSIST_INTERVAL_S``, and at once when one goes stale or recovers),
 new feed -> process edges, the backpressure flag, and the outcome of every alert
-delivery. It is a thread of its own so that the engine, which applies the rules
-and hands alerts to the senders, never waits on SQLite: the writer thread of a
-busy application holds the store's write lock much of the time.
+delivery. It is a ``BackgroundWorker`` of its own ("otel-monitor-state") so that
+the engine, which applies the rules and hands alerts to the senders, never waits on
+SQLite: the writer thread of a busy application holds the store's write lock much
+of the time.
 """
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
-from collections import deque
-from typing import Any
+from typing import Any, Mapping, Protocol
 
 from exporters.errors import StoreError
-from exporters.records import SITES
 from exporters.state import FLAG_BACKPRESSURE, AlertRecord, FeedState, StateStore
-
-from .. import _feeds
+from exporters.worker import BackgroundWorker
 
 _log = logging.getLogger("otel_monitor")
 
@@ -33,33 +30,43 @@ _NS = 1_000_000_000
 Edge = tuple[str, str, bool, bool]  # (feed, process, declared, called)
 
 
-def feed_edges() -> set[Edge]:
-    """Every feed -> process edge this process knows: declared by ``@monitor(feeds=…)``
-    (or ``@monitor`` over a tick handler), or seen by the writer thread (called)."""
-    edges = {(feed, process, False, True) for feed, process in _feeds.CALLED_EDGES.copy()}
-    for site in list(SITES.values()):
-        for feed in site.feeds:
-            edges.add((feed, site.process, True, False))
-    return edges
+class FeedLike(Protocol):
+    name: str
+    interval_s: float | None
+    stale_after_s: float | None
+    last_ns: int
+    ticks: int
+
+
+class FeedBook(Protocol):
+    """The feeds of this process and their edges (``otel_monitor._feeds.FeedRegistry``)."""
+
+    feeds: Mapping[str, FeedLike]
+
+    def edges(self) -> set[Edge]:
+        """Every feed -> process edge known: declared, or called in a handler."""
 
 
 class StateWriter:
-    def __init__(self, db_path: str, *, service_name: str | None, default_stale_after_s: float,
-                 retention_hours: float) -> None:
+    def __init__(self, db_path: str, feeds: FeedBook, *, service_name: str | None,
+                 default_stale_after_s: float, retention_hours: float) -> None:
         self.db_path = db_path
+        self.feeds = feeds
         self.service_name = service_name
         self.default_stale_after_s = default_stale_after_s
         self.retention_ns = int(retention_hours * 3600 * _NS)
+        # Its inbox: delivery outcomes waiting to be written.
+        self.worker = BackgroundWorker("otel-monitor-state", self._cycle,
+                                       interval_s=CHECK_INTERVAL_S, inbox_size=MAX_RESULTS,
+                                       on_fork=self._init_state)
+        self._results = self.worker.inbox
         self._init_state()
 
     def _init_state(self) -> None:
+        """Also in a forked child: the inherited connection is the parent's, left alone."""
         self.stale: set[str] = set()  # feeds the engine judges stale (it alone writes it)
-        self._results: deque[AlertRecord] = deque()
         self._flag: dict[str, Any] | None = None
         self._persist_now = False
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
         self._store: StateStore | None = None
         self._store_failed = False
         self._edges_written: set[Edge] = set()
@@ -70,18 +77,18 @@ class StateWriter:
     # -- what the engine and the senders hand over -------------------------------------
 
     def add_result(self, record: AlertRecord) -> None:
-        if len(self._results) < MAX_RESULTS:
-            self._results.append(record)
-            self._wake.set()
+        self.worker.put(record)
 
     def set_flag(self, *, raised: bool, since_ns: int | None, value: float,
                  message: str | None) -> None:
+        self.worker.reset_if_forked()  # first: a forked child's reset would drop this
         self._flag = dict(raised=raised, since_ns=since_ns, value=value, message=message)
-        self._wake.set()
+        self.worker.wake()
 
     def persist_soon(self) -> None:
+        self.worker.reset_if_forked()  # first: a forked child's reset would drop this
         self._persist_now = True
-        self._wake.set()
+        self.worker.wake()
 
     def idle(self) -> bool:
         return not self._results and self._flag is None and not self._persist_now
@@ -89,37 +96,21 @@ class StateWriter:
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="otel-monitor-state",
-                                        daemon=True)
-        self._thread.start()
+        """Persist feeds from now on (idempotent)."""
+        if not self.worker.running:
+            self.worker.wake()
 
     def shutdown(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(10)
-        if thread is None or not thread.is_alive():
+        if self._pid != os.getpid():  # a forked child that never used it
+            self._init_state()
+        if self.worker.stop(10):
             self._pass(time.time_ns(), final=True)  # what came in while it stopped
-        if self._store is not None and self._pid == os.getpid():
+        if self._store is not None:
             self._store.close()
         self._store = None
 
-    def after_fork_in_child(self) -> None:
-        self._init_state()  # the inherited connection is the parent's: left alone
-        self.start()
-
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(CHECK_INTERVAL_S)
-            self._wake.clear()
-            stopping = self._stopping
-            try:
-                self._pass(time.time_ns(), final=stopping)
-            except Exception:
-                _log.warning("otel-monitor: writing alert state failed", exc_info=True)
-            if stopping:
-                return
+    def _cycle(self, *, final: bool, flushing: bool) -> None:
+        self._pass(time.time_ns(), final=final)
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -158,8 +149,8 @@ class StateWriter:
             _log.debug("otel-monitor: backpressure flag not written yet", exc_info=True)
 
     def _persist(self, now: int, final: bool) -> None:
-        feeds = list(_feeds.FEEDS.values())
-        new_edges = feed_edges() - self._edges_written
+        feeds = list(self.feeds.feeds.values())
+        new_edges = self.feeds.edges() - self._edges_written
         if not feeds and not new_edges:
             return
         store = self._open()

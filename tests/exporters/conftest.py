@@ -20,13 +20,11 @@ def db_path(tmp_path: Path) -> str:
 @pytest.fixture
 def otel_pipeline(db_path: str):
     """Factory: a private TracerProvider (never the global one) whose spans go through a
-    plain SDK BatchSpanProcessor into a SQLiteSpanExporter on ``db_path``. The exporter's
-    own retention keeps everything (spans dated years ago stay put) unless a test passes
-    ``retention_hours``."""
+    plain SDK BatchSpanProcessor into a SQLiteSpanExporter on ``db_path``. The exporter
+    purges nothing (no retention runs here): spans dated years ago stay put."""
     providers: list[TracerProvider] = []
 
     def make(service_name: str = "checkout", id_generator=None, **exporter_kwargs):
-        exporter_kwargs.setdefault("retention_hours", 1_000_000)
         exporter = SQLiteSpanExporter(db_path, **exporter_kwargs)
         kwargs = {"resource": Resource.create({"service.name": service_name})}
         if id_generator is not None:

@@ -26,7 +26,7 @@ def _export_at(tracer, key: str, start_ns: int) -> None:
 
 
 def _export_one(exporter: SQLiteSpanExporter) -> None:
-    """One span through the exporter: its first export starts its retention worker."""
+    """One span through the exporter."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     with provider.get_tracer("t").start_as_current_span("work"):
@@ -106,10 +106,12 @@ def test_store_purge_deletes_calls_started_before_the_cutoff_with_their_data(db_
     assert scalar(db_path, "SELECT count(*) FROM data_values") == 1000
 
 
-def test_exporter_purges_by_itself_every_configured_purge_interval(db_path):
+def test_store_owner_purges_by_itself_every_configured_purge_interval(db_path):
     now = time.time_ns()
     store = SpanStore(db_path)
-    exporter = SQLiteSpanExporter(db_path, retention_hours=1, purge_interval_s=0.2)
+    exporter = SQLiteSpanExporter(db_path)
+    retention = RetentionWorker(db_path, retention_hours=1, interval_s=0.2)
+    retention.start()
     try:
         first_old = insert_calls(store, [now - 2 * HOUR_NS] * 50, key_prefix="a")
         young = insert_calls(store, [now - 30 * MINUTE_NS] * 5, key_prefix="young")
@@ -119,6 +121,7 @@ def test_exporter_purges_by_itself_every_configured_purge_interval(db_path):
         assert wait_until(lambda: not set(second_old) & set(stored_keys(db_path)), timeout=3)
         assert set(young) <= set(stored_keys(db_path))
     finally:
+        retention.stop()
         exporter.shutdown()
         store.close()
 
@@ -128,7 +131,9 @@ def test_default_purge_interval_does_not_purge_again_within_a_second(db_path):
     after the first pass are still there a second later."""
     now = time.time_ns()
     store = SpanStore(db_path)
-    exporter = SQLiteSpanExporter(db_path, retention_hours=1)
+    exporter = SQLiteSpanExporter(db_path)
+    retention = RetentionWorker(db_path, retention_hours=1)
+    retention.start()
     try:
         _export_one(exporter)
         assert wait_until(lambda: scalar(
@@ -137,6 +142,7 @@ def test_default_purge_interval_does_not_purge_again_within_a_second(db_path):
         time.sleep(1.0)
         assert set(late_old) <= set(stored_keys(db_path))
     finally:
+        retention.stop()
         exporter.shutdown()
         store.close()
 
@@ -174,17 +180,20 @@ def test_size_cap_is_not_applied_when_under_it(db_path):
     assert set(stored_keys(db_path)) == set(keys)
 
 
-def test_exporter_max_db_bytes_reaches_the_purge(db_path):
+def test_retention_max_bytes_reaches_the_purge(db_path):
     store = SpanStore(db_path)
     try:
         now = time.time_ns()
         insert_calls(store, [now - (10_000 - i) * 1000 for i in range(10_000)])
         cap = store.used_bytes() // 3
-        exporter = SQLiteSpanExporter(db_path, max_db_bytes=cap, purge_interval_s=0.2)
+        exporter = SQLiteSpanExporter(db_path)
+        retention = RetentionWorker(db_path, max_bytes=cap, interval_s=0.2)
+        retention.start()
         try:
             _export_one(exporter)
             assert wait_until(lambda: store.used_bytes() <= cap, timeout=5)
         finally:
+            retention.stop()
             exporter.shutdown()
     finally:
         store.close()

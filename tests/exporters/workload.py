@@ -50,9 +50,9 @@ def pool_job(tag: str) -> str:
 def _pending() -> int:
     """Calls recorded but not yet written (a premise the fork tests check: the parent
     still has calls queued when it forks)."""
-    from otel_monitor._runtime import RUNTIME
+    from otel_monitor.pipeline import PIPELINE
 
-    return len(RUNTIME.processor.queue) if RUNTIME.processor is not None else 0
+    return len(PIPELINE.processor.queue) if PIPELINE.processor is not None else 0
 
 
 def _configure_if_asked() -> None:
@@ -107,7 +107,7 @@ def main(argv: list[str]) -> int:
         import signal
         import threading
 
-        from otel_monitor._runtime import RUNTIME
+        from otel_monitor.pipeline import PIPELINE
 
         _configure_if_asked()
         calls("parent", 5)
@@ -133,7 +133,7 @@ def main(argv: list[str]) -> int:
                 return in_event_set if frame.f_code is event_set.__code__ else None
 
             sys.settrace(trace)
-            RUNTIME.processor.force_flush()  # what the multiprocessing exit finalizer runs
+            PIPELINE.processor.force_flush()  # what the multiprocessing exit finalizer runs
             sys.settrace(None)
             os._exit(0)
         deadline = time.monotonic() + 5

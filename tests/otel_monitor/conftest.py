@@ -31,16 +31,17 @@ def store(store_path) -> Store:
 def _fresh_feeds():
     """Feeds are process-wide: each test starts with none and leaves none behind (a feed
     a test stopped ticking would go stale, and alert, in the next test)."""
-    from otel_monitor import _feeds
+    from otel_monitor.pipeline import PIPELINE
 
-    saved, edges = dict(_feeds.FEEDS), set(_feeds.CALLED_EDGES)
-    _feeds.FEEDS.clear()
-    _feeds.CALLED_EDGES.clear()
+    registry = PIPELINE.feeds
+    saved, edges = dict(registry.feeds), set(registry.called_edges)
+    registry.feeds.clear()
+    registry.called_edges.clear()
     yield
-    _feeds.FEEDS.clear()
-    _feeds.FEEDS.update(saved)
-    _feeds.CALLED_EDGES.clear()
-    _feeds.CALLED_EDGES.update(edges)
+    registry.feeds.clear()
+    registry.feeds.update(saved)
+    registry.called_edges.clear()
+    registry.called_edges.update(edges)
 
 
 @pytest.fixture

@@ -144,5 +144,5 @@ def test_pending_alerts_are_bounded_the_oldest_dropped_and_counted(alerting, rec
     assert sorted(by_status["failed"]) == ["FeedError0", "FeedError3", "FeedError4"]
     dropped = [r for r in rows if r["status"] == "dropped"]
     assert all("queue full" in r["error"] and r["attempts"] == 0 for r in dropped)
-    from otel_monitor._runtime import RUNTIME
-    assert RUNTIME.alerts.senders[0].dropped == 2
+    from otel_monitor.pipeline import PIPELINE
+    assert PIPELINE.alerts.senders[0].dropped == 2

@@ -12,7 +12,7 @@ import otel_monitor
 from alert_helpers import read, wait_rows
 from monitor_helpers import process_name
 from otel_monitor import feed, monitor, tick
-from otel_monitor import _feeds
+from otel_monitor.pipeline import PIPELINE
 
 FEED_ROWS = "SELECT * FROM feed_status ORDER BY name"
 EDGE_ROWS = "SELECT * FROM feed_edges ORDER BY feed, process"
@@ -33,7 +33,7 @@ def test_a_decorated_handler_ticks_its_feed_and_returns_what_it_returns(store):
     before = time.time_ns()
     assert on_fx({"EURUSD": 1.08}) == 1.08
     assert on_fx({"EURUSD": 1.09}) == 1.09
-    f = _feeds.FEEDS["bbg.fx"]
+    f = PIPELINE.feeds.feeds["bbg.fx"]
     assert f.ticks == 2 and f.last_ns >= before and f.interval_s == 0.5
     assert on_fx.__name__ == "on_fx" and on_fx.__doc__ == "Handle one FX snapshot."
     assert on_fx.__wrapped__ is not None
@@ -49,7 +49,7 @@ def test_a_handler_that_raises_still_ticks_and_raises_unchanged(store):
     with pytest.raises(KeyError) as info:
         on_fx({})
     assert info.value is boom
-    assert _feeds.FEEDS["bbg.fx"].ticks == 1
+    assert PIPELINE.feeds.feeds["bbg.fx"].ticks == 1
 
 
 async def test_an_async_handler_ticks_and_awaits(store):
@@ -59,7 +59,7 @@ async def test_an_async_handler_ticks_and_awaits(store):
         return q * 2
 
     assert await on_quote(21) == 42
-    assert _feeds.FEEDS["ws.quotes"].ticks == 1
+    assert PIPELINE.feeds.feeds["ws.quotes"].ticks == 1
 
 
 def test_methods_static_and_class_methods_can_be_handlers(store):
@@ -80,27 +80,27 @@ def test_methods_static_and_class_methods_can_be_handlers(store):
 
     s = Session()
     assert s.on(1) == (s, 1) and Session.on_static(2) == 2 and Session.on_class(3) == (Session, 3)
-    assert [_feeds.FEEDS[n].ticks for n in ("a.method", "a.static", "a.class")] == [1, 1, 1]
+    assert [PIPELINE.feeds.feeds[n].ticks for n in ("a.method", "a.static", "a.class")] == [1, 1, 1]
 
 
 def test_tick_records_an_update_declaring_the_feed_if_new(store):
     tick("refinitiv.rates")
     tick("refinitiv.rates")
-    f = _feeds.FEEDS["refinitiv.rates"]
+    f = PIPELINE.feeds.feeds["refinitiv.rates"]
     assert f.ticks == 2 and f.interval_s is None and f.stale_after_s is None
 
 
 def test_feed_called_alone_declares_a_feed_for_tick(store):
     feed("refinitiv.rates", interval_s=1.0, stale_after_s=3.0)
     tick("refinitiv.rates")
-    f = _feeds.FEEDS["refinitiv.rates"]
+    f = PIPELINE.feeds.feeds["refinitiv.rates"]
     assert (f.interval_s, f.stale_after_s, f.ticks) == (1.0, 3.0, 1)
 
 
 def test_tick_never_raises_into_the_caller(store):
     tick("")     # not a feed name: ignored
     tick(None)   # type: ignore[arg-type]
-    assert "" not in _feeds.FEEDS
+    assert "" not in PIPELINE.feeds.feeds
 
 
 @pytest.mark.parametrize("bad", [dict(interval_s=0), dict(interval_s=-1.0),
@@ -139,7 +139,7 @@ def test_feeds_reach_the_store_within_a_second_for_another_process_to_read(store
     for i in range(3):
         on_fx(i)
     tick("refinitiv.rates")
-    last = _feeds.FEEDS["bbg.fx"].last_ns
+    last = PIPELINE.feeds.feeds["bbg.fx"].last_ns
     rows = wait_rows(store.path, FEED_ROWS,  # written every writer cycle
                      lambda r: {x["name"] for x in r} == {"bbg.fx", "refinitiv.rates"}, timeout=3)
     fx = rows[0]
@@ -245,4 +245,4 @@ def test_a_monitored_handler_is_an_edge_of_its_feed_whichever_decorator_is_outsi
     wait_rows(store.path, EDGE_ROWS, lambda r: len(r) == 1, timeout=3)
     [(key, _)] = _edges(store.path).items()
     assert key == ("bbg.eq", process_name(handler))
-    assert _feeds.FEEDS["bbg.eq"].ticks == 1
+    assert PIPELINE.feeds.feeds["bbg.eq"].ticks == 1

@@ -14,7 +14,7 @@ import otel_monitor
 from exporters.queries import TraceQueries
 from monitor_helpers import Store
 from otel_monitor import ConfigError, monitor
-from otel_monitor._runtime import RUNTIME
+from otel_monitor.pipeline import PIPELINE
 
 
 @monitor("dual", otel_span=True)
@@ -47,7 +47,7 @@ def test_collector_down_sqlite_keeps_every_call_and_health_counts_failures(
     otel_monitor.configure(db_path=db, flush_interval_s=0.05, otlp_protocol=protocol,
                            otlp_endpoint=f"http://127.0.0.1:{_closed_port()}")
     try:
-        assert RUNTIME.otlp is not None
+        assert PIPELINE.otlp is not None
         results = [quote("EURUSD", i) for i in range(50)]  # none raises
         assert results == [i * 2 for i in range(50)]
         store = Store(db)

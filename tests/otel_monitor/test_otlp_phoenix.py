@@ -28,7 +28,7 @@ import pytest
 
 import otel_monitor
 from otel_monitor import monitor
-from otel_monitor._runtime import RUNTIME
+from otel_monitor.pipeline import PIPELINE
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOENIX_BIN = ROOT / ".venv-phoenix" / "bin" / "phoenix"
@@ -227,13 +227,13 @@ def test_a_stalled_backend_does_not_hold_the_application_up(phoenix, tmp_path, m
         try:
             results = [tagged(tag, i) for i in range(200)]
             # Every call returned while not one export could have been answered.
-            assert RUNTIME.otlp.health()["otlp_exported"] == 0
+            assert PIPELINE.otlp.health()["otlp_exported"] == 0
         finally:
             phoenix.proc.send_signal(signal.SIGCONT)
         assert results == list(range(200))
         assert otel_monitor.force_flush(30)
-        assert RUNTIME.otlp.force_flush(60_000)  # the backend is back: all of it goes
-        assert RUNTIME.otlp.health() == {"otlp_exported": 200, "otlp_failed": 0}
+        assert PIPELINE.otlp.force_flush(60_000)  # the backend is back: all of it goes
+        assert PIPELINE.otlp.health() == {"otlp_exported": 200, "otlp_failed": 0}
         assert_same_calls(_tagged_calls(db, tag), _tagged_spans(phoenix, tag, 200))
     finally:
         otel_monitor.shutdown()
@@ -251,7 +251,7 @@ def test_a_store_that_cannot_be_written_does_not_hold_otlp_back(phoenix, tmp_pat
         try:
             for i in range(20):
                 tagged(tag, i)
-            assert RUNTIME.otlp.force_flush(60_000)
+            assert PIPELINE.otlp.force_flush(60_000)
             in_phoenix = _tagged_spans(phoenix, tag, 20)
             assert len(in_phoenix) == 20
             assert _tagged_calls(db, tag) == {}  # none written to SQLite yet

@@ -1,8 +1,24 @@
-"""The process-wide pipeline: settings, the SQLite exporter, the writer, the tracer.
+"""The pipeline: what a monitored call goes through, and who owns each part.
 
-``configure`` builds it; the first monitored call builds it from the environment
-when nobody called ``configure``. The queue the decorator appends to is created
-once at import and lives as long as the process, so wrappers can hold it.
+A ``Pipeline`` owns the call queue, the registries (call sites, feeds and their
+edges), the writer (``MonitorSpanProcessor`` -> ``RecordWriter``), the store's
+retention, the alert engine and the tracer. Recorders, feeds and the engine get
+what they use from it when they are built. ``configure`` (re)builds its parts; the
+first monitored call builds them from the environment when nobody called it.
+
+One process-wide instance, ``PIPELINE``, is what ``@monitor`` and ``@feed`` record
+into. Its queue lives as long as the process, so recorders bind it at decoration.
+
+Threads start only when needed:
+
+* the writer: when the pipeline is configured (``configure()`` or the first
+  monitored call); retention: once the writer has written a first batch (in a
+  forked child too: never while the parent may be opening its store);
+* the alert engine and its state writer: when there is something to watch or to
+  write for the UI: a feed (declared or ticked), a function declaring the feeds it
+  reads, the queue reaching ``backpressure_depth`` (the banner), or a failed call
+  to alert on (a webhook set, ``alert_exceptions`` on);
+* a webhook sender: at its first alert.
 """
 from __future__ import annotations
 
@@ -12,52 +28,73 @@ import multiprocessing
 import os
 import secrets
 import threading
+import weakref
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
-from exporters import MonitorSpanProcessor, SQLiteSpanExporter
+from exporters import MonitorSpanProcessor, RecordWriter, RetentionWorker
 from exporters.errors import ConfigError, OtelMonitorError
+from exporters.records import CallSite
 
 from ._capture import Masker, ValueFormatter
+from ._feeds import FeedRegistry
+from .alerts.engine import AlertEngine
 from .settings import Settings, load_settings
 
 _log = logging.getLogger("otel_monitor")
 
 TRACER_NAME = "otel_monitor"  # reserved: spans of this tracer are the decorator's own
 
-# Appended to by every monitored call (see exporters.records for the layout).
-QUEUE: deque = deque()
 
-
-class Runtime:
-    """What monitored calls need at run time; one instance per process."""
+class Pipeline:
+    """What monitored calls go through; ``PIPELINE`` is the process's."""
 
     def __init__(self) -> None:
+        # Appended to by every monitored call (see exporters.records for the layout).
+        self.queue: deque = deque()
+        # Call sites by process name, filled at decoration: the writer reads a record's
+        # group and the catalog's source code from here.
+        self.sites: dict[str, CallSite] = {}
+        self.feeds = FeedRegistry(self.sites, on_new=self._watch)
         self.ready = False
         # True after shutdown(), or after configuring from the environment failed:
         # calls then run unrecorded until configure() is called again.
         self.stopped = False
         self.settings: Settings | None = None
         self.processor: MonitorSpanProcessor | None = None
-        self.exporter: SQLiteSpanExporter | None = None
+        self.exporter: RecordWriter | None = None
+        self.retention: RetentionWorker | None = None
         self.otlp: Any = None
-        self.alerts: Any = None  # the AlertEngine (feeds, alerts, backpressure)
+        self.alerts: AlertEngine | None = None  # feeds, alerts, backpressure
         # Called on the error path of a failing monitored call (the engine's
         # submit_error) when exception alerts are on; None costs failing calls nothing.
-        self.on_error: Any = None
-        self.on_span_error: Any = None  # the same, for other instrumentation's ERROR spans
+        self.on_error: Callable[..., None] | None = None
+        # The same, for other instrumentation's ERROR spans.
+        self.on_span_error: Callable[[Any], None] | None = None
         self.provider: Any = None
         self.tracer: Any = trace.get_tracer(TRACER_NAME)  # a proxy until configured
         self.max_queue = 100_000
+        # Below this depth a record is appended without a second look; at it, the
+        # record goes through overflow(), which starts the engine's backpressure
+        # watch, then lifts this to max_queue.
+        self.fast_limit = self.max_queue
         self.format = ValueFormatter().format
         self.mask: Masker | None = None
         self._lock = threading.RLock()
         self._atexit_registered = False
+        _live.add(self)
+
+    def register(self, site: CallSite) -> CallSite:
+        """A monitored function, at decoration."""
+        self.sites[site.process] = site
+        if site.feeds:
+            self._watch()
+        return site
 
     def ensure_started(self) -> bool:
         """Configure from the environment on the first monitored call; False when
@@ -86,11 +123,8 @@ class Runtime:
             otlp = self._otlp_processor(settings)  # first: a bad OTLP setting opens nothing
             try:
                 mask = Masker(_mask_key(settings))
-                exporter = SQLiteSpanExporter(
-                    settings.db_path, service_name=service,
-                    retention_hours=settings.retention_hours,
-                    purge_interval_s=settings.purge_interval_s,
-                    max_db_bytes=settings.max_db_bytes)
+                exporter = RecordWriter(settings.db_path, service_name=service,
+                                        sites=self.sites)
             except (OSError, ValueError, OtelMonitorError) as exc:
                 if otlp is not None:
                     otlp.shutdown()
@@ -105,11 +139,18 @@ class Runtime:
             self.format = ValueFormatter(settings.max_value_length).format
             self.mask = mask
             self.max_queue = settings.queue_size
+            self.fast_limit = min(settings.queue_size, settings.backpressure_depth)
             self.exporter = exporter
             self.processor = MonitorSpanProcessor(
-                exporter, queue=QUEUE, max_queue=settings.queue_size,
-                flush_interval_s=settings.flush_interval_s)
+                exporter, queue=self.queue, max_queue=settings.queue_size,
+                flush_interval_s=settings.flush_interval_s,
+                high_water=settings.backpressure_depth, on_high_water=self._deep_queue)
             self.processor.start()
+            self.retention = RetentionWorker(
+                settings.db_path, retention_hours=settings.retention_hours,
+                interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes)
+            # Started by the writer's first batch, on the writer thread.
+            self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)
             if multiprocessing.parent_process() is not None:  # a spawned worker
                 self.processor.flush_on_sigterm()
@@ -142,9 +183,28 @@ class Runtime:
 
         return otlp_processor(settings)
 
-    def record_dropped(self) -> None:
-        if self.processor is not None:
-            self.processor.count_dropped()
+    def overflow(self, record: tuple) -> None:
+        processor = self.processor
+        if processor is not None:
+            processor.submit(record)  # queued below max_queue, else dropped and counted
+
+    def _start_retention(self, batch: list) -> None:
+        retention = self.retention
+        if retention is not None and not retention.worker.running:
+            retention.start()
+
+    def _deep_queue(self) -> None:
+        """The queue reached backpressure_depth: the engine watches it from now on."""
+        self.fast_limit = self.max_queue
+        alerts = self.alerts
+        if alerts is not None:
+            alerts.start()
+
+    def _watch(self) -> None:
+        """A feed or a feed-reading function appeared: the engine watches and persists."""
+        alerts = self.alerts
+        if alerts is not None:
+            alerts.start()
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
         processor = self.processor
@@ -157,26 +217,26 @@ class Runtime:
             self.ready = False
             self.stopped = True
 
-    @staticmethod
-    def _alert_engine(settings: Settings, service: str | None) -> Any:
-        """Built before the old pipeline is stopped: a bad webhook changes nothing."""
-        from .alerts.engine import AlertEngine  # imports httpx only if a webhook is set
+    def _alert_engine(self, settings: Settings, service: str | None) -> AlertEngine:
+        """Built before the old pipeline is stopped: a bad webhook changes nothing.
+        Its threads start when needed (see the module's doc)."""
+        return AlertEngine(settings, self.feeds, service_name=service,
+                           queue_depth=self.queue.__len__)
 
-        return AlertEngine(settings, service_name=service, queue_depth=QUEUE.__len__)
-
-    def _start_alerts(self, alerts: Any) -> None:
-        from ._feeds import observe_batch
-
-        observers = getattr(self.processor, "observers", None)
-        if observers is not None:
-            observers.append(observe_batch)  # feed -> process edges, on the writer thread
-        alerts.start()
+    def _start_alerts(self, alerts: AlertEngine) -> None:
+        assert self.processor is not None
+        # feed -> process edges, on the writer thread
+        self.processor.observers.append(self.feeds.observe_batch)
         self.alerts = alerts
         self.on_error = alerts.submit_error if alerts.wants_errors else None
         self.on_span_error = alerts.submit_span_error if alerts.wants_errors else None
+        if self.feeds:
+            alerts.start()
 
     def _stop_pipeline(self) -> None:
         self.on_error = self.on_span_error = None
+        if self.retention is not None:
+            self.retention.stop()
         for part in (self.processor, self.otlp, self.alerts):
             if part is None:
                 continue
@@ -184,7 +244,22 @@ class Runtime:
                 part.shutdown()
             except Exception:
                 _log.warning("otel-monitor: shutdown failed", exc_info=True)
-        self.processor = self.exporter = self.otlp = self.alerts = None
+        self.processor = self.exporter = self.retention = self.otlp = self.alerts = None
+
+    def after_fork_in_child(self) -> None:
+        """At fork, in the child, before it records anything: a lock another thread
+        held stays held; the parent writes what it had queued and owns its feeds'
+        ticks; the child writes its own calls from now on. (The workers themselves
+        restart lazily; the writer is started here because the child's records are
+        written without anyone calling it.)"""
+        self._lock = threading.RLock()
+        self.feeds.after_fork_in_child()
+        if self.processor is not None:
+            self.processor.after_fork_in_child()
+            self.processor.start()
+            self.processor.flush_on_sigterm()
+        if self.alerts is not None:
+            self.alerts.after_fork_in_child()
 
 
 class _Switch:
@@ -192,26 +267,26 @@ class _Switch:
     cannot remove a processor, so reconfiguring swaps what this one forwards to:
     the SQLite pipeline, and the OTLP processor when dual-writing."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
 
     def on_start(self, span: Any, parent_context: Any = None) -> None:
-        otlp = self._runtime.otlp
+        otlp = self._pipeline.otlp
         if otlp is not None:
             otlp.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: Any) -> None:
-        runtime = self._runtime
-        if runtime.otlp is not None:
-            runtime.otlp.on_end(span)
-        processor = runtime.processor
+        pipeline = self._pipeline
+        if pipeline.otlp is not None:
+            pipeline.otlp.on_end(span)
+        processor = pipeline.processor
         if processor is None:
             return
         # The decorator's own spans reach SQLite as records already (see SpanRecorder).
         scope = span.instrumentation_scope
         if scope is None or scope.name != TRACER_NAME:
             processor.on_end(span)
-            sink = runtime.on_span_error
+            sink = pipeline.on_span_error
             if sink is not None and span.status.status_code is StatusCode.ERROR:
                 try:  # runs on the application's thread, inside its span.end()
                     sink(span)
@@ -223,12 +298,12 @@ class _Switch:
         pass
 
     def shutdown(self) -> None:
-        self._runtime.shutdown()
+        self._pipeline.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        otlp = self._runtime.otlp
+        otlp = self._pipeline.otlp
         ok = otlp.force_flush(timeout_millis) if otlp is not None else True
-        return self._runtime.force_flush(timeout_millis / 1000) and ok
+        return self._pipeline.force_flush(timeout_millis / 1000) and ok
 
 
 def _mask_key(settings: Settings) -> bytes:
@@ -263,8 +338,17 @@ def _mask_key(settings: Settings) -> bytes:
         return fh.read().strip()
 
 
-RUNTIME = Runtime()
+_live: "weakref.WeakSet[Pipeline]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pipeline in list(_live):
+        pipeline.after_fork_in_child()
+
 
 if hasattr(os, "register_at_fork"):
-    # A lock held by another thread at fork time would stay held in the child forever.
-    os.register_at_fork(after_in_child=lambda: setattr(RUNTIME, "_lock", threading.RLock()))
+    # The queue must be emptied of the parent's records at the fork itself, before the
+    # child appends its own: a lazy check later could not tell them apart.
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+PIPELINE = Pipeline()

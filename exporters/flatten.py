@@ -1,0 +1,159 @@
+"""Span -> rows: the flattening shared by the SQLite exporter (``ReadableSpan``\\ s), the
+decorator's writer (compact call records, ``records.py``) and OTLP ingest.
+
+A call becomes one row of ``SpanStore.insert_calls``'s ``calls`` and one row of its
+``data`` per input and for the output. ``rows_of`` does it for a batch (records,
+spans, or both) against a store; ``sqlite_exporter`` writes them.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
+
+from . import columns as C
+from .records import CallSite, error_texts, scalar_text, storable
+from .store import ProcessEntry, SpanStore
+
+_SIGN = 1 << 64
+_MAX_SIGNED = (1 << 63) - 1
+_INPUT_PREFIX_LEN = len(C.ATTR_INPUT_PREFIX)
+
+
+def signed_id(span_id: int) -> int:
+    """A 64-bit span id as the store keeps it (SQLite's INTEGER is signed)."""
+    return span_id - _SIGN if span_id > _MAX_SIGNED else span_id
+
+
+def attribute_text(value: Any) -> str:
+    """The Data Value text of an OTel attribute value."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (tuple, list)):
+        return repr(list(value))
+    return repr(value)
+
+
+def span_fields(span: ReadableSpan) -> tuple:
+    """A span's fields in the order ``flatten`` reads them (records carry them ready)."""
+    attrs = span.attributes or {}
+    ctx = span.context
+    local_parent = attrs.get(C.ATTR_LOCAL_PARENT)
+    if local_parent:
+        psid = int(str(local_parent), 16)
+    else:
+        psid = span.parent.span_id if span.parent is not None else None
+    failed = span.status.status_code is StatusCode.ERROR
+    outcome = attrs.get(C.ATTR_OUTCOME) or (C.OUTCOME_ERROR if failed else C.OUTCOME_OK)
+    err_type = err_text = None
+    if failed or outcome != C.OUTCOME_OK:
+        for event in reversed(span.events):
+            if event.name == "exception":
+                ea = event.attributes or {}
+                err_type = ea.get("exception.type")
+                err_text = ea.get("exception.stacktrace") or ea.get("exception.message")
+                break
+        if err_text is None and failed:
+            err_text = span.status.description or "ERROR"
+    inputs = [(k[_INPUT_PREFIX_LEN:], attribute_text(v)) for k, v in attrs.items()
+              if k.startswith(C.ATTR_INPUT_PREFIX)]
+    output = attrs.get(C.ATTR_OUTPUT_RETURN)
+    resource = getattr(span, "resource", None)
+    svc = resource.attributes.get("service.name") if resource is not None else None
+    start = span.start_time or 0
+    end = span.end_time or start
+    return (span.name, attrs.get(C.ATTR_PROCESS_GROUP), ctx.trace_id, ctx.span_id,
+            psid, start, end, str(outcome), err_type,
+            storable(str(err_text)) if err_text is not None else None,
+            inputs, None if output is None else attribute_text(output), svc)
+
+
+def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list[ProcessEntry]:
+    """The process names of a batch, with their groups."""
+    seen: dict[str, ProcessEntry] = {}
+    for item in items:
+        if type(item) is tuple:
+            name = item[0]
+            if name not in seen:
+                site = sites.get(name)
+                seen[name] = ProcessEntry(name, site.process_group if site else None)
+        elif item.name not in seen:
+            group = (item.attributes or {}).get(C.ATTR_PROCESS_GROUP)
+            seen[item.name] = ProcessEntry(item.name, group)
+    return list(seen.values())
+
+
+def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mapping[str, Any],
+            service_name: str | None) -> tuple[list, list]:
+    """Flat ``calls`` and ``data`` rows for ``SpanStore.insert_calls``.
+
+    This loop runs once per call written, on the writer thread, competing with
+    the application for the GIL: it allocates as little as it can per row.
+    """
+    calls: list = []
+    data: list = []
+    pid = os.getpid()
+    service = service_name
+    trace_hex: dict[int, str] = {}
+    ok, err, error_outcome = C.OK, C.ERR, C.OUTCOME_ERROR
+    input_, output_, return_ = C.INPUT, C.OUTPUT, C.RETURN
+    for i, item in enumerate(items):
+        if type(item) is tuple:
+            name, tid, sid, psid, start, end, outcome, error, inputs, output = item
+            group, svc = groups[name], service
+            err_type = err_text = None
+            if error is not None:
+                err_type, err_text, _ = error_texts(error)
+            pairs = zip(*inputs) if inputs else ()
+        else:
+            (name, group, tid, sid, psid, start, end, outcome, err_type, err_text,
+             pairs, output, svc) = span_fields(item)
+            svc = svc or service
+        th = trace_hex.get(tid)
+        if th is None:
+            th = trace_hex[tid] = "%032x" % tid
+        calls += (i, sid - _SIGN if sid > _MAX_SIGNED else sid, th,
+                  (psid - _SIGN if psid > _MAX_SIGNED else psid) if psid else None,
+                  start, (end - start) / 1e6, process_ids[name], group, svc,
+                  err if outcome == error_outcome else ok, outcome, err_type, err_text, pid)
+        seq = 0
+        for seq, (data_name, value) in enumerate(pairs, 1):
+            if type(value) is not str:
+                value = scalar_text(value)
+            data += (i, seq - 1, data_name, input_, value)
+        if output is not None:
+            if type(output) is not str:
+                output = scalar_text(output)
+            data += (i, seq, return_, output_, output)
+    return calls, data
+
+
+def catalog_entries(names: Any, sites: Mapping[str, CallSite],
+                    cataloged: set[str]) -> list[ProcessEntry]:
+    """Catalog rows (source, file, line) for monitored functions not cataloged yet; a name
+    with no call site (other instrumentation's span) is marked done with none."""
+    entries = []
+    for name in names - cataloged:
+        site = sites.get(name)
+        if site is None:
+            cataloged.add(name)
+            continue
+        entries.append(ProcessEntry(name, site.process_group, site.file, site.line,
+                                    site.source(), ",".join(site.feeds) or None))
+    return entries
+
+
+def rows_of(store: SpanStore, items: Sequence[Any], sites: Mapping[str, CallSite], *,
+                  service_name: str | None = None,
+                  cataloged: set[str] | None = None) -> tuple[list, list, list]:
+    """Flatten ``items`` (call records and/or ReadableSpans) against ``store``: returns the
+    ``calls`` and ``data`` rows for ``store.insert_calls`` and the catalog entries of
+    processes not in ``cataloged`` yet (the caller writes them, then adds their names)."""
+    entries = process_entries(items, sites)
+    process_ids = store.process_ids(entries)
+    calls, data = flatten(items, process_ids, {e.name: e.process_group for e in entries},
+                          service_name)
+    return calls, data, catalog_entries(process_ids.keys(), sites,
+                                        set() if cataloged is None else cataloged)

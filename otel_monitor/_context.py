@@ -1,0 +1,14 @@
+"""The innermost monitored call, shared by the recorders and the feed handlers.
+
+``CURRENT`` holds ``(trace_id, span_id, is_local)`` of the innermost monitored call
+(or a feed handler's marker, see ``_feeds``); None outside any.
+"""
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+from opentelemetry import trace
+
+CURRENT: ContextVar[tuple | None] = ContextVar("otel_monitor_current_call", default=None)
+
+get_current_span = trace.get_current_span
