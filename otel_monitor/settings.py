@@ -23,7 +23,7 @@ from typing import Any, Callable, Literal, Mapping
 
 from exporters.errors import ConfigError
 
-from .alerts.targets import parse_webhooks
+from .webhooks import parse_webhooks
 
 Source = Literal["argument", "environment", "default"]
 SECRET_SHOWN = "•••"

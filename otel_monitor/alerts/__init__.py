@@ -1,13 +1,13 @@
 """Alerts: the rules (unhandled exception, feed lag, queue backpressure), the engine
 that applies them off the hot path, and the webhooks (Slack, PagerDuty) it posts to.
 
-    targets.py    which webhook URLs are Slack and which PagerDuty; routing keys
     model.py      an Alert: what every rule produces
     payloads.py   Slack incoming-webhook and PagerDuty Events API v2 bodies
     delivery.py   one sender worker per webhook (httpx): timeouts, retries, a bounded queue
     engine.py     the rules: a worker of the instrumented process, storms grouped
     persist.py    the worker that writes feeds, edges, flags and alert outcomes to the store
 
-Of these only targets.py is imported by ``import otel_monitor`` (``otel_monitor.settings``
-checks webhook URLs with it); httpx is imported only when a webhook is configured.
+Which webhook URLs are Slack and which PagerDuty is ``otel_monitor.webhooks`` (the
+settings check URLs with it, so it sits beside them). httpx is imported only when a
+webhook is configured.
 """

@@ -30,7 +30,7 @@ from exporters.worker import BackgroundWorker
 
 from .model import Alert
 from .payloads import pagerduty_body, slack_body
-from .targets import PAGERDUTY, Target
+from ..webhooks import PAGERDUTY, Target
 
 _log = logging.getLogger("otel_monitor")
 

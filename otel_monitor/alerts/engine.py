@@ -40,7 +40,7 @@ from .delivery import WebhookSender
 from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, dedup_key,
                     iso, traceback_excerpt, ui_link)
 from .persist import FeedBook, StateWriter
-from .targets import Target, parse_webhooks
+from ..webhooks import Target, parse_webhooks
 
 _log = logging.getLogger("otel_monitor")
 

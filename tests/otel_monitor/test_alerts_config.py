@@ -13,7 +13,7 @@ import otel_monitor
 from alert_helpers import PD, SLACK
 from otel_monitor import ConfigError, monitor
 from otel_monitor.settings import load_settings
-from otel_monitor.alerts.targets import PAGERDUTY, SLACK as SLACK_KIND, parse_webhook
+from otel_monitor.webhooks import PAGERDUTY, SLACK as SLACK_KIND, parse_webhook
 from webhook_receiver import closed_port_url
 
 ROOT = Path(__file__).resolve().parents[2]
