@@ -5,6 +5,8 @@
     otel-monitor tail [--db PATH] [--process NAME] [--errors] [--follow] [-n N]
     otel-monitor serve [--db PATH] [--host 127.0.0.1] [--port 8050]
     otel-monitor config [--db PATH] [--set NAME=VALUE]... [--markdown]
+    otel-monitor config check [PATH]...
+    otel-monitor merge SOURCE... [--into PATH] [--keep-all] [--dry-run] [--json]
     otel-monitor --version
 
 Each module has ``add_parser(commands)``, which registers its subcommand with its
