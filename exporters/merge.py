@@ -171,38 +171,38 @@ def _brief_calls(db: Database, chunk: int, result: SourceResult) -> Iterator[lis
     while True:
         keyset = "" if after is None else "WHERE (ts, process) > (?, ?)"
         heads = db.execute(
-            f"SELECT ts, process, status, duration_ms, exception, {start_ns} AS start_ns "
+            f"SELECT ts, process, status, duration_ms, exception, {start_ns} "
             f"FROM process_trace {keyset} ORDER BY ts, process LIMIT ?",
             [*(after or ()), chunk])
-        last = (heads[-1]["ts"], heads[-1]["process"]) if len(heads) == chunk else None
+        last = (heads[-1][0], heads[-1][1]) if len(heads) == chunk else None
         where = [] if after is None else ["(ts, process) > (?, ?)"]
         if last is not None:
             where.append("(ts, process) <= (?, ?)")
         rows = db.execute(
-            f"SELECT ts, process, data, data_type, data_value, status, exception, "
-            f"{start_ns} AS start_ns FROM data_trace "
+            "SELECT ts, process, data, data_type, data_value, status, exception FROM data_trace "
             f"{'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY ts, process, rowid",
             [*(after or ()), *(last or ())])
         if heads or rows:
-            yield _brief_chunk(heads, rows, result)
+            yield _brief_chunk(db, heads, rows, result)
         if last is None:
             return
         after = last
 
 
-def _brief_chunk(heads: list[Row], rows: list[Row], result: SourceResult) -> list[_Call]:
+def _brief_chunk(db: Database, heads: list[Row], rows: list[Row],
+                 result: SourceResult) -> list[_Call]:
+    # (positional access: this runs once per row of a source)
     calls: dict[tuple[str, str], list[Any]] = {}
-    for h in heads:
-        calls[(h["ts"], h["process"])] = [h["status"], h["duration_ms"], h["exception"],
-                                          h["start_ns"], []]
-    for r in rows:
-        key = (r["ts"], r["process"])
-        call = calls.get(key)
+    for ts, process, status, duration, exception, start in heads:
+        calls[(ts, process)] = [status, duration, exception, start, []]
+    for ts, process, data, data_type, value, status, exception in rows:
+        call = calls.get((ts, process))
         if call is None:  # data rows whose process row is missing: a call of their own
-            call = calls[key] = [r["status"], 0.0, r["exception"], r["start_ns"], []]
-        call[4].append((r["data"], r["data_type"], r["data_value"]))
+            start = db.scalar(f"SELECT {BRIEF_TS_NS.format(col='?1')}", (ts,))
+            call = calls[(ts, process)] = [status, 0.0, exception, start, []]
+        call[4].append((data, data_type, value))
     out = []
-    for (ts, process), (status, duration, exception, start_ns, data) in sorted(calls.items()):
+    for (ts, process), (status, duration, exception, start_ns, data) in calls.items():
         if start_ns is None:
             result.unreadable += 1
             continue
