@@ -34,7 +34,7 @@ from typing import Any, Iterator, Protocol, Sequence
 from .database import Database, Row
 from .errors import StoreError
 from .schema import BRIEF_TS_NS, SCHEMA_VERSION, stored_version
-from .store import DATA_COLUMNS, SPAN_COLUMNS, ProcessEntry, SpanStore
+from .store import ProcessEntry, SpanStore
 
 CHUNK_CALLS = 2000
 _SPAN_ID_MASK = (1 << 63) - 1
@@ -286,14 +286,12 @@ def _write_chunk(store: SpanStore | None, calls: list[_Call], cutoff: int | None
         new = _new_calls(store, unique, ids)
         spans: list[Any] = []
         data: list[Any] = []
-        for i, c in enumerate(new):
+        for i, c in enumerate(new):  # in store.SPAN_COLUMNS and DATA_COLUMNS order
             spans += (i, c.span_id, c.trace_id, c.parent_span_id, c.start_ns, c.duration_ms,
                       process_ids[c.process], c.process_group, c.service_name, c.status,
                       c.outcome, c.exception_type, c.exception, c.pid)
             for seq, name, data_type, value in c.data:
                 data += (i, seq, name, data_type, value)
-        assert len(spans) == len(new) * len(SPAN_COLUMNS) \
-            and len(data) % len(DATA_COLUMNS) == 0
         store.insert_calls(spans, data)
     result.duplicates += len(unique) - len(new)
     _count(new, result)

@@ -15,8 +15,8 @@ with python-dotenv's ``dotenv_values`` (imported only when a ``.env`` exists), a
 (service name, resource attributes, OTLP exporter) are left to the OpenTelemetry SDK,
 which reads only ``os.environ``: so ``load_settings`` copies those of ``.env`` that the
 process environment does not set into ``os.environ`` (never overriding one that is set),
-before ``configure()`` creates the tracer provider. A ``.env`` that group or others may
-read is warned about (it holds secrets: ``chmod 600 .env``).
+before ``configure()`` creates the tracer provider. A ``.env`` with permissions wider
+than 0600 is warned about (it holds secrets: ``chmod 600 .env``).
 """
 from __future__ import annotations
 
@@ -349,9 +349,9 @@ def read_env_file(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
     cached = _ENV_FILES.get(path)
     if cached is not None and cached[0] == key:
         return cached[1]
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        _log.warning("otel-monitor: %s is readable by others (mode %o) and may hold secrets; "
-                     "chmod 600 it", path, stat.S_IMODE(st.st_mode))
+    if stat.S_IMODE(st.st_mode) & ~0o600:
+        _log.warning("otel-monitor: %s has permissions wider than 0600 (%o) and may hold "
+                     "secrets; chmod 600 it", path, stat.S_IMODE(st.st_mode))
     from dotenv import dotenv_values  # only when there is a file to read
 
     values = {k: v for k, v in dotenv_values(path).items() if v is not None}

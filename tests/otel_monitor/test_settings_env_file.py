@@ -106,7 +106,7 @@ def test_a_bad_value_in_env_file_names_the_variable_and_the_file(tmp_path):
         raise AssertionError("a bad .env value was accepted")
 
 
-def test_a_readable_env_file_is_warned_about(tmp_path, caplog):
+def test_an_env_file_wider_than_0600_is_warned_about(tmp_path, caplog):
     private = _write_env(tmp_path / "private.env", "OTEL_MONITOR_QUEUE_SIZE=5\n")
     shared = _write_env(tmp_path / "shared.env", "OTEL_MONITOR_QUEUE_SIZE=6\n")
     shared.chmod(0o644)
@@ -115,6 +115,11 @@ def test_a_readable_env_file_is_warned_about(tmp_path, caplog):
         assert not caplog.records
         assert read_env_file(shared) == {"OTEL_MONITOR_QUEUE_SIZE": "6"}
     assert len(caplog.records) == 1 and "shared.env" in caplog.text and "644" in caplog.text
+    executable = _write_env(tmp_path / "x.env", "OTEL_MONITOR_QUEUE_SIZE=7\n")
+    executable.chmod(0o700)  # wider than 0600 too
+    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+        read_env_file(executable)
+    assert len(caplog.records) == 2 and "700" in caplog.records[-1].getMessage()
 
 
 def test_env_example_lists_every_setting_and_is_the_rendered_one():
