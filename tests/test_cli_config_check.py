@@ -41,6 +41,7 @@ def planted(tmp_path: Path) -> Path:
     (tmp_path / ".venv").mkdir()
     (tmp_path / ".venv" / "lib.py").write_text(f"X = {SLACK_URL!r}\n")  # skipped folder
     (tmp_path / "example.toml").write_text(f"hook = '{SLACK_URL}'  # otel-monitor: allow\n")
+    (tmp_path / ".env").write_text(f"OTEL_MONITOR_UI_TOKEN={TOKEN}\n")  # where it belongs
     return tmp_path
 
 
