@@ -2,7 +2,8 @@
 stores of every schema version, into an otel-monitor store that may be live.
 
 Sources are opened read-only (``mode=ro``; not ``immutable``: a live source may be
-written meanwhile) and never changed. Each is read in chunks of calls by keyset (short
+written meanwhile) and never changed (to read a WAL-mode file SQLite may leave an empty
+``-wal`` and a ``-shm`` beside it, as any reader does; the database file is not written). Each is read in chunks of calls by keyset (short
 read statements: no snapshot held on a live source for the whole merge, and memory
 bounded by the chunk, whatever the source's size), and each chunk is written to the
 destination in one short write transaction through its ``Database`` (WAL, writers
