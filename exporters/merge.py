@@ -238,9 +238,9 @@ def _store_calls(db: Database, chunk: int) -> Iterator[list[_Call]]:
     while True:
         heads = db.execute(
             """SELECT s.id, s.span_id, s.trace_id, s.parent_span_id, s.start_ns, s.duration_ms,
-                      p.name, s.process_group, s.service_name, s.status, s.outcome,
+                      coalesce(p.name, 'process-' || s.process_id), s.process_group, s.service_name, s.status, s.outcome,
                       s.exception_type, s.exception, s.pid
-               FROM spans s JOIN processes p ON p.id = s.process_id
+               FROM spans s LEFT JOIN processes p ON p.id = s.process_id
                WHERE s.id > ? ORDER BY s.id LIMIT ?""", (after, chunk))
         if not heads:
             return
