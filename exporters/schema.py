@@ -288,7 +288,15 @@ END;
 
 # Version 0 is the brief's own MVP schema: process_trace / data_trace tables keyed
 # on (ts, process) at second resolution, no meta table. Its rows move into the
-# new tables; each (ts, process) key becomes one call with a fresh span id.
+# new tables; each (ts, process) key becomes one call with a fresh span id
+# (exporters.merge reads such a store the same way, with ids from the call's content).
+BRIEF_TABLES = frozenset({"process_trace", "data_trace"})
+# The brief's text timestamp ('YYYY-MM-DD HH:MM:SS[.fff]', UTC) as integer nanoseconds.
+BRIEF_TS_NS = (
+    "unixepoch({col}) * 1000000000"
+    " + CAST(round((strftime('%f', {col}) - CAST(strftime('%S', {col}) AS INTEGER))"
+    " * 1000) AS INTEGER) * 1000000"
+)
 _FROM_BRIEF_SCHEMA = """
 ALTER TABLE process_trace RENAME TO brief_process_trace;
 ALTER TABLE data_trace RENAME TO brief_data_trace;
@@ -304,9 +312,7 @@ INSERT OR IGNORE INTO processes(name) SELECT DISTINCT process FROM brief_calls;
 INSERT INTO spans(id, span_id, trace_id, start_ns, duration_ms, process_id, status, outcome,
                   exception)
     SELECT c.rowid, random(), printf('%016x%016x', random(), random()),
-           unixepoch(c.ts) * 1000000000
-             + CAST(round((strftime('%f', c.ts) - CAST(strftime('%S', c.ts) AS INTEGER))
-                          * 1000) AS INTEGER) * 1000000,
+           """ + BRIEF_TS_NS.format(col="c.ts") + """,
            coalesce(c.duration_ms, 0.0), p.id, c.status,
            CASE c.status WHEN 'ERR' THEN 'error' ELSE 'ok' END, c.exception
     FROM brief_calls c JOIN processes p ON p.name = c.process;
@@ -344,7 +350,7 @@ def ensure_schema(db: Executor, path: str) -> None:
     Run inside one IMMEDIATE transaction (``Database`` opens it) so concurrent
     openers serialise and a failed migration leaves the file as it was.
     """
-    version = _stored_version(db, path)
+    version = stored_version(db, path)
     if version is None:
         _run(db, TABLES + VIEWS)
         db.execute(
@@ -382,10 +388,12 @@ _LAST_STEP_INDEXES = {
                          COVERING_INDEXES + SORT_INDEXES)}
 
 
-def _stored_version(db: Executor, path: str) -> int | None:
+def stored_version(db: Executor, path: str) -> int | None:
+    """The schema version of the store ``db`` reads: 0 for the brief's MVP store, None
+    for an empty file; ``SchemaError`` when it is not a store of ours or the brief's."""
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "meta" not in tables:
-        if tables == {"process_trace", "data_trace"}:
+        if tables == BRIEF_TABLES:
             return 0  # the brief's MVP store
         if tables:
             raise SchemaError(

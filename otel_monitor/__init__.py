@@ -38,7 +38,8 @@ def configure(**settings: Any) -> Settings:
 
 # The settings' list is rendered from their one declaration, in otel_monitor/settings.py.
 configure.__doc__ = f"""Set up (or re-set up) recording and return the settings in force.
-Arguments override the environment (``OTEL_MONITOR_*``), which overrides the defaults.
+Arguments override the environment (``OTEL_MONITOR_*``), which overrides the ``.env``
+file (``./.env`` or ``$OTEL_MONITOR_ENV_FILE``), which overrides the defaults.
 A bad value raises ``ConfigError`` naming it and changes nothing.
 
 Settings (environment variable; default): what it does

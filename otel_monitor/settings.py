@@ -4,28 +4,40 @@ Each field is one row of the table: its name, type and default, plus (through
 ``setting(...)``) its environment variable, the rule a value must meet with the message
 a ``ConfigError`` gives, one line of help, and whether it is a secret. From those rows
 come ``load_settings`` (arguments, then the environment, then defaults), the type and
-rule checks, ``configure()``'s docstring, ``otel-monitor config`` and README's settings
-table (``settings_table_markdown``; a test fails when README's copy drifts).
+rule checks, ``configure()``'s docstring, ``otel-monitor config``, README's settings
+table (``settings_table_markdown``) and ``.env.example`` (``env_example``); a test fails
+when either copy drifts.
 
-The project's own variables share the ``OTEL_MONITOR_`` prefix; the standard ``OTEL_*``
-variables (service name, resource attributes, OTLP exporter) are left to the
-OpenTelemetry SDK, which reads them as its specification says.
+A ``.env`` file (``./.env``, or the path in ``OTEL_MONITOR_ENV_FILE``) is a source too:
+``configure()`` arguments > the process environment > ``.env`` > defaults. It is read
+with python-dotenv's ``dotenv_values`` (imported only when a ``.env`` exists), and its
+``OTEL_MONITOR_*`` values never go into ``os.environ``. The standard ``OTEL_*`` variables
+(service name, resource attributes, OTLP exporter) are left to the OpenTelemetry SDK,
+which reads only ``os.environ``: so ``load_settings`` copies those of ``.env`` that the
+process environment does not set into ``os.environ`` (never overriding one that is set),
+before ``configure()`` creates the tracer provider. A ``.env`` with permissions wider
+than 0600 is warned about (it holds secrets: ``chmod 600 .env``).
 """
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import textwrap
 import types
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Literal, Mapping
+from urllib.parse import urlsplit
 
 from exporters.errors import ConfigError
 
 from .webhooks import parse_webhooks
 
-Source = Literal["argument", "environment", "default"]
+Source = Literal["argument", "environment", ".env", "default"]
+ENV_FILE_VARIABLE = "OTEL_MONITOR_ENV_FILE"
+_log = logging.getLogger("otel_monitor")
 SECRET_SHOWN = "•••"
 _SPEC = "otel_monitor.setting"  # the key of the field metadata that ``setting`` fills
 
@@ -265,12 +277,23 @@ class Setting:
         if isinstance(value, tuple):
             return ", ".join(self.show(v) for v in value) if value else "none"
         if self.secret:
+            if "://" in value:  # a webhook URL: its path (and any user:password) is secret
+                return _origin(value)
             return SECRET_SHOWN + (value[-4:] if len(value) >= 12 else "")
         if isinstance(value, bool):
             return "on" if value else "off"
         if isinstance(value, float):
             return f"{value:g}"
         return str(value)
+
+
+def _origin(url: str) -> str:
+    """``slack+https://hooks.slack.com/services/T/B/X`` as ``slack+https://hooks.slack.com/•••``."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return f"{parts.scheme}://{host}/{SECRET_SHOWN}"
 
 
 def _table() -> dict[str, Setting]:
@@ -303,10 +326,59 @@ def _environment(spec: Setting, environ: Mapping[str, str]) -> tuple[bool, Any]:
     return True, spec.from_text(raw)
 
 
+def env_file_path(environ: Mapping[str, str] | None = None) -> str:
+    """Where the ``.env`` file is looked for: ``$OTEL_MONITOR_ENV_FILE``, else ``./.env``."""
+    environ = os.environ if environ is None else environ
+    return environ.get(ENV_FILE_VARIABLE) or ".env"
+
+
+# path -> ((mtime_ns, size, mode), values): a reader per request (the UI token) does
+# not parse the file each time, and the permission warning is given once per change.
+_ENV_FILES: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}
+
+
+def read_env_file(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """The variables a ``.env`` file sets (none when it does not exist), without
+    touching ``os.environ``; a variable written without a value counts as unset."""
+    path = os.fspath(path if path is not None else env_file_path())
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {}
+    key = (st.st_mtime_ns, st.st_size, st.st_mode)
+    cached = _ENV_FILES.get(path)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    if stat.S_IMODE(st.st_mode) & ~0o600:
+        _log.warning("otel-monitor: %s has permissions wider than 0600 (%o) and may hold "
+                     "secrets; chmod 600 it", path, stat.S_IMODE(st.st_mode))
+    from dotenv import dotenv_values  # only when there is a file to read
+
+    values = {k: v for k, v in dotenv_values(path).items() if v is not None}
+    _ENV_FILES[path] = (key, values)
+    return values
+
+
+def _standard_otel_from_env_file(env_file: Mapping[str, str]) -> None:
+    """The SDK reads ``OTEL_*`` from ``os.environ`` only: give it those of ``.env`` that
+    the process environment does not set (the process environment still wins)."""
+    for name, value in env_file.items():
+        if name.startswith("OTEL_") and not name.startswith("OTEL_MONITOR_") \
+                and name not in os.environ:
+            os.environ[name] = value
+
+
 def resolve_settings(overrides: Mapping[str, Any] | None = None,
-                     environ: Mapping[str, str] | None = None
+                     environ: Mapping[str, str] | None = None,
+                     env_file: Mapping[str, str] | None = None
                      ) -> tuple[Settings, dict[str, Source]]:
-    """``load_settings``, and where each value came from."""
+    """``load_settings``, and where each value came from. ``environ`` defaults to
+    ``os.environ``; ``env_file`` (the ``.env`` variables) to the file ``environ`` names,
+    ``./.env`` by default."""
+    if env_file is None:
+        env_file = read_env_file(env_file_path(environ))
+        if environ is None:
+            _standard_otel_from_env_file(env_file)
     environ = os.environ if environ is None else environ
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(SETTINGS)
@@ -322,21 +394,36 @@ def resolve_settings(overrides: Mapping[str, Any] | None = None,
         found, value = _environment(spec, environ)
         if found:
             values[name], sources[name] = value, "environment"
+            continue
+        found, value = _from_env_file(spec, env_file)
+        if found:
+            values[name], sources[name] = value, ".env"
     return Settings(**values), sources
+
+
+def _from_env_file(spec: Setting, env_file: Mapping[str, str]) -> tuple[bool, Any]:
+    raw = env_file.get(spec.env)
+    if raw is None or raw == "":
+        return False, None
+    return True, spec.from_text(raw, given_as=f"{spec.env} in .env")
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None,
                   environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from explicit overrides, then the environment (``os.environ`` unless
-    given), then defaults; ``ConfigError`` naming the first bad one."""
+    given), then the ``.env`` file, then defaults; ``ConfigError`` naming the first bad
+    one."""
     return resolve_settings(overrides, environ)[0]
 
 
 def read_setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
-    """One setting from the environment, else its default, parsed and checked on its own:
-    a reader of the UI token, say, does not fail for a bad alert variable it never uses."""
+    """One setting from the environment, else ``.env``, else its default, parsed and
+    checked on its own: a reader of the UI token, say, does not fail for a bad alert
+    variable it never uses."""
     spec = SETTINGS[name]
     found, value = _environment(spec, os.environ if environ is None else environ)
+    if not found:
+        found, value = _from_env_file(spec, read_env_file(env_file_path(environ)))
     if not found:
         return spec.default
     spec.check(value)
@@ -364,3 +451,27 @@ def settings_table_markdown() -> str:
                     f"{default if default == 'none' else f'`{default}`'} | "
                     f"{s.accepts}{' (secret)' if s.secret else ''} | {s.help} |")
     return "\n".join(rows) + "\n"
+
+
+def env_example() -> str:
+    """``.env.example``: every setting, commented out at its default, with its help."""
+    lines = ["# otel-monitor settings: copy to .env (chmod 600 .env), uncomment what you set.",
+             "# Precedence: configure() arguments > process environment > .env > defaults.",
+             f"# Another path: {ENV_FILE_VARIABLE}=path/to/file. Standard OTEL_* variables",
+             "# (OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_ENDPOINT, ...) may be set here too.",
+             "# Generated by otel_monitor.settings.env_example(); a test keeps it current."]
+    for s in SETTINGS.values():
+        default = s.default
+        if isinstance(default, tuple):
+            text = ",".join(default)
+        elif default is None:
+            text = ""
+        elif isinstance(default, bool):
+            text = "1" if default else "0"
+        else:
+            text = f"{default:g}" if isinstance(default, float) else str(default)
+        lines += ["", *textwrap.wrap(f"{s.help.replace('`', '')} ({s.accepts}"
+                                     f"{'; secret' if s.secret else ''})", 86,
+                                     initial_indent="# ", subsequent_indent="# "),
+                  f"# {s.env}={text}"]
+    return "\n".join(lines) + "\n"

@@ -5,6 +5,8 @@
     otel-monitor tail [--db PATH] [--process NAME] [--errors] [--follow] [-n N]
     otel-monitor serve [--db PATH] [--host 127.0.0.1] [--port 8050]
     otel-monitor config [--db PATH] [--set NAME=VALUE]... [--markdown]
+    otel-monitor config check [PATH]...
+    otel-monitor merge SOURCE... [--into PATH] [--keep-all] [--dry-run] [--json]
     otel-monitor --version
 
 Each module has ``add_parser(commands)``, which registers its subcommand with its
@@ -19,19 +21,19 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
-from . import config, demo, serve, tail
+from . import config, demo, merge, serve, tail
 from ._common import EXIT_ERROR, EXIT_OK
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "build_parser", "main"]
 
-SUBCOMMANDS = (demo, tail, serve, config)
+SUBCOMMANDS = (demo, tail, serve, config, merge)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-monitor",
         description="Live observability for Python services: record a demo workload, "
-                    "read the store, serve the UI, show the settings.")
+                    "read the store, serve the UI, show the settings, merge stores.")
     try:
         parser.add_argument("--version", action="version",
                             version=f"%(prog)s {version('otel-monitor')}")

@@ -1,6 +1,8 @@
 """``otel-monitor config``: the settings in force here (arguments, else the environment,
-else the defaults), each with where its value comes from; secrets shown as ``•••`` and
-their last 4 characters. Its ``--help`` lists every setting, from their one declaration."""
+else ``.env``, else the defaults), each with where its value comes from; secrets shown as
+``•••`` and their last 4 characters, webhook URLs as their scheme and host. Its ``--help``
+lists every setting, from their one declaration. ``otel-monitor config check`` (in
+``config_check``) finds credentials written in clear in the project's files."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +12,7 @@ from typing import Any
 from exporters.errors import ConfigError
 
 from ..settings import SETTINGS, resolve_settings, settings_help, settings_table_markdown
+from . import config_check
 from ._common import EXIT_OK, fail
 
 
@@ -17,9 +20,11 @@ def add_parser(commands: Any) -> None:
     config = commands.add_parser(
         "config", help="print the settings in force and where each comes from",
         description="Print every otel-monitor setting as a process started here would\n"
-                    "have it: its value and its source (argument, environment or default).\n"
-                    "Secrets show as ••• and their last 4 characters. A bad value is an\n"
-                    "error naming it.",
+                    "have it: its value and its source (argument, environment, .env or\n"
+                    "default). The .env file is ./.env, or $OTEL_MONITOR_ENV_FILE.\n"
+                    "Secrets show as ••• and their last 4 characters, webhook URLs as\n"
+                    "their scheme and host. A bad value is an error naming it.\n"
+                    "`otel-monitor config check [PATHS]` looks for credentials in clear.",
         epilog="settings (environment variable; default): what it does\n\n"
                + settings_help("  ", width=80).replace("%", "%%"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +35,7 @@ def add_parser(commands: Any) -> None:
     config.add_argument("--markdown", action="store_true",
                         help="print the settings table of README.md instead")
     config.set_defaults(func=run)
+    config_check.add_parser(config.add_subparsers(dest="config_command", metavar="check"))
 
 
 def _arguments(args: argparse.Namespace) -> dict[str, Any]:
