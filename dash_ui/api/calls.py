@@ -25,6 +25,14 @@ def call(queries: Queries,
     return queries.call(span_id)
 
 
+@router.get("/api/traces/{trace_id}", summary="Every span of a trace in the store, with "
+                                             "parent ids (the trace view)",
+            responses=NOT_FOUND)
+def trace(queries: Queries,
+          trace_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$")]) -> dict[str, Any]:
+    return queries.trace(trace_id)
+
+
 @router.get("/api/processes/{name:path}/source", summary="A process's source from the catalog",
             responses=NOT_FOUND)
 def source(queries: Queries,
