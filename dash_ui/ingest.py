@@ -269,7 +269,8 @@ def _answers(token: str | None) -> dict[int | str, dict[str, Any]]:
         200: {"description": "Stored; spans that could not be are counted in "
                              "partialSuccess", "content": _EXPORTED},
         400: {"description": "The body cannot be read", "content": _STATUS},
-        413: {"description": "The body is larger than OTEL_MONITOR_INGEST_MAX_BYTES", "content": _STATUS},
+        413: {"description": "The body is larger than OTEL_MONITOR_INGEST_MAX_BYTES",
+              "content": _STATUS},
         415: {"description": "Not protobuf or JSON, or not gzip", "content": _STATUS},
         503: {"description": "Busy, or the store is locked: retry", "content": _STATUS,
               "headers": {"Retry-After": {"schema": {"type": "integer"}}}}}
