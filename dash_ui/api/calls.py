@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from ..reproduce import reproduction
 from .deps import MAX_TEXT, NOT_FOUND, Queries
 
 router = APIRouter()
@@ -23,6 +24,14 @@ def processes(queries: Queries,
 def call(queries: Queries,
          span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
     return queries.call(span_id)
+
+
+@router.get("/api/calls/{span_id}/reproduce",
+            summary="Python that re-runs one call with its recorded inputs: a snippet, and "
+                    "a pytest file asserting the recorded outcome", responses=NOT_FOUND)
+def reproduce(queries: Queries,
+              span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
+    return reproduction(queries, span_id)
 
 
 @router.get("/api/traces/{trace_id}", summary="Every span of a trace in the store, with "

@@ -18,7 +18,7 @@ def _span(i, span_id, parent, start_ns, duration_ms, pid, status="OK", trace=TRA
 
 
 @pytest.fixture
-def store_path(tmp_path):
+def trace_store(tmp_path):
     path = tmp_path / "t.db"
     store = SpanStore(path)
     ids = store.process_ids([ProcessEntry("app.root"), ProcessEntry("app.child")])
@@ -35,18 +35,18 @@ def store_path(tmp_path):
     return path
 
 
-def test_children_are_found_by_parent_id_whenever_they_started(store_path):
-    call = TraceQueries(store_path).call("%016x" % 1)
+def test_children_are_found_by_parent_id_whenever_they_started(trace_store):
+    call = TraceQueries(trace_store).call("%016x" % 1)
     assert [c["span_id"] for c in call["children"]] == ["%016x" % i for i in (4, 2, 3)]
 
 
-def test_children_read_the_trace_index_without_sorting(store_path):
-    plan = TraceQueries(store_path).explain_children()
+def test_children_read_the_trace_index_without_sorting(trace_store):
+    plan = TraceQueries(trace_store).explain_children()
     assert "spans_by_trace" in plan and "TEMP B-TREE" not in plan, plan
 
 
-def test_a_trace_is_every_span_with_its_parent_in_start_order(store_path):
-    trace = TraceQueries(store_path).trace(TRACE.upper())
+def test_a_trace_is_every_span_with_its_parent_in_start_order(trace_store):
+    trace = TraceQueries(trace_store).trace(TRACE.upper())
     assert [(s["span_id"][-1], s["parent_span_id"] and s["parent_span_id"][-1])
             for s in trace["spans"]] == [("4", "1"), ("1", None), ("2", "1"), ("5", "2"),
                                          ("3", "1")]
@@ -56,13 +56,13 @@ def test_a_trace_is_every_span_with_its_parent_in_start_order(store_path):
     assert trace["truncated"] is False
 
 
-def test_a_trace_reads_the_trace_index_without_sorting(store_path):
-    plan = TraceQueries(store_path).explain_trace()
+def test_a_trace_reads_the_trace_index_without_sorting(trace_store):
+    plan = TraceQueries(trace_store).explain_trace()
     assert "spans_by_trace" in plan and "TEMP B-TREE" not in plan, plan
 
 
-def test_an_unknown_trace_is_not_found_and_a_malformed_id_a_value_error(store_path):
-    q = TraceQueries(store_path)
+def test_an_unknown_trace_is_not_found_and_a_malformed_id_a_value_error(trace_store):
+    q = TraceQueries(trace_store)
     with pytest.raises(NotFound):
         q.trace("0" * 32)
     with pytest.raises(ValueError):
