@@ -176,6 +176,11 @@ def reproduction(queries: TraceQueries, span_id: str) -> dict[str, Any]:
         file = queries.source(call["process"]).get("file")
     except NotFound:
         file = None
+    return build(call, file)
+
+
+def build(call: dict[str, Any], file: str | None) -> dict[str, Any]:
+    """``reproduction`` of a call read already (``file``: its process's recorded file)."""
     found = recorded_exception(call)
     return {"span_id": call["span_id"], "process": call["process"],
             "snippet": snippet(call, file), "test": test_file(call, file),

@@ -7,3 +7,28 @@ dagcomponentfuncs.StatusPill = function (props) {
     var value = props.value == null ? "" : String(props.value);
     return React.createElement("span", {className: "om-pill om-pill-" + value}, value);
 };
+
+// The drill-down's trace view (dash_ui/trace_view.py gives each row its depth, bar
+// offset and width in percent of the trace, and colour): a subtree's toggle, the
+// process indented by depth, the bar on the trace's time axis.
+dagcomponentfuncs.TraceToggle = function (props) {
+    var d = props.data || {};
+    var text = d.children ? (d.collapsed ? "\u25B8 " : "\u25BE ") + d.children : "";
+    return React.createElement("span", {className: "om-trace-toggle",
+                                        title: d.children ? "collapse / expand" : ""}, text);
+};
+
+dagcomponentfuncs.TraceName = function (props) {
+    var d = props.data || {};
+    var pad = Math.min(d.depth || 0, 30) * 12;
+    return React.createElement("span", {style: {paddingLeft: pad + "px"}},
+                               props.value == null ? "" : String(props.value));
+};
+
+dagcomponentfuncs.TraceBar = function (props) {
+    var d = props.data || {};
+    return React.createElement("div", {className: "om-trace-track"},
+        React.createElement("div", {className: "om-trace-bar",
+                                    style: {left: d.left + "%", width: d.width + "%",
+                                            background: d.colour}}));
+};
