@@ -97,12 +97,14 @@ def body(queries: TraceQueries, span_id: str) -> tuple[str, list[Any], dict[str,
         values_table(call["values"]),
     ]
     if call.get("exception"):
-        parts += [html.Div(["Traceback", copy_button(target_id="om-traceback")],
+        parts += [html.Div(["Traceback", copy_button(target_id="om-traceback",
+                                                     id="om-copy-traceback")],
                            className="small"),
                   html.Pre(call["exception"], id="om-traceback", className="small p-2",
                            style={"color": TOKENS["err"], "background": TOKENS["bg"]})]
     repro = build(call, catalog.get("file"))
-    parts += [html.H6(["Reproduce", copy_button(target_id="om-reproduce"),
+    parts += [html.H6(["Reproduce", copy_button(target_id="om-reproduce",
+                                                id="om-copy-reproduce"),
                        dbc.Button("Download as a pytest test", size="sm", color="secondary",
                                   outline=True, className="ms-2",
                                   id={"type": "om-download-test", "span": call["span_id"]})],

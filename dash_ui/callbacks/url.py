@@ -21,6 +21,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 from exporters.queries import NotFound, TraceQueries
 
 from .graph import describe
+from .table import process_choices, service_choices
 
 SPAN_ID = re.compile("[0-9a-fA-F]{16}")
 TRACE_ID = re.compile("[0-9a-fA-F]{32}")
@@ -101,30 +102,37 @@ def feed_line(queries: TraceQueries, name: str | None) -> Any:
 def register(app: Dash, queries: TraceQueries) -> None:
     filter_outputs = [Output(cid, prop, allow_duplicate=True) for cid, prop in FILTERS]
 
+    # A dropdown drops a value it has no option for: the options come with the value.
+    options = [Output("om-process", "options", allow_duplicate=True),
+               Output("om-service", "options", allow_duplicate=True)]
+
     @app.callback(Output("om-url", "search"), *filter_outputs, Output("om-feed", "data"),
                   Output("om-open", "data"), Output("om-graph-hover", "children",
-                                                    allow_duplicate=True),
+                                                    allow_duplicate=True), *options,
                   Input("om-url", "search"), *[Input(cid, prop) for cid, prop in FILTERS],
                   Input("om-search", "value"), State("om-feed", "data"),
                   prevent_initial_call="initial_duplicate")
     def sync(search, process, errors, start, end, data, service, searched, feed):
         keep = [no_update] * len(FILTERS)
+        same = (no_update, no_update)  # the dropdowns' options
         trigger = ctx.triggered_id
         if trigger == "om-search":
-            text = searched.strip() if isinstance(searched, str) else ""
+            text = searched.strip()[:MAX_PARAM] if isinstance(searched, str) else ""
             if SPAN_ID.fullmatch(text) or TRACE_ID.fullmatch(text):
                 opened = to_open(queries, text.lower() if len(text) == 16 else None,
                                  text.lower() if len(text) == 32 else None)
-                return no_update, *keep, no_update, opened, no_update
+                return no_update, *keep, no_update, opened, no_update, *same
             if not text:
-                return (no_update,) * (len(FILTERS) + 4)
+                return (no_update,) * (len(FILTERS) + 6)
             url = unparse(text, errors, start, end, data, service, feed)
-            return url, text, *keep[1:], no_update, no_update, no_update
+            return (url, text, *keep[1:], no_update, no_update, no_update,
+                    process_choices(queries, text), no_update)
         if trigger in {cid for cid, _ in FILTERS}:
-            return unparse(process, errors, start, end, data, service, feed), \
-                *keep, no_update, no_update, no_update
+            return (unparse(process, errors, start, end, data, service, feed), *keep,
+                    no_update, no_update, no_update, *same)
         # The page's URL (on load, or the browser's back and forward): set the filters.
         p = parse(search)
         values = [p["process"], p["errors"], p["from"], p["to"], p["data"], p["service"]]
         return (no_update, *values, p["feed"], to_open(queries, p["span_id"], p["trace_id"]),
-                feed_line(queries, p["feed"]))
+                feed_line(queries, p["feed"]), process_choices(queries, p["process"]),
+                service_choices(queries, p["service"]))
