@@ -34,6 +34,14 @@ def reproduce(queries: Queries,
     return reproduction(queries, span_id)
 
 
+@router.get("/api/calls/{span_id}/last-good",
+            summary="The most recent OK call of the same process before this one (to compare "
+                    "a failed call's inputs with)", responses=NOT_FOUND)
+def last_good(queries: Queries,
+              span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
+    return queries.last_good(span_id)
+
+
 @router.get("/api/traces/{trace_id}", summary="Every span of a trace in the store, with "
                                              "parent ids (the trace view)",
             responses=NOT_FOUND)

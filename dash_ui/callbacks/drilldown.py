@@ -4,7 +4,8 @@ call's trace as a waterfall (``dash_ui.trace_view``; a click on a span switches 
 drill-down to it, on its toggle collapses or expands its subtree), the process's source
 highlighted (Pygments tokens turned into styled spans, so nothing is ever rendered as
 HTML), a sparkline of its ``duration_ms`` over the last 30 min, the call's inputs/outputs
-and traceback, each with a copy button, and Reproduce (``dash_ui.reproduce``): the snippet
+and traceback, each with a copy button, for a failed call its inputs compared with the
+last OK call's (``dash_ui.compare``), and Reproduce (``dash_ui.reproduce``): the snippet
 with a copy button, and a pytest file to download."""
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from pygments.styles import get_style_by_name
 from exporters.queries import NotFound, TraceQueries
 
 from .._theme import PYGMENTS_STYLE, TOKENS
-from .. import trace_view
+from .. import compare, trace_view
 from ..reproduce import build, reproduction
 
 _STYLE = get_style_by_name(PYGMENTS_STYLE)
@@ -96,6 +97,12 @@ def body(queries: TraceQueries, span_id: str) -> tuple[str, list[Any], dict[str,
                 className="mt-2"),
         values_table(call["values"]),
     ]
+    if call["status"] == "ERR":
+        try:
+            parts.append(compare.table(call, queries.last_good(span_id)))
+        except NotFound:
+            parts.append(html.P("No OK call of this process before it to compare with.",
+                                className="small text-muted"))
     if call.get("exception"):
         parts += [html.Div(["Traceback", copy_button(target_id="om-traceback",
                                                      id="om-copy-traceback")],

@@ -108,6 +108,26 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
     return found
 
 
+_LAST_GOOD_SQL = """SELECT printf('%016x', s.span_id) AS span_id FROM spans s
+                    WHERE s.process_id = (SELECT id FROM processes WHERE name = ?)
+                        AND s.start_ns < ? AND s.status = 'OK'
+                    ORDER BY s.start_ns DESC LIMIT 1"""
+
+
+def last_good(db: Database, span_id: str) -> dict[str, Any]:
+    """The most recent OK call of the same process that started before call ``span_id``
+    (a walk back along ``spans_by_process``); NotFound when there is none."""
+    found = call(db, span_id)
+    rows = db.execute(_LAST_GOOD_SQL, (found["process"], found["start_ns"]))
+    if not rows:
+        raise NotFound(f"no OK call of {found['process']} before {span_id}")
+    return call(db, rows[0][0])
+
+
+def explain_last_good(db: Database) -> str:
+    return plan(db, _LAST_GOOD_SQL, ("x", 0))
+
+
 _CHILDREN_SQL = """SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
                           s.duration_ms
                    FROM spans s JOIN processes p ON p.id = s.process_id

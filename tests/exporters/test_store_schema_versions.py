@@ -1,4 +1,5 @@
-"""Schema versions 3, 4 and 5: the index of one process's failed calls, the OTLP health columns, the trace index, and the migrations to them."""
+"""Schema versions 3, 4 and 5: the index of one process's failed calls, the OTLP health
+columns, the trace index, and the migrations to them."""
 from __future__ import annotations
 
 import sqlite3

@@ -1,5 +1,6 @@
 """A call's children are found by parent id, whenever they started (async, late, a skewed
-clock), and a trace's every span is one index range (the trace view)."""
+clock); a trace's every span is one index range (the trace view); the last OK call of a
+process before a failed one is a walk back along its index (the comparison)."""
 from __future__ import annotations
 
 import pytest
@@ -67,3 +68,20 @@ def test_an_unknown_trace_is_not_found_and_a_malformed_id_a_value_error(trace_st
         q.trace("0" * 32)
     with pytest.raises(ValueError):
         q.trace("zz" * 16)
+
+
+
+def test_the_last_good_call_is_the_latest_ok_call_of_the_process_before(trace_store):
+    q = TraceQueries(trace_store)
+    # app.child: spans 4 (t0 - 5 ms), 2 (t0 + 1 ms), 6 (t0 + 3 ms, another trace), 3 (t0 + 50)
+    assert q.last_good("%016x" % 3)["span_id"] == "%016x" % 6
+    assert q.last_good("%016x" % 2)["span_id"] == "%016x" % 4
+    with pytest.raises(NotFound):
+        q.last_good("%016x" % 4)                 # the first call of its process
+    with pytest.raises(NotFound):
+        q.last_good("%016x" % 1)                 # app.root's OK call (5) came after it
+
+
+def test_the_last_good_call_walks_the_process_index_without_sorting(trace_store):
+    plan = TraceQueries(trace_store).explain_last_good()
+    assert "spans_by_process" in plan and "TEMP B-TREE" not in plan, plan
