@@ -1,6 +1,6 @@
-"""Compare two calls' inputs: the drill-down of a failed call shows its inputs beside
-those of the most recent OK call of the same process (``TraceQueries.last_good``), the
-values that differ highlighted."""
+"""Compare two calls' inputs, the values that differ highlighted: in a drill-down, with
+the call picked before ("Pick to compare"), else, for a failed call, with the most
+recent OK call of the same process (``TraceQueries.last_good``)."""
 from __future__ import annotations
 
 from typing import Any
@@ -21,7 +21,8 @@ def diff(this: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[dict[s
              "changed": mine.get(n) != theirs.get(n)} for n in names]
 
 
-def table(this: dict[str, Any], other: dict[str, Any]) -> html.Div:
+def table(this: dict[str, Any], other: dict[str, Any], label: str = "last OK call"
+          ) -> html.Div:
     """The comparison of call ``this`` with call ``other`` (changed rows highlighted)."""
     changed = {"background": TOKENS["stale"] + "33", "color": TOKENS["stale"]}
     rows = [html.Tr([html.Td(r["data"]),
@@ -31,7 +32,9 @@ def table(this: dict[str, Any], other: dict[str, Any]) -> html.Div:
                     style=changed if r["changed"] else None)
             for r in diff(this["values"], other["values"])]
     head = html.Thead(html.Tr([html.Th("Data"), html.Th("this call"),
-                               html.Th(f"last OK call ({other['timestamp']})")]))
-    return html.Div([html.H6("Compared with the last OK call", className="mt-2"),
+                               html.Th(f"{label} ({other['timestamp']})")]))
+    title = f"Compared with the {label}" + (f": {other['process']}"
+                                             if other["process"] != this["process"] else "")
+    return html.Div([html.H6(title, className="mt-2"),
                      dbc.Table([head, html.Tbody(rows)], size="sm", className="small",
                                id="om-compare")])

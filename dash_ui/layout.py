@@ -129,7 +129,11 @@ def trace_view() -> html.Div:
 
 def modal() -> dbc.Modal:
     return dbc.Modal([dbc.ModalHeader(dbc.ModalTitle(id="om-modal-title")),
-                      dbc.ModalBody([trace_view(), html.Div(id="om-modal-body")])],
+                      dbc.ModalBody([trace_view(), html.Div(id="om-modal-body")]),
+                      dbc.ModalFooter([
+                          html.Span(id="om-picked-note", className="small text-muted"),
+                          dbc.Button("Pick to compare", id="om-pick", size="sm",
+                                     color="secondary", outline=True)])],
                      id="om-modal", size="xl", is_open=False, scrollable=True)
 
 
@@ -138,6 +142,7 @@ def state() -> html.Div:
     the download of a Reproduce test."""
     return html.Div([dcc.Location(id="om-url", refresh=False), dcc.Store(id="om-open"),
                      dcc.Store(id="om-feed"), dcc.Store(id="om-trace-state"),
+                     dcc.Store(id="om-picked"),
                      dcc.Download(id="om-download")])
 
 

@@ -4,8 +4,9 @@ call's trace as a waterfall (``dash_ui.trace_view``; a click on a span switches 
 drill-down to it, on its toggle collapses or expands its subtree), the process's source
 highlighted (Pygments tokens turned into styled spans, so nothing is ever rendered as
 HTML), a sparkline of its ``duration_ms`` over the last 30 min, the call's inputs/outputs
-and traceback, each with a copy button, for a failed call its inputs compared with the
-last OK call's (``dash_ui.compare``), and Reproduce (``dash_ui.reproduce``): the snippet
+and traceback, each with a copy button, its inputs compared with a call picked before
+("Pick to compare") or, for a failed call, with the last OK call's (``dash_ui.compare``),
+and Reproduce (``dash_ui.reproduce``): the snippet
 with a copy button, and a pytest file to download."""
 from __future__ import annotations
 
@@ -80,8 +81,26 @@ def values_table(values: list[dict[str, Any]]) -> dbc.Table:
                      id="om-call-values")
 
 
-def body(queries: TraceQueries, span_id: str) -> tuple[str, list[Any], dict[str, Any]]:
-    """(title, parts, the call) of the drill-down of ``span_id``."""
+def comparison(queries: TraceQueries, call: dict[str, Any], picked: Any) -> Any:
+    """The call compared with the picked one, else (a failed call) with the last OK one."""
+    if isinstance(picked, str) and _SPAN_ID.fullmatch(picked) and picked != call["span_id"]:
+        try:
+            return compare.table(call, queries.call(picked), "picked call")
+        except NotFound:
+            pass
+    if call["status"] != "ERR":
+        return None
+    try:
+        return compare.table(call, queries.last_good(call["span_id"]))
+    except NotFound:
+        return html.P("No OK call of this process before it to compare with.",
+                      className="small text-muted")
+
+
+def body(queries: TraceQueries, span_id: str, picked: Any = None
+         ) -> tuple[str, list[Any], dict[str, Any]]:
+    """(title, parts, the call) of the drill-down of ``span_id`` (``picked``: the span id
+    of a call picked to compare it with)."""
     call = queries.call(span_id)
     try:
         catalog = queries.source(call["process"])
@@ -97,12 +116,9 @@ def body(queries: TraceQueries, span_id: str) -> tuple[str, list[Any], dict[str,
                 className="mt-2"),
         values_table(call["values"]),
     ]
-    if call["status"] == "ERR":
-        try:
-            parts.append(compare.table(call, queries.last_good(span_id)))
-        except NotFound:
-            parts.append(html.P("No OK call of this process before it to compare with.",
-                                className="small text-muted"))
+    compared = comparison(queries, call, picked)
+    if compared is not None:
+        parts.append(compared)
     if call.get("exception"):
         parts += [html.Div(["Traceback", copy_button(target_id="om-traceback",
                                                      id="om-copy-traceback")],
@@ -167,8 +183,8 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   Output("om-trace-note", "children"), Output("om-trace-state", "data"),
                   Input("om-grid", "cellClicked"), Input("om-open", "data"),
                   Input("om-trace", "cellClicked"), State("om-trace-state", "data"),
-                  prevent_initial_call=True)
-    def open_call(cell, opened, trace_cell, shown):
+                  State("om-picked", "data"), prevent_initial_call=True)
+    def open_call(cell, opened, trace_cell, shown, picked):
         nothing = (no_update,) * 6
         if ctx.triggered_id == "om-trace":
             span_id = _span_of_cell(trace_cell, with_seq=False)
@@ -193,12 +209,21 @@ def register(app: Dash, queries: TraceQueries) -> None:
             if not span_id:
                 return nothing
         try:
-            title, parts, call = body(queries, span_id)
+            title, parts, call = body(queries, span_id, picked)
         except NotFound:
             return True, "call not found", [html.P(f"no call with span id {span_id}")], [], \
                 "", {}
         rows, note, state = trace_rows(queries, call["trace_id"], call["span_id"])
         return True, title, parts, rows, note, state
+
+    @app.callback(Output("om-picked", "data"), Output("om-picked-note", "children"),
+                  Input("om-pick", "n_clicks"), State("om-trace-state", "data"),
+                  prevent_initial_call=True)
+    def pick(_clicks, shown):
+        view = _trace_state(shown)
+        if view is None or not _SPAN_ID.fullmatch(view[1]):
+            return no_update, no_update
+        return view[1], f"picked {view[1]}: open another call to compare with it"
 
     @app.callback(Output("om-download", "data"),
                   Input({"type": "om-download-test", "span": ALL}, "n_clicks"),

@@ -52,15 +52,18 @@ DRILL_DOWN = ["om-modal.is_open", "om-modal-title.children", "om-modal-body.chil
               "om-trace.rowData", "om-trace-note.children", "om-trace-state.data"]
 
 
-def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None) -> dict:
+def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None,
+                   picked=None) -> dict:
     """The drill-down's callback, fired by a table click (``cell``), a link or the search
-    (``opened``: the om-open store) or a click in the trace view (``trace_cell``)."""
+    (``opened``: the om-open store) or a click in the trace view (``trace_cell``);
+    ``picked``: the call picked to compare with."""
     fired = ("om-grid.cellClicked" if cell is not None else "om-open.data"
              if opened is not None else "om-trace.cellClicked")
     return run_callback(flask, DRILL_DOWN,
                         {"om-grid.cellClicked": cell, "om-open.data": opened,
                          "om-trace.cellClicked": trace_cell},
-                        {"om-trace-state.data": shown}, changed=[fired])
+                        {"om-trace-state.data": shown, "om-picked.data": picked},
+                        changed=[fired])
 
 
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,

@@ -113,7 +113,8 @@ def test_a_bad_cell_click_is_harmless(flask, cell):
     _harmless(open_drilldown(flask, cell))
 
 
-def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, fired=0):
+def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, fired=0,
+                   picked=None):
     """The drill-down's callback, fired by its input number ``fired`` (0: a table click,
     1: a link or the search, 2: a click in the trace view)."""
     outputs = [{"id": i, "property": p} for i, p in (
@@ -124,7 +125,8 @@ def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, f
               [{"id": "om-grid", "property": "cellClicked", "value": cell},
                {"id": "om-open", "property": "data", "value": opened},
                {"id": "om-trace", "property": "cellClicked", "value": trace_cell}],
-              [{"id": "om-trace-state", "property": "data", "value": shown}], changed=fired)
+              [{"id": "om-trace-state", "property": "data", "value": shown},
+               {"id": "om-picked", "property": "data", "value": picked}], changed=fired)
     return r
 
 
@@ -132,6 +134,11 @@ def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, f
                                     {"missing": ["a"]}, {"span_id": "f" * 16}, None])
 def test_a_bad_open_request_is_harmless(flask, opened):
     _harmless(open_drilldown(flask, opened=opened, fired=1))
+
+
+@pytest.mark.parametrize("picked", [5, [], {"a": 1}, "zz", "f" * 16, "a" * 5000])
+def test_a_bad_picked_call_is_harmless(flask, picked):
+    _harmless(open_drilldown(flask, {"rowId": "f" * 16 + ":0"}, picked=picked))
 
 
 @pytest.mark.parametrize("cell, shown", [

@@ -1,6 +1,6 @@
 """A failed call's drill-down compares its inputs with the most recent OK call of the same
-process: the values that differ are highlighted (GET /api/calls/<id>/last-good serves
-that call)."""
+process, and any drill-down with a call picked before ("Pick to compare"): the values
+that differ are highlighted (GET /api/calls/<id>/last-good serves the last OK call)."""
 from __future__ import annotations
 
 import httpx
@@ -57,3 +57,23 @@ def test_the_last_good_call_is_served(client):
     assert r.status_code == 200, r.text
     assert r.json()["process"] == row["Process"] and r.json()["status"] == "OK"
     assert client.get(f"/api/calls/{'0' * 16}/last-good").status_code == 404
+
+
+def test_a_call_picked_before_is_compared_with_the_next_one_opened(flask):
+    from test_dash_app import run_callback
+
+    calls = {}
+    for r in get_rows(flask, end=500)["rowData"]:
+        calls.setdefault(r["Process"], r["span_id"])
+    first = open_drilldown(flask, {"rowId": f"{calls['ui_workload.price']}:0"})
+    picked = run_callback(flask, ["om-picked.data", "om-picked-note.children"],
+                          {"om-pick.n_clicks": 1},
+                          {"om-trace-state.data": first["om-trace-state"]["data"]})
+    assert picked["om-picked"]["data"] == calls["ui_workload.price"]
+    body = open_drilldown(flask, {"rowId": f"{calls['ui_workload.fee']}:0"},
+                          picked=picked["om-picked"]["data"])["om-modal-body"]["children"]
+    table = _find(body, "om-compare")
+    rows = table["props"]["children"][1]["props"]["children"]
+    names = [r["props"]["children"][0]["props"]["children"] for r in rows]
+    assert names == ["qty", "symbol"]                        # fee's inputs, then price's
+    assert all(r["props"]["className"] == "om-changed" for r in rows[1:])
