@@ -97,8 +97,8 @@ def graph() -> cyto.Cytoscape:
 
 
 TRACE_COLUMNS = [
-    {"field": "children", "headerName": "", "colId": "toggle", "width": 70,
-     "cellRenderer": "TraceToggle"},
+    {"field": "toggle", "headerName": "", "colId": "toggle", "width": 90,
+     "cellClass": "om-trace-toggle", "headerTooltip": "fold or unfold a span's children"},
     {"field": "process", "colId": "process", "cellRenderer": "TraceName", "minWidth": 260,
      "flex": 2, "tooltipField": "process"},
     {"field": "start_ms", "headerName": "start ms", "width": 100, "type": "rightAligned"},
@@ -118,9 +118,7 @@ def trace_view() -> html.Div:
         dag.AgGrid(id="om-trace", columnDefs=TRACE_COLUMNS, rowData=[],
                    defaultColDef={"resizable": True, "sortable": False, "filter": False},
                    getRowId="params.data.span_id",
-                   getRowStyle={"styleConditions": [
-                       {"condition": "params.data.selected",
-                        "style": {"backgroundColor": "#1f3a5f", "fontWeight": "bold"}}]},
+                   rowClassRules={"om-trace-selected": "params.data.selected"},
                    dashGridOptions={"rowHeight": 26, "theme": {"function": GRID_THEME},
                                     "suppressCellFocus": True},
                    style={"height": "30vh"}),

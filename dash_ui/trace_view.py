@@ -66,8 +66,12 @@ def rows(spans: list[dict[str, Any]], selected: str | None,
         kids = children.get(sid, [])
         left = (s["start_ns"] - t0) / total * 100
         width = max(s["duration_ms"] * 1e6 / total * 100, MIN_BAR_PCT)
+        folded = sid in closed and bool(kids)
         out.append({"span_id": sid, "process": s["process"], "depth": depth,
-                    "children": len(kids), "collapsed": sid in closed and bool(kids),
+                    "children": len(kids), "collapsed": folded,
+                    # the toggle's text is a field of its own: the grid redraws a cell
+                    # whose field changed
+                    "toggle": (("▸ " if folded else "▾ ") + str(len(kids))) if kids else "",
                     "start_ms": round((s["start_ns"] - t0) / 1e6, 3),
                     "duration_ms": s["duration_ms"], "status": s["status"], "pid": s["pid"],
                     "left": round(min(left, 100 - MIN_BAR_PCT), 3),

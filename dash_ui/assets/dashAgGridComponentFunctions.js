@@ -9,14 +9,8 @@ dagcomponentfuncs.StatusPill = function (props) {
 };
 
 // The drill-down's trace view (dash_ui/trace_view.py gives each row its depth, bar
-// offset and width in percent of the trace, and colour): a subtree's toggle, the
-// process indented by depth, the bar on the trace's time axis.
-dagcomponentfuncs.TraceToggle = function (props) {
-    var d = props.data || {};
-    var text = d.children ? (d.collapsed ? "\u25B8 " : "\u25BE ") + d.children : "";
-    return React.createElement("span", {className: "om-trace-toggle",
-                                        title: d.children ? "collapse / expand" : ""}, text);
-};
+// offset and width in percent of the trace, and colour): the process indented by
+// depth, the bar on the trace's time axis.
 
 dagcomponentfuncs.TraceName = function (props) {
     var d = props.data || {};

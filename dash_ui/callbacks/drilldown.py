@@ -181,11 +181,12 @@ def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-modal", "is_open"), Output("om-modal-title", "children"),
                   Output("om-modal-body", "children"), Output("om-trace", "rowData"),
                   Output("om-trace-note", "children"), Output("om-trace-state", "data"),
+                  Output("om-trace", "scrollTo"),
                   Input("om-grid", "cellClicked"), Input("om-open", "data"),
                   Input("om-trace", "cellClicked"), State("om-trace-state", "data"),
                   State("om-picked", "data"), prevent_initial_call=True)
     def open_call(cell, opened, trace_cell, shown, picked):
-        nothing = (no_update,) * 6
+        nothing = (no_update,) * 7
         if ctx.triggered_id == "om-trace":
             span_id = _span_of_cell(trace_cell, with_seq=False)
             if not span_id:
@@ -197,10 +198,11 @@ def register(app: Dash, queries: TraceQueries) -> None:
                 trace_id, selected, collapsed = view
                 rows, note, state = trace_rows(queries, trace_id, selected,
                                                sorted(collapsed ^ {span_id}))
-                return no_update, no_update, no_update, rows, note, state
+                return no_update, no_update, no_update, rows, note, state, no_update
         elif ctx.triggered_id == "om-open":
             if isinstance(opened, dict) and opened.get("missing"):
-                return True, "not found", [html.P(str(opened["missing"]))], [], "", {}
+                return (True, "not found", [html.P(str(opened["missing"]))], [], "", {},
+                        no_update)
             span_id = opened.get("span_id") if isinstance(opened, dict) else None
             if not isinstance(span_id, str) or not _SPAN_ID.fullmatch(span_id):
                 return nothing
@@ -211,10 +213,12 @@ def register(app: Dash, queries: TraceQueries) -> None:
         try:
             title, parts, call = body(queries, span_id, picked)
         except NotFound:
-            return True, "call not found", [html.P(f"no call with span id {span_id}")], [], \
-                "", {}
+            return (True, "call not found", [html.P(f"no call with span id {span_id}")], [],
+                    "", {}, no_update)
         rows, note, state = trace_rows(queries, call["trace_id"], call["span_id"])
-        return True, title, parts, rows, note, state
+        # the selected call in view, in a trace of thousands of spans
+        return (True, title, parts, rows, note, state,
+                {"rowId": call["span_id"], "rowPosition": "middle"})
 
     @app.callback(Output("om-picked", "data"), Output("om-picked-note", "children"),
                   Input("om-pick", "n_clicks"), State("om-trace-state", "data"),

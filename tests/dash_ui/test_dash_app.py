@@ -49,7 +49,8 @@ def run_callback(flask, outputs: list[str], inputs: dict[str, object],
 
 
 DRILL_DOWN = ["om-modal.is_open", "om-modal-title.children", "om-modal-body.children",
-              "om-trace.rowData", "om-trace-note.children", "om-trace-state.data"]
+              "om-trace.rowData", "om-trace-note.children", "om-trace-state.data",
+              "om-trace.scrollTo"]
 
 
 def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None,

@@ -120,7 +120,7 @@ def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, f
     outputs = [{"id": i, "property": p} for i, p in (
         ("om-modal", "is_open"), ("om-modal-title", "children"),
         ("om-modal-body", "children"), ("om-trace", "rowData"),
-        ("om-trace-note", "children"), ("om-trace-state", "data"))]
+        ("om-trace-note", "children"), ("om-trace-state", "data"), ("om-trace", "scrollTo"))]
     r = _post(flask, outputs,
               [{"id": "om-grid", "property": "cellClicked", "value": cell},
                {"id": "om-open", "property": "data", "value": opened},
