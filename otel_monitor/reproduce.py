@@ -21,7 +21,7 @@ import inspect
 import sys
 from typing import Any, Callable
 
-__all__ = ["call", "exception_type", "load", "owner", "rebuild", "require"]
+__all__ = ["Placeholder", "call", "exception_type", "load", "owner", "rebuild", "require"]
 
 _MAIN = "__main__."
 
