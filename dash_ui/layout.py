@@ -1,4 +1,5 @@
-"""The page: status ribbon, filters, trace table (ag-grid, infinite row model), graph."""
+"""The page: status ribbon, filters and search, trace table (ag-grid, infinite row
+model), graph, the drill-down modal (with its trace view), and the URL's state."""
 from __future__ import annotations
 
 import dash_ag_grid as dag
@@ -68,6 +69,8 @@ def filters() -> dbc.Row:
         dbc.Col(dbc.Input(id="om-data", placeholder="data (variable name)", debounce=True,
                           maxLength=1000), md=2),
         dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
+        dbc.Col(dbc.Input(id="om-search", placeholder="search: span id, trace id or process",
+                          debounce=True, maxLength=1000, type="search"), md=12),
     ], className="g-2 mb-2 align-items-center")
 
 
@@ -93,15 +96,58 @@ def graph() -> cyto.Cytoscape:
                                  "background": TOKENS["bg"]})
 
 
+TRACE_COLUMNS = [
+    {"field": "toggle", "headerName": "", "colId": "toggle", "width": 90,
+     "cellClass": "om-trace-toggle", "headerTooltip": "fold or unfold a span's children"},
+    {"field": "process", "colId": "process", "cellRenderer": "TraceName", "minWidth": 260,
+     "flex": 2, "tooltipField": "process"},
+    {"field": "start_ms", "headerName": "start ms", "width": 100, "type": "rightAligned"},
+    {"field": "duration_ms", "headerName": "ms", "width": 100, "type": "rightAligned",
+     "valueFormatter": {"function": "d3.format('.3f')(params.value)"}},
+    {"field": "status", "cellRenderer": "StatusPill", "width": 90},
+    {"field": "pid", "width": 90},
+    {"headerName": "timeline", "colId": "bar", "cellRenderer": "TraceBar", "flex": 3},
+]
+
+
+def trace_view() -> html.Div:
+    """The call's trace as a waterfall; rows are virtualised by the grid."""
+    return html.Div([
+        html.H6("Trace", className="mt-1"),
+        html.Div(id="om-trace-note", className="small text-muted"),
+        dag.AgGrid(id="om-trace", columnDefs=TRACE_COLUMNS, rowData=[],
+                   defaultColDef={"resizable": True, "sortable": False, "filter": False},
+                   getRowId="params.data.span_id",
+                   rowClassRules={"om-trace-selected": "params.data.selected"},
+                   dashGridOptions={"rowHeight": 26, "theme": {"function": GRID_THEME},
+                                    "suppressCellFocus": True},
+                   style={"height": "30vh"}),
+    ], id="om-trace-view", className="mb-3")
+
+
 def modal() -> dbc.Modal:
     return dbc.Modal([dbc.ModalHeader(dbc.ModalTitle(id="om-modal-title")),
-                      dbc.ModalBody(id="om-modal-body")],
+                      dbc.ModalBody([trace_view(), html.Div(id="om-modal-body")]),
+                      dbc.ModalFooter([
+                          html.Span(id="om-picked-note", className="small text-muted"),
+                          dbc.Button("Pick to compare", id="om-pick", size="sm",
+                                     color="secondary", outline=True)])],
                      id="om-modal", size="xl", is_open=False, scrollable=True)
+
+
+def state() -> html.Div:
+    """The URL (pushed, not reloaded), what it asks to open, the trace view's state, and
+    the download of a Reproduce test."""
+    return html.Div([dcc.Location(id="om-url", refresh=False), dcc.Store(id="om-open"),
+                     dcc.Store(id="om-feed"), dcc.Store(id="om-trace-state"),
+                     dcc.Store(id="om-picked"),
+                     dcc.Download(id="om-download")])
 
 
 def page() -> dbc.Container:
     return dbc.Container([
         dcc.Interval(id="om-tick", interval=REFRESH_MS),
+        state(),
         ribbon(),
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
         filters(),

@@ -11,7 +11,7 @@ from typing import Any, Protocol, Sequence
 
 from .errors import SchemaError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -224,6 +224,16 @@ CREATE INDEX IF NOT EXISTS spans_by_duration
 
 TABLES += COVERING_INDEXES + SORT_INDEXES
 
+# Version 5: one trace's spans, by parent. The drill-down's children (trace and parent
+# known) and the trace view (the trace's every span) are both one range of this index;
+# start_ns last gives children in start order without a sort. Finding children by
+# parent id instead of a time window keeps async, late and clock-skewed children.
+TRACE_INDEX = """
+CREATE INDEX IF NOT EXISTS spans_by_trace ON spans(trace_id, parent_span_id, start_ns);
+"""
+
+TABLES += TRACE_INDEX
+
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
@@ -333,7 +343,8 @@ _V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
 # 3 -> 4 also makes trace_rows anew: it keeps calls that have no variable.
 MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS,
                               3: OTLP_HEALTH + COVERING_INDEXES + SORT_INDEXES
-                              + "DROP VIEW IF EXISTS trace_rows;\n"}
+                              + "DROP VIEW IF EXISTS trace_rows;\n",
+                              4: TRACE_INDEX}
 
 
 class Executor(Protocol):
@@ -361,8 +372,10 @@ def ensure_schema(db: Executor, path: str) -> None:
             f"{path}: store schema version {version} is newer than this otel-monitor "
             f"understands ({SCHEMA_VERSION}); upgrade otel-monitor or use another db_path"
         )
-    elif version < SCHEMA_VERSION or _missing_last_step(db):
-        for step in range(min(version, SCHEMA_VERSION - 1), SCHEMA_VERSION):
+    elif version < SCHEMA_VERSION or _missing_v4_indexes(db):
+        # A store of an earlier build of version 4 (or 5) runs the 3 -> 4 step again.
+        first = min(version, 3) if version < 4 or _missing_v4_indexes(db) else version
+        for step in range(first, SCHEMA_VERSION):
             _run(db, MIGRATIONS[step])
         _run(db, VIEWS)
         db.execute(
@@ -371,18 +384,18 @@ def ensure_schema(db: Executor, path: str) -> None:
         )
 
 
-def _missing_last_step(db: Executor) -> bool:
-    """A store made by an earlier build of this (unreleased) version, before its step
-    had its final indexes: run the step again (every statement in it is safe twice)."""
+def _missing_v4_indexes(db: Executor) -> bool:
+    """A store made by an earlier build of version 4, before its step had its final
+    indexes: run the step again (every statement in it is safe twice)."""
     stored = {name: " ".join(sql.split()) for name, sql in db.execute(
         "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
     if "spans_by_process_duration" in stored or "spans_errors_by_duration" in stored:
         return True
-    return any(stored.get(name) != sql for name, sql in _LAST_STEP_INDEXES.items())
+    return any(stored.get(name) != sql for name, sql in _V4_INDEXES.items())
 
 
 # The indexes the 3 -> 4 step leaves, as sqlite_master keeps their statements.
-_LAST_STEP_INDEXES = {
+_V4_INDEXES = {
     m["name"]: " ".join(m[0].replace("IF NOT EXISTS ", "").split())
     for m in re.finditer(r"CREATE INDEX (?:IF NOT EXISTS )?(?P<name>\w+)[^;]*",
                          COVERING_INDEXES + SORT_INDEXES)}

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from ..reproduce import reproduction
 from .deps import MAX_TEXT, NOT_FOUND, Queries
 
 router = APIRouter()
@@ -23,6 +24,30 @@ def processes(queries: Queries,
 def call(queries: Queries,
          span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
     return queries.call(span_id)
+
+
+@router.get("/api/calls/{span_id}/reproduce",
+            summary="Python that re-runs one call with its recorded inputs: a snippet, and "
+                    "a pytest file asserting the recorded outcome", responses=NOT_FOUND)
+def reproduce(queries: Queries,
+              span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
+    return reproduction(queries, span_id)
+
+
+@router.get("/api/calls/{span_id}/last-good",
+            summary="The most recent OK call of the same process before this one (to compare "
+                    "a failed call's inputs with)", responses=NOT_FOUND)
+def last_good(queries: Queries,
+              span_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{16}$")]) -> dict[str, Any]:
+    return queries.last_good(span_id)
+
+
+@router.get("/api/traces/{trace_id}", summary="Every span of a trace in the store, with "
+                                             "parent ids (the trace view)",
+            responses=NOT_FOUND)
+def trace(queries: Queries,
+          trace_id: Annotated[str, Path(pattern="^[0-9a-fA-F]{32}$")]) -> dict[str, Any]:
+    return queries.trace(trace_id)
 
 
 @router.get("/api/processes/{name:path}/source", summary="A process's source from the catalog",

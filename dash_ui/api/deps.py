@@ -21,7 +21,7 @@ def answer(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _MESSAGE}}}
 
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: answer("No such process or call")}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: answer("No such process, call or trace")}
 
 
 def _queries(request: Request) -> TraceQueries:

@@ -5,7 +5,7 @@ from dash import Dash
 
 from exporters.queries import TraceQueries
 
-from . import drilldown, graph, ribbon, table
+from . import drilldown, graph, ribbon, table, url
 
 
 def register(app: Dash, queries: TraceQueries) -> None:
@@ -13,3 +13,4 @@ def register(app: Dash, queries: TraceQueries) -> None:
     table.register(app, queries)
     graph.register(app, queries)
     drilldown.register(app, queries)
+    url.register(app, queries)

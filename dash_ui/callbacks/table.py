@@ -131,10 +131,28 @@ def register(app: Dash, queries: TraceQueries) -> None:
         Output("om-grid-refreshed", "data"),
         Input("om-tick", "n_intervals"), prevent_initial_call=True)
 
-    @app.callback(Output("om-process", "options"), Input("om-tick", "n_intervals"))
-    def process_options(_n):
-        return [{"label": p["name"], "value": p["name"]} for p in queries.processes()]
+    @app.callback(Output("om-process", "options"), Input("om-tick", "n_intervals"),
+                  State("om-process", "value"))
+    def process_options(_n, current):
+        return process_choices(queries, current)
 
-    @app.callback(Output("om-service", "options"), Input("om-tick", "n_intervals"))
-    def service_options(_n):
-        return [{"label": s, "value": s} for s in queries.services()]
+    @app.callback(Output("om-service", "options"), Input("om-tick", "n_intervals"),
+                  State("om-service", "value"))
+    def service_options(_n, current):
+        return service_choices(queries, current)
+
+
+def _choices(names: list[str], current: Any) -> list[dict[str, str]]:
+    """A dropdown's options: ``names``, and the value it shows (set by a link, say) even
+    when it is not among them, since the dropdown drops a value without an option."""
+    if isinstance(current, str) and current and current not in names:
+        names = [current, *names]
+    return [{"label": n, "value": n} for n in names]
+
+
+def process_choices(queries: TraceQueries, current: Any = None) -> list[dict[str, str]]:
+    return _choices([p["name"] for p in queries.processes()], current)
+
+
+def service_choices(queries: TraceQueries, current: Any = None) -> list[dict[str, str]]:
+    return _choices(queries.services(), current)

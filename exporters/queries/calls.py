@@ -103,12 +103,66 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
             "FROM spans s JOIN processes p ON p.id = s.process_id WHERE s.span_id = ?",
             (_span_id_int(found["parent_span_id"]),))
         found["parent"] = parents[0] if parents else None
-    # Children share the trace and start inside the call: one index range on time.
-    found["children"] = dicts(db,
-        """SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
-                  s.duration_ms
-           FROM spans s JOIN processes p ON p.id = s.process_id
-           WHERE s.start_ns >= ? AND s.start_ns <= ? AND s.parent_span_id = ?
-           ORDER BY s.start_ns LIMIT 1000""",
-        (found["start_ns"], found["start_ns"] + int(found["duration_ms"] * 1e6) + 1, sid))
+    # Children by parent id (not a time window: async, late and skewed children stay).
+    found["children"] = dicts(db, _CHILDREN_SQL, (found["trace_id"], sid))
     return found
+
+
+_LAST_GOOD_SQL = """SELECT printf('%016x', s.span_id) AS span_id FROM spans s
+                    WHERE s.process_id = (SELECT id FROM processes WHERE name = ?)
+                        AND s.start_ns < ? AND s.status = 'OK'
+                    ORDER BY s.start_ns DESC LIMIT 1"""
+
+
+def last_good(db: Database, span_id: str) -> dict[str, Any]:
+    """The most recent OK call of the same process that started before call ``span_id``
+    (a walk back along ``spans_by_process``); NotFound when there is none."""
+    found = call(db, span_id)
+    rows = db.execute(_LAST_GOOD_SQL, (found["process"], found["start_ns"]))
+    if not rows:
+        raise NotFound(f"no OK call of {found['process']} before {span_id}")
+    return call(db, rows[0][0])
+
+
+def explain_last_good(db: Database) -> str:
+    return plan(db, _LAST_GOOD_SQL, ("x", 0))
+
+
+_CHILDREN_SQL = """SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
+                          s.duration_ms
+                   FROM spans s JOIN processes p ON p.id = s.process_id
+                   WHERE s.trace_id = ? AND s.parent_span_id = ?
+                   ORDER BY s.start_ns LIMIT 1000"""
+
+MAX_TRACE_SPANS = 50_000   # a trace view reads at most this many spans
+
+_TRACE_SQL = """SELECT printf('%016x', s.span_id) AS span_id,
+                       CASE WHEN s.parent_span_id IS NULL THEN NULL
+                            ELSE printf('%016x', s.parent_span_id) END AS parent_span_id,
+                       p.name AS process, s.start_ns, s.duration_ms, s.status, s.pid,
+                       s.service_name, s.exception_type
+                FROM spans s JOIN processes p ON p.id = s.process_id
+                WHERE s.trace_id = ? LIMIT ?"""
+
+
+def trace(db: Database, trace_id: str) -> dict[str, Any]:
+    """Every span of a trace in the store (one range of ``spans_by_trace``), in start
+    order, with parent ids; ``truncated`` when the trace has more than MAX_TRACE_SPANS."""
+    if len(trace_id) != 32:
+        raise ValueError("trace id must be 32 hex digits")
+    trace_id = trace_id.lower()
+    int(trace_id, 16)  # ValueError for a non-hex id
+    spans = dicts(db, _TRACE_SQL, (trace_id, MAX_TRACE_SPANS + 1))
+    if not spans:
+        raise NotFound(f"no span of trace {trace_id} in the store")
+    truncated = len(spans) > MAX_TRACE_SPANS
+    spans = sorted(spans[:MAX_TRACE_SPANS], key=lambda r: (r["start_ns"], r["span_id"]))
+    return {"trace_id": trace_id, "spans": spans, "truncated": truncated}
+
+
+def explain_children(db: Database) -> str:
+    return plan(db, _CHILDREN_SQL, ("0" * 32, 0))
+
+
+def explain_trace(db: Database) -> str:
+    return plan(db, _TRACE_SQL, ("0" * 32, 1))

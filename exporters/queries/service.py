@@ -2,9 +2,10 @@
 
 The web layer asks this class for data and never builds SQL. Each query reads
 through an index (``spans_by_time``, ``spans_by_process``, ``spans_errors_by_time``,
-``data_values_by_name``, ``spans_by_duration``, the primary keys): ``explain_*``
-return the plans. The SQL lives in the modules beside this one, by job: ``pages``
-(the trace table), ``calls`` (processes, drill-down), ``graph``, ``ribbon``.
+``data_values_by_name``, ``spans_by_duration``, ``spans_by_trace``, the primary
+keys): ``explain_*`` return the plans. The SQL lives in the modules beside this one, by
+job: ``pages`` (the trace table), ``calls`` (processes, drill-down, traces), ``graph``,
+``ribbon``.
 """
 from __future__ import annotations
 
@@ -87,6 +88,23 @@ class TraceQueries:
 
     def call(self, span_id: str) -> dict[str, Any]:
         return calls.call(self.db, span_id)
+
+    def last_good(self, span_id: str) -> dict[str, Any]:
+        """The most recent OK call of the same process before call ``span_id``."""
+        return calls.last_good(self.db, span_id)
+
+    def explain_last_good(self) -> str:
+        return calls.explain_last_good(self.db)
+
+    def explain_children(self) -> str:
+        return calls.explain_children(self.db)
+
+    def trace(self, trace_id: str) -> dict[str, Any]:
+        """Every span of a trace in the store, with parent ids (the trace view)."""
+        return calls.trace(self.db, trace_id)
+
+    def explain_trace(self) -> str:
+        return calls.explain_trace(self.db)
 
     # -- dependency graph -----------------------------------------------------------
 

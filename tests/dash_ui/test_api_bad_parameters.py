@@ -15,6 +15,9 @@ BAD = {
     },
     "/api/processes": {"window_s": ["abc", "0", "-5", "nan", "inf", "1e12"]},
     "/api/calls/{span_id}": {"span_id": ["zz", "g" * 16, "0" * 17, "0" * 15]},
+    "/api/calls/{span_id}/reproduce": {"span_id": ["zz", "g" * 16, "0" * 17]},
+    "/api/calls/{span_id}/last-good": {"span_id": ["zz", "g" * 16, "0" * 15]},
+    "/api/traces/{trace_id}": {"trace_id": ["zz", "g" * 32, "0" * 33, "0" * 31]},
     "/api/processes/{name}/source": {"name": ["n" * 1001]},
     "/api/processes/{name}/durations": {"name": ["n" * 1001],
                                         "minutes": ["0", "-5", "nan", "inf", "100000"],
@@ -23,7 +26,8 @@ BAD = {
     "/api/alerts": {"limit": ["0", "-1", "1001", "x"]},
     "/api/banners": {"fresh_within_s": ["0", "nan", "-inf", "x"]},
 }
-PATH_DEFAULTS = {"span_id": "00000000000000aa", "name": "ui_workload.price"}
+PATH_DEFAULTS = {"span_id": "00000000000000aa", "name": "ui_workload.price",
+                 "trace_id": "0" * 32}
 
 
 def _cases():

@@ -69,9 +69,6 @@ def test_a_call_at_the_end_of_time_is_listed(far_future):
     assert r.status_code == 200 and r.json()["rows"][0]["span_id"] == "0000000000001234"
 
 
-@pytest.mark.xfail(strict=True, reason="TraceQueries.call finds children by a time window "
-                   "ending after the call (start + duration + 1 ns), past 2^63 here: the "
-                   "query change 'children by parent id' fixes it (exporters.queries)")
 def test_a_call_at_the_end_of_time_opens(far_future):
     r = httpx.get(far_future.url + "/api/calls/0000000000001234", timeout=10)
     assert r.status_code == 200, r.text[:300]

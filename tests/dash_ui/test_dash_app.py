@@ -31,19 +31,40 @@ def _prop(spec: str) -> dict:
 
 
 def run_callback(flask, outputs: list[str], inputs: dict[str, object],
-                 state: dict[str, object] | None = None) -> dict:
-    """POST /_dash-update-component as the browser does; the response's outputs by id."""
+                 state: dict[str, object] | None = None,
+                 changed: list[str] | None = None) -> dict:
+    """POST /_dash-update-component as the browser does (``changed``: the inputs that
+    fired it, all by default); the response's outputs by id."""
     outs = [_prop(o) for o in outputs]
     body = {
         "output": outputs[0] if len(outputs) == 1 else "..." .join(outputs).join(["..", ".."]),
         "outputs": outs[0] if len(outs) == 1 else outs,
         "inputs": [dict(_prop(k), value=v) for k, v in inputs.items()],
         "state": [dict(_prop(k), value=v) for k, v in (state or {}).items()],
-        "changedPropIds": list(inputs),
+        "changedPropIds": changed or list(inputs),
     }
     r = flask.post("/_dash-update-component", json=body)
     assert r.status_code == 200, r.get_data(as_text=True)
     return r.get_json()["response"]
+
+
+DRILL_DOWN = ["om-modal.is_open", "om-modal-title.children", "om-modal-body.children",
+              "om-trace.rowData", "om-trace-note.children", "om-trace-state.data",
+              "om-trace.scrollTo"]
+
+
+def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None,
+                   picked=None) -> dict:
+    """The drill-down's callback, fired by a table click (``cell``), a link or the search
+    (``opened``: the om-open store) or a click in the trace view (``trace_cell``);
+    ``picked``: the call picked to compare with."""
+    fired = ("om-grid.cellClicked" if cell is not None else "om-open.data"
+             if opened is not None else "om-trace.cellClicked")
+    return run_callback(flask, DRILL_DOWN,
+                        {"om-grid.cellClicked": cell, "om-open.data": opened,
+                         "om-trace.cellClicked": trace_cell},
+                        {"om-trace-state.data": shown, "om-picked.data": picked},
+                        changed=[fired])
 
 
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,
@@ -255,10 +276,8 @@ def _texts(node) -> list[str]:
 
 def test_clicking_an_error_row_opens_the_drill_down(flask):
     row = get_rows(flask, errors_only=True)["rowData"][0]
-    out = run_callback(flask, ["om-modal.is_open", "om-modal-title.children",
-                               "om-modal-body.children"],
-                       {"om-grid.cellClicked": {"rowId": f"{row['span_id']}:{row['seq']}",
-                                                "colId": "Process", "value": row["Process"]}})
+    out = open_drilldown(flask, {"rowId": f"{row['span_id']}:{row['seq']}",
+                                 "colId": "Process", "value": row["Process"]})
     assert out["om-modal"]["is_open"] is True
     assert out["om-modal-title"]["children"] == "ui_workload.check_limit"
     body = out["om-modal-body"]["children"]
@@ -273,9 +292,7 @@ def test_clicking_an_error_row_opens_the_drill_down(flask):
 def test_the_drill_down_shows_a_script_value_as_text(flask):
     rows = get_rows(flask, end=1000)["rowData"]
     row = next(r for r in rows if SCRIPT in r["Data Value"])
-    out = run_callback(flask, ["om-modal.is_open", "om-modal-title.children",
-                               "om-modal-body.children"],
-                       {"om-grid.cellClicked": {"rowId": f"{row['span_id']}:{row['seq']}"}})
+    out = open_drilldown(flask, {"rowId": f"{row['span_id']}:{row['seq']}"})
     texts = _texts(out["om-modal-body"]["children"])
     assert row["Data Value"] in texts                     # a Td's text child, not markup
     assert "dangerously" not in json.dumps(out)
@@ -326,9 +343,7 @@ def test_the_ui_embeds_in_an_existing_dash_app(recorded):
 
 
 def _reproduce_text(flask, row) -> str:
-    out = run_callback(flask, ["om-modal.is_open", "om-modal-title.children",
-                               "om-modal-body.children"],
-                       {"om-grid.cellClicked": {"rowId": f"{row['span_id']}:{row['seq']}"}})
+    out = open_drilldown(flask, {"rowId": f"{row['span_id']}:{row['seq']}"})
     pre = next(b for b in out["om-modal-body"]["children"]
                if b["props"].get("id") == "om-reproduce")
     return pre["props"]["children"]
@@ -341,17 +356,20 @@ def test_the_reproduce_snippet_reproduces_a_recorded_exception(flask, tmp_path):
 
     row = get_rows(flask, errors_only=True)["rowData"][0]
     code = _reproduce_text(flask, row)
-    assert "fn = _resolve('ui_workload.check_limit')" in code
+    assert "fn = load('ui_workload.check_limit')" in code
     script = tmp_path / "repro.py"
     script.write_text(code)
-    env = {"PYTHONPATH": str(Path(__file__).parent), "PATH": "/usr/bin:/bin"}
+    here = Path(__file__).parent  # the workload's module; this checkout's otel_monitor
+    env = {"PYTHONPATH": f"{here}:{here.parents[1]}", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           env=env, timeout=60)
     assert done.returncode == 1
     assert "ValueError: negative limit for b" in done.stderr
 
 
-def test_reproduce_uses_placeholders_for_masked_and_non_literal_values():
+def test_reproduce_stops_at_placeholders_for_masked_and_non_literal_values():
+    """A value that cannot be rebuilt is never None: it is a named placeholder, with the
+    recorded repr beside it, and the snippet stops before the call until it is filled."""
     from dash_ui.reproduce import snippet
 
     call = {"process": "m.f", "span_id": "0" * 16, "status": "ERR", "timestamp": "t",
@@ -361,9 +379,12 @@ def test_reproduce_uses_placeholders_for_masked_and_non_literal_values():
                 {"data": "obj", "data_type": "INPUT", "data_value": "<Obj at 0x1>"},
                 {"data": "return", "data_type": "OUTPUT", "data_value": "1"}]}
     code = snippet(call)
-    assert "result = fn(a=[1, 'x'], password=PASSWORD_VALUE, obj=OBJ_VALUE)" in code
-    assert "PASSWORD_VALUE = None  # TODO masked in the store" in code
-    assert "OBJ_VALUE = None  # TODO stored repr is not a literal" in code
+    assert "result = call(fn, a=[1, 'x'], password=PASSWORD, obj=OBJ)" in code
+    assert "PASSWORD = ...  # masked: <HASHED:0a1b>" in code
+    assert "OBJ = ...  # recorded: <Obj at 0x1>" in code
+    assert "require(PASSWORD=PASSWORD, OBJ=OBJ)" in code
+    assert code.index("require(") < code.index("result = call(")
+    assert "None" not in code
     compile(code, "<snippet>", "exec")
 
 

@@ -12,16 +12,43 @@ GOOD_BLOCK = {"startRow": 0, "endRow": 100, "sortModel": [], "filterModel": {}}
 
 
 @pytest.fixture(scope="module")
-def flask(recorded):
-    return create_dash_app(recorded).server.test_client()
+def dash_app(recorded):
+    return create_dash_app(recorded)
 
 
-def _post(flask, outputs: list[dict], inputs: list[dict], state: list[dict]):
+@pytest.fixture(scope="module")
+def flask(dash_app):
+    return dash_app.server.test_client()
+
+
+def url_callback(flask, dash_app, search, filters=None, searched=None, fired=0):
+    """The URL's callback (its outputs named as the app registered them: some are
+    shared with other callbacks, so they carry a suffix), fired by input number
+    ``fired`` (0: the URL, 1..6: a filter, 7: the search box)."""
+    from dash_ui.callbacks.url import FILTERS
+
+    key = next(k for k in dash_app.callback_map if k.startswith("..om-url.search"))
+    outputs = [dict(zip(("id", "property"), o.split(".", 1)))
+               for o in key.strip(".").split("...")]
+    values = filters or [None] * len(FILTERS)
+    inputs = [{"id": "om-url", "property": "search", "value": search}] + [
+        {"id": cid, "property": prop, "value": v} for (cid, prop), v in zip(FILTERS, values)
+    ] + [{"id": "om-search", "property": "value", "value": searched}]
+    body = {"output": key, "outputs": outputs, "inputs": inputs,
+            "state": [{"id": "om-feed", "property": "data", "value": None}],
+            "changedPropIds": [f"{inputs[fired]['id']}.{inputs[fired]['property']}"]}
+    return flask.post("/_dash-update-component", json=body)
+
+
+def _post(flask, outputs: list[dict], inputs: list[dict], state: list[dict],
+          changed: int | None = None):
+    """``changed``: the index of the one input that fired (all by default)."""
     names = [f"{o['id']}.{o['property']}" for o in outputs]
     body = {"output": names[0] if len(names) == 1 else ".." + "...".join(names) + "..",
             "outputs": outputs[0] if len(outputs) == 1 else outputs,
             "inputs": inputs, "state": state,
-            "changedPropIds": [f"{i['id']}.{i['property']}" for i in inputs]}
+            "changedPropIds": [f"{i['id']}.{i['property']}" for i in
+                               (inputs if changed is None else inputs[changed:changed + 1])]}
     return flask.post("/_dash-update-component", json=body)
 
 
@@ -83,39 +110,59 @@ def test_a_good_block_still_has_rows(flask):
                                   {"rowId": "zzzzzzzzzzzzzzzz:1"}, {"rowId": None},
                                   {"rowId": "ffffffffffffffff"}, {"rowId": "-" * 16}])
 def test_a_bad_cell_click_is_harmless(flask, cell):
-    _harmless(_post(flask,
-                    [{"id": "om-modal", "property": "is_open"},
-                     {"id": "om-modal-title", "property": "children"},
-                     {"id": "om-modal-body", "property": "children"}],
-                    [{"id": "om-grid", "property": "cellClicked", "value": cell}], []))
+    _harmless(open_drilldown(flask, cell))
 
 
-def rows_filtered(flask, process=None, data=None, service=None, errors_only=False):
-    return _post(flask,
-                 [{"id": "om-grid", "property": "getRowsResponse"},
-                  {"id": "om-sort-note", "property": "children"}],
-                 [{"id": "om-grid", "property": "getRowsRequest", "value": GOOD_BLOCK}],
-                 [{"id": "om-dates", "property": "start_date", "value": None},
-                  {"id": "om-dates", "property": "end_date", "value": None},
-                  {"id": "om-process", "property": "value", "value": process},
-                  {"id": "om-data", "property": "value", "value": data},
-                  {"id": "om-errors-only", "property": "value", "value": errors_only},
-                  {"id": "om-service", "property": "value", "value": service}])
+def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, fired=0,
+                   picked=None):
+    """The drill-down's callback, fired by its input number ``fired`` (0: a table click,
+    1: a link or the search, 2: a click in the trace view)."""
+    outputs = [{"id": i, "property": p} for i, p in (
+        ("om-modal", "is_open"), ("om-modal-title", "children"),
+        ("om-modal-body", "children"), ("om-trace", "rowData"),
+        ("om-trace-note", "children"), ("om-trace-state", "data"), ("om-trace", "scrollTo"))]
+    r = _post(flask, outputs,
+              [{"id": "om-grid", "property": "cellClicked", "value": cell},
+               {"id": "om-open", "property": "data", "value": opened},
+               {"id": "om-trace", "property": "cellClicked", "value": trace_cell}],
+              [{"id": "om-trace-state", "property": "data", "value": shown},
+               {"id": "om-picked", "property": "data", "value": picked}], changed=fired)
+    return r
 
 
-@pytest.mark.parametrize("value", [5, ["a"], {"a": 1}, 1.5, True])
-def test_a_filter_value_that_is_not_text_is_harmless(flask, value):
-    for name in ("process", "data", "service"):
-        _harmless(rows_filtered(flask, **{name: value}))
-    _harmless(rows_filtered(flask, errors_only=value))
+@pytest.mark.parametrize("opened", ["x", 5, [], {"span_id": 5}, {"span_id": "zz" * 8},
+                                    {"missing": ["a"]}, {"span_id": "f" * 16}, None])
+def test_a_bad_open_request_is_harmless(flask, opened):
+    _harmless(open_drilldown(flask, opened=opened, fired=1))
 
 
-@pytest.mark.parametrize("node", ["x", 5, [], {}, {"kind": "feed"}, {"kind": "process"},
-                                  {"kind": "feed", "label": "f", "age_s": "old"},
-                                  {"label": "p", "last_latency_ms": "slow"},
-                                  {"kind": "process", "label": ["p"]}])
-def test_a_bad_graph_node_is_harmless(flask, node):
-    _harmless(_post(flask, [{"id": "om-graph-hover", "property": "children"}],
-                    [{"id": "om-graph", "property": "mouseoverNodeData", "value": node}], []))
-    _harmless(_post(flask, [{"id": "om-process", "property": "value"}],
-                    [{"id": "om-graph", "property": "tapNodeData", "value": node}], []))
+@pytest.mark.parametrize("picked", [5, [], {"a": 1}, "zz", "f" * 16, "a" * 5000])
+def test_a_bad_picked_call_is_harmless(flask, picked):
+    _harmless(open_drilldown(flask, {"rowId": "f" * 16 + ":0"}, picked=picked))
+
+
+@pytest.mark.parametrize("cell, shown", [
+    ({"rowId": "f" * 16, "colId": "toggle"}, None), ({"rowId": "f" * 16}, {"x": 1}),
+    ({"rowId": "f" * 16, "colId": "toggle"}, {"trace_id": 5, "selected": None}),
+    ({"rowId": "f" * 16, "colId": "toggle"}, {"trace_id": "ab" * 16, "selected": "x",
+                                              "collapsed": 7}),
+    ({"rowId": 5}, {"trace_id": "ab" * 16}), ("x", None), ({"rowId": "f" * 16}, "x")])
+def test_a_bad_trace_view_click_is_harmless(flask, cell, shown):
+    _harmless(open_drilldown(flask, trace_cell=cell, shown=shown, fired=2))
+
+
+@pytest.mark.parametrize("search", [5, None, [], "?span_id=zz&trace_id=1", "?errors=2&from=x",
+                                    "?process=" + "a" * 5000, "?trace_id=" + "ab" * 16,
+                                    "span_id=" + "f" * 16, "?from=9999-99-99"])
+def test_a_bad_url_is_harmless(flask, dash_app, search):
+    _harmless(url_callback(flask, dash_app, search))
+
+
+@pytest.mark.parametrize("searched", [5, [], {"a": 1}, "", "   ", "z" * 16, "a" * 5000])
+def test_a_bad_search_is_harmless(flask, dash_app, searched):
+    _harmless(url_callback(flask, dash_app, "", searched=searched, fired=7))
+
+
+@pytest.mark.parametrize("value", [5, [], {"a": 1}, "x" * 5000, True])
+def test_a_bad_filter_value_makes_a_harmless_url(flask, dash_app, value):
+    _harmless(url_callback(flask, dash_app, "", filters=[value] * 6, fired=1))

@@ -1,4 +1,5 @@
-"""Schema versions 3 and 4: the index of one process's failed calls, the OTLP health columns, and the migrations to them."""
+"""Schema versions 3, 4 and 5: the index of one process's failed calls, the OTLP health
+columns, the trace index, and the migrations to them."""
 from __future__ import annotations
 
 import sqlite3
@@ -125,3 +126,23 @@ def test_a_store_without_the_sort_indexes_gets_them_and_trace_rows_with_failed_c
                             ).fetchall() == [("job", "", "ERR", "boom")]
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
             == (str(SCHEMA_VERSION),)
+
+
+def test_a_version_4_store_gets_the_trace_index_keeping_its_rows(tmp_path):
+    path = tmp_path / "v4.db"
+    SpanStore(path).close()
+    with sqlite3.connect(path) as conn:  # as a version-4 store was
+        conn.execute("DROP INDEX spans_by_trace")
+        conn.execute("INSERT INTO processes(id, name) VALUES (1, 'job')")
+        conn.execute("INSERT INTO spans(id, span_id, trace_id, start_ns, duration_ms, "
+                     "process_id, status, outcome) VALUES (1, 5, 'ab', 1, 1.0, 1, 'OK', 'ok')")
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
+
+    SpanStore(path).close()
+
+    assert "spans_by_trace" in _indexes(path)
+    assert "trace_id, parent_span_id" in _index_sql(path, "spans_by_trace")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM spans").fetchone() == (1,)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+            == ("5",)

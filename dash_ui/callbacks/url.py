@@ -1,0 +1,138 @@
+"""The page's state in its URL, and the search box.
+
+``?span_id=<16 hex>`` opens that call's drill-down on load, ``?trace_id=<32 hex>`` its
+trace's (at the trace's first span); ``?process=``, ``?errors=1``, ``?from=&to=`` (days,
+``YYYY-MM-DD``; a full ISO instant is read as its day) and ``?data=``, ``?service=`` set
+the filters; ``?feed=`` names a feed, whose status the line above the graph shows. The
+alert bodies link with exactly these (``otel_monitor.alerts.model.ui_link``). A filter
+change writes the URL anew (``dcc.Location(refresh=False)`` pushes it onto the browser's
+history, so its back button restores the previous filters). The search box takes a span
+id, a trace id or a process name.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from dash import Dash, Input, Output, State, ctx, no_update
+
+from exporters.queries import NotFound, TraceQueries
+
+from .graph import describe
+from .table import process_choices, service_choices
+
+SPAN_ID = re.compile("[0-9a-fA-F]{16}")
+TRACE_ID = re.compile("[0-9a-fA-F]{32}")
+MAX_PARAM = 1_000   # longest parameter value read (as the API's filters)
+
+# Filter inputs, in the order of sync's arguments after the URL.
+FILTERS = [("om-process", "value"), ("om-errors-only", "value"), ("om-dates", "start_date"),
+           ("om-dates", "end_date"), ("om-data", "value"), ("om-service", "value")]
+
+
+def _day(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def parse(search: Any) -> dict[str, Any]:
+    """The URL's query -> the filters' values and what to open (each key always set)."""
+    params = parse_qs(search[1:] if isinstance(search, str) and search.startswith("?")
+                      else search if isinstance(search, str) else "")
+
+    def one(name: str) -> str | None:
+        values = params.get(name)
+        value = values[-1].strip() if values else ""
+        return value[:MAX_PARAM] or None
+
+    span_id, trace_id = one("span_id"), one("trace_id")
+    return {"process": one("process"), "errors": one("errors") in ("1", "true", "yes"),
+            "from": _day(one("from")), "to": _day(one("to")), "data": one("data"),
+            "service": one("service"), "feed": one("feed"),
+            "span_id": span_id.lower() if span_id and SPAN_ID.fullmatch(span_id) else None,
+            "trace_id": trace_id.lower() if trace_id and TRACE_ID.fullmatch(trace_id)
+            else None}
+
+
+def unparse(process: Any = None, errors: Any = False, start: Any = None, end: Any = None,
+            data: Any = None, service: Any = None, feed: Any = None) -> str:
+    """The filters -> the URL's query (``""`` for none), in a fixed order."""
+    def text(value: Any) -> str | None:
+        return value.strip() or None if isinstance(value, str) else None
+
+    params = {"process": text(process), "errors": "1" if errors is True else None,
+              "from": _day(text(start)), "to": _day(text(end)), "data": text(data),
+              "service": text(service), "feed": text(feed)}
+    query = urlencode({k: v for k, v in params.items() if v})
+    return "?" + query if query else ""
+
+
+def to_open(queries: TraceQueries, span_id: str | None, trace_id: str | None
+            ) -> dict[str, str] | None:
+    """The call to open: the span given, else the first span of the trace given."""
+    if span_id:
+        return {"span_id": span_id}
+    if trace_id:
+        try:
+            spans = queries.trace(trace_id)["spans"]
+        except NotFound:
+            return {"missing": f"no span of trace {trace_id} in the store"}
+        roots = [s for s in spans if s["parent_span_id"] is None] or spans
+        return {"span_id": roots[0]["span_id"]}
+    return None
+
+
+def feed_line(queries: TraceQueries, name: str | None) -> Any:
+    """The line above the graph for ``?feed=``: that feed's status."""
+    if not name:
+        return no_update
+    for f in queries.feeds():
+        if f.get("name") == name:
+            return describe({"kind": "feed", "name": name, "age_s": f.get("age_s"),
+                             "stale": f.get("stale")})
+    return f"feed {name}: not in the store"
+
+
+def register(app: Dash, queries: TraceQueries) -> None:
+    filter_outputs = [Output(cid, prop, allow_duplicate=True) for cid, prop in FILTERS]
+
+    # A dropdown drops a value it has no option for: the options come with the value.
+    options = [Output("om-process", "options", allow_duplicate=True),
+               Output("om-service", "options", allow_duplicate=True)]
+
+    @app.callback(Output("om-url", "search"), *filter_outputs, Output("om-feed", "data"),
+                  Output("om-open", "data"), Output("om-graph-hover", "children",
+                                                    allow_duplicate=True), *options,
+                  Input("om-url", "search"), *[Input(cid, prop) for cid, prop in FILTERS],
+                  Input("om-search", "value"), State("om-feed", "data"),
+                  prevent_initial_call="initial_duplicate")
+    def sync(search, process, errors, start, end, data, service, searched, feed):
+        keep = [no_update] * len(FILTERS)
+        same = (no_update, no_update)  # the dropdowns' options
+        trigger = ctx.triggered_id
+        if trigger == "om-search":
+            text = searched.strip()[:MAX_PARAM] if isinstance(searched, str) else ""
+            if SPAN_ID.fullmatch(text) or TRACE_ID.fullmatch(text):
+                opened = to_open(queries, text.lower() if len(text) == 16 else None,
+                                 text.lower() if len(text) == 32 else None)
+                return no_update, *keep, no_update, opened, no_update, *same
+            if not text:
+                return (no_update,) * (len(FILTERS) + 6)
+            url = unparse(text, errors, start, end, data, service, feed)
+            return (url, text, *keep[1:], no_update, no_update, no_update,
+                    process_choices(queries, text), no_update)
+        if trigger in {cid for cid, _ in FILTERS}:
+            return (unparse(process, errors, start, end, data, service, feed), *keep,
+                    no_update, no_update, no_update, *same)
+        # The page's URL (on load, or the browser's back and forward): set the filters.
+        p = parse(search)
+        values = [p["process"], p["errors"], p["from"], p["to"], p["data"], p["service"]]
+        return (no_update, *values, p["feed"], to_open(queries, p["span_id"], p["trace_id"]),
+                feed_line(queries, p["feed"]), process_choices(queries, p["process"]),
+                service_choices(queries, p["service"]))

@@ -1,0 +1,138 @@
+"""Deep links and URL state: ``?span_id=`` / ``?trace_id=`` open a drill-down on load,
+the filter parameters set the filters, a filter change writes the URL anew, the search
+box takes a span id, a trace id or a process name; the drill-down shows the call's trace
+as a waterfall whose spans switch the drill-down and whose subtrees collapse."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dash_ui import trace_view
+from dash_ui.app import create_dash_app
+from dash_ui.callbacks.url import parse, unparse
+from test_dash_app import get_rows, open_drilldown
+from test_dash_bad_input import url_callback
+
+
+@pytest.fixture(scope="module")
+def dash_app(recorded):
+    return create_dash_app(recorded)
+
+
+@pytest.fixture(scope="module")
+def flask(dash_app):
+    return dash_app.server.test_client()
+
+
+def outputs(response) -> dict:
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return response.get_json()["response"]
+
+
+def nested_call(flask) -> dict:
+    """A row of ui_workload.price, which calls fee: a trace of two spans."""
+    return next(r for r in get_rows(flask, end=500)["rowData"]
+                if r["Process"] == "ui_workload.price")
+
+
+def test_the_url_and_the_filters_map_both_ways():
+    search = "?process=a.b&errors=1&from=2026-01-02&to=2026-01-03T10:00:00Z&data=spot"
+    p = parse(search)
+    assert (p["process"], p["errors"], p["from"], p["to"], p["data"]) == \
+        ("a.b", True, "2026-01-02", "2026-01-03", "spot")
+    assert unparse("a.b", True, "2026-01-02", "2026-01-03", "spot") == \
+        "?process=a.b&errors=1&from=2026-01-02&to=2026-01-03&data=spot"
+    assert unparse() == ""
+    assert parse("?span_id=" + "AB" * 8)["span_id"] == "ab" * 8
+    assert parse("?span_id=xyz&trace_id=12")["span_id"] is None
+
+
+def test_a_span_id_link_opens_its_drill_down_and_sets_the_filters(flask, dash_app):
+    row = nested_call(flask)
+    out = outputs(url_callback(flask, dash_app,
+                               f"?process=ui_workload.price&errors=1&span_id={row['span_id']}"))
+    assert out["om-process"]["value"] == "ui_workload.price"
+    assert out["om-errors-only"]["value"] is True
+    assert out["om-open"]["data"] == {"span_id": row["span_id"]}
+    opened = open_drilldown(flask, opened=out["om-open"]["data"])
+    assert opened["om-modal"]["is_open"] is True
+    assert opened["om-modal-title"]["children"] == "ui_workload.price"
+    rows = opened["om-trace"]["rowData"]
+    assert [(r["process"], r["depth"], r["selected"]) for r in rows] == [
+        ("ui_workload.price", 0, True), ("ui_workload.fee", 1, False)]
+
+
+def test_a_trace_id_link_opens_the_drill_down_of_the_traces_first_span(flask, dash_app):
+    row = nested_call(flask)
+    out = outputs(url_callback(flask, dash_app, f"?trace_id={row['trace_id']}"))
+    assert out["om-open"]["data"] == {"span_id": row["span_id"]}
+    missing = outputs(url_callback(flask, dash_app, "?trace_id=" + "0" * 32))
+    assert "missing" in missing["om-open"]["data"]
+
+
+def test_a_filter_change_writes_the_url(flask, dash_app):
+    out = outputs(url_callback(flask, dash_app, "?span_id=" + "a" * 16,
+                               filters=["ui_workload.fee", True, "2026-01-02", None, None,
+                                        None], fired=1))
+    assert out["om-url"]["search"] == "?process=ui_workload.fee&errors=1&from=2026-01-02"
+
+
+def test_the_search_box_takes_a_span_id_a_trace_id_or_a_process(flask, dash_app):
+    row = nested_call(flask)
+    by_span = outputs(url_callback(flask, dash_app, "", searched=row["span_id"].upper(),
+                                   fired=7))
+    assert by_span["om-open"]["data"] == {"span_id": row["span_id"]}
+    by_trace = outputs(url_callback(flask, dash_app, "", searched=row["trace_id"], fired=7))
+    assert by_trace["om-open"]["data"] == {"span_id": row["span_id"]}
+    by_name = outputs(url_callback(flask, dash_app, "", searched=" ui_workload.fee ",
+                                   fired=7))
+    assert by_name["om-process"]["value"] == "ui_workload.fee"
+    assert by_name["om-url"]["search"] == "?process=ui_workload.fee"
+
+
+def test_clicking_a_span_of_the_trace_switches_and_its_toggle_collapses(flask):
+    row = nested_call(flask)
+    first = open_drilldown(flask, {"rowId": f"{row['span_id']}:0"})
+    shown = first["om-trace-state"]["data"]
+    child = first["om-trace"]["rowData"][1]["span_id"]
+    switched = open_drilldown(flask, trace_cell={"rowId": child, "colId": "process"},
+                              shown=shown)
+    assert switched["om-modal-title"]["children"] == "ui_workload.fee"
+    assert [r["selected"] for r in switched["om-trace"]["rowData"]] == [False, True]
+    folded = open_drilldown(flask, trace_cell={"rowId": row["span_id"], "colId": "toggle"},
+                            shown=shown)
+    assert [r["span_id"] for r in folded["om-trace"]["rowData"]] == [row["span_id"]]
+    assert folded["om-trace"]["rowData"][0]["collapsed"] is True
+    assert "om-modal-body" not in folded  # the drill-down itself stays
+
+
+def _spans(n: int, fanout: int) -> list[dict]:
+    """A trace of ``n`` spans, each the child of span (i - 1) // fanout."""
+    return [{"span_id": "%016x" % i, "parent_span_id": None if i == 0 else
+             "%016x" % ((i - 1) // fanout), "process": f"p{i % 7}", "start_ns": i * 1000,
+             "duration_ms": 0.5, "status": "ERR" if i % 97 == 0 else "OK", "pid": 1}
+            for i in range(n)]
+
+
+def test_a_10000_span_trace_opens_collapsed_off_the_selected_path_quickly():
+    spans = _spans(10_000, 4)
+    selected = "%016x" % 9_999
+    began = time.perf_counter()
+    collapsed = trace_view.initially_collapsed(spans, selected)
+    rows = trace_view.rows(spans, selected, collapsed)
+    assert time.perf_counter() - began < 1.0
+    assert rows[-1]["selected"] or any(r["selected"] for r in rows)
+    assert len(rows) < 100                               # only the path and its siblings
+    everything = trace_view.rows(spans, selected)        # all expanded: still one pass
+    assert len(everything) == 10_000
+    assert all(0 <= r["left"] and r["left"] + r["width"] <= 100.001 for r in everything)
+
+
+def test_a_10000_deep_chain_and_an_orphan_are_rows_too():
+    spans = _spans(10_000, 1) + [{"span_id": "f" * 16, "parent_span_id": "e" * 16,
+                                  "process": "orphan", "start_ns": 5, "duration_ms": 0.0,
+                                  "status": "OK", "pid": 2}]
+    rows = trace_view.rows(spans, None)
+    assert len(rows) == 10_001 and rows[-2]["depth"] == 9_999
+    assert rows[-1]["process"] == "orphan" and rows[-1]["depth"] == 0
