@@ -104,7 +104,9 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
             (_span_id_int(found["parent_span_id"]),))
         found["parent"] = parents[0] if parents else None
     # Children by parent id (not a time window: async, late and skewed children stay).
-    found["children"] = dicts(db, _CHILDREN_SQL, (found["trace_id"], sid))
+    children = dicts(db, _CHILDREN_SQL, (found["trace_id"], sid))
+    children.sort(key=lambda r: r.pop("start_ns"))
+    found["children"] = children[:MAX_CHILDREN]
     return found
 
 
@@ -129,10 +131,10 @@ def explain_last_good(db: Database) -> str:
 
 
 _CHILDREN_SQL = """SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
-                          s.duration_ms
+                          s.duration_ms, s.start_ns
                    FROM spans s JOIN processes p ON p.id = s.process_id
-                   WHERE s.trace_id = ? AND s.parent_span_id = ?
-                   ORDER BY s.start_ns LIMIT 1000"""
+                   WHERE s.trace_id = ? AND s.parent_span_id = ?"""
+MAX_CHILDREN = 1000  # the drill-down lists the first children, in start order
 
 MAX_TRACE_SPANS = 50_000   # a trace view reads at most this many spans
 
