@@ -10,8 +10,9 @@ Any OpenTelemetry SDK, or a Collector's ``otlphttp`` exporter, can send here:
   senders), else the server's UI token, so a server with a token never takes
   anonymous writes; without either, ingest is open (bind to 127.0.0.1 then);
 * a body that cannot be read is a 400 whose ``google.rpc.Status`` message says why,
-  with nothing written; spans that cannot be stored (bad ids, already stored) are
-  left out and counted in the response's ``partial_success``, per the OTLP spec;
+  with nothing written; spans that cannot be stored (bad ids, JSON ids that are not
+  hex, already stored) are left out and counted in the response's ``partial_success``,
+  per the OTLP spec, and the others are stored;
 * input and output values are cut to ``OTEL_MONITOR_MAX_VALUE_LENGTH`` (default 1000)
   with local capture's marker, as a local call's values are;
 * the spans of one request are written in one transaction, all or none; a store that
@@ -140,10 +141,13 @@ def media_type(request: Request) -> str:
     return kind
 
 
-def parse(body: bytes, kind: str) -> ExportTraceServiceRequest:
+def parse(body: bytes, kind: str) -> tuple[ExportTraceServiceRequest, list[str]]:
+    """The request, and why the JSON spans left out of it (a trace, span, parent or link
+    id that is not hex) cannot be stored: each is rejected alone, its neighbours kept.
+    (A protobuf id of the wrong length is rejected per span by ``convert``.)"""
     if kind == PROTOBUF:
         try:
-            return ExportTraceServiceRequest.FromString(body)
+            return ExportTraceServiceRequest.FromString(body), []
         except DecodeError as exc:
             raise Rejected(400, code_pb2.INVALID_ARGUMENT,
                            f"body is not an OTLP ExportTraceServiceRequest: {exc}") from None
@@ -152,10 +156,10 @@ def parse(body: bytes, kind: str) -> ExportTraceServiceRequest:
         if not isinstance(document, dict):
             raise ValueError("the body must be a JSON object")
         check_shapes(document, ExportTraceServiceRequest.DESCRIPTOR)
-        _hex_ids_to_base64(document)
+        rejected = _hex_ids_to_base64(document)
         # Unknown fields are ignored, as the OTLP spec asks of receivers.
         return json_format.ParseDict(document, ExportTraceServiceRequest(),
-                                     ignore_unknown_fields=True)
+                                     ignore_unknown_fields=True), rejected
     except (ValueError, json_format.ParseError) as exc:
         raise Rejected(400, code_pb2.INVALID_ARGUMENT,
                        f"body is not OTLP JSON: {exc}") from None
@@ -164,14 +168,32 @@ def parse(body: bytes, kind: str) -> ExportTraceServiceRequest:
                        "body is not OTLP JSON: nested too deeply") from None
 
 
-def _hex_ids_to_base64(document: dict) -> None:
-    """OTLP JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64."""
+def _hex_ids_to_base64(document: dict) -> list[str]:
+    """OTLP JSON writes trace and span ids as hex; protobuf's JSON mapping wants base64.
+    A span with an id (its own or a link's) that is not hex is taken out of the document:
+    returns why, span by span."""
+    rejected: list[str] = []
     for resource_spans in _list(document, "resourceSpans", "resource_spans"):
         for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
-            for span in _list(scope_spans, "spans"):
-                _convert_ids(span)
-                for link in _list(span, "links"):
-                    _convert_ids(link)
+            spans = _list(scope_spans, "spans")
+            kept = []
+            for span in spans:
+                try:
+                    _convert_ids(span)
+                    for link in _list(span, "links"):
+                        _convert_ids(link)
+                except _BadId as exc:
+                    name = span.get("name")
+                    rejected.append(f"span {str(name)[:100]!r}: {exc}")
+                    continue
+                kept.append(span)
+            if len(kept) < len(spans):
+                spans[:] = kept
+    return rejected
+
+
+class _BadId(ValueError):
+    """An id that is not hex: its span is rejected, not the request."""
 
 
 def _list(obj: Any, *keys: str) -> list:
@@ -193,7 +215,7 @@ def _convert_ids(obj: dict) -> None:
             try:
                 obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
             except ValueError:
-                raise ValueError(f"{key} {value[:40]!r} is not hex") from None
+                raise _BadId(f"{key} {value[:40]!r} is not hex") from None
 
 
 # -- responses ------------------------------------------------------------------------
@@ -295,9 +317,10 @@ def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
                                                                   token.encode())
 
     def store(body: bytes, kind: str) -> Converted:
-        message = parse(body, kind)
+        message, rejected = parse(body, kind)
         try:
-            converted = convert(message, max_value_length=writer.max_value_length)
+            converted = convert(message, max_value_length=writer.max_value_length,
+                                rejected=rejected)
         except RecursionError:  # values nested past Python's recursion limit
             raise Rejected(400, code_pb2.INVALID_ARGUMENT,
                            "attribute values nested too deeply") from None

@@ -13,6 +13,20 @@ Process names (the store's ``Process`` column):
 * else the span name, when the span carries ``monitor.*`` attributes;
 * else ``"<service.name>: <span name>"`` — two services' ``GET /users`` spans are
   different processes (just the span name when the resource names no service).
+
+A foreign span (one without ``monitor.*`` attributes: another SDK's, a Node service's)
+is kept whole in the seven columns, its rows after the rule of the decorator's:
+
+* each attribute is an INPUT row, Data the attribute's key, Data Value its ``repr``
+  (bounded like a local value);
+* each event other than ``exception`` (that one fills the Exception column of a failed
+  span) is an OUTPUT row ``event[i]:<name>``, its value the ``repr`` of its attributes;
+* the resource's ``host.name`` is an INPUT row ``resource.host.name``;
+* a span with no attribute and no event is one INPUT row ``span.kind`` (``'SERVER'``…),
+  so every span has a row in the table.
+
+Every span's ``pid`` is the resource's ``process.pid`` (none when the sender does not
+say), not the server's.
 """
 from __future__ import annotations
 
@@ -35,6 +49,7 @@ from exporters import columns as C
 from exporters.flatten import attribute_text as _attr_text, signed_id as _signed
 from exporters.retention import RetentionWorker
 from exporters.sqlite_exporter import SQLiteSpanExporter
+from exporters.store import SPAN_COLUMNS
 from exporters.columns import DEFAULT_MAX_VALUE_LENGTH as DEFAULT_MAX_LENGTH, TRUNCATION_MARKER
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
@@ -53,6 +68,19 @@ _MAX_TIME_NS = (1 << 63) - 1  # SQLite's INTEGER is signed 64-bit
 _NAME_ATTRS = (C.ATTR_PROCESS_GROUP, C.ATTR_OUTCOME)
 _EXCEPTION_NAME_ATTRS = ("exception.type",)
 _EXCEPTION_TEXT_ATTRS = ("exception.message", "exception.stacktrace")
+
+
+DATA_SPAN_KIND = "span.kind"
+_KIND_NAMES = {getattr(trace_pb2.Span, f"SPAN_KIND_{k}"): k for k in (
+    "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")}
+
+
+class IngestedSpan(ReadableSpan):
+    """A received span: the SDK's span, plus the sender's pid and the rows of a foreign
+    span's attributes and events (``(data, data_type, data_value)``)."""
+
+    pid: int | None = None
+    rows: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass
@@ -136,6 +164,30 @@ def bounded(text: str, max_length: int) -> str:
     return text[:max_length] + TRUNCATION_MARKER.format(n=over) if over > 0 else text
 
 
+def value_text(value: Any, max_length: int) -> str:
+    """A foreign attribute's value as the decorator renders a value: ``repr``, bounded."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return bounded(repr(value), max_length)
+
+
+def foreign_rows(span: trace_pb2.Span, attrs: dict[str, Any], host: Any,
+                 max_length: int) -> tuple[tuple[str, str, str], ...]:
+    """A foreign span's rows: its attributes, its events but ``exception``, the host."""
+    rows = [(key[:MAX_NAME], C.INPUT, value_text(value, max_length))
+            for key, value in attrs.items()]
+    for i, event in enumerate(span.events):
+        if event.name != "exception":
+            rows.append((f"event[{i}]:{event.name}"[:MAX_NAME], C.OUTPUT,
+                         value_text(attributes(event.attributes), max_length)))
+    if not rows:
+        rows.append((DATA_SPAN_KIND, C.INPUT,
+                     repr(_KIND_NAMES.get(span.kind, "INTERNAL"))))
+    if host is not None:
+        rows.append((C.DATA_RESOURCE_HOST, C.INPUT, value_text(host, max_length)))
+    return tuple(rows)
+
+
 def _bound_values(attrs: dict[str, Any], max_length: int) -> None:
     """The values that become Data Value rows, as text within local capture's bound:
     a sender's 10 MB attribute is not a 10 MB row."""
@@ -157,12 +209,12 @@ def _as_text(attrs: dict[str, Any], keys: tuple[str, ...],
 
 
 def to_readable(span: trace_pb2.Span, attrs: dict[str, Any], resource: Resource,
-                service: str | None, scope: InstrumentationScope) -> ReadableSpan:
+                service: str | None, scope: InstrumentationScope) -> IngestedSpan:
     parent = None
     if span.parent_span_id and any(span.parent_span_id):
         parent = SpanContext(int.from_bytes(span.trace_id, "big"),
                              int.from_bytes(span.parent_span_id, "big"), True, _SAMPLED)
-    return ReadableSpan(
+    return IngestedSpan(
         name=process_name(span.name, attrs, service),
         context=SpanContext(int.from_bytes(span.trace_id, "big"),
                             int.from_bytes(span.span_id, "big"), True, _SAMPLED),
@@ -182,14 +234,22 @@ def to_readable(span: trace_pb2.Span, attrs: dict[str, Any], resource: Resource,
 
 
 def convert(request: ExportTraceServiceRequest, *,
-            max_value_length: int = DEFAULT_MAX_LENGTH) -> Converted:
-    """Every span of the request as a ReadableSpan, or rejected with a reason (bad ids,
+            max_value_length: int = DEFAULT_MAX_LENGTH,
+            rejected: Iterable[str] = ()) -> Converted:
+    """Every span of the request as an IngestedSpan, or rejected with a reason (bad ids,
     no name or start time, a span id seen twice in the request). Input and output values
-    are cut to ``max_value_length`` as local capture cuts them."""
+    are cut to ``max_value_length`` as local capture cuts them. ``rejected``: the reasons
+    of spans already left out of ``request`` (JSON ids that are not hex)."""
     out = Converted()
+    for reason in rejected:
+        out.reject(reason)
     seen: set[bytes] = set()
     for resource_spans in request.resource_spans:
         resource_attrs = attributes(resource_spans.resource.attributes)
+        pid = resource_attrs.get("process.pid")
+        pid = pid if type(pid) is int and 0 <= pid <= _MAX_TIME_NS else None
+        host = resource_attrs.get("host.name")
+        host = host if host not in (None, "") else None
         service = resource_attrs.get("service.name")
         # Cut like a process name: it is copied into every span row of the resource.
         service = service[:MAX_NAME] if isinstance(service, str) and service else None
@@ -209,8 +269,12 @@ def convert(request: ExportTraceServiceRequest, *,
                     out.reject(problem)
                     continue
                 seen.add(span.span_id)
+                own = any(key.startswith("monitor.") for key in attrs)
+                rows = () if own else foreign_rows(span, attrs, host, max_value_length)
                 _bound_values(attrs, max_value_length)
-                out.spans.append(to_readable(span, attrs, resource, service, scope))
+                readable = to_readable(span, attrs, resource, service, scope)
+                readable.pid, readable.rows = pid, rows
+                out.spans.append(readable)
     return out
 
 
@@ -241,7 +305,18 @@ class IngestWriter(SQLiteSpanExporter):
             # The flattening the exporter uses for every span; it adds catalog rows
             # for new process names (idempotent, before the calls' transaction).
             calls, data, _ = self._flatten(converted.spans, store)
+            self._add_sender_fields(converted.spans, calls, data)
             store.insert_calls(calls, data)  # one transaction: all the calls or none
+
+    @staticmethod
+    def _add_sender_fields(spans: list[IngestedSpan], calls: list, data: list) -> None:
+        """The sender's pid in each call (flatten writes this process's), and a foreign
+        span's rows (flatten writes none for it: it has no ``monitor.*`` attribute)."""
+        width, at_pid = len(SPAN_COLUMNS), SPAN_COLUMNS.index("pid")
+        for i, span in enumerate(spans):
+            calls[i * width + at_pid] = span.pid
+            for seq, (name, kind, value) in enumerate(span.rows):
+                data += (i, seq, name, kind, value)
 
     def shutdown(self) -> None:
         if self.retention is not None:

@@ -51,6 +51,9 @@ ATTR_CODE_FUNCTION = "code.function.name"
 ATTR_CODE_FILE = "code.file.path"
 ATTR_CODE_LINE = "code.line.number"
 
+# The Data of the INPUT row holding a received foreign span's resource ``host.name``.
+DATA_RESOURCE_HOST = "resource.host.name"
+
 # A value's text is bounded to this many characters (the max_value_length setting's
 # default); a cut text ends with the marker, ``n`` the characters left out.
 DEFAULT_MAX_VALUE_LENGTH = 1000

@@ -114,6 +114,10 @@ def body(queries: TraceQueries, span_id: str, picked: Any = None
                                    config={"displayModeBar": False}), md=5)]),
         html.H6(f"{call['status']} · {call['duration_ms']:.3f} ms · {call['timestamp']}",
                 className="mt-2"),
+        html.Div(" · ".join(f"{k} {v}" for k, v in (
+            ("service", call.get("service_name")), ("host", call.get("host")),
+            ("pid", call.get("pid"))) if v is not None), className="small text-muted",
+            id="om-call-origin"),
         values_table(call["values"]),
     ]
     compared = comparison(queries, call, picked)

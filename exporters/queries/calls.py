@@ -2,9 +2,11 @@
 time, and one call with its values, parent and children (the drill-down)."""
 from __future__ import annotations
 
+import ast
 import time
 from typing import Any
 
+from ..columns import DATA_RESOURCE_HOST
 from ..database import Database
 from ..errors import NotFound
 from .filters import ISO, NS, dicts, plan
@@ -79,7 +81,8 @@ def _span_id_int(span_id: str) -> int:
 
 
 def call(db: Database, span_id: str) -> dict[str, Any]:
-    """One call: its span, all its inputs/outputs, the traceback, parent and children."""
+    """One call: its span, all its inputs/outputs, the traceback, parent and children;
+    ``host``: a received span's resource ``host.name`` (None for a local call)."""
     sid = _span_id_int(span_id)
     spans = dicts(db,
         f"""SELECT s.id, printf('%016x', s.span_id) AS span_id, s.trace_id,
@@ -96,6 +99,7 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
     row_id = found.pop("id")
     found["values"] = dicts(db, "SELECT seq, data, data_type, data_value FROM data_values "
                                 "WHERE span = ? ORDER BY seq", (row_id,))
+    found["host"] = _host(found["values"])
     found["parent"] = None
     if found["parent_span_id"] is not None:
         parents = dicts(db,
@@ -108,6 +112,17 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
     children.sort(key=lambda r: r.pop("start_ns"))
     found["children"] = children[:MAX_CHILDREN]
     return found
+
+
+def _host(values: list[dict[str, Any]]) -> str | None:
+    """A received span's host: its resource's ``host.name``, kept as a value's ``repr``."""
+    for value in values:
+        if value["data"] == DATA_RESOURCE_HOST:
+            try:
+                return str(ast.literal_eval(value["data_value"]))
+            except (ValueError, SyntaxError, MemoryError, RecursionError):
+                return value["data_value"]  # cut to the value bound: as it is
+    return None
 
 
 _LAST_GOOD_SQL = """SELECT printf('%016x', s.span_id) AS span_id FROM spans s
