@@ -89,12 +89,17 @@ def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None) -> N
 
 def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None
                       ) -> FastAPI:
-    """The FastAPI app serving the API and the UI for the store at ``db_path``."""
+    """The FastAPI app serving the API and the UI for the store at ``db_path``; a path
+    where nothing was recorded yet gets a new store (so a central OTLP receiver starts
+    on a new path)."""
     token = resolve_token(token)
+    # The ingest's writer opens the store first, as the decorator's writer does: on a new
+    # path it makes the store at the current schema, folders and file alike.
+    ingest = create_ingest_app(db_path, ui_token=token)  # OTLP in; its own token
     queries = query_service(db_path)  # the one the API's routes and the UI's callbacks call
     app = create_api(queries, token=token)
     mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
-    app.mount("/v1", create_ingest_app(db_path, ui_token=token))  # OTLP in; its own token
+    app.mount("/v1", ingest)
     mount_ui(app, queries, token)
     document_mounts(app)  # /v1/traces in the app's OpenAPI document
     return app

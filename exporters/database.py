@@ -91,7 +91,12 @@ class Database:
                 return sqlite3.connect("file:" + self.path + "?mode=ro", uri=True,
                                        timeout=self.busy_timeout_s, isolation_level=None,
                                        check_same_thread=False)
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            folder = os.path.dirname(os.path.abspath(self.path))
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:  # a file in the way, no permission
+                raise StoreError(f"{self.path}: cannot make its folder {folder}: "
+                                 f"{exc.strerror or exc}") from exc
             return sqlite3.connect(self.path, timeout=self.busy_timeout_s,
                                    isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:

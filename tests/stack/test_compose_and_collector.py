@@ -78,6 +78,8 @@ def test_otel_monitor_image_builds_from_files_in_the_repo():
     entrypoint = (CONFIG / "otel-monitor" / "entrypoint.sh").read_text()
     assert "otel-monitor serve" in entrypoint and "--host 0.0.0.0" in entrypoint
     assert "--port 8050" in entrypoint
+    # serve makes the store on a new volume itself: no `python -c` creating it first
+    assert "python" not in entrypoint and "python -c" not in dockerfile.read_text()
 
 
 # -- the Collector ------------------------------------------------------------------------
