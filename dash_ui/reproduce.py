@@ -57,6 +57,8 @@ def recorded_exception(call: dict[str, Any]) -> tuple[str, str | None] | None:
     qualname = call.get("exception_type")
     if not qualname:
         return None
+    # Stored as OTel's exception.type (module.qualname); a traceback leaves __main__ out.
+    qualname = qualname.removeprefix("__main__.")
     lines = (call.get("exception") or "").rstrip("\n").split("\n")
     head = re.compile(rf"((?:[\w.]+\.)?{re.escape(qualname)})(?:: (.*))?")
     for i in range(len(lines) - 1, -1, -1):

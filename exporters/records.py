@@ -9,7 +9,7 @@ exporter flattens records and ReadableSpans into the same rows.
 
 ``process`` names a ``CallSite`` (the writer is handed the sites by name); ``inputs`` is a pair of
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
-or None when no OUTPUT row is due; ``error`` is ``(type name,
+or None when no OUTPUT row is due; ``error`` is ``(type name (``exception_type_name``),
 traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
 are ``(clear text, marker)`` pairs of masked arguments to scrub it with) or None.
 
@@ -62,6 +62,14 @@ def scalar_text(value: object) -> str:
         return repr(value)
     except Exception as exc:  # a subclass with a broken __repr__ never gets here; be safe
         return f"<{type(value).__qualname__}: repr failed: {type(exc).__name__}>"
+
+
+def exception_type_name(cls: type) -> str:
+    """OTel's ``exception.type`` of an exception class: ``module.qualname``, a builtin's
+    bare ``qualname`` (``json.decoder.JSONDecodeError``, ``ValueError``), as the SDK's
+    ``Span.record_exception`` writes it."""
+    module, qualname = getattr(cls, "__module__", None), cls.__qualname__
+    return f"{module}.{qualname}" if module and module != "builtins" else qualname
 
 
 def error_texts(error: tuple) -> tuple[str, str, str]:

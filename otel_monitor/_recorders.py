@@ -30,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.records import CallSite, error_texts, scalar_text
+from exporters.records import CallSite, error_texts, exception_type_name, scalar_text
 
 from . import _wrappers
 from ._capture import Masker
@@ -254,7 +254,7 @@ class LocalRecorder:
             message = str(exc)
         except Exception:
             message = "<exception message unavailable: its __str__ raised>"
-        return (type(exc).__qualname__, snapshot, message, _secrets_of(exc, self.plan.secrets(
+        return (exception_type_name(type(exc)), snapshot, message, _secrets_of(exc, self.plan.secrets(
             args, kwargs, self.rt.mask)))
 
 
@@ -351,8 +351,7 @@ class SpanRecorder(LocalRecorder):
             span.add_event("exception", {
                 "exception.type": exc_type,
                 "exception.message": message,
-                "exception.stacktrace": text,
-                "exception.escaped": True,
+                "exception.stacktrace": text,  # (no exception.escaped: deprecated)
             }, timestamp=end)
             span.set_status(Status(StatusCode.ERROR, f"{exc_type}: {message}"))
         elif outcome != C.OUTCOME_OK:

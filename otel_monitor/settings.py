@@ -140,7 +140,8 @@ class Settings:
     alert_exceptions: bool = setting(
         True, "OTEL_MONITOR_ALERT_EXCEPTIONS", "alert on a call that raises")
     alert_ignore_exceptions: tuple[str, ...] = setting(
-        (), "OTEL_MONITOR_ALERT_IGNORE_EXCEPTIONS", "exception type names never alerted on")
+        (), "OTEL_MONITOR_ALERT_IGNORE_EXCEPTIONS",
+        "exception types never alerted on: module.Class, or the class name alone")
     alert_feed_lag: bool = setting(
         True, "OTEL_MONITOR_ALERT_FEED_LAG", "alert on a feed gone stale, and on its recovery")
     feed_stale_after_s: float = setting(

@@ -131,10 +131,15 @@ class AlertEngine:
                 setattr(exc, _ALERTED_ATTR, True)
             except (AttributeError, TypeError):  # an exception type without a __dict__
                 pass
-        exc_type = error[0]
-        if exc_type in self.ignore:
+        exc_type = error[0]  # module.qualname (OTel's exception.type)
+        if self.ignored(exc_type):
             return
         self._submit((site.process, exc_type), end_ns, ("record", site, ids, end_ns, error))
+
+    def ignored(self, exc_type: str) -> bool:
+        """Whether alerts on ``exc_type`` (fully qualified) are off: the setting names a
+        type fully qualified or by its class name alone."""
+        return exc_type in self.ignore or exc_type.rsplit(".", 1)[-1] in self.ignore
 
     def submit_span_error(self, span: Any) -> None:
         """A span of other instrumentation ended with status ERROR."""
@@ -143,7 +148,7 @@ class AlertEngine:
             if event.name == "exception":
                 exc_type = str((event.attributes or {}).get("exception.type") or exc_type)
                 break
-        if exc_type in self.ignore or exc_type.rsplit(".", 1)[-1] in self.ignore:
+        if self.ignored(exc_type):
             return
         end = span.end_time or time.time_ns()
         self._submit((span.name, exc_type), end, ("span", span))

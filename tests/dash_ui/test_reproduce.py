@@ -132,3 +132,16 @@ def test_an_unknown_call_is_a_404(served):
     app, _ = served
     assert httpx.get(f"{app.url}/api/calls/{'0' * 16}/reproduce", timeout=10).status_code \
         == 404
+
+
+def test_a_fully_qualified_exception_type_is_found_in_its_traceback():
+    """exception_type is stored as OTel's exception.type (module.qualname); a traceback
+    names the type the same way, but leaves ``__main__`` out."""
+    from dash_ui.reproduce import recorded_exception
+
+    text = "Traceback (most recent call last):\n  File \"x.py\", line 1\n{}: bad input\n"
+    assert recorded_exception({"exception_type": "json.decoder.JSONDecodeError",
+                               "exception": text.format("json.decoder.JSONDecodeError")}) \
+        == ("json.decoder.JSONDecodeError", "bad input")
+    assert recorded_exception({"exception_type": "__main__.Boom",
+                               "exception": text.format("Boom")}) == ("Boom", "bad input")

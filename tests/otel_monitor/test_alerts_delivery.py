@@ -140,8 +140,9 @@ def test_pending_alerts_are_bounded_the_oldest_dropped_and_counted(alerting, rec
     by_status: dict[str, list[str]] = {}
     for r in rows:
         by_status.setdefault(r["status"], []).append(r["summary"].split()[0])
-    assert sorted(by_status["dropped"]) == ["FeedError1", "FeedError2"]  # the oldest
-    assert sorted(by_status["failed"]) == ["FeedError0", "FeedError3", "FeedError4"]
+    # (exception types fully qualified, as OTel's exception.type)
+    assert sorted(by_status["dropped"]) == [f"{__name__}.FeedError{i}" for i in (1, 2)]
+    assert sorted(by_status["failed"]) == [f"{__name__}.FeedError{i}" for i in (0, 3, 4)]
     dropped = [r for r in rows if r["status"] == "dropped"]
     assert all("queue full" in r["error"] and r["attempts"] == 0 for r in dropped)
     from otel_monitor.pipeline import PIPELINE

@@ -20,6 +20,9 @@ class PricingError(Exception):
     pass
 
 
+FQN = f"{__name__}.PricingError"  # OTel's exception.type
+
+
 @monitor("pricing")
 def black_scholes(spot: float, vol: float) -> float:
     if vol <= 0:
@@ -83,9 +86,10 @@ def test_pagerduty_event_has_the_required_fields(alerting, receiver):
     body = post.json
     assert body["routing_key"] == ROUTING_KEY
     assert body["event_action"] == "trigger"
-    assert body["dedup_key"] == f"otel-monitor/exception/{process_name(black_scholes)}/PricingError"
+    # the exception type fully qualified, as OTel's exception.type
+    assert body["dedup_key"] == f"otel-monitor/exception/{process_name(black_scholes)}/{FQN}"
     payload = body["payload"]
-    assert payload["summary"].startswith(f"PricingError in {process_name(black_scholes)}: ")
+    assert payload["summary"].startswith(f"{FQN} in {process_name(black_scholes)}: ")
     assert str(exc) in payload["summary"]
     assert payload["severity"] == "error"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", payload["timestamp"])
@@ -93,7 +97,7 @@ def test_pagerduty_event_has_the_required_fields(alerting, receiver):
     details = payload["custom_details"]
     assert details["process"] == process_name(black_scholes)
     assert details["process_group"] == "pricing"
-    assert details["exception_type"] == "PricingError"
+    assert details["exception_type"] == FQN
     assert details["count"] == 1
     assert "Traceback" in details["traceback"]
     assert payload["component"] == process_name(black_scholes)

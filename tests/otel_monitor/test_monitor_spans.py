@@ -382,3 +382,109 @@ def test_application_tracer_provider_is_kept_and_gets_the_sqlite_exporter(tmp_pa
     assert handle["trace_id"] == request["trace_id"]
     assert request["service_name"] == handle["service_name"] == "app-svc"
     assert s.values(handle) == {"x": "21", "return": "42"}
+
+
+# -- semantic conventions --------------------------------------------------------------------
+
+def _semconv_attributes() -> dict[str, bool]:
+    """Every attribute name the installed opentelemetry-semantic-conventions defines (its
+    stable and incubating ``attributes`` modules), mapped to whether it is deprecated
+    (the constant's docstring says so: they are read from the source)."""
+    import ast
+    import pathlib
+
+    import opentelemetry.semconv as semconv
+
+    root = pathlib.Path(semconv.__file__).parent
+    found: dict[str, bool] = {}
+    for path in [*root.glob("attributes/*.py"), *root.glob("_incubating/attributes/*.py")]:
+        body = ast.parse(path.read_text()).body
+        for node, after in zip(body, [*body[1:], None]):
+            value = getattr(node, "value", None)
+            if not (isinstance(node, (ast.Assign, ast.AnnAssign)) and
+                    isinstance(value, ast.Constant) and isinstance(value.value, str)):
+                continue
+            doc = (after.value.value if isinstance(after, ast.Expr) and
+                   isinstance(after.value, ast.Constant) else "") or ""
+            deprecated = str(doc).strip().startswith("Deprecated")
+            found[value.value] = found.get(value.value, True) and deprecated
+    return found
+
+
+def test_every_otel_attribute_the_decorator_writes_is_a_current_semconv_name(store, spans):
+    """Each attribute name outside otel-monitor's own ``monitor.*`` namespace, on the
+    spans and span events the decorator emits (OK, failed, cancelled, generator), is a
+    constant of opentelemetry-semantic-conventions and not a deprecated one."""
+    from exporters import columns as C
+
+    @monitor("semconv", otel_span=True)
+    def ok(x):
+        return x
+
+    @monitor("semconv", otel_span=True)
+    def fails(text):
+        return json.loads(text)
+
+    @monitor("semconv", otel_span=True)
+    def gen(n):
+        yield from range(n)
+
+    @monitor("semconv", otel_span=True)
+    async def slow():
+        await asyncio.sleep(10)
+
+    async def cancel():
+        task = asyncio.ensure_future(slow())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    ok(1)
+    with pytest.raises(json.JSONDecodeError):
+        fails("{")
+    list(gen(2))
+    asyncio.run(cancel())
+    written: set[str] = set()
+    for span in spans.get_finished_spans():
+        written |= set(span.attributes or {})
+        for event in span.events:
+            written |= set(event.attributes or {})
+    written |= {getattr(C, n) for n in dir(C) if n.startswith("ATTR_")}
+    ours = {n for n in written if not n.startswith("monitor.")}
+    assert {"code.function.name", "exception.type", "exception.stacktrace"} <= ours
+    known = _semconv_attributes()
+    assert {n for n in ours if n not in known} == set()
+    assert {n for n in ours if known[n]} == set()  # deprecated (exception.escaped was)
+
+
+def test_exception_type_is_fully_qualified_like_the_sdk_writes_it(store, spans):
+    """``exception.type`` is ``module.qualname`` (builtins bare), as the SDK's own
+    ``record_exception`` writes it; the store's exception_type is the same name (so a
+    call received over OTLP from any Python SDK reads as a local one)."""
+    @monitor("semconv", otel_span=True)
+    def parse(text):
+        return json.loads(text)
+
+    @monitor("semconv", otel_span=True)
+    def check(x):
+        raise ValueError(x)
+
+    with pytest.raises(json.JSONDecodeError):
+        parse("{")
+    with pytest.raises(ValueError):
+        check(1)
+    sdk = trace.get_tracer_provider().get_tracer("reference")
+    for exc in (json.JSONDecodeError("x", "{", 1), ValueError(1)):
+        with sdk.start_as_current_span("reference") as span:
+            span.record_exception(exc)
+    reference = [e.attributes["exception.type"] for s in spans.get_finished_spans()
+                 if s.name == "reference" for e in s.events]
+    assert reference == ["json.decoder.JSONDecodeError", "ValueError"]
+    for fn, expected in ((parse, "json.decoder.JSONDecodeError"), (check, "ValueError")):
+        (span,) = _finished(spans, fn)
+        (event,) = [e for e in span.events if e.name == "exception"]
+        assert event.attributes["exception.type"] == expected
+        assert "exception.escaped" not in event.attributes
+        assert span.status.description.startswith(expected + ": ")
+        assert store.call(fn)["exception_type"] == expected
