@@ -6,7 +6,8 @@
   with exponential backoff (``backoff_s``, doubling, at most ``MAX_BACKOFF_S``); a
   429 waits what its ``Retry-After`` says (seconds or an HTTP date, at most
   ``MAX_RETRY_AFTER_S``); another 4xx is final (retrying would not help). After
-  ``max_attempts`` the alert is reported ``failed`` with the last error.
+  ``max_attempts`` the alert is reported ``failed`` with the last error: a refusal's
+  reason (Slack's text, PagerDuty's message and errors), clipped to ``ERROR_MAX``.
 * Nothing here raises into, or waits for, the instrumented code: ``submit`` appends
   to the worker's inbox under a lock held for no I/O.
 * Each sender is a ``BackgroundWorker`` ("otel-monitor-webhook-<kind>"), started
@@ -17,6 +18,7 @@ httpx is imported when the first sender is built, i.e. only when a webhook is se
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import socket
 import threading
@@ -28,7 +30,7 @@ from exporters.errors import ConfigError
 from exporters.state import DROPPED, FAILED, SENT
 from exporters.worker import BackgroundWorker
 
-from .model import Alert
+from .model import Alert, clip
 from .payloads import pagerduty_body, slack_body
 from ..webhooks import PAGERDUTY, Target
 
@@ -37,6 +39,7 @@ _log = logging.getLogger("otel_monitor")
 MAX_BACKOFF_S = 30.0
 MAX_RETRY_AFTER_S = 300.0
 USER_AGENT = "otel-monitor"
+ERROR_MAX = 1024  # a delivery's error as the alerts table keeps it (clipped, marked)
 
 # (alert, target, status, attempts, error) -> None
 Report = Callable[[Alert, Target, str, int, "str | None"], None]
@@ -46,6 +49,26 @@ def body_for(target: Target, alert: Alert) -> dict[str, Any]:
     if target.kind == PAGERDUTY:
         return pagerduty_body(alert, target.routing_key or "")
     return slack_body(alert)
+
+
+def refusal_reason(response: Any) -> str:
+    """Why a webhook refused a body: Slack answers plain text (``invalid_blocks``,
+    ``invalid_payload``…); PagerDuty JSON ``{"status", "message", "errors": [...]}``,
+    read as the message and every error joined. Anything else: the text as sent."""
+    text = response.text.strip()
+    if text.startswith("{"):
+        try:
+            answer = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(answer, dict) and ("message" in answer or "errors" in answer):
+            errors = answer.get("errors")
+            errors = errors if isinstance(errors, list) else [] if errors is None else [errors]
+            parts = [str(answer.get("message") or answer.get("status") or "refused")]
+            if errors:
+                parts.append("; ".join(str(e) for e in errors))
+            return ": ".join(parts)
+    return text
 
 
 def retry_after_s(value: str | None, now: float | None = None) -> float | None:
@@ -183,7 +206,7 @@ class WebhookSender:
                     self.sent += 1
                     self.report(alert, self.target, SENT, attempts, None)
                     return
-                error = f"HTTP {status}: {response.text[:200]}"
+                error = clip(f"HTTP {status}: {refusal_reason(response)}", ERROR_MAX)
                 if status == 429:
                     wait = retry_after_s(response.headers.get("Retry-After"))
                     if wait is not None:

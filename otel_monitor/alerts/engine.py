@@ -37,8 +37,9 @@ from exporters.worker import BackgroundWorker
 
 from ..settings import Settings
 from .delivery import WebhookSender
-from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, dedup_key,
-                    iso, traceback_excerpt, ui_link)
+from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, clip,
+                    dedup_key, iso, traceback_excerpt, ui_link)
+from .payloads import PD_SUMMARY_MAX
 from .persist import FeedBook, StateWriter
 from ..webhooks import Target, parse_webhooks
 
@@ -228,7 +229,9 @@ class AlertEngine:
         self.state.add_result(AlertRecord(
             ts_ns=alert.time_ns, rule=alert.rule, action=alert.action, key=alert.key,
             target=target.label, status=status, attempts=attempts, count=alert.count,
-            summary=alert.summary, error=error, process=alert.process, span_id=alert.span_id,
+            # clipped as PagerDuty's summary is: a 1 MB message is not a 1 MB row
+            summary=clip(alert.summary, PD_SUMMARY_MAX), error=error, process=alert.process,
+            span_id=alert.span_id,
             trace_id=alert.trace_id, feed=alert.feed, done_ns=time.time_ns()))
 
     # -- rule: unhandled exception ------------------------------------------------------

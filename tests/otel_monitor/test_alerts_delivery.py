@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from alert_helpers import SLACK, wait_alerts
+import json
+
+from alert_helpers import PD, SLACK, wait_alerts
 from otel_monitor import monitor
 from otel_monitor.alerts.delivery import retry_after_s
 from webhook_receiver import HANG, closed_port_url
@@ -147,3 +149,39 @@ def test_pending_alerts_are_bounded_the_oldest_dropped_and_counted(alerting, rec
     assert all("queue full" in r["error"] and r["attempts"] == 0 for r in dropped)
     from otel_monitor.pipeline import PIPELINE
     assert PIPELINE.alerts.senders[0].dropped == 2
+
+
+# -- a refusal's reason, recorded -----------------------------------------------------------
+
+@pytest.mark.parametrize("reason", ["invalid_blocks", "invalid_payload", "no_text"])
+def test_a_slack_400_is_recorded_with_its_plain_text_reason(alerting, receiver, reason):
+    receiver.script(SLACK, (400, {"Content-Type": "text/plain"}, reason.encode()))
+    store = alerting(alert_webhooks=[receiver.url(SLACK)])
+    _call(_failing(), "AAPL")
+    [row] = wait_alerts(store.path, lambda r: len(r) == 1)
+    assert (row["status"], row["attempts"], row["error"]) == \
+        ("failed", 1, f"HTTP 400: {reason}")
+
+
+def test_a_pagerduty_400_is_recorded_with_its_message_and_every_error(alerting, receiver):
+    errors = ["Length of 'summary' is too long (" + "x" * 150 + ")",
+              "'payload.severity' is missing", "'routing_key' is invalid"]
+    answer = {"status": "invalid event", "message": "Event object is invalid",
+              "errors": errors}
+    receiver.script(PD, (400, {"Content-Type": "application/json"},
+                         json.dumps(answer).encode()))
+    store = alerting(alert_webhooks=[f"pagerduty+{receiver.url(PD)}#routing_key="
+                                     "R0UT1NGKEY0000000000000000000000"])
+    _call(_failing(), "AAPL")
+    [row] = wait_alerts(store.path, lambda r: len(r) == 1)
+    assert (row["status"], row["attempts"]) == ("failed", 1)
+    assert row["error"] == "HTTP 400: Event object is invalid: " + "; ".join(errors)
+
+
+def test_a_huge_refusal_is_recorded_clipped(alerting, receiver):
+    receiver.script(SLACK, (400, {}, b"invalid_blocks " + b"y" * 100_000))
+    store = alerting(alert_webhooks=[receiver.url(SLACK)])
+    _call(_failing(), "AAPL")
+    [row] = wait_alerts(store.path, lambda r: len(r) == 1)
+    assert row["error"].startswith("HTTP 400: invalid_blocks yyy")
+    assert len(row["error"]) <= 1024 and row["error"].endswith("more chars]")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from alert_helpers import PD, SLACK, texts
+from alert_helpers import PD, SLACK, texts, wait_alerts
 from monitor_helpers import process_name
 from otel_monitor import monitor
 from webhook_limits import (longest_text, pagerduty_problems, sent_bytes, slack_problems)
@@ -177,6 +177,11 @@ def test_a_million_character_message_gives_bodies_within_every_limit(alerting, r
     assert "price &amp; vol &lt;bad&gt; für 😀" in shown
     assert re.search(r"more chars\]", shown)
     assert store.calls(huge_message)[0]["status"] == "ERR"
+    # The alerts table keeps the summary clipped like PagerDuty's, not the whole message.
+    rows = wait_alerts(store.path, lambda r: len(r) == 2)
+    for row in rows:
+        assert len(row["summary"]) <= 1024 and row["summary"] == summary
+        assert row["summary"].endswith("more chars]")
 
 
 def _exec_defined(name: str):

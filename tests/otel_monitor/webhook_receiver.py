@@ -1,8 +1,8 @@
 """A real webhook receiver for the alert tests: ``http.server`` on 127.0.0.1 in a thread.
 
 It records every POST (path, headers, raw body, parsed JSON, receipt time) and
-answers what a test scripted for that path, in order: a status (with headers), or
-``HANG`` (hold the request open, never answer, until the receiver closes). Once a
+answers what a test scripted for that path, in order: a status (with headers, and a
+body: ``(status, headers, body)``), or ``HANG`` (hold the request open, never answer, until the receiver closes). Once a
 path's script is used up it answers 200.
 """
 from __future__ import annotations
@@ -47,7 +47,8 @@ class Receiver:
     def url(self, path: str) -> str:
         return self.base + path
 
-    def script(self, path: str, *responses: int | tuple[int, dict[str, str]] | str) -> None:
+    def script(self, path: str, *responses: int | tuple[int, dict[str, str]]
+               | tuple[int, dict[str, str], bytes] | str) -> None:
         """What ``path`` answers to its next POSTs, in order (then 200)."""
         self.scripts[path] = list(responses)
 
@@ -99,8 +100,8 @@ def start_receiver() -> Receiver:
                 receiver.released.wait(30)
                 self.close_connection = True
                 return
-            status, headers = answer if isinstance(answer, tuple) else (answer, {})
-            body = b"ok" if status < 400 else b"no"
+            status, headers, *given = answer if isinstance(answer, tuple) else (answer, {})
+            body = given[0] if given else b"ok" if status < 400 else b"no"
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
