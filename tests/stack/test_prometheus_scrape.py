@@ -78,6 +78,12 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait(5)
 
 
+class Stack(tuple):
+    """(store path, Prometheus URL), and ``serve``: the otel-monitor server's URL."""
+
+    serve: str
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, prometheus_bin):
     """(store path, Prometheus URL): serve started on a store that exists, Prometheus
@@ -110,7 +116,9 @@ def stack(tmp_path_factory, prometheus_bin):
             # Targets reach the scrape loop a few seconds after start; up == 1 also says the
             # bearer token from the credentials_file was accepted.
             assert eventually(prom, f'up{{job="{JOB}"}}', {"": 1.0}) == {"": 1.0}
-            yield store, prom
+            running = Stack((store, prom))
+            running.serve = f"http://127.0.0.1:{serve_port}"
+            yield running
         finally:
             for proc in reversed(procs):
                 stop(proc)
@@ -196,3 +204,42 @@ def test_feed_ages_health_and_the_shipped_rules_reach_prometheus(stack):
     assert otel_monitor.force_flush(10)
     rate = until(lambda: query(prom, f'process:otel_monitor_calls:rate5m{{process="{FILL}"}} > 0'))
     assert list(rate) == [FILL]
+
+
+def test_promtool_check_metrics_passes_on_a_real_scrape(stack, promtool):
+    """The exposition /metrics serves, with every kind of series in it (calls, errors and
+    durations, a feed's age, another process's health and OTLP figures, alerts), and label
+    values that need escaping (quotes, backslashes, a newline, non-ASCII: a service name
+    sent over OTLP), passes `promtool check metrics`: no format error, no lint problem."""
+    store, _ = stack
+    fill(3)
+    with pytest.raises(KeyError):
+        refuse(3)
+    assert otel_monitor.force_flush(10)
+    another_exporting_process(store, "s.write_feeds([FeedState('lint.feed', 1.0, 10.0, "
+                              "time.time_ns(), 1, False)])\n"
+                              "s.write_health(queue_depth=1, queue_peak=2, dropped=0, "
+                              "written=1, write_lag_ms=1.0, last_write_ns=time.time_ns(), "
+                              "service_name='lint-svc', otlp_exported=1, otlp_failed=0)")
+    now = time.time_ns()
+    odd = 'we"ird\\svc\nü'
+    body = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": odd}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+            "name": 'GET "/x"\\y', "startTimeUnixNano": str(now - 10**6),
+            "endTimeUnixNano": str(now), "status": {"code": 2}}]}]}]}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    sent = httpx.post(f"{stack.serve}/v1/traces", json=body, headers=auth, timeout=10)
+    assert sent.status_code == 200 and sent.json() == {}, sent.text
+    scraped = httpx.get(f"{stack.serve}/metrics", headers=auth, timeout=10)
+    assert scraped.status_code == 200
+    text = scraped.text
+    for series in ("otel_monitor_calls_total", "otel_monitor_call_errors_total",
+                   "otel_monitor_call_duration_seconds_bucket",
+                   "otel_monitor_feed_age_seconds", "otel_monitor_exporter_queue_depth"):
+        assert f"\n{series}{{" in text, series
+    assert 'service="we\\"ird\\\\svc\\nü"' in text  # escaped as the format says
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
+                             capture_output=True, timeout=60, check=False)
+    assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
