@@ -8,7 +8,7 @@ BIN     = $(VENV)/bin
 PORT   ?= 8050
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench clean system-deps
+.PHONY: demo test bench clean system-deps node-otlp
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ $(PHOENIX_STAMP): scripts/phoenix-venv.sh
 	rm -f .venv-phoenix/.made-*
 	touch $@
 
-test: $(STAMP) system-deps $(PHOENIX_STAMP)
+# The Node.js OpenTelemetry SDK (pinned by its package-lock.json) for the Node ingest test.
+node-otlp:
+	bash scripts/node-otlp-deps.sh
+
+test: $(STAMP) system-deps $(PHOENIX_STAMP) node-otlp
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
