@@ -55,6 +55,10 @@ class SQLiteSpanExporter(SpanExporter):
         self._pid = os.getpid()
         self._closed = False
         self.rejected = 0  # calls set aside: already stored, or unstorable
+        # Why the last export failed (None after a success): a writer splits a batch
+        # the store refused, except for a lock (StoreBusy), which a smaller batch
+        # would not get past.
+        self.last_error: StoreError | None = None
 
     # -- SpanExporter -------------------------------------------------------------
 
@@ -80,9 +84,15 @@ class SQLiteSpanExporter(SpanExporter):
                 # take: write the batch call by call, setting those calls aside.
                 self._insert_one_by_one(store, calls, data)
             except StoreError as exc:
-                _log.warning("otel-monitor: %d calls not written yet to %s: %s",
-                             len(items), self.db_path, exc)
+                # Logged once per run of failures, not once per (split) attempt.
+                log = _log.debug if self.last_error is not None else _log.warning
+                log("otel-monitor: %d calls not written yet to %s: %s",
+                    len(items), self.db_path, exc)
+                self.last_error = exc
                 return SpanExportResult.FAILURE
+        if self.last_error is not None:
+            _log.warning("otel-monitor: writing to %s again", self.db_path)
+            self.last_error = None
         return SpanExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
