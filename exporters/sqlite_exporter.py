@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any, Callable, Mapping, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .errors import RowRejected, StoreError
+from .errors import RowRejected, SchemaError, StoreError
 from .flatten import rows_of
 from .records import CallSite
 from .store import DATA_COLUMNS, SPAN_COLUMNS, SpanStore
@@ -31,6 +32,8 @@ _log = logging.getLogger("otel_monitor")
 # Connections inherited over fork belong to the parent: never used, never closed
 # (closing could touch the parent's WAL state), just kept from the garbage collector.
 _INHERITED: list[Any] = []
+# Connections to a store deleted or replaced under them (see SQLiteSpanExporter._recreate).
+_REPLACED: list[Any] = []
 
 
 class SQLiteSpanExporter(SpanExporter):
@@ -49,8 +52,13 @@ class SQLiteSpanExporter(SpanExporter):
         # SpanStore.write_health), read each time health is written.
         self.health_sources: list[Callable[[], dict[str, Any]]] = []
         self._lock = threading.Lock()
+        # The files the store was opened on, (st_dev, st_ino) of the db and its -wal:
+        # checked before and after each write, so calls never go to a deleted inode.
+        self._identity: tuple[Any, Any] | None = None
+        self.store_recreated = 0  # times the store was deleted or replaced under us
         # Opened now, to fail early on a bad file.
         self._store: SpanStore | None = SpanStore(self.db_path, busy_timeout_s=busy_timeout_s)
+        self._identity = self._stat_files()
         self._cataloged: set[str] = set()
         self._pid = os.getpid()
         self._closed = False
@@ -78,11 +86,16 @@ class SQLiteSpanExporter(SpanExporter):
                 except StoreError:
                     _log.warning("otel-monitor: catalog not written", exc_info=True)
             try:
-                store.insert_calls(calls, data)
-            except (RowRejected, ValueError, TypeError, OverflowError):
-                # A span id already stored (a resent span), or a value SQLite cannot
-                # take: write the batch call by call, setting those calls aside.
-                self._insert_one_by_one(store, calls, data)
+                try:
+                    store.insert_calls(calls, data)
+                except (RowRejected, ValueError, TypeError, OverflowError):
+                    # A span id already stored (a resent span), or a value SQLite cannot
+                    # take: write the batch call by call, setting those calls aside.
+                    self._insert_one_by_one(store, calls, data)
+                if not self._same_files():
+                    # Deleted or replaced while we wrote: the batch may have gone to
+                    # the old inode. Not written: the retry goes to the new store.
+                    raise StoreError(f"{self.db_path}: the store was replaced while writing")
             except StoreError as exc:
                 # Logged once per run of failures, not once per (split) attempt.
                 log = _log.debug if self.last_error is not None else _log.warning
@@ -125,9 +138,79 @@ class SQLiteSpanExporter(SpanExporter):
     def _open(self) -> SpanStore:
         if self._pid != os.getpid():
             self.after_fork_in_child()
+        if self._store is not None and not self._same_files():
+            self._recreate()
         if self._store is None:
             self._store = SpanStore(self.db_path, busy_timeout_s=self.busy_timeout_s)
+            self._identity = self._stat_files()
         return self._store
+
+    # -- the store's identity -----------------------------------------------------
+
+    def _stat_files(self) -> tuple[Any, Any]:
+        """(st_dev, st_ino) of the db file and of its -wal (None for a missing one)."""
+        out = []
+        for path in (self.db_path, self.db_path + "-wal"):
+            try:
+                st = os.stat(path)
+                out.append((st.st_dev, st.st_ino))
+            except OSError:
+                out.append(None)
+        return out[0], out[1]
+
+    def _same_files(self) -> bool:
+        """Whether the files at db_path are still the ones our connection writes to (two
+        stat calls). A -wal first seen after opening is adopted."""
+        if self._identity is None:
+            return True
+        db, wal = self._stat_files()
+        known_db, known_wal = self._identity
+        if db != known_db:
+            return False
+        if known_wal is None:
+            self._identity = (db, wal)
+            return True
+        return wal == known_wal
+
+    def _recreate(self) -> None:
+        """The store was deleted or replaced under us: let our connection go, move a
+        file that is not a store aside (a new, timestamped name, never overwriting),
+        and open (creating if need be) the store now at db_path. Logged, counted."""
+        old, self._store = self._store, None
+        known_wal = self._identity[1] if self._identity else None
+        self._identity = None
+        if old is not None:
+            if known_wal is not None and self._stat_files()[1] == known_wal:
+                # Our -wal is still at the path: it must go (closing checkpoints it into
+                # the old inode), so the new store never reads its stale frames.
+                try:
+                    old.close()
+                except Exception:
+                    _log.debug("otel-monitor: closing the replaced store failed",
+                               exc_info=True)
+                if self._stat_files()[1] == known_wal:  # SQLite left it: ours, stale
+                    for suffix in ("-wal", "-shm"):
+                        try:
+                            os.remove(self.db_path + suffix)
+                        except FileNotFoundError:
+                            pass
+            else:
+                # The -wal at the path (if any) is another connection's: closing ours
+                # would delete it by name. Kept open, unused (a few descriptors).
+                _REPLACED.append(old)
+        self._cataloged.clear()  # the new file has no catalog yet
+        moved = None
+        try:
+            store = SpanStore(self.db_path, busy_timeout_s=self.busy_timeout_s)
+        except SchemaError:
+            moved = _move_aside(self.db_path)
+            store = SpanStore(self.db_path, busy_timeout_s=self.busy_timeout_s)
+        self._store = store
+        self._identity = self._stat_files()
+        self.store_recreated += 1
+        _log.warning("otel-monitor: the store %s was deleted or replaced while recording; "
+                     "recreated it%s", self.db_path,
+                     f" (the file found there was moved to {moved})" if moved else "")
 
     def _flatten(self, items: Sequence[Any], store: SpanStore) -> tuple[list, list, list]:
         """Flat rows for ``SpanStore.insert_calls``, plus catalog entries not yet written."""
@@ -147,6 +230,20 @@ class SQLiteSpanExporter(SpanExporter):
                 store.insert_calls(call, data_of.get(calls[o], []))
             except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1
+
+
+def _move_aside(path: str) -> str:
+    """Rename ``path`` to ``<path>.bad-<UTC time>[-n]``; never replaces a file."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(1000):
+        target = f"{path}.bad-{stamp}" + (f"-{n}" if n else "")
+        try:
+            os.link(path, target)  # fails if target exists: nothing is overwritten
+        except FileExistsError:
+            continue
+        os.unlink(path)
+        return target
+    raise StoreError(f"{path}: cannot move the file aside")
 
 
 class RecordWriter(SQLiteSpanExporter):

@@ -133,3 +133,72 @@ def test_disk_full_splits_the_batch_writes_what_fits_and_resumes_once_freed(full
         assert writer.processor.force_flush(10_000) is True
     finally:
         writer.shutdown()
+
+
+# -- 2. store deleted or replaced while running ------------------------------------------------
+
+def remove_store(db: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(db + suffix)
+
+
+GARBAGE = b"this is not a database\n" * 200
+
+
+@pytest.mark.parametrize("fault", ["deleted", "garbage", "garbage_over_db_only"])
+def test_a_store_deleted_or_replaced_while_running_is_recreated_and_counted(
+        fault, db_path, tmp_path, caplog):
+    writer = Writer(db_path, flush_interval_s=0.05)
+    writer.processor.start()
+    try:
+        for i in range(100):
+            writer.call(f"before{i}")
+        assert writer.processor.force_flush(10_000)
+        if fault == "garbage_over_db_only":  # its -wal and -shm left in place
+            Path(db_path + ".new").write_bytes(GARBAGE)
+            os.replace(db_path + ".new", db_path)
+        else:
+            remove_store(db_path)
+        if fault == "garbage":
+            Path(db_path).write_bytes(GARBAGE)
+        made_before = writer.made
+        for i in range(200):
+            writer.call(f"after{i}")
+        assert writer.processor.force_flush(10_000) is True
+        # Every call made after the fault is in the file at db_path, none in a lost inode.
+        assert stored(db_path) == writer.made - made_before
+        assert writer.processor.accounts() == (writer.made, 0, 0)
+        assert writer.exporter.store_recreated == 1
+        assert sum("recreated" in r.getMessage() for r in caplog.records) == 1
+        aside = [p for p in tmp_path.iterdir() if p.name.startswith("store.db.bad-")]
+        if fault != "deleted":  # moved aside whole, never overwritten
+            assert len(aside) == 1 and aside[0].read_bytes() == GARBAGE
+        else:
+            assert aside == []
+        # Once recreated, the store keeps working as before.
+        for i in range(50):
+            writer.call(f"later{i}")
+        assert writer.processor.force_flush(10_000) is True
+        assert stored(db_path) == writer.made - made_before
+        assert writer.exporter.store_recreated == 1
+    finally:
+        writer.shutdown()
+
+
+def test_a_garbage_file_is_moved_aside_under_a_new_name_each_time(db_path, tmp_path):
+    writer = Writer(db_path, flush_interval_s=0.05)
+    writer.processor.start()
+    try:
+        for round_ in range(3):
+            remove_store(db_path)
+            Path(db_path).write_bytes(GARBAGE + str(round_).encode())
+            writer.call(f"r{round_}")
+            assert writer.processor.force_flush(10_000) is True
+        aside = sorted(p.read_bytes() for p in tmp_path.iterdir()
+                       if p.name.startswith("store.db.bad-"))
+        assert aside == [GARBAGE + str(r).encode() for r in range(3)]
+        assert writer.exporter.store_recreated == 3
+        assert stored(db_path) == 1
+    finally:
+        writer.shutdown()
