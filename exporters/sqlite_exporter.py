@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .errors import RowRejected, SchemaError, StoreError
+from .errors import RowRejected, SchemaError, StoreBusy, StoreError, StoreFull
 from .flatten import rows_of
 from .records import CallSite
 from .store import DATA_COLUMNS, SPAN_COLUMNS, SpanStore
@@ -41,7 +41,11 @@ class SQLiteSpanExporter(SpanExporter):
 
     def __init__(self, db_path: str | os.PathLike[str], *, service_name: str | None = None,
                  busy_timeout_s: float = 30.0,
-                 sites: Mapping[str, CallSite] | None = None) -> None:
+                 sites: Mapping[str, CallSite] | None = None,
+                 open_timeout_s: float | None = None) -> None:
+        """``open_timeout_s``: how long opening the store now may wait for a lock (None:
+        ``busy_timeout_s``). Past it the store is opened by the first export instead;
+        a file that is not a store, or a path that cannot hold one, raises at once."""
         self.db_path = os.fspath(db_path)
         self.busy_timeout_s = busy_timeout_s  # how long a write waits for another writer
         self.service_name = service_name
@@ -56,9 +60,17 @@ class SQLiteSpanExporter(SpanExporter):
         # checked before and after each write, so calls never go to a deleted inode.
         self._identity: tuple[Any, Any] | None = None
         self.store_recreated = 0  # times the store was deleted or replaced under us
-        # Opened now, to fail early on a bad file.
-        self._store: SpanStore | None = SpanStore(self.db_path, busy_timeout_s=busy_timeout_s)
-        self._identity = self._stat_files()
+        self._store: SpanStore | None = None
+        # Opened now, to fail early on a bad file; a lock only defers it.
+        try:
+            self._store = SpanStore(self.db_path, busy_timeout_s=busy_timeout_s
+                                    if open_timeout_s is None else open_timeout_s)
+        except (StoreBusy, StoreFull) as exc:  # passing conditions: the writer retries
+            _log.warning("otel-monitor: %s; calls queue until it can be opened", exc)
+            self._store = None
+        else:
+            self._store.db.busy_timeout_s = busy_timeout_s  # its writes wait this long
+        self._identity = self._stat_files() if self._store is not None else None
         self._cataloged: set[str] = set()
         self._pid = os.getpid()
         self._closed = False
@@ -77,7 +89,11 @@ class SQLiteSpanExporter(SpanExporter):
         if self._closed:
             return SpanExportResult.FAILURE
         with self._lock:
-            store = self._open()
+            try:
+                store = self._open()
+            except StoreError as exc:  # locked, full, or not there yet: retried later
+                self._failed(len(items), exc)
+                return SpanExportResult.FAILURE
             calls, data, catalog = self._flatten(items, store)
             if catalog:
                 try:
@@ -97,16 +113,18 @@ class SQLiteSpanExporter(SpanExporter):
                     # the old inode. Not written: the retry goes to the new store.
                     raise StoreError(f"{self.db_path}: the store was replaced while writing")
             except StoreError as exc:
-                # Logged once per run of failures, not once per (split) attempt.
-                log = _log.debug if self.last_error is not None else _log.warning
-                log("otel-monitor: %d calls not written yet to %s: %s",
-                    len(items), self.db_path, exc)
-                self.last_error = exc
+                self._failed(len(items), exc)
                 return SpanExportResult.FAILURE
         if self.last_error is not None:
             _log.warning("otel-monitor: writing to %s again", self.db_path)
             self.last_error = None
         return SpanExportResult.SUCCESS
+
+    def _failed(self, n: int, exc: StoreError) -> None:
+        # Logged once per run of failures, not once per (split) attempt.
+        log = _log.debug if self.last_error is not None else _log.warning
+        log("otel-monitor: %d calls not written yet to %s: %s", n, self.db_path, exc)
+        self.last_error = exc
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True  # every export is committed before it returns

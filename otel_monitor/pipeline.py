@@ -48,6 +48,10 @@ from .settings import Settings, load_settings
 
 _log = logging.getLogger("otel_monitor")
 
+# How long configure() (and so the first monitored call) tries to open a locked store
+# before leaving that to the writer thread.
+_OPEN_PROBE_S = 0.05
+
 TRACER_NAME = "otel_monitor"  # reserved: spans of this tracer are the decorator's own
 
 
@@ -123,8 +127,13 @@ class Pipeline:
             otlp = self._otlp_processor(settings)  # first: a bad OTLP setting opens nothing
             try:
                 mask = Masker(_mask_key(settings))
+                # A store locked by another process, or a full disk, is a passing
+                # condition: never a ConfigError, and never a wait past store_wait_s
+                # (the writer opens it later while calls queue). Only a path or a file
+                # that cannot be a store raises.
                 exporter = RecordWriter(settings.db_path, service_name=service,
-                                        sites=self.sites)
+                                        sites=self.sites,
+                                        open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s))
             except (OSError, ValueError, OtelMonitorError) as exc:
                 if otlp is not None:
                     otlp.shutdown()
