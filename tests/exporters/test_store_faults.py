@@ -11,13 +11,14 @@ import contextlib
 import errno
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from exporters import MonitorSpanProcessor, SQLiteSpanExporter
-from exporter_helpers import scalar, wait_until
+from exporter_helpers import HOUR_NS, insert_calls, scalar, stored_keys, wait_until
 
 PAD = "x" * 300  # makes each call big enough to fill a small disk with few calls
 
@@ -202,3 +203,67 @@ def test_a_garbage_file_is_moved_aside_under_a_new_name_each_time(db_path, tmp_p
         assert stored(db_path) == 1
     finally:
         writer.shutdown()
+
+
+# -- 4. clock steps, and a size cap that never empties the store ------------------------------
+
+def test_a_purge_claim_stamped_in_the_future_is_stale(db_path):
+    from exporters import SpanStore
+    store = SpanStore(db_path)
+    try:
+        future = time.time_ns() + 3600 * 10**9  # written by a host whose clock ran ahead
+        store.db.execute_write("INSERT OR REPLACE INTO meta(key, value) "
+                               "VALUES ('last_purge_ns', ?)", (str(future),))
+        assert store.claim_purge(60 * 10**9) is True
+        assert store.claim_purge(60 * 10**9) is False  # the new stamp holds
+    finally:
+        store.close()
+
+
+def test_calls_dated_in_the_future_are_clamped_to_their_receive_time_and_purged(db_path):
+    from exporters import SpanStore
+    from exporters.retention import RetentionWorker
+    store = SpanStore(db_path)
+    try:
+        now = time.time_ns()
+        insert_calls(store, [now + 24 * HOUR_NS] * 5 + [now] * 5)
+        assert scalar(db_path, "SELECT max(start_ns) FROM spans") <= time.time_ns()
+        # Their real (receive) time passes the retention window: all ten go.
+        later = time.time_ns() + 7 * HOUR_NS
+        assert RetentionWorker(db_path, retention_hours=6).run_once(store, now_ns=later) == 10
+    finally:
+        store.close()
+    assert stored(db_path) == 0
+
+
+@pytest.mark.parametrize("budget_s", [1e9, 1e-9], ids=["chunks-grow", "chunks-shrink"])
+def test_size_cap_purges_the_oldest_down_to_the_cap_and_never_everything(db_path, budget_s):
+    """The cause of issue 10's case 8: the chunk grew with the machine's speed, not with
+    what was left to delete, so one chunk could take every call that was left. With chunks
+    that always grow (a fast machine) a cap at a fifth of the store emptied it."""
+    from exporters import SpanStore
+    store = SpanStore(db_path)
+    try:
+        now = time.time_ns()
+        keys = insert_calls(store, [now - (10_000 - i) * 1000 for i in range(10_000)])
+        cap = store.used_bytes() // 5
+        deleted = store.purge(0, max_bytes=cap, max_tx_seconds=budget_s)
+        used = store.used_bytes()
+    finally:
+        store.close()
+    left = stored(db_path)
+    assert used <= cap
+    assert deleted == len(keys) - left
+    assert left >= len(keys) // 10  # down to the cap (a fifth), not far below it
+    assert set(stored_keys(db_path)) == set(keys[len(keys) - left:])  # the newest stay
+
+
+def test_size_cap_below_an_empty_store_keeps_the_newest_call(db_path):
+    from exporters import SpanStore
+    store = SpanStore(db_path)
+    try:
+        keys = insert_calls(store, [time.time_ns() - (100 - i) for i in range(100)])
+        store.purge(0, max_bytes=1, max_tx_seconds=1e9)
+    finally:
+        store.close()
+    assert set(stored_keys(db_path)) == {keys[-1]}
