@@ -147,6 +147,18 @@ class MonitorSpanProcessor(SpanProcessor):
             self._write_health()
             self.exporter.shutdown()
 
+    def stop_writer(self) -> None:
+        """Stop the writer thread after writing everything queued and the health row;
+        unlike ``shutdown`` the store stays open for ``write_health_now``."""
+        with self._main_thread_busy():
+            self.worker.stop(30)
+            self._drain_once(everything=True)
+            self._write_health()
+
+    def write_health_now(self) -> None:
+        """Write the health row on the calling thread (the writer may be gone)."""
+        self._write_health()
+
     @contextlib.contextmanager
     def _main_thread_busy(self):
         """Marks the main thread as inside a flush: a SIGTERM handler that interrupts it

@@ -106,3 +106,50 @@ def test_a_store_locked_for_35_s_at_start_up_never_blocks_calls_and_loses_none(t
         assert r["flushed"] is True, how
         assert (r["written"], r["pending"], r["dropped"]) == (r["made"], 0, 0), how
     assert stored == sum(r["made"] for r in results.values())
+
+
+# -- 5. calls at interpreter exit -----------------------------------------------------------
+
+EXIT_APP = textwrap.dedent("""
+    import atexit, sys
+    import otel_monitor
+    from otel_monitor import monitor
+
+    @monitor("exit")
+    def work(i):
+        return i
+
+    def early_handler():  # registered before configure: runs after the monitor's own
+        for i in range(50):
+            work(("atexit", i))
+
+    atexit.register(early_handler)
+    otel_monitor.configure(db_path=sys.argv[1], flush_interval_s=0.05)
+
+    for i in range(100):
+        work(i)
+    # The exit handlers run here as at exit (CPython gives no guarantee that a module
+    # global's __del__ runs at all, so a finaliser's calls are made by hand after them).
+    atexit._run_exitfuncs()
+    for i in range(7):  # after the final flush: as a finaliser at module teardown
+        work(("finaliser", i))
+""")
+
+
+def test_calls_made_at_exit_are_recorded_or_counted_as_lost(tmp_path):
+    db = tmp_path / "store.db"
+    (tmp_path / "exit_app.py").write_text(EXIT_APP)
+    done = subprocess.run([sys.executable, str(tmp_path / "exit_app.py"), str(db)],
+                          env=_env(db), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    con = sqlite3.connect(db)
+    try:
+        stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]
+        dropped = con.execute("SELECT sum(dropped) FROM health").fetchone()[0]
+    finally:
+        con.close()
+    made = 100 + 50 + 7
+    # The atexit handler's calls are recorded (the monitor's flush runs last);
+    # the finaliser's, made after it, are counted as lost.
+    assert stored == 150
+    assert (stored, dropped) == (150, made - 150)
