@@ -242,6 +242,9 @@ class MonitorSpanProcessor(SpanProcessor):
                 return
             if not self._export(batch):
                 return  # kept for retry in the next cycle
+            if time.monotonic() >= self._next_health:  # a long drain still reports
+                self._write_health()
+                self._next_health = time.monotonic() + self.health_interval_s
             if not everything and depth <= take:
                 return
             if everything and not q:
@@ -309,7 +312,8 @@ class MonitorSpanProcessor(SpanProcessor):
             self.exporter.record_health(
                 queue_depth=len(self.queue) + len(self._retry), queue_peak=self.queue_peak,
                 dropped=self.dropped, written=self.written, write_lag_ms=self.write_lag_ms,
-                last_write_ns=self.last_write_ns)
+                last_write_ns=self.last_write_ns, failed_batches=self.failed_batches,
+                recording=not self._stuck)
         except Exception:
             _log.debug("otel-monitor: health not written", exc_info=True)
 

@@ -141,6 +141,7 @@ class SQLiteSpanExporter(SpanExporter):
     def record_health(self, **figures: Any) -> None:
         for source in self.health_sources:  # e.g. the OTLP dual-write's export counts
             figures.update(source())
+        figures.setdefault("store_recreated", self.store_recreated)
         with self._lock:
             self._open().write_health(service_name=self.service_name, **figures)
 

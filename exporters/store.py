@@ -111,14 +111,17 @@ class SpanStore:
     def write_health(self, *, queue_depth: int, queue_peak: int, dropped: int, written: int,
                      write_lag_ms: float | None, last_write_ns: int | None,
                      service_name: str | None, otlp_exported: int | None = None,
-                     otlp_failed: int | None = None) -> None:
+                     otlp_failed: int | None = None, failed_batches: int | None = None,
+                     store_recreated: int | None = None,
+                     recording: bool | None = None) -> None:
         self.db.execute_write_many(
             """INSERT OR REPLACE INTO health(pid, host, service_name, queue_depth, queue_peak,
                    dropped, written, write_lag_ms, last_write_ns, updated_ns,
-                   otlp_exported, otlp_failed)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   otlp_exported, otlp_failed, failed_batches, store_recreated, recording)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [(os.getpid(), socket.gethostname(), service_name, queue_depth, queue_peak, dropped,
-              written, write_lag_ms, last_write_ns, time.time_ns(), otlp_exported, otlp_failed)],
+              written, write_lag_ms, last_write_ns, time.time_ns(), otlp_exported, otlp_failed,
+              failed_batches, store_recreated, None if recording is None else int(recording))],
         )
 
     # -- retention ------------------------------------------------------------

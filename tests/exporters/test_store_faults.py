@@ -66,11 +66,10 @@ def small_tmpfs(where: Path, size: str = "2m"):
 def fill(path: Path, leave_bytes: int) -> None:
     """Write ``path`` until the filesystem is full, then give back ``leave_bytes``."""
     chunk = b"\0" * 65536
-    with open(path, "wb") as fh:
+    with open(path, "wb", buffering=0) as fh:
         try:
             while True:
                 fh.write(chunk)
-                fh.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     os.truncate(path, max(0, os.path.getsize(path) - leave_bytes))
@@ -267,3 +266,93 @@ def test_size_cap_below_an_empty_store_keeps_the_newest_call(db_path):
     finally:
         store.close()
     assert set(stored_keys(db_path)) == {keys[-1]}
+
+
+# -- 6. truthful accounting: health during overload, exact counters ---------------------------
+
+class EventExporter(SQLiteSpanExporter):
+    """The real exporter, noting the order of its exports and health writes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.events: list[tuple] = []
+
+    def export(self, batch):
+        result = super().export(batch)
+        self.events.append(("export", len(batch)))
+        return result
+
+    def record_health(self, **figures) -> None:
+        super().record_health(**figures)
+        self.events.append(("health", figures["queue_depth"]))
+
+
+def test_health_is_written_between_batches_while_the_writer_drains_a_long_queue(db_path):
+    exporter = EventExporter(db_path, service_name="faults")
+    processor = MonitorSpanProcessor(exporter, flush_interval_s=0.05, health_interval_s=0.0,
+                                     max_queue=200_000)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("tests.faults")
+    try:
+        for i in range(50_000):  # queued before the writer starts: one long drain
+            with tracer.start_as_current_span("faults.call"):
+                pass
+        processor.start()
+        assert processor.force_flush(60_000)
+    finally:
+        provider.shutdown()
+    first = [e for e in exporter.events if e[0] == "export"][0]
+    before_first_health = exporter.events[:exporter.events.index(
+        next(e for e in exporter.events if e[0] == "health"))]
+    # The first health row came after one batch, with the rest still queued.
+    assert before_first_health == [first]
+    assert next(e for e in exporter.events if e[0] == "health")[1] > 0
+
+
+def test_the_health_row_has_exact_counters_and_says_whether_it_records(db_path):
+    writer = Writer(db_path, flush_interval_s=0.05)
+    writer.processor.start()
+    try:
+        for i in range(10):
+            writer.call(f"k{i}")
+        assert writer.processor.force_flush(10_000)
+        row = read_health(db_path)
+        assert (row["written"], row["dropped"], row["failed_batches"], row["store_recreated"],
+                row["recording"]) == (10, 0, 0, 0, 1)
+        remove_store(db_path)
+        Path(db_path).write_bytes(GARBAGE)
+        writer.call("after")
+        assert writer.processor.force_flush(10_000)
+        row = read_health(db_path)
+        assert (row["written"], row["store_recreated"], row["recording"]) == (11, 1, 1)
+    finally:
+        writer.shutdown()
+
+
+def test_the_health_row_counts_every_batch_the_full_store_refused(full_disk):
+    db, make_full, free = full_disk
+    writer = Writer(db, flush_interval_s=0.05, health_interval_s=0.0)
+    try:
+        writer.call("first")
+        assert writer.processor.force_flush(10_000)
+        make_full(writer)
+        for i in range(1000):
+            writer.call(f"k{i}")
+        writer.processor.start()
+        assert wait_until(lambda: writer.processor.failed_batches > 0, timeout=10)
+        free(writer)  # room for the health row, but look at what was written while full
+        assert writer.processor.worker.flush(10)
+        assert writer.processor.accounts() == (writer.made, 0, 0)
+        row = read_health(db)
+        assert row["failed_batches"] == writer.processor.failed_batches > 0
+        assert row["recording"] == 1
+    finally:
+        writer.shutdown()
+
+
+def read_health(db: str):
+    from exporter_helpers import read
+    rows = read(db, "SELECT * FROM health WHERE pid = ?", (os.getpid(),))
+    assert len(rows) == 1
+    return rows[0]
