@@ -356,3 +356,53 @@ def read_health(db: str):
     rows = read(db, "SELECT * FROM health WHERE pid = ?", (os.getpid(),))
     assert len(rows) == 1
     return rows[0]
+
+
+# -- 6. dead processes' health rows age out; a silent or stopped one is flagged ----------------
+
+def _health_row(store, *, pid: int, host: str, updated_ns: int, recording: int | None = 1,
+                queue_depth: int = 0) -> None:
+    store.db.execute_write(
+        "INSERT OR REPLACE INTO health(pid, host, queue_depth, queue_peak, dropped, written, "
+        "updated_ns, recording) VALUES (?, ?, ?, 0, 0, 0, ?, ?)",
+        (pid, host, queue_depth, updated_ns, recording))
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_dead_processes_health_rows_leave_the_ribbon_and_silent_ones_are_flagged(db_path):
+    import socket
+    from exporters import SpanStore
+    from exporters.queries import TraceQueries
+    from exporters.queries.ribbon import REPORT_FORGET_S, REPORT_SILENT_S
+    here, now = socket.gethostname(), time.time_ns()
+    store = SpanStore(db_path)
+    try:
+        dead = dead_pid()
+        _health_row(store, pid=dead, host=here, updated_ns=now, queue_depth=120_000)
+        _health_row(store, pid=os.getpid(), host=here, updated_ns=now)
+        silent = subprocess.Popen(["sleep", "60"])
+        stopped = subprocess.Popen(["sleep", "60"])
+        try:
+            _health_row(store, pid=silent.pid, host=here,
+                        updated_ns=now - int((REPORT_SILENT_S + 1) * 1e9))
+            _health_row(store, pid=stopped.pid, host=here, updated_ns=now, recording=0)
+            _health_row(store, pid=1_000_001, host="elsewhere",  # can't ask: by age only
+                        updated_ns=now - int((REPORT_FORGET_S + 1) * 1e9))
+            _health_row(store, pid=1_000_002, host="elsewhere", updated_ns=now)
+            health = TraceQueries(db_path).health(now_ns=now)
+        finally:
+            silent.kill()
+            stopped.kill()
+            silent.wait()
+            stopped.wait()
+    finally:
+        store.close()
+    shown = {r["pid"] for r in health["processes"]}
+    assert shown == {os.getpid(), silent.pid, stopped.pid, 1_000_002}
+    assert health["badges"]["QueueDepth"]["value"] == 0  # the dead one's 120,000 is gone
+    assert {r["pid"] for r in health["recording_stopped"]} == {silent.pid, stopped.pid}
