@@ -406,3 +406,62 @@ def test_dead_processes_health_rows_leave_the_ribbon_and_silent_ones_are_flagged
     assert shown == {os.getpid(), silent.pid, stopped.pid, 1_000_002}
     assert health["badges"]["QueueDepth"]["value"] == 0  # the dead one's 120,000 is gone
     assert {r["pid"] for r in health["recording_stopped"]} == {silent.pid, stopped.pid}
+
+
+def test_exact_drop_count_when_many_threads_overflow_the_queue(db_path):
+    import threading
+    writer = Writer(db_path, flush_interval_s=0.05, max_queue=100)
+    barrier = threading.Barrier(4)
+
+    def overflow() -> None:
+        barrier.wait()
+        for i in range(2000):
+            writer.processor.submit(("not", "a", "record"))  # never written: writer idle
+
+    threads = [threading.Thread(target=overflow) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert writer.processor.dropped == 4 * 2000 - 100
+        assert len(writer.processor.queue) == 100
+    finally:
+        writer.processor.queue.clear()
+        writer.shutdown()
+
+
+# -- 7. writers killed with SIGKILL while writing -----------------------------------------------
+
+def test_writers_sigkilled_while_writing_twenty_times_leave_a_sound_store(db_path):
+    import signal
+    from exporter_helpers import read, run_workload, start_workload
+
+    def spans_of(pid: int) -> int:
+        return scalar(db_path, "SELECT count(*) FROM spans WHERE pid = ?", (pid,))
+
+    from exporters import SpanStore
+    SpanStore(db_path).close()
+    kills = 0
+    for round_ in range(10):
+        procs = [start_workload(db_path, "calls", f"k{round_}-{j}", "10000000",
+                                env={"OTEL_MONITOR_FLUSH_INTERVAL_S": "0.01"})
+                 for j in range(2)]
+        try:
+            for proc in procs:  # killed once it has written (so, while it writes)
+                assert wait_until(lambda: spans_of(proc.pid) > 0, timeout=60)
+        finally:
+            for proc in procs:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.communicate()
+                kills += proc.returncode == -signal.SIGKILL
+    assert kills == 20
+    assert read(db_path, "PRAGMA integrity_check")[0][0] == "ok"
+    # Batches are atomic: no call without its rows.
+    assert scalar(db_path, "SELECT count(*) FROM spans s WHERE NOT EXISTS "
+                           "(SELECT 1 FROM data_values d WHERE d.span = s.id)") == 0
+    # And the store keeps working: a new writer loses nothing.
+    done = run_workload(db_path, "calls", "after", "500")
+    assert done.returncode == 0, done.stderr
+    assert scalar(db_path, "SELECT count(*) FROM data_values WHERE data_value LIKE "
+                           "'''after-%'''") == 500
