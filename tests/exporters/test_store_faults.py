@@ -463,5 +463,5 @@ def test_writers_sigkilled_while_writing_twenty_times_leave_a_sound_store(db_pat
     # And the store keeps working: a new writer loses nothing.
     done = run_workload(db_path, "calls", "after", "500")
     assert done.returncode == 0, done.stderr
-    assert scalar(db_path, "SELECT count(*) FROM data_values WHERE data_value LIKE "
-                           "'''after-%'''") == 500
+    assert scalar(db_path, "SELECT count(*) FROM data_values WHERE data_value LIKE ?",
+                  ("'after-%'",)) == 500  # each key's repr
