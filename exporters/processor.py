@@ -138,7 +138,16 @@ class MonitorSpanProcessor(SpanProcessor):
         if not worker.running or worker.on_thread():
             self._drain_once(everything=True)
             return not self.queue and not self._retry
-        return worker.flush(timeout_millis / 1000) and not self._stuck
+        # A cycle that could not write everything is followed by more, until the
+        # timeout: True only once what was queued before the call is in the store.
+        deadline = time.monotonic() + timeout_millis / 1000
+        while True:
+            if not worker.flush(max(0.0, deadline - time.monotonic())):
+                return False
+            if not self._stuck:
+                return True
+            if time.monotonic() >= deadline:
+                return False
 
     def shutdown(self) -> None:
         with self._main_thread_busy():
@@ -264,6 +273,7 @@ class MonitorSpanProcessor(SpanProcessor):
                 with self._accounts:
                     self.written += len(part)
                     self._retry = batch[start:] if start < end else []
+                size = min(end - start, size * 2) or 1  # a small write is many pages' worth
                 continue
             if size == 1 or isinstance(getattr(self.exporter, "last_error", None), StoreBusy):
                 break

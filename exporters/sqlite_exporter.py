@@ -117,6 +117,8 @@ class SQLiteSpanExporter(SpanExporter):
                 return SpanExportResult.FAILURE
         if self.last_error is not None:
             _log.warning("otel-monitor: writing to %s again", self.db_path)
+            if isinstance(self.last_error, StoreFull):
+                _checkpoint(store)
             self.last_error = None
         return SpanExportResult.SUCCESS
 
@@ -143,6 +145,8 @@ class SQLiteSpanExporter(SpanExporter):
             figures.update(source())
         figures.setdefault("store_recreated", self.store_recreated)
         with self._lock:
+            if self._store is None and self.last_error is not None:
+                return  # the store cannot be opened now: the next export tries again
             self._open().write_health(service_name=self.service_name, **figures)
 
     def after_fork_in_child(self) -> None:
@@ -249,6 +253,16 @@ class SQLiteSpanExporter(SpanExporter):
                 store.insert_calls(call, data_of.get(calls[o], []))
             except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1
+
+
+def _checkpoint(store: SpanStore) -> None:
+    """Once writing again after a full disk: move the WAL into the database and truncate
+    it. The WAL could not be checkpointed while the disk was full and would otherwise
+    only grow (the automatic checkpoint waits for 1,000 pages), filling the space freed."""
+    try:
+        store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except StoreError:
+        _log.debug("otel-monitor: checkpoint after a full disk failed", exc_info=True)
 
 
 def _move_aside(path: str) -> str:

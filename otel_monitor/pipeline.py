@@ -346,7 +346,7 @@ class _Switch:
     def shutdown(self) -> None:
         pipeline = self._pipeline
         if pipeline._exiting:  # the provider's exit handler: our final flush comes later
-            pipeline.force_flush()
+            pipeline.force_flush(2.0)
             return
         pipeline.shutdown()
 

@@ -115,7 +115,7 @@ def test_disk_full_splits_the_batch_writes_what_fits_and_resumes_once_freed(full
         assert writer.processor.force_flush(10_000)
         make_full(writer)
         # Queued before the writer thread starts: one batch, far bigger than the room left.
-        for i in range(1000):
+        for i in range(400):
             writer.call(f"k{i}")
         writer.processor.start()
         # What fits is written (the batch is split), the rest waits, counted as pending.
@@ -337,7 +337,7 @@ def test_the_health_row_counts_every_batch_the_full_store_refused(full_disk):
         writer.call("first")
         assert writer.processor.force_flush(10_000)
         make_full(writer)
-        for i in range(1000):
+        for i in range(400):
             writer.call(f"k{i}")
         writer.processor.start()
         assert wait_until(lambda: writer.processor.failed_batches > 0, timeout=10)
