@@ -43,9 +43,10 @@ class SQLiteSpanExporter(SpanExporter):
                  busy_timeout_s: float = 30.0,
                  sites: Mapping[str, CallSite] | None = None,
                  open_timeout_s: float | None = None) -> None:
-        """``open_timeout_s``: how long opening the store now may wait for a lock (None:
-        ``busy_timeout_s``). Past it the store is opened by the first export instead;
-        a file that is not a store, or a path that cannot hold one, raises at once."""
+        """``open_timeout_s``: how long opening the store now may wait for a lock; past
+        it (or on a full disk) the store is opened by the first export instead. None:
+        wait ``busy_timeout_s`` and raise ``StoreBusy`` / ``StoreFull``. A file that is
+        not a store, or a path that cannot hold one, raises at once either way."""
         self.db_path = os.fspath(db_path)
         self.busy_timeout_s = busy_timeout_s  # how long a write waits for another writer
         self.service_name = service_name
@@ -66,6 +67,8 @@ class SQLiteSpanExporter(SpanExporter):
             self._store = SpanStore(self.db_path, busy_timeout_s=busy_timeout_s
                                     if open_timeout_s is None else open_timeout_s)
         except (StoreBusy, StoreFull) as exc:  # passing conditions: the writer retries
+            if open_timeout_s is None:
+                raise
             _log.warning("otel-monitor: %s; calls queue until it can be opened", exc)
             self._store = None
         else:
