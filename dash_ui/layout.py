@@ -55,6 +55,7 @@ GRAPH_STYLE = [
 def ribbon() -> html.Div:
     return html.Div([
         html.Div(id="om-banner"),
+        html.Div(id="om-recording"),  # "Recording stopped" (callbacks.ribbon)
         html.Div(id="om-ribbon", className="om-ribbon d-flex align-items-center py-2"),
     ])
 

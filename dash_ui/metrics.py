@@ -35,6 +35,7 @@ from prometheus_client.exposition import choose_encoder
 
 from exporters.database import Database, Row
 from exporters.errors import StoreError
+from exporters.queries.ribbon import live_health_rows
 
 # Call duration buckets, seconds (Prometheus's defaults with 1 ms added: most monitored
 # functions are quick).
@@ -192,9 +193,9 @@ class StoreMetrics:
                          "(processes that dual-write).")
         otlp_failed = family(CounterMetricFamily, "otlp_export_failures", "Spans whose OTLP "
                              "export failed (processes that dual-write).")
-        for row in self._q("SELECT * FROM health ORDER BY updated_ns DESC LIMIT ?",
-                           (MAX_LABELLED_ROWS,)):
-            r = dict(row)
+        rows = [dict(row) for row in self._q(
+            "SELECT * FROM health ORDER BY updated_ns DESC LIMIT ?", (MAX_LABELLED_ROWS,))]
+        for r in live_health_rows(rows, now_ns=now):  # not the rows of processes gone
             key = [str(r["pid"]), r["host"] or "", r["service_name"] or ""]
             depth.add_metric(key, r["queue_depth"])
             peak.add_metric(key, r["queue_peak"])

@@ -6,8 +6,8 @@ It plays the part of the SDK's BatchSpanProcessor, tuned for the decorator:
   records to directly (one C call, no lock); OTel spans arrive through ``on_end``.
 * A full queue drops the new item and counts it: the caller never blocks and
   memory stays bounded.
-* A batch that fails to write (a locked or missing database) is kept and retried
-  with backoff rather than lost, within the same bound.
+* A batch that fails to write is split (halving) until what fits is written; the
+  rest is kept and retried every cycle rather than lost, within the same bound.
 * After ``fork`` the child forgets what the parent had queued (the parent writes
   it; its owner calls ``after_fork_in_child``) and has its own writer thread, so
   each call is written once.
@@ -29,6 +29,7 @@ from typing import Any, Callable, Protocol, Sequence
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from .errors import StoreBusy
 from .records import END_NS
 from .worker import BackgroundWorker
 
@@ -77,7 +78,10 @@ class MonitorSpanProcessor(SpanProcessor):
         self.queue_peak = 0
         self.last_write_ns: int | None = None
         self.write_lag_ms: float | None = None
-        self._retry: list = []
+        self._retry: list = []  # accepted, taken from the queue, not written yet
+        # Held while calls move between queued, pending and written (not while writing).
+        self._accounts = threading.Lock()
+        self._stuck = False  # the last write left calls behind
         # Called on the writer thread with each batch once it is written (records and
         # spans); an observer's failure is logged, never stops the writer.
         self.observers: list[Callable[[list], None]] = []
@@ -134,7 +138,16 @@ class MonitorSpanProcessor(SpanProcessor):
         if not worker.running or worker.on_thread():
             self._drain_once(everything=True)
             return not self.queue and not self._retry
-        return worker.flush(timeout_millis / 1000) and not self._retry
+        # A cycle that could not write everything is followed by more, until the
+        # timeout: True only once what was queued before the call is in the store.
+        deadline = time.monotonic() + timeout_millis / 1000
+        while True:
+            if not worker.flush(max(0.0, deadline - time.monotonic())):
+                return False
+            if not self._stuck:
+                return True
+            if time.monotonic() >= deadline:
+                return False
 
     def shutdown(self) -> None:
         with self._main_thread_busy():
@@ -142,6 +155,18 @@ class MonitorSpanProcessor(SpanProcessor):
             self._drain_once(everything=True)
             self._write_health()
             self.exporter.shutdown()
+
+    def stop_writer(self) -> None:
+        """Stop the writer thread after writing everything queued and the health row;
+        unlike ``shutdown`` the store stays open for ``write_health_now``."""
+        with self._main_thread_busy():
+            self.worker.stop(30)
+            self._drain_once(everything=True)
+            self._write_health()
+
+    def write_health_now(self) -> None:
+        """Write the health row on the calling thread (the writer may be gone)."""
+        self._write_health()
 
     @contextlib.contextmanager
     def _main_thread_busy(self):
@@ -193,6 +218,7 @@ class MonitorSpanProcessor(SpanProcessor):
         self._retry = []
         self.dropped = self.written = self.failed_batches = self.queue_peak = 0
         self._dropped_lock = threading.Lock()
+        self._accounts = threading.Lock()
         self._next_health = 0.0
         self.exporter.after_fork_in_child()  # its lock may have been held by the writer
 
@@ -214,21 +240,51 @@ class MonitorSpanProcessor(SpanProcessor):
             depth = len(q)
             if depth > self.queue_peak:
                 self.queue_peak = depth
-            batch = self._retry
-            self._retry = []
-            take = min(depth, MAX_BATCH - len(batch)) if len(batch) < MAX_BATCH else 0
-            popleft = q.popleft
-            batch.extend(popleft() for _ in range(take))
+            with self._accounts:  # in flight, a batch stays in _retry: still pending
+                batch = self._retry
+                take = min(depth, MAX_BATCH - len(batch)) if len(batch) < MAX_BATCH else 0
+                popleft = q.popleft
+                batch.extend(popleft() for _ in range(take))
+                self._retry = batch
             if not batch:
+                self._stuck = False
                 return
             if not self._export(batch):
-                return  # kept for retry; back off until the next cycle
+                return  # kept for retry in the next cycle
+            if time.monotonic() >= self._next_health:  # a long drain still reports
+                self._write_health()
+                self._next_health = time.monotonic() + self.health_interval_s
             if not everything and depth <= take:
                 return
             if everything and not q:
                 return
 
     def _export(self, batch: list) -> bool:
+        """Write ``batch``. A batch the store refuses for a reason other than a lock
+        (a full disk, a store that went away) is split in halves, again and again, so
+        that what fits is written; what is not written waits in ``_retry``, in order,
+        for the next cycle (one flush interval: no longer backoff, so recording
+        resumes as soon as the fault clears). True when all of it was written."""
+        size, start, end = len(batch), 0, len(batch)
+        while start < end:
+            part = batch if size == end else batch[start:start + size]
+            if self._export_part(part):
+                start += len(part)
+                with self._accounts:
+                    self.written += len(part)
+                    self._retry = batch[start:] if start < end else []
+                size = min(end - start, size * 2) or 1  # a small write is many pages' worth
+                continue
+            if size == 1 or isinstance(getattr(self.exporter, "last_error", None), StoreBusy):
+                break
+            size = (size + 1) // 2
+        # What is not written stays in _retry: what was accepted is not dropped for
+        # what arrives later (the queue's own bound applies to those). Memory:
+        # max_queue + MAX_BATCH items.
+        self._stuck = start < end
+        return not self._stuck
+
+    def _export_part(self, batch: list) -> bool:
         try:
             ok = self.exporter.export(batch) is SpanExportResult.SUCCESS
         except Exception:  # the exporter must not kill the writer
@@ -236,7 +292,6 @@ class MonitorSpanProcessor(SpanProcessor):
             ok = False
         now = time.time_ns()
         if ok:
-            self.written += len(batch)
             self.last_write_ns = now
             oldest = _end_ns(batch[0])
             self.write_lag_ms = (now - oldest) / 1e6 if oldest else None
@@ -249,19 +304,26 @@ class MonitorSpanProcessor(SpanProcessor):
             return True
         self.failed_batches += 1
         self._failing_in_a_row += 1
-        # Kept whole: what was accepted is not dropped for what arrives later (the
-        # queue's own bound applies to those). Memory: max_queue + MAX_BATCH items.
-        self._retry = batch
-        # Back off while the store keeps failing; a success starts the ladder again.
-        time.sleep(min(2.0, 0.05 * 2 ** min(self._failing_in_a_row, 6)))
         return False
+
+    def pending(self) -> int:
+        """Calls accepted and not written yet (queued, in flight or waiting for a retry)."""
+        with self._accounts:
+            return len(self.queue) + len(self._retry)
+
+    def accounts(self) -> tuple[int, int, int]:
+        """(written, pending, dropped) at one instant: with no call being made meanwhile,
+        their sum is every call submitted."""
+        with self._accounts:
+            return self.written, len(self.queue) + len(self._retry), self.dropped
 
     def _write_health(self) -> None:
         try:
             self.exporter.record_health(
                 queue_depth=len(self.queue) + len(self._retry), queue_peak=self.queue_peak,
                 dropped=self.dropped, written=self.written, write_lag_ms=self.write_lag_ms,
-                last_write_ns=self.last_write_ns)
+                last_write_ns=self.last_write_ns, failed_batches=self.failed_batches,
+                recording=not self._stuck)
         except Exception:
             _log.debug("otel-monitor: health not written", exc_info=True)
 

@@ -11,7 +11,7 @@ from typing import Any, Protocol, Sequence
 
 from .errors import SchemaError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -181,6 +181,16 @@ ALTER TABLE health ADD COLUMN otlp_failed INTEGER;
 
 TABLES += OTLP_HEALTH
 
+# Version 6: whether the process records, and the writer's fault counters (issue 10):
+# batches the store refused, and times the store was deleted or replaced under it.
+RECORDING_HEALTH = """
+ALTER TABLE health ADD COLUMN failed_batches INTEGER;
+ALTER TABLE health ADD COLUMN store_recreated INTEGER;
+ALTER TABLE health ADD COLUMN recording INTEGER;
+"""
+
+TABLES += RECORDING_HEALTH
+
 # Also version 4: index shapes the UI's reads use, each costing the writer as little as
 # the store grows (measured by benchmarks/bench_export.py --onto-big-store). An index
 # whose insert position is random within a large range costs a page per call once the
@@ -347,7 +357,7 @@ _V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
 MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS,
                               3: OTLP_HEALTH + COVERING_INDEXES + SORT_INDEXES
                               + "DROP VIEW IF EXISTS trace_rows;\n",
-                              4: TRACE_INDEX}
+                              4: TRACE_INDEX, 5: RECORDING_HEALTH}
 
 
 class Executor(Protocol):

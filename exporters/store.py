@@ -98,6 +98,7 @@ class SpanStore:
         """
         if not spans:
             return 0
+        _clamp_future_starts(spans)
         db = self.db
         with db.transaction():
             base = db.scalar(_NEXT_ID)
@@ -110,14 +111,17 @@ class SpanStore:
     def write_health(self, *, queue_depth: int, queue_peak: int, dropped: int, written: int,
                      write_lag_ms: float | None, last_write_ns: int | None,
                      service_name: str | None, otlp_exported: int | None = None,
-                     otlp_failed: int | None = None) -> None:
+                     otlp_failed: int | None = None, failed_batches: int | None = None,
+                     store_recreated: int | None = None,
+                     recording: bool | None = None) -> None:
         self.db.execute_write_many(
             """INSERT OR REPLACE INTO health(pid, host, service_name, queue_depth, queue_peak,
                    dropped, written, write_lag_ms, last_write_ns, updated_ns,
-                   otlp_exported, otlp_failed)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   otlp_exported, otlp_failed, failed_batches, store_recreated, recording)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [(os.getpid(), socket.gethostname(), service_name, queue_depth, queue_peak, dropped,
-              written, write_lag_ms, last_write_ns, time.time_ns(), otlp_exported, otlp_failed)],
+              written, write_lag_ms, last_write_ns, time.time_ns(), otlp_exported, otlp_failed,
+              failed_batches, store_recreated, None if recording is None else int(recording))],
         )
 
     # -- retention ------------------------------------------------------------
@@ -132,8 +136,10 @@ class SpanStore:
         while True:
             t0 = time.perf_counter()
             n = self._purge_chunk(older_than_ns, chunk)
-            if n == 0 and max_bytes is not None and self.used_bytes() > max_bytes:
-                n = self._purge_chunk(None, chunk)
+            if n == 0 and max_bytes is not None:
+                over = self._calls_over_cap(max_bytes)
+                if over:
+                    n = self._purge_chunk(None, min(chunk, over))
             if n == 0:
                 return deleted
             deleted += n
@@ -170,6 +176,21 @@ class SpanStore:
             return db.execute_write("DELETE FROM spans WHERE id IN "
                                     "(SELECT value FROM json_each(?))", (id_json,))
 
+    def _calls_over_cap(self, max_bytes: int) -> int:
+        """How many of the oldest calls to delete next to come down to ``max_bytes``: the
+        excess in bytes over the bytes per call (so a chunk never overshoots the cap by
+        much, whatever the machine's speed), never more than half the calls left (so
+        the cap never empties the store: the newest call always stays)."""
+        used = self.used_bytes()
+        if used <= max_bytes:
+            return 0
+        low, high = self.db.execute("SELECT min(id), max(id) FROM spans")[0]
+        if low is None:
+            return 0
+        calls = high - low + 1  # ids are dense but for purged gaps: at most this many
+        estimate = -(-calls * (used - max_bytes) // used)  # ceil
+        return max(0, min(estimate, calls // 2))
+
     def used_bytes(self) -> int:
         db = self.db
         pages = db.scalar("PRAGMA page_count")
@@ -179,11 +200,14 @@ class SpanStore:
     def claim_purge(self, interval_ns: int) -> bool:
         """True for the one process that should purge now: several writers share a store,
         one purge per interval is enough."""
-        now = time.time_ns()
         db = self.db
         with db.transaction():
+            now = time.time_ns()  # under the lock: the last claim was taken before it
             last = db.scalar("SELECT value FROM meta WHERE key = 'last_purge_ns'")
-            due = last is None or now - int(last) >= interval_ns
+            # A stamp further in the future than an interval (a clock that ran ahead,
+            # here or on another host) is stale: honouring it would stop every purge
+            # until that time.
+            due = last is None or not -interval_ns <= now - int(last) < interval_ns
             if due:
                 db.execute_write("INSERT OR REPLACE INTO meta(key, value) "
                                  "VALUES ('last_purge_ns', ?)", (str(now),))
@@ -232,6 +256,24 @@ class SpanStore:
         errors = db.scalar("SELECT count(*) FROM spans WHERE status = 'ERR' AND start_ns >= ?",
                            (since_ns,))
         return calls, errors
+
+# Calls starting later than this past their receive time are dated by a clock that ran
+# ahead: they are stored at their receive time (else they would stay on top of every
+# page and outlive retention).
+FUTURE_TOLERANCE_NS = 60 * 10**9
+_START = SPAN_COLUMNS.index("start_ns")
+
+
+def _clamp_future_starts(spans: list) -> None:
+    width = len(SPAN_COLUMNS)
+    now = time.time_ns()
+    starts = spans[_START::width]
+    if max(starts) <= now + FUTURE_TOLERANCE_NS:
+        return
+    for i, start in enumerate(starts):
+        if start > now + FUTURE_TOLERANCE_NS:
+            spans[i * width + _START] = now
+
 
 def _chunks(items: list, size: int):
     for i in range(0, len(items), size):

@@ -48,6 +48,10 @@ from .settings import Settings, load_settings
 
 _log = logging.getLogger("otel_monitor")
 
+# How long configure() (and so the first monitored call) tries to open a locked store
+# before leaving that to the writer thread.
+_OPEN_PROBE_S = 0.05
+
 TRACER_NAME = "otel_monitor"  # reserved: spans of this tracer are the decorator's own
 
 
@@ -87,6 +91,8 @@ class Pipeline:
         self.mask: Masker | None = None
         self._lock = threading.RLock()
         self._atexit_registered = False
+        self.exited = False  # after the final flush at interpreter exit
+        self._exiting = False  # running the other exit handlers, before that flush
         _live.add(self)
 
     def register(self, site: CallSite) -> CallSite:
@@ -101,6 +107,9 @@ class Pipeline:
         recording is off (after shutdown, or when that configuration failed)."""
         if self.ready:
             return True
+        if self.exited:
+            self._lost_at_exit()
+            return False
         with self._lock:
             if self.ready or self.stopped:
                 return self.ready
@@ -123,8 +132,13 @@ class Pipeline:
             otlp = self._otlp_processor(settings)  # first: a bad OTLP setting opens nothing
             try:
                 mask = Masker(_mask_key(settings))
+                # A store locked by another process, or a full disk, is a passing
+                # condition: never a ConfigError, and never a wait past store_wait_s
+                # (the writer opens it later while calls queue). Only a path or a file
+                # that cannot be a store raises.
                 exporter = RecordWriter(settings.db_path, service_name=service,
-                                        sites=self.sites)
+                                        sites=self.sites,
+                                        open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s))
             except (OSError, ValueError, OtelMonitorError) as exc:
                 if otlp is not None:
                     otlp.shutdown()
@@ -157,9 +171,9 @@ class Pipeline:
             self.otlp = otlp
             self.tracer = provider.get_tracer(TRACER_NAME)
             if not self._atexit_registered:
-                atexit.register(self.shutdown)
+                atexit.register(self._at_exit)
                 self._atexit_registered = True
-            self.stopped = False
+            self.stopped = self.exited = False
             self.ready = True
             return settings
 
@@ -216,6 +230,38 @@ class Pipeline:
                 self._stop_pipeline()
             self.ready = False
             self.stopped = True
+
+    def _at_exit(self) -> None:
+        """The final flush, run last of the interpreter's exit handlers: the handlers
+        registered before ours (which atexit would run after it) run first, while we
+        still record. Calls made after it (finalisers at module teardown) are counted
+        as lost in the store's health row."""
+        atexit.unregister(self._at_exit)
+        self._exiting = True  # the tracer provider's own exit handler must not stop us
+        try:
+            atexit._run_exitfuncs()  # the others, in their usual (LIFO) order
+        except Exception:
+            _log.debug("otel-monitor: an exit handler failed", exc_info=True)
+        finally:
+            self._exiting = False
+        with self._lock:
+            processor = self.processor
+            if processor is not None:
+                self.retention and self.retention.stop()
+                processor.stop_writer()  # flushed, health written; the store stays open
+            self.ready = False
+            self.exited = True
+
+    def _lost_at_exit(self) -> None:
+        """A monitored call after the final flush: counted, the health row rewritten."""
+        processor = self.processor
+        if processor is None:
+            return
+        try:
+            processor.count_dropped()
+            processor.write_health_now()
+        except Exception:
+            pass
 
     def _alert_engine(self, settings: Settings, service: str | None) -> AlertEngine:
         """Built before the old pipeline is stopped: a bad webhook changes nothing.
@@ -298,7 +344,11 @@ class _Switch:
         pass
 
     def shutdown(self) -> None:
-        self._pipeline.shutdown()
+        pipeline = self._pipeline
+        if pipeline._exiting:  # the provider's exit handler: our final flush comes later
+            pipeline.force_flush(2.0)
+            return
+        pipeline.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         otlp = self._pipeline.otlp

@@ -111,6 +111,11 @@ class Settings:
     flush_interval_s: float = setting(
         0.2, "OTEL_MONITOR_FLUSH_INTERVAL_S", "how often the writer moves queued calls to SQLite",
         rule=Rule(lambda v: 0 < v <= 60, "must be in (0, 60]"))
+    store_wait_s: float = setting(
+        0.0, "OTEL_MONITOR_STORE_WAIT_S",
+        "how long `configure()` may wait for a store another process holds locked; past it "
+        "(at once by default) calls queue and the writer opens the store once it is free",
+        rule=Rule(lambda v: 0 <= v <= 3600, "must be in [0, 3600]"))
     mask_key: str | None = setting(
         None, "OTEL_MONITOR_MASK_KEY",
         "key of the hash that masks values; none: a key file `<db_path>.key` (mode 0600) "

@@ -41,8 +41,27 @@ def banner(raised: list[dict[str, Any]]) -> list[Any]:
                       color="danger", className="my-1 py-1") for b in raised]
 
 
+def recording_banner(health: dict[str, Any]) -> list[Any]:
+    """A red "Recording stopped" banner per live process that reports recording off or
+    has stopped reporting (``TraceQueries.health``'s ``recording_stopped``)."""
+    out = []
+    for r in health.get("recording_stopped", []):
+        why = ("reports recording off" if r.get("recording") == 0
+               else f"has not reported for {r['age_s']:,.0f} s")
+        out.append(html.Div(
+            f"Recording stopped: {r.get('service_name') or 'process'} "
+            f"({r.get('host') or '?'}:{r['pid']}) {why}",
+            className="om-recording-stopped my-1 py-1 px-2 rounded",
+            style={"backgroundColor": TOKENS["err"], "color": TOKENS["bg"]}))
+    return out
+
+
 def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-ribbon", "children"), Output("om-banner", "children"),
                   Input("om-tick", "n_intervals"))
     def refresh_ribbon(_n):
         return badges(queries.health()), banner(queries.banners())
+
+    @app.callback(Output("om-recording", "children"), Input("om-tick", "n_intervals"))
+    def refresh_recording(_n):
+        return recording_banner(queries.health())

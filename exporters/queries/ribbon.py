@@ -2,6 +2,8 @@
 the banners, with the badge levels the UI colours."""
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
@@ -14,12 +16,46 @@ WRITE_LAG_MS_LEVELS = (500.0, 2_000.0)         # oldest queued span -> written
 FEED_AGE_FACTORS = (1.0, 2.0)                  # x the feed's interval (else its threshold)
 
 
-def health(db: Database, *, now_ns: int | None) -> dict[str, Any]:
-    """Each exporting process's health row and the ribbon's badges with their levels."""
-    now = now_ns or time.time_ns()
-    rows = dicts(db, "SELECT * FROM health ORDER BY pid")
+# A process that has not written its health row for this long, while alive, is shown as
+# "Recording stopped" (its writer writes it at least once a second).
+REPORT_SILENT_S = 5.0
+# A health row not updated for this long is left out (a process on another host, whose
+# pid cannot be asked); on this host a row is left out as soon as its pid is gone.
+REPORT_FORGET_S = 300.0
+
+
+def live_health_rows(rows: list[dict[str, Any]], *, now_ns: int) -> list[dict[str, Any]]:
+    """The health rows of processes that may still run, each with its ``age_s``: not a
+    pid of this host that is gone, nor a row older than ``REPORT_FORGET_S``."""
+    here = socket.gethostname()
+    out = []
     for r in rows:
-        r["age_s"] = (now - r["updated_ns"]) / NS
+        r["age_s"] = (now_ns - r["updated_ns"]) / NS
+        if r["age_s"] > REPORT_FORGET_S:
+            continue
+        if r.get("host") == here and not _pid_alive(r["pid"]):
+            continue
+        out.append(r)
+    return out
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process (or a pid we cannot ask about)
+    return True
+
+
+def health(db: Database, *, now_ns: int | None) -> dict[str, Any]:
+    """Each live exporting process's health row, the ribbon's badges with their levels,
+    and ``recording_stopped``: the processes that report recording off, or that have
+    not reported for ``REPORT_SILENT_S``."""
+    now = now_ns or time.time_ns()
+    rows = live_health_rows(dicts(db, "SELECT * FROM health ORDER BY pid"), now_ns=now)
+    stopped = [r for r in rows if r.get("recording") == 0 or r["age_s"] > REPORT_SILENT_S]
     depth = max((r["queue_depth"] for r in rows), default=0)
     lag = max((r["write_lag_ms"] or 0.0 for r in rows), default=0.0)
     all_feeds = feeds(db, now_ns=now)
@@ -38,7 +74,8 @@ def health(db: Database, *, now_ns: int | None) -> dict[str, Any]:
     since = now - 300 * NS
     errors_5m = db.scalar(
         "SELECT count(*) FROM spans WHERE status = 'ERR' AND start_ns >= ?", (since,))
-    return {"badges": badges, "errors_last_5_min": errors_5m, "processes": rows}
+    return {"badges": badges, "errors_last_5_min": errors_5m, "processes": rows,
+            "recording_stopped": stopped}
 
 
 def feeds(db: Database, *, now_ns: int | None) -> list[dict[str, Any]]:

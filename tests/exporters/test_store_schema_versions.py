@@ -145,4 +145,24 @@ def test_a_version_4_store_gets_the_trace_index_keeping_its_rows(tmp_path):
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM spans").fetchone() == (1,)
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
-            == ("5",)
+            == (str(SCHEMA_VERSION),)
+
+
+def test_a_version_5_store_gets_the_recording_health_columns_keeping_its_rows(tmp_path):
+    path = tmp_path / "v5.db"
+    SpanStore(path).close()
+    with sqlite3.connect(path) as conn:  # as a version-5 store was
+        for column in ("failed_batches", "store_recreated", "recording"):
+            conn.execute(f"ALTER TABLE health DROP COLUMN {column}")
+        conn.execute("INSERT INTO health(pid, queue_depth, queue_peak, dropped, written, "
+                     "updated_ns) VALUES (7, 1, 2, 3, 4, 5)")
+        conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+
+    SpanStore(path).close()
+
+    assert {"failed_batches", "store_recreated", "recording"} <= _health_columns(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT pid, written, failed_batches, recording FROM health"
+                            ).fetchall() == [(7, 4, None, None)]
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+            == (str(SCHEMA_VERSION),)
