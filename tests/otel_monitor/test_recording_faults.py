@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,79 @@ def test_calls_made_at_exit_are_recorded_or_counted_as_lost(tmp_path):
     # the finaliser's, made after it, are counted as lost.
     assert stored == 150
     assert (stored, dropped) == (150, made - 150)
+
+
+# -- 6. health during a sustained overload ----------------------------------------------------
+
+FLOOD = textwrap.dedent("""
+    import sys, time
+    import otel_monitor
+    from otel_monitor import monitor
+
+    db, seconds = sys.argv[1], float(sys.argv[2])
+    # The default queue (100,000) is deeper than one batch: the writer drains batch after
+    # batch while the caller refills it.
+    otel_monitor.configure(db_path=db, flush_interval_s=0.05)
+
+    @monitor("flood")
+    def work(i):
+        return i
+
+    print("flooding", flush=True)
+    calls, end = 0, time.monotonic() + seconds
+    while time.monotonic() < end:  # one thread saturating a core with monitored calls
+        for i in range(1000):
+            work(i)
+        calls += 1000
+    print("done", calls, flush=True)
+    otel_monitor.force_flush(30)
+    print("flushed", flush=True)
+""")
+
+
+def _health(db: Path, pid: int) -> tuple[int, int] | None:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        row = con.execute("SELECT updated_ns, dropped FROM health WHERE pid = ?",
+                          (pid,)).fetchone()
+    except sqlite3.OperationalError:  # not created yet
+        return None
+    finally:
+        con.close()
+    return row
+
+
+def test_health_is_written_during_a_sustained_overload_with_the_drops_so_far(tmp_path):
+    """Issue 10, case 6: a 10 s overload used to leave the health row at dropped 0 until
+    the writer caught up. Read from another process while the flood still runs, the row
+    must move on, its drop count growing, and at the end count every call not stored."""
+    db = tmp_path / "flood.db"
+    flood = subprocess.Popen([sys.executable, "-c", FLOOD, str(db), "10"], cwd=ROOT,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert flood.stdout.readline().strip() == "flooding"
+        seen: list[tuple[int, int]] = []
+        while flood.poll() is None:
+            row = _health(db, flood.pid)
+            if row is not None and (not seen or row != seen[-1]):
+                seen.append(row)
+            if len(seen) >= 4:
+                break
+            time.sleep(0.2)
+        still_flooding = flood.poll() is None
+        done = flood.stdout.readline().split()
+        assert done[0] == "done"
+        calls = int(done[1])
+        assert flood.stdout.readline().strip() == "flushed"
+        assert flood.wait(60) == 0
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+    # Four distinct health rows were read while the process was still flooding.
+    assert still_flooding and len(seen) >= 4, seen
+    drops = [d for _, d in seen]
+    assert drops == sorted(drops) and drops[-1] > drops[0], seen
+    stored = sqlite3.connect(db).execute("SELECT count(*) FROM spans").fetchone()[0]
+    final = _health(db, flood.pid)
+    assert stored + final[1] == calls
