@@ -60,7 +60,7 @@ def scalar_text(value: object) -> str:
         return f"<int: {value.bit_length()} bits>"
     try:
         return repr(value)
-    except Exception as exc:  # a subclass with a broken __repr__ never gets here; be safe
+    except BaseException as exc:  # a subclass with a broken __repr__ never gets here; be safe
         return f"<{type(value).__qualname__}: repr failed: {type(exc).__name__}>"
 
 

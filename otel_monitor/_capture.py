@@ -69,7 +69,7 @@ class Masker:
                 data = bytes(value)
             else:
                 data = repr(value).encode("utf-8", "surrogatepass")
-        except Exception as exc:  # a repr that raises: hash its type and the failure
+        except BaseException as exc:  # a repr that raises (anything): hash type and failure
             data = f"<{type(value).__qualname__}: {type(exc).__name__}>".encode()
         return "<HASHED:" + hmac.digest(self._key, data, "sha256")[:8].hex() + ">"
 
@@ -157,7 +157,7 @@ class ValueFormatter:
                 if to_text is not None:
                     return to_text(value)
                 return other(value)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt… from a __repr__ too
                 return _failed(value, exc)
         return format
 
@@ -230,9 +230,11 @@ def _none(value: None) -> str:
 
 
 def _failed(value: Any, exc: BaseException) -> str:
+    if not isinstance(exc, Exception):  # a control-flow exception, never the caller's
+        return f"<repr raised {type(exc).__name__}>"
     try:
         kind = type(value).__qualname__
-    except Exception:
+    except BaseException:
         kind = "object"
     return f"<{kind}: repr failed: {type(exc).__name__}>"
 

@@ -127,5 +127,5 @@ def _clear_texts(value: Any, out: list[str], depth: int) -> None:
             items = list(value.values()) if isinstance(value, dict) else list(value)
             for item in items[:32]:
                 _clear_texts(item, out, depth - 1)
-    except Exception:
+    except BaseException:  # a __repr__ raising SystemExit… must not reach the caller
         return

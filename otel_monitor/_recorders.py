@@ -146,7 +146,7 @@ class LocalRecorder:
             me = (trace_id, getrandbits(64) or 1, True)
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
                     None]
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a call's start")
             return None
 
@@ -187,7 +187,7 @@ class LocalRecorder:
                 queue.append(record)
             else:
                 rt.overflow(record)
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a call's result")
 
     def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict) -> None:
@@ -203,7 +203,7 @@ class LocalRecorder:
                 on_error = self.rt.on_error  # the alert engine, when exceptions alert
                 if on_error is not None:
                     on_error(self.site, call[1], end, error, exc)
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a failed call")
 
     def fail_unsampled(self, start: int, exc: BaseException, args: tuple, kwargs: dict) -> None:
@@ -252,7 +252,7 @@ class LocalRecorder:
         snapshot.stack[:] = [f for f in snapshot.stack if f.filename != _WRAPPERS_FILE]
         try:
             message = str(exc)
-        except Exception:
+        except BaseException:
             message = "<exception message unavailable: its __str__ raised>"
         return (type(exc).__qualname__, snapshot, message, _secrets_of(exc, self.plan.secrets(
             args, kwargs, self.rt.mask)))
@@ -314,7 +314,7 @@ class SpanRecorder(LocalRecorder):
             if enter:
                 self.enter(call)
             return call
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("starting a span")
             return None
 
@@ -325,7 +325,7 @@ class SpanRecorder(LocalRecorder):
         self.leave(call)
         try:
             self._put(call, end, C.OUTCOME_OK, None, self._output(result))
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("ending a span")
 
     def enter(self, call: list | None) -> None:
