@@ -7,11 +7,14 @@ computed at decoration and each call only zips names with formatted values.
 from __future__ import annotations
 
 import inspect
+import itertools
 from typing import Any, Callable, Iterable
 
 from exporters.columns import ATTR_INPUT_PREFIX
 
-from ._capture import is_sensitive
+from exporters.columns import TRUNCATION_MARKER
+
+from ._capture import HASH_LIMIT, is_sensitive
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -86,7 +89,7 @@ class CapturePlan:
             if not masked:
                 continue
             texts: list[str] = []
-            _clear_texts(value, texts, 2)
+            _clear_texts(value, texts, 2, getattr(mask, "render", repr))
             marker = None
             for clear in sorted(set(texts), key=len, reverse=True):  # a part after its whole
                 if len(clear) >= 4:  # shorter strings would scrub ordinary words
@@ -111,21 +114,27 @@ class CapturePlan:
         return flags
 
 
-def _clear_texts(value: Any, out: list[str], depth: int) -> None:
-    """The texts a message may quote a masked value by: a string itself; else its repr,
-    a bytes value decoded, and the items of a (shallow) container."""
+_CUT = TRUNCATION_MARKER.split("{")[0]
+
+
+def _clear_texts(value: Any, out: list[str], depth: int, render: Callable[[Any], str]) -> None:
+    """The texts a message may quote a masked value by: a string itself; else its
+    bounded text (``render``: never its full repr, so a huge value costs what its first
+    items do), a bytes value decoded, and the first items of a (shallow) container."""
     if len(out) >= 64:
         return
     if isinstance(value, str):
         out.append(value)
         return
     try:
-        out.append(repr(value))
         if isinstance(value, (bytes, bytearray)):
-            out.append(bytes(value).decode("utf-8", "replace"))
-        elif depth > 0 and isinstance(value, (dict, list, tuple, set, frozenset)):
-            items = list(value.values()) if isinstance(value, dict) else list(value)
-            for item in items[:32]:
-                _clear_texts(item, out, depth - 1)
+            out.append(bytes(value[:HASH_LIMIT]).decode("utf-8", "replace"))
+        text = render(value)
+        if _CUT not in text and not text.startswith("<repr ") and "repr failed" not in text:
+            out.append(text)  # a cut or placeholder text is not what a message quotes
+        if depth > 0 and isinstance(value, (dict, list, tuple, set, frozenset)):
+            items = value.values() if isinstance(value, dict) else value
+            for item in itertools.islice(items, 32):
+                _clear_texts(item, out, depth - 1, render)
     except BaseException:  # a __repr__ raising SystemExit… must not reach the caller
         return

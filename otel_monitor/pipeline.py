@@ -122,7 +122,9 @@ class Pipeline:
             service = resource.attributes.get("service.name") if resource is not None else None
             otlp = self._otlp_processor(settings)  # first: a bad OTLP setting opens nothing
             try:
-                mask = Masker(_mask_key(settings))
+                formatter = ValueFormatter(settings.max_value_length,
+                                           settings.capture_budget_ms)
+                mask = Masker(_mask_key(settings), formatter)
                 exporter = RecordWriter(settings.db_path, service_name=service,
                                         sites=self.sites)
             except (OSError, ValueError, OtelMonitorError) as exc:
@@ -136,7 +138,7 @@ class Pipeline:
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
-            self.format = ValueFormatter(settings.max_value_length).format
+            self.format = formatter.format
             self.mask = mask
             self.max_queue = settings.queue_size
             self.fast_limit = min(settings.queue_size, settings.backpressure_depth)

@@ -134,3 +134,122 @@ def test_control_flow_exceptions_of_the_function_itself_still_pass_through(store
     with pytest.raises(kind) as info:
         f()
     assert info.value is error
+
+
+# -- 2. Bounded capture cost ----------------------------------------------------------
+# Cost is shown by what is *done*, not by timing: a huge value's full repr is never
+# built, and a type whose repr went over the budget is not repr'd again.
+
+
+class CountingList(list):
+    """A list whose items count how often they were repr'd."""
+
+
+class Counted:
+    reprs = 0
+
+    def __repr__(self):
+        Counted.reprs += 1
+        return "Counted()"
+
+
+class Slow:
+    reprs = 0
+
+    def __repr__(self):
+        import time
+
+        Slow.reprs += 1
+        time.sleep(0.005)  # 5x the default 1 ms budget
+        return "Slow()"
+
+
+def huge_masked_list():
+    return [Counted()] * 10**5 + list(range(10**6))
+
+
+def test_a_huge_masked_list_is_hashed_from_its_bounded_form(store):
+    @monitor("hostile", mask=("accounts",))
+    def f(accounts):
+        return len(accounts)
+
+    value = huge_masked_list()
+    Counted.reprs = 0
+    assert f(value) == len(value)
+    assert Counted.reprs <= 20  # the bounded form shows only the first items
+    marker = store.values(store.call(f))["accounts"]
+    assert marker.startswith("<HASHED:")
+
+
+def test_equal_masked_values_still_give_equal_markers(store):
+    @monitor("hostile", mask=("accounts",))
+    def f(accounts):
+        return None
+
+    f(list(range(10**5)))
+    f(list(range(10**5)))
+    f(list(range(10**5 + 1)))
+    a, b, c = (store.values(call)["accounts"] for call in store.calls(f))
+    assert a == b
+    assert a != c  # the length is part of the canonical form
+
+
+def test_a_huge_masked_list_in_a_failing_call_is_never_repr_d_in_full(store):
+    @monitor("hostile", mask=("accounts",))
+    def f(accounts):
+        raise ValueError("bad account")
+
+    value = huge_masked_list()
+    Counted.reprs = 0
+    with pytest.raises(ValueError):
+        f(value)
+    # bounded forms only (the input's marker, the scrubber's marker and text, its
+    # first 32 items): a few dozen reprs, not 10^5
+    assert Counted.reprs <= 20 + 20 + 20 + 32
+    assert store.call(f)["status"] == "ERR"
+
+
+def test_a_repr_over_the_budget_is_recorded_as_a_placeholder_and_skipped_next_time(store):
+    @monitor("hostile")
+    def f(value):
+        return "fine"
+
+    Slow.reprs = 0
+    assert [f(Slow()) for _ in range(3)] == ["fine"] * 3
+    assert Slow.reprs == 1  # the first call pays the slow repr once; then an O(1) check
+    values = [store.values(call)["value"] for call in store.calls(f)]
+    assert values == ["<repr over budget: Slow>"] * 3
+
+
+def test_a_slow_item_inside_a_container_is_skipped_too(store):
+    @monitor("hostile")
+    def f(value):
+        return "fine"
+
+    Slow.reprs = 0
+    assert f([1, Slow()]) == "fine"
+    assert f([2, Slow()]) == "fine"
+    assert f([3, "plain"]) == "fine"
+    assert Slow.reprs == 1
+    first, second, third = (store.values(call)["value"] for call in store.calls(f))
+    assert first == second.replace("2", "1") == "[1, <repr over budget: Slow>]"
+    assert third == "[3, 'plain']"  # lists as such are not blamed for their item
+
+
+def test_the_capture_budget_is_a_setting(tmp_path):
+    import otel_monitor
+    from otel_monitor.settings import load_settings
+
+    assert load_settings({}).capture_budget_ms == 1.0
+    otel_monitor.configure(db_path=tmp_path / "b.db", capture_budget_ms=50.0)
+    try:
+        @monitor("hostile")
+        def f(value):
+            return "fine"
+
+        Slow.reprs = 0
+        f(Slow())
+        f(Slow())
+        assert Slow.reprs == 2  # 5 ms is under a 50 ms budget
+    finally:
+        otel_monitor.shutdown()
