@@ -64,15 +64,70 @@ def scalar_text(value: object) -> str:
         return f"<{type(value).__qualname__}: repr failed: {type(exc).__name__}>"
 
 
+WITHHELD = "<message withheld: holds a masked value>"
+
+
 def error_texts(error: tuple) -> tuple[str, str, str]:
     """(type name, traceback text, message) of a recorded failure, masked values
-    scrubbed, safe to store."""
+    scrubbed, safe to store.
+
+    ``secrets`` are ``(clear text, marker)`` pairs, each form of a masked value
+    (str, repr-escaped, JSON-escaped, URL-encoded, formatted number); a pair whose
+    marker is None is a form too short to replace safely (< 4 characters): when a
+    message of the failure (its own, a chained exception's, a note) holds it, every
+    message is withheld whole, the exception types and frames kept."""
     exc_type, snapshot, message, secrets = error
+    short = [clear for clear, marker in secrets if marker is None and clear]
+    if short and _holds(snapshot, message, short):
+        message = WITHHELD
+        _withhold(snapshot)
     text = "".join(snapshot.format())
-    for clear, marker in secrets:
+    pairs = sorted(((c, m) for c, m in secrets if m is not None and c),
+                   key=lambda pair: len(pair[0]), reverse=True)  # a whole before its parts
+    for clear, marker in pairs:
         text = text.replace(clear, marker)
         message = message.replace(clear, marker)
     return exc_type, storable(text), storable(message)
+
+
+def _chain(snapshot: Any) -> list:
+    """The snapshot and every exception snapshot chained to it (cause, context, group)."""
+    found: list = []
+    todo = [snapshot]
+    while todo:
+        te = todo.pop()
+        if te is None or any(te is seen for seen in found):
+            continue
+        found.append(te)
+        todo.extend((getattr(te, "__cause__", None), getattr(te, "__context__", None)))
+        todo.extend(getattr(te, "exceptions", None) or ())
+    return found
+
+
+def _messages(te: Any) -> list[str]:
+    texts = [getattr(te, "_str", "") or ""]
+    texts.extend(str(n) for n in (getattr(te, "__notes__", None) or ()))
+    for name in ("text", "filename"):  # a SyntaxError's offending line and file
+        value = getattr(te, name, None)
+        if isinstance(value, str):
+            texts.append(value)
+    return texts
+
+
+def _holds(snapshot: Any, message: str, short: list[str]) -> bool:
+    texts = [message]
+    for te in _chain(snapshot):
+        texts.extend(_messages(te))
+    return any(clear in text for text in texts for clear in short)
+
+
+def _withhold(snapshot: Any) -> None:
+    for te in _chain(snapshot):
+        te._str = WITHHELD
+        if getattr(te, "__notes__", None):
+            te.__notes__ = [WITHHELD]
+        if isinstance(getattr(te, "text", None), str):
+            te.text = WITHHELD
 
 
 def storable(text: str) -> str:

@@ -253,3 +253,83 @@ def test_the_capture_budget_is_a_setting(tmp_path):
         assert Slow.reprs == 2  # 5 ms is under a 50 ms budget
     finally:
         otel_monitor.shutdown()
+
+
+# -- 3. Scrubbing in every form -------------------------------------------------------
+
+WITHHELD = "<message withheld: holds a masked value>"
+
+
+def _failure_text(store, fn) -> str:
+    call = store.call(fn)
+    return "\n".join([call["exception"] or ""] + [r["exception"] or "" for r in
+                                                  store.data(call)])
+
+
+def test_a_secret_with_a_backslash_is_scrubbed_as_its_repr_too(store):
+    password = "pa\\ss\\word"
+
+    @monitor("hostile")
+    def login(password):
+        return {}[password]  # KeyError shows repr(password): backslashes doubled
+
+    with pytest.raises(KeyError):
+        login(password)
+    text = _failure_text(store, login)
+    assert "KeyError" in text and "<HASHED:" in text
+    assert repr(password)[1:-1] not in text and password not in text
+
+
+@pytest.mark.parametrize("form", ["url", "url_plus", "json", "json_ascii"])
+def test_a_secret_is_scrubbed_url_encoded_and_json_escaped(store, form):
+    import json
+    from urllib.parse import quote, quote_plus
+
+    token = 'tök/en "x" & y=z\\n'
+    shown = {"url": quote(token, safe=""), "url_plus": quote_plus(token),
+             "json": json.dumps(token, ensure_ascii=False),
+             "json_ascii": json.dumps(token)}[form]
+
+    @monitor("hostile")
+    def fetch(token):
+        raise ConnectionError(f"GET https://api.test/x?token={shown} failed")
+
+    with pytest.raises(ConnectionError):
+        fetch(token)
+    text = _failure_text(store, fetch)
+    assert "ConnectionError" in text and "<HASHED:" in text
+    assert shown.strip('"') not in text
+
+
+@pytest.mark.parametrize("shown", ["{:.2f}", "{:.0f}", "{}", "{:g}", "{:,}"])
+def test_a_masked_number_is_scrubbed_in_its_formatted_forms(store, shown):
+    amount = 123456.789
+
+    @monitor("hostile", mask=("amount",))
+    def pay(amount):
+        raise ValueError("refused amount " + shown.format(amount))
+
+    with pytest.raises(ValueError):
+        pay(amount)
+    text = _failure_text(store, pay)
+    assert shown.format(amount) not in text
+    assert "ValueError" in text and "in pay" in text
+
+
+@pytest.mark.parametrize("secret", ["7", "73", "731", 731, "a\\"],
+                         ids=["len1", "len2", "len3", "int731", "backslash2"])
+def test_a_short_masked_value_withholds_the_message_keeping_type_and_frames(store, secret):
+    error = ValueError(f"bad cvv={secret!s} ({secret!r})")
+
+    @monitor("hostile")
+    def charge(card, cvv):
+        raise error
+
+    with pytest.raises(ValueError) as info:
+        charge("4111", secret)
+    assert info.value is error and str(info.value) == f"bad cvv={secret!s} ({secret!r})"
+    call = store.call(charge)
+    text = _failure_text(store, charge)
+    assert WITHHELD in text
+    assert "ValueError" in text and "in charge" in text  # type and frames kept
+    assert f"cvv={secret!s}" not in text
