@@ -333,3 +333,89 @@ def test_a_short_masked_value_withholds_the_message_keeping_type_and_frames(stor
     assert WITHHELD in text
     assert "ValueError" in text and "in charge" in text  # type and frames kept
     assert f"cvv={secret!s}" not in text
+
+
+# -- the secret's bytes found nowhere: store files, alert bodies, OTLP, /api, /metrics, logs
+
+
+def _secret_cases():
+    from urllib.parse import quote
+
+    long_secret = "s3cr\\et/Pa$$ wörd"
+    return [
+        # (masked value, what the failing function puts in its message, searched texts)
+        ("7", "cvv=7;", ["cvv=7;"]),
+        ("73", "cvv=73;", ["cvv=73;"]),
+        ("731", "cvv=731;", ["cvv=731;"]),
+        ("a\\", "pin='a\\\\';", ["pin='a\\\\'", "pin='a\\'"]),
+        (long_secret, f"login {long_secret!r} url={quote(long_secret, safe='')}",
+         [long_secret, repr(long_secret)[1:-1], quote(long_secret, safe=""),
+          quote(long_secret)]),
+    ]
+
+
+def test_a_masked_value_is_found_nowhere_store_alerts_otlp_api_metrics_logs(
+        tmp_path, receiver, caplog):
+    import logging
+    import time
+
+    from fastapi.testclient import TestClient
+
+    import otel_monitor
+    from alert_helpers import PD, ROUTING_KEY, SLACK
+    from dash_ui.server import create_server_app
+    from monitor_helpers import Store
+
+    caplog.set_level(logging.DEBUG)
+    db = tmp_path / "secrets.db"
+    otel_monitor.configure(
+        db_path=db, flush_interval_s=0.05, alert_timeout_s=2.0, alert_backoff_s=0.05,
+        alert_webhooks=[receiver.url(SLACK),
+                        f"pagerduty+{receiver.url(PD)}#routing_key={ROUTING_KEY}"],
+        otlp_endpoint=receiver.url(""), otlp_protocol="http/protobuf")
+    cases = _secret_cases()
+    try:
+        for i, (secret, message, _) in enumerate(cases):
+            def body(card, cvv, _message=message):
+                raise PermissionError(_message)
+            body.__qualname__ = body.__name__ = f"charge{i}"
+            charge = monitor("hostile", otel_span=True)(body)
+            with pytest.raises(PermissionError):
+                charge("4111", secret)
+        store = Store(db)
+        assert len(store.query("SELECT * FROM process_trace")) == len(cases)
+        receiver.wait(lambda posts: len(posts) >= len(cases), timeout=20, path=SLACK)
+        receiver.wait(lambda posts: len(posts) >= len(cases), timeout=20, path=PD)
+        assert otel_monitor.force_flush(10)
+        otlp = receiver.wait(lambda posts: len(posts) >= 1, timeout=20, path="/v1/traces")
+        deadline = time.monotonic() + 5  # every span of the five calls has arrived
+        while sum(p.raw.count(b"PermissionError") for p in receiver.to("/v1/traces")) < \
+                len(cases) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        otlp = receiver.to("/v1/traces")
+        assert sum(p.raw.count(b"PermissionError") for p in otlp) >= len(cases)
+
+        client = TestClient(create_server_app(db))
+        api = [client.get("/api/rows", params={"limit": 500}).text,
+               client.get("/api/alerts").text, client.get("/api/processes").text]
+        for call in store.query("SELECT span_id FROM process_trace"):
+            api.append(client.get(f"/api/calls/{call['span_id']}").text)
+        metrics = client.get("/metrics").text
+    finally:
+        otel_monitor.shutdown()
+
+    places = {
+        "store files": store.all_text().encode(),
+        "alert bodies": b"\n".join(p.raw for p in receiver.posts if p.path in (SLACK, PD)),
+        "OTLP payloads": b"\n".join(p.raw for p in otlp),
+        "/api": "\n".join(api).encode(),
+        "/metrics": metrics.encode(),
+        "logs": "\n".join(r.getMessage() + (r.exc_text or "")
+                          for r in caplog.records).encode(),
+    }
+    assert WITHHELD.encode() in places["store files"]
+    assert b"<HASHED:" in places["OTLP payloads"]
+    for secret, _, searched in cases:
+        for text in searched:
+            for where, data in places.items():
+                assert text.encode() not in data, f"{text!r} found in {where}"
