@@ -419,3 +419,39 @@ def test_a_masked_value_is_found_nowhere_store_alerts_otlp_api_metrics_logs(
         for text in searched:
             for where, data in places.items():
                 assert text.encode() not in data, f"{text!r} found in {where}"
+
+
+# -- 4. Mask names checked at decoration ----------------------------------------------
+
+
+def test_a_mask_name_that_is_not_a_parameter_is_refused_at_decoration():
+    from otel_monitor import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        @monitor("hostile", mask=("acount_number",))
+        def pay(account_number, amount):
+            return None
+    assert "acount_number" in str(info.value)
+    assert "account_number" in str(info.value) and "amount" in str(info.value)
+
+
+def test_mask_names_may_be_return_and_the_collectors():
+    @monitor("hostile", mask=("return", "args", "options", "pin"))
+    def f(pin, *args, **options):
+        return None
+
+    @monitor("hostile", mask=("return",))
+    def g():
+        return None
+
+
+def test_the_readme_example_decorates():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("## Instrumenting code", 1)[1].split("```python", 1)[1]
+    block = block.split("```", 1)[0]
+    code = re.sub(r"^configure\(.*$", "", block, flags=re.M)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # ConfigError on a bad mask name
