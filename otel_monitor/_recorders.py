@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import traceback
 import logging
+import sys
 import time
+import types
 from collections import deque
 from random import getrandbits
 from typing import Any, Callable, Protocol
@@ -82,6 +84,7 @@ def outcome_of(exc: BaseException) -> str:
     return C.OUTCOME_INTERRUPTED  # KeyboardInterrupt, SystemExit
 
 
+TB_KEEP = 50  # a recorded traceback keeps its first and last TB_KEEP frames
 _SECRETS_ATTR = "__otel_monitor_secrets__"
 _WRAPPERS_FILE = _wrappers.__file__
 
@@ -107,7 +110,38 @@ def _secrets_of(exc: BaseException, own: list) -> list:
 
 
 def _warn(what: str) -> None:
-    _log.warning("otel-monitor: %s failed; the call itself is unaffected", what, exc_info=True)
+    try:
+        if isinstance(sys.exc_info()[1], RecursionError):
+            return  # at the recursion limit: the application's own RecursionError follows
+        _log.warning("otel-monitor: %s failed; the call itself is unaffected", what,
+                     exc_info=True)
+    except BaseException:  # logging itself failed (or hit the recursion limit)
+        pass
+
+
+RECURSION_NOTE = (
+    "otel-monitor: each call of a @monitor-decorated function adds one Python frame (its "
+    "wrapper), so a recursion through it reaches sys.getrecursionlimit() at about half "
+    "the depth the bare function reaches (see README, 'Recursion')")
+
+
+def _note_recursion(exc: BaseException) -> None:
+    """Say, once, on a RecursionError that went through many monitored calls, that our
+    frames count towards the limit. The traceback grows as the error unwinds: the
+    note is added at the first level that sees 10 or more wrapper frames in it, a
+    quarter of its frames or more."""
+    notes = getattr(exc, "__notes__", None)
+    if notes is not None and RECURSION_NOTE in notes:
+        return
+    ours = total = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        total += 1
+        if tb.tb_frame.f_code.co_filename == _WRAPPERS_FILE:
+            ours += 1
+        tb = tb.tb_next
+    if ours >= 10 and 4 * ours >= total:
+        exc.add_note(RECURSION_NOTE)
 
 
 class LocalRecorder:
@@ -196,6 +230,8 @@ class LocalRecorder:
             return
         self.leave(call)
         try:
+            if type(exc) is RecursionError:
+                _note_recursion(exc)
             outcome = outcome_of(exc)
             error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
             self._put(call, end, outcome, error, None)
@@ -244,12 +280,27 @@ class LocalRecorder:
         """The failure as it is now: a snapshot of the traceback (no live frames kept,
         so a later ``add_note`` or the frames' locals do not leak into the store), and
         the masked arguments' clear texts to scrub it with."""
+        # Our wrapper's frames (this call's and nested monitored calls') are left out,
+        # and a deep traceback keeps its outermost and innermost TB_KEEP frames: an
+        # error unwinding through N monitored levels snapshots each level's traceback,
+        # which would cost O(N^2) frame summaries (seconds for a RecursionError).
+        kept = []
         tb = exc.__traceback__
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next  # drop the wrapper's own frame
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename != _WRAPPERS_FILE:
+                kept.append(tb)
+            tb = tb.tb_next
+        omitted = 0
+        if len(kept) > 2 * TB_KEEP:
+            omitted = len(kept) - 2 * TB_KEEP
+            kept = kept[:TB_KEEP] + kept[-TB_KEEP:]
+        tb = None
+        for link in reversed(kept):
+            tb = types.TracebackType(tb, link.tb_frame, link.tb_lasti, link.tb_lineno)
         snapshot = traceback.TracebackException(type(exc), exc, tb, lookup_lines=False)
-        # Nested monitored calls would show our wrapper's frame between theirs.
-        snapshot.stack[:] = [f for f in snapshot.stack if f.filename != _WRAPPERS_FILE]
+        if omitted:
+            snapshot.stack.insert(TB_KEEP, traceback.FrameSummary(
+                "<otel-monitor>", 0, f"[{omitted} frames not recorded]", lookup_line=False))
         try:
             message = str(exc)
         except BaseException:

@@ -17,16 +17,29 @@ _time_ns = time.time_ns
 
 def sync_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
     begin, ok, fail, fail_unsampled = rec.begin, rec.ok, rec.fail, rec.fail_unsampled
+    # begin/ok/fail swallow their own failures; the try around each call also covers
+    # the call itself failing (RecursionError at the recursion limit), so nothing of
+    # ours replaces, or chains onto, what the function raised. A try costs nothing
+    # until something is raised.
 
     if sample >= 1.0:
         def wrapper(*args, **kwargs):
-            call = begin(args, kwargs)
+            try:
+                call = begin(args, kwargs)
+            except BaseException:
+                call = None
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                fail(call, exc, args, kwargs)
+                try:
+                    fail(call, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
-            ok(call, result)
+            try:
+                ok(call, result)
+            except BaseException:
+                pass
             return result
     elif sample <= 0.0:
         def wrapper(*args, **kwargs):
@@ -34,24 +47,39 @@ def sync_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
             try:
                 return fn(*args, **kwargs)
             except BaseException as exc:
-                fail_unsampled(start, exc, args, kwargs)
+                try:
+                    fail_unsampled(start, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
     else:
         def wrapper(*args, **kwargs):
             if random() < sample:
-                call = begin(args, kwargs)
+                try:
+                    call = begin(args, kwargs)
+                except BaseException:
+                    call = None
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:
-                    fail(call, exc, args, kwargs)
+                    try:
+                        fail(call, exc, args, kwargs)
+                    except BaseException:
+                        pass
                     raise
-                ok(call, result)
+                try:
+                    ok(call, result)
+                except BaseException:
+                    pass
                 return result
             start = _time_ns()
             try:
                 return fn(*args, **kwargs)
             except BaseException as exc:
-                fail_unsampled(start, exc, args, kwargs)
+                try:
+                    fail_unsampled(start, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
     return functools.wraps(fn)(wrapper)
 
@@ -61,19 +89,31 @@ def async_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
 
     async def wrapper(*args, **kwargs):
         if sample >= 1.0 or (sample > 0.0 and random() < sample):
-            call = begin(args, kwargs)
+            try:
+                call = begin(args, kwargs)
+            except BaseException:  # see sync_wrapper
+                call = None
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                fail(call, exc, args, kwargs)
+                try:
+                    fail(call, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
-            ok(call, result)
+            try:
+                ok(call, result)
+            except BaseException:
+                pass
             return result
         start = _time_ns()
         try:
             return await fn(*args, **kwargs)
         except BaseException as exc:
-            fail_unsampled(start, exc, args, kwargs)
+            try:
+                fail_unsampled(start, exc, args, kwargs)
+            except BaseException:
+                pass
             raise
     return functools.wraps(fn)(wrapper)
 

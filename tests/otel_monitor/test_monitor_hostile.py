@@ -455,3 +455,47 @@ def test_the_readme_example_decorates():
     code = re.sub(r"^configure\(.*$", "", block, flags=re.M)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # ConfigError on a bad mask name
+
+
+# -- 5. Recursion ---------------------------------------------------------------------
+
+
+def _deepest(f, top=5000) -> int:
+    lo, hi = 1, top
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            f(mid)
+            lo = mid
+        except RecursionError:
+            hi = mid - 1
+    return lo
+
+
+@pytest.mark.parametrize("otel_span", [False, True])
+def test_a_recursion_error_from_the_extra_frame_is_the_functions_own_and_says_why(
+        store, otel_span):
+    import os
+    import traceback
+
+    @monitor("hostile", otel_span=otel_span)
+    def depth(n):
+        return 0 if n == 0 else 1 + depth(n - 1)
+
+    deepest = _deepest(depth)
+    assert depth(deepest) == deepest  # what fits still works, result unchanged
+    with pytest.raises(RecursionError) as info:
+        depth(deepest + 50)
+    error = info.value
+    assert error.__context__ is None and error.__cause__ is None  # not one of ours
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = ("_recorders.py", "_capture.py", "_capture_plan.py", "logging")
+    assert not any(part in f.filename for f in frames[-3:] for part in ours), frames[-3:]
+    assert any(f.name == "depth" for f in frames[-3:])
+    notes = getattr(error, "__notes__", [])
+    assert any("@monitor" in n and "frame" in n for n in notes), notes
+    assert sum("@monitor" in n for n in notes) == 1  # once, not once per level
+    # each level's recorded traceback keeps its first and last 50 frames, no more
+    texts = [c["exception"] for c in store.calls(depth) if c["status"] == "ERR"]
+    assert texts and all(t.count("in depth") <= 100 + 10 for t in texts)
+    assert any("frames not recorded]" in t for t in texts)
