@@ -123,7 +123,12 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
             if type(value) is not str:
                 value = scalar_text(value)
             data += (i, seq - 1, data_name, input_, value)
-        if output is not None:
+        if type(output) is tuple:  # a generator's: (names, values), return last
+            for seq, (data_name, value) in enumerate(zip(*output), seq):
+                if type(value) is not str:
+                    value = scalar_text(value)
+                data += (i, seq, data_name, output_, value)
+        elif output is not None:
             if type(output) is not str:
                 output = scalar_text(output)
             data += (i, seq, return_, output_, output)

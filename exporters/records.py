@@ -9,7 +9,8 @@ exporter flattens records and ReadableSpans into the same rows.
 
 ``process`` names a ``CallSite`` (the writer is handed the sites by name); ``inputs`` is a pair of
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
-or None when no OUTPUT row is due; ``error`` is ``(type name,
+or None when no OUTPUT row is due, or for a generator a pair of tuples ``(names,
+value_texts)``: ``yield[0]``…, ``yield_count`` and ``return``; ``error`` is ``(type name,
 traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
 are ``(clear text, marker)`` pairs of masked arguments to scrub it with) or None.
 

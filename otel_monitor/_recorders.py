@@ -54,6 +54,7 @@ class CallPipeline(Protocol):
     fast_limit: int        # below this depth a record is appended with no more checks
     format: Callable[[Any], str]
     mask: Masker | None
+    yield_values: int      # a generator's first yields kept as OUTPUT rows
     tracer: Any
     # Called on the error path of a failing call when exceptions alert; else None.
     on_error: Callable[..., None] | None
@@ -82,6 +83,15 @@ def outcome_of(exc: BaseException) -> str:
     if isinstance(exc, GeneratorExit):
         return C.OUTCOME_CLOSED
     return C.OUTCOME_INTERRUPTED  # KeyboardInterrupt, SystemExit
+
+
+_YIELD_NAMES: list[str] = []
+
+
+def _yield_names(n: int) -> list[str]:
+    while len(_YIELD_NAMES) < n:
+        _YIELD_NAMES.append(f"yield[{len(_YIELD_NAMES)}]")
+    return _YIELD_NAMES[:n]
 
 
 TB_KEEP = 50  # a recorded traceback keeps its first and last TB_KEEP frames
@@ -223,6 +233,29 @@ class LocalRecorder:
                 rt.overflow(record)
         except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a call's result")
+
+    def yields(self, call: list | None) -> tuple[Callable[[Any], Any], int] | None:
+        """(format, bound) for a generator's yielded values, or None when they are not
+        recorded (call unsampled, outputs not logged)."""
+        if call is None or not self.log_outputs:
+            return None
+        rt = self.rt
+        return (rt.mask if self.plan.mask_return else rt.format), rt.yield_values
+
+    def ok_yields(self, call: list | None, result: Any, kept: list, count: int) -> None:
+        """A generator finished: its return value, its first yields, their count."""
+        end = _time_ns()
+        if call is None:
+            return
+        self.leave(call)
+        try:
+            output = None
+            if self.log_outputs:
+                names = (*_yield_names(len(kept)), "yield_count", "return")
+                output = (names, (*kept, count, self._output(result)))
+            self._put(call, end, C.OUTCOME_OK, None, output)
+        except BaseException:
+            _warn("recording a generator's result")
 
     def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict) -> None:
         end = _time_ns()
@@ -395,7 +428,10 @@ class SpanRecorder(LocalRecorder):
              output: str | None) -> None:
         super()._put(call, end, outcome, error, output)
         span = call[5]
-        if output is not None:
+        if type(output) is tuple:  # a generator's: yield[i]…, yield_count, return
+            for name, value in zip(*output):
+                span.set_attribute(C.ATTR_OUTPUT_PREFIX + name, attribute_value(value))
+        elif output is not None:
             span.set_attribute(C.ATTR_OUTPUT_RETURN, attribute_value(output))
         if error is not None:
             exc_type, text, message = error_texts(error)

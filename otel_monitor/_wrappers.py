@@ -123,6 +123,11 @@ def generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
         sampled = sample >= 1.0 or (sample > 0.0 and random() < sample)
         start = _time_ns()
         call = rec.begin(args, kwargs, enter=False) if sampled else None
+        # The first yields (format, bound from the recorder) and the count of all:
+        # O(1) memory per generator.
+        capture = rec.yields(call) if sampled else None
+        kept: list = []
+        count = 0
         try:
             gen = fn(*args, **kwargs)  # runs none of the body yet
             step, value = gen.send, None
@@ -132,11 +137,17 @@ def generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
                     item = step(value)
                 except StopIteration as stop:
                     rec.leave(call)
-                    if sampled:
+                    if capture is not None:
+                        rec.ok_yields(call, stop.value, kept, count)
+                    elif sampled:
                         rec.ok(call, stop.value)
                     return stop.value
                 finally:
                     rec.leave(call)
+                if capture is not None:
+                    if count < capture[1]:
+                        kept.append(capture[0](item))
+                    count += 1
                 try:
                     value = yield item
                     step = gen.send
@@ -163,6 +174,9 @@ def async_generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
         sampled = sample >= 1.0 or (sample > 0.0 and random() < sample)
         start = _time_ns()
         call = rec.begin(args, kwargs, enter=False) if sampled else None
+        capture = rec.yields(call) if sampled else None  # see generator_wrapper
+        kept: list = []
+        count = 0
         try:
             agen = fn(*args, **kwargs)  # runs none of the body yet
             step, value = agen.asend, None
@@ -172,11 +186,17 @@ def async_generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
                     item = await step(value)
                 except StopAsyncIteration:
                     rec.leave(call)
-                    if sampled:
+                    if capture is not None:
+                        rec.ok_yields(call, None, kept, count)
+                    elif sampled:
                         rec.ok(call, None)
                     return
                 finally:
                     rec.leave(call)
+                if capture is not None:
+                    if count < capture[1]:
+                        kept.append(capture[0](item))
+                    count += 1
                 try:
                     value = yield item
                     step = agen.asend

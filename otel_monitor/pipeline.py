@@ -85,6 +85,7 @@ class Pipeline:
         self.fast_limit = self.max_queue
         self.format = ValueFormatter().format
         self.mask: Masker | None = None
+        self.yield_values = 10  # a generator's yields kept as OUTPUT rows
         self._lock = threading.RLock()
         self._atexit_registered = False
         _live.add(self)
@@ -140,6 +141,7 @@ class Pipeline:
             self.settings = settings
             self.format = formatter.format
             self.mask = mask
+            self.yield_values = settings.yield_values
             self.max_queue = settings.queue_size
             self.fast_limit = min(settings.queue_size, settings.backpressure_depth)
             self.exporter = exporter

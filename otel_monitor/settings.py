@@ -110,6 +110,10 @@ class Settings:
         "a value whose `repr()` takes longer is stored as `<repr over budget: TYPE>`, and "
         "values of its type are not `repr`'d again (the first one costs its repr once)",
         rule=POSITIVE)
+    yield_values: int = setting(
+        10, "OTEL_MONITOR_YIELD_VALUES",
+        "a generator's first values yielded kept as OUTPUT rows `yield[0]`, `yield[1]`, … "
+        "(with `yield_count`, the number of all); 0: the count only", rule=at_least(0))
     queue_size: int = setting(
         100_000, "OTEL_MONITOR_QUEUE_SIZE", "calls held in memory before drops",
         rule=at_least(1))

@@ -499,3 +499,62 @@ def test_a_recursion_error_from_the_extra_frame_is_the_functions_own_and_says_wh
     texts = [c["exception"] for c in store.calls(depth) if c["status"] == "ERR"]
     assert texts and all(t.count("in depth") <= 100 + 10 for t in texts)
     assert any("frames not recorded]" in t for t in texts)
+
+
+# -- 6. Generators record what they yield ---------------------------------------------
+
+
+def _outputs(store, fn):
+    call = store.call(fn)
+    return [(r["data"], r["data_value"]) for r in store.data(call) if r["data_type"] == "OUTPUT"]
+
+
+@pytest.mark.parametrize("otel_span", [False, True])
+def test_a_generator_records_its_first_yields_and_their_count(store, otel_span):
+    @monitor("hostile", otel_span=otel_span)
+    def count(n):
+        yield from ({"i": i} for i in range(n))
+        return "done"
+
+    assert list(count(13)) == [{"i": i} for i in range(13)]
+    assert _outputs(store, count) == [(f"yield[{i}]", repr({"i": i})) for i in range(10)] + [
+        ("yield_count", "13"), ("return", "'done'")]
+
+
+def test_an_async_generator_records_its_yields(store):
+    import asyncio
+
+    @monitor("hostile")
+    async def stream(n):
+        for i in range(n):
+            await asyncio.sleep(0)
+            yield i * 1.5
+
+    async def consume():
+        return [x async for x in stream(3)]
+
+    assert asyncio.run(consume()) == [0.0, 1.5, 3.0]
+    assert _outputs(store, stream) == [("yield[0]", "0.0"), ("yield[1]", "1.5"),
+                                       ("yield[2]", "3.0"), ("yield_count", "3"),
+                                       ("return", "None")]
+
+
+def test_masked_return_masks_the_yields_too_and_the_bound_is_a_setting(tmp_path):
+    import otel_monitor
+    from monitor_helpers import Store
+
+    otel_monitor.configure(db_path=tmp_path / "y.db", yield_values=2)
+    try:
+        @monitor("hostile", mask=("return",))
+        def secrets():
+            yield "hunter2-one"
+            yield "hunter2-two"
+            yield "hunter2-three"
+
+        assert list(secrets()) == ["hunter2-one", "hunter2-two", "hunter2-three"]
+        outputs = dict(_outputs(Store(tmp_path / "y.db"), secrets))
+    finally:
+        otel_monitor.shutdown()
+    assert sorted(outputs) == ["return", "yield[0]", "yield[1]", "yield_count"]
+    assert all(v.startswith("<HASHED:") for k, v in outputs.items() if k != "yield_count")
+    assert outputs["yield_count"] == "3"
