@@ -558,3 +558,107 @@ def test_masked_return_masks_the_yields_too_and_the_bound_is_a_setting(tmp_path)
     assert sorted(outputs) == ["return", "yield[0]", "yield[1]", "yield_count"]
     assert all(v.startswith("<HASHED:") for k, v in outputs.items() if k != "yield_count")
     assert outputs["yield_count"] == "3"
+
+
+# -- 7. The hostile-values suite: behaviour identical to the bare function -------------
+
+
+class SleepyRepr:
+    def __repr__(self):
+        import time
+
+        time.sleep(0.2)
+        return "SleepyRepr()"
+
+
+class GrowingItem:
+    """Its repr appends to the list holding it: a builtin repr of that list never ends."""
+
+    def __init__(self, holder):
+        self.holder = holder
+
+    def __repr__(self):
+        self.holder.append(0)
+        return "GrowingItem()"
+
+
+class SelfRepr:
+    def __repr__(self):
+        return f"SelfRepr({self!r})"  # recursion without end
+
+
+def _hostile_values():
+    recursive_list: list = [1]
+    recursive_list.append(recursive_list)
+    recursive_dict: dict = {}
+    recursive_dict["self"] = recursive_dict
+    growing: list = []
+    growing.append(GrowingItem(growing))
+    return {
+        "sleeping": SleepyRepr(),
+        "huge_list": [0] * 10**7,
+        "huge_str": "x" * 10**7,
+        "huge_dict": dict.fromkeys(range(10**5)),
+        "raises_system_exit": raising_repr(SystemExit),
+        "raises_keyboard_interrupt": raising_repr(KeyboardInterrupt),
+        "recursive_list": recursive_list,
+        "recursive_dict": recursive_dict,
+        "recursive_repr": SelfRepr(),
+        "mutating": growing,
+    }
+
+
+HOSTILE = list(_hostile_values())
+
+
+def _twins(case: str, masked: bool):
+    """The bare function and its monitored twin: they record what they saw."""
+    def bare(value, seen):
+        seen.append(id(value))
+        return value
+
+    monitored = monitor("hostile", mask=("value",) if masked else ())(
+        lambda value, seen: bare(value, seen))
+    return bare, monitored
+
+
+@pytest.mark.parametrize("masked", [False, True], ids=["clear", "masked"])
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_value_call_returns_what_the_bare_function_returns(store, case, masked):
+    value = _hostile_values()[case]
+    bare, monitored = _twins(case, masked)
+    seen_bare: list = []
+    seen_monitored: list = []
+    with armed():
+        expected = bare(value, seen_bare)
+        got = [monitored(value, seen_monitored) for _ in range(2)]
+    assert got == [expected, expected] and all(g is value for g in got)
+    assert seen_monitored == seen_bare * 2  # the body ran, with the same object
+    values = store.values(store.calls(monitored)[0])
+    assert len(values["value"]) <= 1100  # bounded, whatever the value
+
+
+@pytest.mark.parametrize("case", HOSTILE)
+def test_hostile_value_in_a_failing_call_keeps_the_exception_identity(store, case):
+    value = _hostile_values()[case]
+    error = LookupError("not found")
+
+    @monitor("hostile", mask=("secret",))
+    def find(value, secret):
+        raise error
+
+    with pytest.raises(LookupError) as info, armed():
+        find(value, secret=value)
+    assert info.value is error and info.value.__context__ is None
+    assert store.call(find)["status"] == "ERR"
+
+
+def test_a_masked_ten_million_item_list_is_recorded_as_a_marker(store):
+    accounts = [0] * 10**7
+
+    @monitor("hostile", mask=("accounts",))
+    def total(accounts):
+        return len(accounts)
+
+    assert total(accounts) == 10**7
+    assert store.values(store.call(total))["accounts"].startswith("<HASHED:")
