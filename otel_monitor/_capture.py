@@ -240,7 +240,14 @@ class ValueFormatter:
         if kind in self.slow_types:
             return _over_budget(kind)
         start = _perf_ns()
-        text = repr(value)
+        try:
+            text = repr(value)
+        except BaseException:
+            # A repr that fails slowly (a recursive one ends in RecursionError after
+            # a thousand levels) is as slow the next time: remembered too.
+            if _perf_ns() - start > self.budget_ns:
+                self.slow_types.add(kind)
+            raise
         if _perf_ns() - start > self.budget_ns:
             self.slow_types.add(kind)
             return _over_budget(kind)

@@ -96,7 +96,7 @@ class CapturePlan:
             texts: list[str] = []
             _clear_texts(value, texts, 2, getattr(mask, "render", repr))
             forms: set[str] = set()
-            for clear in texts:
+            for clear in set(texts):  # a list of equal items escapes its text once
                 _forms(clear, forms)
             marker = None
             for clear in sorted(forms, key=len, reverse=True):  # a part after its whole

@@ -460,7 +460,10 @@ def test_the_readme_example_decorates():
 # -- 5. Recursion ---------------------------------------------------------------------
 
 
-def _deepest(f, top=5000) -> int:
+def _deepest(f, top=None) -> int:
+    import sys
+
+    top = top or sys.getrecursionlimit() + 50
     lo, hi = 1, top
     while lo < hi:
         mid = (lo + hi + 1) // 2
