@@ -9,13 +9,14 @@ exporter flattens records and ReadableSpans into the same rows.
 
 ``process`` names a ``CallSite`` (the writer is handed the sites by name); ``inputs`` is a pair of
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
-or None when no OUTPUT row is due, or for a generator a pair of tuples ``(names,
-value_texts)``: ``yield[0]``…, ``yield_count`` and ``return``; ``error`` is ``(type name,
+or None when no OUTPUT row is due, or for a generator ``Outputs((names,
+value_texts))``: ``yield[0]``…, ``yield_count`` and ``return``; ``error`` is ``(type name,
 traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
 are ``(clear text, marker)`` pairs of masked arguments to scrub it with) or None.
 
 A value in ``inputs`` or ``output`` is either its text or an immutable scalar
-(int, float, bool, None, complex) that the exporter renders with ``scalar_text``.
+(int, float, bool, None, complex), or a tuple of at most 20 floats, bools, Nones and
+64-bit ints, that the exporter renders with ``scalar_text``.
 Every field but ``error`` is a str, a scalar or a tuple of them, so the garbage
 collector stops tracking a record after its first pass: a long queue of records
 costs the application's collections nothing.
@@ -50,6 +51,13 @@ class CallSite:
             return inspect.getsource(inspect.unwrap(target))
         except (OSError, TypeError):
             return None
+
+
+class Outputs(tuple):
+    """``(names, values)``: a generator's several OUTPUT rows (``yield[0]``…,
+    ``yield_count``, ``return``), told apart from a return value that is a tuple."""
+
+    __slots__ = ()
 
 
 MAX_INT_BITS = 1000  # int -> str is quadratic in CPython, and refused past 4300 digits

@@ -26,6 +26,7 @@ DEFAULT_CAPTURE_BUDGET_MS = 1.0
 HASH_LIMIT = 64 * 1024
 BOUNDED_ITEMS = 20  # items a container's bounded form shows (reprlib's limit here)
 _perf_ns = time.perf_counter_ns
+_INT64 = 1 << 63
 LARGE_CONTAINER = 100  # items past which a container subclass is summarised
 _CONTAINERS = (list, tuple, dict, set, frozenset, collections.deque)
 
@@ -165,7 +166,8 @@ class _BoundedRepr(reprlib.Repr):
 class ValueFormatter:
     """``formatter.format(value)``: what a record keeps of a value, never raising.
 
-    Immutable scalars (int, float, bool, None, complex) are kept as they are: they
+    Immutable scalars (int, float, bool, None, complex), and small tuples of them,
+    are kept as they are: they
     cannot change after the call, so the exporter renders them off the hot path
     (``exporters.records.scalar_text``); ``repr`` of a float alone costs more than
     the rest of a call's recording. Everything else becomes its bounded ``repr``
@@ -196,8 +198,9 @@ class ValueFormatter:
             str: self._str,
             bytes: self._binary, bytearray: self._binary, memoryview: self._binary,
         }
-        for container in (list, tuple, dict, set, frozenset):
+        for container in (list, dict, set, frozenset):
             by_type[container] = self._container
+        by_type[tuple] = self._tuple
         self.format = self._make_format(by_type.get, self._other)
 
     @staticmethod
@@ -230,6 +233,22 @@ class ValueFormatter:
             return repr(bytes(value))
         head = bytes(value[:BINARY_PREVIEW])
         return f"<binary: {size} bytes, starts {head!r}>"
+
+    def _tuple(self, value: tuple) -> Any:
+        """A small tuple of floats, bools, None and 64-bit ints cannot change after the
+        call and renders in bounded time: kept as it is, rendered by the writer (off
+        the hot path, like a scalar). Any other tuple: its bounded text now."""
+        if len(value) <= BOUNDED_ITEMS:
+            for item in value:
+                kind = type(item)
+                if kind is float or kind is bool or item is None:
+                    continue
+                if kind is int and -_INT64 <= item < _INT64:
+                    continue
+                break
+            else:
+                return value
+        return self._container(value)
 
     def _container(self, value: Any) -> str:
         return self._guarded(self._reprlib.repr, value)

@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.records import CallSite, error_texts, scalar_text
+from exporters.records import CallSite, Outputs, error_texts, scalar_text
 
 from . import _wrappers
 from ._capture import Masker
@@ -252,7 +252,7 @@ class LocalRecorder:
             output = None
             if self.log_outputs:
                 names = (*_yield_names(len(kept)), "yield_count", "return")
-                output = (names, (*kept, count, self._output(result)))
+                output = Outputs((names, (*kept, count, self._output(result))))
             self._put(call, end, C.OUTCOME_OK, None, output)
         except BaseException:
             _warn("recording a generator's result")
@@ -428,7 +428,7 @@ class SpanRecorder(LocalRecorder):
              output: str | None) -> None:
         super()._put(call, end, outcome, error, output)
         span = call[5]
-        if type(output) is tuple:  # a generator's: yield[i]…, yield_count, return
+        if type(output) is Outputs:  # a generator's: yield[i]…, yield_count, return
             for name, value in zip(*output):
                 span.set_attribute(C.ATTR_OUTPUT_PREFIX + name, attribute_value(value))
         elif output is not None:

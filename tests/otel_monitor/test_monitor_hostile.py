@@ -665,3 +665,24 @@ def test_a_masked_ten_million_item_list_is_recorded_as_a_marker(store):
 
     assert total(accounts) == 10**7
     assert store.values(store.call(total))["accounts"].startswith("<HASHED:")
+
+
+# -- 2b. Immutable non-scalar values rendered off the hot path ------------------------
+
+
+def test_a_small_tuple_of_numbers_is_kept_as_it_is_and_rendered_by_the_writer(store):
+    from otel_monitor._capture import ValueFormatter
+
+    fmt = ValueFormatter().format
+    point = (1.5, 2, None, True)
+    assert fmt(point) is point  # immutable all the way down: rendered off the hot path
+    assert fmt((1.5, [2])) == "(1.5, [2])"  # a mutable item: rendered now
+    assert fmt((2**100,)) == "(1267650600228229401496703205376,)"  # a big int: now
+    assert fmt(tuple(range(30))).endswith(", ...)")  # past the bound: now
+
+    @monitor("hostile")
+    def move(p):
+        return (p[0] + 1.0, p[1])
+
+    assert move(point) == (2.5, 2)
+    assert store.values(store.call(move)) == {"p": repr(point), "return": "(2.5, 2)"}
