@@ -42,7 +42,8 @@ RETURN = "return"
 # Span attributes written by the decorator and read back by the exporter.
 ATTR_PROCESS_GROUP = "monitor.process_group"
 ATTR_INPUT_PREFIX = "monitor.input."
-ATTR_OUTPUT_RETURN = "monitor.output.return"
+ATTR_OUTPUT_PREFIX = "monitor.output."
+ATTR_OUTPUT_RETURN = ATTR_OUTPUT_PREFIX + "return"
 ATTR_OUTCOME = "monitor.outcome"
 # Parent when the nearest monitored caller was a local-only span (otel_span=False):
 # the OTel parent stays the nearest exported span, so OTLP backends see a whole trace.

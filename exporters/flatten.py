@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from . import columns as C
-from .records import CallSite, error_texts, scalar_text, storable
+from .records import CallSite, Outputs, error_texts, scalar_text, storable
 from .store import ProcessEntry, SpanStore
 
 _SIGN = 1 << 64
@@ -123,7 +123,12 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
             if type(value) is not str:
                 value = scalar_text(value)
             data += (i, seq - 1, data_name, input_, value)
-        if output is not None:
+        if type(output) is Outputs:  # a generator's: (names, values), return last
+            for seq, (data_name, value) in enumerate(zip(*output), seq):
+                if type(value) is not str:
+                    value = scalar_text(value)
+                data += (i, seq, data_name, output_, value)
+        elif output is not None:
             if type(output) is not str:
                 output = scalar_text(output)
             data += (i, seq, return_, output_, output)

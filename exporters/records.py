@@ -9,12 +9,14 @@ exporter flattens records and ReadableSpans into the same rows.
 
 ``process`` names a ``CallSite`` (the writer is handed the sites by name); ``inputs`` is a pair of
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
-or None when no OUTPUT row is due; ``error`` is ``(type name (``exception_type_name``),
-traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
+or None when no OUTPUT row is due, or for a generator ``Outputs((names,
+value_texts))``: ``yield[0]``…, ``yield_count`` and ``return``; ``error`` is
+``(type name (exception_type_name), traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
 are ``(clear text, marker)`` pairs of masked arguments to scrub it with) or None.
 
 A value in ``inputs`` or ``output`` is either its text or an immutable scalar
-(int, float, bool, None, complex) that the exporter renders with ``scalar_text``.
+(int, float, bool, None, complex), or a tuple of at most 20 floats, bools, Nones and
+64-bit ints, that the exporter renders with ``scalar_text``.
 Every field but ``error`` is a str, a scalar or a tuple of them, so the garbage
 collector stops tracking a record after its first pass: a long queue of records
 costs the application's collections nothing.
@@ -51,6 +53,13 @@ class CallSite:
             return None
 
 
+class Outputs(tuple):
+    """``(names, values)``: a generator's several OUTPUT rows (``yield[0]``…,
+    ``yield_count``, ``return``), told apart from a return value that is a tuple."""
+
+    __slots__ = ()
+
+
 MAX_INT_BITS = 1000  # int -> str is quadratic in CPython, and refused past 4300 digits
 
 
@@ -60,7 +69,7 @@ def scalar_text(value: object) -> str:
         return f"<int: {value.bit_length()} bits>"
     try:
         return repr(value)
-    except Exception as exc:  # a subclass with a broken __repr__ never gets here; be safe
+    except BaseException as exc:  # a subclass with a broken __repr__ never gets here; be safe
         return f"<{type(value).__qualname__}: repr failed: {type(exc).__name__}>"
 
 
@@ -72,15 +81,70 @@ def exception_type_name(cls: type) -> str:
     return f"{module}.{qualname}" if module and module != "builtins" else qualname
 
 
+WITHHELD = "<message withheld: holds a masked value>"
+
+
 def error_texts(error: tuple) -> tuple[str, str, str]:
     """(type name, traceback text, message) of a recorded failure, masked values
-    scrubbed, safe to store."""
+    scrubbed, safe to store.
+
+    ``secrets`` are ``(clear text, marker)`` pairs, each form of a masked value
+    (str, repr-escaped, JSON-escaped, URL-encoded, formatted number); a pair whose
+    marker is None is a form too short to replace safely (< 4 characters): when a
+    message of the failure (its own, a chained exception's, a note) holds it, every
+    message is withheld whole, the exception types and frames kept."""
     exc_type, snapshot, message, secrets = error
+    short = [clear for clear, marker in secrets if marker is None and clear]
+    if short and _holds(snapshot, message, short):
+        message = WITHHELD
+        _withhold(snapshot)
     text = "".join(snapshot.format())
-    for clear, marker in secrets:
+    pairs = sorted(((c, m) for c, m in secrets if m is not None and c),
+                   key=lambda pair: len(pair[0]), reverse=True)  # a whole before its parts
+    for clear, marker in pairs:
         text = text.replace(clear, marker)
         message = message.replace(clear, marker)
     return exc_type, storable(text), storable(message)
+
+
+def _chain(snapshot: Any) -> list:
+    """The snapshot and every exception snapshot chained to it (cause, context, group)."""
+    found: list = []
+    todo = [snapshot]
+    while todo:
+        te = todo.pop()
+        if te is None or any(te is seen for seen in found):
+            continue
+        found.append(te)
+        todo.extend((getattr(te, "__cause__", None), getattr(te, "__context__", None)))
+        todo.extend(getattr(te, "exceptions", None) or ())
+    return found
+
+
+def _messages(te: Any) -> list[str]:
+    texts = [getattr(te, "_str", "") or ""]
+    texts.extend(str(n) for n in (getattr(te, "__notes__", None) or ()))
+    for name in ("text", "filename"):  # a SyntaxError's offending line and file
+        value = getattr(te, name, None)
+        if isinstance(value, str):
+            texts.append(value)
+    return texts
+
+
+def _holds(snapshot: Any, message: str, short: list[str]) -> bool:
+    texts = [message]
+    for te in _chain(snapshot):
+        texts.extend(_messages(te))
+    return any(clear in text for text in texts for clear in short)
+
+
+def _withhold(snapshot: Any) -> None:
+    for te in _chain(snapshot):
+        te._str = WITHHELD
+        if getattr(te, "__notes__", None):
+            te.__notes__ = [WITHHELD]
+        if isinstance(getattr(te, "text", None), str):
+            te.text = WITHHELD
 
 
 def storable(text: str) -> str:

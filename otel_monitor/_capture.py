@@ -12,12 +12,21 @@ import itertools
 import re
 import reprlib
 import threading
+import time
 from typing import Any, Callable, Iterable
 
 from exporters.columns import DEFAULT_MAX_VALUE_LENGTH, TRUNCATION_MARKER
 from exporters.records import scalar_text, storable
 
 BINARY_PREVIEW = 32  # bytes shown of a large binary value
+DEFAULT_CAPTURE_BUDGET_MS = 1.0
+# A masked str/bytes longer than this is hashed from its first HASH_LIMIT characters
+# (bytes) and its length: hashing stays well under the capture budget. Two values
+# that differ only past this point get the same marker (documented in README).
+HASH_LIMIT = 64 * 1024
+BOUNDED_ITEMS = 20  # items a container's bounded form shows (reprlib's limit here)
+_perf_ns = time.perf_counter_ns
+_INT64 = 1 << 63
 LARGE_CONTAINER = 100  # items past which a container subclass is summarised
 _CONTAINERS = (list, tuple, dict, set, frozenset, collections.deque)
 
@@ -52,45 +61,79 @@ def is_sensitive(name: str) -> bool:
 
 class Masker:
     """Replaces a value by a keyed hash (HMAC-SHA256 with the store's secret), so equal
-    values still compare equal and nobody without the secret can test guesses."""
+    values still compare equal and nobody without the secret can test guesses.
 
-    __slots__ = ("_key",)
+    What is hashed is the value's bounded, canonical form, never its full ``repr``:
+    a str or bytes itself (its first ``HASH_LIMIT`` characters and its length when
+    longer); anything else its bounded text from ``render`` (the ``ValueFormatter``:
+    the first ``BOUNDED_ITEMS`` items of a container, under the capture budget) plus
+    the length of a container longer than that. So a masked 10^7-item list costs what
+    a 20-item one does; the limit: two large values equal in length and in what their
+    bounded form shows, but different further in, get the same marker.
+    """
 
-    def __init__(self, key: bytes) -> None:
+    __slots__ = ("_key", "render")
+
+    def __init__(self, key: bytes, render: Callable[[Any], str] | None = None) -> None:
         if len(key) < 16:
             raise ValueError("mask key must be at least 16 bytes")
         self._key = key
+        self.render = render if render is not None else ValueFormatter()
+
+    def canonical(self, value: Any) -> bytes:
+        """The bytes a value is hashed from (bounded whatever the value's size)."""
+        try:
+            kind = type(value)
+            if kind is str or isinstance(value, str):
+                if len(value) > HASH_LIMIT:
+                    return (value[:HASH_LIMIT].encode("utf-8", "surrogatepass")
+                            + b"\0len=%d" % len(value))
+                return value.encode("utf-8", "surrogatepass")
+            if isinstance(value, (bytes, bytearray)):
+                if len(value) > HASH_LIMIT:
+                    return bytes(value[:HASH_LIMIT]) + b"\0len=%d" % len(value)
+                return bytes(value)
+            data = self.render(value).encode("utf-8", "surrogatepass")
+            if isinstance(value, _CONTAINERS):
+                size = len(value)
+                if size > BOUNDED_ITEMS:
+                    data += b"\0len=%d" % size
+            return data
+        except BaseException as exc:  # a len or encode that raises (anything)
+            return f"<{type(value).__qualname__}: {type(exc).__name__}>".encode()
 
     def __call__(self, value: Any) -> str:
-        try:
-            if isinstance(value, str):
-                data = value.encode("utf-8", "surrogatepass")
-            elif isinstance(value, (bytes, bytearray)):
-                data = bytes(value)
-            else:
-                data = repr(value).encode("utf-8", "surrogatepass")
-        except Exception as exc:  # a repr that raises: hash its type and the failure
-            data = f"<{type(value).__qualname__}: {type(exc).__name__}>".encode()
-        return "<HASHED:" + hmac.digest(self._key, data, "sha256")[:8].hex() + ">"
+        return "<HASHED:" + hmac.digest(self._key, self.canonical(value),
+                                        "sha256")[:8].hex() + ">"
 
 
 class _BoundedRepr(reprlib.Repr):
-    """reprlib limits for containers: a huge or recursive value costs little to show."""
+    """reprlib limits for containers: a huge or recursive value costs little to show.
+    An item that is not a builtin container goes through ``timed`` (its own repr, under
+    the capture budget: a slow item type is remembered, not the container's)."""
 
-    def __init__(self, max_length: int) -> None:
+    def __init__(self, max_length: int, timed: Callable[[Any], str]) -> None:
         super().__init__()
         self.maxlevel = 3
-        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = 20
-        self.maxdict = 20
-        self.maxarray = 20
+        self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = \
+            BOUNDED_ITEMS
+        self.maxdict = BOUNDED_ITEMS
+        self.maxarray = BOUNDED_ITEMS
         self.maxstring = max_length
         self.maxlong = min(max_length, 400)
         self.maxother = max_length
+        self._timed = timed
 
     def repr_instance(self, x: Any, level: int) -> str:
-        # reprlib would shorten to maxother with "..."; keep the whole text and let
-        # the caller apply the one visible truncation marker.
-        return repr(x)
+        # reprlib would shorten to maxother with "..."; keep the text (bounded) and
+        # let the caller apply the one visible truncation marker.
+        try:
+            return self._timed(x)[: self.maxother + 1]
+        except BaseException as exc:  # one item's failure does not hide the others
+            return _failed(x, exc)
+
+    def repr_int(self, x: int, level: int) -> str:
+        return scalar_text(x)  # a huge int: its size, not a quadratic conversion
 
     # reprlib sorts a dict's keys or a set's items before showing the first few:
     # O(n log n) on the caller's thread. Iteration order costs only what is shown.
@@ -123,19 +166,31 @@ class _BoundedRepr(reprlib.Repr):
 class ValueFormatter:
     """``formatter.format(value)``: what a record keeps of a value, never raising.
 
-    Immutable scalars (int, float, bool, None, complex) are kept as they are: they
+    Immutable scalars (int, float, bool, None, complex), and small tuples of them,
+    are kept as they are: they
     cannot change after the call, so the exporter renders them off the hot path
     (``exporters.records.scalar_text``); ``repr`` of a float alone costs more than
     the rest of a call's recording. Everything else becomes its bounded ``repr``
     now, as it is at call time: strings directly, containers through reprlib's
     limits, other objects through their own ``repr``.
+
+    Capture-time budget (``budget_ms``, the ``capture_budget_ms`` setting): a value of
+    a type that is not a builtin container whose ``repr`` took longer is recorded as
+    ``<repr over budget: TYPE>`` and its type remembered, so later values of that
+    type skip their ``repr`` with one set lookup. A running ``__repr__`` cannot be
+    interrupted: the first slow value of a type costs its ``repr`` once (per process);
+    the budget holds from the next call on. Builtin containers are bounded by size
+    instead (``BOUNDED_ITEMS`` items, 3 levels), each item under the budget.
     """
 
-    def __init__(self, max_length: int = DEFAULT_MAX_VALUE_LENGTH) -> None:
+    def __init__(self, max_length: int = DEFAULT_MAX_VALUE_LENGTH,
+                 budget_ms: float = DEFAULT_CAPTURE_BUDGET_MS) -> None:
         if max_length < 16:
             raise ValueError(f"max_value_length must be at least 16, got {max_length}")
         self.max_length = max_length
-        self._reprlib = _BoundedRepr(max_length)
+        self.budget_ns = int(budget_ms * 1_000_000)
+        self.slow_types: set[type] = set()  # add/lookup are atomic: no lock
+        self._reprlib = _BoundedRepr(max_length, self._timed)
         self._busy = threading.local()
         by_type: dict[type, Callable[[Any], str]] = {
             float: _same, bool: _same, complex: _same, int: _same,
@@ -143,8 +198,9 @@ class ValueFormatter:
             str: self._str,
             bytes: self._binary, bytearray: self._binary, memoryview: self._binary,
         }
-        for container in (list, tuple, dict, set, frozenset):
+        for container in (list, dict, set, frozenset):
             by_type[container] = self._container
+        by_type[tuple] = self._tuple
         self.format = self._make_format(by_type.get, self._other)
 
     @staticmethod
@@ -157,7 +213,7 @@ class ValueFormatter:
                 if to_text is not None:
                     return to_text(value)
                 return other(value)
-            except Exception as exc:
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt… from a __repr__ too
                 return _failed(value, exc)
         return format
 
@@ -178,10 +234,47 @@ class ValueFormatter:
         head = bytes(value[:BINARY_PREVIEW])
         return f"<binary: {size} bytes, starts {head!r}>"
 
+    def _tuple(self, value: tuple) -> Any:
+        """A small tuple of floats, bools, None and 64-bit ints cannot change after the
+        call and renders in bounded time: kept as it is, rendered by the writer (off
+        the hot path, like a scalar). Any other tuple: its bounded text now."""
+        if len(value) <= BOUNDED_ITEMS:
+            for item in value:
+                kind = type(item)
+                if kind is float or kind is bool or item is None:
+                    continue
+                if kind is int and -_INT64 <= item < _INT64:
+                    continue
+                break
+            else:
+                return value
+        return self._container(value)
+
     def _container(self, value: Any) -> str:
         return self._guarded(self._reprlib.repr, value)
 
+    def _timed(self, value: Any) -> str:
+        """``repr(value)`` under the budget; a type that went over is not repr'd again."""
+        kind = type(value)
+        if kind in self.slow_types:
+            return _over_budget(kind)
+        start = _perf_ns()
+        try:
+            text = repr(value)
+        except BaseException:
+            # A repr that fails slowly (a recursive one ends in RecursionError after
+            # a thousand levels) is as slow the next time: remembered too.
+            if _perf_ns() - start > self.budget_ns:
+                self.slow_types.add(kind)
+            raise
+        if _perf_ns() - start > self.budget_ns:
+            self.slow_types.add(kind)
+            return _over_budget(kind)
+        return text
+
     def _other(self, value: Any) -> str:
+        if type(value) in self.slow_types:  # the O(1) check: no repr of a slow type
+            return _over_budget(type(value))
         if isinstance(value, _CONTAINERS):
             # A subclass (OrderedDict, deque, a namedtuple…): its own repr shows every
             # item, so a large one is summarised instead.
@@ -191,7 +284,7 @@ class ValueFormatter:
                 size = 0
             if size > LARGE_CONTAINER:
                 return f"<{type(value).__qualname__}: {size} items>"
-        return self._guarded(repr, value)
+        return self._guarded(self._timed, value)
 
     def _guarded(self, to_text: Callable[[Any], str], value: Any) -> str:
         # A __repr__ that itself calls a monitored function would recurse through
@@ -229,10 +322,16 @@ def _none(value: None) -> str:
     return "None"
 
 
+def _over_budget(kind: type) -> str:
+    return f"<repr over budget: {kind.__qualname__}>"
+
+
 def _failed(value: Any, exc: BaseException) -> str:
+    if not isinstance(exc, Exception):  # a control-flow exception, never the caller's
+        return f"<repr raised {type(exc).__name__}>"
     try:
         kind = type(value).__qualname__
-    except Exception:
+    except BaseException:
         kind = "object"
     return f"<{kind}: repr failed: {type(exc).__name__}>"
 

@@ -7,11 +7,16 @@ computed at decoration and each call only zips names with formatted values.
 from __future__ import annotations
 
 import inspect
+import itertools
+import json
+from urllib.parse import quote, quote_plus
 from typing import Any, Callable, Iterable
 
 from exporters.columns import ATTR_INPUT_PREFIX
 
-from ._capture import is_sensitive
+from exporters.columns import TRUNCATION_MARKER
+
+from ._capture import HASH_LIMIT, is_sensitive
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -77,21 +82,29 @@ class CapturePlan:
         return names, tuple([mask(v) if m else fmt(v) for v, m in zip(values, flags)])
 
     def secrets(self, args: tuple, kwargs: dict,
-                mask: Callable[[Any], str]) -> list[tuple[str, str]]:
-        """(clear text, marker) of each masked argument, to scrub exception texts with."""
+                mask: Callable[[Any], str]) -> list[tuple[str, str | None]]:
+        """(clear text, marker) of each form a message may quote a masked argument by,
+        to scrub exception texts with (``exporters.records.error_texts``). A form too
+        short to search for safely (< ``MIN_SCRUB`` characters) comes as (text, None):
+        a message holding it is withheld whole."""
         names = self.names_for(len(args), kwargs)
         values = [*args, *kwargs.values()]
-        found = []
+        found: list[tuple[str, str | None]] = []
         for value, masked in zip(values, self._masked_flags(names, len(args))):
             if not masked:
                 continue
             texts: list[str] = []
-            _clear_texts(value, texts, 2)
+            _clear_texts(value, texts, 2, getattr(mask, "render", repr))
+            forms: set[str] = set()
+            for clear in set(texts):  # a list of equal items escapes its text once
+                _forms(clear, forms)
             marker = None
-            for clear in sorted(set(texts), key=len, reverse=True):  # a part after its whole
-                if len(clear) >= 4:  # shorter strings would scrub ordinary words
+            for clear in sorted(forms, key=len, reverse=True):  # a part after its whole
+                if len(clear) >= MIN_SCRUB:
                     marker = mask(value) if marker is None else marker
                     found.append((clear, marker))
+                elif clear:
+                    found.append((clear, None))
         return found
 
     def _masked_flags(self, names: tuple[str, ...], nargs: int) -> list[bool]:
@@ -111,21 +124,63 @@ class CapturePlan:
         return flags
 
 
-def _clear_texts(value: Any, out: list[str], depth: int) -> None:
-    """The texts a message may quote a masked value by: a string itself; else its repr,
-    a bytes value decoded, and the items of a (shallow) container."""
+_CUT = TRUNCATION_MARKER.split("{")[0]
+MIN_SCRUB = 4  # shorter forms would scrub ordinary words: their message is withheld
+MAX_FORMS_LENGTH = 4096  # a longer text is searched for as itself only
+
+
+def _forms(clear: str, out: set[str]) -> None:
+    """The forms a message may show a text in: itself, escaped as by ``repr`` and
+    ``ascii`` (a backslash doubled), JSON-escaped, URL-encoded (path and query)."""
+    out.add(clear)
+    if len(clear) > MAX_FORMS_LENGTH:
+        return  # escaping 10 MB four ways would cost the failing call 0.3 s
+    try:
+        out.add(repr(clear)[1:-1])
+        out.add(ascii(clear)[1:-1])
+        out.add(json.dumps(clear)[1:-1])
+        out.add(json.dumps(clear, ensure_ascii=False)[1:-1])
+        out.add(quote(clear, safe=""))
+        out.add(quote(clear))
+        out.add(quote_plus(clear))
+    except BaseException:  # a lone surrogate and the like: the forms that worked
+        pass
+
+
+def _numeric_texts(value: Any, out: list[str]) -> None:
+    """A number as messages format it: ``str``, fixed-point with 0 to 6 decimals,
+    ``g``, with thousands separators."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, int) and value.bit_length() > 256:
+        return  # no message formats such an int in full (and str() of it is slow)
+    out.append(str(value))
+    for spec in (".0f", ".1f", ".2f", ".3f", ".4f", ".5f", ".6f", "g", ",", ",.2f", "e"):
+        try:
+            out.append(format(value, spec))
+        except (ValueError, OverflowError):
+            pass
+
+
+def _clear_texts(value: Any, out: list[str], depth: int, render: Callable[[Any], str]) -> None:
+    """The texts a message may quote a masked value by: a string itself; else its
+    bounded text (``render``: never its full repr, so a huge value costs what its first
+    items do), a bytes value decoded, and the first items of a (shallow) container."""
     if len(out) >= 64:
         return
     if isinstance(value, str):
         out.append(value)
         return
     try:
-        out.append(repr(value))
+        _numeric_texts(value, out)
         if isinstance(value, (bytes, bytearray)):
-            out.append(bytes(value).decode("utf-8", "replace"))
-        elif depth > 0 and isinstance(value, (dict, list, tuple, set, frozenset)):
-            items = list(value.values()) if isinstance(value, dict) else list(value)
-            for item in items[:32]:
-                _clear_texts(item, out, depth - 1)
-    except Exception:
+            out.append(bytes(value[:HASH_LIMIT]).decode("utf-8", "replace"))
+        text = render(value)
+        if _CUT not in text and not text.startswith("<repr ") and "repr failed" not in text:
+            out.append(text)  # a cut or placeholder text is not what a message quotes
+        if depth > 0 and isinstance(value, (dict, list, tuple, set, frozenset)):
+            items = value.values() if isinstance(value, dict) else value
+            for item in itertools.islice(items, 32):
+                _clear_texts(item, out, depth - 1, render)
+    except BaseException:  # a __repr__ raising SystemExit… must not reach the caller
         return

@@ -8,6 +8,7 @@ import inspect
 import numbers
 from typing import Any, Callable, Iterable, TypeVar
 
+from exporters.errors import ConfigError
 from exporters.records import CallSite
 
 from ._capture_plan import CapturePlan
@@ -62,9 +63,11 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
         site.feeds = tuple(dict.fromkeys((*feeds, *((handler_of,) if handler_of else ()))))
         try:
             signature = inspect.signature(fn)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError):  # no signature: mask names cannot be checked
             signature = inspect.Signature([inspect.Parameter(
                 "args", inspect.Parameter.VAR_POSITIONAL)])
+        else:
+            _check_mask(fn, signature, mask)
         plan = CapturePlan(signature, mask)
         recorder_cls = SpanRecorder if otel_span else LocalRecorder
         recorder = recorder_cls(site, plan, PIPELINE, log_inputs=log_inputs,
@@ -84,6 +87,19 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _check_mask(fn: Callable, signature: inspect.Signature, mask: tuple[str, ...]) -> None:
+    """A name in ``mask`` that the function does not have would store the value it was
+    meant to hide in clear: refused at decoration."""
+    params = tuple(signature.parameters)
+    unknown = [name for name in mask if name != "return" and name not in params]
+    if unknown:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        raise ConfigError(
+            f"@monitor(mask=...) names {', '.join(map(repr, unknown))}, which "
+            f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of "
+            f"{name}; its parameters: {', '.join(params) or '(none)'} (and 'return')")
 
 
 def _site(fn: Callable, process_group: str) -> CallSite:

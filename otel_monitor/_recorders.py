@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import traceback
 import logging
+import sys
 import time
+import types
 from collections import deque
 from random import getrandbits
 from typing import Any, Callable, Protocol
@@ -30,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.records import CallSite, error_texts, exception_type_name, scalar_text
+from exporters.records import CallSite, Outputs, error_texts, exception_type_name, scalar_text
 
 from . import _wrappers
 from ._capture import Masker
@@ -52,6 +54,7 @@ class CallPipeline(Protocol):
     fast_limit: int        # below this depth a record is appended with no more checks
     format: Callable[[Any], str]
     mask: Masker | None
+    yield_values: int      # a generator's first yields kept as OUTPUT rows
     tracer: Any
     # Called on the error path of a failing call when exceptions alert; else None.
     on_error: Callable[..., None] | None
@@ -82,6 +85,16 @@ def outcome_of(exc: BaseException) -> str:
     return C.OUTCOME_INTERRUPTED  # KeyboardInterrupt, SystemExit
 
 
+_YIELD_NAMES: list[str] = []
+
+
+def _yield_names(n: int) -> list[str]:
+    while len(_YIELD_NAMES) < n:
+        _YIELD_NAMES.append(f"yield[{len(_YIELD_NAMES)}]")
+    return _YIELD_NAMES[:n]
+
+
+TB_KEEP = 50  # a recorded traceback keeps its first and last TB_KEEP frames
 _SECRETS_ATTR = "__otel_monitor_secrets__"
 _WRAPPERS_FILE = _wrappers.__file__
 
@@ -107,7 +120,38 @@ def _secrets_of(exc: BaseException, own: list) -> list:
 
 
 def _warn(what: str) -> None:
-    _log.warning("otel-monitor: %s failed; the call itself is unaffected", what, exc_info=True)
+    try:
+        if isinstance(sys.exc_info()[1], RecursionError):
+            return  # at the recursion limit: the application's own RecursionError follows
+        _log.warning("otel-monitor: %s failed; the call itself is unaffected", what,
+                     exc_info=True)
+    except BaseException:  # logging itself failed (or hit the recursion limit)
+        pass
+
+
+RECURSION_NOTE = (
+    "otel-monitor: each call of a @monitor-decorated function adds one Python frame (its "
+    "wrapper), so a recursion through it reaches sys.getrecursionlimit() at about half "
+    "the depth the bare function reaches (see README, 'Recursion')")
+
+
+def _note_recursion(exc: BaseException) -> None:
+    """Say, once, on a RecursionError that went through many monitored calls, that our
+    frames count towards the limit. The traceback grows as the error unwinds: the
+    note is added at the first level that sees 10 or more wrapper frames in it, a
+    quarter of its frames or more."""
+    notes = getattr(exc, "__notes__", None)
+    if notes is not None and RECURSION_NOTE in notes:
+        return
+    ours = total = 0
+    tb = exc.__traceback__
+    while tb is not None:
+        total += 1
+        if tb.tb_frame.f_code.co_filename == _WRAPPERS_FILE:
+            ours += 1
+        tb = tb.tb_next
+    if ours >= 10 and 4 * ours >= total:
+        exc.add_note(RECURSION_NOTE)
 
 
 class LocalRecorder:
@@ -146,7 +190,7 @@ class LocalRecorder:
             me = (trace_id, getrandbits(64) or 1, True)
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
                     None]
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a call's start")
             return None
 
@@ -187,8 +231,31 @@ class LocalRecorder:
                 queue.append(record)
             else:
                 rt.overflow(record)
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a call's result")
+
+    def yields(self, call: list | None) -> tuple[Callable[[Any], Any], int] | None:
+        """(format, bound) for a generator's yielded values, or None when they are not
+        recorded (call unsampled, outputs not logged)."""
+        if call is None or not self.log_outputs:
+            return None
+        rt = self.rt
+        return (rt.mask if self.plan.mask_return else rt.format), rt.yield_values
+
+    def ok_yields(self, call: list | None, result: Any, kept: list, count: int) -> None:
+        """A generator finished: its return value, its first yields, their count."""
+        end = _time_ns()
+        if call is None:
+            return
+        self.leave(call)
+        try:
+            output = None
+            if self.log_outputs:
+                names = (*_yield_names(len(kept)), "yield_count", "return")
+                output = Outputs((names, (*kept, count, self._output(result))))
+            self._put(call, end, C.OUTCOME_OK, None, output)
+        except BaseException:
+            _warn("recording a generator's result")
 
     def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict) -> None:
         end = _time_ns()
@@ -196,6 +263,8 @@ class LocalRecorder:
             return
         self.leave(call)
         try:
+            if type(exc) is RecursionError:
+                _note_recursion(exc)
             outcome = outcome_of(exc)
             error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
             self._put(call, end, outcome, error, None)
@@ -203,7 +272,7 @@ class LocalRecorder:
                 on_error = self.rt.on_error  # the alert engine, when exceptions alert
                 if on_error is not None:
                     on_error(self.site, call[1], end, error, exc)
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a failed call")
 
     def fail_unsampled(self, start: int, exc: BaseException, args: tuple, kwargs: dict) -> None:
@@ -244,18 +313,33 @@ class LocalRecorder:
         """The failure as it is now: a snapshot of the traceback (no live frames kept,
         so a later ``add_note`` or the frames' locals do not leak into the store), and
         the masked arguments' clear texts to scrub it with."""
+        # Our wrapper's frames (this call's and nested monitored calls') are left out,
+        # and a deep traceback keeps its outermost and innermost TB_KEEP frames: an
+        # error unwinding through N monitored levels snapshots each level's traceback,
+        # which would cost O(N^2) frame summaries (seconds for a RecursionError).
+        kept = []
         tb = exc.__traceback__
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next  # drop the wrapper's own frame
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename != _WRAPPERS_FILE:
+                kept.append(tb)
+            tb = tb.tb_next
+        omitted = 0
+        if len(kept) > 2 * TB_KEEP:
+            omitted = len(kept) - 2 * TB_KEEP
+            kept = kept[:TB_KEEP] + kept[-TB_KEEP:]
+        tb = None
+        for link in reversed(kept):
+            tb = types.TracebackType(tb, link.tb_frame, link.tb_lasti, link.tb_lineno)
         snapshot = traceback.TracebackException(type(exc), exc, tb, lookup_lines=False)
-        # Nested monitored calls would show our wrapper's frame between theirs.
-        snapshot.stack[:] = [f for f in snapshot.stack if f.filename != _WRAPPERS_FILE]
+        if omitted:
+            snapshot.stack.insert(TB_KEEP, traceback.FrameSummary(
+                "<otel-monitor>", 0, f"[{omitted} frames not recorded]", lookup_line=False))
         try:
             message = str(exc)
-        except Exception:
+        except BaseException:
             message = "<exception message unavailable: its __str__ raised>"
-        return (exception_type_name(type(exc)), snapshot, message, _secrets_of(exc, self.plan.secrets(
-            args, kwargs, self.rt.mask)))
+        secrets = _secrets_of(exc, self.plan.secrets(args, kwargs, self.rt.mask))
+        return (exception_type_name(type(exc)), snapshot, message, secrets)
 
 
 class SpanRecorder(LocalRecorder):
@@ -314,7 +398,7 @@ class SpanRecorder(LocalRecorder):
             if enter:
                 self.enter(call)
             return call
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("starting a span")
             return None
 
@@ -325,7 +409,7 @@ class SpanRecorder(LocalRecorder):
         self.leave(call)
         try:
             self._put(call, end, C.OUTCOME_OK, None, self._output(result))
-        except Exception:
+        except BaseException:  # a __repr__ raising SystemExit… included
             _warn("ending a span")
 
     def enter(self, call: list | None) -> None:
@@ -344,7 +428,10 @@ class SpanRecorder(LocalRecorder):
              output: str | None) -> None:
         super()._put(call, end, outcome, error, output)
         span = call[5]
-        if output is not None:
+        if type(output) is Outputs:  # a generator's: yield[i]…, yield_count, return
+            for name, value in zip(*output):
+                span.set_attribute(C.ATTR_OUTPUT_PREFIX + name, attribute_value(value))
+        elif output is not None:
             span.set_attribute(C.ATTR_OUTPUT_RETURN, attribute_value(output))
         if error is not None:
             exc_type, text, message = error_texts(error)

@@ -17,16 +17,29 @@ _time_ns = time.time_ns
 
 def sync_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
     begin, ok, fail, fail_unsampled = rec.begin, rec.ok, rec.fail, rec.fail_unsampled
+    # begin/ok/fail swallow their own failures; the try around each call also covers
+    # the call itself failing (RecursionError at the recursion limit), so nothing of
+    # ours replaces, or chains onto, what the function raised. A try costs nothing
+    # until something is raised.
 
     if sample >= 1.0:
         def wrapper(*args, **kwargs):
-            call = begin(args, kwargs)
+            try:
+                call = begin(args, kwargs)
+            except BaseException:
+                call = None
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                fail(call, exc, args, kwargs)
+                try:
+                    fail(call, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
-            ok(call, result)
+            try:
+                ok(call, result)
+            except BaseException:
+                pass
             return result
     elif sample <= 0.0:
         def wrapper(*args, **kwargs):
@@ -34,24 +47,39 @@ def sync_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
             try:
                 return fn(*args, **kwargs)
             except BaseException as exc:
-                fail_unsampled(start, exc, args, kwargs)
+                try:
+                    fail_unsampled(start, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
     else:
         def wrapper(*args, **kwargs):
             if random() < sample:
-                call = begin(args, kwargs)
+                try:
+                    call = begin(args, kwargs)
+                except BaseException:
+                    call = None
                 try:
                     result = fn(*args, **kwargs)
                 except BaseException as exc:
-                    fail(call, exc, args, kwargs)
+                    try:
+                        fail(call, exc, args, kwargs)
+                    except BaseException:
+                        pass
                     raise
-                ok(call, result)
+                try:
+                    ok(call, result)
+                except BaseException:
+                    pass
                 return result
             start = _time_ns()
             try:
                 return fn(*args, **kwargs)
             except BaseException as exc:
-                fail_unsampled(start, exc, args, kwargs)
+                try:
+                    fail_unsampled(start, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
     return functools.wraps(fn)(wrapper)
 
@@ -61,19 +89,31 @@ def async_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
 
     async def wrapper(*args, **kwargs):
         if sample >= 1.0 or (sample > 0.0 and random() < sample):
-            call = begin(args, kwargs)
+            try:
+                call = begin(args, kwargs)
+            except BaseException:  # see sync_wrapper
+                call = None
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                fail(call, exc, args, kwargs)
+                try:
+                    fail(call, exc, args, kwargs)
+                except BaseException:
+                    pass
                 raise
-            ok(call, result)
+            try:
+                ok(call, result)
+            except BaseException:
+                pass
             return result
         start = _time_ns()
         try:
             return await fn(*args, **kwargs)
         except BaseException as exc:
-            fail_unsampled(start, exc, args, kwargs)
+            try:
+                fail_unsampled(start, exc, args, kwargs)
+            except BaseException:
+                pass
             raise
     return functools.wraps(fn)(wrapper)
 
@@ -83,6 +123,11 @@ def generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
         sampled = sample >= 1.0 or (sample > 0.0 and random() < sample)
         start = _time_ns()
         call = rec.begin(args, kwargs, enter=False) if sampled else None
+        # The first yields (format, bound from the recorder) and the count of all:
+        # O(1) memory per generator.
+        capture = rec.yields(call) if sampled else None
+        kept: list = []
+        count = 0
         try:
             gen = fn(*args, **kwargs)  # runs none of the body yet
             step, value = gen.send, None
@@ -92,11 +137,17 @@ def generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
                     item = step(value)
                 except StopIteration as stop:
                     rec.leave(call)
-                    if sampled:
+                    if capture is not None:
+                        rec.ok_yields(call, stop.value, kept, count)
+                    elif sampled:
                         rec.ok(call, stop.value)
                     return stop.value
                 finally:
                     rec.leave(call)
+                if capture is not None:
+                    if count < capture[1]:
+                        kept.append(capture[0](item))
+                    count += 1
                 try:
                     value = yield item
                     step = gen.send
@@ -123,6 +174,9 @@ def async_generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
         sampled = sample >= 1.0 or (sample > 0.0 and random() < sample)
         start = _time_ns()
         call = rec.begin(args, kwargs, enter=False) if sampled else None
+        capture = rec.yields(call) if sampled else None  # see generator_wrapper
+        kept: list = []
+        count = 0
         try:
             agen = fn(*args, **kwargs)  # runs none of the body yet
             step, value = agen.asend, None
@@ -132,11 +186,17 @@ def async_generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
                     item = await step(value)
                 except StopAsyncIteration:
                     rec.leave(call)
-                    if sampled:
+                    if capture is not None:
+                        rec.ok_yields(call, None, kept, count)
+                    elif sampled:
                         rec.ok(call, None)
                     return
                 finally:
                     rec.leave(call)
+                if capture is not None:
+                    if count < capture[1]:
+                        kept.append(capture[0](item))
+                    count += 1
                 try:
                     value = yield item
                     step = agen.asend

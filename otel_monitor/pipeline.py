@@ -89,6 +89,7 @@ class Pipeline:
         self.fast_limit = self.max_queue
         self.format = ValueFormatter().format
         self.mask: Masker | None = None
+        self.yield_values = 10  # a generator's yields kept as OUTPUT rows
         self._lock = threading.RLock()
         self._atexit_registered = False
         self.exited = False  # after the final flush at interpreter exit
@@ -131,7 +132,9 @@ class Pipeline:
             service = resource.attributes.get("service.name") if resource is not None else None
             otlp = self._otlp_processor(settings)  # first: a bad OTLP setting opens nothing
             try:
-                mask = Masker(_mask_key(settings))
+                formatter = ValueFormatter(settings.max_value_length,
+                                           settings.capture_budget_ms)
+                mask = Masker(_mask_key(settings), formatter)
                 # A store locked by another process, or a full disk, is a passing
                 # condition: never a ConfigError, and never a wait past store_wait_s
                 # (the writer opens it later while calls queue). Only a path or a file
@@ -150,8 +153,9 @@ class Pipeline:
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
-            self.format = ValueFormatter(settings.max_value_length).format
+            self.format = formatter.format
             self.mask = mask
+            self.yield_values = settings.yield_values
             self.max_queue = settings.queue_size
             self.fast_limit = min(settings.queue_size, settings.backpressure_depth)
             self.exporter = exporter

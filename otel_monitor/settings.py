@@ -105,6 +105,15 @@ class Settings:
         1000, "OTEL_MONITOR_MAX_VALUE_LENGTH",
         "longest `repr()` stored for a value; a longer one is cut, with a marker",
         rule=at_least(16))
+    capture_budget_ms: float = setting(
+        1.0, "OTEL_MONITOR_CAPTURE_BUDGET_MS",
+        "a value whose `repr()` takes longer is stored as `<repr over budget: TYPE>`, and "
+        "values of its type are not `repr`'d again (the first one costs its repr once)",
+        rule=POSITIVE)
+    yield_values: int = setting(
+        10, "OTEL_MONITOR_YIELD_VALUES",
+        "a generator's first values yielded kept as OUTPUT rows `yield[0]`, `yield[1]`, … "
+        "(with `yield_count`, the number of all); 0: the count only", rule=at_least(0))
     queue_size: int = setting(
         100_000, "OTEL_MONITOR_QUEUE_SIZE", "calls held in memory before drops",
         rule=at_least(1))

@@ -166,7 +166,8 @@ def test_generator_forwards_send_and_records_the_return_value(store):
     call = store.call(accumulate)
     assert call["status"] == "OK"
     assert call["outcome"] == "ok"
-    assert store.values(call) == {"start": "10", "return": "16"}
+    assert store.values(call) == {"start": "10", "return": "16", "yield[0]": "10",
+                                  "yield[1]": "15", "yield[2]": "16", "yield_count": "3"}
 
 
 def test_generator_fully_consumed_yields_everything_and_records_once(store):
@@ -178,7 +179,9 @@ def test_generator_fully_consumed_yields_everything_and_records_once(store):
     assert list(count(4)) == [0, 1, 2, 3]
     call = store.call(count)
     assert call["outcome"] == "ok"
-    assert store.values(call) == {"n": "4", "return": "'done'"}
+    assert store.values(call) == {"n": "4", "return": "'done'", "yield[0]": "0",
+                                  "yield[1]": "1", "yield[2]": "2", "yield[3]": "3",
+                                  "yield_count": "4"}
 
 
 def test_generator_forwards_throw_to_a_generator_that_handles_it(store):
@@ -200,7 +203,8 @@ def test_generator_forwards_throw_to_a_generator_that_handles_it(store):
 
     call = store.call(resilient)
     assert call["status"] == "OK"
-    assert store.values(call) == {"return": "'recovered'"}
+    assert store.values(call) == {"return": "'recovered'", "yield[0]": "'ready'",
+                                  "yield[1]": "'handled k1'", "yield_count": "2"}
 
 
 def test_generator_throw_not_handled_is_reraised_as_the_same_object_and_recorded(store):

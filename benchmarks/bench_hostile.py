@@ -1,0 +1,200 @@
+"""Added time per call of @monitor on hostile values, against the capture budget.
+
+    python benchmarks/bench_hostile.py [--calls 1000] [--flush-interval-s 0.2] [--budget-ms 1.0]
+
+For each case, the bare function and its monitored twin are called alternately with
+the same value (``--calls`` times each, after one warm-up call each: the first slow
+``repr`` of a type is paid once, then the type is skipped). Added time of a call =
+its monitored time - the median bare time of that case. Prints the p50 and p99 added
+time per case and whether p99 <= budget + 1 ms (the issue's target), then the
+recursion depth reached bare and monitored (default recursion limit).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from urllib.parse import quote
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+logging.getLogger("otel_monitor").setLevel(logging.ERROR)
+
+import otel_monitor  # noqa: E402
+from otel_monitor import monitor  # noqa: E402
+
+
+class SleepyRepr:
+    def __repr__(self):
+        time.sleep(0.005)  # 5x the default budget
+        return "SleepyRepr()"
+
+
+class RaisesSystemExit:
+    def __repr__(self):
+        raise SystemExit("from __repr__")
+
+
+class RaisesKeyboardInterrupt:
+    def __repr__(self):
+        raise KeyboardInterrupt
+
+
+class SelfRepr:
+    def __repr__(self):
+        return f"SelfRepr({self!r})"
+
+
+class GrowingItem:
+    def __init__(self, holder):
+        self.holder = holder
+
+    def __repr__(self):
+        self.holder.append(0)
+        return "GrowingItem()"
+
+
+def _recursive() -> list:
+    value: list = [1]
+    value.append(value)
+    return value
+
+
+def _growing() -> list:
+    value: list = []
+    value.append(GrowingItem(value))
+    return value
+
+
+SECRET = "s3cr\\et/Pa$$ wörd"
+
+# (name, value factory, masked, message of the failure or None for a returning call);
+# each case's value is built only for its own run, so no case's garbage collections
+# walk another case's 10^7 items.
+CASES = [
+    ("scalar float (reference)", lambda: 1.5, False, None),
+    ("sleeping repr (5 ms)", SleepyRepr, False, None),
+    ("huge list 10^7", lambda: [0] * 10**7, False, None),
+    ("huge str 10^7", lambda: "x" * 10**7, False, None),
+    ("huge dict 10^5", lambda: dict.fromkeys(range(10**5)), False, None),
+    ("repr raises SystemExit", RaisesSystemExit, False, None),
+    ("repr raises KeyboardInterrupt", RaisesKeyboardInterrupt, False, None),
+    ("recursive list", _recursive, False, None),
+    ("recursive repr", SelfRepr, False, None),
+    ("mutating repr", _growing, False, None),
+    ("masked list 10^7", lambda: [0] * 10**7, True, None),
+    ("masked list 10^7, call fails", lambda: [0] * 10**7, True, "bad accounts"),
+    ("masked str 10^7, call fails", lambda: "y" * 10**7, True, "bad secret"),
+    ("masked 1-char secret, fails", lambda: "7", True, "cvv=7;"),
+    ("masked 3-char secret, fails", lambda: "731", True, "cvv=731;"),
+    ("masked backslash secret, fails", lambda: SECRET, True, f"login {SECRET!r}"),
+    ("masked URL-encoded secret, fails", lambda: SECRET, True,
+     f"GET /x?token={quote(SECRET, safe='')}"),
+]
+
+
+def twins(masked: bool, message: str | None):
+    if message is None:
+        def bare(value):
+            return value
+    else:
+        def bare(value):
+            raise PermissionError(message)
+    return bare, monitor("bench", mask=("value",) if masked else ())(bare)
+
+
+def timed(fn, value) -> tuple[int, int]:
+    """(wall ns, this thread's CPU ns) of one call."""
+    t0, c0 = time.perf_counter_ns(), time.thread_time_ns()
+    try:
+        fn(value)
+    except PermissionError:
+        pass
+    return time.perf_counter_ns() - t0, time.thread_time_ns() - c0
+
+
+def pct(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def depth(f) -> int:
+    lo, hi = 1, sys.getrecursionlimit() + 50
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        try:
+            f(mid)
+            lo = mid
+        except RecursionError:
+            hi = mid - 1
+    return lo
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=1000)
+    ap.add_argument("--budget-ms", type=float, default=1.0)
+    ap.add_argument("--flush-interval-s", type=float, default=0.2,
+                    help="the writer's interval (60: it stays idle while a case runs)")
+    args = ap.parse_args()
+    db = os.path.join(tempfile.mkdtemp(prefix="bench-hostile-"), "h.db")
+    otel_monitor.configure(db_path=db, capture_budget_ms=args.budget_ms,
+                           queue_size=1_000_000, flush_interval_s=args.flush_interval_s)
+    target_ns = (args.budget_ms + 1.0) * 1e6
+    print(f"added time per call (µs), {args.calls} calls per case; target p99 <= "
+          f"budget {args.budget_ms:g} ms + 1 ms = {target_ns / 1e3:,.0f} µs")
+    print("wall: elapsed time (includes waiting for the GIL held by otel-monitor's writer "
+          "thread, and the OS\nscheduler's preemptions on a loaded machine); cpu: this "
+          "thread's CPU time (the capture's own cost)")
+    print(f"  {'case':34s} {'bare p50':>8s} {'wall p50':>8s} {'wall p99':>9s} "
+          f"{'cpu p50':>8s} {'cpu p99':>8s}")
+    failures = failures_cpu = 0
+    for name, make, masked, message in CASES:
+        value = make()
+        bare, monitored = twins(masked, message)
+        timed(bare, value)
+        timed(monitored, value)  # warm-up: a slow type's first repr is paid here, once
+        gc.collect()
+        bare_t, mon_t = [], []
+        for _ in range(args.calls):
+            bare_t.append(timed(bare, value))
+            mon_t.append(timed(monitored, value))
+        base = statistics.median(t[0] for t in bare_t)
+        base_cpu = statistics.median(t[1] for t in bare_t)
+        added = [t[0] - base for t in mon_t]
+        added_cpu = [t[1] - base_cpu for t in mon_t]
+        p99, p99_cpu = pct(added, 0.99), pct(added_cpu, 0.99)
+        ok, ok_cpu = p99 <= target_ns, p99_cpu <= target_ns
+        failures += not ok
+        failures_cpu += not ok_cpu
+        print(f"  {name:34s} {base / 1e3:8.1f} {pct(added, 0.5) / 1e3:8.1f} "
+              f"{p99 / 1e3:9.1f} {pct(added_cpu, 0.5) / 1e3:8.1f} {p99_cpu / 1e3:8.1f}  "
+              f"wall {'PASS' if ok else 'FAIL'}, cpu {'PASS' if ok_cpu else 'FAIL'}")
+        otel_monitor.force_flush(30)
+        del value, bare, monitored
+
+    def bare_rec(n):
+        return 0 if n == 0 else 1 + bare_rec(n - 1)
+
+    @monitor("bench")
+    def mon_rec(n):
+        return 0 if n == 0 else 1 + mon_rec(n - 1)
+
+    @monitor("bench", otel_span=True)
+    def span_rec(n):
+        return 0 if n == 0 else 1 + span_rec(n - 1)
+
+    print(f"\nrecursion depth reached (sys.getrecursionlimit() = {sys.getrecursionlimit()}): "
+          f"bare {depth(bare_rec)}, @monitor {depth(mon_rec)}, "
+          f"@monitor(otel_span=True) {depth(span_rec)}")
+    otel_monitor.shutdown()
+    print(f"\ncases over the target: wall p99 {failures}, cpu p99 {failures_cpu} "
+          f"(of {len(CASES)})")
+
+
+if __name__ == "__main__":
+    main()
