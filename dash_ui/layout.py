@@ -13,18 +13,28 @@ from .callbacks.graph import describe
 REFRESH_MS = 5_000
 PAGE_SIZE = 100
 
+# Sized to what each column shows; every column is resizable and the user's widths are
+# kept in the browser (om-grid-columns, callbacks/table.py).
 COLUMNS = [
-    {"field": "Process", "colId": "process", "sortable": True, "minWidth": 240},
-    {"field": "Data", "sortable": False},
-    {"field": "Data Type", "sortable": False},
-    {"field": "Data Value", "sortable": False, "flex": 2},
+    # `Class.method` or `function`; the dotted name (with its module) on hover
+    {"field": "Process", "colId": "process", "sortable": True, "width": 230,
+     "valueFormatter": {"function": "omProcessShort(params.value)"},
+     "tooltipField": "Process"},
+    {"field": "Data", "sortable": False, "width": 130},
+    {"field": "Data Type", "sortable": False, "width": 105},
+    {"field": "Data Value", "sortable": False, "flex": 2, "minWidth": 160},
+    # HH:MM:SS.mmm in the browser's zone (or UTC, the switch above), the ISO value on hover
     {"field": "Timestamp", "colId": "timestamp", "sortable": True, "sort": "desc",
-     "minWidth": 230},
+     "width": 135, "tooltipField": "Timestamp",
+     "valueFormatter": {"function": "omClockCell(params.data && params.data.start_ns)"}},
     {"field": "Status", "colId": "status", "sortable": True, "cellRenderer": "StatusPill",
-     "width": 100},
-    {"field": "Exception", "sortable": False, "flex": 2},
+     "width": 95},
+    # `ExceptionType: message`; the traceback is in the drill-down
+    {"field": "Exception", "sortable": False, "flex": 3, "minWidth": 200,
+     "valueGetter": {"function": "params.data ? params.data.exception_summary : ''"},
+     "tooltipValueGetter": {"function": "params.data ? params.data.exception_summary : ''"}},
     {"field": "duration_ms", "headerName": "ms", "colId": "duration_ms", "sortable": True,
-     "width": 100, "type": "rightAligned",
+     "width": 90, "type": "rightAligned",
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}},
 ]
 
@@ -68,7 +78,9 @@ def filters() -> dbc.Row:
                              className="text-dark"), md=2),
         dbc.Col(dbc.Input(id="om-data", placeholder="data (variable name)", debounce=True,
                           maxLength=1000), md=2),
-        dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
+        dbc.Col([dbc.Switch(id="om-errors-only", label="errors only", value=False),
+                 dbc.Switch(id="om-utc", label="UTC", value=False, persistence=True,
+                            persistence_type="local")], md=2),
         dbc.Col(dbc.Input(id="om-search", placeholder="search: span id, trace id or process",
                           debounce=True, maxLength=1000, type="search"), md=12),
     ], className="g-2 mb-2 align-items-center")
@@ -83,10 +95,17 @@ def table() -> dag.AgGrid:
         dashGridOptions={"cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 20,
                          "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
                                           "checkboxes": False},
-                         "theme": {"function": GRID_THEME}},
+                         "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300},
         getRowId="params.data.span_id + ':' + params.data.seq",
         style={"height": "55vh"},
     )
+
+
+def column_memory() -> html.Div:
+    """The user's column widths and order, kept in the browser across reloads, and the
+    one-shot trigger that puts them back on load."""
+    return html.Div([dcc.Store(id="om-grid-columns", storage_type="local"),
+                     dcc.Store(id="om-grid-boot", data=1)])
 
 
 def graph() -> cyto.Cytoscape:
@@ -152,6 +171,7 @@ def page() -> dbc.Container:
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
         filters(),
         table(),
+        column_memory(),
         # Set when the table's order was computed within a bounded window of calls.
         html.Div(id="om-sort-note", className="small text-muted", role="status"),
         html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),

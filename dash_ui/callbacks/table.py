@@ -131,6 +131,43 @@ def register(app: Dash, queries: TraceQueries) -> None:
         Output("om-grid-refreshed", "data"),
         Input("om-tick", "n_intervals"), prevent_initial_call=True)
 
+    # The Timestamp cells in UTC or the browser's zone (assets/omFormat.js).
+    app.clientside_callback(
+        """function(utc) {
+            window.omUtc = !!utc;
+            try { dash_ag_grid.getApi("om-grid").refreshCells(
+                {columns: ["timestamp"], force: true}); } catch (err) {}
+            return window.dash_clientside.no_update;
+        }""",
+        Output("om-grid-refreshed", "data", allow_duplicate=True),
+        Input("om-utc", "value"), prevent_initial_call="initial_duplicate")
+
+    # The user's column widths and order: every change of the grid's column state is
+    # kept in the browser (om-grid-columns, local storage); on load it is put back,
+    # once, so a reload or a refresh leaves the columns as the user set them.
+    app.clientside_callback(
+        """function(state) {
+            if (!window.omColumnsRestored || !Array.isArray(state) || !state.length) {
+                return window.dash_clientside.no_update;
+            }
+            return state.map(c => ({colId: c.colId, width: c.width, hide: c.hide,
+                                    pinned: c.pinned, flex: c.flex}));
+        }""",
+        Output("om-grid-columns", "data"),
+        Input("om-grid", "columnState"), prevent_initial_call=True)
+    app.clientside_callback(
+        """function(_boot) {
+            if (window.omColumnsRestored) { return window.dash_clientside.no_update; }
+            window.omColumnsRestored = true;
+            // read from the storage itself: the store may not have loaded it yet
+            var saved = null;
+            try { saved = JSON.parse(window.localStorage.getItem("om-grid-columns")); }
+            catch (err) {}
+            return Array.isArray(saved) && saved.length ? saved
+                                                        : window.dash_clientside.no_update;
+        }""",
+        Output("om-grid", "columnState"), Input("om-grid-boot", "data"))
+
     @app.callback(Output("om-process", "options"), Input("om-tick", "n_intervals"),
                   State("om-process", "value"))
     def process_options(_n, current):

@@ -1,0 +1,88 @@
+"""The trace table read at a glance, in real Chromium: the Exception cell's
+``Type: message``, the Process cell's short name (the dotted one on hover), the
+Timestamp's clock time in the browser's zone or UTC, and column widths kept across a
+reload."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
+    browser,
+    browser_context_args,
+    browser_type_launch_args,
+    e2e_store,
+    playwright,
+    ui_url,
+)
+from page_reading import GRID_ROWS, cell_of, open_ui, wait_rows
+from playwright.sync_api import Page
+
+pytestmark = pytest.mark.timeout(120)
+
+CHECK_LIMIT = "e2e_workload.check_limit"
+ZONE = "Asia/Kolkata"  # UTC+05:30: local clock text differs from UTC's
+
+
+@pytest.fixture
+def ui(browser, browser_context_args, ui_url) -> Page:  # noqa: F811
+    context = browser.new_context(**browser_context_args, timezone_id=ZONE)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    open_ui(page, ui_url)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _cells(page: Page, row_selector: str) -> dict:
+    return page.evaluate("""(sel) => { const r = document.querySelector(sel); const out = {};
+        r.querySelectorAll('.ag-cell').forEach(c => { out[c.getAttribute('col-id')] = {
+            text: c.innerText}; });
+        return out; }""", row_selector)
+
+
+def test_an_err_row_reads_type_message_short_process_and_clock_time(ui):
+    ui.locator("#om-errors-only").check()
+    shown = wait_rows(ui, cell_of("status", "t === 'ERR'"))
+    row = f'{GRID_ROWS}[row-id="{shown[0]["rowId"]}"]'
+    cells = _cells(ui, row)
+    assert cells["Exception"]["text"].startswith("ValueError: negative limit for ")
+    assert "Traceback" not in cells["Exception"]["text"]
+    # the function's name; the dotted name on hover
+    assert cells["process"]["text"] == "check_limit"
+    ui.locator(f'{row} [col-id="process"]').hover()
+    tip = ui.locator(".ag-tooltip")
+    tip.wait_for(timeout=5_000)
+    assert tip.inner_text() == CHECK_LIMIT
+    ui.mouse.move(0, 0)
+    clock = cells["timestamp"]["text"]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{3}", clock)
+    # local (UTC+05:30) -> UTC: the clock text becomes the ISO value's
+    iso = ui.evaluate("""(sel) => { const id = document.querySelector(sel).getAttribute('row-id');
+        return dash_ag_grid.getApi('om-grid').getRowNode(id).data.Timestamp; }""", row)
+    assert clock != iso[11:23]
+    ui.locator("#om-utc").check()
+    ui.wait_for_function(
+        "([sel, want]) => document.querySelector(sel + ' [col-id=\"timestamp\"]').innerText === want",
+        arg=[row, iso[11:23]], timeout=10_000)
+
+
+def test_column_widths_are_kept_across_a_reload(ui, ui_url):
+    header = ui.locator('#om-grid .ag-header-cell[col-id="Data"]')
+    before = header.bounding_box()["width"]
+    handle = header.locator(".ag-header-cell-resize")
+    box = handle.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    ui.mouse.move(x, y)
+    ui.mouse.down()
+    ui.mouse.move(x + 80, y, steps=8)
+    ui.mouse.up()
+    ui.wait_for_function("() => { const s = JSON.parse(localStorage.getItem('om-grid-columns')"
+                         " || 'null'); return s && s.some(c => c.colId === 'Data' && "
+                         f"c.width >= {before + 60}); }}", timeout=10_000)
+    open_ui(ui, ui_url)
+    ui.wait_for_function(f"""() => document.querySelector(
+        '#om-grid .ag-header-cell[col-id="Data"]').getBoundingClientRect().width >= {before + 60}""",
+        timeout=10_000)
