@@ -9,6 +9,7 @@ from dash import dcc, html
 
 from ._theme import TOKENS
 from .callbacks.graph import describe
+from .callbacks.table import PRESET_LABELS
 
 REFRESH_MS = 5_000
 PAGE_SIZE = 100
@@ -71,18 +72,27 @@ def ribbon() -> html.Div:
 
 def filters() -> dbc.Row:
     return dbc.Row([
+        # the time window: a preset, or dates with times of day (UTC)
+        dbc.Col(dcc.Dropdown(id="om-range", value="live", clearable=False, searchable=False,
+                             options=[{"label": v, "value": k}
+                                      for k, v in PRESET_LABELS.items()],
+                             className="text-dark"), md=2),
         dbc.Col(dcc.DatePickerRange(id="om-dates", clearable=True), md=3),
+        dbc.Col(dbc.InputGroup([
+            dbc.Input(id="om-time-from", type="time", step=1, debounce=True),
+            dbc.Input(id="om-time-to", type="time", step=1, debounce=True),
+            dbc.InputGroupText("UTC")], size="sm"), md=3),
         dbc.Col(dcc.Dropdown(id="om-process", placeholder="process", clearable=True,
-                             className="text-dark"), md=3),
+                             className="text-dark"), md=4),
         dbc.Col(dcc.Dropdown(id="om-service", placeholder="service", clearable=True,
                              className="text-dark"), md=2),
         dbc.Col(dbc.Input(id="om-data", placeholder="data (variable name)", debounce=True,
                           maxLength=1000), md=2),
-        dbc.Col([dbc.Switch(id="om-errors-only", label="errors only", value=False),
-                 dbc.Switch(id="om-utc", label="UTC", value=False, persistence=True,
-                            persistence_type="local")], md=2),
         dbc.Col(dbc.Input(id="om-search", placeholder="search: span id, trace id or process",
-                          debounce=True, maxLength=1000, type="search"), md=12),
+                          debounce=True, maxLength=1000, type="search"), md=4),
+        dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
+        dbc.Col(dbc.Switch(id="om-utc", label="times in UTC", value=False, persistence=True,
+                           persistence_type="local"), md=2),
     ], className="g-2 mb-2 align-items-center")
 
 

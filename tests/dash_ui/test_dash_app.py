@@ -67,6 +67,10 @@ def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None
                         changed=[fired])
 
 
+# The time window's inputs, unset (the grid's callback reads them as State).
+NO_WINDOW = {"om-range.value": None, "om-time-from.value": None, "om-time-to.value": None}
+
+
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,
              sort_model=None, service=None):
     response = run_callback(
@@ -75,7 +79,7 @@ def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=
                                     "sortModel": sort_model or [], "filterModel": {}}},
         {"om-dates.start_date": None, "om-dates.end_date": None, "om-process.value": process,
          "om-data.value": data, "om-errors-only.value": errors_only,
-         "om-service.value": service})
+         "om-service.value": service, **NO_WINDOW})
     return response["om-grid"]["getRowsResponse"]
 
 
@@ -224,7 +228,8 @@ def test_callbacks_over_real_http_through_the_mounted_app(client):
             "state": [dict(_prop(k), value=v) for k, v in {
                 "om-dates.start_date": None, "om-dates.end_date": None,
                 "om-process.value": None, "om-data.value": None,
-                "om-errors-only.value": True, "om-service.value": None}.items()],
+                "om-errors-only.value": True, "om-service.value": None,
+                **NO_WINDOW}.items()],
             "changedPropIds": ["om-grid.getRowsRequest"]}
     r = client.post("/_dash-update-component", json=body)
     assert r.status_code == 200
@@ -317,7 +322,7 @@ def test_rows_outside_the_date_range_are_left_out(flask):
         {"om-grid.getRowsRequest": {"startRow": 0, "endRow": 100, "sortModel": []}},
         {"om-dates.start_date": "2000-01-01", "om-dates.end_date": "2000-01-31",
          "om-process.value": None, "om-data.value": None, "om-errors-only.value": False,
-         "om-service.value": None})
+         "om-service.value": None, **NO_WINDOW})
     assert out["om-grid"]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
 
 
@@ -443,7 +448,8 @@ def _rows_and_note(c: httpx.Client, *, sort=None, process=None, data=NAME, start
             "state": [dict(_prop(k), value=v) for k, v in {
                 "om-dates.start_date": None, "om-dates.end_date": None,
                 "om-process.value": process, "om-data.value": data,
-                "om-errors-only.value": False, "om-service.value": None}.items()],
+                "om-errors-only.value": False, "om-service.value": None,
+                **NO_WINDOW}.items()],
             "changedPropIds": ["om-grid.getRowsRequest"]}
     r = c.post("/_dash-update-component", json=body)
     assert r.status_code == 200, r.text

@@ -4,6 +4,7 @@ Timestamp's clock time in the browser's zone or UTC, and column widths kept acro
 reload."""
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -86,3 +87,64 @@ def test_column_widths_are_kept_across_a_reload(ui, ui_url):
     ui.wait_for_function(f"""() => document.querySelector(
         '#om-grid .ag-header-cell[col-id="Data"]').getBoundingClientRect().width >= {before + 60}""",
         timeout=10_000)
+
+
+@pytest.fixture(scope="module")
+def aged_url(e2e_store, tmp_path_factory):  # noqa: F811
+    """The e2e store with every other call moved 20 minutes into the past, served."""
+    import shutil
+
+    from e2e_support import serve
+
+    from exporters.database import Database
+
+    db_path = tmp_path_factory.mktemp("aged") / "aged.db"
+    shutil.copy(e2e_store, db_path)
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(str(e2e_store) + suffix):
+            shutil.copy(str(e2e_store) + suffix, str(db_path) + suffix)
+    db = Database(db_path)
+    db.execute_write("UPDATE spans SET start_ns = start_ns - ? WHERE id % 2 = 0",
+                     [20 * 60 * 10**9])
+    db.close()
+    with serve(db_path) as url:
+        yield url, db_path
+
+
+def calls_since(db_path, since_ns: int) -> set[str]:
+    """The span ids of the calls since ``since_ns`` that make a row (SQLite's answer)."""
+    from exporters.database import Database
+
+    db = Database(db_path, readonly=True)
+    try:
+        return {r[0] for r in db.execute(
+            "SELECT printf('%016x', span_id) FROM spans s WHERE start_ns >= ? AND "
+            "(status = 'ERR' OR EXISTS (SELECT 1 FROM data_values d WHERE d.span = s.id))",
+            [since_ns])}
+    finally:
+        db.close()
+
+
+def test_the_last_15_min_preset_shows_exactly_the_calls_of_the_last_15_minutes(
+        browser, browser_context_args, aged_url):  # noqa: F811
+    import time
+
+    url, db_path = aged_url
+    context = browser.new_context(**browser_context_args)
+    page = context.new_page()
+    try:
+        open_ui(page, url)
+        page.locator("#om-range").click()
+        page.get_by_text("last 15 min", exact=True).click()
+        page.wait_for_function("() => location.search.includes('from=now-15m')",
+                               timeout=10_000)
+        want = calls_since(db_path, time.time_ns() - 15 * 60 * 10**9)
+        everything = calls_since(db_path, 0)
+        assert want and len(want) < len(everything)        # the preset leaves calls out
+        page.wait_for_function("""(want) => { const api = dash_ag_grid.getApi('om-grid');
+            const seen = new Set(); let pending = false;
+            api.forEachNode(n => { if (n.data) seen.add(n.data.span_id); else pending = true; });
+            return !pending && seen.size === want.length && want.every(s => seen.has(s)); }""",
+                               arg=sorted(want), timeout=15_000)
+    finally:
+        context.close()
