@@ -111,6 +111,50 @@ def table() -> dag.AgGrid:
     )
 
 
+CALL_COLUMNS = [
+    {"field": "process", "colId": "process", "headerName": "Process", "sortable": True,
+     "width": 230, "valueFormatter": {"function": "omProcessShort(params.value)"},
+     "tooltipField": "process"},
+    {"field": "timestamp", "colId": "timestamp", "headerName": "Timestamp", "sortable": True,
+     "sort": "desc", "width": 135, "tooltipField": "timestamp",
+     "valueFormatter": {"function": "omClockCell(params.data && params.data.start_ns)"}},
+    {"field": "inputs", "headerName": "Inputs", "sortable": False, "flex": 3, "minWidth": 200,
+     "tooltipField": "inputs"},
+    {"field": "output", "headerName": "Output", "sortable": False, "flex": 1, "minWidth": 120,
+     "tooltipField": "output"},
+    {"field": "duration_ms", "headerName": "ms", "colId": "duration_ms", "sortable": True,
+     "width": 90, "type": "rightAligned",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}},
+    {"field": "status", "colId": "status", "headerName": "Status", "sortable": True,
+     "cellRenderer": "StatusPill", "width": 95},
+    {"field": "exception_summary", "headerName": "Exception", "sortable": False, "flex": 2,
+     "minWidth": 180, "tooltipField": "exception_summary"},
+]
+
+
+def view_toggle() -> dbc.RadioItems:
+    """The seven-column view (one row per variable) or the calls view (one per call)."""
+    return dbc.RadioItems(id="om-view", value="rows", inline=True, persistence=True,
+                          persistence_type="local", className="mb-1",
+                          options=[{"label": "rows (one per variable)", "value": "rows"},
+                                   {"label": "calls (one per call)", "value": "calls"}])
+
+
+def calls_table() -> html.Div:
+    """The calls view: its own grid, with the trace table's filters, sorts and paging."""
+    return html.Div([dag.AgGrid(
+        id="om-calls",
+        rowModelType="infinite",
+        columnDefs=CALL_COLUMNS,
+        defaultColDef={"resizable": True, "filter": False},
+        dashGridOptions={"cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 20,
+                         "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300},
+        getRowId="params.data.span_id",
+        style={"height": "55vh"},
+    ), html.Div(id="om-calls-note", className="small text-muted", role="status")],
+        id="om-calls-view", style={"display": "none"})
+
+
 def column_memory() -> html.Div:
     """The user's column widths and order, kept in the browser across reloads, and the
     one-shot trigger that puts them back on load."""
@@ -180,7 +224,9 @@ def page() -> dbc.Container:
         ribbon(),
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
         filters(),
-        table(),
+        view_toggle(),
+        html.Div(table(), id="om-rows-view"),
+        calls_table(),
         column_memory(),
         # Set when the table's order was computed within a bounded window of calls.
         html.Div(id="om-sort-note", className="small text-muted", role="status"),

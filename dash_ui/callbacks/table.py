@@ -130,6 +130,23 @@ def block(queries: TraceQueries, request: Any, f: RowFilter
     return {"rowData": rows, "rowCount": count}, page.note
 
 
+def call_block(queries: TraceQueries, request: Any, f: RowFilter
+               ) -> tuple[dict[str, Any], str | None]:
+    """The calls grid's block (one row per call) and the page's note."""
+    request = request if isinstance(request, dict) else {}
+    start = start_row(request)
+    end = max(_row(request.get("endRow"), start + 100), start + 1)
+    limit = min(end - start, MAX_BLOCK)
+    page = queries.call_page(f, sort=sort_key(request.get("sortModel")), offset=start,
+                             limit=limit)
+    total, exact = queries.count_calls(f)
+    if len(page.rows) < limit:
+        count = start + len(page.rows)
+    else:
+        count = total if exact else -1
+    return {"rowData": page.rows, "rowCount": count}, page.note
+
+
 def shown_note(start_row: int, note: str | None) -> Any:
     """What the note line shows after a block. A new sort or filter asks for the first
     block again, so that block's note replaces the line (an exact one clears it); a
@@ -155,12 +172,39 @@ def register(app: Dash, queries: TraceQueries) -> None:
             time_to))
         return response, shown_note(start_row(request), note)
 
+    @app.callback(Output("om-calls", "getRowsResponse"),
+                  Output("om-calls-note", "children"),
+                  Input("om-calls", "getRowsRequest"),
+                  State("om-dates", "start_date"), State("om-dates", "end_date"),
+                  State("om-process", "value"), State("om-data", "value"),
+                  State("om-errors-only", "value"), State("om-service", "value"),
+                  State("om-range", "value"), State("om-time-from", "value"),
+                  State("om-time-to", "value"),
+                  prevent_initial_call=True)
+    def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
+                      last, time_from, time_to):
+        response, note = call_block(queries, request, row_filter(
+            start_date, end_date, process, data, errors_only, service, last, time_from,
+            time_to))
+        return response, shown_note(start_row(request), note)
+
+    # The view toggle: the seven-column grid or the calls grid.
+    app.clientside_callback(
+        """function(view) {
+            var calls = view === "calls";
+            return [{display: calls ? "none" : "block"}, {display: calls ? "block" : "none"}];
+        }""",
+        Output("om-rows-view", "style"), Output("om-calls-view", "style"),
+        Input("om-view", "value"))
+
     # A filter change drops the cached blocks (the grid asks again from the top); the
     # live tick refreshes the cached blocks in place, keeping the rows the user is
     # reading in view (assets/omLiveRefresh.js).
     app.clientside_callback(
         """function(a, b, c, d, e, f, g, h, i) {
-            try { dash_ag_grid.getApi("om-grid").purgeInfiniteCache(); } catch (err) {}
+            ["om-grid", "om-calls"].forEach(function (id) {
+                try { dash_ag_grid.getApi(id).purgeInfiniteCache(); } catch (err) {}
+            });
             return window.dash_clientside.no_update;
         }""",
         Output("om-grid-purged", "data"),
@@ -182,6 +226,10 @@ def register(app: Dash, queries: TraceQueries) -> None:
     app.clientside_callback(
         """function(n) {
             try { window.omLiveRefresh("om-grid"); } catch (err) {}
+            var calls = document.getElementById("om-calls-view");
+            if (calls && calls.style.display !== "none") {  // a hidden view waits
+                try { window.omLiveRefresh("om-calls"); } catch (err) {}
+            }
             return window.dash_clientside.no_update;
         }""",
         Output("om-grid-refreshed", "data"),
@@ -191,8 +239,10 @@ def register(app: Dash, queries: TraceQueries) -> None:
     app.clientside_callback(
         """function(utc) {
             window.omUtc = !!utc;
-            try { dash_ag_grid.getApi("om-grid").refreshCells(
-                {columns: ["timestamp"], force: true}); } catch (err) {}
+            ["om-grid", "om-calls"].forEach(function (id) {
+                try { dash_ag_grid.getApi(id).refreshCells(
+                    {columns: ["timestamp"], force: true}); } catch (err) {}
+            });
             return window.dash_clientside.no_update;
         }""",
         Output("om-grid-refreshed", "data", allow_duplicate=True),

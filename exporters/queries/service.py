@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from ..database import Database
-from . import calls, graph, pages, ribbon
+from . import callpage, calls, graph, pages, ribbon
 from .filters import COUNT_CAP, RowFilter
 
 
@@ -63,6 +63,20 @@ class TraceQueries:
 
     def explain_count(self, f: RowFilter) -> str:
         return pages.explain_count(self.db, f)
+
+    # -- the calls view (one row per call) ----------------------------------------------
+
+    def call_page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
+                  limit: int = 100) -> pages.Page:
+        """One page of calls, one row each, in the trace table's sorts (see ``callpage``)."""
+        return callpage.call_page(self.db, f, sort=sort, offset=offset, limit=limit)
+
+    def count_calls(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        return callpage.count_calls(self.db, f, cap)
+
+    def explain_calls(self, f: RowFilter, sort: str = "-timestamp") -> str:
+        """The calls page's index walk."""
+        return callpage.explain_calls(self.db, f, sort)
 
     def latest_start_ns(self) -> int | None:
         return pages.latest_start_ns(self.db)

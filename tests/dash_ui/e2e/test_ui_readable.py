@@ -148,3 +148,36 @@ def test_the_last_15_min_preset_shows_exactly_the_calls_of_the_last_15_minutes(
                                arg=sorted(want), timeout=15_000)
     finally:
         context.close()
+
+
+def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
+    from exporters.database import Database
+
+    ui.locator("#om-view").get_by_text("calls (one per call)").click()
+    ui.wait_for_function("""() => { const rs = document.querySelectorAll(
+        '#om-calls .ag-center-cols-container .ag-row');
+        return rs.length > 0 && [...rs].every(r => r.querySelector('[col-id="status"]').innerText); }""",
+                         timeout=15_000)
+    assert not ui.locator("#om-grid").is_visible()
+    shown = ui.evaluate("""() => [...document.querySelectorAll(
+        '#om-calls .ag-center-cols-container .ag-row')].map(r => {
+            const n = dash_ag_grid.getApi('om-calls').getRowNode(r.getAttribute('row-id'));
+            const c = {}; r.querySelectorAll('.ag-cell').forEach(x => {
+                c[x.getAttribute('col-id')] = x.innerText; });
+            return {span_id: n.data.span_id, cells: c}; })""")
+    ids = [r["span_id"] for r in shown]
+    assert len(ids) == len(set(ids))                       # one row per call
+    db = Database(e2e_store, readonly=True)
+    try:
+        inputs = {r[0]: r[1] for r in db.execute(
+            "SELECT printf('%016x', s.span_id), count(d.span) FROM spans s "
+            "LEFT JOIN data_values d ON d.span = s.id AND d.data_type = 'INPUT' "
+            "GROUP BY s.id")}
+    finally:
+        db.close()
+    for r in shown:   # each call's inputs in one cell: `name=value, ...`
+        assert r["cells"]["inputs"].count("=") >= inputs[r["span_id"]] > 0 or \
+            inputs[r["span_id"]] == 0
+    failed = [r for r in shown if r["cells"]["status"] == "ERR"]
+    assert failed and all(r["cells"]["exception_summary"].startswith("ValueError: ")
+                          for r in failed)
