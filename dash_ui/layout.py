@@ -52,6 +52,11 @@ GRAPH_STYLE = [
                                    "text-background-opacity": 0.8,
                                    "text-background-padding": "2px"}},
     {"selector": 'node[kind = "process"]', "style": {"shape": "rectangle"}},
+    # a process by its error rate in the window (callbacks/graph.py ERR_RATE)
+    {"selector": 'node[kind = "process"][level = "ok"]', "style": {"background-color": TOKENS["ok"]}},
+    {"selector": 'node[kind = "process"][level = "stale"]',
+     "style": {"background-color": TOKENS["stale"]}},
+    {"selector": 'node[kind = "process"][level = "err"]', "style": {"background-color": TOKENS["err"]}},
     {"selector": 'node[kind = "feed"]', "style": {"shape": "ellipse",
                                                   "background-color": TOKENS["ok"]}},
     {"selector": "node[?stale]", "style": {"background-color": TOKENS["err"]}},
@@ -162,8 +167,21 @@ def column_memory() -> html.Div:
                      dcc.Store(id="om-grid-boot", data=1)])
 
 
+def graph_toggle() -> dbc.RadioItems:
+    """The graph's layout: force (positions kept) or layered left to right."""
+    return dbc.RadioItems(id="om-graph-mode", value="force", inline=True, persistence=True,
+                          persistence_type="local", className="small",
+                          options=[{"label": "force", "value": "force"},
+                                   {"label": "layered (left to right)", "value": "layered"}])
+
+
 def graph() -> cyto.Cytoscape:
-    return cyto.Cytoscape(id="om-graph", layout={"name": "cose", "animate": False},
+    # The force layout is cose, label-aware; dash-cytoscape runs its layout only when this
+    # prop changes (at mount, on no element), so each update is laid out by
+    # assets/omGraph.js (seeded from the previous positions; callbacks/graph.py).
+    return cyto.Cytoscape(id="om-graph", layout={"name": "cose", "animate": False,
+                                                 "nodeDimensionsIncludeLabels": True,
+                                                 "randomize": False, "fit": False},
                           stylesheet=GRAPH_STYLE, elements=[],
                           style={"height": "40vh", "width": "100%",
                                  "background": TOKENS["bg"]})
@@ -231,6 +249,8 @@ def page() -> dbc.Container:
         # Set when the table's order was computed within a bounded window of calls.
         html.Div(id="om-sort-note", className="small text-muted", role="status"),
         html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),
+        graph_toggle(),
         graph(),
+        dcc.Store(id="om-graph-laid-out"),
         modal(),
     ], fluid=True, style={"background": TOKENS["bg"], "minHeight": "100vh"})

@@ -22,7 +22,8 @@ EDGES_SQL = """SELECT pp.name AS source, pc.name AS target, e.calls
 
 
 def graph(db: Database, *, window_s: float, now_ns: int | None) -> dict[str, Any]:
-    """Nodes (processes with their last latency and errors in the window; feeds with
+    """Nodes (processes with their last latency, calls, errors and error rate in the
+    window; feeds with
     their stale flag) and edges (process -> process from parent/child spans in the
     window; feed -> process from feed consumption)."""
     now = now_ns or time.time_ns()
@@ -35,8 +36,11 @@ def graph(db: Database, *, window_s: float, now_ns: int | None) -> dict[str, Any
                           AND s.start_ns >= ? ORDER BY s.start_ns DESC LIMIT 1)
                           AS last_latency_ms,
                       (SELECT count(*) FROM spans s WHERE s.process_id = p.id
-                          AND s.start_ns >= ? AND s.status = 'ERR') AS errors
-               FROM processes p""", (since, since)):
+                          AND s.start_ns >= ? AND s.status = 'ERR') AS errors,
+                      (SELECT count(*) FROM spans s WHERE s.process_id = p.id
+                          AND s.start_ns >= ?) AS calls
+               FROM processes p""", (since, since, since)):
+        p["error_rate"] = p["errors"] / p["calls"] if p["calls"] else None
         nodes[p["name"]] = dict(p, id=p["name"], kind="process")
     by_name = {f["name"]: f for f in feeds(db, now_ns=now)}
     for f in by_name.values():

@@ -484,3 +484,15 @@ def test_a_bounded_sort_is_stated_under_the_grid_and_cleared_when_exact(
     block, note = _rows_and_note(bounded_http, sort=slowest, process=QUIET)
     assert note == ""
     assert block["rowData"][0]["duration_ms"] == float(calls)  # the oldest, slowest call
+
+
+def test_graph_hover_latency_has_three_significant_digits_in_a_unit_that_fits():
+    from dash_ui.callbacks.graph import describe, latency, rate_level
+
+    assert [latency(v) for v in (0.001, 0.1234, 0.9996, 1.5, 12.345, 999.96, 12345)] == [
+        "1 µs", "123 µs", "1 ms", "1.5 ms", "12.3 ms", "1 s", "12.3 s"]
+    assert describe({"name": "p", "kind": "process", "last_latency_ms": 0.001,
+                     "errors": 87, "calls": 100, "error_rate": 0.87}) == \
+        "p: last latency 1 µs, errors (30 min): 87 of 100 calls (87.0%)"
+    assert [rate_level(r) for r in (None, 0, 0.01, 0.05, 0.9)] == [
+        "ok", "ok", "stale", "err", "err"]

@@ -181,3 +181,57 @@ def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
     failed = [r for r in shown if r["cells"]["status"] == "ERR"]
     assert failed and all(r["cells"]["exception_summary"].startswith("ValueError: ")
                           for r in failed)
+
+
+from page_reading import CY, graph_ready  # noqa: E402
+from dash_ui._theme import TOKENS  # noqa: E402
+
+OVERLAPS_JS = """() => { const b = window.omGraphLabelBoxes(); let n = 0;
+    for (let i = 0; i < b.length; i++) for (let j = i + 1; j < b.length; j++)
+        if (b[i].x1 < b[j].x2 && b[j].x1 < b[i].x2 && b[i].y1 < b[j].y2 && b[j].y1 < b[i].y2) n++;
+    return {boxes: b.length, overlaps: n}; }"""
+POSITIONS_JS = f"() => Object.fromEntries({CY}.nodes().map(n => [n.id(), n.position()]))"
+
+
+def _laid_out(page: Page, mode: str = "force") -> None:
+    graph_ready(page, 4)
+    page.wait_for_function(f"() => window.omGraphMode === '{mode}'", timeout=15_000)
+
+
+def rgb(hex_colour: str) -> str:
+    return "rgb({},{},{})".format(*(int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)))
+
+
+def test_graph_labels_never_overlap_and_colour_says_the_error_rate(ui):
+    _laid_out(ui)
+    measured = ui.evaluate(OVERLAPS_JS)
+    print("graph label boxes:", measured)
+    assert measured["boxes"] >= 4 and measured["overlaps"] == 0
+    colour = ui.evaluate(f"(id) => {CY}.getElementById(id).style('background-color')",
+                         CHECK_LIMIT)
+    healthy = ui.evaluate(f"(id) => {CY}.getElementById(id).style('background-color')",
+                          "e2e_workload.quote")
+    assert colour in (rgb(TOKENS["err"]), rgb(TOKENS["stale"])) and healthy == rgb(TOKENS["ok"])
+    ui.locator("#om-graph-mode").get_by_text("layered (left to right)").click()
+    _laid_out(ui, "layered")
+    assert ui.evaluate(OVERLAPS_JS)["overlaps"] == 0
+
+
+def test_graph_positions_hold_across_refreshes_and_new_nodes_move_no_old_one(ui, ui_url):
+    _laid_out(ui)
+    before = ui.evaluate(POSITIONS_JS)
+    ui.evaluate("() => window.omGraphLayout('force')")          # a refresh, nothing new
+    _laid_out(ui)
+    assert ui.evaluate(POSITIONS_JS) == before
+    ui.evaluate(f"""() => {{ const cy = {CY};
+        cy.add([{{data: {{id: 'new.node', label: 'new_node_with_a_long_label', kind: 'process'}}}},
+                {{data: {{id: 'e-new', source: '{CHECK_LIMIT}', target: 'new.node'}}}}]);
+        return window.omGraphLayout('force'); }}""")
+    after = ui.evaluate(POSITIONS_JS)
+    assert {k: after[k] for k in before} == before and "new.node" in after
+    assert ui.evaluate(OVERLAPS_JS)["overlaps"] == 0
+    open_ui(ui, ui_url)                                          # a reload
+    _laid_out(ui)
+    reloaded = ui.evaluate(POSITIONS_JS)
+    assert {k: reloaded[k] for k in before if k in reloaded} == \
+        {k: before[k] for k in reloaded if k in before}
