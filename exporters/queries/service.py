@@ -22,8 +22,10 @@ class TraceQueries:
     """The UI's reads of one store. Safe to share between threads: each thread gets
     its own read-only Database."""
 
-    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+    def __init__(self, db_path: str | os.PathLike[str], *,
+                 ribbon_levels: ribbon.RibbonLevels | None = None) -> None:
         self.path = os.fspath(db_path)
+        self.ribbon_levels = ribbon_levels or ribbon.RibbonLevels()
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
 
@@ -123,7 +125,8 @@ class TraceQueries:
     # -- dependency graph -----------------------------------------------------------
 
     def graph(self, *, window_s: float = 1800, now_ns: int | None = None) -> dict[str, Any]:
-        return graph.graph(self.db, window_s=window_s, now_ns=now_ns)
+        return graph.graph(self.db, window_s=window_s, now_ns=now_ns,
+                           levels=self.ribbon_levels)
 
     def explain_graph(self) -> str:
         return graph.explain_graph(self.db)
@@ -131,10 +134,10 @@ class TraceQueries:
     # -- status ribbon ----------------------------------------------------------------
 
     def health(self, *, now_ns: int | None = None) -> dict[str, Any]:
-        return ribbon.health(self.db, now_ns=now_ns)
+        return ribbon.health(self.db, now_ns=now_ns, levels=self.ribbon_levels)
 
     def feeds(self, *, now_ns: int | None = None) -> list[dict[str, Any]]:
-        return ribbon.feeds(self.db, now_ns=now_ns)
+        return ribbon.feeds(self.db, now_ns=now_ns, levels=self.ribbon_levels)
 
     def alerts(self, *, limit: int = 50) -> list[dict[str, Any]]:
         return ribbon.alerts(self.db, limit=limit)

@@ -496,3 +496,32 @@ def test_graph_hover_latency_has_three_significant_digits_in_a_unit_that_fits():
         "p: last latency 1 µs, errors (30 min): 87 of 100 calls (87.0%)"
     assert [rate_level(r) for r in (None, 0, 0.01, 0.05, 0.9)] == [
         "ok", "ok", "stale", "err", "err"]
+
+
+def test_each_ribbon_badge_explains_itself_on_hover(flask):
+    out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
+                       {"om-tick.n_intervals": 1})
+    badges = {b["props"]["id"]: b["props"] for b in out["om-ribbon"]["children"]}
+    queue = badges["om-badge-QueueDepth"]["title"]
+    assert "not yet written" in queue and "Amber from 1,000, red from 5,000." in queue
+    assert re.search(r"Measured [\d.e+]+ s ago\.", queue)
+    lag = badges["om-badge-SQLiteWriteLag"]["title"]
+    assert "Amber from 500 ms, red from 2,000 ms." in lag
+    feed = badges["om-badge-LastFeedUpdate"]["title"]
+    # judged against the stale feed's own interval
+    assert "Feed refinitiv.rates, its interval" in feed and "(1.5x)" in feed and "(2x)" in feed
+    assert re.search(r"Last update [\d.e+]+ s ago\.", feed)
+    assert "last 5 minutes" in badges["om-badge-errors"]["title"]
+
+
+def test_ribbon_thresholds_come_from_the_settings(recorded, monkeypatch):
+    from dash_ui.service import query_service
+
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_QUEUE_RED", "100000")
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_QUEUE_AMBER", "50000")
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_FEED_RED_FACTOR", "1e9")
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_FEED_AMBER_FACTOR", "1e8")
+    health = query_service(recorded).health()
+    assert health["badges"]["QueueDepth"]["thresholds"] == (50000, 100000)
+    assert health["badges"]["QueueDepth"]["level"] == "ok"      # 6,000 queued
+    assert health["badges"]["LastFeedUpdate"]["level"] == "ok"  # not 1e8 intervals old
