@@ -18,7 +18,7 @@ PAGE_SIZE = 100
 # kept in the browser (om-grid-columns, callbacks/table.py).
 COLUMNS = [
     # `Class.method` or `function`; the dotted name (with its module) on hover
-    {"field": "Process", "colId": "process", "sortable": True, "width": 230,
+    {"field": "Process", "colId": "process", "sortable": True, "width": 270,
      "valueFormatter": {"function": "omProcessShort(params.value)"},
      "tooltipField": "Process"},
     {"field": "Data", "sortable": False, "width": 130},
@@ -46,7 +46,7 @@ GRID_THEME = (f"themeQuartz.withParams({{backgroundColor: '{TOKENS['bg']}', "
 
 GRAPH_STYLE = [
     {"selector": "node", "style": {"label": "data(label)", "color": "#c9d1d9",
-                                   "font-size": "10px", "background-color": TOKENS["accent"],
+                                   "font-size": "12px", "background-color": TOKENS["accent"],
                                    # readable where an edge passes under the label
                                    "text-background-color": TOKENS["bg"],
                                    "text-background-opacity": 0.8,
@@ -118,7 +118,7 @@ def table() -> dag.AgGrid:
 
 CALL_COLUMNS = [
     {"field": "process", "colId": "process", "headerName": "Process", "sortable": True,
-     "width": 230, "valueFormatter": {"function": "omProcessShort(params.value)"},
+     "width": 270, "valueFormatter": {"function": "omProcessShort(params.value)"},
      "tooltipField": "process"},
     {"field": "timestamp", "colId": "timestamp", "headerName": "Timestamp", "sortable": True,
      "sort": "desc", "width": 135, "tooltipField": "timestamp",

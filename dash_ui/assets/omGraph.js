@@ -1,9 +1,9 @@
 // otel-monitor: the dependency graph's layout. dash-cytoscape is given the "preset"
 // layout (it never lays out by itself); this lays the graph out after each update:
-// - "force": cytoscape's cose with node sizes that include their labels. Positions are
-//   kept (per view, in localStorage): on a refresh with no new node nothing moves; a new
-//   node starts beside its neighbours and the force layout runs with the known nodes
-//   locked, so only the new ones move.
+// - "force": cytoscape's cose with node sizes that include their labels, for the first
+//   layout. Positions are kept (per view, in localStorage): on a refresh with no new node
+//   nothing moves; a new node goes to the nearest free spot around its neighbours, so no
+//   known node moves.
 // - "layered": breadthfirst (directed, callers before callees) turned left to right.
 // Then no two label boxes may intersect: overlapping nodes are pushed apart (new nodes
 // first) until none does. window.omGraphLabelBoxes() returns the boxes (for the tests).
@@ -90,14 +90,42 @@
             if (known[n.id()]) { n.lock(); }
         });
         return run(cy, {name: "cose", animate: false, fit: false, randomize: false,
-                        nodeDimensionsIncludeLabels: true, idealEdgeLength: 90,
-                        nodeRepulsion: function () { return 400000; }, numIter: 1000,
-                        componentSpacing: 60})
+                        nodeDimensionsIncludeLabels: true, idealEdgeLength: 50,
+                        nodeRepulsion: function () { return 6000; }, numIter: 1000,
+                        gravity: 2, componentSpacing: 30, nestingFactor: 1})
             .then(function () { cy.nodes().unlock(); });
     }
 
     // One layout at a time: a call while one runs is queued behind it.
     var queue = Promise.resolve();
+    function clear(cy, n) {
+        var b = box(n);
+        return cy.nodes().every(function (m) {
+            return m === n || !m.scratch("_omPlaced") || !overlap(b, box(m));
+        });
+    }
+
+    function place(cy, known, fresh) {
+        cy.nodes().forEach(function (n) { n.scratch("_omPlaced", !!known[n.id()]); });
+        var all = cy.nodes().filter(function (n) { return known[n.id()]; }).boundingBox();
+        cy.nodes().forEach(function (n) {
+            if (!fresh[n.id()]) { return; }
+            var near = n.neighborhood("node").filter(function (m) { return m.scratch("_omPlaced"); });
+            var c = near.length ? near.boundingBox() : null;
+            var cx = c ? (c.x1 + c.x2) / 2 : all.x2 + 80;
+            var cy0 = c ? (c.y1 + c.y2) / 2 : (all.y1 + all.y2) / 2;
+            search:
+            for (var r = 60; r < 3000; r += 40) {
+                for (var k = 0; k < 12; k++) {
+                    var t = k * Math.PI / 6;
+                    n.position({x: cx + r * Math.cos(t), y: cy0 + r * Math.sin(t)});
+                    if (clear(cy, n)) { break search; }
+                }
+            }
+            n.scratch("_omPlaced", true);
+        });
+    }
+
     window.omGraphLayout = function (mode) {
         queue = queue.then(function () { return layoutNow(mode); })
             .catch(function (err) { console.error(err); });
@@ -126,24 +154,12 @@
                 laid = layered(cy);
                 fresh = {};
                 cy.nodes().forEach(function (n) { fresh[n.id()] = true; });
+            } else if (first) {
+                laid = force(cy, {});
             } else {
-                // a new node starts at its known neighbours' centre (or beside the graph)
-                var bb = cy.nodes().filter(function (n) { return known[n.id()]; })
-                    .boundingBox();
-                var k = 0;
-                cy.nodes().forEach(function (n) {
-                    if (!fresh[n.id()]) { return; }
-                    var near = n.neighborhood("node").filter(function (m) { return known[m.id()]; });
-                    if (near.length) {
-                        var c = near.boundingBox();
-                        n.position({x: (c.x1 + c.x2) / 2 + 40, y: (c.y1 + c.y2) / 2 + 40});
-                    } else if (!first) {
-                        n.position({x: bb.x2 + 120, y: bb.y1 + 60 * k++});
-                    } else {
-                        n.position({x: 80 * (k % 5), y: 80 * Math.floor(k++ / 5)});
-                    }
-                });
-                laid = force(cy, known);
+                // a new node goes to the nearest free spot around its placed neighbours
+                // (or beside the graph); the force layout moves no known node
+                place(cy, known, fresh);
             }
         }
         return laid.then(function () {
