@@ -156,7 +156,8 @@ def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
     ui.locator("#om-view").get_by_text("calls (one per call)").click()
     ui.wait_for_function("""() => { const rs = document.querySelectorAll(
         '#om-calls .ag-center-cols-container .ag-row');
-        return rs.length > 0 && [...rs].every(r => r.querySelector('[col-id="status"]').innerText); }""",
+        return rs.length > 0 && [...rs].every(r => {
+            const c = r.querySelector('[col-id="status"]'); return c && c.innerText; }); }""",
                          timeout=15_000)
     assert not ui.locator("#om-grid").is_visible()
     shown = ui.evaluate("""() => [...document.querySelectorAll(
