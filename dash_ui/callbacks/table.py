@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from dash import Dash, Input, Output, State, no_update
+from dash.exceptions import PreventUpdate
 
 from exporters.queries import SORTS, RowFilter, TraceQueries
 
@@ -179,10 +180,12 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   State("om-process", "value"), State("om-data", "value"),
                   State("om-errors-only", "value"), State("om-service", "value"),
                   State("om-range", "value"), State("om-time-from", "value"),
-                  State("om-time-to", "value"),
+                  State("om-time-to", "value"), State("om-view", "value"),
                   prevent_initial_call=True)
     def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
-                      last, time_from, time_to):
+                      last, time_from, time_to, view="calls"):
+        if view != "calls":  # hidden: asked again when shown (the toggle purges it)
+            raise PreventUpdate
         response, note = call_block(queries, request, row_filter(
             start_date, end_date, process, data, errors_only, service, last, time_from,
             time_to))
@@ -192,6 +195,9 @@ def register(app: Dash, queries: TraceQueries) -> None:
     app.clientside_callback(
         """function(view) {
             var calls = view === "calls";
+            if (calls) {  // its blocks were not fetched while hidden
+                try { dash_ag_grid.getApi("om-calls").purgeInfiniteCache(); } catch (err) {}
+            }
             return [{display: calls ? "none" : "block"}, {display: calls ? "block" : "none"}];
         }""",
         Output("om-rows-view", "style"), Output("om-calls-view", "style"),

@@ -135,6 +135,11 @@ def feed_line(queries: TraceQueries, name: str | None) -> Any:
     return f"feed {name}: not in the store"
 
 
+# sync's outputs: the URL, the filters, the feed, what to open, the hover line, the two
+# dropdowns' options, the time window.
+OUTPUTS = 1 + len(FILTERS) + 3 + 2 + len(WINDOW)
+
+
 def register(app: Dash, queries: TraceQueries) -> None:
     filter_outputs = [Output(cid, prop, allow_duplicate=True) for cid, prop in FILTERS]
 
@@ -152,10 +157,10 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   prevent_initial_call="initial_duplicate")
     def sync(search, process, errors, start, end, data, service, searched, last,
              time_from, time_to, feed):
-        return _sync(search, process, errors, start, end, data, service, searched, last,
-                     time_from, time_to, feed) + (
-            (no_update,) * len(WINDOW) if ctx.triggered_id != "om-url" and
-            ctx.triggered_id is not None else ())
+        out = _sync(search, process, errors, start, end, data, service, searched, last,
+                    time_from, time_to, feed)
+        # Only the URL sets the time window's inputs: other answers leave them as they are.
+        return out + (no_update,) * (OUTPUTS - len(out))
 
     def _sync(search, process, errors, start, end, data, service, searched, last,
               time_from, time_to, feed):
@@ -180,7 +185,15 @@ def register(app: Dash, queries: TraceQueries) -> None:
         # The page's URL (on load, or the browser's back and forward): set the filters.
         p = parse(search)
         values = [p["process"], p["errors"], p["from"], p["to"], p["data"], p["service"]]
+        # A value the input already has is not set again: setting it would fire the
+        # grids' purge and fetch their first block twice on load.
+        current = [process, errors, start, end, data, service]
+        values = [no_update if v == c or (not v and not c) else v
+                  for v, c in zip(values, current)]
+        wanted = [p["last"] or "live", p["from_time"], p["to_time"]]
+        window_values = [no_update if v == c or (not v and not c) or
+                         (v == "live" and c is None) else v
+                         for v, c in zip(wanted, window)]
         return (no_update, *values, p["feed"], to_open(queries, p["span_id"], p["trace_id"]),
                 feed_line(queries, p["feed"]), process_choices(queries, p["process"]),
-                service_choices(queries, p["service"]), p["last"] or "live",
-                p["from_time"], p["to_time"])
+                service_choices(queries, p["service"]), *window_values)

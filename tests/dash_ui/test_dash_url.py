@@ -156,7 +156,7 @@ def test_the_url_sets_the_time_window(flask, dash_app):
     out = outputs(url_callback(flask, dash_app, "?from=now-1h"))
     assert out["om-range"]["value"] == "1h"
     out = outputs(url_callback(flask, dash_app, "?from=2026-01-02T09:30:00Z"))
-    assert out["om-range"]["value"] == "live"
+    assert "om-range" not in out      # no preset: the dropdown stays as it is (live)
     assert out["om-time-from"]["value"] == "09:30:00"
     assert out["om-dates"]["start_date"] == "2026-01-02"
 
@@ -174,3 +174,16 @@ def test_a_preset_and_times_of_day_make_the_row_filter():
     assert f.until_ns == day + 10 * 3600 * 10**9 + 500_000_000
     f = row_filter("2026-01-02", None, None, None, False, last="live", time_from="bad")
     assert (f.since_ns, f.until_ns) == (day, None)
+
+
+def test_the_url_on_load_leaves_the_inputs_it_agrees_with(flask, dash_app):
+    """Setting an input to the value it has would purge the grids and fetch twice."""
+    out = outputs(url_callback(flask, dash_app, "?errors=1"))
+    assert out["om-errors-only"]["value"] is True
+    set_values = {(cid, prop) for cid, props in out.items() for prop in props}
+    assert not {("om-process", "value"), ("om-dates", "start_date"), ("om-dates", "end_date"),
+                ("om-data", "value"), ("om-service", "value"), ("om-range", "value"),
+                ("om-time-from", "value"), ("om-time-to", "value")} & set_values
+    back = outputs(url_callback(flask, dash_app, "", filters=[None, True, None, None, None,
+                                                              None]))
+    assert back["om-errors-only"]["value"] is False       # back to a URL without it
