@@ -56,7 +56,8 @@
                     if (o.dx < o.dy) { pos.x += (p.x >= q.x ? 1 : -1) * o.dx; }
                     else { pos.y += (p.y >= q.y ? 1 : -1) * o.dy; }
                     mover.position(pos);
-                    boxes = nodes.map(box);
+                    var m = mover === b ? j : i;
+                    boxes[m] = box(mover);   // only the mover's box changed
                     moved = true;
                 }
             }
