@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from dash import Dash, Input, Output, State, no_update
-from dash.exceptions import PreventUpdate
 
 from exporters.queries import SORTS, RowFilter, TraceQueries
 
@@ -184,8 +183,8 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   prevent_initial_call=True)
     def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
                       last, time_from, time_to, view="calls"):
-        if view != "calls":  # hidden: asked again when shown (the toggle purges it)
-            raise PreventUpdate
+        if view != "calls":  # hidden: no query; asked again when shown (the toggle purges)
+            return {"rowData": [], "rowCount": 0}, no_update
         response, note = call_block(queries, request, row_filter(
             start_date, end_date, process, data, errors_only, service, last, time_from,
             time_to))

@@ -153,6 +153,11 @@ def test_the_last_15_min_preset_shows_exactly_the_calls_of_the_last_15_minutes(
 def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
     from exporters.database import Database
 
+    # filter changes while the calls view is hidden, then shown
+    ui.locator("#om-errors-only").check()
+    ui.wait_for_function("() => location.search.includes('errors=1')")
+    ui.locator("#om-errors-only").uncheck()
+    ui.wait_for_function("() => !location.search.includes('errors=1')")
     ui.locator("#om-view").get_by_text("calls (one per call)").click()
     ui.wait_for_function("""() => { const rs = document.querySelectorAll(
         '#om-calls .ag-center-cols-container .ag-row');
