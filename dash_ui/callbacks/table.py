@@ -179,12 +179,13 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   State("om-process", "value"), State("om-data", "value"),
                   State("om-errors-only", "value"), State("om-service", "value"),
                   State("om-range", "value"), State("om-time-from", "value"),
-                  State("om-time-to", "value"), State("om-view", "value"),
+                  State("om-time-to", "value"),
                   prevent_initial_call=True)
     def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
-                      last, time_from, time_to, view="calls"):
-        if view != "calls":  # hidden: no query; asked again when shown (the toggle purges)
-            return {"rowData": [], "rowCount": 0}, no_update
+                      last, time_from, time_to):
+        # Answered with the real block even while the view is hidden: the grid applies a
+        # response to its latest request, so a placeholder answer arriving late would
+        # blank the view just shown.
         response, note = call_block(queries, request, row_filter(
             start_date, end_date, process, data, errors_only, service, last, time_from,
             time_to))
@@ -194,8 +195,8 @@ def register(app: Dash, queries: TraceQueries) -> None:
     app.clientside_callback(
         """function(view) {
             var calls = view === "calls";
-            if (calls) {  // its blocks were not fetched while hidden
-                try { dash_ag_grid.getApi("om-calls").purgeInfiniteCache(); } catch (err) {}
+            if (calls) {  // fresh blocks (the hidden grid was not live-refreshed)
+                try { dash_ag_grid.getApi("om-calls").refreshInfiniteCache(); } catch (err) {}
             }
             return [{display: calls ? "none" : "block"}, {display: calls ? "block" : "none"}];
         }""",
