@@ -2,13 +2,14 @@
 #   make demo   set up .venv, run the live demo workload on the embedded SQLite store
 #               and serve the UI over it (make demo PORT=8051 for another port)
 #   make test   set up .venv and run the test suite
+#   make screenshots   README's pictures of the real demo (a minute of it) in docs/screenshots/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8050
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test bench clean system-deps node-otlp
+.PHONY: demo test bench clean system-deps node-otlp screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,11 @@ $(STAMP): pyproject.toml
 # The demo workload and the UI together (the UI on http://127.0.0.1:$(PORT)/); Ctrl-C stops both.
 demo: $(STAMP)
 	$(BIN)/otel-monitor demo --serve --port $(PORT) --db logs/core_logs.db
+
+# README's pictures: the real demo, served for about a minute, photographed in Chromium
+# (never by `make test`, whose pictures go to a temporary directory).
+screenshots: $(STAMP) system-deps
+	$(BIN)/python scripts/screenshots.py
 
 # Chromium and Prometheus from Debian, for the browser and Prometheus tests.
 system-deps:

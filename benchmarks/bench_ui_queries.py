@@ -6,8 +6,10 @@ Generates 2,000,000 calls x 5 data rows through SpanStore.insert_calls in big ba
 (cached under the temp dir, named by the schema, and reused when present), then times
 each query over ``--runs`` runs with varied parameters and prints p50/p95 beside its
 EXPLAIN QUERY PLAN: each filter's page and count, then every sort x filter page (each
-filter alone and within a 1-hour range), saying when a page took the bounded strategy.
-Targets (issue 4): each page query <= 50 ms p95; the graph <= 200 ms p95.
+filter alone and within a 1-hour range), saying when a page took the bounded strategy,
+then the calls view's pages (one row per call, issue 14) for the same sorts x filters.
+Targets (issue 4): each page query <= 50 ms p95 (the calls view's too); the graph
+<= 200 ms p95.
 """
 from __future__ import annotations
 
@@ -160,6 +162,7 @@ def main() -> int:
         report(label.replace("page:", "count:"), lambda: q.count_rows(make()), args.runs,
                q.explain_count(make()))
     sorted_pages(q, cases, date_range, rnd, args.runs)
+    call_pages(q, cases, date_range, rnd, args.runs)
     report("processes (30 min window)", lambda: q.processes(window_s=1800, now_ns=now),
            args.runs, "")
     sid = q.rows(RowFilter(), limit=1)[0]["span_id"]
@@ -213,6 +216,38 @@ def sorted_pages(q, cases, date_range, rnd, runs: int) -> None:
                       f"(sorted within the newest calls, not exact, in {sum(partial)}):")
                 for line in q.explain_window(f, sort).splitlines():
                     print(f"{'':62}{line}")
+
+
+def call_pages(q, cases, date_range, rnd, runs: int) -> None:
+    """The calls view (one row per call): every sort x filter, as sorted_pages, with the
+    plan of its index walk and how often it took the bounded strategy."""
+    from exporters.queries import SORTS, RowFilter
+
+    def in_range(make):
+        def both() -> RowFilter:
+            r, f = date_range(), make()
+            return RowFilter(since_ns=r.since_ns, until_ns=r.until_ns, process=f.process,
+                             data=f.data, errors_only=f.errors_only, service=f.service)
+        return both
+
+    filters = {label.removeprefix("page: "): make for label, make in cases.items()}
+    filters.update({f"1 h range + {label}": in_range(make) for label, make in filters.items()
+                    if not label.startswith("date range")})
+    print(f"\ncalls view pages (offsets 0-1000, 100 calls): {len(SORTS)} sorts x "
+          f"{len(filters)} filters")
+    print(f"{'query':56} {'p50 ms':>8} {'p95 ms':>8}   plan")
+    for sort in SORTS:
+        for label, make in filters.items():
+            windowed = []
+
+            def run():
+                page = q.call_page(make(), sort=sort, offset=rnd.choice(OFFSETS), limit=100)
+                windowed.append(page.strategy == "window")
+
+            report(f"calls {sort:12} {label}", run, runs, q.explain_calls(make(), sort))
+            if any(windowed):
+                print(f"{'':60}bounded strategy in {sum(windowed)} of {len(windowed)} runs")
+    report("count calls: no filter", lambda: q.count_calls(RowFilter()), runs, "")
 
 
 # The graph's edge query before it read the window from the covering spans_by_time and

@@ -55,7 +55,7 @@ def _root() -> html.Div:
 
 EMBED_ROUTE = "_otel-monitor/assets/"
 EMBED_ASSETS = ("bootstrap.min.css", "otel.css", "dashAgGridComponentFunctions.js",
-                "omLiveRefresh.js")
+                "omLiveRefresh.js", "omFormat.js", "omGraph.js")
 
 
 def embed_ui(app: dash.Dash, queries: QuerySource, *,

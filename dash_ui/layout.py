@@ -9,22 +9,33 @@ from dash import dcc, html
 
 from ._theme import TOKENS
 from .callbacks.graph import describe
+from .callbacks.table import PRESET_LABELS
 
 REFRESH_MS = 5_000
 PAGE_SIZE = 100
 
+# Sized to what each column shows; every column is resizable and the user's widths are
+# kept in the browser (om-grid-columns, callbacks/table.py).
 COLUMNS = [
-    {"field": "Process", "colId": "process", "sortable": True, "minWidth": 240},
-    {"field": "Data", "sortable": False},
-    {"field": "Data Type", "sortable": False},
-    {"field": "Data Value", "sortable": False, "flex": 2},
+    # `Class.method` or `function`; the dotted name (with its module) on hover
+    {"field": "Process", "colId": "process", "sortable": True, "width": 270,
+     "valueFormatter": {"function": "omProcessShort(params.value)"},
+     "tooltipField": "Process"},
+    {"field": "Data", "sortable": False, "width": 130},
+    {"field": "Data Type", "sortable": False, "width": 105},
+    {"field": "Data Value", "sortable": False, "flex": 2, "minWidth": 160},
+    # HH:MM:SS.mmm in the browser's zone (or UTC, the switch above), the ISO value on hover
     {"field": "Timestamp", "colId": "timestamp", "sortable": True, "sort": "desc",
-     "minWidth": 230},
+     "width": 135, "tooltipField": "Timestamp",
+     "valueFormatter": {"function": "omClockCell(params.data && params.data.start_ns)"}},
     {"field": "Status", "colId": "status", "sortable": True, "cellRenderer": "StatusPill",
-     "width": 100},
-    {"field": "Exception", "sortable": False, "flex": 2},
+     "width": 95},
+    # `ExceptionType: message`; the traceback is in the drill-down
+    {"field": "Exception", "sortable": False, "flex": 3, "minWidth": 200,
+     "valueGetter": {"function": "params.data ? params.data.exception_summary : ''"},
+     "tooltipValueGetter": {"function": "params.data ? params.data.exception_summary : ''"}},
     {"field": "duration_ms", "headerName": "ms", "colId": "duration_ms", "sortable": True,
-     "width": 100, "type": "rightAligned",
+     "width": 90, "type": "rightAligned",
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}},
 ]
 
@@ -35,12 +46,17 @@ GRID_THEME = (f"themeQuartz.withParams({{backgroundColor: '{TOKENS['bg']}', "
 
 GRAPH_STYLE = [
     {"selector": "node", "style": {"label": "data(label)", "color": "#c9d1d9",
-                                   "font-size": "10px", "background-color": TOKENS["accent"],
+                                   "font-size": "12px", "background-color": TOKENS["accent"],
                                    # readable where an edge passes under the label
                                    "text-background-color": TOKENS["bg"],
                                    "text-background-opacity": 0.8,
                                    "text-background-padding": "2px"}},
     {"selector": 'node[kind = "process"]', "style": {"shape": "rectangle"}},
+    # a process by its error rate in the window (callbacks/graph.py ERR_RATE)
+    {"selector": 'node[kind = "process"][level = "ok"]', "style": {"background-color": TOKENS["ok"]}},
+    {"selector": 'node[kind = "process"][level = "stale"]',
+     "style": {"background-color": TOKENS["stale"]}},
+    {"selector": 'node[kind = "process"][level = "err"]', "style": {"background-color": TOKENS["err"]}},
     {"selector": 'node[kind = "feed"]', "style": {"shape": "ellipse",
                                                   "background-color": TOKENS["ok"]}},
     {"selector": "node[?stale]", "style": {"background-color": TOKENS["err"]}},
@@ -62,16 +78,27 @@ def ribbon() -> html.Div:
 
 def filters() -> dbc.Row:
     return dbc.Row([
+        # the time window: a preset, or dates with times of day (UTC)
+        dbc.Col(dcc.Dropdown(id="om-range", value="live", clearable=False, searchable=False,
+                             options=[{"label": v, "value": k}
+                                      for k, v in PRESET_LABELS.items()],
+                             className="text-dark"), md=2),
         dbc.Col(dcc.DatePickerRange(id="om-dates", clearable=True), md=3),
+        dbc.Col(dbc.InputGroup([
+            dbc.Input(id="om-time-from", type="time", step=1, debounce=True),
+            dbc.Input(id="om-time-to", type="time", step=1, debounce=True),
+            dbc.InputGroupText("UTC")], size="sm"), md=3),
         dbc.Col(dcc.Dropdown(id="om-process", placeholder="process", clearable=True,
-                             className="text-dark"), md=3),
+                             className="text-dark"), md=4),
         dbc.Col(dcc.Dropdown(id="om-service", placeholder="service", clearable=True,
                              className="text-dark"), md=2),
         dbc.Col(dbc.Input(id="om-data", placeholder="data (variable name)", debounce=True,
                           maxLength=1000), md=2),
-        dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
         dbc.Col(dbc.Input(id="om-search", placeholder="search: span id, trace id or process",
-                          debounce=True, maxLength=1000, type="search"), md=12),
+                          debounce=True, maxLength=1000, type="search"), md=4),
+        dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
+        dbc.Col(dbc.Switch(id="om-utc", label="times in UTC", value=False, persistence=True,
+                           persistence_type="local"), md=2),
     ], className="g-2 mb-2 align-items-center")
 
 
@@ -84,14 +111,78 @@ def table() -> dag.AgGrid:
         dashGridOptions={"cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 20,
                          "rowSelection": {"mode": "singleRow", "enableClickSelection": True,
                                           "checkboxes": False},
-                         "theme": {"function": GRID_THEME}},
+                         "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300},
         getRowId="params.data.span_id + ':' + params.data.seq",
         style={"height": "55vh"},
     )
 
 
+CALL_COLUMNS = [
+    {"field": "process", "colId": "process", "headerName": "Process", "sortable": True,
+     "width": 270, "valueFormatter": {"function": "omProcessShort(params.value)"},
+     "tooltipField": "process"},
+    {"field": "timestamp", "colId": "timestamp", "headerName": "Timestamp", "sortable": True,
+     "sort": "desc", "width": 135, "tooltipField": "timestamp",
+     "valueFormatter": {"function": "omClockCell(params.data && params.data.start_ns)"}},
+    {"field": "inputs", "headerName": "Inputs", "sortable": False, "flex": 3, "minWidth": 200,
+     "tooltipField": "inputs"},
+    {"field": "output", "headerName": "Output", "sortable": False, "flex": 1, "minWidth": 120,
+     "tooltipField": "output"},
+    {"field": "duration_ms", "headerName": "ms", "colId": "duration_ms", "sortable": True,
+     "width": 90, "type": "rightAligned",
+     "valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}},
+    {"field": "status", "colId": "status", "headerName": "Status", "sortable": True,
+     "cellRenderer": "StatusPill", "width": 95},
+    {"field": "exception_summary", "headerName": "Exception", "sortable": False, "flex": 2,
+     "minWidth": 180, "tooltipField": "exception_summary"},
+]
+
+
+def view_toggle() -> dbc.RadioItems:
+    """The seven-column view (one row per variable) or the calls view (one per call)."""
+    return dbc.RadioItems(id="om-view", value="rows", inline=True, persistence=True,
+                          persistence_type="local", className="mb-1",
+                          options=[{"label": "rows (one per variable)", "value": "rows"},
+                                   {"label": "calls (one per call)", "value": "calls"}])
+
+
+def calls_table() -> html.Div:
+    """The calls view: its own grid, with the trace table's filters, sorts and paging."""
+    return html.Div([dag.AgGrid(
+        id="om-calls",
+        rowModelType="infinite",
+        columnDefs=CALL_COLUMNS,
+        defaultColDef={"resizable": True, "filter": False},
+        dashGridOptions={"cacheBlockSize": PAGE_SIZE, "maxBlocksInCache": 20,
+                         "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300},
+        getRowId="params.data.span_id",
+        style={"height": "55vh"},
+    ), html.Div(id="om-calls-note", className="small text-muted", role="status")],
+        id="om-calls-view", style={"display": "none"})
+
+
+def column_memory() -> html.Div:
+    """The user's column widths and order, kept in the browser across reloads, and the
+    one-shot trigger that puts them back on load."""
+    return html.Div([dcc.Store(id="om-grid-columns", storage_type="local"),
+                     dcc.Store(id="om-grid-boot", data=1)])
+
+
+def graph_toggle() -> dbc.RadioItems:
+    """The graph's layout: force (positions kept) or layered left to right."""
+    return dbc.RadioItems(id="om-graph-mode", value="force", inline=True, persistence=True,
+                          persistence_type="local", className="small",
+                          options=[{"label": "force", "value": "force"},
+                                   {"label": "layered (left to right)", "value": "layered"}])
+
+
 def graph() -> cyto.Cytoscape:
-    return cyto.Cytoscape(id="om-graph", layout={"name": "cose", "animate": False},
+    # The force layout is cose, label-aware; dash-cytoscape runs its layout only when this
+    # prop changes (at mount, on no element), so each update is laid out by
+    # assets/omGraph.js (seeded from the previous positions; callbacks/graph.py).
+    return cyto.Cytoscape(id="om-graph", layout={"name": "cose", "animate": False,
+                                                 "nodeDimensionsIncludeLabels": True,
+                                                 "randomize": False, "fit": False},
                           stylesheet=GRAPH_STYLE, elements=[],
                           style={"height": "40vh", "width": "100%",
                                  "background": TOKENS["bg"]})
@@ -152,10 +243,15 @@ def page() -> dbc.Container:
         ribbon(),
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
         filters(),
-        table(),
+        view_toggle(),
+        html.Div(table(), id="om-rows-view"),
+        calls_table(),
+        column_memory(),
         # Set when the table's order was computed within a bounded window of calls.
         html.Div(id="om-sort-note", className="small text-muted", role="status"),
         html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),
+        graph_toggle(),
         graph(),
+        dcc.Store(id="om-graph-laid-out"),
         modal(),
     ], fluid=True, style={"background": TOKENS["bg"], "minHeight": "100vh"})

@@ -185,6 +185,29 @@ class Settings:
     alert_backoff_s: float = setting(
         0.5, "OTEL_MONITOR_ALERT_BACKOFF_S", "first retry delay, doubled at each retry",
         rule=at_least(0))
+    # -- the UI's status ribbon (amber from, red from)
+    ribbon_queue_amber: int = setting(
+        1_000, "OTEL_MONITOR_RIBBON_QUEUE_AMBER",
+        "UI ribbon: the QueueDepth badge turns amber at this many queued calls",
+        rule=at_least(1))
+    ribbon_queue_red: int = setting(
+        5_000, "OTEL_MONITOR_RIBBON_QUEUE_RED",
+        "UI ribbon: the QueueDepth badge turns red at this many queued calls",
+        rule=at_least(1))
+    ribbon_write_lag_amber_ms: float = setting(
+        500.0, "OTEL_MONITOR_RIBBON_WRITE_LAG_AMBER_MS",
+        "UI ribbon: the SQLiteWriteLag badge turns amber at this lag", rule=POSITIVE)
+    ribbon_write_lag_red_ms: float = setting(
+        2_000.0, "OTEL_MONITOR_RIBBON_WRITE_LAG_RED_MS",
+        "UI ribbon: the SQLiteWriteLag badge turns red at this lag", rule=POSITIVE)
+    ribbon_feed_amber_factor: float = setting(
+        1.5, "OTEL_MONITOR_RIBBON_FEED_AMBER_FACTOR",
+        "UI ribbon: LastFeedUpdate turns amber past this many of the feed's own intervals",
+        rule=POSITIVE)
+    ribbon_feed_red_factor: float = setting(
+        2.0, "OTEL_MONITOR_RIBBON_FEED_RED_FACTOR",
+        "UI ribbon: LastFeedUpdate turns red (the feed is stale in the graph) past this many "
+        "of its intervals", rule=POSITIVE)
     # -- `otel-monitor serve`
     ui_token: str | None = setting(
         None, "OTEL_MONITOR_UI_TOKEN",

@@ -28,7 +28,11 @@ _RANGE = (f"An ISO 8601 date-time string (UTC if it has no offset; a number is n
 router = APIRouter()
 
 
-@router.get("/api/rows", summary="A page of trace rows (seven columns), newest first")
+@router.get("/api/rows", summary="A page of trace rows (seven columns), newest first",
+            description="Each row has the seven columns (``Exception``: the traceback), "
+                        "``exception_summary`` (``ExceptionType: message``, one bounded "
+                        "line; empty for an OK call), span and trace id, ``start_ns`` and "
+                        "``duration_ms``.")
 def rows(
     queries: Queries,
     from_: Annotated[Instant | None, Query(alias="from", description=_RANGE + " Inclusive; "

@@ -10,12 +10,26 @@ from dash import Dash, Input, Output, no_update
 from exporters.queries import TraceQueries
 
 
+# A process node's colour by its error rate in the window: `ok` with no failure, `stale`
+# below ERR_RATE, `err` from it on.
+ERR_RATE = 0.05
+
+
+def rate_level(rate: Any) -> str:
+    rate = _number(rate)
+    if not rate:
+        return "ok"
+    return "err" if rate >= ERR_RATE else "stale"
+
+
 def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for n in graph["nodes"]:
         label = short_label(n["name"]) if n["kind"] == "process" else n["name"]
         data = {"id": n["id"], "name": n["name"], "label": label, "kind": n["kind"],
                 "stale": bool(n.get("stale")), "errors": n.get("errors"),
+                "calls": n.get("calls"), "error_rate": n.get("error_rate"),
+                "level": rate_level(n.get("error_rate")),
                 "last_latency_ms": n.get("last_latency_ms"), "age_s": n.get("age_s")}
         out.append({"data": data, "classes": n["kind"]})
     for e in graph["edges"]:
@@ -42,6 +56,20 @@ def _name(node: dict[str, Any]) -> Any:
     return node.get("name", node.get("label"))
 
 
+def latency(ms: Any) -> str:
+    """A duration in ms with three significant digits, in the unit that fits it (µs below
+    1 ms, s from 1,000 ms): 0.001 -> "1 µs", 1.5 -> "1.5 ms", 12345 -> "12.3 s"."""
+    value = _number(ms)
+    if value is None:
+        return "—"
+    for unit, scale, below in (("µs", 1e3, 1.0), ("ms", 1.0, 1e3), ("s", 1e-3, None)):
+        shown = float(f"{value * scale:.3g}")
+        # (rounding to 3 digits can carry past the unit: 999.96 µs is 1 ms)
+        if below is None or float(f"{value:.3g}") < below:
+            return f"{shown:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
 def describe(node: Any) -> str:
     """The hover line for a node (the hint for no node, or one of another shape)."""
     if not isinstance(node, dict) or _name(node) is None:
@@ -52,15 +80,28 @@ def describe(node: Any) -> str:
                 + ("never" if age is None else f"{age:.1f} s ago")
                 + (" (stale)" if node.get("stale") else ""))
     lat = _number(node.get("last_latency_ms"))
-    return (f"{_name(node)}: last latency "
-            + ("—" if lat is None else f"{lat:.1f} ms")
-            + f", errors (30 min): {node.get('errors') or 0}")
+    rate = _number(node.get("error_rate"))
+    calls = _number(node.get("calls"))
+    return (f"{_name(node)}: last latency {latency(lat)}"
+            + f", errors (30 min): {node.get('errors') or 0}"
+            + (f" of {calls:g} calls ({rate:.1%})" if rate is not None and calls else ""))
 
 
 def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-graph", "elements"), Input("om-tick", "n_intervals"))
     def refresh_graph(_n):
         return elements(queries.graph())
+
+    # The layout, after each update or a change of view (assets/omGraph.js).
+    app.clientside_callback(
+        """function(elements, mode) {
+            setTimeout(function () {
+                try { window.omGraphLayout(mode); } catch (err) { console.error(err); }
+            }, 60);  // after dash-cytoscape has applied the new elements
+            return window.dash_clientside.no_update;
+        }""",
+        Output("om-graph-laid-out", "data"), Input("om-graph", "elements"),
+        Input("om-graph-mode", "value"))
 
     # The hint shown before any hover is in the layout: no request at page load.
     @app.callback(Output("om-graph-hover", "children"), Input("om-graph", "mouseoverNodeData"),

@@ -20,16 +20,52 @@ def _fmt(badge: dict[str, Any]) -> str:
     return text + (" " + badge["unit"] if badge.get("unit") else "")
 
 
+def _num(value: Any) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3g}"
+
+
+def _seconds(value: Any) -> str:
+    return f"{value:.3g} s" if isinstance(value, (int, float)) else "—"
+
+
+def explain(name: str, badge: dict[str, Any]) -> str:
+    """A badge's hover text: what it measures, its amber and red thresholds, the value's
+    age."""
+    about = badge.get("about") or ""
+    unit = " " + badge["unit"] if badge.get("unit") else ""
+    if name == "LastFeedUpdate":
+        if not badge.get("feed"):
+            return f"{name}: {about}. No feed has been declared."
+        amber, red = badge.get("thresholds") or (None, None)
+        fa, fr = badge.get("factors") or (None, None)
+        interval = badge.get("interval_s")
+        basis = (f"its interval {_seconds(interval)}" if interval
+                 else "its stale threshold (no interval declared)")
+        age = badge.get("value")
+        return (f"{name}: {about}. Feed {badge['feed']}, {basis}: amber past "
+                f"{_seconds(amber)} ({_num(fa)}x), red past {_seconds(red)} ({_num(fr)}x). "
+                + ("Never updated." if age is None else f"Last update {_seconds(age)} ago."))
+    amber, red = badge.get("thresholds") or (None, None)
+    age = badge.get("age_s")
+    return (f"{name}: {about}. Amber from {_num(amber)}{unit}, red from {_num(red)}{unit}. "
+            + ("No exporting process has reported yet." if age is None
+               else f"Measured {_seconds(age)} ago."))
+
+
 def badges(health: dict[str, Any]) -> list[Any]:
     out = []
     for name, badge in health["badges"].items():
         out.append(dbc.Badge(f"{name}: {_fmt(badge)}", id=f"om-badge-{name}",
                              className=f"om-level-{badge['level']}",
-                             style={"backgroundColor": LEVEL_COLOURS[badge["level"]]},
-                             color="none"))
+                             style={"backgroundColor": LEVEL_COLOURS[badge["level"]],
+                                    "cursor": "help"},
+                             color="none", title=explain(name, badge)))
     errors = health["errors_last_5_min"]
     out.append(dbc.Badge(f"errors (5 min): {errors}", id="om-badge-errors", color="none",
-                         style={"backgroundColor": TOKENS["err"] if errors else TOKENS["ok"]}))
+                         style={"backgroundColor": TOKENS["err"] if errors else TOKENS["ok"],
+                                "cursor": "help"},
+                         title="Calls that raised in the last 5 minutes, in every process: "
+                               "red from the first one."))
     return out
 
 

@@ -5,6 +5,8 @@ browser sends is checked here: a request of another shape gets the first block, 
 that is not one sets no bound (one past what the store holds is held within it)."""
 from __future__ import annotations
 
+import re
+import time
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -37,6 +39,35 @@ def _day_ns(value: Any, plus_days: int = 0) -> int | None:
         return MAX_NS
 
 
+# The time filter's presets: the last so many seconds, up to now (each block asks anew,
+# so the window follows now); "live" (no preset) is no time bound unless dates are set.
+PRESETS = {"5m": 300, "15m": 900, "1h": 3_600, "6h": 21_600}
+PRESET_LABELS = {"live": "live (follows now)", "5m": "last 5 min", "15m": "last 15 min",
+                 "1h": "last 1 h", "6h": "last 6 h"}
+CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d)(?:\.(\d{1,6}))?)?")
+
+
+def clock_s(value: Any) -> float | None:
+    """A time of day (``HH:MM``, ``HH:MM:SS`` or with a fraction) in seconds, else None."""
+    m = CLOCK.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not m:
+        return None
+    h, mi, sec, frac = m.groups()
+    return int(h) * 3600 + int(mi) * 60 + int(sec or 0) + float("0." + (frac or "0"))
+
+
+def _instant_ns(day: Any, clock: Any, end: bool) -> int | None:
+    """The picker's day at ``clock`` (UTC); without a time, the day's start (or, for the
+    end of the range, the next day's: the end day is included)."""
+    seconds = clock_s(clock)
+    if seconds is None:
+        return _day_ns(day, 1 if end else 0)
+    start = _day_ns(day)
+    if start is None:
+        return None
+    return min(start + int(seconds * 1e9), MAX_NS)
+
+
 def _row(value: Any, default: int) -> int:
     """A row index of the grid's request: a whole number, held within 0..MAX_ROW."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -53,8 +84,18 @@ def _text(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
-def row_filter(start_date, end_date, process, data, errors_only, service=None) -> RowFilter:
-    return RowFilter(since_ns=_day_ns(start_date), until_ns=_day_ns(end_date, 1),
+def row_filter(start_date, end_date, process, data, errors_only, service=None, last=None,
+               time_from=None, time_to=None, now_ns: int | None = None) -> RowFilter:
+    """The grid's filters. ``last`` (a PRESETS key): the calls since that long before
+    ``now_ns`` (the dates are then not used); else the dates, each at its time of day
+    (UTC) when one is given."""
+    if isinstance(last, str) and last in PRESETS:
+        now = time.time_ns() if now_ns is None else now_ns
+        since, until = now - PRESETS[last] * 1_000_000_000, None
+    else:
+        since, until = (_instant_ns(start_date, time_from, False),
+                        _instant_ns(end_date, time_to, True))
+    return RowFilter(since_ns=since, until_ns=until,
                      process=process if isinstance(process, str) and process else None,
                      data=_text(data), errors_only=bool(errors_only),
                      service=service if isinstance(service, str) and service else None)
@@ -89,6 +130,23 @@ def block(queries: TraceQueries, request: Any, f: RowFilter
     return {"rowData": rows, "rowCount": count}, page.note
 
 
+def call_block(queries: TraceQueries, request: Any, f: RowFilter
+               ) -> tuple[dict[str, Any], str | None]:
+    """The calls grid's block (one row per call) and the page's note."""
+    request = request if isinstance(request, dict) else {}
+    start = start_row(request)
+    end = max(_row(request.get("endRow"), start + 100), start + 1)
+    limit = min(end - start, MAX_BLOCK)
+    page = queries.call_page(f, sort=sort_key(request.get("sortModel")), offset=start,
+                             limit=limit)
+    total, exact = queries.count_calls(f)
+    if len(page.rows) < limit:
+        count = start + len(page.rows)
+    else:
+        count = total if exact else -1
+    return {"rowData": page.rows, "rowCount": count}, page.note
+
+
 def shown_note(start_row: int, note: str | None) -> Any:
     """What the note line shows after a block. A new sort or filter asks for the first
     block again, so that block's note replaces the line (an exact one clears it); a
@@ -104,32 +162,123 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   State("om-dates", "start_date"), State("om-dates", "end_date"),
                   State("om-process", "value"), State("om-data", "value"),
                   State("om-errors-only", "value"), State("om-service", "value"),
+                  State("om-range", "value"), State("om-time-from", "value"),
+                  State("om-time-to", "value"),
                   prevent_initial_call=True)
-    def get_rows(request, start_date, end_date, process, data, errors_only, service):
-        response, note = block(queries, request, row_filter(start_date, end_date, process,
-                                                            data, errors_only, service))
+    def get_rows(request, start_date, end_date, process, data, errors_only, service,
+                 last, time_from, time_to):
+        response, note = block(queries, request, row_filter(
+            start_date, end_date, process, data, errors_only, service, last, time_from,
+            time_to))
         return response, shown_note(start_row(request), note)
+
+    @app.callback(Output("om-calls", "getRowsResponse"),
+                  Output("om-calls-note", "children"),
+                  Input("om-calls", "getRowsRequest"),
+                  State("om-dates", "start_date"), State("om-dates", "end_date"),
+                  State("om-process", "value"), State("om-data", "value"),
+                  State("om-errors-only", "value"), State("om-service", "value"),
+                  State("om-range", "value"), State("om-time-from", "value"),
+                  State("om-time-to", "value"),
+                  prevent_initial_call=True)
+    def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
+                      last, time_from, time_to):
+        # Answered with the real block even while the view is hidden: the grid applies a
+        # response to its latest request, so a placeholder answer arriving late would
+        # blank the view just shown.
+        response, note = call_block(queries, request, row_filter(
+            start_date, end_date, process, data, errors_only, service, last, time_from,
+            time_to))
+        return response, shown_note(start_row(request), note)
+
+    # The view toggle: the seven-column grid or the calls grid.
+    app.clientside_callback(
+        """function(view) {
+            var calls = view === "calls";
+            if (calls) {  // fresh blocks (the hidden grid was not live-refreshed)
+                try { dash_ag_grid.getApi("om-calls").refreshInfiniteCache(); } catch (err) {}
+            }
+            return [{display: calls ? "none" : "block"}, {display: calls ? "block" : "none"}];
+        }""",
+        Output("om-rows-view", "style"), Output("om-calls-view", "style"),
+        Input("om-view", "value"))
 
     # A filter change drops the cached blocks (the grid asks again from the top); the
     # live tick refreshes the cached blocks in place, keeping the rows the user is
     # reading in view (assets/omLiveRefresh.js).
     app.clientside_callback(
-        """function(a, b, c, d, e, f) {
-            try { dash_ag_grid.getApi("om-grid").purgeInfiniteCache(); } catch (err) {}
+        """function(a, b, c, d, e, f, g, h, i) {
+            ["om-grid", "om-calls"].forEach(function (id) {
+                try { dash_ag_grid.getApi(id).purgeInfiniteCache(); } catch (err) {}
+            });
             return window.dash_clientside.no_update;
         }""",
         Output("om-grid-purged", "data"),
         Input("om-dates", "start_date"), Input("om-dates", "end_date"),
         Input("om-process", "value"), Input("om-data", "value"),
         Input("om-errors-only", "value"), Input("om-service", "value"),
+        Input("om-range", "value"), Input("om-time-from", "value"),
+        Input("om-time-to", "value"),
         prevent_initial_call=True)
+
+    # A preset sets the window: the dates and times are then not used (greyed out).
+    app.clientside_callback(
+        """function(last) {
+            var preset = !!last && last !== "live";
+            return [preset, preset, preset];
+        }""",
+        Output("om-dates", "disabled"), Output("om-time-from", "disabled"),
+        Output("om-time-to", "disabled"), Input("om-range", "value"))
     app.clientside_callback(
         """function(n) {
             try { window.omLiveRefresh("om-grid"); } catch (err) {}
+            var calls = document.getElementById("om-calls-view");
+            if (calls && calls.style.display !== "none") {  // a hidden view waits
+                try { window.omLiveRefresh("om-calls"); } catch (err) {}
+            }
             return window.dash_clientside.no_update;
         }""",
         Output("om-grid-refreshed", "data"),
         Input("om-tick", "n_intervals"), prevent_initial_call=True)
+
+    # The Timestamp cells in UTC or the browser's zone (assets/omFormat.js).
+    app.clientside_callback(
+        """function(utc) {
+            window.omUtc = !!utc;
+            ["om-grid", "om-calls"].forEach(function (id) {
+                try { dash_ag_grid.getApi(id).refreshCells(
+                    {columns: ["timestamp"], force: true}); } catch (err) {}
+            });
+            return window.dash_clientside.no_update;
+        }""",
+        Output("om-grid-refreshed", "data", allow_duplicate=True),
+        Input("om-utc", "value"), prevent_initial_call="initial_duplicate")
+
+    # The user's column widths and order: every change of the grid's column state is
+    # kept in the browser (om-grid-columns, local storage); on load it is put back,
+    # once, so a reload or a refresh leaves the columns as the user set them.
+    app.clientside_callback(
+        """function(state) {
+            if (!window.omColumnsRestored || !Array.isArray(state) || !state.length) {
+                return window.dash_clientside.no_update;
+            }
+            return state.map(c => ({colId: c.colId, width: c.width, hide: c.hide,
+                                    pinned: c.pinned, flex: c.flex}));
+        }""",
+        Output("om-grid-columns", "data"),
+        Input("om-grid", "columnState"), prevent_initial_call=True)
+    app.clientside_callback(
+        """function(_boot) {
+            if (window.omColumnsRestored) { return window.dash_clientside.no_update; }
+            window.omColumnsRestored = true;
+            // read from the storage itself: the store may not have loaded it yet
+            var saved = null;
+            try { saved = JSON.parse(window.localStorage.getItem("om-grid-columns")); }
+            catch (err) {}
+            return Array.isArray(saved) && saved.length ? saved
+                                                        : window.dash_clientside.no_update;
+        }""",
+        Output("om-grid", "columnState"), Input("om-grid-boot", "data"))
 
     @app.callback(Output("om-process", "options"), Input("om-tick", "n_intervals"),
                   State("om-process", "value"))

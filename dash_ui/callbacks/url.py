@@ -2,8 +2,9 @@
 
 ``?span_id=<16 hex>`` opens that call's drill-down on load, ``?trace_id=<32 hex>`` its
 trace's (at the trace's first span); ``?process=``, ``?errors=1``, ``?from=&to=`` (days,
-``YYYY-MM-DD``; a full ISO instant is read as its day) and ``?data=``, ``?service=`` set
-the filters; ``?feed=`` names a feed, whose status the line above the graph shows. The
+``YYYY-MM-DD``, or instants ``YYYY-MM-DDTHH:MM:SSZ``, UTC: the day and the time of day;
+``?from=now-15m`` is a preset, 5m/15m/1h/6h, following now) and ``?data=``, ``?service=``
+set the filters; ``?feed=`` names a feed, whose status the line above the graph shows. The
 alert bodies link with exactly these (``otel_monitor.alerts.model.ui_link``). A filter
 change writes the URL anew (``dcc.Location(refresh=False)`` pushes it onto the browser's
 history, so its back button restores the previous filters). The search box takes a span
@@ -21,7 +22,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 from exporters.queries import NotFound, TraceQueries
 
 from .graph import describe
-from .table import process_choices, service_choices
+from .table import PRESETS, clock_s, process_choices, service_choices
 
 SPAN_ID = re.compile("[0-9a-fA-F]{16}")
 TRACE_ID = re.compile("[0-9a-fA-F]{32}")
@@ -41,6 +42,29 @@ def _day(value: str | None) -> str | None:
         return None
 
 
+# The time window's inputs (after the search box among sync's inputs).
+WINDOW = [("om-range", "value"), ("om-time-from", "value"), ("om-time-to", "value")]
+RELATIVE = re.compile(r"now-(\d+[mh])")
+
+
+def _clock(value: str | None) -> str | None:
+    """The time of day of an ISO instant (``HH:MM:SS``, UTC as written), if it has one."""
+    if not value or len(value) < 16 or value[10] not in "Tt ":
+        return None
+    text = value[11:19] if len(value) >= 19 and value[16] == ":" else value[11:16]
+    return text if clock_s(text) is not None else None
+
+
+def _instant(day: str | None, clock: Any) -> str | None:
+    if not day:
+        return None
+    seconds = clock_s(clock)
+    if seconds is None:
+        return day
+    s = int(seconds)
+    return f"{day}T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z"
+
+
 def parse(search: Any) -> dict[str, Any]:
     """The URL's query -> the filters' values and what to open (each key always set)."""
     params = parse_qs(search[1:] if isinstance(search, str) and search.startswith("?")
@@ -52,8 +76,14 @@ def parse(search: Any) -> dict[str, Any]:
         return value[:MAX_PARAM] or None
 
     span_id, trace_id = one("span_id"), one("trace_id")
+    start, end = one("from"), one("to")
+    relative = RELATIVE.fullmatch(start or "")
+    last = relative.group(1) if relative and relative.group(1) in PRESETS else None
+    if last:
+        start = end = None
     return {"process": one("process"), "errors": one("errors") in ("1", "true", "yes"),
-            "from": _day(one("from")), "to": _day(one("to")), "data": one("data"),
+            "from": _day(start), "to": _day(end), "data": one("data"),
+            "last": last, "from_time": _clock(start), "to_time": _clock(end),
             "service": one("service"), "feed": one("feed"),
             "span_id": span_id.lower() if span_id and SPAN_ID.fullmatch(span_id) else None,
             "trace_id": trace_id.lower() if trace_id and TRACE_ID.fullmatch(trace_id)
@@ -61,13 +91,19 @@ def parse(search: Any) -> dict[str, Any]:
 
 
 def unparse(process: Any = None, errors: Any = False, start: Any = None, end: Any = None,
-            data: Any = None, service: Any = None, feed: Any = None) -> str:
+            data: Any = None, service: Any = None, feed: Any = None, last: Any = None,
+            time_from: Any = None, time_to: Any = None) -> str:
     """The filters -> the URL's query (``""`` for none), in a fixed order."""
     def text(value: Any) -> str | None:
         return value.strip() or None if isinstance(value, str) else None
 
+    if isinstance(last, str) and last in PRESETS:
+        since, until = f"now-{last}", None
+    else:
+        since, until = (_instant(_day(text(start)), time_from),
+                        _instant(_day(text(end)), time_to))
     params = {"process": text(process), "errors": "1" if errors is True else None,
-              "from": _day(text(start)), "to": _day(text(end)), "data": text(data),
+              "from": since, "to": until, "data": text(data),
               "service": text(service), "feed": text(feed)}
     query = urlencode({k: v for k, v in params.items() if v})
     return "?" + query if query else ""
@@ -99,6 +135,11 @@ def feed_line(queries: TraceQueries, name: str | None) -> Any:
     return f"feed {name}: not in the store"
 
 
+# sync's outputs: the URL, the filters, the feed, what to open, the hover line, the two
+# dropdowns' options, the time window.
+OUTPUTS = 1 + len(FILTERS) + 3 + 2 + len(WINDOW)
+
+
 def register(app: Dash, queries: TraceQueries) -> None:
     filter_outputs = [Output(cid, prop, allow_duplicate=True) for cid, prop in FILTERS]
 
@@ -109,12 +150,23 @@ def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-url", "search"), *filter_outputs, Output("om-feed", "data"),
                   Output("om-open", "data"), Output("om-graph-hover", "children",
                                                     allow_duplicate=True), *options,
+                  *[Output(cid, prop, allow_duplicate=True) for cid, prop in WINDOW],
                   Input("om-url", "search"), *[Input(cid, prop) for cid, prop in FILTERS],
-                  Input("om-search", "value"), State("om-feed", "data"),
+                  Input("om-search", "value"), *[Input(cid, prop) for cid, prop in WINDOW],
+                  State("om-feed", "data"),
                   prevent_initial_call="initial_duplicate")
-    def sync(search, process, errors, start, end, data, service, searched, feed):
+    def sync(search, process, errors, start, end, data, service, searched, last,
+             time_from, time_to, feed):
+        out = _sync(search, process, errors, start, end, data, service, searched, last,
+                    time_from, time_to, feed)
+        # Only the URL sets the time window's inputs: other answers leave them as they are.
+        return out + (no_update,) * (OUTPUTS - len(out))
+
+    def _sync(search, process, errors, start, end, data, service, searched, last,
+              time_from, time_to, feed):
         keep = [no_update] * len(FILTERS)
         same = (no_update, no_update)  # the dropdowns' options
+        window = (last, time_from, time_to)
         trigger = ctx.triggered_id
         if trigger == "om-search":
             text = searched.strip()[:MAX_PARAM] if isinstance(searched, str) else ""
@@ -124,15 +176,24 @@ def register(app: Dash, queries: TraceQueries) -> None:
                 return no_update, *keep, no_update, opened, no_update, *same
             if not text:
                 return (no_update,) * (len(FILTERS) + 6)
-            url = unparse(text, errors, start, end, data, service, feed)
+            url = unparse(text, errors, start, end, data, service, feed, *window)
             return (url, text, *keep[1:], no_update, no_update, no_update,
                     process_choices(queries, text), no_update)
-        if trigger in {cid for cid, _ in FILTERS}:
-            return (unparse(process, errors, start, end, data, service, feed), *keep,
-                    no_update, no_update, no_update, *same)
+        if trigger in {cid for cid, _ in FILTERS + WINDOW}:
+            return (unparse(process, errors, start, end, data, service, feed, *window),
+                    *keep, no_update, no_update, no_update, *same)
         # The page's URL (on load, or the browser's back and forward): set the filters.
         p = parse(search)
         values = [p["process"], p["errors"], p["from"], p["to"], p["data"], p["service"]]
+        # A value the input already has is not set again: setting it would fire the
+        # grids' purge and fetch their first block twice on load.
+        current = [process, errors, start, end, data, service]
+        values = [no_update if v == c or (not v and not c) else v
+                  for v, c in zip(values, current)]
+        wanted = [p["last"] or "live", p["from_time"], p["to_time"]]
+        window_values = [no_update if v == c or (not v and not c) or
+                         (v == "live" and c is None) else v
+                         for v, c in zip(wanted, window)]
         return (no_update, *values, p["feed"], to_open(queries, p["span_id"], p["trace_id"]),
                 feed_line(queries, p["feed"]), process_choices(queries, p["process"]),
-                service_choices(queries, p["service"]))
+                service_choices(queries, p["service"]), *window_values)

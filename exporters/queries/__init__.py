@@ -10,8 +10,8 @@
 from ..errors import NotFound
 from .filters import COUNT_CAP, SORTS, RowFilter
 from .pages import SORT_WINDOW_CALLS, Page
-from .ribbon import FEED_AGE_FACTORS, QUEUE_DEPTH_LEVELS, WRITE_LAG_MS_LEVELS
+from .ribbon import FEED_AGE_FACTORS, QUEUE_DEPTH_LEVELS, WRITE_LAG_MS_LEVELS, RibbonLevels
 from .service import TraceQueries
 
 __all__ = ["COUNT_CAP", "FEED_AGE_FACTORS", "QUEUE_DEPTH_LEVELS", "SORTS", "SORT_WINDOW_CALLS",
-           "WRITE_LAG_MS_LEVELS", "NotFound", "Page", "RowFilter", "TraceQueries"]
+           "WRITE_LAG_MS_LEVELS", "NotFound", "Page", "RibbonLevels", "RowFilter", "TraceQueries"]

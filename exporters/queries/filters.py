@@ -41,7 +41,7 @@ ROW_COLUMNS = f"""
     coalesce(d.data_value, '') AS "Data Value", {ISO.format(c="s.start_ns")} AS "Timestamp",
     s.status AS "Status", coalesce(s.exception, '') AS "Exception",
     printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, s.duration_ms, d.seq,
-    s.id AS row_id"""
+    s.exception_type AS row_exception_type, s.id AS row_id"""
 
 
 @dataclass(frozen=True)

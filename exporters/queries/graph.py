@@ -7,7 +7,7 @@ from typing import Any
 
 from ..database import Database
 from .filters import NS, dicts, plan
-from .ribbon import feeds
+from .ribbon import RibbonLevels, feeds
 
 # The window's children and their parents' ids come from spans_by_time alone; each
 # parent is one lookup by span id; names are joined to the grouped edges, not to every
@@ -21,8 +21,10 @@ EDGES_SQL = """SELECT pp.name AS source, pc.name AS target, e.calls
                JOIN processes pp ON pp.id = e.parent JOIN processes pc ON pc.id = e.child"""
 
 
-def graph(db: Database, *, window_s: float, now_ns: int | None) -> dict[str, Any]:
-    """Nodes (processes with their last latency and errors in the window; feeds with
+def graph(db: Database, *, window_s: float, now_ns: int | None,
+          levels: RibbonLevels = RibbonLevels()) -> dict[str, Any]:
+    """Nodes (processes with their last latency, calls, errors and error rate in the
+    window; feeds with
     their stale flag) and edges (process -> process from parent/child spans in the
     window; feed -> process from feed consumption)."""
     now = now_ns or time.time_ns()
@@ -35,10 +37,13 @@ def graph(db: Database, *, window_s: float, now_ns: int | None) -> dict[str, Any
                           AND s.start_ns >= ? ORDER BY s.start_ns DESC LIMIT 1)
                           AS last_latency_ms,
                       (SELECT count(*) FROM spans s WHERE s.process_id = p.id
-                          AND s.start_ns >= ? AND s.status = 'ERR') AS errors
-               FROM processes p""", (since, since)):
+                          AND s.start_ns >= ? AND s.status = 'ERR') AS errors,
+                      (SELECT count(*) FROM spans s WHERE s.process_id = p.id
+                          AND s.start_ns >= ?) AS calls
+               FROM processes p""", (since, since, since)):
+        p["error_rate"] = p["errors"] / p["calls"] if p["calls"] else None
         nodes[p["name"]] = dict(p, id=p["name"], kind="process")
-    by_name = {f["name"]: f for f in feeds(db, now_ns=now)}
+    by_name = {f["name"]: f for f in feeds(db, now_ns=now, levels=levels)}
     for f in by_name.values():
         nodes["feed:" + f["name"]] = {"id": "feed:" + f["name"], "name": f["name"],
                                       "kind": "feed", "stale": f["stale"],

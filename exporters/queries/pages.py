@@ -15,6 +15,7 @@ from ..database import Database
 from ..errors import StepBudgetExceeded
 from ..schema import DURATION_BUCKET_NS
 from .filters import HAS_ROW, ROW_COLUMNS, SORTS, RowFilter, plan
+from .summary import exception_summary
 
 # Status pages merge two time-ordered walks (failed calls, OK calls), duration pages one
 # walk per DURATION_BUCKET_NS: the ORDER BY of a compound SELECT names result columns.
@@ -291,6 +292,9 @@ def _page_rows(db: Database, sql: str, params: list[Any], max_steps: int | None 
     rows = [dict(r) for r in db.execute(sql, params, max_steps=max_steps)]
     for r in rows:
         r.pop("row_id")
+        # The Exception cell's one line; "Exception" keeps the traceback.
+        r["exception_summary"] = exception_summary(r["Exception"],
+                                                   r.pop("row_exception_type"))
     return rows
 
 

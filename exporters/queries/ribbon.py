@@ -5,15 +5,17 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..database import Database
 from .filters import NS, dicts
 
-# Badge levels of the status ribbon: (amber from, red from).
+# Badge levels of the status ribbon: (amber from, red from). The served UI takes them
+# from otel_monitor's settings (OTEL_MONITOR_RIBBON_*); these are their defaults.
 QUEUE_DEPTH_LEVELS = (1_000, 5_000)            # spans waiting (5,000: backpressure)
 WRITE_LAG_MS_LEVELS = (500.0, 2_000.0)         # oldest queued span -> written
-FEED_AGE_FACTORS = (1.0, 2.0)                  # x the feed's interval (else its threshold)
+FEED_AGE_FACTORS = (1.5, 2.0)                  # x the feed's interval (else its threshold)
 
 
 # A process that has not written its health row for this long, while alive, is shown as
@@ -22,6 +24,27 @@ REPORT_SILENT_S = 5.0
 # A health row not updated for this long is left out (a process on another host, whose
 # pid cannot be asked); on this host a row is left out as soon as its pid is gone.
 REPORT_FORGET_S = 300.0
+
+
+@dataclass(frozen=True)
+class RibbonLevels:
+    """Where each badge turns amber and red: (amber from, red from). A feed's are
+    factors of its own interval (of its stale threshold if it declares none); red is
+    also when a feed counts as stale (its graph edges turn red)."""
+
+    queue_depth: tuple[float, float] = QUEUE_DEPTH_LEVELS
+    write_lag_ms: tuple[float, float] = WRITE_LAG_MS_LEVELS
+    feed_age_factors: tuple[float, float] = FEED_AGE_FACTORS
+
+
+ABOUT = {
+    "QueueDepth": "calls recorded but not yet written to SQLite (the largest queue of "
+                  "the exporting processes)",
+    "SQLiteWriteLag": "how long the oldest queued call waits before it is written "
+                      "(the largest of the exporting processes)",
+    "LastFeedUpdate": "age of the last update of the feed furthest behind, judged "
+                      "against its own interval",
+}
 
 
 def live_health_rows(rows: list[dict[str, Any]], *, now_ns: int) -> list[dict[str, Any]]:
@@ -49,27 +72,41 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def health(db: Database, *, now_ns: int | None) -> dict[str, Any]:
-    """Each live exporting process's health row, the ribbon's badges with their levels,
-    and ``recording_stopped``: the processes that report recording off, or that have
-    not reported for ``REPORT_SILENT_S``."""
+def health(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLevels()
+           ) -> dict[str, Any]:
+    """Each live exporting process's health row and the ribbon's badges: value, level,
+    what it measures (``about``), its thresholds and the value's age (``age_s``: since
+    the health row it was read from was written; for a feed, the value is an age); and
+    ``recording_stopped``: the processes that report recording off, or that have not
+    reported for ``REPORT_SILENT_S``."""
     now = now_ns or time.time_ns()
     rows = live_health_rows(dicts(db, "SELECT * FROM health ORDER BY pid"), now_ns=now)
     stopped = [r for r in rows if r.get("recording") == 0 or r["age_s"] > REPORT_SILENT_S]
-    depth = max((r["queue_depth"] for r in rows), default=0)
-    lag = max((r["write_lag_ms"] or 0.0 for r in rows), default=0.0)
-    all_feeds = feeds(db, now_ns=now)
-    worst_feed = max(all_feeds, key=lambda f: _LEVEL_ORDER[f["level"]], default=None)
+    deepest = max(rows, key=lambda r: r["queue_depth"], default=None)
+    slowest = max(rows, key=lambda r: r["write_lag_ms"] or 0.0, default=None)
+    depth = deepest["queue_depth"] if deepest else 0
+    lag = (slowest["write_lag_ms"] or 0.0) if slowest else 0.0
+    all_feeds = feeds(db, now_ns=now, levels=levels)
+    worst_feed = max(all_feeds, key=lambda f: (_LEVEL_ORDER[f["level"]],
+                                               f["age_s"] is None,
+                                               (f["age_s"] or 0) / (f["limit_s"] or 1)),
+                     default=None)
     badges = {
-        "QueueDepth": {"value": depth, "level": _level(depth, QUEUE_DEPTH_LEVELS),
-                       "thresholds": QUEUE_DEPTH_LEVELS},
-        "SQLiteWriteLag": {"value": lag, "level": _level(lag, WRITE_LAG_MS_LEVELS),
-                           "thresholds": WRITE_LAG_MS_LEVELS, "unit": "ms"},
+        "QueueDepth": {"value": depth, "level": _level(depth, levels.queue_depth),
+                       "thresholds": levels.queue_depth, "about": ABOUT["QueueDepth"],
+                       "age_s": deepest["age_s"] if deepest else None},
+        "SQLiteWriteLag": {"value": lag, "level": _level(lag, levels.write_lag_ms),
+                           "thresholds": levels.write_lag_ms, "unit": "ms",
+                           "about": ABOUT["SQLiteWriteLag"],
+                           "age_s": slowest["age_s"] if slowest else None},
         "LastFeedUpdate": {
             "value": worst_feed["age_s"] if worst_feed else None,
             "feed": worst_feed["name"] if worst_feed else None,
+            "interval_s": worst_feed["interval_s"] if worst_feed else None,
             "level": worst_feed["level"] if worst_feed else "ok", "unit": "s",
-            "thresholds": "amber past the feed's interval, red past 2x"},
+            "thresholds": worst_feed["thresholds_s"] if worst_feed else None,
+            "factors": levels.feed_age_factors, "about": ABOUT["LastFeedUpdate"],
+            "age_s": worst_feed["age_s"] if worst_feed else None},
     }
     since = now - 300 * NS
     errors_5m = db.scalar(
@@ -78,20 +115,24 @@ def health(db: Database, *, now_ns: int | None) -> dict[str, Any]:
             "recording_stopped": stopped}
 
 
-def feeds(db: Database, *, now_ns: int | None) -> list[dict[str, Any]]:
-    """Each feed with its age, ``stale`` (older than 2x its interval, or its threshold
-    without one) and a badge level."""
+def feeds(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLevels()
+          ) -> list[dict[str, Any]]:
+    """Each feed with its age, its thresholds (``thresholds_s``: the level factors x its
+    own interval, or x its stale threshold without one), a badge level and ``stale``
+    (red: by default older than 2x its interval)."""
     now = now_ns or time.time_ns()
     out = dicts(db, "SELECT * FROM feed_status ORDER BY name")
     for f in out:
         limit = f["interval_s"] or f["stale_after_s"]
         age = None if f["last_update_ns"] is None else (now - f["last_update_ns"]) / NS
         f["age_s"] = age
+        f["limit_s"] = limit
+        f["thresholds_s"] = (limit * levels.feed_age_factors[0],
+                             limit * levels.feed_age_factors[1])
         if age is None:
             f["level"] = "amber"
         else:
-            f["level"] = _level(age, (limit * FEED_AGE_FACTORS[0],
-                                      limit * FEED_AGE_FACTORS[1]))
+            f["level"] = _level(age, f["thresholds_s"])
         f["stale"] = f["level"] == "red"
     return out
 

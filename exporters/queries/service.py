@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from ..database import Database
-from . import calls, graph, pages, ribbon
+from . import callpage, calls, graph, pages, ribbon
 from .filters import COUNT_CAP, RowFilter
 
 
@@ -22,8 +22,10 @@ class TraceQueries:
     """The UI's reads of one store. Safe to share between threads: each thread gets
     its own read-only Database."""
 
-    def __init__(self, db_path: str | os.PathLike[str]) -> None:
+    def __init__(self, db_path: str | os.PathLike[str], *,
+                 ribbon_levels: ribbon.RibbonLevels | None = None) -> None:
         self.path = os.fspath(db_path)
+        self.ribbon_levels = ribbon_levels or ribbon.RibbonLevels()
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
 
@@ -63,6 +65,20 @@ class TraceQueries:
 
     def explain_count(self, f: RowFilter) -> str:
         return pages.explain_count(self.db, f)
+
+    # -- the calls view (one row per call) ----------------------------------------------
+
+    def call_page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
+                  limit: int = 100) -> pages.Page:
+        """One page of calls, one row each, in the trace table's sorts (see ``callpage``)."""
+        return callpage.call_page(self.db, f, sort=sort, offset=offset, limit=limit)
+
+    def count_calls(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        return callpage.count_calls(self.db, f, cap)
+
+    def explain_calls(self, f: RowFilter, sort: str = "-timestamp") -> str:
+        """The calls page's index walk."""
+        return callpage.explain_calls(self.db, f, sort)
 
     def latest_start_ns(self) -> int | None:
         return pages.latest_start_ns(self.db)
@@ -109,7 +125,8 @@ class TraceQueries:
     # -- dependency graph -----------------------------------------------------------
 
     def graph(self, *, window_s: float = 1800, now_ns: int | None = None) -> dict[str, Any]:
-        return graph.graph(self.db, window_s=window_s, now_ns=now_ns)
+        return graph.graph(self.db, window_s=window_s, now_ns=now_ns,
+                           levels=self.ribbon_levels)
 
     def explain_graph(self) -> str:
         return graph.explain_graph(self.db)
@@ -117,10 +134,10 @@ class TraceQueries:
     # -- status ribbon ----------------------------------------------------------------
 
     def health(self, *, now_ns: int | None = None) -> dict[str, Any]:
-        return ribbon.health(self.db, now_ns=now_ns)
+        return ribbon.health(self.db, now_ns=now_ns, levels=self.ribbon_levels)
 
     def feeds(self, *, now_ns: int | None = None) -> list[dict[str, Any]]:
-        return ribbon.feeds(self.db, now_ns=now_ns)
+        return ribbon.feeds(self.db, now_ns=now_ns, levels=self.ribbon_levels)
 
     def alerts(self, *, limit: int = 50) -> list[dict[str, Any]]:
         return ribbon.alerts(self.db, limit=limit)

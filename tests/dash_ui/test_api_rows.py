@@ -112,3 +112,13 @@ def test_from_after_to_is_4xx(client):
     r = client.get("/api/rows", params={"from": "2026-01-02T00:00:00",
                                         "to": "2026-01-01T00:00:00"})
     assert r.status_code == 422 and ["query", "from"] == r.json()["detail"][0]["loc"]
+
+
+def test_a_failed_row_carries_its_exception_summary_beside_the_traceback(client):
+    page = rows(client, errors_only=True, limit=50)
+    for r in page["rows"]:
+        assert r["Exception"].startswith("Traceback")  # the seven-column field, whole
+        assert r["exception_summary"].startswith("ValueError: negative limit for ")
+        assert "\n" not in r["exception_summary"]
+    ok = rows(client, limit=1000)["rows"]
+    assert all(r["exception_summary"] == "" for r in ok if r["Status"] == "OK")

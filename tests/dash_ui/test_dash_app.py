@@ -67,6 +67,10 @@ def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None
                         changed=[fired])
 
 
+# The time window's inputs, unset (the grid's callback reads them as State).
+NO_WINDOW = {"om-range.value": None, "om-time-from.value": None, "om-time-to.value": None}
+
+
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,
              sort_model=None, service=None):
     response = run_callback(
@@ -75,7 +79,7 @@ def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=
                                     "sortModel": sort_model or [], "filterModel": {}}},
         {"om-dates.start_date": None, "om-dates.end_date": None, "om-process.value": process,
          "om-data.value": data, "om-errors-only.value": errors_only,
-         "om-service.value": service})
+         "om-service.value": service, **NO_WINDOW})
     return response["om-grid"]["getRowsResponse"]
 
 
@@ -224,7 +228,8 @@ def test_callbacks_over_real_http_through_the_mounted_app(client):
             "state": [dict(_prop(k), value=v) for k, v in {
                 "om-dates.start_date": None, "om-dates.end_date": None,
                 "om-process.value": None, "om-data.value": None,
-                "om-errors-only.value": True, "om-service.value": None}.items()],
+                "om-errors-only.value": True, "om-service.value": None,
+                **NO_WINDOW}.items()],
             "changedPropIds": ["om-grid.getRowsRequest"]}
     r = client.post("/_dash-update-component", json=body)
     assert r.status_code == 200
@@ -317,7 +322,7 @@ def test_rows_outside_the_date_range_are_left_out(flask):
         {"om-grid.getRowsRequest": {"startRow": 0, "endRow": 100, "sortModel": []}},
         {"om-dates.start_date": "2000-01-01", "om-dates.end_date": "2000-01-31",
          "om-process.value": None, "om-data.value": None, "om-errors-only.value": False,
-         "om-service.value": None})
+         "om-service.value": None, **NO_WINDOW})
     assert out["om-grid"]["getRowsResponse"] == {"rowData": [], "rowCount": 0}
 
 
@@ -443,7 +448,8 @@ def _rows_and_note(c: httpx.Client, *, sort=None, process=None, data=NAME, start
             "state": [dict(_prop(k), value=v) for k, v in {
                 "om-dates.start_date": None, "om-dates.end_date": None,
                 "om-process.value": process, "om-data.value": data,
-                "om-errors-only.value": False, "om-service.value": None}.items()],
+                "om-errors-only.value": False, "om-service.value": None,
+                **NO_WINDOW}.items()],
             "changedPropIds": ["om-grid.getRowsRequest"]}
     r = c.post("/_dash-update-component", json=body)
     assert r.status_code == 200, r.text
@@ -478,3 +484,44 @@ def test_a_bounded_sort_is_stated_under_the_grid_and_cleared_when_exact(
     block, note = _rows_and_note(bounded_http, sort=slowest, process=QUIET)
     assert note == ""
     assert block["rowData"][0]["duration_ms"] == float(calls)  # the oldest, slowest call
+
+
+def test_graph_hover_latency_has_three_significant_digits_in_a_unit_that_fits():
+    from dash_ui.callbacks.graph import describe, latency, rate_level
+
+    assert [latency(v) for v in (0.001, 0.1234, 0.9996, 1.5, 12.345, 999.96, 12345)] == [
+        "1 µs", "123 µs", "1 ms", "1.5 ms", "12.3 ms", "1 s", "12.3 s"]
+    assert describe({"name": "p", "kind": "process", "last_latency_ms": 0.001,
+                     "errors": 87, "calls": 100, "error_rate": 0.87}) == \
+        "p: last latency 1 µs, errors (30 min): 87 of 100 calls (87.0%)"
+    assert [rate_level(r) for r in (None, 0, 0.01, 0.05, 0.9)] == [
+        "ok", "ok", "stale", "err", "err"]
+
+
+def test_each_ribbon_badge_explains_itself_on_hover(flask):
+    out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
+                       {"om-tick.n_intervals": 1})
+    badges = {b["props"]["id"]: b["props"] for b in out["om-ribbon"]["children"]}
+    queue = badges["om-badge-QueueDepth"]["title"]
+    assert "not yet written" in queue and "Amber from 1,000, red from 5,000." in queue
+    assert re.search(r"Measured [\d.e+]+ s ago\.", queue)
+    lag = badges["om-badge-SQLiteWriteLag"]["title"]
+    assert "Amber from 500 ms, red from 2,000 ms." in lag
+    feed = badges["om-badge-LastFeedUpdate"]["title"]
+    # judged against the stale feed's own interval
+    assert "Feed refinitiv.rates, its interval" in feed and "(1.5x)" in feed and "(2x)" in feed
+    assert re.search(r"Last update [\d.e+]+ s ago\.", feed)
+    assert "last 5 minutes" in badges["om-badge-errors"]["title"]
+
+
+def test_ribbon_thresholds_come_from_the_settings(recorded, monkeypatch):
+    from dash_ui.service import query_service
+
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_QUEUE_RED", "100000")
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_QUEUE_AMBER", "50000")
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_FEED_RED_FACTOR", "1e9")
+    monkeypatch.setenv("OTEL_MONITOR_RIBBON_FEED_AMBER_FACTOR", "1e8")
+    health = query_service(recorded).health()
+    assert health["badges"]["QueueDepth"]["thresholds"] == (50000, 100000)
+    assert health["badges"]["QueueDepth"]["level"] == "ok"      # 6,000 queued
+    assert health["badges"]["LastFeedUpdate"]["level"] == "ok"  # not 1e8 intervals old

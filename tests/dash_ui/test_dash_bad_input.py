@@ -25,7 +25,7 @@ def url_callback(flask, dash_app, search, filters=None, searched=None, fired=0):
     """The URL's callback (its outputs named as the app registered them: some are
     shared with other callbacks, so they carry a suffix), fired by input number
     ``fired`` (0: the URL, 1..6: a filter, 7: the search box)."""
-    from dash_ui.callbacks.url import FILTERS
+    from dash_ui.callbacks.url import FILTERS, WINDOW
 
     key = next(k for k in dash_app.callback_map if k.startswith("..om-url.search"))
     outputs = [dict(zip(("id", "property"), o.split(".", 1)))
@@ -33,7 +33,8 @@ def url_callback(flask, dash_app, search, filters=None, searched=None, fired=0):
     values = filters or [None] * len(FILTERS)
     inputs = [{"id": "om-url", "property": "search", "value": search}] + [
         {"id": cid, "property": prop, "value": v} for (cid, prop), v in zip(FILTERS, values)
-    ] + [{"id": "om-search", "property": "value", "value": searched}]
+    ] + [{"id": "om-search", "property": "value", "value": searched}] + [
+        {"id": cid, "property": prop, "value": None} for cid, prop in WINDOW]
     body = {"output": key, "outputs": outputs, "inputs": inputs,
             "state": [{"id": "om-feed", "property": "data", "value": None}],
             "changedPropIds": [f"{inputs[fired]['id']}.{inputs[fired]['property']}"]}
@@ -62,7 +63,10 @@ def rows(flask, request, start_date=None, end_date=None):
                   {"id": "om-process", "property": "value", "value": None},
                   {"id": "om-data", "property": "value", "value": None},
                   {"id": "om-errors-only", "property": "value", "value": False},
-                  {"id": "om-service", "property": "value", "value": None}])
+                  {"id": "om-service", "property": "value", "value": None},
+                  {"id": "om-range", "property": "value", "value": None},
+                  {"id": "om-time-from", "property": "value", "value": None},
+                  {"id": "om-time-to", "property": "value", "value": None}])
 
 
 def _harmless(r) -> None:

@@ -136,3 +136,54 @@ def test_a_10000_deep_chain_and_an_orphan_are_rows_too():
     rows = trace_view.rows(spans, None)
     assert len(rows) == 10_001 and rows[-2]["depth"] == 9_999
     assert rows[-1]["process"] == "orphan" and rows[-1]["depth"] == 0
+
+
+def test_the_time_window_in_the_url_both_ways():
+    p = parse("?from=2026-01-02T09:30:00Z&to=2026-01-02T10:15:30Z")
+    assert (p["from"], p["from_time"], p["to"], p["to_time"], p["last"]) == \
+        ("2026-01-02", "09:30:00", "2026-01-02", "10:15:30", None)
+    assert unparse(start="2026-01-02", end="2026-01-02", time_from="09:30",
+                   time_to="10:15:30") == "?from=2026-01-02T09%3A30%3A00Z&to=2026-01-02T10%3A15%3A30Z"
+    preset = parse("?from=now-15m")
+    assert (preset["last"], preset["from"], preset["to"]) == ("15m", None, None)
+    assert unparse(last="15m", start="2026-01-02") == "?from=now-15m"
+    assert unparse(last="live", start="2026-01-02") == "?from=2026-01-02"
+    assert parse("?from=now-7m")["last"] is None           # not a preset
+    assert parse("?from=2026-01-02T25:00:00Z")["from_time"] is None
+
+
+def test_the_url_sets_the_time_window(flask, dash_app):
+    out = outputs(url_callback(flask, dash_app, "?from=now-1h"))
+    assert out["om-range"]["value"] == "1h"
+    out = outputs(url_callback(flask, dash_app, "?from=2026-01-02T09:30:00Z"))
+    assert "om-range" not in out      # no preset: the dropdown stays as it is (live)
+    assert out["om-time-from"]["value"] == "09:30:00"
+    assert out["om-dates"]["start_date"] == "2026-01-02"
+
+
+def test_a_preset_and_times_of_day_make_the_row_filter():
+    from dash_ui.callbacks.table import row_filter
+
+    now = 1_767_312_000 * 10**9 + 12 * 3600 * 10**9          # 2026-01-02T12:00Z
+    f = row_filter("2000-01-01", "2000-01-02", None, None, False, last="15m", now_ns=now)
+    assert (f.since_ns, f.until_ns) == (now - 900 * 10**9, None)  # the dates unused
+    f = row_filter("2026-01-02", "2026-01-02", None, None, False, time_from="09:30",
+                   time_to="10:00:00.5")
+    day = 1_767_312_000 * 10**9
+    assert f.since_ns == day + 9.5 * 3600 * 10**9
+    assert f.until_ns == day + 10 * 3600 * 10**9 + 500_000_000
+    f = row_filter("2026-01-02", None, None, None, False, last="live", time_from="bad")
+    assert (f.since_ns, f.until_ns) == (day, None)
+
+
+def test_the_url_on_load_leaves_the_inputs_it_agrees_with(flask, dash_app):
+    """Setting an input to the value it has would purge the grids and fetch twice."""
+    out = outputs(url_callback(flask, dash_app, "?errors=1"))
+    assert out["om-errors-only"]["value"] is True
+    set_values = {(cid, prop) for cid, props in out.items() for prop in props}
+    assert not {("om-process", "value"), ("om-dates", "start_date"), ("om-dates", "end_date"),
+                ("om-data", "value"), ("om-service", "value"), ("om-range", "value"),
+                ("om-time-from", "value"), ("om-time-to", "value")} & set_values
+    back = outputs(url_callback(flask, dash_app, "", filters=[None, True, None, None, None,
+                                                              None]))
+    assert back["om-errors-only"]["value"] is False       # back to a URL without it

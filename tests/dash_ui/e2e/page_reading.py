@@ -8,12 +8,19 @@ from playwright.sync_api import Page
 
 GRID_ROWS = "#om-grid .ag-center-cols-container .ag-row"
 
+# A cell's text; the Process cell shows the short name (`Class.method`), its full
+# dotted name (its tooltip) is read from the row's data.
+_CELL_TEXT = ("(c => { if (c.getAttribute('col-id') !== 'process' || !c.closest('#om-grid')) "
+              "return c.innerText; const n = dash_ag_grid.getApi('om-grid').getRowNode("
+              "c.closest('.ag-row').getAttribute('row-id')); "
+              "return n && n.data ? n.data.Process : null; })")
+
 # Each displayed grid row: its row id (span_id:seq) and its cells' text by column id.
 _ROWS_JS = """() => [...document.querySelectorAll('GRID_ROWS')].map(r => {
     const cells = {};
-    r.querySelectorAll('.ag-cell').forEach(c => { cells[c.getAttribute('col-id')] = c.innerText; });
+    r.querySelectorAll('.ag-cell').forEach(c => { cells[c.getAttribute('col-id')] = CELL_TEXT(c); });
     return {rowId: r.getAttribute('row-id'), cells};
-})""".replace("GRID_ROWS", GRID_ROWS)
+})""".replace("GRID_ROWS", GRID_ROWS).replace("CELL_TEXT", _CELL_TEXT)
 
 # The cytoscape instance dash-cytoscape created (cytoscape registers it on its container).
 CY = "[...document.querySelectorAll('#om-graph, #om-graph *')].find(e => e._cyreg)._cyreg.cy"
@@ -41,7 +48,8 @@ def wait_rows(page: Page, predicate_js: str, timeout: float = 15_000) -> list[di
 
 def cell_of(column: str, text_js: str) -> str:
     """JS predicate: the row's ``column`` cell text satisfies ``text_js`` (of ``t``)."""
-    return f"r => {{ const c = r.querySelector('[col-id=\"{column}\"]'); const t = c ? c.innerText : null; return {text_js}; }}"
+    return (f"r => {{ const c = r.querySelector('[col-id=\"{column}\"]'); "
+            f"const t = c ? {_CELL_TEXT}(c) : null; return {text_js}; }}")
 
 
 def graph_ready(page: Page, nodes: int) -> None:
