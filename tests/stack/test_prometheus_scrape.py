@@ -184,10 +184,12 @@ def test_feed_ages_health_and_the_shipped_rules_reach_prometheus(stack):
               "write_lag_ms=12.0, last_write_ns=time.time_ns(), service_name='feeder', "
               "otlp_exported=5, otlp_failed={})")
     # One process: a fresh feed, its health with no OTLP failure, and 3 s later (a few
-    # scrapes) three failures.
+    # scrapes) three failures; it lives on for a few scrapes more, as an app does (the
+    # series of a process that has exited leave /metrics).
     another_exporting_process(store, "s.write_feeds([FeedState('bbg.fx', 1.0, 10.0, "
                               "time.time_ns() - 4 * 10**9, 3, False)])\n"
-                              + health.format(0) + "\ntime.sleep(3)\n" + health.format(3))
+                              + health.format(0) + "\ntime.sleep(3)\n" + health.format(3)
+                              + "\ntime.sleep(4)")
     ages = until(lambda: query(prom, 'otel_monitor_feed_age_seconds{feed="bbg.fx"} > 4'))
     assert len(ages) == 1
     assert query(prom, 'otel_monitor_exporter_queue_depth{service="feeder"}') == {"": 7.0}
