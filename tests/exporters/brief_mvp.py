@@ -22,31 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import _reference  # noqa: E402  (the brief's decorator, as written)
-
-# The brief's schema, section 3.2.
-BRIEF_SCHEMA = """
-CREATE TABLE process_trace (
-  ts           TEXT  NOT NULL,
-  process      TEXT  NOT NULL,      -- dotted function/class
-  status       TEXT  NOT NULL,      -- OK | ERR
-  duration_ms  REAL  NOT NULL,
-  exception    TEXT,                -- full traceback or NULL
-  PRIMARY KEY (ts, process)
-);
-
-CREATE TABLE data_trace (
-  ts          TEXT  NOT NULL,
-  process     TEXT  NOT NULL,
-  data        TEXT  NOT NULL,       -- variable name
-  data_type   TEXT  NOT NULL,       -- INPUT | OUTPUT
-  data_value  TEXT  NOT NULL,       -- repr() or <HASHED>
-  status      TEXT  NOT NULL,       -- copy from parent row
-  exception   TEXT,                 -- copy from parent row
-  PRIMARY KEY (ts, process, data, data_type)
-);
--- 6-hour retention
-CREATE INDEX idx_data_ts ON data_trace(ts);
-"""
+from exporter_helpers import BRIEF_DDL  # noqa: E402  (the brief's schema, section 3.2)
 
 
 class Clock:
@@ -107,7 +83,7 @@ def write(path: str, journal: str) -> int:
     """The MVP's queue consumer: each record to its table, in one transaction."""
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA journal_mode={journal}")
-    conn.executescript(BRIEF_SCHEMA)
+    conn.executescript(BRIEF_DDL)
     written = 0
     with conn:
         while not _reference.core_queue.empty():

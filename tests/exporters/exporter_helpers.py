@@ -19,6 +19,31 @@ from typing import Callable, Iterable
 from exporters import SpanStore
 from exporters.store import ProcessEntry
 
+# The brief's DDL, verbatim (projectbrief.md, 3.2).
+BRIEF_DDL = """
+CREATE TABLE process_trace (
+  ts           TEXT  NOT NULL,
+  process      TEXT  NOT NULL,      -- dotted function/class
+  status       TEXT  NOT NULL,      -- OK | ERR
+  duration_ms  REAL  NOT NULL,
+  exception    TEXT,                -- full traceback or NULL
+  PRIMARY KEY (ts, process)
+);
+
+CREATE TABLE data_trace (
+  ts          TEXT  NOT NULL,
+  process     TEXT  NOT NULL,
+  data        TEXT  NOT NULL,       -- variable name
+  data_type   TEXT  NOT NULL,       -- INPUT | OUTPUT
+  data_value  TEXT  NOT NULL,       -- repr() or <HASHED>
+  status      TEXT  NOT NULL,       -- copy from parent row
+  exception   TEXT,                 -- copy from parent row
+  PRIMARY KEY (ts, process, data, data_type)
+);
+-- 6‑hour retention
+CREATE INDEX idx_data_ts ON data_trace(ts);
+"""
+
 HERE = Path(__file__).resolve().parent
 WORKLOAD = HERE / "workload.py"
 HOUR_NS = 3600 * 10**9
