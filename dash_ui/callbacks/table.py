@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
 
 from dash import Dash, Input, Output, State, no_update
 
@@ -115,36 +115,28 @@ def sort_key(sort_model: Any) -> str:
 def block(queries: TraceQueries, request: Any, f: RowFilter
           ) -> tuple[dict[str, Any], str | None]:
     """The grid's block and the page's note (None when the block is in exact order)."""
-    request = request if isinstance(request, dict) else {}
-    start = start_row(request)
-    end = max(_row(request.get("endRow"), start + 100), start + 1)
-    limit = min(end - start, MAX_BLOCK)
-    page = queries.page(f, sort=sort_key(request.get("sortModel")), offset=start,
-                        limit=limit)
-    rows = page.rows
-    total, exact = queries.count_rows(f)
-    if len(rows) < limit:           # the last block: the grid now knows the end
-        count = start + len(rows)
-    else:                           # unknown beyond the cap: let the grid keep scrolling
-        count = total if exact else -1
-    return {"rowData": rows, "rowCount": count}, page.note
+    return _block(queries.page, queries.count_rows, request, f)
 
 
 def call_block(queries: TraceQueries, request: Any, f: RowFilter
                ) -> tuple[dict[str, Any], str | None]:
     """The calls grid's block (one row per call) and the page's note."""
+    return _block(queries.call_page, queries.count_calls, request, f)
+
+
+def _block(read_page: Callable[..., Any], count: Callable[[RowFilter], tuple[int, bool]],
+           request: Any, f: RowFilter) -> tuple[dict[str, Any], str | None]:
     request = request if isinstance(request, dict) else {}
     start = start_row(request)
     end = max(_row(request.get("endRow"), start + 100), start + 1)
     limit = min(end - start, MAX_BLOCK)
-    page = queries.call_page(f, sort=sort_key(request.get("sortModel")), offset=start,
-                             limit=limit)
-    total, exact = queries.count_calls(f)
-    if len(page.rows) < limit:
-        count = start + len(page.rows)
-    else:
-        count = total if exact else -1
-    return {"rowData": page.rows, "rowCount": count}, page.note
+    page = read_page(f, sort=sort_key(request.get("sortModel")), offset=start, limit=limit)
+    total, exact = count(f)
+    if len(page.rows) < limit:      # the last block: the grid now knows the end
+        row_count = start + len(page.rows)
+    else:                           # unknown beyond the cap: let the grid keep scrolling
+        row_count = total if exact else -1
+    return {"rowData": page.rows, "rowCount": row_count}, page.note
 
 
 def shown_note(start_row: int, note: str | None) -> Any:
