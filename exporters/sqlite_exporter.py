@@ -69,7 +69,10 @@ class SQLiteSpanExporter(SpanExporter):
         except (StoreBusy, StoreFull) as exc:  # passing conditions: the writer retries
             if open_timeout_s is None:
                 raise
-            _log.warning("otel-monitor: %s; calls queue until it can be opened", exc)
+            # Info, not a warning: workers starting together contend for a new store's
+            # lock for a moment, which is routine. A lock that outlasts the writer's own
+            # wait is warned about by the export that meets it (_failed).
+            _log.info("otel-monitor: %s; calls queue until it can be opened", exc)
             self._store = None
         else:
             self._store.db.busy_timeout_s = busy_timeout_s  # its writes wait this long
