@@ -180,11 +180,9 @@ def main() -> int:
     return 0
 
 
-def sorted_pages(q, cases, date_range, rnd, runs: int) -> None:
-    """Every sort x filter (each filter alone and within a 1-hour range): p95 over pages
-    at varied offsets, the plan of its index walk, and how many of the runs took the
-    bounded strategy (then its plan too) and how many of those were not exact."""
-    from exporters.queries import SORTS, RowFilter
+def page_filters(cases, date_range) -> dict:
+    """Each filter of ``cases`` alone, and each within a 1-hour range (label -> make)."""
+    from exporters.queries import RowFilter
 
     def in_range(make):
         def both() -> RowFilter:
@@ -196,6 +194,16 @@ def sorted_pages(q, cases, date_range, rnd, runs: int) -> None:
     filters = {label.removeprefix("page: "): make for label, make in cases.items()}
     filters.update({f"1 h range + {label}": in_range(make) for label, make in filters.items()
                     if not label.startswith("date range")})
+    return filters
+
+
+def sorted_pages(q, cases, date_range, rnd, runs: int) -> None:
+    """Every sort x filter (each filter alone and within a 1-hour range): p95 over pages
+    at varied offsets, the plan of its index walk, and how many of the runs took the
+    bounded strategy (then its plan too) and how many of those were not exact."""
+    from exporters.queries import SORTS
+
+    filters = page_filters(cases, date_range)
     print(f"\nsorted pages (offsets 0-1000, 100 rows): {len(SORTS)} sorts x "
           f"{len(filters)} filters")
     print(f"{'query':56} {'p50 ms':>8} {'p95 ms':>8}   plan")
@@ -223,16 +231,7 @@ def call_pages(q, cases, date_range, rnd, runs: int) -> None:
     plan of its index walk and how often it took the bounded strategy."""
     from exporters.queries import SORTS, RowFilter
 
-    def in_range(make):
-        def both() -> RowFilter:
-            r, f = date_range(), make()
-            return RowFilter(since_ns=r.since_ns, until_ns=r.until_ns, process=f.process,
-                             data=f.data, errors_only=f.errors_only, service=f.service)
-        return both
-
-    filters = {label.removeprefix("page: "): make for label, make in cases.items()}
-    filters.update({f"1 h range + {label}": in_range(make) for label, make in filters.items()
-                    if not label.startswith("date range")})
+    filters = page_filters(cases, date_range)
     print(f"\ncalls view pages (offsets 0-1000, 100 calls): {len(SORTS)} sorts x "
           f"{len(filters)} filters")
     print(f"{'query':56} {'p50 ms':>8} {'p95 ms':>8}   plan")

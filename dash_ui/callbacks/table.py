@@ -148,14 +148,18 @@ def shown_note(start_row: int, note: str | None) -> Any:
     return note if note else no_update
 
 
+# The filters both grids read, in the order row_filter takes them.
+FILTER_STATES = (State("om-dates", "start_date"), State("om-dates", "end_date"),
+                 State("om-process", "value"), State("om-data", "value"),
+                 State("om-errors-only", "value"), State("om-service", "value"),
+                 State("om-range", "value"), State("om-time-from", "value"),
+                 State("om-time-to", "value"))
+
+
 def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-grid", "getRowsResponse"), Output("om-sort-note", "children"),
                   Input("om-grid", "getRowsRequest"),
-                  State("om-dates", "start_date"), State("om-dates", "end_date"),
-                  State("om-process", "value"), State("om-data", "value"),
-                  State("om-errors-only", "value"), State("om-service", "value"),
-                  State("om-range", "value"), State("om-time-from", "value"),
-                  State("om-time-to", "value"),
+                  *FILTER_STATES,
                   prevent_initial_call=True)
     def get_rows(request, start_date, end_date, process, data, errors_only, service,
                  last, time_from, time_to):
@@ -167,11 +171,7 @@ def register(app: Dash, queries: TraceQueries) -> None:
     @app.callback(Output("om-calls", "getRowsResponse"),
                   Output("om-calls-note", "children"),
                   Input("om-calls", "getRowsRequest"),
-                  State("om-dates", "start_date"), State("om-dates", "end_date"),
-                  State("om-process", "value"), State("om-data", "value"),
-                  State("om-errors-only", "value"), State("om-service", "value"),
-                  State("om-range", "value"), State("om-time-from", "value"),
-                  State("om-time-to", "value"),
+                  *FILTER_STATES,
                   prevent_initial_call=True)
     def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
                       last, time_from, time_to):
