@@ -1,6 +1,7 @@
 """Time the UI's read queries (exporters.queries.TraceQueries) on a 10,000,000-row store.
 
     .venv/bin/python benchmarks/bench_ui_queries.py [--calls 2000000] [--runs 50]
+        [--db PATH] [--generate-only] [--only calls]
 
 Generates 2,000,000 calls x 5 data rows through SpanStore.insert_calls in big batches
 (cached under the temp dir, named by the schema, and reused when present), then times
@@ -8,6 +9,7 @@ each query over ``--runs`` runs with varied parameters and prints p50/p95 beside
 EXPLAIN QUERY PLAN: each filter's page and count, then every sort x filter page (each
 filter alone and within a 1-hour range), saying when a page took the bounded strategy,
 then the calls view's pages (one row per call, issue 14) for the same sorts x filters.
+``--only calls`` times the calls view's pages alone.
 Targets (issue 4): each page query <= 50 ms p95 (the calls view's too); the graph
 <= 200 ms p95.
 """
@@ -128,6 +130,8 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--db", default=None)
     ap.add_argument("--generate-only", action="store_true")
+    ap.add_argument("--only", choices=["calls"], default=None,
+                    help="time only this part: the calls view's pages")
     args = ap.parse_args()
     path = cached_store(args.calls, args.db)
     if args.generate_only:
@@ -154,6 +158,9 @@ def main() -> int:
         "page: process + errors": lambda: RowFilter(process=rnd.choice(PROCESSES),
                                                     errors_only=True),
     }
+    if args.only == "calls":
+        call_pages(q, cases, date_range, rnd, args.runs)
+        return 0
     print(f"{'query':40} {'p50 ms':>8} {'p95 ms':>8}   plan")
     for label, make in cases.items():
         def run():
