@@ -5,8 +5,10 @@ indexes.
 A page is an index walk of ``spans`` in the sort's order (``spans_by_time``,
 ``spans_by_process``, ``spans_errors_by_time``; for a status sort the failed and the OK
 calls merged, for a duration sort one ``spans_by_duration`` walk per bucket of start time
-merged), as the trace table's pages are; only then are the page's variables read, by
-their primary key. A walk that must test a filter its index does not hold (a variable
+merged), as the trace table's pages are; a duration page of one process's calls or of the
+failed calls is the trace table's exact top-N, sorted from an index that holds duration
+(``pages.top_calls_sql``, at most ``pages.TOP_CALLS_MAX`` calls). Only then are the
+page's variables read, by their primary key. A walk that must test a filter its index does not hold (a variable
 name, a service; the OK calls of a status sort) gets a budget of SQLite steps; past it
 the page is sorted within the newest SORT_WINDOW_CALLS calls of the indexed filters and
 says so (``Page.note``), as the trace table's pages do.
@@ -60,6 +62,8 @@ def _where(f: RowFilter, *, range_in_walk: bool = True) -> tuple[str, list[Any]]
 def walk_sql(db: Database, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
     """The calls page as one index walk in ``sort`` order (LIMIT ? OFFSET ? to bind)."""
     key = sort.lstrip("-")
+    if key == "duration_ms" and pages.sorts_top_calls(f):
+        return top_sql(f, sort)
     if key == "status":
         where, params = _where(f)
         glue = " AND " if where else "WHERE "
@@ -84,6 +88,17 @@ def walk_sql(db: Database, f: RowFilter, sort: str) -> tuple[str, list[Any]]:
         source = "spans s JOIN processes p ON p.id = s.process_id"
     return (f"SELECT {CALL_COLUMNS} FROM {source} {where} ORDER BY {CALL_SORTS[sort]} "
             "LIMIT ? OFFSET ?", params)
+
+
+def top_sql(f: RowFilter, sort: str) -> tuple[str, list[Any]]:
+    """A duration page of one process's calls or of the failed calls: the trace table's
+    top-N (pages.top_calls_sql: sorted from an index alone); each call is a row, so the
+    page is the top-N's LIMIT ? OFFSET ? (to bind), and only its calls are read."""
+    top, params = pages.top_calls_sql(f, sort)
+    return (f"WITH top AS ({top} LIMIT ? OFFSET ?) "
+            f"SELECT {CALL_COLUMNS} FROM top t JOIN spans s ON s.id = t.id "
+            "JOIN processes p ON p.id = s.process_id "
+            f"ORDER BY {CALL_SORTS[sort].replace('s.', 't.')}", params)
 
 
 def window_sql(f: RowFilter, sort: str) -> tuple[str, list[Any]]:
@@ -118,6 +133,11 @@ def call_page(db: Database, f: RowFilter, *, sort: str = "-timestamp", offset: i
     """One page of calls, one row each (see the module's docstring)."""
     if sort not in CALL_SORTS:
         raise ValueError(f"unknown sort {sort!r}; one of {sorted(CALL_SORTS)}")
+    if sort.endswith("duration_ms") and pages.sorts_top_calls(f):
+        if pages.top_calls_count(db, f) is None:
+            return _window_page(db, f, sort, limit, offset)
+        sql, params = top_sql(f, sort)
+        return Page(_render(db, db.execute(sql, [*params, limit, offset])), None, "top")
     sql, params = walk_sql(db, f, sort)
     params = [*params, limit, offset]
     if _bounded_walk(f, sort):
@@ -128,7 +148,10 @@ def call_page(db: Database, f: RowFilter, *, sort: str = "-timestamp", offset: i
     try:
         return Page(_render(db, db.execute(sql, params, max_steps=steps)))
     except StepBudgetExceeded:
-        pass
+        return _window_page(db, f, sort, limit, offset)
+
+
+def _window_page(db: Database, f: RowFilter, sort: str, limit: int, offset: int) -> Page:
     indexed, indexed_params = f.indexed_only().where(rows=False)
     complete = pages._at_most(db, f"SELECT 1 FROM spans s {indexed}", indexed_params,
                               pages.SORT_WINDOW_CALLS) <= pages.SORT_WINDOW_CALLS

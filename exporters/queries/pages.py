@@ -152,16 +152,32 @@ def sorts_top_calls(f: RowFilter) -> bool:
     return (f.process is not None or f.errors_only) and f.data is None and f.service is None
 
 
-def _top_calls_sql(f: RowFilter, sort: str, calls: int) -> tuple[str, list[Any]]:
-    """The first ``calls`` calls of the process/errors/date filters in duration order,
-    sorted from an index alone (spans_by_process, spans_errors_by_process,
-    spans_errors_by_time hold duration_ms, and the row id), then the page's (call,
-    argument) keys among their rows, then only the page's rows are rendered (LIMIT ?
-    OFFSET ? to bind). Exact once those calls make at least the page's end in rows."""
+def top_calls_sql(f: RowFilter, sort: str) -> tuple[str, list[Any]]:
+    """The calls of the process/errors/date filters in the duration ``sort``'s order, as
+    (id, duration_ms, start_ns), sorted from an index alone (spans_by_process,
+    spans_errors_by_process, spans_errors_by_time hold duration_ms and the row id): no
+    row is read (a LIMIT to add). The top-N of the trace table and of the calls view."""
     indexed, params = f.indexed_only().where(rows=False)
     call_order = SORTS[sort].removesuffix(", d.seq")
-    sql = (f"WITH top AS (SELECT s.id, s.duration_ms, s.start_ns FROM spans s {indexed} "
-           f"ORDER BY {call_order} LIMIT ?), "
+    return (f"SELECT s.id, s.duration_ms, s.start_ns FROM spans s {indexed} "
+            f"ORDER BY {call_order}"), params
+
+
+def top_calls_count(db: Database, f: RowFilter) -> int | None:
+    """How many calls a top-N page sorts (see TOP_CALLS_MAX), or None when they are more:
+    then the page takes the bounded strategy."""
+    indexed, params = f.indexed_only().where(rows=False)
+    n = _at_most(db, f"SELECT 1 FROM spans s {indexed}", params, TOP_CALLS_MAX)
+    return None if n > TOP_CALLS_MAX else n
+
+
+def _top_calls_sql(f: RowFilter, sort: str, calls: int) -> tuple[str, list[Any]]:
+    """The first ``calls`` calls of the process/errors/date filters in duration order
+    (top_calls_sql), then the page's (call, argument) keys among their rows, then only
+    the page's rows are rendered (LIMIT ? OFFSET ? to bind). Exact once those calls make
+    at least the page's end in rows."""
+    top, params = top_calls_sql(f, sort)
+    sql = (f"WITH top AS ({top} LIMIT ?), "
            "keys AS (SELECT t.id, d.seq FROM top t JOIN spans s ON s.id = t.id "
            f"LEFT JOIN data_values d ON d.span = t.id WHERE {HAS_ROW} "
            f"ORDER BY {SORTS[sort].replace('s.', 't.')} LIMIT ? OFFSET ?) "
@@ -173,9 +189,8 @@ def _top_calls_sql(f: RowFilter, sort: str, calls: int) -> tuple[str, list[Any]]
 
 
 def _top_calls_page(db: Database, f: RowFilter, sort: str, limit: int, offset: int) -> Page:
-    indexed, params = f.indexed_only().where(rows=False)
-    n = _at_most(db, f"SELECT 1 FROM spans s {indexed}", params, TOP_CALLS_MAX)
-    if n > TOP_CALLS_MAX:
+    n = top_calls_count(db, f)
+    if n is None:
         return _window_page(db, f, sort, limit, offset)
     # A call makes at least one row unless it is an OK call without variables: the
     # first `end` calls nearly always hold the page; if they fall short, sort them all.

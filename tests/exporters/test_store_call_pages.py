@@ -8,15 +8,71 @@ import pytest
 from test_store_sorted_pages import _filters, store  # noqa: F401  (fixture)
 
 from exporters.queries import SORTS, TraceQueries
+from exporters.queries import pages
 from exporters.queries.callpage import _where
+
+# Duration pages of a process's calls or of the failed calls: the index the top-N sorts.
+TOP_N_INDEXES = {
+    "process": {"spans_by_process"}, "range+process": {"spans_by_process"},
+    "errors": {"spans_errors_by_time", "spans_errors_by_process"},
+    "range+errors": {"spans_errors_by_time"},
+    "process+errors": {"spans_errors_by_process"}}
 
 
 def test_every_sort_and_filter_walks_an_index_without_sorting_the_range(store):  # noqa: F811
     q = TraceQueries(store)
     for (label, f), sort in itertools.product(_filters(0).items(), SORTS):
         plan = q.explain_calls(f, sort)
+        if sort.endswith("duration_ms") and pages.sorts_top_calls(f):
+            assert label in TOP_N_INDEXES   # an exact top-N over an index (below)
+            continue
         assert "TEMP B-TREE" not in plan, (label, sort, plan)
         assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, (label, sort, plan)
+
+
+@pytest.mark.parametrize("sort", ["-duration_ms", "duration_ms"])
+@pytest.mark.parametrize("label", sorted(TOP_N_INDEXES))
+def test_duration_pages_of_a_process_or_failures_sort_their_calls_from_an_index_alone(
+        store, label, sort):  # noqa: F811
+    """The trace table's top-N: the calls are sorted from an index that holds duration
+    (no call's row is read to sort them), then only the page's calls are read."""
+    plan = TraceQueries(store).explain_calls(_filters(0)[label], sort).splitlines()
+    top = plan.index("MATERIALIZE top")
+    page = plan.index("SCAN t")
+    sorting = plan[top + 1:page]
+    # (a partial index of the failed calls is scanned whole: it holds only them)
+    assert sorting[0].startswith(("SEARCH s USING COVERING INDEX ",
+                                  "SCAN s USING COVERING INDEX ")), plan
+    assert sorting[0].split("USING COVERING INDEX ")[1].split()[0] in TOP_N_INDEXES[label]
+    assert [s for s in sorting if s.startswith(("SEARCH s", "SCAN s"))] == sorting[:1], plan
+    assert sorting[-1] == "USE TEMP B-TREE FOR ORDER BY", plan   # the index's entries
+    # The page's calls (LIMIT ? OFFSET ? of the top-N): each read by its primary key.
+    assert plan[page + 1:] == ["SEARCH s USING INTEGER PRIMARY KEY (rowid=?)",
+                               "SEARCH p USING INTEGER PRIMARY KEY (rowid=?)",
+                               "USE TEMP B-TREE FOR ORDER BY"], plan
+
+
+def test_duration_pages_of_a_process_or_failures_are_the_exact_top_n(store):  # noqa: F811
+    q = TraceQueries(store)
+    for label, sort in itertools.product(TOP_N_INDEXES, ["-duration_ms", "duration_ms"]):
+        f = _filters(0)[label]
+        page = q.call_page(f, sort=sort, offset=3, limit=5)
+        assert page.strategy == "top" and page.note is None, (label, sort)
+        assert [c["span_id"] for c in page.rows] == _reference(q, f, sort)[3:8], (label, sort)
+
+
+def test_a_top_n_over_too_many_calls_is_sorted_within_the_newest_calls_and_says_so(
+        store, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(pages, "TOP_CALLS_MAX", 10)
+    monkeypatch.setattr(pages, "SORT_WINDOW_CALLS", 30)
+    q = TraceQueries(store)
+    page = q.call_page(_filters(0)["process"], sort="-duration_ms", limit=100)
+    assert page.strategy == "window" and page.window_calls == 30 and page.note
+    newest = [r[0] for r in q.db.execute(
+        "SELECT printf('%016x', s.span_id) FROM spans s JOIN processes p "
+        "ON p.id = s.process_id WHERE p.name = 'app.beta' ORDER BY s.start_ns DESC LIMIT 30")]
+    want = [c for c in _reference(q, _filters(0)["process"], "-duration_ms") if c in newest]
+    assert [c["span_id"] for c in page.rows] == want
 
 
 def _reference(q: TraceQueries, f, sort: str) -> list[str]:
