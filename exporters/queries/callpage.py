@@ -8,10 +8,10 @@ calls merged, for a duration sort one ``spans_by_duration`` walk per bucket of s
 merged), as the trace table's pages are; a duration page of one process's calls or of the
 failed calls is the trace table's exact top-N, sorted from an index that holds duration
 (``pages.top_calls_sql``, at most ``pages.TOP_CALLS_MAX`` calls). Only then are the
-page's variables read, by their primary key. A walk that must test a filter its index does not hold (a variable
-name, a service; the OK calls of a status sort) gets a budget of SQLite steps; past it
-the page is sorted within the newest SORT_WINDOW_CALLS calls of the indexed filters and
-says so (``Page.note``), as the trace table's pages do.
+page's variables read, by their primary key. A walk that must test a filter its index
+does not hold (a variable name, a service; the OK calls of a status sort) gets a budget
+of SQLite steps; past it the page is sorted within the newest SORT_WINDOW_CALLS calls of
+the indexed filters and says so (``Page.note``), as the trace table's pages do.
 """
 from __future__ import annotations
 
