@@ -1,4 +1,5 @@
-"""The drill-down modal, opened by a row click, a link (``?span_id=``, ``?trace_id=``: the
+"""The drill-down modal, opened by a row click (of the seven-column grid or of the calls
+grid), a link (``?span_id=``, ``?trace_id=``: the
 ``om-open`` store, set by ``url``), the search box or a click in its own trace view: the
 call's trace as a waterfall (``dash_ui.trace_view``; a click on a span switches the
 drill-down to it, on its toggle collapses or expands its subtree), the process's source
@@ -174,7 +175,7 @@ def _trace_state(shown: Any) -> tuple[str, str, set[str]] | None:
 
 def _span_of_cell(cell: Any, with_seq: bool) -> str:
     """The span id of a clicked cell's row ("<span id>:<seq>" in the table, the span id in
-    the trace view); "" for a click of another shape."""
+    the trace view and the calls view); "" for a click of another shape."""
     row_id = cell.get("rowId") if isinstance(cell, dict) else None
     span_id = (row_id.split(":", 1)[0] if with_seq else row_id) \
         if isinstance(row_id, str) else ""
@@ -187,11 +188,16 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   Output("om-trace-note", "children"), Output("om-trace-state", "data"),
                   Output("om-trace", "scrollTo"),
                   Input("om-grid", "cellClicked"), Input("om-open", "data"),
-                  Input("om-trace", "cellClicked"), State("om-trace-state", "data"),
-                  State("om-picked", "data"), prevent_initial_call=True)
-    def open_call(cell, opened, trace_cell, shown, picked):
+                  Input("om-trace", "cellClicked"), Input("om-calls", "cellClicked"),
+                  State("om-trace-state", "data"), State("om-picked", "data"),
+                  prevent_initial_call=True)
+    def open_call(cell, opened, trace_cell, calls_cell, shown, picked):
         nothing = (no_update,) * 7
-        if ctx.triggered_id == "om-trace":
+        if ctx.triggered_id == "om-calls":   # a row of the calls view: its id is the span id
+            span_id = _span_of_cell(calls_cell, with_seq=False)
+            if not span_id:
+                return nothing
+        elif ctx.triggered_id == "om-trace":
             span_id = _span_of_cell(trace_cell, with_seq=False)
             if not span_id:
                 return nothing

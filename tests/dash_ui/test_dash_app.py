@@ -54,15 +54,17 @@ DRILL_DOWN = ["om-modal.is_open", "om-modal-title.children", "om-modal-body.chil
 
 
 def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None,
-                   picked=None) -> dict:
+                   picked=None, calls_cell=None) -> dict:
     """The drill-down's callback, fired by a table click (``cell``), a link or the search
-    (``opened``: the om-open store) or a click in the trace view (``trace_cell``);
-    ``picked``: the call picked to compare with."""
+    (``opened``: the om-open store), a click in the trace view (``trace_cell``) or in
+    the calls view (``calls_cell``); ``picked``: the call picked to compare with."""
     fired = ("om-grid.cellClicked" if cell is not None else "om-open.data"
-             if opened is not None else "om-trace.cellClicked")
+             if opened is not None else "om-calls.cellClicked" if calls_cell is not None
+             else "om-trace.cellClicked")
     return run_callback(flask, DRILL_DOWN,
                         {"om-grid.cellClicked": cell, "om-open.data": opened,
-                         "om-trace.cellClicked": trace_cell},
+                         "om-trace.cellClicked": trace_cell,
+                         "om-calls.cellClicked": calls_cell},
                         {"om-trace-state.data": shown, "om-picked.data": picked},
                         changed=[fired])
 
@@ -72,15 +74,17 @@ NO_WINDOW = {"om-range.value": None, "om-time-from.value": None, "om-time-to.val
 
 
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,
-             sort_model=None, service=None):
+             sort_model=None, service=None, grid="om-grid", note="om-sort-note"):
+    """A block of the seven-column grid (of the calls grid: ``grid="om-calls"``,
+    ``note="om-calls-note"``)."""
     response = run_callback(
-        flask, ["om-grid.getRowsResponse", "om-sort-note.children"],
-        {"om-grid.getRowsRequest": {"startRow": start, "endRow": end,
+        flask, [f"{grid}.getRowsResponse", f"{note}.children"],
+        {f"{grid}.getRowsRequest": {"startRow": start, "endRow": end,
                                     "sortModel": sort_model or [], "filterModel": {}}},
         {"om-dates.start_date": None, "om-dates.end_date": None, "om-process.value": process,
          "om-data.value": data, "om-errors-only.value": errors_only,
          "om-service.value": service, **NO_WINDOW})
-    return response["om-grid"]["getRowsResponse"]
+    return response[grid]["getRowsResponse"]
 
 
 def test_theme_tokens_are_the_designed_ones():
@@ -292,6 +296,26 @@ def test_clicking_an_error_row_opens_the_drill_down(flask):
     graph = json.dumps(body)
     assert '"om-sparkline"' in graph and '"type": "scatter"' in graph
     assert any("om-source" in json.dumps(b) for b in body)
+
+
+def test_clicking_a_row_of_the_calls_view_opens_the_same_drill_down(flask):
+    call = get_rows(flask, errors_only=True, grid="om-calls", note="om-calls-note"
+                    )["rowData"][0]
+    row = next(r for r in get_rows(flask, errors_only=True, end=1000)["rowData"]
+               if r["span_id"] == call["span_id"])
+    from_calls = open_drilldown(flask, calls_cell={"rowId": call["span_id"],
+                                                   "colId": "inputs", "value": call["inputs"]})
+    from_rows = open_drilldown(flask, {"rowId": f"{row['span_id']}:{row['seq']}",
+                                       "colId": "Process", "value": row["Process"]})
+    assert from_calls["om-modal"]["is_open"] is True
+    assert from_calls["om-modal-title"]["children"] == call["process"] == \
+        "ui_workload.check_limit"
+    text = "".join(_texts(from_calls["om-modal-body"]["children"]))
+    assert "def check_limit" in text and "ValueError" in text
+    assert _texts(from_calls["om-modal-body"]["children"]) == \
+        _texts(from_rows["om-modal-body"]["children"])
+    for out in ("om-modal", "om-modal-title", "om-trace", "om-trace-note", "om-trace-state"):
+        assert from_calls[out] == from_rows[out], out
 
 
 def test_the_drill_down_shows_a_script_value_as_text(flask):

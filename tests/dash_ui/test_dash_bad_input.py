@@ -117,10 +117,18 @@ def test_a_bad_cell_click_is_harmless(flask, cell):
     _harmless(open_drilldown(flask, cell))
 
 
+@pytest.mark.parametrize("cell", ["x", 5, [], {"rowId": 5}, {"rowId": ["a"]},
+                                  {"rowId": "zzzzzzzzzzzzzzzz"}, {"rowId": None},
+                                  {"rowId": "ffffffffffffffff"}, {"rowId": "f" * 16 + ":0"},
+                                  {"rowId": "-" * 16}])
+def test_a_bad_calls_view_click_is_harmless(flask, cell):
+    _harmless(open_drilldown(flask, calls_cell=cell, fired=3))
+
+
 def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, fired=0,
-                   picked=None):
+                   picked=None, calls_cell=None):
     """The drill-down's callback, fired by its input number ``fired`` (0: a table click,
-    1: a link or the search, 2: a click in the trace view)."""
+    1: a link or the search, 2: a click in the trace view, 3: in the calls view)."""
     outputs = [{"id": i, "property": p} for i, p in (
         ("om-modal", "is_open"), ("om-modal-title", "children"),
         ("om-modal-body", "children"), ("om-trace", "rowData"),
@@ -128,7 +136,8 @@ def open_drilldown(flask, cell=None, opened=None, trace_cell=None, shown=None, f
     r = _post(flask, outputs,
               [{"id": "om-grid", "property": "cellClicked", "value": cell},
                {"id": "om-open", "property": "data", "value": opened},
-               {"id": "om-trace", "property": "cellClicked", "value": trace_cell}],
+               {"id": "om-trace", "property": "cellClicked", "value": trace_cell},
+               {"id": "om-calls", "property": "cellClicked", "value": calls_cell}],
               [{"id": "om-trace-state", "property": "data", "value": shown},
                {"id": "om-picked", "property": "data", "value": picked}], changed=fired)
     return r
