@@ -17,7 +17,7 @@ from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
     ui_url,
 )
 from page_reading import GRID_ROWS, cell_of, open_ui, wait_rows
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -187,6 +187,23 @@ def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
     failed = [r for r in shown if r["cells"]["status"] == "ERR"]
     assert failed and all(r["cells"]["exception_summary"].startswith("ValueError: ")
                           for r in failed)
+    # a click on a call opens its drill-down, as a click on a row of the seven columns does
+    for call in (failed[0], next(r for r in shown if r["cells"]["status"] == "OK")):
+        ui.locator(f'#om-calls .ag-center-cols-container .ag-row[row-id="{call["span_id"]}"] '
+                   '[col-id="inputs"]').click()
+        expect(ui.locator("#om-modal-title")).to_be_visible()
+        process = ui.locator("#om-modal-title").inner_text()
+        assert process.rsplit(".", 1)[-1] == call["cells"]["process"]   # the dotted name
+        expect(ui.locator("#om-source")).to_contain_text(f"def {call['cells']['process']}(")
+        expect(ui.locator("#om-reproduce")).to_contain_text(
+            f"span {call['span_id']}, {call['cells']['status']}")
+        if call["cells"]["status"] == "ERR":
+            expect(ui.locator("#om-traceback")).to_contain_text(
+                call["cells"]["exception_summary"])
+        else:
+            expect(ui.locator("#om-traceback")).to_have_count(0)
+        ui.keyboard.press("Escape")
+        expect(ui.locator("#om-modal-title")).to_be_hidden()
 
 
 from page_reading import CY, graph_ready  # noqa: E402
