@@ -52,7 +52,8 @@ GRAPH_STYLE = [
                                    "text-background-opacity": 0.8,
                                    "text-background-padding": "2px"}},
     {"selector": 'node[kind = "process"]', "style": {"shape": "rectangle"}},
-    # a process by its error rate in the window (callbacks/graph.py ERR_RATE)
+    # a process by its error rate in the window (callbacks/graph.py rate_level: the
+    # graph_error_rate_* settings)
     {"selector": 'node[kind = "process"][level = "ok"]', "style": {"background-color": TOKENS["ok"]}},
     {"selector": 'node[kind = "process"][level = "stale"]',
      "style": {"background-color": TOKENS["stale"]}},

@@ -208,6 +208,16 @@ class Settings:
         2.0, "OTEL_MONITOR_RIBBON_FEED_RED_FACTOR",
         "UI ribbon: LastFeedUpdate turns red (the feed is stale in the graph) past this many "
         "of its intervals", rule=POSITIVE)
+    # -- the UI's graph: a process node's colour by its share of failed calls in the window
+    graph_error_rate_amber: float = setting(
+        0.0, "OTEL_MONITOR_GRAPH_ERROR_RATE_AMBER",
+        "UI graph: a process node turns amber above this share of failed calls in the "
+        "window (0: at its first failure; green at or below it)",
+        rule=Rule(lambda v: 0 <= v < 1, "must be >= 0 and < 1"))
+    graph_error_rate_red: float = setting(
+        0.05, "OTEL_MONITOR_GRAPH_ERROR_RATE_RED",
+        "UI graph: a process node turns red at this share of failed calls in the window",
+        rule=Rule(lambda v: 0 < v <= 1, "must be > 0 and <= 1"))
     # -- `otel-monitor serve`
     ui_token: str | None = setting(
         None, "OTEL_MONITOR_UI_TOKEN",

@@ -8,28 +8,38 @@ from typing import Any
 from dash import Dash, Input, Output, no_update
 
 from exporters.queries import TraceQueries
+from otel_monitor.settings import read_setting
 
 
-# A process node's colour by its error rate in the window: `ok` with no failure, `stale`
-# below ERR_RATE, `err` from it on.
-ERR_RATE = 0.05
+def rate_levels() -> tuple[float, float]:
+    """A process node's colour thresholds from the settings (OTEL_MONITOR_GRAPH_*, .env):
+    (amber above, red from) its share of failed calls in the window."""
+    return read_setting("graph_error_rate_amber"), read_setting("graph_error_rate_red")
 
 
-def rate_level(rate: Any) -> str:
+def rate_level(rate: Any, levels: tuple[float, float] | None = None) -> str:
+    """A process node's level by its error rate in the window (``levels``: rate_levels()):
+    `ok` at or below the amber threshold (with no failure, by default), `stale` above it,
+    `err` from the red one on."""
+    amber, red = rate_levels() if levels is None else levels
     rate = _number(rate)
-    if not rate:
+    if rate is None:
         return "ok"
-    return "err" if rate >= ERR_RATE else "stale"
+    return "err" if rate >= red else "stale" if rate > amber else "ok"
 
 
-def elements(graph: dict[str, Any]) -> list[dict[str, Any]]:
+def elements(graph: dict[str, Any], levels: tuple[float, float] | None = None
+             ) -> list[dict[str, Any]]:
+    """The graph's cytoscape elements; a process node's ``level`` (its colour) by its
+    error rate and ``levels`` (rate_levels() by default)."""
+    levels = rate_levels() if levels is None else levels
     out: list[dict[str, Any]] = []
     for n in graph["nodes"]:
         label = short_label(n["name"]) if n["kind"] == "process" else n["name"]
         data = {"id": n["id"], "name": n["name"], "label": label, "kind": n["kind"],
                 "stale": bool(n.get("stale")), "errors": n.get("errors"),
                 "calls": n.get("calls"), "error_rate": n.get("error_rate"),
-                "level": rate_level(n.get("error_rate")),
+                "level": rate_level(n.get("error_rate"), levels),
                 "last_latency_ms": n.get("last_latency_ms"), "age_s": n.get("age_s")}
         out.append({"data": data, "classes": n["kind"]})
     for e in graph["edges"]:
@@ -88,9 +98,11 @@ def describe(node: Any) -> str:
 
 
 def register(app: Dash, queries: TraceQueries) -> None:
+    levels = rate_levels()   # read once, as the ribbon's thresholds are (dash_ui.service)
+
     @app.callback(Output("om-graph", "elements"), Input("om-tick", "n_intervals"))
     def refresh_graph(_n):
-        return elements(queries.graph())
+        return elements(queries.graph(), levels)
 
     # The layout, after each update or a change of view (assets/omGraph.js).
     app.clientside_callback(

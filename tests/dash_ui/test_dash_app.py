@@ -522,6 +522,29 @@ def test_graph_hover_latency_has_three_significant_digits_in_a_unit_that_fits():
         "ok", "ok", "stale", "err", "err"]
 
 
+def _process_colours(app) -> dict[str, str]:
+    """Each process node's colour as the graph draws it: its elements from the graph's
+    callback, each node's level matched by the graph's stylesheet."""
+    out = run_callback(app.server.test_client(), ["om-graph.elements"],
+                       {"om-tick.n_intervals": 1})
+    styles = {rule["selector"]: rule["style"] for rule in app.layout["om-graph"].stylesheet}
+    return {e["data"]["name"]: styles[f'node[kind = "process"][level = "{e["data"]["level"]}"]'
+                                      ]["background-color"]
+            for e in out["om-graph"]["elements"] if e["data"].get("kind") == "process"}
+
+
+def test_graph_colour_thresholds_come_from_the_settings(recorded, monkeypatch):
+    failing = "ui_workload.check_limit"          # 3 of its 6 calls failed
+    assert _process_colours(create_dash_app(recorded))[failing] == TOKENS["err"]
+    monkeypatch.setenv("OTEL_MONITOR_GRAPH_ERROR_RATE_RED", "0.6")
+    assert _process_colours(create_dash_app(recorded))[failing] == TOKENS["stale"]
+    monkeypatch.setenv("OTEL_MONITOR_GRAPH_ERROR_RATE_AMBER", "0.5")
+    colours = _process_colours(create_dash_app(recorded))
+    assert colours[failing] == TOKENS["ok"]
+    monkeypatch.setenv("OTEL_MONITOR_GRAPH_ERROR_RATE_RED", "0.5")
+    assert _process_colours(create_dash_app(recorded))[failing] == TOKENS["err"]  # from it on
+
+
 def test_each_ribbon_badge_explains_itself_on_hover(flask):
     out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
                        {"om-tick.n_intervals": 1})
