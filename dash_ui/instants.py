@@ -4,7 +4,10 @@ outside that range cannot be compared with a stored one: the API refuses it, the
 date filter is held within it."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+import re
+from datetime import date, datetime, timedelta, timezone, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
 
 MIN_NS, MAX_NS = -(1 << 63), (1 << 63) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -40,3 +43,27 @@ def parse_iso(text: str) -> int:
     except ValueError:
         raise ValueError(f"{text[:40]!r} is not an ISO 8601 date-time") from None
     return ns_of(moment)
+
+
+# An IANA time zone name as a browser reports it ("Asia/Kolkata", "America/Argentina/Salta").
+ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}")
+
+
+def zone_of(name: Any) -> tzinfo:
+    """The zone the time filter's times of day are read in (the ``om-zone`` store: "UTC"
+    with the UTC switch on, else the browser's zone by its IANA name); UTC for none, or
+    for a name this machine does not know."""
+    if not isinstance(name, str) or name == "UTC" or len(name) > 64 \
+            or not ZONE_NAME.fullmatch(name):
+        return timezone.utc
+    try:
+        return ZoneInfo(name)
+    except (KeyError, ValueError, OSError):   # (ZoneInfoNotFoundError is a KeyError)
+        return timezone.utc
+
+
+def wall_clock(day: date, seconds: float, zone: tzinfo) -> datetime:
+    """``day`` at ``seconds`` (less than a day) after its midnight on the clocks of
+    ``zone``: an instant."""
+    return (datetime(day.year, day.month, day.day) + timedelta(seconds=seconds)
+            ).replace(tzinfo=zone)

@@ -79,7 +79,8 @@ def ribbon() -> html.Div:
 
 def filters() -> dbc.Row:
     return dbc.Row([
-        # the time window: a preset, or dates with times of day (UTC)
+        # the time window: a preset, or dates with times of day (in the browser's zone,
+        # or UTC with the switch on: named beside them)
         dbc.Col(dcc.Dropdown(id="om-range", value="live", clearable=False, searchable=False,
                              options=[{"label": v, "value": k}
                                       for k, v in PRESET_LABELS.items()],
@@ -88,7 +89,7 @@ def filters() -> dbc.Row:
         dbc.Col(dbc.InputGroup([
             dbc.Input(id="om-time-from", type="time", step=1, debounce=True),
             dbc.Input(id="om-time-to", type="time", step=1, debounce=True),
-            dbc.InputGroupText("UTC")], size="sm"), md=3),
+            dbc.InputGroupText("UTC", id="om-time-zone")], size="sm"), md=3),
         dbc.Col(dcc.Dropdown(id="om-process", placeholder="process", clearable=True,
                              className="text-dark"), md=4),
         dbc.Col(dcc.Dropdown(id="om-service", placeholder="service", clearable=True,
@@ -229,11 +230,11 @@ def modal() -> dbc.Modal:
 
 
 def state() -> html.Div:
-    """The URL (pushed, not reloaded), what it asks to open, the trace view's state, and
-    the download of a Reproduce test."""
+    """The URL (pushed, not reloaded), what it asks to open, the trace view's state, the
+    zone of the time filter's times of day, and the download of a Reproduce test."""
     return html.Div([dcc.Location(id="om-url", refresh=False), dcc.Store(id="om-open"),
                      dcc.Store(id="om-feed"), dcc.Store(id="om-trace-state"),
-                     dcc.Store(id="om-picked"),
+                     dcc.Store(id="om-picked"), dcc.Store(id="om-zone"),
                      dcc.Download(id="om-download")])
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable
 
 from dash import Dash, Input, Output, State, no_update
 
 from exporters.queries import SORTS, RowFilter, TraceQueries
 
-from ..instants import MAX_NS, clamped_ns
+from ..instants import MAX_NS, clamped_ns, wall_clock, zone_of
 
 MAX_BLOCK = 1_000
 MAX_ROW = 1_000_000  # the deepest row asked for, as the API's offset
@@ -56,16 +56,17 @@ def clock_s(value: Any) -> float | None:
     return int(h) * 3600 + int(mi) * 60 + int(sec or 0) + float("0." + (frac or "0"))
 
 
-def _instant_ns(day: Any, clock: Any, end: bool) -> int | None:
-    """The picker's day at ``clock`` (UTC); without a time, the day's start (or, for the
-    end of the range, the next day's: the end day is included)."""
+def _instant_ns(day: Any, clock: Any, end: bool, zone: tzinfo = timezone.utc
+                ) -> int | None:
+    """The picker's day at ``clock`` on the clocks of ``zone`` (the browser's, or UTC:
+    the UTC switch); without a time, the whole UTC day: its start (or, for the end of
+    the range, the next day's: the end day is included)."""
     seconds = clock_s(clock)
     if seconds is None:
         return _day_ns(day, 1 if end else 0)
-    start = _day_ns(day)
-    if start is None:
+    if _day_ns(day) is None:
         return None
-    return min(start + int(seconds * 1e9), MAX_NS)
+    return clamped_ns(wall_clock(date.fromisoformat(day[:10]), seconds, zone))
 
 
 def _row(value: Any, default: int) -> int:
@@ -85,16 +86,19 @@ def _text(value: Any) -> str | None:
 
 
 def row_filter(start_date, end_date, process, data, errors_only, service=None, last=None,
-               time_from=None, time_to=None, now_ns: int | None = None) -> RowFilter:
+               time_from=None, time_to=None, zone=None, now_ns: int | None = None
+               ) -> RowFilter:
     """The grid's filters. ``last`` (a PRESETS key): the calls since that long before
     ``now_ns`` (the dates are then not used); else the dates, each at its time of day
-    (UTC) when one is given."""
+    when one is given, read on the clocks of ``zone`` (the om-zone store: the browser's
+    zone by name, or "UTC", as the Timestamp cells are shown; UTC for none)."""
     if isinstance(last, str) and last in PRESETS:
         now = time.time_ns() if now_ns is None else now_ns
         since, until = now - PRESETS[last] * 1_000_000_000, None
     else:
-        since, until = (_instant_ns(start_date, time_from, False),
-                        _instant_ns(end_date, time_to, True))
+        tz = zone_of(zone)
+        since, until = (_instant_ns(start_date, time_from, False, tz),
+                        _instant_ns(end_date, time_to, True, tz))
     return RowFilter(since_ns=since, until_ns=until,
                      process=process if isinstance(process, str) and process else None,
                      data=_text(data), errors_only=bool(errors_only),
@@ -153,7 +157,7 @@ FILTER_STATES = (State("om-dates", "start_date"), State("om-dates", "end_date"),
                  State("om-process", "value"), State("om-data", "value"),
                  State("om-errors-only", "value"), State("om-service", "value"),
                  State("om-range", "value"), State("om-time-from", "value"),
-                 State("om-time-to", "value"))
+                 State("om-time-to", "value"), State("om-zone", "data"))
 
 
 def register(app: Dash, queries: TraceQueries) -> None:
@@ -162,10 +166,10 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   *FILTER_STATES,
                   prevent_initial_call=True)
     def get_rows(request, start_date, end_date, process, data, errors_only, service,
-                 last, time_from, time_to):
+                 last, time_from, time_to, zone):
         response, note = block(queries, request, row_filter(
             start_date, end_date, process, data, errors_only, service, last, time_from,
-            time_to))
+            time_to, zone))
         return response, shown_note(start_row(request), note)
 
     @app.callback(Output("om-calls", "getRowsResponse"),
@@ -174,13 +178,13 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   *FILTER_STATES,
                   prevent_initial_call=True)
     def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
-                      last, time_from, time_to):
+                      last, time_from, time_to, zone):
         # Answered with the real block even while the view is hidden: the grid applies a
         # response to its latest request, so a placeholder answer arriving late would
         # blank the view just shown.
         response, note = call_block(queries, request, row_filter(
             start_date, end_date, process, data, errors_only, service, last, time_from,
-            time_to))
+            time_to, zone))
         return response, shown_note(start_row(request), note)
 
     # The view toggle: the seven-column grid or the calls grid.
@@ -232,6 +236,21 @@ def register(app: Dash, queries: TraceQueries) -> None:
         }""",
         Output("om-grid-refreshed", "data"),
         Input("om-tick", "n_intervals"), prevent_initial_call=True)
+
+    # The zone the time filter's times of day are read in, as the Timestamp cells are
+    # shown: UTC with the switch on, else the browser's (by its IANA name); beside the
+    # time inputs, its name.
+    app.clientside_callback(
+        """function(utc) {
+            var zone = "UTC";
+            if (!utc) {
+                try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; }
+                catch (err) {}
+            }
+            return [zone, zone];
+        }""",
+        Output("om-zone", "data"), Output("om-time-zone", "children"),
+        Input("om-utc", "value"))
 
     # The Timestamp cells in UTC or the browser's zone (assets/omFormat.js).
     app.clientside_callback(

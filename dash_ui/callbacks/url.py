@@ -2,8 +2,10 @@
 
 ``?span_id=<16 hex>`` opens that call's drill-down on load, ``?trace_id=<32 hex>`` its
 trace's (at the trace's first span); ``?process=``, ``?errors=1``, ``?from=&to=`` (days,
-``YYYY-MM-DD``, or instants ``YYYY-MM-DDTHH:MM:SSZ``, UTC: the day and the time of day;
-``?from=now-15m`` is a preset, 5m/15m/1h/6h, following now) and ``?data=``, ``?service=``
+``YYYY-MM-DD``, or instants ``YYYY-MM-DDTHH:MM:SSZ``, UTC: the day and the time of day,
+shown in the time inputs on the clocks of the browser's zone, or of UTC with the UTC
+switch on, as the Timestamp cells are; ``?from=now-15m`` is a preset, 5m/15m/1h/6h,
+following now) and ``?data=``, ``?service=``
 set the filters; ``?feed=`` names a feed, whose status the line above the graph shows. The
 alert bodies link with exactly these (``otel_monitor.alerts.model.ui_link``). A filter
 change writes the URL anew (``dcc.Location(refresh=False)`` pushes it onto the browser's
@@ -13,7 +15,7 @@ id, a trace id or a process name.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime, timezone, tzinfo
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
@@ -21,6 +23,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 
 from exporters.queries import NotFound, TraceQueries
 
+from ..instants import wall_clock, zone_of
 from .graph import describe
 from .table import PRESETS, clock_s, process_choices, service_choices
 
@@ -55,18 +58,39 @@ def _clock(value: str | None) -> str | None:
     return text if clock_s(text) is not None else None
 
 
-def _instant(day: str | None, clock: Any) -> str | None:
+def _instant(day: str | None, clock: Any, zone: tzinfo = timezone.utc) -> str | None:
+    """The URL's ``from``/``to``: the day, or the day at ``clock`` on the clocks of
+    ``zone`` as a UTC instant."""
     if not day:
         return None
     seconds = clock_s(clock)
     if seconds is None:
         return day
-    s = int(seconds)
-    return f"{day}T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}Z"
+    try:
+        t = wall_clock(date.fromisoformat(day), int(seconds), zone).astimezone(timezone.utc)
+    except OverflowError:  # the instant of a local clock past year 9999 (or before 1)
+        return day
+    return (f"{t.year:04d}-{t.month:02d}-{t.day:02d}"
+            f"T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z")
 
 
-def parse(search: Any) -> dict[str, Any]:
-    """The URL's query -> the filters' values and what to open (each key always set)."""
+def _on_clocks_of(day: str | None, clock: str | None, zone: tzinfo
+                  ) -> tuple[str | None, str | None]:
+    """(day, time of day) of the URL's UTC instant on the clocks of ``zone`` (what the
+    time inputs show); a day without a time is left as it is (a whole UTC day)."""
+    seconds = clock_s(clock)
+    if not day or seconds is None or zone is timezone.utc:
+        return day, clock
+    try:
+        t = wall_clock(date.fromisoformat(day), int(seconds), timezone.utc).astimezone(zone)
+    except OverflowError:
+        return day, clock
+    return t.date().isoformat(), f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+
+
+def parse(search: Any, zone: Any = None) -> dict[str, Any]:
+    """The URL's query -> the filters' values and what to open (each key always set); a
+    day and time of day on the clocks of ``zone`` (the om-zone store; UTC for none)."""
     params = parse_qs(search[1:] if isinstance(search, str) and search.startswith("?")
                       else search if isinstance(search, str) else "")
 
@@ -81,9 +105,12 @@ def parse(search: Any) -> dict[str, Any]:
     last = relative.group(1) if relative and relative.group(1) in PRESETS else None
     if last:
         start = end = None
+    tz = zone_of(zone)
+    (since, since_time), (until, until_time) = (_on_clocks_of(_day(start), _clock(start), tz),
+                                                _on_clocks_of(_day(end), _clock(end), tz))
     return {"process": one("process"), "errors": one("errors") in ("1", "true", "yes"),
-            "from": _day(start), "to": _day(end), "data": one("data"),
-            "last": last, "from_time": _clock(start), "to_time": _clock(end),
+            "from": since, "to": until, "data": one("data"),
+            "last": last, "from_time": since_time, "to_time": until_time,
             "service": one("service"), "feed": one("feed"),
             "span_id": span_id.lower() if span_id and SPAN_ID.fullmatch(span_id) else None,
             "trace_id": trace_id.lower() if trace_id and TRACE_ID.fullmatch(trace_id)
@@ -92,16 +119,18 @@ def parse(search: Any) -> dict[str, Any]:
 
 def unparse(process: Any = None, errors: Any = False, start: Any = None, end: Any = None,
             data: Any = None, service: Any = None, feed: Any = None, last: Any = None,
-            time_from: Any = None, time_to: Any = None) -> str:
-    """The filters -> the URL's query (``""`` for none), in a fixed order."""
+            time_from: Any = None, time_to: Any = None, zone: Any = None) -> str:
+    """The filters -> the URL's query (``""`` for none), in a fixed order; a time of day
+    is on the clocks of ``zone`` (the om-zone store; UTC for none)."""
     def text(value: Any) -> str | None:
         return value.strip() or None if isinstance(value, str) else None
 
     if isinstance(last, str) and last in PRESETS:
         since, until = f"now-{last}", None
     else:
-        since, until = (_instant(_day(text(start)), time_from),
-                        _instant(_day(text(end)), time_to))
+        tz = zone_of(zone)
+        since, until = (_instant(_day(text(start)), time_from, tz),
+                        _instant(_day(text(end)), time_to, tz))
     params = {"process": text(process), "errors": "1" if errors is True else None,
               "from": since, "to": until, "data": text(data),
               "service": text(service), "feed": text(feed)}
@@ -153,17 +182,18 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   *[Output(cid, prop, allow_duplicate=True) for cid, prop in WINDOW],
                   Input("om-url", "search"), *[Input(cid, prop) for cid, prop in FILTERS],
                   Input("om-search", "value"), *[Input(cid, prop) for cid, prop in WINDOW],
-                  State("om-feed", "data"),
+                  Input("om-zone", "data"), State("om-feed", "data"),
+                  State("om-trace-state", "data"),
                   prevent_initial_call="initial_duplicate")
     def sync(search, process, errors, start, end, data, service, searched, last,
-             time_from, time_to, feed):
+             time_from, time_to, zone, feed, shown):
         out = _sync(search, process, errors, start, end, data, service, searched, last,
-                    time_from, time_to, feed)
+                    time_from, time_to, zone, feed, shown)
         # Only the URL sets the time window's inputs: other answers leave them as they are.
         return out + (no_update,) * (OUTPUTS - len(out))
 
     def _sync(search, process, errors, start, end, data, service, searched, last,
-              time_from, time_to, feed):
+              time_from, time_to, zone, feed, shown):
         keep = [no_update] * len(FILTERS)
         same = (no_update, no_update)  # the dropdowns' options
         window = (last, time_from, time_to)
@@ -176,14 +206,16 @@ def register(app: Dash, queries: TraceQueries) -> None:
                 return no_update, *keep, no_update, opened, no_update, *same
             if not text:
                 return (no_update,) * (len(FILTERS) + 6)
-            url = unparse(text, errors, start, end, data, service, feed, *window)
+            url = unparse(text, errors, start, end, data, service, feed, *window, zone)
             return (url, text, *keep[1:], no_update, no_update, no_update,
                     process_choices(queries, text), no_update)
         if trigger in {cid for cid, _ in FILTERS + WINDOW}:
-            return (unparse(process, errors, start, end, data, service, feed, *window),
+            return (unparse(process, errors, start, end, data, service, feed, *window, zone),
                     *keep, no_update, no_update, no_update, *same)
-        # The page's URL (on load, or the browser's back and forward): set the filters.
-        p = parse(search)
+        # The page's URL (on load, or the browser's back and forward), or the zone of the
+        # time inputs (known once the page has loaded; then the UTC switch): set the
+        # filters, the URL's instants on that zone's clocks (the window is unchanged).
+        p = parse(search, zone)
         values = [p["process"], p["errors"], p["from"], p["to"], p["data"], p["service"]]
         # A value the input already has is not set again: setting it would fire the
         # grids' purge and fetch their first block twice on load.
@@ -194,6 +226,10 @@ def register(app: Dash, queries: TraceQueries) -> None:
         window_values = [no_update if v == c or (not v and not c) or
                          (v == "live" and c is None) else v
                          for v, c in zip(wanted, window)]
-        return (no_update, *values, p["feed"], to_open(queries, p["span_id"], p["trace_id"]),
+        # A call the URL names opens once: not again when the UTC switch is turned after
+        # a drill-down was shown.
+        opened = no_update if trigger == "om-zone" and shown is not None else \
+            to_open(queries, p["span_id"], p["trace_id"])
+        return (no_update, *values, p["feed"], opened,
                 feed_line(queries, p["feed"]), process_choices(queries, p["process"]),
                 service_choices(queries, p["service"]), *window_values)

@@ -69,8 +69,10 @@ def open_drilldown(flask, cell=None, *, opened=None, trace_cell=None, shown=None
                         changed=[fired])
 
 
-# The time window's inputs, unset (the grid's callback reads them as State).
-NO_WINDOW = {"om-range.value": None, "om-time-from.value": None, "om-time-to.value": None}
+# The time window's inputs and the zone of its times, unset (the grid's callback reads
+# them as State).
+NO_WINDOW = {"om-range.value": None, "om-time-from.value": None, "om-time-to.value": None,
+             "om-zone.data": None}
 
 
 def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=100,

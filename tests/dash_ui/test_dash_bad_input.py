@@ -21,10 +21,13 @@ def flask(dash_app):
     return dash_app.server.test_client()
 
 
-def url_callback(flask, dash_app, search, filters=None, searched=None, fired=0):
+def url_callback(flask, dash_app, search, filters=None, searched=None, fired=0, zone=None,
+                 window=None, shown=None):
     """The URL's callback (its outputs named as the app registered them: some are
     shared with other callbacks, so they carry a suffix), fired by input number
-    ``fired`` (0: the URL, 1..6: a filter, 7: the search box)."""
+    ``fired`` (0: the URL, 1..6: a filter, 7: the search box, 8..10: the time window,
+    11: the zone of the time inputs); ``window``: the time window's values, ``shown``:
+    the trace view's state (a drill-down was shown)."""
     from dash_ui.callbacks.url import FILTERS, WINDOW
 
     key = next(k for k in dash_app.callback_map if k.startswith("..om-url.search"))
@@ -34,9 +37,12 @@ def url_callback(flask, dash_app, search, filters=None, searched=None, fired=0):
     inputs = [{"id": "om-url", "property": "search", "value": search}] + [
         {"id": cid, "property": prop, "value": v} for (cid, prop), v in zip(FILTERS, values)
     ] + [{"id": "om-search", "property": "value", "value": searched}] + [
-        {"id": cid, "property": prop, "value": None} for cid, prop in WINDOW]
+        {"id": cid, "property": prop, "value": v}
+        for (cid, prop), v in zip(WINDOW, window or [None] * len(WINDOW))] + [
+        {"id": "om-zone", "property": "data", "value": zone}]
     body = {"output": key, "outputs": outputs, "inputs": inputs,
-            "state": [{"id": "om-feed", "property": "data", "value": None}],
+            "state": [{"id": "om-feed", "property": "data", "value": None},
+                      {"id": "om-trace-state", "property": "data", "value": shown}],
             "changedPropIds": [f"{inputs[fired]['id']}.{inputs[fired]['property']}"]}
     return flask.post("/_dash-update-component", json=body)
 
@@ -66,7 +72,8 @@ def rows(flask, request, start_date=None, end_date=None):
                   {"id": "om-service", "property": "value", "value": None},
                   {"id": "om-range", "property": "value", "value": None},
                   {"id": "om-time-from", "property": "value", "value": None},
-                  {"id": "om-time-to", "property": "value", "value": None}])
+                  {"id": "om-time-to", "property": "value", "value": None},
+                  {"id": "om-zone", "property": "data", "value": None}])
 
 
 def _harmless(r) -> None:

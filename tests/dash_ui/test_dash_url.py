@@ -176,6 +176,59 @@ def test_a_preset_and_times_of_day_make_the_row_filter():
     assert (f.since_ns, f.until_ns) == (day, None)
 
 
+KOLKATA = "Asia/Kolkata"   # UTC+05:30 all year
+
+
+def test_times_of_day_are_read_on_the_clocks_of_the_zone_shown():
+    """The browser's zone (the UTC switch off) or UTC: the window's instants follow it; a
+    day without a time stays a whole UTC day; an unknown zone is read as UTC."""
+    from dash_ui.callbacks.table import row_filter
+
+    day = 1_767_312_000 * 10**9                              # 2026-01-02T00:00Z
+    f = row_filter("2026-01-02", "2026-01-02", None, None, False, time_from="02:00",
+                   time_to="10:00:00.5", zone=KOLKATA)
+    assert f.since_ns == day - 3.5 * 3600 * 10**9            # 2026-01-01T20:30Z
+    assert f.until_ns == day + 4.5 * 3600 * 10**9 + 500_000_000
+    for utc in ("UTC", None, "Not/A_Zone", "../../etc/passwd", 5, "x" * 100):
+        f = row_filter("2026-01-02", None, None, None, False, time_from="02:00", zone=utc)
+        assert f.since_ns == day + 2 * 3600 * 10**9, utc
+    f = row_filter("2026-01-02", "2026-01-02", None, None, False, zone=KOLKATA)
+    assert (f.since_ns, f.until_ns) == (day, day + 24 * 3600 * 10**9)
+
+
+def test_the_url_keeps_utc_instants_whatever_the_zone_of_the_inputs():
+    assert unparse(start="2026-01-02", end="2026-01-02", time_from="02:00",
+                   time_to="10:15:30", zone=KOLKATA) == \
+        "?from=2026-01-01T20%3A30%3A00Z&to=2026-01-02T04%3A45%3A30Z"
+    p = parse("?from=2026-01-01T20:30:00Z&to=2026-01-02T04:45:30Z", KOLKATA)
+    assert (p["from"], p["from_time"], p["to"], p["to_time"]) == \
+        ("2026-01-02", "02:00:00", "2026-01-02", "10:15:30")
+    p = parse("?from=2026-01-01T20:30:00Z&to=2026-01-02", "UTC")
+    assert (p["from"], p["from_time"], p["to"], p["to_time"]) == \
+        ("2026-01-01", "20:30:00", "2026-01-02", None)
+    assert unparse(start="2026-01-02", zone=KOLKATA) == "?from=2026-01-02"  # a whole day
+
+
+def test_the_utc_switch_shows_the_same_window_on_the_other_clocks(flask, dash_app):
+    search = "?from=2026-01-01T20:30:00Z&span_id=" + "a" * 16
+    local = outputs(url_callback(flask, dash_app, search, zone=KOLKATA, fired=11))
+    assert (local["om-dates"]["start_date"], local["om-time-from"]["value"]) == \
+        ("2026-01-02", "02:00:00")
+    assert "om-url" not in local                      # the window itself is unchanged
+    assert local["om-open"]["data"] == {"span_id": "a" * 16}   # on load: opened
+    utc = outputs(url_callback(flask, dash_app, search, zone="UTC", fired=11,
+                               filters=[None, False, "2026-01-02", None, None, None],
+                               window=["live", "02:00:00", None], shown={"trace_id": "x"}))
+    assert (utc["om-dates"]["start_date"], utc["om-time-from"]["value"]) == \
+        ("2026-01-01", "20:30:00")
+    assert "om-open" not in utc and "om-url" not in utc    # not opened again
+    # a time typed on the browser's clocks goes into the URL as its UTC instant
+    typed = outputs(url_callback(flask, dash_app, "", zone=KOLKATA, fired=9,
+                                 filters=[None, False, "2026-01-02", None, None, None],
+                                 window=["live", "02:00", None]))
+    assert typed["om-url"]["search"] == "?from=2026-01-01T20%3A30%3A00Z"
+
+
 def test_the_url_on_load_leaves_the_inputs_it_agrees_with(flask, dash_app):
     """Setting an input to the value it has would purge the grids and fetch twice."""
     out = outputs(url_callback(flask, dash_app, "?errors=1"))

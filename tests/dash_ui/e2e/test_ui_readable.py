@@ -206,6 +206,81 @@ def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
         expect(ui.locator("#om-modal-title")).to_be_hidden()
 
 
+def _grid_shows_exactly(page: Page, want: set[str]) -> None:
+    page.wait_for_function("""(want) => { const api = dash_ag_grid.getApi('om-grid');
+        const seen = new Set(); let pending = false;
+        api.forEachNode(n => { if (n.data) seen.add(n.data.span_id); else pending = true; });
+        return !pending && seen.size === want.length && want.every(s => seen.has(s)); }""",
+                           arg=sorted(want), timeout=15_000)
+
+
+def _rows_since(db_path, since_ns: int) -> int:
+    """How many rows of the seven columns the calls since ``since_ns`` make (SQLite's)."""
+    from exporters.database import Database
+
+    db = Database(db_path, readonly=True)
+    try:
+        return db.scalar("SELECT count(*) FROM spans s LEFT JOIN data_values d "
+                         "ON d.span = s.id WHERE s.start_ns >= ? AND "
+                         "(d.span IS NOT NULL OR s.status = 'ERR')", [since_ns])
+    finally:
+        db.close()
+
+
+def test_a_time_of_day_is_on_the_clocks_the_timestamps_are_shown_in(
+        browser, browser_context_args, aged_url):  # noqa: F811
+    """In a browser at UTC+05:30: the time filter's time of day is a local one, named
+    beside it; the UTC switch shows the same window on UTC's clocks; a local time typed
+    goes into the URL as its UTC instant. The grid shows exactly SQLite's calls since."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from exporters.database import Database
+
+    url, db_path = aged_url
+    db = Database(db_path, readonly=True)
+    try:   # between the calls moved 20 minutes back and the others
+        fresh = db.scalar("SELECT min(start_ns) FROM spans WHERE id % 2 = 1")
+    finally:
+        db.close()
+    cut = datetime.fromtimestamp((fresh - 10 * 60 * 10**9) // 10**9, timezone.utc)
+    local = cut.astimezone(ZoneInfo(ZONE))
+    instant = cut.strftime("%Y-%m-%dT%H:%M:%SZ")
+    want = calls_since(db_path, int(cut.timestamp()) * 10**9)
+    assert want and len(want) < len(calls_since(db_path, 0))
+    context = browser.new_context(**browser_context_args, timezone_id=ZONE)
+    page = context.new_page()
+    try:
+        open_ui(page, f"{url}?from={instant}")
+        time_from = page.locator("#om-time-from")
+        expect(time_from).to_have_value(local.strftime("%H:%M:%S"))
+        # the browser's name for its zone (Chromium: the alias Asia/Calcutta)
+        zone = page.evaluate("() => Intl.DateTimeFormat().resolvedOptions().timeZone")
+        assert ZoneInfo(zone).utcoffset(cut.replace(tzinfo=None)) == timedelta(hours=5.5)
+        expect(page.locator("#om-time-zone")).to_have_text(zone)
+        _grid_shows_exactly(page, want)
+        page.locator("#om-utc").check()                   # the same window, UTC's clocks
+        expect(time_from).to_have_value(cut.strftime("%H:%M:%S"))
+        expect(page.locator("#om-time-zone")).to_have_text("UTC")
+        assert page.evaluate("() => location.search") == f"?from={instant}"  # unchanged
+        _grid_shows_exactly(page, want)
+        page.locator("#om-utc").uncheck()
+        expect(time_from).to_have_value(local.strftime("%H:%M:%S"))
+        # a time typed on the local clocks (30 min earlier: every call; on the same day)
+        shift = timedelta(minutes=-30 if (local - timedelta(minutes=30)).date() ==
+                          local.date() else 5)
+        time_from.fill((local + shift).strftime("%H:%M:%S"))
+        time_from.press("Enter")
+        page.wait_for_function("(want) => location.search === want", arg="?from=" + (
+            cut + shift).strftime("%Y-%m-%dT%H:%M:%SZ").replace(":", "%3A"), timeout=10_000)
+        # (more rows than a block: the grid's count of them, exact under the cap)
+        page.wait_for_function(
+            "(n) => dash_ag_grid.getApi('om-grid').getDisplayedRowCount() === n",
+            arg=_rows_since(db_path, int((cut + shift).timestamp()) * 10**9), timeout=15_000)
+    finally:
+        context.close()
+
+
 from page_reading import CY, graph_ready  # noqa: E402
 from dash_ui._theme import TOKENS  # noqa: E402
 
