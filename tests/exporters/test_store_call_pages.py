@@ -5,18 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from test_store_sorted_pages import _filters, store  # noqa: F401  (fixture)
+from test_store_sorted_pages import TOP_N_INDEXES, _filters, store  # noqa: F401  (fixture)
 
 from exporters.queries import SORTS, TraceQueries
 from exporters.queries import pages
 from exporters.queries.callpage import _where
-
-# Duration pages of a process's calls or of the failed calls: the index the top-N sorts.
-TOP_N_INDEXES = {
-    "process": {"spans_by_process"}, "range+process": {"spans_by_process"},
-    "errors": {"spans_errors_by_time", "spans_errors_by_process"},
-    "range+errors": {"spans_errors_by_time"},
-    "process+errors": {"spans_errors_by_process"}}
 
 
 def test_every_sort_and_filter_walks_an_index_without_sorting_the_range(store):  # noqa: F811

@@ -125,6 +125,15 @@ def calls_since(db_path, since_ns: int) -> set[str]:
         db.close()
 
 
+def _grid_shows_exactly(page: Page, want: set[str]) -> None:
+    """Wait until the grid holds exactly the calls ``want`` (span ids), all loaded."""
+    page.wait_for_function("""(want) => { const api = dash_ag_grid.getApi('om-grid');
+        const seen = new Set(); let pending = false;
+        api.forEachNode(n => { if (n.data) seen.add(n.data.span_id); else pending = true; });
+        return !pending && seen.size === want.length && want.every(s => seen.has(s)); }""",
+                           arg=sorted(want), timeout=15_000)
+
+
 def test_the_last_15_min_preset_shows_exactly_the_calls_of_the_last_15_minutes(
         browser, browser_context_args, aged_url):  # noqa: F811
     import time
@@ -141,11 +150,7 @@ def test_the_last_15_min_preset_shows_exactly_the_calls_of_the_last_15_minutes(
         want = calls_since(db_path, time.time_ns() - 15 * 60 * 10**9)
         everything = calls_since(db_path, 0)
         assert want and len(want) < len(everything)        # the preset leaves calls out
-        page.wait_for_function("""(want) => { const api = dash_ag_grid.getApi('om-grid');
-            const seen = new Set(); let pending = false;
-            api.forEachNode(n => { if (n.data) seen.add(n.data.span_id); else pending = true; });
-            return !pending && seen.size === want.length && want.every(s => seen.has(s)); }""",
-                               arg=sorted(want), timeout=15_000)
+        _grid_shows_exactly(page, want)
     finally:
         context.close()
 
@@ -204,14 +209,6 @@ def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
             expect(ui.locator("#om-traceback")).to_have_count(0)
         ui.keyboard.press("Escape")
         expect(ui.locator("#om-modal-title")).to_be_hidden()
-
-
-def _grid_shows_exactly(page: Page, want: set[str]) -> None:
-    page.wait_for_function("""(want) => { const api = dash_ag_grid.getApi('om-grid');
-        const seen = new Set(); let pending = false;
-        api.forEachNode(n => { if (n.data) seen.add(n.data.span_id); else pending = true; });
-        return !pending && seen.size === want.length && want.every(s => seen.has(s)); }""",
-                           arg=sorted(want), timeout=15_000)
 
 
 def _rows_since(db_path, since_ns: int) -> int:
