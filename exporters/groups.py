@@ -214,28 +214,28 @@ def set_status(db: Database, fp: str, status: str, *, until_ns: int | None = Non
     """Set a group's status; returns the group as stored after. ``snoozed`` takes exactly
     one of ``until_ns`` (later than now) and ``occurrences`` (>= 1); the others take
     neither. ``ConfigError`` (a ValueError) for bad arguments, ``NotFound`` for an
-    unknown fingerprint."""
+    unknown fingerprint (checked before the until time)."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     if status not in STATUSES:
         raise ConfigError(f"unknown status {status!r}; one of {', '.join(STATUSES)}")
     if status == SNOOZED:
         if (until_ns is None) == (occurrences is None):
             raise ConfigError("a snooze takes exactly one of: until a time, for N occurrences")
-        if until_ns is not None and until_ns <= now_ns:
-            raise ConfigError("a snooze's until time must be in the future")
         if occurrences is not None and (type(occurrences) is not int or occurrences < 1):
             raise ConfigError("a snooze's occurrences must be a whole number >= 1")
     elif until_ns is not None or occurrences is not None:
         raise ConfigError(f"status {status!r} takes no until time or occurrences")
     with db.transaction():
-        changed = db.execute_write(
+        if db.scalar("SELECT 1 FROM error_groups WHERE fingerprint = ?", (fp,)) is None:
+            raise NotFound(f"no error group {fp}")
+        if status == SNOOZED and until_ns is not None and until_ns <= now_ns:
+            raise ConfigError("a snooze's until time must be in the future")
+        db.execute_write(
             """UPDATE error_groups SET status = ?, snooze_until_ns = ?, snooze_remaining = ?,
                    resolved_ns = ?, updated_ns = ? WHERE fingerprint = ?""",
             (status, until_ns if status == SNOOZED else None,
              occurrences if status == SNOOZED else None,
              now_ns if status == RESOLVED else None, now_ns, fp))
-        if not changed:
-            raise NotFound(f"no error group {fp}")
         row = db.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM error_groups "
                          "WHERE fingerprint = ?", (fp,))[0]
     return group_dict(row)

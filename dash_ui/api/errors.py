@@ -1,0 +1,160 @@
+"""Error groups: ``GET /api/errors`` (filters, sorts, pages), ``GET /api/errors/{fp}``,
+and the status changes ``POST /api/errors/{fp}/resolve|ignore|snooze``.
+
+The reads go through the app's query service; the writes through ``GroupActions``, the
+app's one read-write connection to the store (opened at the first write). With a token
+set, every ``/api`` route needs it (``create_api``), these writes too. Resolving calls
+the app's ``on_resolved(group)`` hook once the change is committed (the alert side sends
+PagerDuty's ``resolve`` and a Slack follow-up from it); what the hook raises is logged,
+never the request's answer.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Annotated, Any, Callable, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
+
+from exporters.error_groups import IGNORED, RESOLVED, SNOOZED, STATUSES
+from exporters.errors import ConfigError
+from exporters.store import SpanStore
+
+from .deps import Queries, Text, answer
+from .rows import Instant
+
+_log = logging.getLogger("otel_monitor")
+
+MAX_PAGE = 500
+MAX_OFFSET = 1_000_000
+MAX_SNOOZE_S = 366 * 86400
+MAX_OCCURRENCES = 1_000_000_000
+
+Status = Literal[tuple(STATUSES)]  # type: ignore[valid-type]
+Fingerprint = Annotated[str, Path(pattern="^[0-9a-f]{32}$",
+                                  description="the group's fingerprint: 32 hex digits")]
+OnResolved = Callable[[dict[str, Any]], None]
+_NO_GROUP = answer("No such error group")
+
+router = APIRouter()
+
+
+class GroupActions:
+    """Status changes of the store's error groups: one read-write ``SpanStore``, opened
+    at the first change, shared by the request threads under a lock."""
+
+    def __init__(self, db_path: str | os.PathLike[str],
+                 on_resolved: OnResolved | None = None) -> None:
+        self.db_path = os.fspath(db_path)
+        self.on_resolved = on_resolved
+        self._store: SpanStore | None = None
+        self._lock = threading.Lock()
+
+    def set_status(self, fingerprint: str, status: str, **kwargs: Any) -> dict[str, Any]:
+        with self._lock:
+            if self._store is None:
+                self._store = SpanStore(self.db_path)
+            group = self._store.set_group_status(fingerprint, status, **kwargs)
+        if status == RESOLVED and self.on_resolved is not None:
+            try:
+                self.on_resolved(group)
+            except Exception:
+                _log.warning("otel-monitor: the on_resolved hook failed for group %s",
+                             fingerprint, exc_info=True)
+        return group
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+            self._store = None
+
+
+def _change(request: Request, fingerprint: str, status: str, **kwargs: Any
+            ) -> dict[str, Any]:
+    actions: GroupActions = request.app.state.group_actions
+    try:
+        return actions.set_status(fingerprint, status, **kwargs)
+    except ConfigError as exc:  # e.g. an until time that passed meanwhile
+        raise RequestValidationError([{"type": "value_error", "loc": ("body",),
+                                       "msg": str(exc)}]) from exc
+
+
+@router.get("/api/errors", summary="Error groups, newest last failure (or highest count) "
+                                   "first, with their count in the last hour")
+def error_groups(
+        queries: Queries,
+        status: Annotated[Status | None, Query(description="shown status (an expired "
+                                                           "snooze shows open)")] = None,
+        process: Text = None, service: Text = None,
+        since: Annotated[Instant | None, Query(description="groups last seen at or after "
+                                                           "this ISO 8601 date-time")] = None,
+        sort: Literal["last_seen", "count"] = "last_seen",
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> dict[str, Any]:
+    since_ns: int | None = since  # type: ignore[assignment]  # parsed by Instant
+    return queries.error_groups(status=status, process=process, service=service,
+                                since_ns=since_ns, sort=sort, limit=limit, offset=offset)
+
+
+@router.get("/api/errors/{fingerprint}", summary="One error group, with a 6-hour "
+                                                  "sparkline and its latest call",
+            responses={404: _NO_GROUP})
+def error_group(queries: Queries, fingerprint: Fingerprint) -> dict[str, Any]:
+    return queries.error_group(fingerprint)
+
+
+@router.post("/api/errors/{fingerprint}/resolve",
+             summary="Resolve a group: its next failure is a regression",
+             responses={404: _NO_GROUP})
+def resolve(request: Request, fingerprint: Fingerprint) -> dict[str, Any]:
+    return _change(request, fingerprint, RESOLVED)
+
+
+@router.post("/api/errors/{fingerprint}/ignore",
+             summary="Ignore a group: counted, never alerted on",
+             responses={404: _NO_GROUP})
+def ignore(request: Request, fingerprint: Fingerprint) -> dict[str, Any]:
+    return _change(request, fingerprint, IGNORED)
+
+
+class _Snooze(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SnoozeFor(_Snooze):
+    for_s: float = Field(gt=0, le=MAX_SNOOZE_S, description="snooze for this many seconds")
+
+
+class SnoozeUntil(_Snooze):
+    until: Instant = Field(description="snooze until this ISO 8601 date-time (in the "
+                                       "future, else a 422)")
+
+
+class SnoozeOccurrences(_Snooze):
+    occurrences: int = Field(ge=1, le=MAX_OCCURRENCES,
+                             description="snooze for this many more failures")
+
+
+# Exactly one of the three: each body names one and forbids the others.
+Snooze = SnoozeFor | SnoozeUntil | SnoozeOccurrences
+
+
+@router.post("/api/errors/{fingerprint}/snooze",
+             summary="Snooze a group for a time, until a time, or for N more failures; "
+                     "it re-arms when the snooze runs out",
+             description="The body names exactly one of ``for_s`` (seconds), ``until`` "
+                         "(an ISO 8601 date-time in the future) and ``occurrences``.",
+             responses={400: answer("The body is not JSON"), 404: _NO_GROUP})
+def snooze(request: Request, fingerprint: Fingerprint, body: Snooze) -> dict[str, Any]:
+    if isinstance(body, SnoozeOccurrences):
+        return _change(request, fingerprint, SNOOZED, occurrences=body.occurrences)
+    if isinstance(body, SnoozeFor):
+        until_ns = time.time_ns() + int(body.for_s * 1e9)
+    else:
+        until_ns = body.until  # type: ignore[assignment]  # parsed by Instant
+    return _change(request, fingerprint, SNOOZED, until_ns=until_ns)
