@@ -34,7 +34,6 @@ _STDLIB_DIRS = tuple({os.path.abspath(p) + os.sep for p in (
 # A traceback written on another machine: its stdlib and packages by the folder names.
 _FOREIGN = re.compile(r"[/\\](?:site-packages|dist-packages)[/\\]"
                       r"|[/\\]lib[/\\]python\d+(?:\.\d+)?[/\\]"
-                      r"|[/\\]otel_monitor[/\\]"
                       r"|^<frozen |^<string>$")
 
 
