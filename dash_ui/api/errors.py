@@ -18,7 +18,10 @@ from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError,
+)
+from starlette.concurrency import run_in_threadpool
 
 from exporters.error_groups import IGNORED, RESOLVED, SNOOZED, STATUSES
 from exporters.errors import ConfigError
@@ -123,7 +126,7 @@ def ignore(request: Request, fingerprint: Fingerprint) -> dict[str, Any]:
 
 
 class _Snooze(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class SnoozeFor(_Snooze):
@@ -135,13 +138,42 @@ class SnoozeUntil(_Snooze):
                                        "future, else a 422)")
 
 
+def _whole(value: Any) -> Any:
+    """A JSON number with no fraction (``3`` or ``3.0``), as JSON Schema's integer; never a
+    string or a boolean."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class SnoozeOccurrences(_Snooze):
-    occurrences: int = Field(ge=1, le=MAX_OCCURRENCES,
-                             description="snooze for this many more failures")
+    occurrences: Annotated[int, BeforeValidator(_whole)] = Field(
+        ge=1, le=MAX_OCCURRENCES, description="snooze for this many more failures")
 
 
 # Exactly one of the three: each body names one and forbids the others.
 Snooze = SnoozeFor | SnoozeUntil | SnoozeOccurrences
+_SNOOZE = TypeAdapter(Snooze)
+# The body read by the route itself (so a body that is not JSON is a 422 like any bad
+# input, not FastAPI's 400), documented as FastAPI would.
+_SNOOZE_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "oneOf": [
+        {"type": "object", "title": "SnoozeFor", "required": ["for_s"],
+         "additionalProperties": False,
+         "properties": {"for_s": {"type": "number", "exclusiveMinimum": 0,
+                                  "maximum": MAX_SNOOZE_S,
+                                  "description": "snooze for this many seconds"}}},
+        {"type": "object", "title": "SnoozeUntil", "required": ["until"],
+         "additionalProperties": False,
+         "properties": {"until": {"type": "string", "format": "date-time",
+                                  "description": "snooze until this ISO 8601 date-time "
+                                                 "(in the future, else a 422)"}}},
+        {"type": "object", "title": "SnoozeOccurrences", "required": ["occurrences"],
+         "additionalProperties": False,
+         "properties": {"occurrences": {"type": "integer", "minimum": 1,
+                                        "maximum": MAX_OCCURRENCES,
+                                        "description": "snooze for this many more "
+                                                       "failures"}}}]}}}}}
 
 
 @router.post("/api/errors/{fingerprint}/snooze",
@@ -149,12 +181,19 @@ Snooze = SnoozeFor | SnoozeUntil | SnoozeOccurrences
                      "it re-arms when the snooze runs out",
              description="The body names exactly one of ``for_s`` (seconds), ``until`` "
                          "(an ISO 8601 date-time in the future) and ``occurrences``.",
-             responses={400: answer("The body is not JSON"), 404: _NO_GROUP})
-def snooze(request: Request, fingerprint: Fingerprint, body: Snooze) -> dict[str, Any]:
+             responses={404: _NO_GROUP},
+             openapi_extra=_SNOOZE_BODY)
+async def snooze(request: Request, fingerprint: Fingerprint) -> dict[str, Any]:
+    try:
+        body = _SNOOZE.validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(
+            include_url=False, include_context=False, include_input=False)]) from None
     if isinstance(body, SnoozeOccurrences):
-        return _change(request, fingerprint, SNOOZED, occurrences=body.occurrences)
+        return await run_in_threadpool(_change, request, fingerprint, SNOOZED,
+                                       occurrences=body.occurrences)
     if isinstance(body, SnoozeFor):
         until_ns = time.time_ns() + int(body.for_s * 1e9)
     else:
         until_ns = body.until  # type: ignore[assignment]  # parsed by Instant
-    return _change(request, fingerprint, SNOOZED, until_ns=until_ns)
+    return await run_in_threadpool(_change, request, fingerprint, SNOOZED, until_ns=until_ns)
