@@ -6,6 +6,7 @@ last hour and the sparkline read the minute buckets (``error_group_minutes``).
 """
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -95,18 +96,28 @@ def error_group(db: Database, fingerprint: str, *, now_ns: int | None = None
     if not rows:
         raise NotFound(f"no error group {fingerprint}")
     group = _row(rows[0])
-    span = SPARK_BUCKETS * SPARK_BUCKET_MIN
-    first = minute - span + 1
-    spark = [0] * SPARK_BUCKETS
-    for m, n in db.execute("SELECT minute, count FROM error_group_minutes "
-                           "WHERE fingerprint = ? AND minute >= ? AND minute <= ?",
-                           (fingerprint, first, minute)):
-        spark[(m - first) // SPARK_BUCKET_MIN] += n
-    group["sparkline"] = {"bucket_s": SPARK_BUCKET_MIN * 60,
-                          "start_ns": first * MINUTE_NS, "counts": spark}
+    group["sparkline"] = sparklines(db, [fingerprint], now_ns=now)[fingerprint]
     latest = db.execute(
         """SELECT printf('%016x', span_id) AS span_id, trace_id, start_ns, service_name,
                   pid, exception FROM spans
            WHERE error_group = ? ORDER BY start_ns DESC LIMIT 1""", (fingerprint,))
     group["latest_call"] = dict(latest[0]) if latest else None
     return group
+
+
+def sparklines(db: Database, fingerprints: list[str], *, now_ns: int | None = None
+               ) -> dict[str, dict[str, Any]]:
+    """Each group's 6-hour count sparkline (72 five-minute buckets, oldest first, the
+    last ending now), in one read: fingerprint -> ``{bucket_s, start_ns, counts}`` (a
+    fingerprint with no failures in the 6 hours gets zeros)."""
+    now = time.time_ns() if now_ns is None else now_ns
+    minute = now // MINUTE_NS
+    first = minute - SPARK_BUCKETS * SPARK_BUCKET_MIN + 1
+    counts = {fp: [0] * SPARK_BUCKETS for fp in fingerprints}
+    for fp, m, n in db.execute(
+            "SELECT fingerprint, minute, count FROM error_group_minutes "
+            "WHERE fingerprint IN (SELECT value FROM json_each(?)) "
+            "AND minute >= ? AND minute <= ?", (json.dumps(list(counts)), first, minute)):
+        counts[fp][(m - first) // SPARK_BUCKET_MIN] += n
+    return {fp: {"bucket_s": SPARK_BUCKET_MIN * 60, "start_ns": first * MINUTE_NS,
+                 "counts": c} for fp, c in counts.items()}

@@ -160,3 +160,8 @@ class TraceQueries:
     def error_group(self, fingerprint: str, *, now_ns: int | None = None) -> dict[str, Any]:
         """One error group with its sparkline and latest call; ``NotFound`` if unknown."""
         return groups.error_group(self.db, fingerprint, now_ns=now_ns)
+
+    def error_sparklines(self, fingerprints: list[str], *, now_ns: int | None = None
+                         ) -> dict[str, dict[str, Any]]:
+        """The groups' 6-hour count sparklines, in one read (``groups.sparklines``)."""
+        return groups.sparklines(self.db, fingerprints, now_ns=now_ns)

@@ -349,3 +349,8 @@ def test_reads_filter_sort_and_page_groups_and_show_one_with_its_sparkline(store
     assert one["latest_call"]["span_id"] == one["last_span_id"]
     with pytest.raises(NotFound):
         q.error_group("f" * 32)
+    # the list's sparklines in one read: the same as the group's own; zeros past 6 hours
+    order = [g for g in page["groups"] if g["process"] == "app.orders"][0]["fingerprint"]
+    batch = q.error_sparklines([one["fingerprint"], order], now_ns=now)
+    assert batch[one["fingerprint"]] == one["sparkline"]
+    assert batch[order]["counts"] == [0] * 72
