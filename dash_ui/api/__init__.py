@@ -27,6 +27,7 @@ from starlette.types import Scope
 
 from exporters.queries import NotFound
 
+from ..group_actions import GroupActions, OnResolved
 from ..service import QuerySource, query_service
 from . import calls, docs, errors, graph, rows, status
 from .auth import TOKEN_COOKIE, TOKEN_ENV, resolve_token, token_required
@@ -66,10 +67,13 @@ async def _not_found(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_api(queries: QuerySource, token: str | None = None, *,
-               on_resolved: errors.OnResolved | None = None) -> FastAPI:
+               on_resolved: OnResolved | None = None,
+               group_actions: GroupActions | None = None) -> FastAPI:
     """The API app over ``queries``: a query service, or the path of a store to build one
     over (opened read-only). ``on_resolved(group)``: called after an error group is
-    resolved through the API (e.g. to resolve its alerts)."""
+    resolved through the API (e.g. to resolve its alerts). ``group_actions``: the error
+    groups' status changes to call (the server shares one with the UI), else a new one
+    with ``on_resolved``."""
     token = resolve_token(token)
     # Every route of the app needs the token (the API, the docs, and what other modules
     # add, e.g. /metrics). FastAPI's own docs routes load their scripts from a CDN, and
@@ -82,7 +86,8 @@ def create_api(queries: QuerySource, token: str | None = None, *,
                               "error groups' status changes).",
                   docs_url=None, redoc_url=None, **guarded)
     api.state.queries = query_service(queries)
-    api.state.group_actions = errors.GroupActions(api.state.queries.path, on_resolved)
+    api.state.group_actions = group_actions or GroupActions(api.state.queries.path,
+                                                            on_resolved)
     api.add_exception_handler(NotFound, _not_found)
     api.include_router(docs.router)
     if token is not None:

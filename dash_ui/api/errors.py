@@ -1,8 +1,9 @@
 """Error groups: ``GET /api/errors`` (filters, sorts, pages), ``GET /api/errors/{fp}``,
 and the status changes ``POST /api/errors/{fp}/resolve|ignore|snooze``.
 
-The reads go through the app's query service; the writes through ``GroupActions``, the
-app's one read-write connection to the store (opened at the first write). With a token
+The reads go through the app's query service; the writes through ``GroupActions``
+(``dash_ui.group_actions``, shared with the UI's Errors tab), the app's one read-write
+connection to the store (opened at the first write). With a token
 set, every ``/api`` route needs it (``create_api``), these writes too. Resolving calls
 the app's ``on_resolved(group)`` hook once the change is committed (the alert side sends
 PagerDuty's ``resolve`` and a Slack follow-up from it); what the hook raises is logged,
@@ -10,11 +11,7 @@ never the request's answer.
 """
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
-from typing import Annotated, Any, Callable, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,12 +22,10 @@ from starlette.concurrency import run_in_threadpool
 
 from exporters.error_groups import IGNORED, RESOLVED, SNOOZED, STATUSES
 from exporters.errors import ConfigError
-from exporters.store import SpanStore
 
+from ..group_actions import GroupActions
 from .deps import Queries, Text, answer
 from .rows import Instant
-
-_log = logging.getLogger("otel_monitor")
 
 MAX_PAGE = 500
 MAX_OFFSET = 1_000_000
@@ -40,47 +35,17 @@ MAX_OCCURRENCES = 1_000_000_000
 Status = Literal[tuple(STATUSES)]  # type: ignore[valid-type]
 Fingerprint = Annotated[str, Path(pattern="^[0-9a-f]{32}$",
                                   description="the group's fingerprint: 32 hex digits")]
-OnResolved = Callable[[dict[str, Any]], None]
 _NO_GROUP = answer("No such error group")
 
 router = APIRouter()
-
-
-class GroupActions:
-    """Status changes of the store's error groups: one read-write ``SpanStore``, opened
-    at the first change, shared by the request threads under a lock."""
-
-    def __init__(self, db_path: str | os.PathLike[str],
-                 on_resolved: OnResolved | None = None) -> None:
-        self.db_path = os.fspath(db_path)
-        self.on_resolved = on_resolved
-        self._store: SpanStore | None = None
-        self._lock = threading.Lock()
-
-    def set_status(self, fingerprint: str, status: str, **kwargs: Any) -> dict[str, Any]:
-        with self._lock:
-            if self._store is None:
-                self._store = SpanStore(self.db_path)
-            group = self._store.set_group_status(fingerprint, status, **kwargs)
-        if status == RESOLVED and self.on_resolved is not None:
-            try:
-                self.on_resolved(group)
-            except Exception:
-                _log.warning("otel-monitor: the on_resolved hook failed for group %s",
-                             fingerprint, exc_info=True)
-        return group
-
-    def close(self) -> None:
-        with self._lock:
-            if self._store is not None:
-                self._store.close()
-            self._store = None
 
 
 def _change(request: Request, fingerprint: str, status: str, **kwargs: Any
             ) -> dict[str, Any]:
     actions: GroupActions = request.app.state.group_actions
     try:
+        if status == SNOOZED:
+            return actions.snooze(fingerprint, **kwargs)
         return actions.set_status(fingerprint, status, **kwargs)
     except ConfigError as exc:  # e.g. an until time that passed meanwhile
         raise RequestValidationError([{"type": "value_error", "loc": ("body",),
@@ -190,10 +155,9 @@ async def snooze(request: Request, fingerprint: Fingerprint) -> dict[str, Any]:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(
             include_url=False, include_context=False, include_input=False)]) from None
     if isinstance(body, SnoozeOccurrences):
-        return await run_in_threadpool(_change, request, fingerprint, SNOOZED,
-                                       occurrences=body.occurrences)
-    if isinstance(body, SnoozeFor):
-        until_ns = time.time_ns() + int(body.for_s * 1e9)
+        how: dict[str, Any] = {"occurrences": body.occurrences}
+    elif isinstance(body, SnoozeFor):
+        how = {"for_s": body.for_s}
     else:
-        until_ns = body.until  # type: ignore[assignment]  # parsed by Instant
-    return await run_in_threadpool(_change, request, fingerprint, SNOOZED, until_ns=until_ns)
+        how = {"until_ns": body.until}  # parsed by Instant
+    return await run_in_threadpool(_change, request, fingerprint, SNOOZED, **how)
