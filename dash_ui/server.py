@@ -19,6 +19,7 @@ from exporters.queries import TraceQueries
 
 from .api import TOKEN_COOKIE, allowed_methods, create_api, resolve_token
 from .api.docs import document_mounts
+from .api.errors import OnResolved
 from .ingest import create_ingest_app
 from .metrics import mount_metrics
 from .service import query_service
@@ -87,17 +88,17 @@ def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None) -> N
     app.mount("/", ui, name="ui")
 
 
-def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None
-                      ) -> FastAPI:
+def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None,
+                      on_resolved: OnResolved | None = None) -> FastAPI:
     """The FastAPI app serving the API and the UI for the store at ``db_path``; a path
     where nothing was recorded yet gets a new store (so a central OTLP receiver starts
-    on a new path)."""
+    on a new path). ``on_resolved(group)``: called when an error group is resolved."""
     token = resolve_token(token)
     # The ingest's writer opens the store first, as the decorator's writer does: on a new
     # path it makes the store at the current schema, folders and file alike.
     ingest = create_ingest_app(db_path, ui_token=token)  # OTLP in; its own token
     queries = query_service(db_path)  # the one the API's routes and the UI's callbacks call
-    app = create_api(queries, token=token)
+    app = create_api(queries, token=token, on_resolved=on_resolved)
     mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
     app.mount("/v1", ingest)
     mount_ui(app, queries, token)

@@ -141,7 +141,10 @@ class Pipeline:
                 # that cannot be a store raises.
                 exporter = RecordWriter(settings.db_path, service_name=service,
                                         sites=self.sites,
-                                        open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s))
+                                        open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s),
+                                        on_group_events=self._group_events,
+                                        spike_multiple=settings.alert_spike_multiple,
+                                        spike_min_count=settings.alert_spike_min_count)
             except (OSError, ValueError, OtelMonitorError) as exc:
                 if otlp is not None:
                     otlp.shutdown()
@@ -166,7 +169,8 @@ class Pipeline:
             self.processor.start()
             self.retention = RetentionWorker(
                 settings.db_path, retention_hours=settings.retention_hours,
-                interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes)
+                interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
+                group_retention_days=settings.error_group_retention_days)
             # Started by the writer's first batch, on the writer thread.
             self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)
@@ -276,6 +280,13 @@ class Pipeline:
         return AlertEngine(settings, self.feeds, service_name=service,
                            queue_depth=self.queue.__len__,
                            group_events=bool(getattr(exporter, "keeps_error_groups", False)))
+
+    def _group_events(self, events: list) -> None:
+        """The writer's error-group events of a committed batch, for the alert engine
+        (when it takes them)."""
+        handler = getattr(self.alerts, "on_group_events", None)
+        if handler is not None:
+            handler(events)
 
     def _start_alerts(self, alerts: AlertEngine) -> None:
         assert self.processor is not None

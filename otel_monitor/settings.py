@@ -203,6 +203,17 @@ class Settings:
     alert_backoff_s: float = setting(
         0.5, "OTEL_MONITOR_ALERT_BACKOFF_S", "first retry delay, doubled at each retry",
         rule=at_least(0))
+    alert_spike_multiple: float = setting(
+        10.0, "OTEL_MONITOR_ALERT_SPIKE_MULTIPLE",
+        "an error group spikes when its failures per minute over 5 minutes reach this "
+        "multiple of its rate over the hour before", rule=POSITIVE)
+    alert_spike_min_count: int = setting(
+        10, "OTEL_MONITOR_ALERT_SPIKE_MIN_COUNT",
+        "and at least this many failures in those 5 minutes", rule=at_least(1))
+    error_group_retention_days: float = setting(
+        30.0, "OTEL_MONITOR_ERROR_GROUP_RETENTION_DAYS",
+        "an error group is kept this long after its last failure (calls keep "
+        "`retention_hours`)", rule=POSITIVE)
     # -- the UI's status ribbon (amber from, red from)
     ribbon_queue_amber: int = setting(
         1_000, "OTEL_MONITOR_RIBBON_QUEUE_AMBER",
