@@ -61,11 +61,16 @@ GRAPH_STYLE = [
     {"selector": 'node[kind = "feed"]', "style": {"shape": "ellipse",
                                                   "background-color": TOKENS["ok"]}},
     {"selector": "node[?stale]", "style": {"background-color": TOKENS["err"]}},
+    # a feed outside its hours: grey, and so are its edges
+    {"selector": "node[?closed]", "style": {"background-color": TOKENS["closed"]}},
     {"selector": "edge", "style": {"curve-style": "bezier", "target-arrow-shape": "triangle",
                                    "line-color": "#6e7681", "target-arrow-color": "#6e7681",
                                    "width": 2}},
     {"selector": "edge[?stale]", "style": {"line-color": TOKENS["err"],
                                            "target-arrow-color": TOKENS["err"]}},
+    {"selector": "edge[?closed]", "style": {"line-color": TOKENS["closed"],
+                                            "target-arrow-color": TOKENS["closed"],
+                                            "line-style": "dashed"}},
 ]
 
 

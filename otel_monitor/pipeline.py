@@ -152,7 +152,7 @@ class Pipeline:
                                   f"{exc}") from exc
             if otlp is not None:  # its export counts go into every health row
                 exporter.health_sources.append(otlp.health)
-            alerts = self._alert_engine(settings, service)
+            alerts = self._alert_engine(settings, service, exporter)
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
@@ -271,11 +271,15 @@ class Pipeline:
         except Exception:
             pass
 
-    def _alert_engine(self, settings: Settings, service: str | None) -> AlertEngine:
+    def _alert_engine(self, settings: Settings, service: str | None,
+                      exporter: Any = None) -> AlertEngine:
         """Built before the old pipeline is stopped: a bad webhook changes nothing.
-        Its threads start when needed (see the module's doc)."""
+        Its threads start when needed (see the module's doc). A writer that keeps error
+        groups (``keeps_error_groups``) reports their events: the engine alerts on
+        those, and per call only when the writer cannot write."""
         return AlertEngine(settings, self.feeds, service_name=service,
-                           queue_depth=self.queue.__len__)
+                           queue_depth=self.queue.__len__,
+                           group_events=bool(getattr(exporter, "keeps_error_groups", False)))
 
     def _group_events(self, events: list) -> None:
         """The writer's error-group events of a committed batch, for the alert engine
@@ -291,6 +295,10 @@ class Pipeline:
         self.alerts = alerts
         self.on_error = alerts.submit_error if alerts.wants_errors else None
         self.on_span_error = alerts.submit_span_error if alerts.wants_errors else None
+        processor = self.processor
+        alerts.writer_failing = lambda: processor.failing
+        if alerts.wants_errors:  # strikes off the failed calls written (group mode)
+            processor.observers.append(alerts.on_batch_written)
         if self.feeds:
             alerts.start()
 
