@@ -274,12 +274,12 @@ class Pipeline:
     def _alert_engine(self, settings: Settings, service: str | None,
                       exporter: Any = None) -> AlertEngine:
         """Built before the old pipeline is stopped: a bad webhook changes nothing.
-        Its threads start when needed (see the module's doc). A writer that keeps error
-        groups (``keeps_error_groups``) reports their events: the engine alerts on
-        those, and per call only when the writer cannot write."""
+        Its threads start when needed (see the module's doc). A writer that reports
+        error-group events (``on_group_events``, wired to ``_group_events``) makes the
+        engine alert on those, and per call only when the writer cannot write."""
         return AlertEngine(settings, self.feeds, service_name=service,
                            queue_depth=self.queue.__len__,
-                           group_events=bool(getattr(exporter, "keeps_error_groups", False)))
+                           group_events=getattr(exporter, "on_group_events", None) is not None)
 
     def _group_events(self, events: list) -> None:
         """The writer's error-group events of a committed batch, for the alert engine

@@ -13,7 +13,10 @@ monitored call fails or the writer reports error-group events, and
   PagerDuty summary say which ("New error", "Regression", "Spike: 42/min vs 3/min
   hourly", "Snooze expired"), keyed ``dedup_key("group", fingerprint)``, linking to
   the UI on the call and its group (``?error=…&span_id=…&trace_id=…``). Failures of
-  an existing open, ignored or snoozed group make no event, hence no alert.
+  an existing open, ignored or snoozed group make no event, hence no alert. An
+  exception that rises through several monitored calls alerts once, for the
+  innermost: the events of the calls it only passed through (their span ids noted
+  by ``submit_error``) are not alerted, though their groups are kept.
 * keeps the **per-call fallback**, so that an unhandled exception is never left
   unalerted because the store could not take it. A failing call still hands the
   engine its error (``submit_error``; calls that succeed never reach it). Without
@@ -31,9 +34,10 @@ monitored call fails or the writer reports error-group events, and
   ``MAX_WRITTEN_IDS`` failed span ids), so the order of the two never matters.
   Each step is a method of its own, driven by ``_cycle(now)``: tests feed events,
   batches and a failing writer directly.
-* groups **storms**: alerts of one (process, exception type), whether from group
-  events or the per-call path, are one alert sent at once, then at most one per
-  ``alert_group_window_s`` carrying how many more there were;
+* groups **storms**: alerts of one (process, exception type) — of one kind of group
+  event, or per call — are one alert sent at once, then at most one per
+  ``alert_group_window_s`` carrying how many more there were (many new groups of one
+  type, from many code paths, are one "New error" then a count);
 * judges every feed this process ticks: past its threshold, a ``feed_lag``
   trigger; on its next tick, a resolve. A feed with **hours** (``@feed(hours=…,
   tz=…, holidays=…)``) is never stale while closed (the store says ``closed``; the
@@ -179,13 +183,15 @@ class AlertEngine:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._inbox: dict[tuple[str, str], list] = {}
-        self._groups: dict[tuple[str, str], _Group] = {}
+        self._groups: dict[tuple[str, ...], _Group] = {}
         self._events: deque[GroupEvent] = deque()
         # Group mode: failed calls not written yet, by (process, exception type):
         # [count, first end_ns, latest event, unwritten span ids, held since (ns)].
         self._held: dict[tuple[str, str], list] = {}
         self._unconfirmed: dict[int, tuple[str, str]] = {}  # span id -> its key in _held
         self._written_ids: dict[int, None] = {}   # failed calls the writer wrote first
+        # failed calls that only passed on an exception alerted for a deeper call
+        self._propagated: dict[int, None] = {}
         self._feeds: dict[str, _FeedWatch] = {}
         self._bp_since: int | None = None
         self._bp_raised = False
@@ -205,6 +211,8 @@ class AlertEngine:
         once, for the innermost (the callers' ERR rows are in the store all the same)."""
         if exc is not None:
             if getattr(exc, _ALERTED_ATTR, False):
+                if self.group_events:  # its group's events are not alerted either
+                    self._passed_on(ids[1])
                 return
             try:
                 setattr(exc, _ALERTED_ATTR, True)
@@ -215,6 +223,12 @@ class AlertEngine:
             return
         self._submit((site.process, exc_type), end_ns, ("record", site, ids, end_ns, error),
                      ids[1])
+
+    def _passed_on(self, span_id: int) -> None:
+        with self._lock:
+            self._propagated[span_id] = None
+            if len(self._propagated) > MAX_WRITTEN_IDS:
+                del self._propagated[next(iter(self._propagated))]
 
     def ignored(self, exc_type: str) -> bool:
         """Whether alerts on ``exc_type`` (fully qualified) are off: the setting names a
@@ -407,8 +421,12 @@ class AlertEngine:
         for ev in events:
             if ev.kind not in EVENT_WORDS or self.ignored(ev.exception_type):
                 continue
-            self._storm((ev.process, ev.exception_type), 1, ev.last_seen_ns, ("group", ev),
-                        now)
+            if self._propagated and self._was_passed_on(ev.span_id):
+                continue  # the deeper call's group alerted for this exception
+            # a regression or a snooze's end is news even right after the group's NEW:
+            # storms are of one kind of event
+            self._storm((ev.process, ev.exception_type, ev.kind), 1, ev.last_seen_ns,
+                        ("group", ev), now)
 
     def _judge_held(self, now: int, final: bool) -> None:
         """Group mode: drop held errors whose calls were all written; alert per call
@@ -433,6 +451,14 @@ class AlertEngine:
             self.fallback_alerts += 1
             self._storm(key, count, end_ns, event + (FALLBACK_NOTE,), now)
 
+    def _was_passed_on(self, span_hex: str) -> bool:
+        try:
+            span_id = int(span_hex, 16)
+        except (TypeError, ValueError):
+            return False
+        with self._lock:
+            return self._propagated.pop(span_id, 1) is None
+
     def _writer_failing(self) -> bool:
         try:
             return bool(self.writer_failing())
@@ -447,7 +473,7 @@ class AlertEngine:
         for key, (count, end_ns, event) in inbox.items():
             self._storm(key, count, end_ns, event, now)
 
-    def _storm(self, key: tuple[str, str], count: int, end_ns: int, event: tuple,
+    def _storm(self, key: tuple[str, ...], count: int, end_ns: int, event: tuple,
                now: int) -> None:
         """The first alert of ``key`` in a window goes at once; the rest are counted."""
         group = self._groups.get(key)
@@ -494,10 +520,16 @@ class AlertEngine:
             fields["Rate (5 min)"] = f"{_rate(ev.rate_5m)}/min"
             fields["Rate (1 h)"] = f"{_rate(ev.rate_1h)}/min"
         fields["Error event"] = said
-        fields["Error group"] = ev.fingerprint
+        fields["Error group"] = ev.title
+        fields["Fingerprint"] = ev.fingerprint
         fields["Occurrences in all"] = f"{ev.count:,}"
         fields["First seen"] = iso(ev.first_seen_ns)
-        summary = f"{said}: {ev.title} in {ev.process}"
+        exc_short = ev.exception_type.rsplit(".", 1)[-1]
+        # as a call's alert says it, after the event: the type fully qualified, the
+        # process, the call's own message (the group's title is its normalised form)
+        first_line = ev.message.strip().splitlines()[0] if ev.message.strip() else ""
+        summary = f"{said}: {ev.exception_type} in {ev.process}" + (
+            f": {first_line}" if first_line else "")
         if ev.kind == REGRESSION:
             summary += f" (was resolved; {ev.count:,} occurrences in all)"
         elif ev.kind == REARMED:
@@ -506,7 +538,6 @@ class AlertEngine:
             summary += (f"; {count:,} error event(s) of {ev.exception_type} in "
                         f"{ev.process} in the last {self._over(over_s)} s")
         short = ".".join(ev.process.rsplit(".", 2)[-2:])
-        exc_short = ev.exception_type.rsplit(".", 1)[-1]
         trace_id, span_id = ev.trace_id, ev.span_id
         return Alert(
             rule=EXCEPTION, action=TRIGGER, key=dedup_key("group", ev.fingerprint),
@@ -517,8 +548,8 @@ class AlertEngine:
             exception_type=ev.exception_type, exception_message=ev.message,
             traceback=traceback_excerpt(ev.traceback) if ev.traceback else None,
             span_id=span_id, trace_id=trace_id,
-            link=ui_link(self.settings.ui_url, error=ev.fingerprint, span_id=span_id,
-                         trace_id=trace_id),
+            link=ui_link(self.settings.ui_url, process=ev.process, error=ev.fingerprint,
+                         span_id=span_id, trace_id=trace_id),
             service=ev.service or self.service_name, host=self.host,
             pid=ev.pid if ev.pid is not None else self.pid, fields=fields,
             event=ev.kind, fingerprint=ev.fingerprint)

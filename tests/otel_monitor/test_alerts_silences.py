@@ -12,9 +12,9 @@ from alert_helpers import PD, SLACK, wait_alerts
 from exporters.errors import ConfigError
 from monitor_helpers import process_name
 from otel_monitor import feed, monitor, tick
-from test_alerts_groups import black_scholes, convert, event_of, grouping, var
-
-from exporters.error_groups import NEW
+from exporters.error_groups import RESOLVED
+from otel_monitor.pipeline import PIPELINE
+from test_alerts_groups import black_scholes, convert, groups, set_status, var
 
 
 def _raise(fn, *args) -> None:
@@ -40,18 +40,19 @@ def _window_tomorrow() -> str:
     return f"{day} 00:00-24:00 UTC"
 
 
-def _events(store):
+def _three_new_groups() -> None:
+    """Failures of three kinds: the writer makes three new groups, three NEW events."""
     for fn, args in ((black_scholes, (1.0, 0.0)), (convert, ("EURUSD",)), (var, (3,))):
         _raise(fn, *args)
     otel_monitor.force_flush()
-    return [event_of(store, fn, NEW) for fn in (black_scholes, convert, var)]
 
 
 def test_a_maintenance_window_covering_now_records_alerts_suppressed_and_posts_none(
         alerting, receiver):
     window = _window_now()
-    store, engine = grouping(alerting, alert_maintenance_windows=(window,))
-    engine.on_group_events(_events(store))
+    store = alerting(alert_maintenance_windows=(window,))
+    engine = PIPELINE.alerts
+    _three_new_groups()
     rows = wait_alerts(store.path, lambda r: len(r) == 3)
     otel_monitor.shutdown()
     assert receiver.posts == []
@@ -64,8 +65,8 @@ def test_a_maintenance_window_covering_now_records_alerts_suppressed_and_posts_n
 
 
 def test_a_window_that_does_not_cover_now_suppresses_nothing(alerting, receiver):
-    store, engine = grouping(alerting, alert_maintenance_windows=(_window_tomorrow(),))
-    engine.on_group_events(_events(store)[:1])
+    store = alerting(alert_maintenance_windows=(_window_tomorrow(),))
+    _raise(black_scholes, 1.0, 0.0)
     receiver.wait(lambda p: len(p) == 1, path=PD)
     rows = wait_alerts(store.path, lambda r: len(r) == 2)
     assert {r["status"] for r in rows} == {"sent"}
@@ -73,17 +74,20 @@ def test_a_window_that_does_not_cover_now_suppresses_nothing(alerting, receiver)
 
 def test_a_per_call_alert_is_suppressed_by_a_window_too(alerting, receiver):
     store = alerting(alert_maintenance_windows=("daily 00:00-24:00",))
+    PIPELINE.exporter.on_group_events = None  # a writer that reports no group events
+    PIPELINE.alerts.group_events = False
     _raise(black_scholes, 1.0, 0.0)
     [row] = wait_alerts(store.path, lambda r: len(r) == 1)
     assert (row["rule"], row["status"]) == ("exception", "suppressed")
+    assert row["key"].startswith("otel-monitor/exception/")  # the per-call alert
     otel_monitor.shutdown()
     assert receiver.posts == []
 
 
 def test_a_silence_by_process_holds_that_process_only(alerting, receiver):
     silence = f'process={process_name(convert)} until={_in(1)} reason="known bug, fix Monday"'
-    store, engine = grouping(alerting, alert_silences=(silence,))
-    engine.on_group_events(_events(store))
+    store = alerting(alert_silences=(silence,))
+    _three_new_groups()
     rows = wait_alerts(store.path, lambda r: len(r) == 5)  # 2 alerts x 2 webhooks + 1
     held = [r for r in rows if r["status"] == "suppressed"]
     assert [(r["process"], r["error"]) for r in held] == [
@@ -92,16 +96,24 @@ def test_a_silence_by_process_holds_that_process_only(alerting, receiver):
     assert "KeyError" not in " ".join(p.json["payload"]["summary"] for p in posts)
 
 
-def test_a_silence_by_group_fingerprint_or_pattern(alerting, receiver):
-    store, engine = grouping(alerting)
-    events = _events(store)
+def test_a_silence_by_group_fingerprint_or_pattern(alerting, receiver, tmp_path):
+    store = alerting()
+    _three_new_groups()
+    found = groups(store)
+    receiver.wait(lambda p: len(p) == 3, path=PD)
     otel_monitor.shutdown()
     receiver.posts.clear()
-    silences = (f"group={events[0].fingerprint} until={_in(1)} reason=deploying",
+    silences = (f"group={found[process_name(black_scholes)]['fingerprint']} until={_in(1)} "
+                "reason=deploying",
                 f"process=*.var until={_in(1)} reason='noisy'")
-    store, engine = grouping(alerting, alert_silences=silences)
-    engine.on_group_events(events)
-    rows = wait_alerts(store.path, lambda r: len(r) == 4)
+    store = alerting(alert_silences=silences)
+    for g in found.values():  # all three resolved, then failing again: three regressions
+        set_status(store.path, g["fingerprint"], RESOLVED)
+    _three_new_groups()
+    def regressions(rows):
+        return [r for r in rows if r["summary"].startswith("Regression: ")]
+
+    rows = regressions(wait_alerts(store.path, lambda r: len(regressions(r)) == 4))
     held = sorted(r["error"] for r in rows if r["status"] == "suppressed")
     assert held == sorted(f"silence {s}" for s in silences)
     [post] = receiver.wait(lambda p: len(p) == 1, path=PD)
@@ -110,8 +122,8 @@ def test_a_silence_by_group_fingerprint_or_pattern(alerting, receiver):
 
 def test_an_expired_silence_does_not_suppress(alerting, receiver):
     silence = f'process={process_name(black_scholes)} until={_in(-0.01)} reason="was known"'
-    store, engine = grouping(alerting, alert_silences=(silence,))
-    engine.on_group_events(_events(store)[:1])
+    store = alerting(alert_silences=(silence,))
+    _raise(black_scholes, 1.0, 0.0)
     receiver.wait(lambda p: len(p) == 1, path=SLACK)
     rows = wait_alerts(store.path, lambda r: len(r) == 2)
     assert {r["status"] for r in rows} == {"sent"}
