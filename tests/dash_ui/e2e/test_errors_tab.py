@@ -2,12 +2,14 @@
 real recording process fills (errors_workload.py, its alert engine posting to a loopback
 webhook receiver): the tab lists the workload's error groups with their sparklines; a
 group resolved in the browser is resolved in SQLite; the same failure again makes it open
-again and the recording process posts a "Regression" alert; an alert's link
+again and the recording process posts a "Regression" alert (the server, whose
+``on_resolved`` hook the tab's Resolve calls, posted "Resolved: <title>"); an alert's link
 (``?error=&span_id=&trace_id=``) and a bare ``/?error=<fp>`` open the tab on the group;
 a title click opens the group's latest call. Writes errors.png under
 e2e_support.SCREENSHOTS."""
 from __future__ import annotations
 
+import html
 import importlib.util
 import json
 import re
@@ -24,8 +26,9 @@ from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
     browser_type_launch_args,
     playwright,
 )
-from e2e_support import ROOT, SCREENSHOTS, serve, workload_env
+from e2e_support import ROOT, SCREENSHOTS, workload_env
 from playwright.sync_api import Page, expect
+from served_cli import served_cli
 
 from exporters import SpanStore
 from exporters.queries import TraceQueries
@@ -64,9 +67,10 @@ class Served:
         queries = TraceQueries(self.db)
         return {g["process"]: g for g in queries.error_groups(limit=50)["groups"]}
 
-    def alerts(self, word: str) -> list[dict]:
-        """The Slack bodies posted that say ``word`` ("New error", "Regression")."""
-        return [p.json for p in self.receiver.to("/slack") if says(p.json, word)]
+    def alerts(self, word: str, path: str = "/slack") -> list[dict]:
+        """The Slack bodies posted that say ``word`` ("New error", "Regression"): by the
+        recording process (``/slack``), or by the server (``/serve-slack``)."""
+        return [p.json for p in self.receiver.to(path) if says(p.json, word)]
 
 
 def says(body: dict, word: str) -> bool:
@@ -85,7 +89,10 @@ def served(tmp_path_factory) -> Iterator[Served]:
     SpanStore(db).close()
     receiver = _receiver_module().start_receiver()
     try:
-        with serve(db) as url:
+        # the server posts too: resolving a group tells Slack (its on_resolved hook)
+        with served_cli(db, workload_env(OTEL_MONITOR_WEBHOOKS=receiver.url("/serve-slack")),
+                        timeout_s=30) as server:
+            url = server.url
             proc = subprocess.Popen(
                 [sys.executable, "-c", "import sys, errors_workload; "
                  "errors_workload.main(sys.argv[1])", str(db)],
@@ -155,6 +162,13 @@ def test_resolving_in_the_browser_then_the_same_failure_reopens_it_with_a_regres
     expect(page.locator("#om-errors-action-note")).to_have_text(f"{group['title']}: resolved")
     assert served.groups()[LIMIT]["status"] == "resolved"   # in SQLite
     expect(row(page, group)).to_have_count(0)  # the open groups only, by default
+    # the server's on_resolved hook: Slack is told (and PagerDuty would be: resolve)
+    served.receiver.wait(lambda ps: any(says(p.json, "Resolved") for p in ps), timeout=30,
+                         path="/serve-slack")
+    resolved = served.alerts("Resolved", "/serve-slack")
+    assert len(resolved) == 1  # Slack's text escapes <, > and &
+    assert html.unescape(resolved[0]["text"]).split(" ", 1)[1] \
+        .startswith(f"Resolved: {group['title']} in {LIMIT}")
     assert served.alerts("Regression") == []
 
     served.tell("limit 1")  # the same failure again
