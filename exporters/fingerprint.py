@@ -13,6 +13,7 @@ normalised, it is the group's title: ``ShortType: message with <n>, <hex>, <str>
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -83,9 +84,26 @@ def app_frames(traceback_text: str | None) -> list[str]:
     return picked
 
 
+@functools.lru_cache(maxsize=512)
+def _cached_app_frames(frames_text: str) -> tuple[str, ...]:
+    return tuple(app_frames(frames_text))
+
+
+def _frames_text(traceback_text: str) -> str:
+    """The traceback up to the end of its last frame's line: what the frames are parsed
+    from, without the message (which varies from call to call), so a storm of one failure
+    with varying messages parses its frames once."""
+    last = traceback_text.rfind('\n  File "')
+    if last < 0:
+        return traceback_text
+    end = traceback_text.find("\n", last + 1)
+    return traceback_text if end < 0 else traceback_text[:end]
+
+
 def fingerprint(process: str, exception_type: str | None, traceback_text: str | None) -> str:
     """The group key of a failure: 32 hex digits."""
-    key = "\x1f".join([process or "", exception_type or "", *app_frames(traceback_text)])
+    picked = _cached_app_frames(_frames_text(traceback_text)) if traceback_text else ()
+    key = "\x1f".join([process or "", exception_type or "", *picked])
     return hashlib.blake2b(key.encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
 
 
