@@ -30,6 +30,8 @@ _HEADER = "Traceback (most recent call last):"
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _INTERNAL_DIRS = tuple(os.path.join(_ROOT, name) + os.sep
                        for name in ("otel_monitor", "exporters", "dash_ui"))
+# ... but for its demo workload, which stands for an application.
+_APPLICATION_FILES = frozenset({os.path.join(_ROOT, "otel_monitor", "demo.py")})
 _STDLIB_DIRS = tuple({os.path.abspath(p) + os.sep for p in (
     sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("platstdlib")) if p})
 # A traceback written on another machine: its stdlib and packages by the folder names.
@@ -41,6 +43,8 @@ _FOREIGN = re.compile(r"[/\\](?:site-packages|dist-packages)[/\\]"
 def in_application(path: str) -> bool:
     """Whether a traceback frame's file is the application's own code (not the stdlib,
     an installed package, or otel-monitor's own modules)."""
+    if path in _APPLICATION_FILES:
+        return True
     if not path or _FOREIGN.search(path):
         return False
     return not path.startswith(_INTERNAL_DIRS + _STDLIB_DIRS)
