@@ -11,7 +11,9 @@ nothing.
 The events (``exporters.error_groups``):
 
 - NEW: the group's first failure.
-- REGRESSION: a resolved group failed again (it is open again).
+- REGRESSION: a resolved group failed again (it is open again). A failure that started
+  before the group was resolved (written late: it was queued when the resolve came) is
+  counted and reopens nothing.
 - REARMED: a snoozed group's snooze ran out: a failure at or after its until time, or
   the failure that used up its remaining occurrences (it is open again).
 - SPIKE: an open group's failures over the last 5 minutes (to its newest failure)
@@ -131,7 +133,7 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
         for call in calls:
             group["count"] += 1
             status = group["status"]
-            if status == RESOLVED:
+            if status == RESOLVED and call[_START] >= (group["resolved_ns"] or 0):
                 group.update(status=OPEN, resolved_ns=None)
                 kinds.append((REGRESSION, call))
             elif status == SNOOZED:
