@@ -321,3 +321,18 @@ def test_tomorrow_at_seven_is_wall_clock_time_across_a_dst_change():
     assert until.isoformat() == "2026-03-29T07:00:00+01:00"
     assert tomorrow_at(datetime(2026, 12, 31, 0, 5, tzinfo=timezone.utc)).isoformat() == \
         "2027-01-01T07:00:00+00:00"
+
+
+def test_the_status_pills_and_the_sparkline_use_the_theme_colours():
+    from pathlib import Path
+
+    import dash_ui
+    from dash_ui._theme import TOKENS
+
+    assets = Path(dash_ui.__file__).with_name("assets")
+    css = (assets / "otel.css").read_text()
+    for status, token in {"open": "err", "resolved": "ok", "ignored": "closed",
+                          "snoozed": "stale"}.items():
+        assert f".om-pill-{status} {{ background: {TOKENS[token]}; }}" in css
+    js = (assets / "dashAgGridComponentFunctions.js").read_text()
+    assert f'stroke: "{TOKENS["err"]}"' in js
