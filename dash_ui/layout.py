@@ -103,9 +103,14 @@ def filters() -> dbc.Row:
         dbc.Col(dbc.Input(id="om-search", placeholder="search: span id, trace id or process",
                           debounce=True, maxLength=1000, type="search"), md=4),
         dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
-        dbc.Col(dbc.Switch(id="om-utc", label="times in UTC", value=False, persistence=True,
-                           persistence_type="local"), md=2),
     ], className="g-2 mb-2 align-items-center")
+
+
+def utc_switch() -> dbc.Switch:
+    """Times (the trace table's Timestamp, the error groups' first/last seen) in UTC or
+    the browser's zone; beside the tabs, as both tabs show times."""
+    return dbc.Switch(id="om-utc", label="times in UTC", value=False, persistence=True,
+                      persistence_type="local", className="mb-2")
 
 
 def table() -> dag.AgGrid:
@@ -273,7 +278,7 @@ def tabs() -> dbc.Tabs:
     """Calls (the trace table and the graph; the default) or Errors (the error groups)."""
     return dbc.Tabs([dbc.Tab(label="Calls", tab_id="calls"),
                      dbc.Tab(label="Errors", tab_id="errors")],
-                    id="om-tabs", active_tab="calls", className="mb-2")
+                    id="om-tabs", active_tab="calls", className="mb-2 flex-grow-1")
 
 
 def errors_tab() -> html.Div:
@@ -338,7 +343,8 @@ def page() -> dbc.Container:
         state(),
         ribbon(),
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
-        tabs(),
+        html.Div([tabs(), utc_switch()],
+                 className="d-flex justify-content-between align-items-end"),
         html.Div([
             filters(),
             view_toggle(),

@@ -17,12 +17,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
     browser,
-    browser_context_args,
     browser_type_launch_args,
     playwright,
 )
@@ -81,6 +82,20 @@ def says(body: dict, word: str) -> bool:
 def link_of(body: dict) -> str:
     """The UI link of a Slack body (its context block's ``<url|label>``)."""
     return re.search(r"<(http[^|>]+)\|", json.dumps(body)).group(1)
+
+
+ZONE = "Asia/Kolkata"  # the browser's zone: +05:30, never the machine's UTC
+
+
+@pytest.fixture(scope="module")
+def browser_context_args() -> dict:
+    return {"viewport": {"width": 1400, "height": 900}, "timezone_id": ZONE}
+
+
+def clock(ns: int, zone) -> str:
+    """The trace table's clock (HH:MM:SS.mmm) of ``ns`` in ``zone``."""
+    moment = datetime.fromtimestamp(ns // 1_000_000 / 1000, zone)
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 @pytest.fixture(scope="module")
@@ -144,8 +159,11 @@ def test_the_errors_tab_lists_the_groups_of_a_real_workload(page: Page, served):
     expect(limit.locator('[col-id="status"]')).to_have_text("open")
     expect(limit.locator('[col-id="spark"] svg.om-spark polyline')).to_have_count(1)
     assert "5 in the last 6 h" in limit.locator('[col-id="spark"] svg title').text_content()
-    # first/last seen: the trace table's clock (HH:MM:SS.mmm)
-    assert len(limit.locator('[col-id="last_seen"]').inner_text()) == len("00:00:00.000")
+    # first/last seen: the trace table's clock (HH:MM:SS.mmm), in the browser's zone
+    expect(limit.locator('[col-id="last_seen"]')).to_have_text(
+        clock(groups[LIMIT]["last_seen_ns"], ZoneInfo(ZONE)))
+    expect(limit.locator('[col-id="first_seen"]')).to_have_text(
+        clock(groups[LIMIT]["first_seen_ns"], ZoneInfo(ZONE)))
     expect(row(page, groups[ORDER]).locator('[col-id="count"]')).to_have_text("3")
     expect(page.locator("#om-errors-note")).to_have_text("2 error groups")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -209,3 +227,30 @@ def test_a_title_click_opens_the_groups_latest_call(page: Page, served):
     row(page, group).locator('[col-id="title"]').click()
     expect(page.locator("#om-modal-title")).to_have_text(ORDER, timeout=15_000)
     expect(page.locator("#om-traceback")).to_contain_text("KeyError")
+
+
+def test_times_follow_the_utc_switch_and_tomorrow_0700_is_the_browsers(page: Page, served):
+    group = served.groups()[ORDER]
+    open_errors_tab(page, served.url)
+    seen = row(page, group).locator('[col-id="last_seen"]')
+    expect(seen).to_have_text(clock(group["last_seen_ns"], ZoneInfo(ZONE)))
+    page.locator("#om-utc").check()  # the trace table's switch, beside the tabs
+    expect(seen).to_have_text(clock(group["last_seen_ns"], timezone.utc))
+    page.get_by_role("tab", name="Calls").click()
+    expect(page.locator("#om-utc")).to_be_checked()  # one switch for both tabs
+    page.get_by_role("tab", name="Errors").click()
+    page.locator("#om-utc").uncheck()  # (kept in the browser: put back)
+    expect(seen).to_have_text(clock(group["last_seen_ns"], ZoneInfo(ZONE)))
+
+    row(page, group).locator('[col-id="count"]').click()
+    expect(page.locator("#om-errors-selected")).to_have_text(f"selected: {group['title']}")
+    before = datetime.now(ZoneInfo(ZONE))
+    page.get_by_role("button", name="Snooze until tomorrow 07:00").click()
+    expect(page.locator("#om-errors-action-note")).to_contain_text("snoozed until")
+    stored = served.groups()[ORDER]
+    until = datetime.fromtimestamp(stored["snooze_until_ns"] / 1e9, ZoneInfo(ZONE))
+    assert stored["status"] == "snoozed"
+    assert (until.hour, until.minute) == (7, 0)  # 07:00 in the browser's zone
+    assert until.date() in {before.date() + timedelta(days=1),
+                            datetime.now(ZoneInfo(ZONE)).date() + timedelta(days=1)}
+    expect(row(page, group)).to_have_count(0)  # snoozed: not among the open groups
