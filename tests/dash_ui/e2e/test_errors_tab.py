@@ -94,7 +94,8 @@ def browser_context_args() -> dict:
 
 def clock(ns: int, zone) -> str:
     """The trace table's clock (HH:MM:SS.mmm) of ``ns`` in ``zone``."""
-    moment = datetime.fromtimestamp(ns // 1_000_000 / 1000, zone)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    moment = (epoch + timedelta(milliseconds=ns // 1_000_000)).astimezone(zone)
     return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
