@@ -3,9 +3,11 @@ error groups (open ones by default) with their 6-hour sparklines, filtered by st
 process and service and sorted by last seen or count; resolve / ignore / snooze change
 the group in the store through the server's GroupActions (resolve calls on_resolved),
 and need the access token when one is set; a title click opens the group's latest call;
-``?error=<fp>`` opens the tab on that group. The Calls tab stays the default."""
+``?error=<fp>`` opens the tab on that group, and a failed call's drill-down links there.
+The Calls tab stays the default."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -14,7 +16,7 @@ import pytest
 from dash_ui.app import create_dash_app
 from dash_ui.callbacks.errors import TOKEN_REFUSED, tomorrow_at
 from dash_ui.group_actions import GroupActions
-from exporters.queries import TraceQueries
+from exporters.queries import RowFilter, TraceQueries
 from recording import recording_into, settings_env_cleared
 
 from otel_monitor import monitor
@@ -336,3 +338,20 @@ def test_the_status_pills_and_the_sparkline_use_the_theme_colours():
         assert f".om-pill-{status} {{ background: {TOKENS[token]}; }}" in css
     js = (assets / "dashAgGridComponentFunctions.js").read_text()
     assert f'stroke: "{TOKENS["err"]}"' in js
+
+
+def test_a_failed_calls_drill_down_links_to_its_group(store):
+    tab = Tab(store)
+    group = by_process(tab.rows())["route_order"]
+    out = tab.call("om-modal.is_open", {"om-open.data": {"span_id": group["last_span_id"]}},
+                   {"om-trace-state.data": None, "om-picked.data": None},
+                   changed="om-open.data")
+    assert out["om-modal.is_open"] is True
+    body = json.dumps(out["om-modal-body.children"])
+    assert f'"href": "?error={group["fingerprint"]}"' in body
+    ok = tab.queries.page(RowFilter(process=f"{__name__}.check_limit"), limit=50).rows
+    ok_span = next(r["span_id"] for r in ok if r["Status"] == "OK")
+    out = tab.call("om-modal.is_open", {"om-open.data": {"span_id": ok_span}},
+                   {"om-trace-state.data": None, "om-picked.data": None},
+                   changed="om-open.data")
+    assert "om-call-group" not in json.dumps(out["om-modal-body.children"])

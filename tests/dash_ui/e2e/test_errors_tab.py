@@ -5,7 +5,8 @@ group resolved in the browser is resolved in SQLite; the same failure again make
 again and the recording process posts a "Regression" alert (the server, whose
 ``on_resolved`` hook the tab's Resolve calls, posted "Resolved: <title>"); an alert's link
 (``?error=&span_id=&trace_id=``) and a bare ``/?error=<fp>`` open the tab on the group;
-a title click opens the group's latest call. Writes errors.png under
+a title click opens the group's latest call, whose drill-down links back to the group;
+times follow the page's UTC switch; "until tomorrow 07:00" is the browser's. Writes errors.png under
 e2e_support.SCREENSHOTS."""
 from __future__ import annotations
 
@@ -222,12 +223,18 @@ def test_an_alerts_link_and_a_bare_error_link_open_the_tab_on_the_group(page: Pa
     expect(page.locator("#om-modal-title")).to_be_hidden()
 
 
-def test_a_title_click_opens_the_groups_latest_call(page: Page, served):
+def test_a_title_click_opens_the_latest_call_which_links_back_to_its_group(page: Page, served):
     group = served.groups()[ORDER]
     open_errors_tab(page, served.url)
     row(page, group).locator('[col-id="title"]').click()
     expect(page.locator("#om-modal-title")).to_have_text(ORDER, timeout=15_000)
     expect(page.locator("#om-traceback")).to_contain_text("KeyError")
+    # and the drill-down links back to the group
+    page.locator("#om-call-group-link").click()
+    page.wait_for_url(f"**?error={group['fingerprint']}")
+    expect(page.locator("#om-tabs .nav-link.active")).to_have_text("Errors", timeout=30_000)
+    expect(row(page, group)).to_have_class(SELECTED, timeout=15_000)
+    expect(page.locator("#om-modal-title")).to_be_hidden()
 
 
 def test_times_follow_the_utc_switch_and_tomorrow_0700_is_the_browsers(page: Page, served):
