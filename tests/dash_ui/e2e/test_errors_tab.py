@@ -6,8 +6,8 @@ again and the recording process posts a "Regression" alert (the server, whose
 ``on_resolved`` hook the tab's Resolve calls, posted "Resolved: <title>"); an alert's link
 (``?error=&span_id=&trace_id=``) and a bare ``/?error=<fp>`` open the tab on the group;
 a title click opens the group's latest call, whose drill-down links back to the group;
-times follow the page's UTC switch; "until tomorrow 07:00" is the browser's. Writes errors.png under
-e2e_support.SCREENSHOTS."""
+times follow the page's UTC switch; "until tomorrow 07:00" is the browser's. Writes
+errors.png under e2e_support.SCREENSHOTS."""
 from __future__ import annotations
 
 import html
