@@ -6,7 +6,10 @@ Prints, against the targets of the feeds-and-alerts issue (p99 <= 1 s; a tick <=
   * raise -> receipt: from the ``raise`` in a monitored function to a webhook receiver
     on 127.0.0.1 (a process of its own, as a real webhook is) having the Slack post
     (p50, p99). Each exception is of its own type, so none is folded into another's
-    storm. First with the application idle (``--spacing-ms`` apart), then with a
+    storm, and each is a new error group: with a writer that keeps error groups
+    (issue 15) the post is the group's "New error" alert, after the writer has
+    committed the call and reported the event; without one, the per-call alert. The
+    first line says which path was measured. First with the application idle (``--spacing-ms`` apart), then with a
     thread running monitored calls flat out beside it (``--busy-spacing-ms`` apart):
     the writer, the alert engine and the sender then wait for the GIL at every step.
     One sender per webhook posts a few dozen distinct alerts a second when the CPU is
@@ -26,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import re
 import statistics
 import sys
 import tempfile
@@ -121,8 +125,12 @@ def raise_to_receipt(receiver: Receiver, n: int, spacing_s: float, tag: str) -> 
         time.sleep(spacing_s)
     receiver.wait_for(n, timeout=30)
     latencies = []
+    pattern = re.compile(rf"\bBench{tag}Error\d+\b")
     for received, body in receiver.take():
-        name = body["text"].split()[1]  # ":rotating_light: BenchXError7 in ..."
+        # ":rotating_light: New error: BenchXError7: exception 7 in ..." (a new group) or
+        # ":rotating_light: BenchXError7 in ..." (per call)
+        found = pattern.search(body["text"])
+        name = found.group(0) if found else None
         if name in raised:
             latencies.append(received - raised.pop(name))
     if raised:
@@ -230,8 +238,11 @@ def main() -> None:
     tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
     otel_monitor.configure(db_path=os.path.join(tmp, "bench.db"), alert_webhooks=[receiver.url],
                            queue_size=2_000_000)
+    engine = otel_monitor.pipeline.PIPELINE.alerts
     print(f"detection: webhook receiver on 127.0.0.1, alert engine check every "
-          f"{otel_monitor.pipeline.PIPELINE.alerts.check_interval_s:g} s")
+          f"{engine.check_interval_s:g} s; exceptions alerted "
+          + ("by error group (new group -> webhook)" if engine.group_events
+             else "per call (this writer keeps no error groups)"))
     results = [report(f"raise -> receipt, app idle ({opts.spacing_ms:g} ms apart)",
                       raise_to_receipt(receiver, opts.exceptions, opts.spacing_ms / 1e3, "Idle"))]
     if not opts.no_load:

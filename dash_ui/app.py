@@ -17,6 +17,8 @@ from dash.development.base_component import Component
 from flask import abort, send_from_directory
 
 from . import callbacks, layout
+from .api.auth import resolve_token
+from .group_actions import GroupActions
 from .service import QuerySource, query_service
 
 ASSETS = Path(__file__).with_name("assets")
@@ -34,8 +36,13 @@ class LocalDash(dash.Dash):
         return config
 
 
-def create_dash_app(queries: QuerySource, *,
-                    requests_pathname_prefix: str = "/") -> dash.Dash:
+def create_dash_app(queries: QuerySource, *, requests_pathname_prefix: str = "/",
+                    token: str | None = None, group_actions: GroupActions | None = None,
+                    token_resolved: bool = False) -> dash.Dash:
+    """``token``: the access token the Errors tab's actions need (None: the setting,
+    ``$OTEL_MONITOR_UI_TOKEN``, unless ``token_resolved``: then None is no token).
+    ``group_actions``: the error groups' status changes to call (the server's, shared
+    with its API), else one of its own over the store."""
     app = LocalDash(
         __name__, title="otel-monitor", assets_folder=str(ASSETS),
         external_stylesheets=[], external_scripts=[], serve_locally=True,
@@ -44,8 +51,15 @@ def create_dash_app(queries: QuerySource, *,
         update_title=None,
     )
     app.layout = _root()
-    callbacks.register(app, query_service(queries))
+    _register(app, queries, token, group_actions, token_resolved)
     return app
+
+
+def _register(app: dash.Dash, source: QuerySource, token: str | None,
+              group_actions: GroupActions | None, token_resolved: bool) -> None:
+    queries = query_service(source)
+    callbacks.register(app, queries, actions=group_actions or GroupActions(queries.path),
+                       token=token if token_resolved else resolve_token(token))
 
 
 def _root() -> html.Div:
@@ -58,13 +72,15 @@ EMBED_ASSETS = ("bootstrap.min.css", "otel.css", "dashAgGridComponentFunctions.j
                 "omLiveRefresh.js", "omFormat.js", "omGraph.js")
 
 
-def embed_ui(app: dash.Dash, queries: QuerySource, *,
-             with_bootstrap: bool = True) -> Component:
+def embed_ui(app: dash.Dash, queries: QuerySource, *, with_bootstrap: bool = True,
+             token: str | None = None, group_actions: GroupActions | None = None
+             ) -> Component:
     """The whole UI as a component to place in an existing Dash app's layout (a page, a
     tab). Registers its callbacks (ids start with ``om-``) on ``app``, and serves its
     assets from ``app``'s own server under ``<prefix>_otel-monitor/assets/``, adding them
-    to the page (the Darkly CSS only if ``with_bootstrap``)."""
-    callbacks.register(app, query_service(queries))
+    to the page (the Darkly CSS only if ``with_bootstrap``). ``token`` and
+    ``group_actions`` as for ``create_dash_app``."""
+    _register(app, queries, token, group_actions, False)
     route = app.config.routes_pathname_prefix + EMBED_ROUTE
     url = app.config.requests_pathname_prefix + EMBED_ROUTE
 

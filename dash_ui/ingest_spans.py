@@ -318,6 +318,10 @@ class IngestWriter(SQLiteSpanExporter):
             for seq, (name, kind, value) in enumerate(span.rows):
                 data += (i, seq, name, kind, value)
 
+    def _configure_store(self, store: Any) -> None:
+        super()._configure_store(store)
+        store.host = None  # the calls come from other hosts: the groups name none
+
     def shutdown(self) -> None:
         if self.retention is not None:
             self.retention.stop()

@@ -1,5 +1,6 @@
-"""The page: status ribbon, filters and search, trace table (ag-grid, infinite row
-model), graph, the drill-down modal (with its trace view), and the URL's state."""
+"""The page: status ribbon; two tabs: Calls (filters and search, trace table (ag-grid,
+infinite row model), graph; the default) and Errors (the error groups, their actions);
+the drill-down modal (with its trace view), and the URL's state."""
 from __future__ import annotations
 
 import dash_ag_grid as dag
@@ -61,11 +62,16 @@ GRAPH_STYLE = [
     {"selector": 'node[kind = "feed"]', "style": {"shape": "ellipse",
                                                   "background-color": TOKENS["ok"]}},
     {"selector": "node[?stale]", "style": {"background-color": TOKENS["err"]}},
+    # a feed outside its hours: grey, and so are its edges
+    {"selector": "node[?closed]", "style": {"background-color": TOKENS["closed"]}},
     {"selector": "edge", "style": {"curve-style": "bezier", "target-arrow-shape": "triangle",
                                    "line-color": "#6e7681", "target-arrow-color": "#6e7681",
                                    "width": 2}},
     {"selector": "edge[?stale]", "style": {"line-color": TOKENS["err"],
                                            "target-arrow-color": TOKENS["err"]}},
+    {"selector": "edge[?closed]", "style": {"line-color": TOKENS["closed"],
+                                            "target-arrow-color": TOKENS["closed"],
+                                            "line-style": "dashed"}},
 ]
 
 
@@ -99,9 +105,14 @@ def filters() -> dbc.Row:
         dbc.Col(dbc.Input(id="om-search", placeholder="search: span id, trace id or process",
                           debounce=True, maxLength=1000, type="search"), md=4),
         dbc.Col(dbc.Switch(id="om-errors-only", label="errors only", value=False), md=2),
-        dbc.Col(dbc.Switch(id="om-utc", label="times in UTC", value=False, persistence=True,
-                           persistence_type="local"), md=2),
     ], className="g-2 mb-2 align-items-center")
+
+
+def utc_switch() -> dbc.Switch:
+    """Times (the trace table's Timestamp, the error groups' first/last seen) in UTC or
+    the browser's zone; beside the tabs, as both tabs show times."""
+    return dbc.Switch(id="om-utc", label="times in UTC", value=False, persistence=True,
+                      persistence_type="local", className="mb-2")
 
 
 def table() -> dag.AgGrid:
@@ -238,22 +249,117 @@ def state() -> html.Div:
                      dcc.Download(id="om-download")])
 
 
+# The Errors tab's grid: one row per error group (callbacks/errors.py).
+ERROR_COLUMNS = [
+    # "ExceptionType: normalised message"; a click opens the group's latest call
+    {"field": "title", "colId": "title", "headerName": "Error", "flex": 3, "minWidth": 260,
+     "tooltipField": "title", "cellClass": "om-link"},
+    {"field": "process", "colId": "process", "headerName": "Process", "width": 240,
+     "valueFormatter": {"function": "omProcessShort(params.value)"},
+     "tooltipField": "process"},
+    {"field": "count", "headerName": "Count", "width": 95, "type": "rightAligned"},
+    {"field": "count_last_hour", "headerName": "Last hour", "width": 105,
+     "type": "rightAligned"},
+    # failures per 5 minutes over the last 6 hours (assets/dashAgGridComponentFunctions.js)
+    {"field": "spark", "colId": "spark", "headerName": "6 h", "width": 170,
+     "cellRenderer": "CountSparkline"},
+    {"field": "first_seen", "colId": "first_seen", "headerName": "First seen", "width": 135,
+     "tooltipField": "first_seen",
+     "valueFormatter": {"function": "omClockCell(params.data && params.data.first_seen_ns)"}},
+    {"field": "last_seen", "colId": "last_seen", "headerName": "Last seen", "width": 135,
+     "tooltipField": "last_seen",
+     "valueFormatter": {"function": "omClockCell(params.data && params.data.last_seen_ns)"}},
+    {"field": "status", "colId": "status", "headerName": "Status", "width": 110,
+     "cellRenderer": "StatusPill"},
+]
+ERROR_STATUSES = {"open": "open", "resolved": "resolved", "ignored": "ignored",
+                  "snoozed": "snoozed", "all": "any status"}
+
+
+def tabs() -> dbc.Tabs:
+    """Calls (the trace table and the graph; the default) or Errors (the error groups)."""
+    return dbc.Tabs([dbc.Tab(label="Calls", tab_id="calls"),
+                     dbc.Tab(label="Errors", tab_id="errors")],
+                    id="om-tabs", active_tab="calls", className="mb-2 flex-grow-1")
+
+
+def errors_tab() -> html.Div:
+    """The error groups: filters, the grid, and the actions on the selected group."""
+    return html.Div([
+        dbc.Row([
+            dbc.Col(dcc.Dropdown(id="om-errors-status", value="open", clearable=False,
+                                 searchable=False, className="text-dark",
+                                 options=[{"label": v, "value": k}
+                                          for k, v in ERROR_STATUSES.items()]), md=2),
+            dbc.Col(dcc.Dropdown(id="om-errors-process", placeholder="process",
+                                 clearable=True, className="text-dark"), md=4),
+            dbc.Col(dcc.Dropdown(id="om-errors-service", placeholder="service",
+                                 clearable=True, className="text-dark"), md=2),
+            dbc.Col(dbc.RadioItems(id="om-errors-sort", value="last_seen", inline=True,
+                                   options=[{"label": "newest last seen",
+                                             "value": "last_seen"},
+                                            {"label": "highest count", "value": "count"}]),
+                    md=4),
+        ], className="g-2 mb-2 align-items-center"),
+        dag.AgGrid(
+            id="om-errors-grid", rowData=[], columnDefs=ERROR_COLUMNS,
+            defaultColDef={"resizable": True, "sortable": False, "filter": False},
+            getRowId="params.data.fingerprint",
+            dashGridOptions={"rowSelection": {"mode": "singleRow",
+                                              "enableClickSelection": True,
+                                              "checkboxes": False},
+                             "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300,
+                             "overlayNoRowsTemplate": "no error group matches"},
+            style={"height": "45vh"}),
+        html.Div(id="om-errors-note", className="small text-muted", role="status"),
+        html.Div([
+            html.Span("no group selected", id="om-errors-selected",
+                      className="small me-2"),
+            dbc.Button("Open latest call", id="om-errors-open", size="sm",
+                       color="secondary", outline=True, className="me-1"),
+            dbc.Button("Resolve", id="om-errors-resolve", size="sm", color="success",
+                       className="me-1"),
+            dbc.Button("Ignore", id="om-errors-ignore", size="sm", color="secondary",
+                       className="me-1"),
+            dbc.Button("Snooze 1 h", id="om-errors-snooze-hour", size="sm",
+                       color="warning", outline=True, className="me-1"),
+            dbc.Button("Snooze until tomorrow 07:00", id="om-errors-snooze-morning",
+                       size="sm", color="warning", outline=True, className="me-1"),
+            dbc.InputGroup([
+                dbc.Input(id="om-errors-snooze-n", type="number", min=1, step=1, value=10,
+                          style={"maxWidth": "6em"}),
+                dbc.Button("Snooze for N failures", id="om-errors-snooze-count",
+                           color="warning", outline=True)],
+                size="sm", className="d-inline-flex w-auto"),
+        ], className="d-flex flex-wrap align-items-center gap-1 mt-2"),
+        html.Div(id="om-errors-action-note", className="small mt-1", role="status"),
+        dcc.Store(id="om-errors-changed", data=0),  # bumped by an action: list again
+        dcc.Store(id="om-error-wanted"),            # a group to select (?error=)
+        dcc.Store(id="om-tz"),                      # the browser's time zone
+    ], id="om-errors-tab", style={"display": "none"})
+
+
 def page() -> dbc.Container:
     return dbc.Container([
         dcc.Interval(id="om-tick", interval=REFRESH_MS),
         state(),
         ribbon(),
         html.H4("otel-monitor", className="mt-2", style={"color": TOKENS["accent"]}),
-        filters(),
-        view_toggle(),
-        html.Div(table(), id="om-rows-view"),
-        calls_table(),
-        column_memory(),
-        # Set when the table's order was computed within a bounded window of calls.
-        html.Div(id="om-sort-note", className="small text-muted", role="status"),
-        html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),
-        graph_toggle(),
-        graph(),
-        dcc.Store(id="om-graph-laid-out"),
+        html.Div([tabs(), utc_switch()],
+                 className="d-flex justify-content-between align-items-end"),
+        html.Div([
+            filters(),
+            view_toggle(),
+            html.Div(table(), id="om-rows-view"),
+            calls_table(),
+            column_memory(),
+            # Set when the table's order was computed within a bounded window of calls.
+            html.Div(id="om-sort-note", className="small text-muted", role="status"),
+            html.Div(describe(None), id="om-graph-hover", className="small text-muted mt-3"),
+            graph_toggle(),
+            graph(),
+            dcc.Store(id="om-graph-laid-out"),
+        ], id="om-calls-tab"),
+        errors_tab(),
         modal(),
     ], fluid=True, style={"background": TOKENS["bg"], "minHeight": "100vh"})

@@ -19,6 +19,7 @@ from exporters.queries import TraceQueries
 
 from .api import TOKEN_COOKIE, allowed_methods, create_api, resolve_token
 from .api.docs import document_mounts
+from .group_actions import GroupActions, OnResolved
 from .ingest import create_ingest_app
 from .metrics import mount_metrics
 from .service import query_service
@@ -72,35 +73,41 @@ def _wrong_method_guard(inner: Any, app: FastAPI) -> Any:
     return guarded
 
 
-def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None) -> None:
+def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None,
+             group_actions: GroupActions | None = None) -> None:
     """Mount the Dash UI over ``queries`` at ``/`` (its Flask server through a2wsgi);
     ``/api`` and ``/docs`` stay FastAPI routes, matched first. With a token the UI needs
-    it too."""
+    it too (its Errors tab's actions check it again). ``group_actions``: the error groups'
+    status changes the Errors tab calls (the API's)."""
     from a2wsgi import WSGIMiddleware
 
     from .app import create_dash_app
 
-    dash_app = create_dash_app(queries)
+    dash_app = create_dash_app(queries, token=token, group_actions=group_actions,
+                               token_resolved=True)
     ui: Any = _wrong_method_guard(WSGIMiddleware(dash_app.server), app)
     if token is not None:
         ui = _token_guard(ui, token)
     app.mount("/", ui, name="ui")
 
 
-def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None
-                      ) -> FastAPI:
+def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None,
+                      on_resolved: OnResolved | None = None) -> FastAPI:
     """The FastAPI app serving the API and the UI for the store at ``db_path``; a path
     where nothing was recorded yet gets a new store (so a central OTLP receiver starts
-    on a new path)."""
+    on a new path). ``on_resolved(group)``: called when an error group is resolved."""
     token = resolve_token(token)
     # The ingest's writer opens the store first, as the decorator's writer does: on a new
     # path it makes the store at the current schema, folders and file alike.
     ingest = create_ingest_app(db_path, ui_token=token)  # OTLP in; its own token
     queries = query_service(db_path)  # the one the API's routes and the UI's callbacks call
-    app = create_api(queries, token=token)
+    # one set of status changes (one read-write connection, one on_resolved hook) for the
+    # API's POST routes and the UI's Errors tab
+    actions = GroupActions(queries.path, on_resolved)
+    app = create_api(queries, token=token, group_actions=actions)
     mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
     app.mount("/v1", ingest)
-    mount_ui(app, queries, token)
+    mount_ui(app, queries, token, actions)
     document_mounts(app)  # /v1/traces in the app's OpenAPI document
     return app
 

@@ -306,6 +306,12 @@ class MonitorSpanProcessor(SpanProcessor):
         self._failing_in_a_row += 1
         return False
 
+    @property
+    def failing(self) -> bool:
+        """Whether the writer's last attempt to write failed (a full disk, a store that
+        is read-only, gone or locked past the wait): calls are not reaching the store."""
+        return self._failing_in_a_row > 0
+
     def pending(self) -> int:
         """Calls accepted and not written yet (queued, in flight or waiting for a retry)."""
         with self._accounts:

@@ -11,7 +11,7 @@ from typing import Any, Protocol, Sequence
 
 from .errors import SchemaError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -247,6 +247,57 @@ CREATE INDEX IF NOT EXISTS spans_by_trace ON spans(trace_id);
 
 TABLES += TRACE_INDEX
 
+# Version 7: error groups (issue 15). Every failed call belongs to a group keyed by its
+# fingerprint (exporters.fingerprint); the writer keeps the groups in the same
+# transaction as the calls (exporters.groups). A group outlives the calls (30 days past
+# its last failure, where calls keep 6 hours): it is small.
+# - Services and hosts are bounded JSON arrays in the group's row (at most
+#   groups.MAX_PLACES each), not a side table: a group has a handful, they are only read
+#   with their group, and one row per group keeps the writer's upsert to one statement.
+# - error_group_minutes: failures per group per minute, for the count in the last hour,
+#   the spike rule and the 6-hour sparkline; kept 24 hours.
+# - spans.error_group: the group of a failed call, set by the writer for ERR calls only
+#   (an OK call's insert names no new column: it costs the write path nothing). Its
+#   index is partial, so OK calls never touch it either.
+ERROR_GROUPS = """
+CREATE TABLE IF NOT EXISTS error_groups (
+    fingerprint      TEXT PRIMARY KEY,           -- 32 hex digits
+    process          TEXT NOT NULL,
+    exception_type   TEXT NOT NULL,
+    title            TEXT NOT NULL,              -- ShortType: normalised message
+    first_seen_ns    INTEGER NOT NULL,
+    last_seen_ns     INTEGER NOT NULL,
+    count            INTEGER NOT NULL,           -- exact, every failure ever written
+    first_span_id    TEXT NOT NULL,              -- 16 hex digits
+    first_trace_id   TEXT NOT NULL,
+    last_span_id     TEXT NOT NULL,
+    last_trace_id    TEXT NOT NULL,
+    services         TEXT NOT NULL DEFAULT '[]', -- JSON array of names, bounded
+    hosts            TEXT NOT NULL DEFAULT '[]', -- JSON array of names, bounded
+    status           TEXT NOT NULL DEFAULT 'open',  -- open | resolved | ignored | snoozed
+    snooze_until_ns  INTEGER,                    -- snoozed until this time, or
+    snooze_remaining INTEGER,                    -- for this many more failures
+    resolved_ns      INTEGER,
+    spike_alerted_ns INTEGER,                    -- the last SPIKE event (one an hour)
+    updated_ns       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS error_groups_by_last_seen ON error_groups(last_seen_ns);
+
+CREATE TABLE IF NOT EXISTS error_group_minutes (
+    fingerprint TEXT NOT NULL,
+    minute      INTEGER NOT NULL,                -- start_ns // 60e9
+    count       INTEGER NOT NULL,
+    PRIMARY KEY (fingerprint, minute)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS error_group_minutes_by_minute ON error_group_minutes(minute);
+
+ALTER TABLE spans ADD COLUMN error_group TEXT;
+CREATE INDEX IF NOT EXISTS spans_by_error_group ON spans(error_group, start_ns)
+    WHERE error_group IS NOT NULL;
+"""
+
+TABLES += ERROR_GROUPS
+
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
@@ -357,7 +408,7 @@ _V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
 MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS,
                               3: OTLP_HEALTH + COVERING_INDEXES + SORT_INDEXES
                               + "DROP VIEW IF EXISTS trace_rows;\n",
-                              4: TRACE_INDEX, 5: RECORDING_HEALTH}
+                              4: TRACE_INDEX, 5: RECORDING_HEALTH, 6: ERROR_GROUPS}
 
 
 class Executor(Protocol):

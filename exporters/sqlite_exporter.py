@@ -22,7 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from .error_groups import GroupEvent
 from .errors import RowRejected, SchemaError, StoreBusy, StoreError, StoreFull
+from .groups import DEFAULT_SPIKE_MIN_COUNT, DEFAULT_SPIKE_MULTIPLE
 from .flatten import rows_of
 from .records import CallSite
 from .store import DATA_COLUMNS, SPAN_COLUMNS, SpanStore
@@ -42,11 +44,22 @@ class SQLiteSpanExporter(SpanExporter):
     def __init__(self, db_path: str | os.PathLike[str], *, service_name: str | None = None,
                  busy_timeout_s: float = 30.0,
                  sites: Mapping[str, CallSite] | None = None,
-                 open_timeout_s: float | None = None) -> None:
+                 open_timeout_s: float | None = None,
+                 on_group_events: Callable[[list[GroupEvent]], None] | None = None,
+                 spike_multiple: float = DEFAULT_SPIKE_MULTIPLE,
+                 spike_min_count: int = DEFAULT_SPIKE_MIN_COUNT) -> None:
         """``open_timeout_s``: how long opening the store now may wait for a lock; past
         it (or on a full disk) the store is opened by the first export instead. None:
         wait ``busy_timeout_s`` and raise ``StoreBusy`` / ``StoreFull``. A file that is
-        not a store, or a path that cannot hold one, raises at once either way."""
+        not a store, or a path that cannot hold one, raises at once either way.
+
+        ``on_group_events`` is called with the error-group events (``GroupEvent``) of
+        each batch once it is committed, on the writing thread, outside the writer's
+        lock; what it raises is logged, never breaks the writer. ``spike_multiple`` and
+        ``spike_min_count``: the spike rule (``exporters.groups``)."""
+        self.on_group_events = on_group_events
+        self.spike_multiple = spike_multiple
+        self.spike_min_count = spike_min_count
         self.db_path = os.fspath(db_path)
         self.busy_timeout_s = busy_timeout_s  # how long a write waits for another writer
         self.service_name = service_name
@@ -76,6 +89,7 @@ class SQLiteSpanExporter(SpanExporter):
             self._store = None
         else:
             self._store.db.busy_timeout_s = busy_timeout_s  # its writes wait this long
+            self._configure_store(self._store)
         self._identity = self._stat_files() if self._store is not None else None
         self._cataloged: set[str] = set()
         self._pid = os.getpid()
@@ -100,6 +114,7 @@ class SQLiteSpanExporter(SpanExporter):
             except StoreError as exc:  # locked, full, or not there yet: retried later
                 self._failed(len(items), exc)
                 return SpanExportResult.FAILURE
+            events: list[GroupEvent] = []
             calls, data, catalog = self._flatten(items, store)
             if catalog:
                 try:
@@ -110,10 +125,11 @@ class SQLiteSpanExporter(SpanExporter):
             try:
                 try:
                     store.insert_calls(calls, data)
+                    events = store.last_group_events
                 except (RowRejected, ValueError, TypeError, OverflowError):
                     # A span id already stored (a resent span), or a value SQLite cannot
                     # take: write the batch call by call, setting those calls aside.
-                    self._insert_one_by_one(store, calls, data)
+                    events = self._insert_one_by_one(store, calls, data)
                 if not self._same_files():
                     # Deleted or replaced while we wrote: the batch may have gone to
                     # the old inode. Not written: the retry goes to the new store.
@@ -126,7 +142,16 @@ class SQLiteSpanExporter(SpanExporter):
             if isinstance(self.last_error, StoreFull):
                 _checkpoint(store)
             self.last_error = None
+        if events and self.on_group_events is not None:
+            self._tell(events)
         return SpanExportResult.SUCCESS
+
+    def _tell(self, events: list[GroupEvent]) -> None:
+        """Hand a committed batch's group events on; a failure there is the receiver's."""
+        try:
+            self.on_group_events(events)  # type: ignore[misc]
+        except Exception:
+            _log.warning("otel-monitor: the error-group event handler failed", exc_info=True)
 
     def _failed(self, n: int, exc: StoreError) -> None:
         # Logged once per run of failures, not once per (split) attempt.
@@ -171,8 +196,14 @@ class SQLiteSpanExporter(SpanExporter):
             self._recreate()
         if self._store is None:
             self._store = SpanStore(self.db_path, busy_timeout_s=self.busy_timeout_s)
+            self._configure_store(self._store)
             self._identity = self._stat_files()
         return self._store
+
+    def _configure_store(self, store: SpanStore) -> None:
+        """The error groups' spike rule, for the store this writer writes through."""
+        store.spike_multiple = self.spike_multiple
+        store.spike_min_count = self.spike_min_count
 
     # -- the store's identity -----------------------------------------------------
 
@@ -234,6 +265,7 @@ class SQLiteSpanExporter(SpanExporter):
         except SchemaError:
             moved = _move_aside(self.db_path)
             store = SpanStore(self.db_path, busy_timeout_s=self.busy_timeout_s)
+        self._configure_store(store)
         self._store = store
         self._identity = self._stat_files()
         self.store_recreated += 1
@@ -246,9 +278,12 @@ class SQLiteSpanExporter(SpanExporter):
         return rows_of(store, items, self.sites, service_name=self.service_name,
                        cataloged=self._cataloged)
 
-    def _insert_one_by_one(self, store: SpanStore, calls: list, data: list) -> None:
+    def _insert_one_by_one(self, store: SpanStore, calls: list, data: list
+                           ) -> list[GroupEvent]:
         """Write a batch call by call; a call already stored or that cannot be stored
-        is skipped (and counted in ``rejected``) instead of blocking the others."""
+        is skipped (and counted in ``rejected``) instead of blocking the others.
+        Returns the group events of the calls written."""
+        events: list[GroupEvent] = []
         width, dwidth = len(SPAN_COLUMNS), len(DATA_COLUMNS)
         data_of: dict[int, list] = {}
         for o in range(0, len(data), dwidth):
@@ -257,8 +292,10 @@ class SQLiteSpanExporter(SpanExporter):
             call = [0, *calls[o + 1:o + width]]
             try:
                 store.insert_calls(call, data_of.get(calls[o], []))
+                events += store.last_group_events
             except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1
+        return events
 
 
 def _checkpoint(store: SpanStore) -> None:

@@ -24,6 +24,9 @@ FLAG_BACKPRESSURE = "backpressure"
 SENT = "sent"
 FAILED = "failed"
 DROPPED = "dropped"
+SUPPRESSED = "suppressed"  # not posted: a maintenance window or a silence held it (the
+                           # row's ``error`` names which); target is SUPPRESSED_TARGET
+SUPPRESSED_TARGET = "none (suppressed)"
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class FeedState:
     last_update_ns: int | None
     ticks: int
     stale: bool
+    closed: bool = False  # outside its hours: not stale whatever its age
+
+
+# The feeds table's ``stale`` column: the state of the feed as its process judged it.
+FEED_ON_TIME, FEED_STALE, FEED_CLOSED = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -69,14 +77,18 @@ class StateStore(SpanStore):
     # -- writes ---------------------------------------------------------------
 
     def write_feeds(self, feeds: Sequence[FeedState], *, service_name: str | None = None) -> None:
-        """Upsert this process's row of each feed (``updated_ns`` is now)."""
+        """Upsert this process's row of each feed (``updated_ns`` is now); its ``stale``
+        column holds ``FEED_ON_TIME``, ``FEED_STALE`` or ``FEED_CLOSED`` (outside its
+        hours: the UI greys it)."""
         now, pid = time.time_ns(), os.getpid()
         self.db.execute_write_many(
             """INSERT OR REPLACE INTO feeds(name, host, pid, service_name, interval_s,
                    stale_after_s, last_update_ns, ticks, stale, updated_ns)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [(f.name, self.host, pid, service_name, f.interval_s, f.stale_after_s,
-              f.last_update_ns, f.ticks, int(f.stale), now) for f in feeds])
+              f.last_update_ns, f.ticks,
+              FEED_CLOSED if f.closed else FEED_STALE if f.stale else FEED_ON_TIME, now)
+             for f in feeds])
 
     def write_feed_edges(self, edges: Iterable[tuple[str, str, bool, bool]]) -> None:
         """Upsert ``(feed, process, declared, called)`` edges; a flag once set stays set."""

@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from . import groups
 from .database import Database, Row
+from .error_groups import GroupEvent
 
 SPAN_COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns", "duration_ms",
                 "process_id", "process_group", "service_name", "status", "outcome",
@@ -48,6 +50,13 @@ class SpanStore:
         self.path = self.db.path
         self.readonly = readonly
         self._process_ids: dict[str, int] = {}
+        # Error groups (exporters.groups): the host named in the groups this store's
+        # writes touch (None: name none, e.g. OTLP ingest, whose calls come from
+        # elsewhere), the spike rule, and the events of the last committed batch.
+        self.host: str | None = socket.gethostname()
+        self.spike_multiple = groups.DEFAULT_SPIKE_MULTIPLE
+        self.spike_min_count = groups.DEFAULT_SPIKE_MIN_COUNT
+        self.last_group_events: list[GroupEvent] = []
 
     def close(self) -> None:
         self.db.close()
@@ -95,7 +104,12 @@ class SpanStore:
         each (``id``, ``span``) is the call's index in the batch: the real row ids are
         assigned under the write lock, after the highest id ever given (kept in
         ``meta``, so ids never go back after a purge: readers page on them).
+        The failed calls' error groups are kept in the same transaction
+        (``groups.maintain``); the batch's group events are in ``last_group_events`` once
+        it is committed (empty after a batch that failed; inside a caller's own
+        ``db.transaction()``, e.g. merge's, they stand for the caller's commit).
         """
+        self.last_group_events = []
         if not spans:
             return 0
         _clamp_future_starts(spans)
@@ -106,7 +120,18 @@ class SpanStore:
             db.insert_rows("data_values", DATA_COLUMNS, data, base)
             db.execute_write("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
                              (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
+            events = groups.maintain(db, spans, len(SPAN_COLUMNS), base, host=self.host,
+                                     spike_multiple=self.spike_multiple,
+                                     spike_min_count=self.spike_min_count)
+        self.last_group_events = events
         return len(spans) // len(SPAN_COLUMNS)
+
+    def set_group_status(self, fingerprint: str, status: str, *, until_ns: int | None = None,
+                         occurrences: int | None = None) -> dict[str, Any]:
+        """Resolve, ignore, snooze or reopen an error group (``groups.set_status``);
+        returns the group after the change."""
+        return groups.set_status(self.db, fingerprint, status, until_ns=until_ns,
+                                 occurrences=occurrences)
 
     def write_health(self, *, queue_depth: int, queue_peak: int, dropped: int, written: int,
                      write_lag_ms: float | None, last_write_ns: int | None,
@@ -152,6 +177,26 @@ class SpanStore:
             # Leave the lock free for longer than a chunk holds it: a writer waiting in
             # SQLite's busy handler retries after 1, 2, 5, 10, 15, 20, 25 ms… and would
             # miss a short gap again and again.
+            time.sleep(max(0.02, elapsed))
+
+    def purge_groups(self, groups_before_ns: int, minutes_before_ns: int, *,
+                     max_tx_seconds: float = 0.02) -> int:
+        """Delete error groups last seen before ``groups_before_ns`` (with their minute
+        buckets) and minute buckets older than ``minutes_before_ns``, in short
+        transactions like ``purge``. Purging calls never deletes a group. Returns the
+        rows deleted."""
+        deleted, chunk = 0, 500
+        while True:
+            t0 = time.perf_counter()
+            n = groups.purge_chunk(self.db, groups_before_ns, minutes_before_ns, chunk)
+            if n == 0:
+                return deleted
+            deleted += n
+            elapsed = time.perf_counter() - t0
+            if elapsed > max_tx_seconds:
+                chunk = max(50, int(chunk * max_tx_seconds / elapsed / 1.5))
+            elif elapsed < max_tx_seconds / 3:
+                chunk = min(20_000, chunk * 2)
             time.sleep(max(0.02, elapsed))
 
     def _purge_chunk(self, older_than_ns: int | None, limit: int) -> int:

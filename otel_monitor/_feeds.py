@@ -18,6 +18,14 @@ Feed -> process edges, for the dependency graph, come two ways:
 A handler that runs outside any monitored call and any OpenTelemetry span starts
 one trace for what it calls: the calls made for one tick share a trace id.
 
+A feed may keep **hours** (``hours="Mon-Fri 07:00-22:00", tz="Europe/London",
+holidays=("2026-12-25",)``, see ``otel_monitor.schedules``): outside them it is
+never stale (the store and the UI say ``closed``), and when they begin it has one
+interval of grace. ``failures_before_alert=N`` alerts only after N missed intervals
+in a row, ``recoveries_before_resolve=M`` resolves only after M ticks in a row on
+time (the engine applies them; see ``alerts.engine``). Every declaration is checked
+when it is made: a bad one raises ``ConfigError`` at decoration.
+
 The feeds of a process live in a ``FeedRegistry`` owned by the pipeline; ``feed``
 and ``tick`` are its methods, bound in ``otel_monitor``'s namespace.
 """
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import numbers
 import time
 from random import getrandbits
@@ -32,11 +41,14 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from opentelemetry.context import get_current as _otel_context
 
+from exporters.errors import ConfigError
 from exporters.records import CallSite
 
 from ._context import CURRENT, get_current_span
+from .schedules import Hours, parse_hours
 
 F = TypeVar("F", bound=Callable[..., Any])
+_log = logging.getLogger("otel_monitor")
 
 FEED_ATTR = "__otel_monitor_feed__"
 
@@ -57,7 +69,7 @@ class Feed:
     """One feed: its declaration and its last update, as this process sees it."""
 
     __slots__ = ("name", "interval_s", "stale_after_s", "last_ns", "ticks", "parent_type",
-                 "root_parent")
+                 "root_parent", "hours", "failures_before_alert", "recoveries_before_resolve")
 
     def __init__(self, name: str, interval_s: float | None, stale_after_s: float | None) -> None:
         self.name = name
@@ -65,6 +77,9 @@ class Feed:
         self.stale_after_s = stale_after_s  # None: the feed_stale_after_s setting
         self.last_ns = 0                    # 0: not ticked yet
         self.ticks = 0
+        self.hours: Hours | None = None     # None: always open
+        self.failures_before_alert = 1
+        self.recoveries_before_resolve = 1
         self.parent_type = type(f"FeedParent[{name}]", (FeedParent,),
                                 {"__slots__": (), "feed": name})
         self.root_parent = self.parent_type(0)  # the marker's parent id outside any call
@@ -83,6 +98,17 @@ def _check_seconds(name: str, value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
         raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
     return float(value)
+
+
+def _check_count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+_UNSET: Any = object()  # hours= not given (None given: always open again)
 
 
 class FeedRegistry:
@@ -106,12 +132,21 @@ class FeedRegistry:
         return bool(self.feeds) or any(site.feeds for site in list(self.sites.values()))
 
     def declare(self, name: str, interval_s: float | None = None,
-                stale_after_s: float | None = None) -> Feed:
-        """The feed ``name``, created if new; given values replace what was declared."""
+                stale_after_s: float | None = None, *, hours: Any = _UNSET,
+                tz: str | None = None, holidays: Iterable[Any] = (),
+                failures_before_alert: int | None = None,
+                recoveries_before_resolve: int | None = None) -> Feed:
+        """The feed ``name``, created if new; given values replace what was declared.
+        ``ConfigError`` (a ``ValueError``) for a bad value, naming it."""
         if not isinstance(name, str) or not name.strip():
             raise TypeError(f"a feed name must be a non-empty string, got {name!r}")
         interval_s = _check_seconds("interval_s", interval_s)
         stale_after_s = _check_seconds("stale_after_s", stale_after_s)
+        failures = _check_count("failures_before_alert", failures_before_alert)
+        recoveries = _check_count("recoveries_before_resolve", recoveries_before_resolve)
+        given_hours = hours is not _UNSET
+        parsed = parse_hours(None if hours is _UNSET else hours, tz, holidays,
+                             what=f"feed {name!r}")
         found = self.feeds.get(name)
         if found is None:
             found = self.feeds.setdefault(name, Feed(name, interval_s, stale_after_s))
@@ -120,18 +155,30 @@ class FeedRegistry:
             found.interval_s = interval_s
         if stale_after_s is not None:
             found.stale_after_s = stale_after_s
+        if given_hours:
+            found.hours = parsed
+        if failures is not None:
+            found.failures_before_alert = failures
+        if recoveries is not None:
+            found.recoveries_before_resolve = recoveries
         return found
 
-    def tick(self, name: str) -> None:
+    def tick(self, name: str, **declaration: Any) -> None:
         """Record an update of feed ``name`` now (declaring it with defaults if new).
 
-        For code with no handler to wrap; costs a timestamp, no span."""
+        For code with no handler to wrap; costs a timestamp, no span. ``declaration``:
+        what ``feed`` takes (``interval_s``, ``hours``, ``tz``, …), applied when given
+        (a bad one is logged once per call, never raised into the caller: declare it
+        with ``feed(name, …)`` to have it checked)."""
         f = self.feeds.get(name)
-        if f is None:
+        if f is None or declaration:
             try:
-                f = self.declare(name)
+                f = self.declare(name, **declaration)
             except (TypeError, ValueError):
-                return  # monitoring never raises into the caller
+                _log.warning("otel-monitor: tick(%r): bad declaration %r", name, declaration,
+                             exc_info=True)
+                if f is None:
+                    return  # monitoring never raises into the caller
         f.last_ns = _time_ns()
         f.ticks += 1  # read by the engine; exact unless two threads tick at the same instant
 
@@ -143,15 +190,25 @@ class FeedRegistry:
         return CURRENT.set(_marker(f))
 
     def feed(self, name: str, interval_s: float | None = None,
-             stale_after_s: float | None = None) -> Callable[[F], F]:
+             stale_after_s: float | None = None, *, hours: Any = _UNSET,
+             tz: str | None = None, holidays: Iterable[Any] = (),
+             failures_before_alert: int | None = None,
+             recoveries_before_resolve: int | None = None) -> Callable[[F], F]:
         """Declare feed ``name`` and return a decorator for its tick handler: each call of
         the handler is an update, and monitored functions it calls are edges of the feed.
 
         ``interval_s``: the expected time between updates (the graph reddens an edge past
         twice that). ``stale_after_s``: past this age the feed is stale and alerts
-        (default: the ``feed_stale_after_s`` setting, 10 s). Calling ``feed(...)`` alone,
-        decorating nothing, declares the feed for ``tick(name)``."""
-        f = self.declare(name, interval_s, stale_after_s)
+        (default: the ``feed_stale_after_s`` setting, 10 s). ``hours`` (one or more
+        windows, ``;``-separated, e.g. ``"Mon-Fri 07:00-22:00"``) in ``tz`` (an IANA
+        name, default UTC) minus ``holidays`` (dates): outside them the feed is not
+        stale. ``failures_before_alert``: missed intervals in a row before it alerts;
+        ``recoveries_before_resolve``: ticks in a row on time before it resolves. A bad
+        value raises ``ConfigError`` here. Calling ``feed(...)`` alone, decorating
+        nothing, declares the feed for ``tick(name)``."""
+        f = self.declare(name, interval_s, stale_after_s, hours=hours, tz=tz,
+                         holidays=holidays, failures_before_alert=failures_before_alert,
+                         recoveries_before_resolve=recoveries_before_resolve)
         handler_starts = self._handler_starts
         on_new = self.on_new
 

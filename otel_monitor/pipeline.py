@@ -141,7 +141,10 @@ class Pipeline:
                 # that cannot be a store raises.
                 exporter = RecordWriter(settings.db_path, service_name=service,
                                         sites=self.sites,
-                                        open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s))
+                                        open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s),
+                                        on_group_events=self._group_events,
+                                        spike_multiple=settings.alert_spike_multiple,
+                                        spike_min_count=settings.alert_spike_min_count)
             except (OSError, ValueError, OtelMonitorError) as exc:
                 if otlp is not None:
                     otlp.shutdown()
@@ -149,7 +152,7 @@ class Pipeline:
                                   f"{exc}") from exc
             if otlp is not None:  # its export counts go into every health row
                 exporter.health_sources.append(otlp.health)
-            alerts = self._alert_engine(settings, service)
+            alerts = self._alert_engine(settings, service, exporter)
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
@@ -166,7 +169,8 @@ class Pipeline:
             self.processor.start()
             self.retention = RetentionWorker(
                 settings.db_path, retention_hours=settings.retention_hours,
-                interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes)
+                interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
+                group_retention_days=settings.error_group_retention_days)
             # Started by the writer's first batch, on the writer thread.
             self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)
@@ -267,11 +271,22 @@ class Pipeline:
         except Exception:
             pass
 
-    def _alert_engine(self, settings: Settings, service: str | None) -> AlertEngine:
+    def _alert_engine(self, settings: Settings, service: str | None,
+                      exporter: Any = None) -> AlertEngine:
         """Built before the old pipeline is stopped: a bad webhook changes nothing.
-        Its threads start when needed (see the module's doc)."""
+        Its threads start when needed (see the module's doc). A writer that reports
+        error-group events (``on_group_events``, wired to ``_group_events``) makes the
+        engine alert on those, and per call only when the writer cannot write."""
         return AlertEngine(settings, self.feeds, service_name=service,
-                           queue_depth=self.queue.__len__)
+                           queue_depth=self.queue.__len__,
+                           group_events=getattr(exporter, "on_group_events", None) is not None)
+
+    def _group_events(self, events: list) -> None:
+        """The writer's error-group events of a committed batch, for the alert engine
+        (when it takes them)."""
+        handler = getattr(self.alerts, "on_group_events", None)
+        if handler is not None:
+            handler(events)
 
     def _start_alerts(self, alerts: AlertEngine) -> None:
         assert self.processor is not None
@@ -280,6 +295,10 @@ class Pipeline:
         self.alerts = alerts
         self.on_error = alerts.submit_error if alerts.wants_errors else None
         self.on_span_error = alerts.submit_span_error if alerts.wants_errors else None
+        processor = self.processor
+        alerts.writer_failing = lambda: processor.failing
+        if alerts.wants_errors:  # strikes off the failed calls written (group mode)
+            processor.observers.append(alerts.on_batch_written)
         if self.feeds:
             alerts.start()
 

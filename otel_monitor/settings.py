@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from exporters.errors import ConfigError
 
+from .schedules import parse_silence, parse_window
 from .webhooks import parse_webhooks
 
 Source = Literal["argument", "environment", ".env", "default"]
@@ -60,6 +61,11 @@ HTTP_URL = Rule(lambda v: v.startswith(("http://", "https://")), "must be an htt
 
 def _comma_list(text: str) -> tuple[str, ...]:
     return tuple(u.strip() for u in text.split(",") if u.strip())
+
+
+def _semicolon_list(text: str) -> tuple[str, ...]:
+    """Windows and silences hold commas (``Mon,Wed``, a reason): ``;`` separates them."""
+    return tuple(u.strip() for u in text.split(";") if u.strip())
 
 
 def _optional_float(text: str) -> float | None:
@@ -174,6 +180,18 @@ class Settings:
     alert_group_window_s: float = setting(
         60.0, "OTEL_MONITOR_ALERT_GROUP_WINDOW_S",
         "identical alerts within this window are sent once, with a count", rule=POSITIVE)
+    alert_maintenance_windows: tuple[str, ...] = setting(
+        (), "OTEL_MONITOR_ALERT_MAINTENANCE_WINDOWS",
+        "weekly windows in which no alert is posted (each recorded `suppressed` with its "
+        "window), e.g. `Sat 06:00-12:00 Europe/London`, `Mon-Fri 22:00-23:00`; "
+        "`;`-separated in the environment", parse=_semicolon_list)
+    alert_silences: tuple[str, ...] = setting(
+        (), "OTEL_MONITOR_ALERT_SILENCES",
+        "one-off silences by `process=`, `group=` (an error's fingerprint) or `feed=` (names "
+        "or fnmatch patterns), with `until=` an ISO time and a `reason=`, e.g. "
+        "`process=pricing.bs until=2026-12-08T07:00Z reason=\"known bug\"`; suppressed "
+        "alerts are recorded `suppressed`; `;`-separated in the environment",
+        parse=_semicolon_list)
     alert_queue_size: int = setting(
         1000, "OTEL_MONITOR_ALERT_QUEUE_SIZE",
         "pending alerts per webhook; past it the oldest is dropped", rule=at_least(1))
@@ -185,6 +203,17 @@ class Settings:
     alert_backoff_s: float = setting(
         0.5, "OTEL_MONITOR_ALERT_BACKOFF_S", "first retry delay, doubled at each retry",
         rule=at_least(0))
+    alert_spike_multiple: float = setting(
+        10.0, "OTEL_MONITOR_ALERT_SPIKE_MULTIPLE",
+        "an error group spikes when its failures per minute over 5 minutes reach this "
+        "multiple of its rate over the hour before", rule=POSITIVE)
+    alert_spike_min_count: int = setting(
+        10, "OTEL_MONITOR_ALERT_SPIKE_MIN_COUNT",
+        "and at least this many failures in those 5 minutes", rule=at_least(1))
+    error_group_retention_days: float = setting(
+        30.0, "OTEL_MONITOR_ERROR_GROUP_RETENTION_DAYS",
+        "an error group is kept this long after its last failure (calls keep "
+        "`retention_hours`)", rule=POSITIVE)
     # -- the UI's status ribbon (amber from, red from)
     ribbon_queue_amber: int = setting(
         1_000, "OTEL_MONITOR_RIBBON_QUEUE_AMBER",
@@ -241,6 +270,17 @@ class Settings:
             spec.check(getattr(self, spec.name))
         # The one rule across settings: a PagerDuty URL needs a routing key.
         parse_webhooks(self.alert_webhooks, self.pagerduty_routing_key)
+        for text in self.alert_maintenance_windows:  # ConfigError naming the bad part
+            _named("alert_maintenance_windows", parse_window, text)
+        for text in self.alert_silences:
+            _named("alert_silences", parse_silence, text)
+
+
+def _named(name: str, parse: Callable[[str], Any], text: str) -> Any:
+    try:
+        return parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"otel-monitor setting {name}: {exc}") from None
 
 
 # -- the table, from the fields ----------------------------------------------------------------
@@ -314,7 +354,7 @@ class Setting:
         if self.type is str and isinstance(value, os.PathLike):
             return os.fspath(value)
         if self.type == tuple[str, ...] and isinstance(value, Iterable):
-            return _comma_list(value) if isinstance(value, str) else tuple(value)
+            return self.parse(value) if isinstance(value, str) else tuple(value)
         return value
 
     def show(self, value: Any) -> str:

@@ -10,6 +10,7 @@ minute of the desk), then takes, with Playwright driving Debian's Chromium
     calls.png    the calls view (one row per call)
     modal.png    the drill-down of a failed call
     graph.png    the dependency graph
+    error-groups.png  the Errors tab: the demo's error groups
 
 and prints the graph's label-box overlap count (0 expected). The test suite never writes
 here (its pictures go to a temporary directory), so ``make test`` leaves git clean.
@@ -106,6 +107,12 @@ def shoot(url: str, out: Path) -> dict:
         wait_rows(page, "om-calls")
         page.evaluate("() => window.scrollTo(0, 0)")
         page.screenshot(path=str(out / "calls.png"))
+
+        page.get_by_role("tab", name="Errors").click()
+        wait_rows(page, "om-errors-grid")
+        page.wait_for_timeout(500)   # the sparklines
+        page.evaluate("() => window.scrollTo(0, 0)")
+        page.screenshot(path=str(out / "error-groups.png"))
         browser.close()
     return measured
 

@@ -12,7 +12,8 @@ UI with ``?token=``), and so do the OpenAPI docs (``/docs``, ``/redoc``,
 ``/openapi.json``) and their script and style files (``api.docs``).
 
 One router per part: ``rows`` (the trace table), ``calls`` (processes, a call, source,
-durations), ``graph``, ``status`` (health, feeds, alerts, banners), ``docs``; ``auth``
+durations), ``graph``, ``status`` (health, feeds, alerts, banners), ``errors`` (error
+groups, and their resolve / ignore / snooze: the API's only writes), ``docs``; ``auth``
 holds the token, ``deps`` what the routes receive.
 """
 from __future__ import annotations
@@ -26,8 +27,9 @@ from starlette.types import Scope
 
 from exporters.queries import NotFound
 
+from ..group_actions import GroupActions, OnResolved
 from ..service import QuerySource, query_service
-from . import calls, docs, graph, rows, status
+from . import calls, docs, errors, graph, rows, status
 from .auth import TOKEN_COOKIE, TOKEN_ENV, resolve_token, token_required
 from .deps import answer
 
@@ -64,9 +66,14 @@ async def _not_found(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
-def create_api(queries: QuerySource, token: str | None = None) -> FastAPI:
+def create_api(queries: QuerySource, token: str | None = None, *,
+               on_resolved: OnResolved | None = None,
+               group_actions: GroupActions | None = None) -> FastAPI:
     """The API app over ``queries``: a query service, or the path of a store to build one
-    over (opened read-only)."""
+    over (opened read-only). ``on_resolved(group)``: called after an error group is
+    resolved through the API (e.g. to resolve its alerts). ``group_actions``: the error
+    groups' status changes to call (the server shares one with the UI), else a new one
+    with ``on_resolved``."""
     token = resolve_token(token)
     # Every route of the app needs the token (the API, the docs, and what other modules
     # add, e.g. /metrics). FastAPI's own docs routes load their scripts from a CDN, and
@@ -75,14 +82,17 @@ def create_api(queries: QuerySource, token: str | None = None) -> FastAPI:
         "dependencies": [token_required(token)], "openapi_url": None,
         "responses": {401: answer("No valid access token")}}
     api = FastAPI(title="otel-monitor API",
-                  description="Read-only JSON over an otel-monitor store.",
+                  description="JSON over an otel-monitor store (read-only but for the "
+                              "error groups' status changes).",
                   docs_url=None, redoc_url=None, **guarded)
     api.state.queries = query_service(queries)
+    api.state.group_actions = group_actions or GroupActions(api.state.queries.path,
+                                                            on_resolved)
     api.add_exception_handler(NotFound, _not_found)
     api.include_router(docs.router)
     if token is not None:
         api.include_router(docs.openapi_router)
-    for part in (rows, calls, graph, status):
+    for part in (rows, calls, graph, status, errors):
         api.include_router(part.router)
     api.include_router(_unknown)
     return api

@@ -26,3 +26,27 @@ dagcomponentfuncs.TraceBar = function (props) {
                                     style: {left: d.left + "%", width: d.width + "%",
                                             background: d.colour}}));
 };
+
+// The Errors tab's 6-hour sparkline: the value is the group's counts per 5 minutes,
+// oldest first (exporters/queries/groups.py sparklines), drawn as an inline SVG line
+// scaled to the row's own peak; the total and the peak on hover.
+dagcomponentfuncs.CountSparkline = function (props) {
+    var counts = Array.isArray(props.value) ? props.value.map(Number) : [];
+    var w = 150, h = 22, pad = 2;
+    if (!counts.length) { return React.createElement("span", null, ""); }
+    var peak = Math.max.apply(null, counts.concat([1]));
+    var total = counts.reduce(function (a, b) { return a + b; }, 0);
+    var step = counts.length > 1 ? (w - 2 * pad) / (counts.length - 1) : 0;
+    var points = counts.map(function (c, i) {
+        var x = pad + i * step;
+        var y = h - pad - (c / peak) * (h - 2 * pad);
+        return x.toFixed(1) + "," + y.toFixed(1);
+    }).join(" ");
+    return React.createElement("svg", {
+            className: "om-spark", width: w, height: h, viewBox: "0 0 " + w + " " + h,
+            role: "img", "aria-label": total + " in 6 h, at most " + peak + " in 5 min"},
+        React.createElement("title", null,
+                            total + " in the last 6 h; at most " + peak + " in 5 min"),
+        React.createElement("polyline", {points: points, fill: "none",
+                                         stroke: "#e55353", strokeWidth: 1.5}));
+};

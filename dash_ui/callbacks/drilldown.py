@@ -30,6 +30,7 @@ from ..reproduce import build, reproduction
 
 _STYLE = get_style_by_name(PYGMENTS_STYLE)
 _SPAN_ID = re.compile("[0-9a-fA-F]{16}")
+_FINGERPRINT = re.compile("[0-9a-f]{32}")
 
 
 def highlighted(source: str | None) -> html.Pre:
@@ -130,6 +131,13 @@ def body(queries: TraceQueries, span_id: str, picked: Any = None
                            className="small"),
                   html.Pre(call["exception"], id="om-traceback", className="small p-2",
                            style={"color": TOKENS["err"], "background": TOKENS["bg"]})]
+    group = call.get("error_group")
+    if isinstance(group, str) and _FINGERPRINT.fullmatch(group):
+        # a page load of the Errors tab, on this call's group (callbacks/url.py)
+        parts.append(html.Div(["Error group ", html.A(group, href=f"?error={group}",
+                                                       id="om-call-group-link"),
+                               ": every occurrence, resolve, ignore or snooze it in the "
+                               "Errors tab"], className="small mb-2", id="om-call-group"))
     repro = build(call, catalog.get("file"))
     parts += [html.H6(["Reproduce", copy_button(target_id="om-reproduce",
                                                 id="om-copy-reproduce"),

@@ -37,7 +37,8 @@ def elements(graph: dict[str, Any], levels: tuple[float, float] | None = None
     for n in graph["nodes"]:
         label = short_label(n["name"]) if n["kind"] == "process" else n["name"]
         data = {"id": n["id"], "name": n["name"], "label": label, "kind": n["kind"],
-                "stale": bool(n.get("stale")), "errors": n.get("errors"),
+                "stale": bool(n.get("stale")), "closed": bool(n.get("closed")),
+                "errors": n.get("errors"),
                 "calls": n.get("calls"), "error_rate": n.get("error_rate"),
                 "level": rate_level(n.get("error_rate"), levels),
                 "last_latency_ms": n.get("last_latency_ms"), "age_s": n.get("age_s")}
@@ -45,7 +46,8 @@ def elements(graph: dict[str, Any], levels: tuple[float, float] | None = None
     for e in graph["edges"]:
         out.append({"data": {"id": f"{e['source']}->{e['target']}", "source": e["source"],
                              "target": e["target"], "kind": e["kind"],
-                             "stale": bool(e.get("stale")), "calls": e.get("calls")}})
+                             "stale": bool(e.get("stale")), "closed": bool(e.get("closed")),
+                             "calls": e.get("calls")}})
     return out
 
 
@@ -88,7 +90,8 @@ def describe(node: Any) -> str:
         age = _number(node.get("age_s"))
         return (f"feed {_name(node)}: last update "
                 + ("never" if age is None else f"{age:.1f} s ago")
-                + (" (stale)" if node.get("stale") else ""))
+                + (" (stale)" if node.get("stale") else "")
+                + (" (closed: outside its hours)" if node.get("closed") else ""))
     lat = _number(node.get("last_latency_ms"))
     rate = _number(node.get("error_rate"))
     calls = _number(node.get("calls"))

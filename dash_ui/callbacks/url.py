@@ -6,7 +6,10 @@ trace's (at the trace's first span); ``?process=``, ``?errors=1``, ``?from=&to=`
 shown in the time inputs on the clocks of the browser's zone, or of UTC with the UTC
 switch on, as the Timestamp cells are; ``?from=now-15m`` is a preset, 5m/15m/1h/6h,
 following now) and ``?data=``, ``?service=``
-set the filters; ``?feed=`` names a feed, whose status the line above the graph shows. The
+set the filters; ``?feed=`` names a feed, whose status the line above the graph shows;
+``?error=<fingerprint>`` opens the Errors tab with that group selected (listed whatever
+its status; with ``span_id``/``trace_id`` too, as an alert's link has them, that call
+opens in the drill-down over it). The
 alert bodies link with exactly these (``otel_monitor.alerts.model.ui_link``). A filter
 change writes the URL anew (``dcc.Location(refresh=False)`` pushes it onto the browser's
 history, so its back button restores the previous filters). The search box takes a span
@@ -28,6 +31,7 @@ from .graph import describe
 from .table import PRESETS, clock_s, process_choices, service_choices
 
 SPAN_ID = re.compile("[0-9a-fA-F]{16}")
+FINGERPRINT = re.compile("[0-9a-fA-F]{32}")
 TRACE_ID = re.compile("[0-9a-fA-F]{32}")
 MAX_PARAM = 1_000   # longest parameter value read (as the API's filters)
 
@@ -99,7 +103,7 @@ def parse(search: Any, zone: Any = None) -> dict[str, Any]:
         value = values[-1].strip() if values else ""
         return value[:MAX_PARAM] or None
 
-    span_id, trace_id = one("span_id"), one("trace_id")
+    span_id, trace_id, error = one("span_id"), one("trace_id"), one("error")
     start, end = one("from"), one("to")
     relative = RELATIVE.fullmatch(start or "")
     last = relative.group(1) if relative and relative.group(1) in PRESETS else None
@@ -112,6 +116,7 @@ def parse(search: Any, zone: Any = None) -> dict[str, Any]:
             "from": since, "to": until, "data": one("data"),
             "last": last, "from_time": since_time, "to_time": until_time,
             "service": one("service"), "feed": one("feed"),
+            "error": error.lower() if error and FINGERPRINT.fullmatch(error) else None,
             "span_id": span_id.lower() if span_id and SPAN_ID.fullmatch(span_id) else None,
             "trace_id": trace_id.lower() if trace_id and TRACE_ID.fullmatch(trace_id)
             else None}
@@ -191,6 +196,18 @@ def register(app: Dash, queries: TraceQueries) -> None:
                     time_from, time_to, zone, feed, shown)
         # Only the URL sets the time window's inputs: other answers leave them as they are.
         return out + (no_update,) * (OUTPUTS - len(out))
+
+    # ?error=<fingerprint>: the Errors tab, listing every status, that group selected
+    # (callbacks/errors.py selects it once listed). A URL without it leaves the tab be.
+    @app.callback(Output("om-tabs", "active_tab"),
+                  Output("om-errors-status", "value", allow_duplicate=True),
+                  Output("om-error-wanted", "data", allow_duplicate=True),
+                  Input("om-url", "search"), prevent_initial_call="initial_duplicate")
+    def error_link(search):
+        fp = parse(search)["error"]
+        if fp is None:
+            return no_update, no_update, no_update
+        return "errors", "all", fp
 
     def _sync(search, process, errors, start, end, data, service, searched, last,
               time_from, time_to, zone, feed, shown):

@@ -5,6 +5,7 @@
     calls     processes, a process's source and durations, one call (drill-down)
     graph     the dependency graph
     ribbon    health, feeds, alerts and banners, with the badge levels
+    groups    error groups: the list and one group with its sparkline
     service   TraceQueries, the one object the API and the UI ask
 """
 from ..errors import NotFound

@@ -47,12 +47,14 @@ def graph(db: Database, *, window_s: float, now_ns: int | None,
     for f in by_name.values():
         nodes["feed:" + f["name"]] = {"id": "feed:" + f["name"], "name": f["name"],
                                       "kind": "feed", "stale": f["stale"],
+                                      "closed": f["closed"],
                                       "level": f["level"], "age_s": f["age_s"]}
     for e in dicts(db, "SELECT feed, process, declared, called FROM feed_edges"):
         feed = by_name.get(e["feed"])
         edges.append({"source": "feed:" + e["feed"], "target": e["process"], "kind": "feed",
                       "declared": bool(e["declared"]), "called": bool(e["called"]),
-                      "stale": bool(feed and feed["stale"])})
+                      "stale": bool(feed and feed["stale"]),
+                      "closed": bool(feed and feed["closed"])})
     active = {e["source"] for e in edges} | {e["target"] for e in edges}
     shown = [n for k, n in nodes.items()
              if k in active or n["kind"] == "feed" or n.get("last_latency_ms") is not None]

@@ -119,9 +119,13 @@ def feeds(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLeve
           ) -> list[dict[str, Any]]:
     """Each feed with its age, its thresholds (``thresholds_s``: the level factors x its
     own interval, or x its stale threshold without one), a badge level and ``stale``
-    (red: by default older than 2x its interval)."""
+    (red: by default older than 2x its interval); a feed outside its hours (its
+    processes wrote it closed) has the level ``closed`` and is never stale."""
     now = now_ns or time.time_ns()
     out = dicts(db, "SELECT * FROM feed_status ORDER BY name")
+    # Outside its hours (every process ticking it says so: state 2): closed, never stale.
+    closed = {r["name"] for r in dicts(
+        db, "SELECT name FROM feeds GROUP BY name HAVING min(stale) = 2")}
     for f in out:
         limit = f["interval_s"] or f["stale_after_s"]
         age = None if f["last_update_ns"] is None else (now - f["last_update_ns"]) / NS
@@ -133,6 +137,9 @@ def feeds(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLeve
             f["level"] = "amber"
         else:
             f["level"] = _level(age, f["thresholds_s"])
+        f["closed"] = f["name"] in closed
+        if f["closed"]:
+            f["level"] = "closed"
         f["stale"] = f["level"] == "red"
     return out
 
@@ -148,7 +155,7 @@ def banners(db: Database, *, fresh_within_s: float, now_ns: int | None
                  (since,))
 
 
-_LEVEL_ORDER = {"ok": 0, "amber": 1, "red": 2}
+_LEVEL_ORDER = {"closed": -1, "ok": 0, "amber": 1, "red": 2}
 
 
 def _level(value: float, levels: tuple[float, float]) -> str:

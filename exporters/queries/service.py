@@ -5,7 +5,7 @@ through an index (``spans_by_time``, ``spans_by_process``, ``spans_errors_by_tim
 ``data_values_by_name``, ``spans_by_duration``, ``spans_by_trace``, the primary
 keys): ``explain_*`` return the plans. The SQL lives in the modules beside this one, by
 job: ``pages`` (the trace table), ``calls`` (processes, drill-down, traces), ``graph``,
-``ribbon``.
+``ribbon``, ``groups`` (error groups).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import threading
 from typing import Any
 
 from ..database import Database
-from . import callpage, calls, graph, pages, ribbon
+from . import callpage, calls, graph, groups, pages, ribbon
 from .filters import COUNT_CAP, RowFilter
 
 
@@ -145,3 +145,23 @@ class TraceQueries:
     def banners(self, *, fresh_within_s: float = 10.0, now_ns: int | None = None
                 ) -> list[dict[str, Any]]:
         return ribbon.banners(self.db, fresh_within_s=fresh_within_s, now_ns=now_ns)
+
+    # -- error groups -------------------------------------------------------------------
+
+    def error_groups(self, *, status: str | None = None, process: str | None = None,
+                     service: str | None = None, since_ns: int | None = None,
+                     sort: str = "last_seen", limit: int = 50, offset: int = 0,
+                     now_ns: int | None = None) -> dict[str, Any]:
+        """A page of error groups (``groups.error_groups``)."""
+        return groups.error_groups(self.db, status=status, process=process, service=service,
+                                   since_ns=since_ns, sort=sort, limit=limit, offset=offset,
+                                   now_ns=now_ns)
+
+    def error_group(self, fingerprint: str, *, now_ns: int | None = None) -> dict[str, Any]:
+        """One error group with its sparkline and latest call; ``NotFound`` if unknown."""
+        return groups.error_group(self.db, fingerprint, now_ns=now_ns)
+
+    def error_sparklines(self, fingerprints: list[str], *, now_ns: int | None = None
+                         ) -> dict[str, dict[str, Any]]:
+        """The groups' 6-hour count sparklines, in one read (``groups.sparklines``)."""
+        return groups.sparklines(self.db, fingerprints, now_ns=now_ns)

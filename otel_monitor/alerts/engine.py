@@ -2,23 +2,60 @@
 
 A job on a ``BackgroundWorker`` ("otel-monitor-alerts"), started only when needed
 (see ``otel_monitor.pipeline``), runs every ``CHECK_INTERVAL_S``, or at once when a
-monitored call fails, and
+monitored call fails or the writer reports error-group events, and
 
-* turns failed calls into ``exception`` alerts. A failing call hands the engine
-  its error under a lock, on the error path only (``submit_error``); calls that
-  succeed never reach it. A storm of identical errors (same process, same
-  exception type) is one alert sent at once, then at most one per
-  ``alert_group_window_s`` carrying how many more there were;
+* alerts on **error groups**, not on calls. The writer keeps every failed call's
+  group in the store, in the same transaction as the calls, and after each batch
+  hands the engine what changed (``on_group_events``: cheap, thread-safe, it only
+  queues them for the engine's thread): a group's first failure (``new``), a
+  resolved group failing again (``regression``), a rate spike (``spike``), a snooze
+  run out (``rearmed``). Each is one ``exception`` alert whose Slack text and
+  PagerDuty summary say which ("New error", "Regression", "Spike: 42/min vs 3/min
+  hourly", "Snooze expired"), keyed ``dedup_key("group", fingerprint)``, linking to
+  the UI on the call and its group (``?error=…&span_id=…&trace_id=…``). Failures of
+  an existing open, ignored or snoozed group make no event, hence no alert. An
+  exception that rises through several monitored calls alerts once, for the
+  innermost: the events of the calls it only passed through (their span ids noted
+  by ``submit_error``) are not alerted, though their groups are kept.
+* keeps the **per-call fallback**, so that an unhandled exception is never left
+  unalerted because the store could not take it. A failing call still hands the
+  engine its error (``submit_error``; calls that succeed never reach it). Without
+  group events (a writer that keeps no groups: ``group_events`` False, the state
+  until the pipeline says otherwise or the first event arrives) it alerts per call,
+  as it always did. With them, the call is *held*, by span id, until the writer
+  has written it: the writer's batch observer (``on_batch_written``) strikes off
+  every failed call of each written batch, and a held error whose calls were all
+  written is dropped (its group spoke for it, or chose to keep quiet). A held
+  error is alerted per call instead when ``writer_failing()`` says the writer's
+  last write failed (a full disk, a read-only or vanished store, a lock it could
+  not get), or when it waited ``fallback_after_s`` unwritten (a writer stuck
+  without failing); the alert then says the store could not be written. A call
+  the writer wrote before its error reached the engine is remembered (the last
+  ``MAX_WRITTEN_IDS`` failed span ids), so the order of the two never matters.
+  Each step is a method of its own, driven by ``_cycle(now)``: tests feed events,
+  batches and a failing writer directly.
+* groups **storms**: alerts of one (process, exception type) — of one kind of group
+  event, or per call — are one alert sent at once, then at most one per
+  ``alert_group_window_s`` carrying how many more there were (many new groups of one
+  type, from many code paths, are one "New error" then a count);
 * judges every feed this process ticks: past its threshold, a ``feed_lag``
-  trigger; on its next tick, a resolve;
+  trigger; on its next tick, a resolve. A feed with **hours** (``@feed(hours=…,
+  tz=…, holidays=…)``) is never stale while closed (the store says ``closed``; the
+  UI greys it) and gets one interval of grace when it opens; a feed with
+  ``failures_before_alert=N`` triggers only once it has missed N intervals in a
+  row past its threshold, and ``recoveries_before_resolve=M`` resolves only after
+  M ticks in a row with no stale gap;
+* holds back what a **maintenance window** or a **silence** covers
+  (``suppress.Suppressor``): such an alert is recorded with the outcome
+  ``suppressed`` and the rule that held it, and posted nowhere;
 * watches the export queue: deeper than ``backpressure_depth`` for
   ``backpressure_for_s`` raises the ``backpressure`` flag in the store (the UI's
   banner), refreshed every second and cleared when the queue drains; a webhook
   too only if ``alert_backpressure`` is set;
 * has the feeds (twice a second, and at once when one goes stale or recovers), new
-  feed -> process edges, the flag, and the outcome of every alert delivery (sent /
-  failed / dropped) written to the store by ``persist.StateWriter``, a worker of its
-  own: the engine never waits on SQLite.
+  feed -> process edges, the flag, and the outcome of every alert (sent / failed /
+  dropped / suppressed) written to the store by ``persist.StateWriter``, a worker
+  of its own: the engine never waits on SQLite.
 
 Webhooks are posted by ``delivery.WebhookSender`` workers, one per URL.
 """
@@ -29,10 +66,14 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections import deque
+from typing import Any, Callable, Sequence
 
-from exporters.records import error_texts, storable
-from exporters.state import AlertRecord
+from opentelemetry.trace import StatusCode
+
+from exporters.error_groups import NEW, REARMED, REGRESSION, SPIKE, GroupEvent
+from exporters.records import ERROR, SPAN_ID, error_texts, storable
+from exporters.state import SUPPRESSED, SUPPRESSED_TARGET, AlertRecord
 from exporters.worker import BackgroundWorker
 
 from ..settings import Settings
@@ -41,6 +82,7 @@ from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, 
                     dedup_key, iso, traceback_excerpt, ui_link)
 from .payloads import PD_SUMMARY_MAX
 from .persist import FeedBook, StateWriter
+from .suppress import Suppressor
 from ..webhooks import Target, parse_webhooks
 
 _log = logging.getLogger("otel_monitor")
@@ -49,6 +91,15 @@ CHECK_INTERVAL_S = 0.1     # feed and queue checks; failed calls wake the engine
 FLAG_REFRESH_S = 1.0       # a raised flag's heartbeat
 SHUTDOWN_GRACE_S = 3.0     # for pending alerts when the process stops
 MAX_ERROR_KEYS = 10_000    # distinct (process, exception type) pairs waiting for the engine
+MAX_EVENTS = 10_000        # group events waiting for the engine
+MAX_UNCONFIRMED = 100_000  # failed calls held until the writer has written them
+MAX_WRITTEN_IDS = 10_000   # failed calls written before their error reached the engine
+FALLBACK_AFTER_S = 10.0    # a held error still unwritten after this alerts per call
+
+# What a group event is called in an alert's title and text
+EVENT_WORDS = {NEW: "New error", REGRESSION: "Regression", SPIKE: "Spike",
+               REARMED: "Snooze expired"}
+FALLBACK_NOTE = ("the store could not be written: alerted per call, not by error group")
 
 _NS = 1_000_000_000
 _ALERTED_ATTR = "__otel_monitor_alerted__"
@@ -62,9 +113,22 @@ class _Group:
     def __init__(self, window_start_ns: int, window_end_ns: int) -> None:
         self.window_start_ns = window_start_ns
         self.window_end_ns = window_end_ns
-        self.pending = 0              # occurrences not alerted yet
+        self.pending = 0              # occurrences (or group events) not alerted yet
         self.since_ns: int | None = None
-        self.last: tuple | None = None
+        self.last: tuple | None = None  # ("record", …), ("span", …) or ("group", event)
+
+
+class _FeedWatch:
+    """What the engine knows of one feed between checks."""
+
+    __slots__ = ("stale_last", "alerted", "outage_last", "resume_ticks", "closed")
+
+    def __init__(self) -> None:
+        self.stale_last: int | None = None   # its last tick when it went stale
+        self.alerted = False                 # a trigger went out, no resolve yet
+        self.outage_last = 0                 # its last tick before the alerted outage
+        self.resume_ticks: int | None = None  # ticks count before the first on-time one
+        self.closed = False                  # outside its hours
 
 
 class AlertEngine:
@@ -74,7 +138,10 @@ class AlertEngine:
     def __init__(self, settings: Settings, feeds: FeedBook, *, service_name: str | None = None,
                  queue_depth: Callable[[], int] = lambda: 0,
                  check_interval_s: float = CHECK_INTERVAL_S,
-                 shutdown_grace_s: float = SHUTDOWN_GRACE_S) -> None:
+                 shutdown_grace_s: float = SHUTDOWN_GRACE_S,
+                 writer_failing: Callable[[], bool] = lambda: False,
+                 group_events: bool = False,
+                 fallback_after_s: float = FALLBACK_AFTER_S) -> None:
         self.settings = settings
         self.feeds = feeds
         self.service_name = service_name
@@ -90,6 +157,15 @@ class AlertEngine:
                                       backoff_s=settings.alert_backoff_s)
                         for t in self.targets]
         self.ignore = frozenset(settings.alert_ignore_exceptions)
+        self.suppressor = Suppressor.from_settings(settings)
+        # Whether the writer reports error-group events (see the module's doc); set by
+        # the pipeline, and by the first event.
+        self.group_events = group_events
+        self.writer_failing = writer_failing
+        self.fallback_after_s = fallback_after_s
+        self.events_dropped = 0   # group events refused: MAX_EVENTS were waiting
+        self.alerts_suppressed = 0
+        self.fallback_alerts = 0  # held errors alerted per call (the store not written)
         self.window_ns = int(settings.alert_group_window_s * _NS)
         self.errors_dropped = 0   # distinct errors refused: MAX_ERROR_KEYS were waiting
         self.alerts_raised = 0
@@ -107,8 +183,16 @@ class AlertEngine:
         self.pid = os.getpid()
         self._lock = threading.Lock()
         self._inbox: dict[tuple[str, str], list] = {}
-        self._groups: dict[tuple[str, str], _Group] = {}
-        self._stale: dict[str, int] = {}      # feed -> its last update when it went stale
+        self._groups: dict[tuple[str, ...], _Group] = {}
+        self._events: deque[GroupEvent] = deque()
+        # Group mode: failed calls not written yet, by (process, exception type):
+        # [count, first end_ns, latest event, unwritten span ids, held since (ns)].
+        self._held: dict[tuple[str, str], list] = {}
+        self._unconfirmed: dict[int, tuple[str, str]] = {}  # span id -> its key in _held
+        self._written_ids: dict[int, None] = {}   # failed calls the writer wrote first
+        # failed calls that only passed on an exception alerted for a deeper call
+        self._propagated: dict[int, None] = {}
+        self._feeds: dict[str, _FeedWatch] = {}
         self._bp_since: int | None = None
         self._bp_raised = False
         self._bp_refresh_ns = 0
@@ -118,7 +202,7 @@ class AlertEngine:
         """Whether failed calls should be handed over at all."""
         return bool(self.senders) and self.settings.alert_exceptions
 
-    # -- producers: the error path of monitored calls ------------------------------
+    # -- producers: the error path of monitored calls, and the writer -----------------
 
     def submit_error(self, site: Any, ids: tuple, end_ns: int, error: tuple,
                      exc: BaseException | None = None) -> None:
@@ -127,6 +211,8 @@ class AlertEngine:
         once, for the innermost (the callers' ERR rows are in the store all the same)."""
         if exc is not None:
             if getattr(exc, _ALERTED_ATTR, False):
+                if self.group_events:  # its group's events are not alerted either
+                    self._passed_on(ids[1])
                 return
             try:
                 setattr(exc, _ALERTED_ATTR, True)
@@ -135,7 +221,14 @@ class AlertEngine:
         exc_type = error[0]  # module.qualname (OTel's exception.type)
         if self.ignored(exc_type):
             return
-        self._submit((site.process, exc_type), end_ns, ("record", site, ids, end_ns, error))
+        self._submit((site.process, exc_type), end_ns, ("record", site, ids, end_ns, error),
+                     ids[1])
+
+    def _passed_on(self, span_id: int) -> None:
+        with self._lock:
+            self._propagated[span_id] = None
+            if len(self._propagated) > MAX_WRITTEN_IDS:
+                del self._propagated[next(iter(self._propagated))]
 
     def ignored(self, exc_type: str) -> bool:
         """Whether alerts on ``exc_type`` (fully qualified) are off: the setting names a
@@ -152,20 +245,92 @@ class AlertEngine:
         if self.ignored(exc_type):
             return
         end = span.end_time or time.time_ns()
-        self._submit((span.name, exc_type), end, ("span", span))
+        self._submit((span.name, exc_type), end, ("span", span), span.context.span_id)
 
-    def _submit(self, key: tuple[str, str], end_ns: int, event: tuple) -> None:
+    def _submit(self, key: tuple[str, str], end_ns: int, event: tuple, span_id: int) -> None:
         self.worker.reset_if_forked()  # first: a forked child's reset would drop this
         with self._lock:
-            entry = self._inbox.get(key)
-            if entry is not None:
-                entry[0] += 1
-                return
-            if len(self._inbox) >= MAX_ERROR_KEYS:
+            if self.group_events:
+                new = self._hold(key, end_ns, event, span_id)
+            else:
+                new = self._queue_error(key, end_ns, event)
+        if new:  # a storm's later errors wait for the cycle its first one woke
+            self.worker.wake()
+
+    def _queue_error(self, key: tuple[str, str], end_ns: int, event: tuple) -> bool:
+        """Per-call mode, under the lock: one inbox entry per (process, type)."""
+        entry = self._inbox.get(key)
+        if entry is not None:
+            entry[0] += 1
+            return False
+        if len(self._inbox) >= MAX_ERROR_KEYS:
+            self.errors_dropped += 1
+            return False
+        self._inbox[key] = [1, end_ns, event]
+        return True
+
+    def _hold(self, key: tuple[str, str], end_ns: int, event: tuple, span_id: int) -> bool:
+        """Group mode, under the lock: keep the error until the writer has written its
+        call (see the module's doc); the engine's regular checks judge it."""
+        entry = self._held.get(key)
+        new = entry is None
+        if entry is None:
+            if len(self._held) >= MAX_ERROR_KEYS:
                 self.errors_dropped += 1
-                return
-            self._inbox[key] = [1, end_ns, event]
+                return False
+            entry = self._held[key] = [0, end_ns, event, set(), time.time_ns()]
+        entry[0] += 1
+        entry[2] = event
+        if self._written_ids.pop(span_id, 1) is None:
+            return new  # written already
+        if len(self._unconfirmed) < MAX_UNCONFIRMED:
+            entry[3].add(span_id)
+            self._unconfirmed[span_id] = key
+        return new
+        # past MAX_UNCONFIRMED a call is taken as written: the writer keeps up, or fails
+        # (then the calls still held alert per call)
+
+    def on_group_events(self, events: Sequence[GroupEvent]) -> None:
+        """From the writer thread, after a committed batch: what it changed in the error
+        groups. Queued for the engine's thread; never blocks, never raises."""
+        self.group_events = True
+        if not events or not self.wants_errors:
+            return
+        self.worker.reset_if_forked()
+        with self._lock:
+            room = MAX_EVENTS - len(self._events)
+            if room < len(events):
+                self.events_dropped += len(events) - max(room, 0)
+            if room > 0:
+                self._events.extend(events[:room])
         self.worker.wake()
+
+    def on_batch_written(self, batch: Sequence[Any]) -> None:
+        """From the writer thread, for each batch written: its failed calls are in the
+        store, so their group events (if any) come from the writer: strike them off."""
+        if not self.group_events:
+            return
+        with self._lock:
+            unconfirmed, written = self._unconfirmed, self._written_ids
+            for item in batch:
+                if type(item) is tuple:
+                    if item[ERROR] is None:
+                        continue
+                    span_id = item[SPAN_ID]
+                else:  # a ReadableSpan of other instrumentation
+                    status = getattr(item, "status", None)
+                    if status is None or status.status_code is not StatusCode.ERROR:
+                        continue
+                    span_id = item.context.span_id
+                key = unconfirmed.pop(span_id, None)
+                if key is not None:
+                    entry = self._held.get(key)
+                    if entry is not None:
+                        entry[3].discard(span_id)
+                    continue
+                written[span_id] = None  # its error may reach the engine after this
+                if len(written) > MAX_WRITTEN_IDS:
+                    del written[next(iter(written))]
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -194,7 +359,7 @@ class AlertEngine:
 
     def _has_errors(self) -> bool:
         with self._lock:
-            return bool(self._inbox)
+            return bool(self._inbox or self._events or self._held)
 
     def idle(self) -> bool:
         """Nothing waiting: no error to judge, no alert pending, no outcome unwritten."""
@@ -213,12 +378,19 @@ class AlertEngine:
         self._cycle(time.time_ns(), final=final)
 
     def _cycle(self, now: int, final: bool = False) -> None:
+        self._take_events(now)
+        self._judge_held(now, final)
         self._take_errors(now)
         self._flush_groups(now, final)
         self._check_feeds(now)
         self._check_backpressure(now)
 
     def _dispatch(self, alert: Alert) -> None:
+        why = self.suppressor.why(alert, time.time_ns()) if self.suppressor else None
+        if why is not None:  # recorded, with the rule that held it; posted nowhere
+            self.alerts_suppressed += 1
+            self._record(alert, SUPPRESSED_TARGET, SUPPRESSED, 0, why)
+            return
         self.alerts_raised += 1
         for sender in self.senders:
             sender.submit(alert)
@@ -226,9 +398,13 @@ class AlertEngine:
     def _report(self, alert: Alert, target: Target, status: str, attempts: int,
                 error: str | None) -> None:
         """From the sender threads: how a delivery ended (to the store)."""
+        self._record(alert, target.label, status, attempts, error)
+
+    def _record(self, alert: Alert, target: str, status: str, attempts: int,
+                error: str | None) -> None:
         self.state.add_result(AlertRecord(
             ts_ns=alert.time_ns, rule=alert.rule, action=alert.action, key=alert.key,
-            target=target.label, status=status, attempts=attempts, count=alert.count,
+            target=target, status=status, attempts=attempts, count=alert.count,
             # clipped as PagerDuty's summary is: a 1 MB message is not a 1 MB row
             summary=clip(alert.summary, PD_SUMMARY_MAX), error=error, process=alert.process,
             span_id=alert.span_id,
@@ -236,38 +412,157 @@ class AlertEngine:
 
     # -- rule: unhandled exception ------------------------------------------------------
 
+    def _take_events(self, now: int) -> None:
+        """Group events: each is an alert, storms of one (process, type) grouped."""
+        with self._lock:
+            if not self._events:
+                return
+            events, self._events = self._events, deque()
+        for ev in events:
+            if ev.kind not in EVENT_WORDS or self.ignored(ev.exception_type):
+                continue
+            if self._propagated and self._was_passed_on(ev.span_id):
+                continue  # the deeper call's group alerted for this exception
+            # a regression or a snooze's end is news even right after the group's NEW:
+            # storms are of one kind of event
+            self._storm((ev.process, ev.exception_type, ev.kind), 1, ev.last_seen_ns,
+                        ("group", ev), now)
+
+    def _judge_held(self, now: int, final: bool) -> None:
+        """Group mode: drop held errors whose calls were all written; alert per call
+        those the writer could not write (failing, stuck past ``fallback_after_s``, or
+        the process stopping)."""
+        with self._lock:
+            if not self._held:
+                return
+            failing = final or self._writer_failing()
+            late = now - int(self.fallback_after_s * _NS)
+            released = []
+            for key, entry in list(self._held.items()):
+                count, end_ns, event, unwritten, since = entry
+                if not unwritten:
+                    del self._held[key]
+                elif failing or since <= late:
+                    del self._held[key]
+                    for span_id in unwritten:
+                        self._unconfirmed.pop(span_id, None)
+                    released.append((key, len(unwritten), end_ns, event))
+        for key, count, end_ns, event in released:
+            self.fallback_alerts += 1
+            self._storm(key, count, end_ns, event + (FALLBACK_NOTE,), now)
+
+    def _was_passed_on(self, span_hex: str) -> bool:
+        try:
+            span_id = int(span_hex, 16)
+        except (TypeError, ValueError):
+            return False
+        with self._lock:
+            return self._propagated.pop(span_id, 1) is None
+
+    def _writer_failing(self) -> bool:
+        try:
+            return bool(self.writer_failing())
+        except Exception:
+            return True  # an unknown writer state: do not risk silence
+
     def _take_errors(self, now: int) -> None:
         with self._lock:
             if not self._inbox:
                 return
             inbox, self._inbox = self._inbox, {}
         for key, (count, end_ns, event) in inbox.items():
-            group = self._groups.get(key)
-            if group is None:
-                self._groups[key] = _Group(now, now + self.window_ns)
-                self._dispatch(self._exception_alert(event, count))
-            else:
-                group.pending += count
-                group.last = event
-                if group.since_ns is None:
-                    group.since_ns = end_ns
+            self._storm(key, count, end_ns, event, now)
+
+    def _storm(self, key: tuple[str, ...], count: int, end_ns: int, event: tuple,
+               now: int) -> None:
+        """The first alert of ``key`` in a window goes at once; the rest are counted."""
+        group = self._groups.get(key)
+        if group is None:
+            self._groups[key] = _Group(now, now + self.window_ns)
+            self._dispatch(self._alert(event, count))
+        else:
+            group.pending += count
+            group.last = event
+            if group.since_ns is None:
+                group.since_ns = end_ns
 
     def _flush_groups(self, now: int, final: bool) -> None:
         for key, group in list(self._groups.items()):
             if now < group.window_end_ns and not final:
                 continue
             if group.pending and group.last is not None:
-                self._dispatch(self._exception_alert(group.last, group.pending, group.since_ns,
-                                                     (now - group.window_start_ns) / _NS))
+                self._dispatch(self._alert(group.last, group.pending, group.since_ns,
+                                           (now - group.window_start_ns) / _NS))
                 group.pending, group.since_ns, group.last = 0, None, None
                 group.window_start_ns, group.window_end_ns = now, now + self.window_ns
             else:
                 del self._groups[key]
 
+    def _alert(self, event: tuple, count: int, since_ns: int | None = None,
+               over_s: float = 0.0) -> Alert:
+        if event[0] == "group":
+            return self._group_alert(event[1], count, since_ns, over_s)
+        return self._exception_alert(event, count, since_ns, over_s)
+
+    @staticmethod
+    def _over(over_s: float) -> str:
+        return f"{over_s:.0f}" if over_s >= 10 else f"{over_s:.1f}"
+
+    def _group_alert(self, ev: GroupEvent, count: int, since_ns: int | None = None,
+                     over_s: float = 0.0) -> Alert:
+        """The alert for a group event; with ``since_ns``, it stands for ``count`` events
+        of its (process, exception type) over the last ``over_s`` seconds."""
+        word = EVENT_WORDS[ev.kind]
+        said = word
+        fields: dict[str, Any] = {}
+        if ev.kind == SPIKE and ev.rate_5m is not None and ev.rate_1h is not None:
+            said = f"Spike: {_rate(ev.rate_5m)}/min vs {_rate(ev.rate_1h)}/min hourly"
+            fields["Rate (5 min)"] = f"{_rate(ev.rate_5m)}/min"
+            fields["Rate (1 h)"] = f"{_rate(ev.rate_1h)}/min"
+        fields["Error event"] = said
+        fields["Error group"] = ev.title
+        fields["Fingerprint"] = ev.fingerprint
+        fields["Occurrences in all"] = f"{ev.count:,}"
+        fields["First seen"] = iso(ev.first_seen_ns)
+        exc_short = ev.exception_type.rsplit(".", 1)[-1]
+        # as a call's alert says it, after the event: the type fully qualified, the
+        # process, the call's own message (the group's title is its normalised form)
+        first_line = ev.message.strip().splitlines()[0] if ev.message.strip() else ""
+        summary = f"{said}: {ev.exception_type} in {ev.process}" + (
+            f": {first_line}" if first_line else "")
+        if ev.kind == REGRESSION:
+            summary += f" (was resolved; {ev.count:,} occurrences in all)"
+        elif ev.kind == REARMED:
+            summary += f" (snooze over; {ev.count:,} occurrences in all)"
+        if since_ns is not None:
+            summary += (f"; {count:,} error event(s) of {ev.exception_type} in "
+                        f"{ev.process} in the last {self._over(over_s)} s")
+        short = ".".join(ev.process.rsplit(".", 2)[-2:])
+        trace_id, span_id = ev.trace_id, ev.span_id
+        return Alert(
+            rule=EXCEPTION, action=TRIGGER, key=dedup_key("group", ev.fingerprint),
+            severity="error", title=f"{word}: {exc_short} in {short}"
+                                    + (f" (×{count:,})" if count > 1 else ""),
+            summary=summary, time_ns=ev.last_seen_ns, count=count, since_ns=since_ns,
+            process=ev.process, process_group=ev.process_group,
+            exception_type=ev.exception_type, exception_message=ev.message,
+            traceback=traceback_excerpt(ev.traceback) if ev.traceback else None,
+            span_id=span_id, trace_id=trace_id,
+            link=ui_link(self.settings.ui_url, process=ev.process, error=ev.fingerprint,
+                         span_id=span_id, trace_id=trace_id),
+            service=ev.service or self.service_name, host=self.host,
+            pid=ev.pid if ev.pid is not None else self.pid, fields=fields,
+            event=ev.kind, fingerprint=ev.fingerprint)
+
     def _exception_alert(self, event: tuple, count: int, since_ns: int | None = None,
                          over_s: float = 0.0) -> Alert:
         """The alert for ``event``; with ``since_ns``, the digest of ``count`` more
-        occurrences over the last ``over_s`` seconds."""
+        occurrences over the last ``over_s`` seconds. An event ending in
+        ``FALLBACK_NOTE`` was held for its group and could not be written: it says so."""
+        fields: dict[str, Any] = {}
+        if event[-1] is FALLBACK_NOTE:
+            event = event[:-1]
+            fields["Alerted per call"] = FALLBACK_NOTE
         if event[0] == "record":
             _, site, ids, end_ns, error = event
             exc_type, text, message = error_texts(error)
@@ -308,7 +603,7 @@ class AlertEngine:
             trace_id=trace_id,
             link=ui_link(self.settings.ui_url, process=process, span_id=span_id,
                          trace_id=trace_id),
-            service=self.service_name, host=self.host, pid=self.pid)
+            service=self.service_name, host=self.host, pid=self.pid, fields=fields)
 
     # -- rule: feed lag -----------------------------------------------------------------
 
@@ -318,24 +613,56 @@ class AlertEngine:
             last = f.last_ns
             if not last:
                 continue  # watched from its first tick in this process
+            w = self._feeds.get(f.name)
+            if w is None:
+                w = self._feeds[f.name] = _FeedWatch()
             threshold = f.stale_after_s or default
-            went_stale = self._stale.get(f.name)
-            if went_stale is None:
-                if now - last > threshold * _NS:
-                    self._stale[f.name] = last
+            period = f.interval_s or threshold
+            reference = last
+            hours = getattr(f, "hours", None)
+            if hours is not None:
+                opened = hours.occurrence(now)
+                if opened is None:
+                    if not w.closed:  # closed: never stale, whatever its age
+                        w.closed, w.stale_last, w.resume_ticks = True, None, None
+                        self.state.closed.add(f.name)
+                        self.state.stale.discard(f.name)
+                        self.state.persist_soon()
+                    continue
+                if w.closed:
+                    w.closed = False
+                    self.state.closed.discard(f.name)
+                    self.state.persist_soon()
+                # one interval of grace from the opening
+                reference = max(last, opened[0] + int(period * _NS))
+            if now - reference > threshold * _NS:
+                if w.stale_last is None:
+                    w.stale_last, w.resume_ticks = last, None
                     self.state.stale.add(f.name)
                     self.state.persist_soon()  # the UI sees it at once
+                missed = 1 + (now - reference - int(threshold * _NS)) // int(period * _NS)
+                if not w.alerted and missed >= getattr(f, "failures_before_alert", 1):
+                    w.alerted, w.outage_last = True, last
                     if self.settings.alert_feed_lag:
-                        self._dispatch(self._feed_alert(f, TRIGGER, now, last, threshold))
-            elif last != went_stale:
-                del self._stale[f.name]
+                        n = getattr(f, "failures_before_alert", 1)
+                        when = reference + int((threshold + (n - 1) * period) * _NS)
+                        self._dispatch(self._feed_alert(f, TRIGGER, now, last, threshold,
+                                                        when))
+                continue
+            if w.stale_last is not None and last != w.stale_last:  # it ticks again
+                w.stale_last = None
                 self.state.stale.discard(f.name)
                 self.state.persist_soon()
+                if w.alerted:
+                    w.resume_ticks = f.ticks - 1  # this tick is the first on time
+            if w.alerted and w.resume_ticks is not None \
+                    and f.ticks - w.resume_ticks >= getattr(f, "recoveries_before_resolve", 1):
+                w.alerted, w.resume_ticks = False, None
                 if self.settings.alert_feed_lag:
-                    self._dispatch(self._feed_alert(f, RESOLVE, now, went_stale, threshold))
+                    self._dispatch(self._feed_alert(f, RESOLVE, now, w.outage_last, threshold))
 
     def _feed_alert(self, f: Any, action: str, now: int, last_ok: int,
-                    threshold: float) -> Alert:
+                    threshold: float, when: int | None = None) -> Alert:
         readers = sorted({p for feed, p, *_ in self.feeds.edges() if feed == f.name})
         fields: dict[str, Any] = {}
         if action == TRIGGER:
@@ -343,16 +670,25 @@ class AlertEngine:
             title = f"Feed {f.name} is stale"
             summary = (f"Feed {f.name} is stale: no update for {age:.1f} s "
                        f"(threshold {threshold:g} s)")
-            when, severity = last_ok + int(threshold * _NS), "critical"
+            when, severity = when or last_ok + int(threshold * _NS), "critical"
             fields["Last update"] = iso(last_ok)
+            missed = getattr(f, "failures_before_alert", 1)
+            if missed > 1:
+                fields["Missed intervals"] = f"{missed} in a row"
         else:
             gap = (f.last_ns - last_ok) / _NS
             title = f"Feed {f.name} is updating again"
             summary = f"Feed {f.name} is updating again after {gap:.1f} s without an update"
             when, severity = f.last_ns, "info"
+            ticks = getattr(f, "recoveries_before_resolve", 1)
+            if ticks > 1:
+                fields["On-time ticks"] = f"{ticks} in a row"
         fields["Threshold"] = f"{threshold:g} s"
         if f.interval_s:
             fields["Expected interval"] = f"{f.interval_s:g} s"
+        hours = getattr(f, "hours", None)
+        if hours is not None:
+            fields["Hours"] = "; ".join(w.text for w in hours.windows)
         if readers:
             fields["Read by"] = ", ".join(readers[:10]) + (" …" if len(readers) > 10 else "")
         return Alert(rule=FEED_LAG, action=action, key=dedup_key("feed", f.name),
@@ -406,3 +742,7 @@ class AlertEngine:
                      service=self.service_name, host=self.host, pid=self.pid,
                      fields={"Queue depth": f"{depth:,}"})
 
+
+def _rate(per_min: float) -> str:
+    """A rate for people: ``42``, ``3.5``, ``0.2``."""
+    return f"{per_min:,.0f}" if per_min >= 10 else f"{per_min:.2g}"

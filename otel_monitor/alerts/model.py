@@ -49,6 +49,9 @@ class Alert:
     host: str | None = None
     pid: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)  # rule-specific, shown as they are
+    event: str | None = None      # an error group's event (exporters.error_groups: new,
+                                  # regression, spike, rearmed); None for a call's alert
+    fingerprint: str | None = None  # the error group's
 
     @property
     def timestamp(self) -> str:

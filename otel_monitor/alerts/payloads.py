@@ -136,7 +136,7 @@ def _details(alert: Alert, limit: int) -> dict[str, Any]:
     """``custom_details``, each text at most ``limit`` characters."""
     details: dict[str, Any] = {"rule": alert.rule, "count": alert.count}
     for name in ("process", "process_group", "exception_type", "exception_message",
-                 "traceback", "span_id", "trace_id", "feed", "pid"):
+                 "traceback", "span_id", "trace_id", "feed", "pid", "event", "fingerprint"):
         value = getattr(alert, name)
         if value is not None:
             details[name] = value

@@ -65,6 +65,7 @@ class StateWriter:
     def _init_state(self) -> None:
         """Also in a forked child: the inherited connection is the parent's, left alone."""
         self.stale: set[str] = set()  # feeds the engine judges stale (it alone writes it)
+        self.closed: set[str] = set()  # feeds outside their hours (the engine's too)
         self._flag: dict[str, Any] | None = None
         self._persist_now = False
         self._store: StateStore | None = None
@@ -165,7 +166,8 @@ class StateWriter:
                 default = self.default_stale_after_s
                 store.write_feeds([
                     FeedState(f.name, f.interval_s, f.stale_after_s or default,
-                              f.last_ns or None, f.ticks, f.name in self.stale)
+                              f.last_ns or None, f.ticks, f.name in self.stale,
+                              closed=f.name in self.closed)
                     for f in feeds], service_name=self.service_name)
             if new_edges:
                 store.write_feed_edges(new_edges)

@@ -3,6 +3,8 @@
     otel-monitor demo [--db PATH] [--duration S] [--rate CALLS_PER_S] [--quiet]
                       [--serve [--host 127.0.0.1] [--port 8050]]
     otel-monitor tail [--db PATH] [--process NAME] [--errors] [--follow] [-n N]
+    otel-monitor errors [--db PATH] [--status open] [--process P] [--service S]
+                        [--sort last_seen|count] [--limit N] [--json]
     otel-monitor serve [--db PATH] [--host 127.0.0.1] [--port 8050]
     otel-monitor config [--db PATH] [--set NAME=VALUE]... [--markdown]
     otel-monitor config check [PATH]...
@@ -21,19 +23,20 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
-from . import config, demo, merge, serve, tail
+from . import config, demo, errors, merge, serve, tail
 from ._common import EXIT_ERROR, EXIT_OK
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "build_parser", "main"]
 
-SUBCOMMANDS = (demo, tail, serve, config, merge)
+SUBCOMMANDS = (demo, tail, errors, serve, config, merge)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="otel-monitor",
         description="Live observability for Python services: record a demo workload, "
-                    "read the store, serve the UI, show the settings, merge stores.")
+                    "read the store and its error groups, serve the UI, show the settings, "
+                    "merge stores.")
     try:
         parser.add_argument("--version", action="version",
                             version=f"%(prog)s {version('otel-monitor')}")

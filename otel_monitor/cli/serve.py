@@ -4,11 +4,13 @@ imported only when the command runs, by module name, so that ``otel_monitor.cli`
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
-from typing import Any
+import sys
+from typing import Any, Callable
 
-from exporters.errors import StoreError
+from exporters.errors import ConfigError, StoreError
 
 from ._common import EXIT_OK, add_db_option, fail, port
 
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
                              "pip install 'otel-monitor[ui]'")
     path = os.path.abspath(args.db)
     try:
-        app = server.create_server_app(path)
+        app = server.create_server_app(path, on_resolved=resolve_hook(path))
     except StoreError as exc:
         return fail("serve", exc)
     import uvicorn  # installed with the UI (its extra), so present once dash_ui imported
@@ -50,3 +52,21 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
 
+
+def resolve_hook(db_path: str) -> Callable[[dict[str, Any]], None] | None:
+    """What resolving an error group (the API, the Errors tab) calls: PagerDuty
+    ``resolve`` for the group's incident and a Slack follow-up, through the webhooks the
+    settings name (``alerts.resolution.send_resolved``; it returns at once). None without
+    webhooks; a bad alert setting is reported and the UI served without the hook."""
+    from ..alerts.resolution import send_resolved
+    from ..settings import load_settings
+
+    try:
+        settings = load_settings({"db_path": db_path})
+    except ConfigError as exc:
+        print(f"otel-monitor serve: resolving error groups will not alert: {exc}",
+              file=sys.stderr, flush=True)
+        return None
+    if not settings.alert_webhooks or not settings.alert_exceptions:
+        return None
+    return functools.partial(send_resolved, settings)

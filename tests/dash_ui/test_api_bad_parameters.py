@@ -25,9 +25,21 @@ BAD = {
     "/api/graph": {"window_s": ["0", "nan", "inf", "86401", "x"]},
     "/api/alerts": {"limit": ["0", "-1", "1001", "x"]},
     "/api/banners": {"fresh_within_s": ["0", "nan", "-inf", "x"]},
+    "/api/errors": {"status": ["closed", "OPEN"], "process": ["x" * 1001],
+                    "service": ["z" * 1001], "since": ["yesterday", "2026-13-01", "12345"],
+                    "sort": ["title", "count; --"], "limit": ["0", "501", "x"],
+                    "offset": ["-1", "x", "1000001"]},
+    "/api/errors/{fingerprint}": {"fingerprint": ["zz", "g" * 32, "0" * 31, "0" * 33]},
+    "/api/errors/{fingerprint}/resolve": {"fingerprint": ["zz", "g" * 32, "0" * 33]},
+    "/api/errors/{fingerprint}/ignore": {"fingerprint": ["zz", "g" * 32, "0" * 31]},
+    "/api/errors/{fingerprint}/snooze": {"fingerprint": ["zz", "g" * 32, "0" * 31]},
 }
 PATH_DEFAULTS = {"span_id": "00000000000000aa", "name": "ui_workload.price",
-                 "trace_id": "0" * 32}
+                 "trace_id": "0" * 32, "fingerprint": "0" * 32}
+# Endpoints taking another method than GET
+METHODS = {"/api/errors/{fingerprint}/resolve": "POST",
+           "/api/errors/{fingerprint}/ignore": "POST",
+           "/api/errors/{fingerprint}/snooze": "POST"}
 
 
 def _cases():
@@ -47,7 +59,7 @@ def _url(endpoint: str, name: str, value: str) -> tuple[str, dict]:
 @pytest.mark.parametrize("endpoint,name,value", list(_cases()))
 def test_a_bad_parameter_is_a_4xx_naming_it(client, endpoint, name, value):
     path, params = _url(endpoint, name, value)
-    r = client.get(path, params=params)
+    r = client.request(METHODS.get(endpoint, "GET"), path, params=params)
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:200])
     assert r.headers["content-type"].startswith("application/json")
     assert name in r.text or (name == "from" and "'from'" in r.text), r.text

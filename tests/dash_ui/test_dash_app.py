@@ -90,8 +90,9 @@ def get_rows(flask, *, errors_only=False, process=None, data=None, start=0, end=
 
 
 def test_theme_tokens_are_the_designed_ones():
+    # DESIGN.md's five, and grey for a feed outside its hours (issue 15)
     assert TOKENS == {"bg": "#0d1117", "accent": "#3e8ef7", "ok": "#2dc26b",
-                      "err": "#e55353", "stale": "#f0ad4e"}
+                      "err": "#e55353", "stale": "#f0ad4e", "closed": "#6e7681"}
 
 
 def test_the_app_builds_with_local_assets_only(dash_app):
@@ -574,3 +575,23 @@ def test_ribbon_thresholds_come_from_the_settings(recorded, monkeypatch):
     assert health["badges"]["QueueDepth"]["thresholds"] == (50000, 100000)
     assert health["badges"]["QueueDepth"]["level"] == "ok"      # 6,000 queued
     assert health["badges"]["LastFeedUpdate"]["level"] == "ok"  # not 1e8 intervals old
+
+
+def test_a_closed_feed_is_grey_in_the_graph_and_the_ribbon():
+    """Issue 15: a feed outside its hours (level ``closed``) is drawn with the grey
+    ``closed`` token, its edges grey and dashed; the ribbon colours that level grey."""
+    from dash_ui._theme import LEVEL_COLOURS
+    from dash_ui.callbacks.graph import describe, elements
+    from dash_ui.layout import GRAPH_STYLE
+
+    out = elements({"nodes": [{"id": "feed:lse.px", "name": "lse.px", "kind": "feed",
+                               "stale": False, "closed": True, "age_s": 9000.0}],
+                    "edges": [{"source": "feed:lse.px", "target": "risk.run", "kind": "feed",
+                               "stale": False, "closed": True}]})
+    assert out[0]["data"]["closed"] is True and out[1]["data"]["closed"] is True
+    style = {s["selector"]: s["style"] for s in GRAPH_STYLE}
+    assert style["node[?closed]"]["background-color"] == TOKENS["closed"]
+    assert style["edge[?closed]"]["line-color"] == TOKENS["closed"]
+    assert style["edge[?closed]"]["line-style"] == "dashed"
+    assert LEVEL_COLOURS["closed"] == TOKENS["closed"]
+    assert describe(out[0]["data"]).endswith("(closed: outside its hours)")

@@ -146,3 +146,34 @@ def test_a_state_store_is_a_span_store_on_the_same_file(tmp_path):
 def test_a_new_store_has_the_state_tables(tmp_path, table):
     SpanStore(tmp_path / "n.db").close()
     assert _objects(tmp_path / "n.db").get(table) == "table"
+
+
+def test_a_feed_outside_its_hours_reads_closed_never_stale_and_greys_its_edges(tmp_path):
+    """Issue 15: a process writes a feed closed (stale column 2) outside its hours; the
+    UI's reads give it the level ``closed``, however old its last update."""
+    from exporters.queries import TraceQueries
+    from exporters.state import FEED_CLOSED
+
+    path = tmp_path / "s.db"
+    store = StateStore(path)
+    hours_ago = time.time_ns() - 3 * 3600 * 10**9
+    store.write_feeds([FeedState("lse.px", 1.0, 10.0, hours_ago, 5, False, closed=True),
+                       FeedState("bbg.fx", 1.0, 10.0, hours_ago, 5, True)])
+    store.write_feed_edges([("lse.px", "risk.run", True, False),
+                            ("bbg.fx", "risk.run", True, False)])
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT stale FROM feeds WHERE name = 'lse.px'").fetchall() == [
+            (FEED_CLOSED,)]
+    store.close()
+    queries = TraceQueries(path)
+    feeds = {f["name"]: f for f in queries.feeds()}
+    assert (feeds["lse.px"]["level"], feeds["lse.px"]["stale"], feeds["lse.px"]["closed"]) \
+        == ("closed", False, True)
+    assert (feeds["bbg.fx"]["level"], feeds["bbg.fx"]["stale"], feeds["bbg.fx"]["closed"]) \
+        == ("red", True, False)
+    graph = queries.graph()
+    edges = {e["source"]: e for e in graph["edges"] if e["kind"] == "feed"}
+    assert (edges["feed:lse.px"]["closed"], edges["feed:lse.px"]["stale"]) == (True, False)
+    assert (edges["feed:bbg.fx"]["closed"], edges["feed:bbg.fx"]["stale"]) == (False, True)
+    # the ribbon's worst feed is the stale one, not the closed one
+    assert queries.health()["badges"]["LastFeedUpdate"]["feed"] == "bbg.fx"

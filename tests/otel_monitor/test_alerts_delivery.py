@@ -141,7 +141,9 @@ def test_pending_alerts_are_bounded_the_oldest_dropped_and_counted(alerting, rec
     rows = wait_alerts(store.path, lambda r: len(r) == 5, timeout=10)
     by_status: dict[str, list[str]] = {}
     for r in rows:
-        by_status.setdefault(r["status"], []).append(r["summary"].split()[0])
+        # "New error: <type> in <process>: ..." (each its own new error group)
+        by_status.setdefault(r["status"], []).append(
+            r["summary"].removeprefix("New error: ").split()[0])
     # (exception types fully qualified, as OTel's exception.type)
     assert sorted(by_status["dropped"]) == [f"{__name__}.FeedError{i}" for i in (1, 2)]
     assert sorted(by_status["failed"]) == [f"{__name__}.FeedError{i}" for i in (0, 3, 4)]

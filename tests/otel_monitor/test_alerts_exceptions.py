@@ -1,5 +1,10 @@
 """Rule "unhandled exception": a call with status ERR posts to Slack and PagerDuty.
 
+Since issue 15 the writer keeps every failed call's error group and the alert is the
+group's ("New error", then its regressions...), one incident per group; the per-call
+alert remains as the fallback when the store cannot be written, and for a writer that
+reports no group events (``per_call_only``), whose storms are still grouped.
+
 The webhooks are a real HTTP server on 127.0.0.1 (``webhook_receiver``)."""
 from __future__ import annotations
 
@@ -28,6 +33,21 @@ def black_scholes(spot: float, vol: float) -> float:
     if vol <= 0:
         raise PricingError(f"implied vol must be > 0, got {vol!r}")
     return spot * vol
+
+
+def per_call_only() -> None:
+    """A writer that reports no group events (as before issue 15, and as the fallback
+    alerts when the store cannot be written): the engine alerts per call."""
+    from otel_monitor.pipeline import PIPELINE
+
+    PIPELINE.exporter.on_group_events = None
+    PIPELINE.alerts.group_events = False
+
+
+def group_of(store) -> dict:
+    otel_monitor.force_flush()
+    [group] = store.query("SELECT * FROM error_groups")
+    return group
 
 
 def _raise(fn, *args, **kwargs) -> BaseException:
@@ -80,16 +100,19 @@ def test_the_alert_is_recorded_in_the_store_as_sent_once_per_webhook(alerting, r
 
 
 def test_pagerduty_event_has_the_required_fields(alerting, receiver):
-    alerting()
+    store = alerting()
     exc = _raise(black_scholes, 1.0, -1.0)
     [post] = receiver.wait(lambda p: len(p) >= 1, path=PD)
     body = post.json
     assert body["routing_key"] == ROUTING_KEY
     assert body["event_action"] == "trigger"
-    # the exception type fully qualified, as OTel's exception.type
-    assert body["dedup_key"] == f"otel-monitor/exception/{process_name(black_scholes)}/{FQN}"
+    # one incident per error group, whose exception type is fully qualified, as OTel's
+    # exception.type
+    group = group_of(store)
+    assert group["exception_type"] == FQN
+    assert body["dedup_key"] == f"otel-monitor/group/{group['fingerprint']}"
     payload = body["payload"]
-    assert payload["summary"].startswith(f"{FQN} in {process_name(black_scholes)}: ")
+    assert payload["summary"].startswith(f"New error: {FQN} in {process_name(black_scholes)}: ")
     assert str(exc) in payload["summary"]
     assert payload["severity"] == "error"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", payload["timestamp"])
@@ -115,8 +138,10 @@ def test_two_exception_types_of_one_process_have_two_dedup_keys(alerting, receiv
     _raise(convert, "k")
     _raise(convert, "z")
     posts = receiver.wait(lambda p: len(p) == 2, path=PD)
-    keys = {p.json["dedup_key"] for p in posts}
-    assert {k.rsplit("/", 1)[-1] for k in keys} == {"KeyError", "ZeroDivisionError"}
+    keys = {p.json["dedup_key"] for p in posts}  # two error groups, two incidents
+    assert len(keys) == 2 and all(k.startswith("otel-monitor/group/") for k in keys)
+    assert {p.json["payload"]["custom_details"]["exception_type"] for p in posts} == {
+        "KeyError", "ZeroDivisionError"}
 
 
 # -- masked values ---------------------------------------------------------------------------
@@ -155,9 +180,24 @@ def test_masked_bytes_and_containers_quoted_in_a_message_never_appear_in_an_aler
 
 # -- storms ---------------------------------------------------------------------------------
 
+def test_a_thousand_identical_errors_are_one_group_and_one_alert_per_webhook(alerting,
+                                                                             receiver):
+    store = alerting(alert_group_window_s=1.0)
+    for _ in range(1000):
+        _raise(black_scholes, 1.0, 0.0)
+    assert group_of(store)["count"] == 1000
+    rows = wait_alerts(store.path, lambda r: len(r) == 2)
+    otel_monitor.shutdown()  # whatever was due has gone out by now
+    assert len(receiver.to(SLACK)) == 1 and len(receiver.to(PD)) == 1
+    assert {(r["target"].split()[0], r["count"]) for r in rows} == {("slack", 1),
+                                                                   ("pagerduty", 1)}
+    assert len(store.calls(black_scholes)) == 1000  # every call is still a row
+
+
 def test_a_thousand_identical_errors_in_a_burst_are_a_handful_of_posts_carrying_the_count(
         alerting, receiver):
     store = alerting(alert_group_window_s=1.0)
+    per_call_only()
     for _ in range(1000):
         _raise(black_scholes, 1.0, 0.0)
 
@@ -180,6 +220,7 @@ def test_a_thousand_identical_errors_in_a_burst_are_a_handful_of_posts_carrying_
 
 def test_a_new_error_after_the_window_is_a_new_alert(alerting, receiver):
     store = alerting(alert_group_window_s=0.3)
+    per_call_only()  # by group, the same error again is no new alert while it is open
     _raise(black_scholes, 1.0, 0.0)
     receiver.wait(lambda p: len(p) == 1, path=SLACK)
     wait_alerts(store.path, lambda r: len(r) == 2)
@@ -235,7 +276,9 @@ def test_a_failed_span_of_other_instrumentation_alerts_too(alerting, receiver):
             raise RuntimeError("upstream timed out")
     [post] = receiver.wait(lambda p: len(p) == 1, path=PD)
     body = post.json
-    assert body["dedup_key"] == "otel-monitor/exception/GET /quote/RuntimeError"
+    assert body["dedup_key"].startswith("otel-monitor/group/")  # its own error group
+    assert body["payload"]["summary"].startswith("New error: RuntimeError in GET /quote: ")
+    assert body["payload"]["custom_details"]["exception_type"] == "RuntimeError"
     assert "upstream timed out" in body["payload"]["summary"]
 
 
@@ -260,8 +303,10 @@ def test_an_exception_rising_through_several_monitored_calls_alerts_once_for_the
     otel_monitor.shutdown()
     assert len(receiver.to(PD)) == 1
 
-    # the same exception type raised afresh by an outer call is its own incident
-    otel_monitor.configure(db_path=store.path, alert_webhooks=[receiver.url("/again")])
+    # the same exception type raised afresh by an outer call is its own incident (a new
+    # store: in this one black_scholes's group is open already, and alerts no more)
+    otel_monitor.configure(db_path=store.path.parent / "again.db",
+                           alert_webhooks=[receiver.url("/again")])
 
     @monitor("risk")
     def rewrap():
@@ -273,7 +318,9 @@ def test_an_exception_rising_through_several_monitored_calls_alerts_once_for_the
     _raise(rewrap)
     posts = receiver.wait(lambda p: len(p) == 2, path="/again")
     # the text is mrkdwn: "<locals>" in a process name is sent escaped, shown as it is
-    assert {html.unescape(p.json["text"].split()[3].rstrip(":")) for p in posts} == {
+    # ":rotating_light: New error: <type> in <process>: <message>"
+    assert {html.unescape(p.json["text"].split(" in ", 1)[1].split(": ", 1)[0])
+            for p in posts} == {
         process_name(black_scholes), process_name(rewrap)}
 
 

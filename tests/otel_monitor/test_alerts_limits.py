@@ -170,8 +170,8 @@ def test_a_million_character_message_gives_bodies_within_every_limit(alerting, r
     assert len(details["traceback"]) <= 10_000
     assert "huge_message" in details["traceback"]  # the frames survive the long last line
     summary = json.loads(pd_raw)["payload"]["summary"]
-    assert summary.startswith(f"{__name__}.PricingError in {process_name(huge_message)}: "
-                              "price & vol")  # the type fully qualified: exception.type
+    assert summary.startswith(f"New error: {__name__}.PricingError in "
+                              f"{process_name(huge_message)}: price & vol")  # the type fully qualified: exception.type
 
     shown = texts(slack["blocks"])
     assert "price &amp; vol &lt;bad&gt; für 😀" in shown
