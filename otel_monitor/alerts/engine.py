@@ -326,18 +326,20 @@ class AlertEngine:
         store, so their group events (if any) come from the writer: strike them off."""
         if not self.group_events:
             return
+        failed = []  # found without the lock: the error path of calls takes it
+        for item in batch:
+            if type(item) is tuple:
+                if item[ERROR] is not None:
+                    failed.append(item[SPAN_ID])
+            else:  # a ReadableSpan of other instrumentation
+                status = getattr(item, "status", None)
+                if status is not None and status.status_code is StatusCode.ERROR:
+                    failed.append(item.context.span_id)
+        if not failed:
+            return
         with self._lock:
             unconfirmed, written = self._unconfirmed, self._written_ids
-            for item in batch:
-                if type(item) is tuple:
-                    if item[ERROR] is None:
-                        continue
-                    span_id = item[SPAN_ID]
-                else:  # a ReadableSpan of other instrumentation
-                    status = getattr(item, "status", None)
-                    if status is None or status.status_code is not StatusCode.ERROR:
-                        continue
-                    span_id = item.context.span_id
+            for span_id in failed:
                 key = unconfirmed.pop(span_id, None)
                 if key is not None:
                     entry = self._held.get(key)
