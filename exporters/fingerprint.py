@@ -13,6 +13,7 @@ normalised, it is the group's title: ``ShortType: message with <n>, <hex>, <str>
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -29,6 +30,8 @@ _HEADER = "Traceback (most recent call last):"
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _INTERNAL_DIRS = tuple(os.path.join(_ROOT, name) + os.sep
                        for name in ("otel_monitor", "exporters", "dash_ui"))
+# ... but for its demo workload, which stands for an application.
+_APPLICATION_FILES = frozenset({os.path.join(_ROOT, "otel_monitor", "demo.py")})
 _STDLIB_DIRS = tuple({os.path.abspath(p) + os.sep for p in (
     sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("platstdlib")) if p})
 # A traceback written on another machine: its stdlib and packages by the folder names.
@@ -40,6 +43,8 @@ _FOREIGN = re.compile(r"[/\\](?:site-packages|dist-packages)[/\\]"
 def in_application(path: str) -> bool:
     """Whether a traceback frame's file is the application's own code (not the stdlib,
     an installed package, or otel-monitor's own modules)."""
+    if path in _APPLICATION_FILES:
+        return True
     if not path or _FOREIGN.search(path):
         return False
     return not path.startswith(_INTERNAL_DIRS + _STDLIB_DIRS)
@@ -83,9 +88,26 @@ def app_frames(traceback_text: str | None) -> list[str]:
     return picked
 
 
+@functools.lru_cache(maxsize=512)
+def _cached_app_frames(frames_text: str) -> tuple[str, ...]:
+    return tuple(app_frames(frames_text))
+
+
+def _frames_text(traceback_text: str) -> str:
+    """The traceback up to the end of its last frame's line: what the frames are parsed
+    from, without the message (which varies from call to call), so a storm of one failure
+    with varying messages parses its frames once."""
+    last = traceback_text.rfind('\n  File "')
+    if last < 0:
+        return traceback_text
+    end = traceback_text.find("\n", last + 1)
+    return traceback_text if end < 0 else traceback_text[:end]
+
+
 def fingerprint(process: str, exception_type: str | None, traceback_text: str | None) -> str:
     """The group key of a failure: 32 hex digits."""
-    key = "\x1f".join([process or "", exception_type or "", *app_frames(traceback_text)])
+    picked = _cached_app_frames(_frames_text(traceback_text)) if traceback_text else ()
+    key = "\x1f".join([process or "", exception_type or "", *picked])
     return hashlib.blake2b(key.encode("utf-8", "backslashreplace"), digest_size=16).hexdigest()
 
 

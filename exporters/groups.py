@@ -11,7 +11,9 @@ nothing.
 The events (``exporters.error_groups``):
 
 - NEW: the group's first failure.
-- REGRESSION: a resolved group failed again (it is open again).
+- REGRESSION: a resolved group failed again (it is open again). A failure that started
+  before the group was resolved (written late: it was queued when the resolve came) is
+  counted and reopens nothing.
 - REARMED: a snoozed group's snooze ran out: a failure at or after its until time, or
   the failure that used up its remaining occurrences (it is open again).
 - SPIKE: an open group's failures over the last 5 minutes (to its newest failure)
@@ -89,7 +91,7 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
     by_group: dict[str, list] = {}
     marks = []
     for call in failed:
-        fp = fingerprint(names.get(call[_PROCESS_ID], ""), call[_TYPE], call[_TEXT])
+        fp = _fingerprint(names.get(call[_PROCESS_ID], ""), call[_TYPE], call[_TEXT])
         by_group.setdefault(fp, []).append(call)
         marks.append((fp, base + call[_ID]))
     db.execute_write_many("UPDATE spans SET error_group = ? WHERE id = ?", marks)
@@ -119,7 +121,7 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
             group = {
                 "fingerprint": fp, "process": process,
                 "exception_type": first[_TYPE] or "Exception",
-                "title": title(first[_TYPE], message_of(first[_TYPE], first[_TEXT])),
+                "title": _title(first[_TYPE], first[_TEXT]),
                 "first_seen_ns": first[_START], "last_seen_ns": first[_START], "count": 0,
                 "first_span_id": span_hex(first[_SPAN_ID]), "first_trace_id": first[_TRACE_ID],
                 "last_span_id": span_hex(first[_SPAN_ID]), "last_trace_id": first[_TRACE_ID],
@@ -131,7 +133,7 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
         for call in calls:
             group["count"] += 1
             status = group["status"]
-            if status == RESOLVED:
+            if status == RESOLVED and call[_START] >= (group["resolved_ns"] or 0):
                 group.update(status=OPEN, resolved_ns=None)
                 kinds.append((REGRESSION, call))
             elif status == SNOOZED:
@@ -172,6 +174,22 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
         f"INSERT OR REPLACE INTO error_groups({', '.join(GROUP_COLUMNS)}) "
         f"VALUES ({', '.join('?' * len(GROUP_COLUMNS))})", rows)
     return events
+
+
+def _fingerprint(process: str, exception_type: Any, text: Any) -> str:
+    """The call's fingerprint; a text that cannot be parsed (never expected) is keyed on
+    process and type: a group's upkeep must never make a batch of calls fail."""
+    try:
+        return fingerprint(process, exception_type, text)
+    except Exception:
+        return fingerprint(process, str(exception_type or ""), None)
+
+
+def _title(exception_type: Any, text: Any) -> str:
+    try:
+        return title(exception_type, message_of(exception_type, text))
+    except Exception:
+        return str(exception_type or "Exception")
 
 
 def _spike(db: Database, group: dict[str, Any], at_ns: int, multiple: float,

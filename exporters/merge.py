@@ -112,6 +112,7 @@ def merge_stores(sources: Sequence[str | os.PathLike[str]], into: str | os.PathL
     store: SpanStore | None = None
     if not dry_run:
         store = SpanStore(into, busy_timeout_s=busy_timeout_s)
+        store.host = None  # merged calls were recorded elsewhere: their groups name no host
     elif os.path.exists(into):
         store = SpanStore(into, readonly=True, busy_timeout_s=busy_timeout_s)
     try:

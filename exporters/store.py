@@ -106,7 +106,8 @@ class SpanStore:
         ``meta``, so ids never go back after a purge: readers page on them).
         The failed calls' error groups are kept in the same transaction
         (``groups.maintain``); the batch's group events are in ``last_group_events`` once
-        it is committed (empty after a batch that failed).
+        it is committed (empty after a batch that failed; inside a caller's own
+        ``db.transaction()``, e.g. merge's, they stand for the caller's commit).
         """
         self.last_group_events = []
         if not spans:

@@ -82,7 +82,8 @@ def _span_id_int(span_id: str) -> int:
 
 def call(db: Database, span_id: str) -> dict[str, Any]:
     """One call: its span, all its inputs/outputs, the traceback, parent and children;
-    ``host``: a received span's resource ``host.name`` (None for a local call)."""
+    ``host``: a received span's resource ``host.name`` (None for a local call);
+    ``error_group``: a failed call's group fingerprint (None for an OK call)."""
     sid = _span_id_int(span_id)
     spans = dicts(db,
         f"""SELECT s.id, printf('%016x', s.span_id) AS span_id, s.trace_id,
@@ -90,7 +91,7 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
                         ELSE printf('%016x', s.parent_span_id) END AS parent_span_id,
                    p.name AS process, s.process_group, s.service_name, s.status,
                    s.outcome, s.exception_type, s.exception, s.duration_ms, s.start_ns,
-                   {ISO.format(c="s.start_ns")} AS timestamp, s.pid
+                   {ISO.format(c="s.start_ns")} AS timestamp, s.pid, s.error_group
             FROM spans s JOIN processes p ON p.id = s.process_id WHERE s.span_id = ?""",
         (sid,))
     if not spans:

@@ -114,6 +114,7 @@ def test_one_group_has_a_sparkline_and_its_latest_call(api):
     assert latest["span_id"] == g["last_span_id"]
     call = api.get(f"/api/calls/{latest['span_id']}")
     assert call.status_code == 200 and call.json()["status"] == "ERR"
+    assert call.json()["error_group"] == g["fingerprint"]  # a call names its group
 
 
 def test_unknown_and_malformed_fingerprints(api):

@@ -305,3 +305,27 @@ def test_ingest_needs_its_token_even_where_the_api_is_open(server):
     assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     r = httpx.post(f"{url}/v1/traces", headers=JS, content=b"{}", timeout=10)
     assert r.status_code == 200 and r.json() == {}  # an empty export is a success
+
+
+def test_failed_ingested_spans_are_grouped_by_the_same_writer(server):
+    url, db = server
+    failing = [json_span(f"77{n:014x}", "remote.settle", status={"code": 2}, events=[{
+        "name": "exception", "timeUnixNano": str(time.time_ns()), "attributes": [
+            {"key": "exception.type", "value": {"stringValue": "shop.SettleError"}},
+            {"key": "exception.message",
+             "value": {"stringValue": f"trade {n * 97} failed"}}]}]) for n in range(1, 6)]
+    r = httpx.post(f"{url}/v1/traces", headers=JS, timeout=10,
+                   content=json.dumps(json_body("settle-svc", *failing)))
+    assert r.status_code == 200, r.text
+    con = sqlite3.connect(db)
+    try:
+        groups = con.execute("SELECT fingerprint, title, count, services, hosts FROM error_groups "
+                             "WHERE process = 'settle-svc: remote.settle'").fetchall()
+        named = con.execute("SELECT count(*) FROM spans WHERE error_group = ?",
+                            (groups[0][0],)).fetchone()[0]
+    finally:
+        con.close()
+    # no stack trace: grouped on process and type; the message's numbers normalised
+    assert [g[1:] for g in groups] == [("SettleError: trade <n> failed", 5, '["settle-svc"]',
+                                        "[]")]
+    assert named == 5

@@ -123,16 +123,29 @@ def test_a_group_keeps_first_and_last_ids_times_services_and_hosts(store):
 
 
 def test_a_resolved_group_failing_again_gives_one_regression(store):
-    now = time.time_ns()
-    fp = write(store, [("order", now)])[0].fingerprint
+    fp = write(store, [("order", time.time_ns())])[0].fingerprint
     store.set_group_status(fp, RESOLVED)
-    assert groups(store)["KeyError"]["status"] == RESOLVED
+    resolved = groups(store)["KeyError"]
+    assert resolved["status"] == RESOLVED
+    now = resolved["resolved_ns"]
 
     events = write(store, [("order", now + 1), ("order", now + 2)])
 
     assert [(e.kind, e.fingerprint, e.count) for e in events] == [(REGRESSION, fp, 3)]
     assert groups(store)["KeyError"]["status"] == OPEN
     assert write(store, [("order", now + 3)]) == []
+
+
+def test_a_failure_from_before_the_resolve_written_late_reopens_nothing(store):
+    fp = write(store, [("order", time.time_ns())])[0].fingerprint
+    store.set_group_status(fp, RESOLVED)
+    resolved_ns = groups(store)["KeyError"]["resolved_ns"]
+
+    assert write(store, [("order", resolved_ns - 10**8)]) == []  # queued before the resolve
+
+    g = groups(store)["KeyError"]
+    assert (g["status"], g["count"]) == (RESOLVED, 2)
+    assert [e.kind for e in write(store, [("order", resolved_ns + 1)])] == [REGRESSION]
 
 
 def test_a_snooze_until_a_time_is_silent_before_it_and_rearms_after(store):

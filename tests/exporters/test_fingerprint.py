@@ -130,3 +130,13 @@ def test_title_is_short_type_and_normalised_message():
     assert message_of("pkg.errors.StaleQuote",
                       "Traceback (most recent call last):\n  File \"a.py\", line 1, in f\n"
                       "pkg.errors.StaleQuote: quote 42 stale\n") == "quote 42 stale"
+
+
+def test_otel_monitors_own_modules_are_not_the_application_but_its_demo_is():
+    import exporters.store
+    import otel_monitor._wrappers
+    import otel_monitor.demo
+
+    assert not in_application(otel_monitor._wrappers.__file__)
+    assert not in_application(exporters.store.__file__)
+    assert in_application(otel_monitor.demo.__file__)
