@@ -495,7 +495,7 @@ class AlertEngine:
         exc_type, text, message = error_texts(error)
         fp = fingerprint(site.process, exc_type, text)
         try:
-            status = self._group_status(fp)
+            status, resolved_ns = self._group_status(fp)
         except (StoreError, OSError):
             _log.debug("otel-monitor: error groups not readable for an early alert",
                        exc_info=True)
@@ -506,7 +506,12 @@ class AlertEngine:
             del self._held[key]
             for span_id in unwritten:
                 self._unconfirmed.pop(span_id, None)
-        kind = NEW if status is None else REGRESSION if status == RESOLVED else None
+        if status is None:
+            kind: str | None = NEW
+        elif status == RESOLVED and end_ns >= (resolved_ns or 0):  # failed since
+            kind = REGRESSION
+        else:
+            kind = None
         if kind is None:
             return
         self._early[(fp, kind)] = None
@@ -521,13 +526,14 @@ class AlertEngine:
                         process_group=site.process_group, pid=self.pid)
         self._storm((ev.process, ev.exception_type, kind), 1, end_ns, ("group", ev), now)
 
-    def _group_status(self, fp: str) -> str | None:
-        """A group's status in the store (None: no such group), read-only."""
+    def _group_status(self, fp: str) -> tuple[str | None, int | None]:
+        """A group's status and resolve time in the store (None: no such group),
+        read-only."""
         if self._reader is None:
             self._reader = SpanStore(self.settings.db_path, readonly=True)
-        rows = self._reader.query("SELECT status FROM error_groups WHERE fingerprint = ?",
-                                  (fp,))
-        return rows[0]["status"] if rows else None
+        rows = self._reader.query(
+            "SELECT status, resolved_ns FROM error_groups WHERE fingerprint = ?", (fp,))
+        return (rows[0]["status"], rows[0]["resolved_ns"]) if rows else (None, None)
 
     def _was_passed_on(self, span_hex: str) -> bool:
         try:
