@@ -47,7 +47,8 @@ monitored call fails or the writer reports error-group events, and
 * judges every feed this process ticks: past its threshold, a ``feed_lag``
   trigger; on its next tick, a resolve. A feed with **hours** (``@feed(hours=…,
   tz=…, holidays=…)``) is never stale while closed (the store says ``closed``; the
-  UI greys it) and gets one interval of grace when it opens; a feed with
+  UI greys it; an open incident is resolved as "closed") and gets one interval of
+  grace when it opens; a feed with
   ``failures_before_alert=N`` triggers only once it has missed N intervals in a
   row past its threshold, and ``recoveries_before_resolve=M`` resolves only after
   M ticks in a row with no stale gap;
@@ -712,6 +713,11 @@ class AlertEngine:
                         self.state.closed.add(f.name)
                         self.state.stale.discard(f.name)
                         self.state.persist_soon()
+                        if w.alerted:  # its incident ends with its hours
+                            w.alerted = False
+                            if self.settings.alert_feed_lag:
+                                self._dispatch(self._feed_alert(f, RESOLVE, now, w.outage_last,
+                                                                threshold, closed=True))
                     continue
                 if w.closed:
                     w.closed = False
@@ -746,7 +752,8 @@ class AlertEngine:
                     self._dispatch(self._feed_alert(f, RESOLVE, now, w.outage_last, threshold))
 
     def _feed_alert(self, f: Any, action: str, now: int, last_ok: int,
-                    threshold: float, when: int | None = None) -> Alert:
+                    threshold: float, when: int | None = None, closed: bool = False
+                    ) -> Alert:
         readers = sorted({p for feed, p, *_ in self.feeds.edges() if feed == f.name})
         fields: dict[str, Any] = {}
         if action == TRIGGER:
@@ -759,6 +766,11 @@ class AlertEngine:
             missed = getattr(f, "failures_before_alert", 1)
             if missed > 1:
                 fields["Missed intervals"] = f"{missed} in a row"
+        elif closed:
+            title = f"Feed {f.name} is closed"
+            summary = (f"Feed {f.name} is closed (outside its hours) after "
+                       f"{(now - last_ok) / _NS:.1f} s without an update")
+            when, severity = now, "info"
         else:
             gap = (f.last_ns - last_ok) / _NS
             title = f"Feed {f.name} is updating again"
