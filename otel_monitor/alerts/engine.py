@@ -300,12 +300,12 @@ class AlertEngine:
         entry[2] = event
         if self._written_ids.pop(span_id, 1) is None:
             return new  # written already
+        # past MAX_UNCONFIRMED a call is taken as written: the writer keeps up, or fails
+        # (then the calls still held alert per call)
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
             entry[3].add(span_id)
             self._unconfirmed[span_id] = key
         return new
-        # past MAX_UNCONFIRMED a call is taken as written: the writer keeps up, or fails
-        # (then the calls still held alert per call)
 
     def on_group_events(self, events: Sequence[GroupEvent]) -> None:
         """From the writer thread, after a committed batch: what it changed in the error
