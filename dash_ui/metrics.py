@@ -170,7 +170,7 @@ class StoreMetrics:
     def _alert_metrics(self) -> Iterator[Metric]:
         alerts = CounterMetricFamily(f"{PREFIX}_alerts", "Alerts recorded since this server "
                                      "started, by rule and delivery status (sent, failed, "
-                                     "dropped).", labels=["rule", "status"])
+                                     "dropped, suppressed).", labels=["rule", "status"])
         for (rule, status), n in sorted(self._alerts.items()):
             alerts.add_metric([rule, status], n)
         yield alerts

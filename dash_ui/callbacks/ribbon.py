@@ -44,7 +44,9 @@ def explain(name: str, badge: dict[str, Any]) -> str:
         age = badge.get("value")
         return (f"{name}: {about}. Feed {badge['feed']}, {basis}: amber past "
                 f"{_seconds(amber)} ({_num(fa)}x), red past {_seconds(red)} ({_num(fr)}x). "
-                + ("Never updated." if age is None else f"Last update {_seconds(age)} ago."))
+                + ("Never updated." if age is None else f"Last update {_seconds(age)} ago.")
+                + (" Closed: outside its hours, never stale."
+                   if badge.get("level") == "closed" else ""))
     amber, red = badge.get("thresholds") or (None, None)
     age = badge.get("age_s")
     return (f"{name}: {about}. Amber from {_num(amber)}{unit}, red from {_num(red)}{unit}. "

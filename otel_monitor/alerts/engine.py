@@ -32,6 +32,12 @@ monitored call fails or the writer reports error-group events, and
   without failing); the alert then says the store could not be written. A call
   the writer wrote before its error reached the engine is remembered (the last
   ``MAX_WRITTEN_IDS`` failed span ids), so the order of the two never matters.
+  A writer *behind* (a backlog of calls, a lock it is still waiting for) would delay
+  a new group's alert by its lag: a held call of the decorator still unwritten after
+  ``early_after_s`` has its group judged by the engine from the store, as the writer
+  will judge it (the same fingerprint): no group yet is a "New error", a resolved one
+  a "Regression", alerted at once; the writer's own event for it is then not
+  alerted again. (Spans of other instrumentation wait for the writer.)
   Each step is a method of its own, driven by ``_cycle(now)``: tests feed events,
   batches and a failing writer directly.
 * groups **storms**: alerts of one (process, exception type) — of one kind of group
@@ -41,7 +47,8 @@ monitored call fails or the writer reports error-group events, and
 * judges every feed this process ticks: past its threshold, a ``feed_lag``
   trigger; on its next tick, a resolve. A feed with **hours** (``@feed(hours=…,
   tz=…, holidays=…)``) is never stale while closed (the store says ``closed``; the
-  UI greys it) and gets one interval of grace when it opens; a feed with
+  UI greys it; an open incident is resolved as "closed") and gets one interval of
+  grace when it opens; a feed with
   ``failures_before_alert=N`` triggers only once it has missed N intervals in a
   row past its threshold, and ``recoveries_before_resolve=M`` resolves only after
   M ticks in a row with no stale gap;
@@ -71,7 +78,10 @@ from typing import Any, Callable, Sequence
 
 from opentelemetry.trace import StatusCode
 
-from exporters.error_groups import NEW, REARMED, REGRESSION, SPIKE, GroupEvent
+from exporters import SpanStore
+from exporters.error_groups import NEW, REARMED, REGRESSION, RESOLVED, SPIKE, GroupEvent
+from exporters.errors import StoreError
+from exporters.fingerprint import fingerprint, title as group_title
 from exporters.records import ERROR, SPAN_ID, error_texts, storable
 from exporters.state import SUPPRESSED, SUPPRESSED_TARGET, AlertRecord
 from exporters.worker import BackgroundWorker
@@ -95,6 +105,8 @@ MAX_EVENTS = 10_000        # group events waiting for the engine
 MAX_UNCONFIRMED = 100_000  # failed calls held until the writer has written them
 MAX_WRITTEN_IDS = 10_000   # failed calls written before their error reached the engine
 FALLBACK_AFTER_S = 10.0    # a held error still unwritten after this alerts per call
+EARLY_AFTER_S = 0.3        # a held call unwritten this long: its group judged from the store
+MAX_EARLY = 10_000         # (fingerprint, event) pairs alerted ahead of the writer
 
 # What a group event is called in an alert's title and text
 EVENT_WORDS = {NEW: "New error", REGRESSION: "Regression", SPIKE: "Spike",
@@ -141,7 +153,8 @@ class AlertEngine:
                  shutdown_grace_s: float = SHUTDOWN_GRACE_S,
                  writer_failing: Callable[[], bool] = lambda: False,
                  group_events: bool = False,
-                 fallback_after_s: float = FALLBACK_AFTER_S) -> None:
+                 fallback_after_s: float = FALLBACK_AFTER_S,
+                 early_after_s: float = EARLY_AFTER_S) -> None:
         self.settings = settings
         self.feeds = feeds
         self.service_name = service_name
@@ -163,6 +176,8 @@ class AlertEngine:
         self.group_events = group_events
         self.writer_failing = writer_failing
         self.fallback_after_s = fallback_after_s
+        self.early_after_s = early_after_s
+        self.early_alerts = 0     # group events alerted ahead of a writer behind
         self.events_dropped = 0   # group events refused: MAX_EVENTS were waiting
         self.alerts_suppressed = 0
         self.fallback_alerts = 0  # held errors alerted per call (the store not written)
@@ -192,6 +207,8 @@ class AlertEngine:
         self._written_ids: dict[int, None] = {}   # failed calls the writer wrote first
         # failed calls that only passed on an exception alerted for a deeper call
         self._propagated: dict[int, None] = {}
+        self._early: dict[tuple[str, str], None] = {}  # alerted before the writer's event
+        self._reader: SpanStore | None = None  # the store, read-only (the engine's thread)
         self._feeds: dict[str, _FeedWatch] = {}
         self._bp_since: int | None = None
         self._bp_raised = False
@@ -283,12 +300,12 @@ class AlertEngine:
         entry[2] = event
         if self._written_ids.pop(span_id, 1) is None:
             return new  # written already
+        # past MAX_UNCONFIRMED a call is taken as written: the writer keeps up, or fails
+        # (then the calls still held alert per call)
         if len(self._unconfirmed) < MAX_UNCONFIRMED:
             entry[3].add(span_id)
             self._unconfirmed[span_id] = key
         return new
-        # past MAX_UNCONFIRMED a call is taken as written: the writer keeps up, or fails
-        # (then the calls still held alert per call)
 
     def on_group_events(self, events: Sequence[GroupEvent]) -> None:
         """From the writer thread, after a committed batch: what it changed in the error
@@ -310,18 +327,20 @@ class AlertEngine:
         store, so their group events (if any) come from the writer: strike them off."""
         if not self.group_events:
             return
+        failed = []  # found without the lock: the error path of calls takes it
+        for item in batch:
+            if type(item) is tuple:
+                if item[ERROR] is not None:
+                    failed.append(item[SPAN_ID])
+            else:  # a ReadableSpan of other instrumentation
+                status = getattr(item, "status", None)
+                if status is not None and status.status_code is StatusCode.ERROR:
+                    failed.append(item.context.span_id)
+        if not failed:
+            return
         with self._lock:
             unconfirmed, written = self._unconfirmed, self._written_ids
-            for item in batch:
-                if type(item) is tuple:
-                    if item[ERROR] is None:
-                        continue
-                    span_id = item[SPAN_ID]
-                else:  # a ReadableSpan of other instrumentation
-                    status = getattr(item, "status", None)
-                    if status is None or status.status_code is not StatusCode.ERROR:
-                        continue
-                    span_id = item.context.span_id
+            for span_id in failed:
                 key = unconfirmed.pop(span_id, None)
                 if key is not None:
                     entry = self._held.get(key)
@@ -356,6 +375,12 @@ class AlertEngine:
         if self._bp_raised:  # this process no longer stands behind its banner
             self._set_flag(time.time_ns(), raised=False, depth=self.queue_depth())
         self.state.shutdown()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                reader.close()
+            except Exception:
+                pass
 
     def _has_errors(self) -> bool:
         with self._lock:
@@ -423,6 +448,8 @@ class AlertEngine:
                 continue
             if self._propagated and self._was_passed_on(ev.span_id):
                 continue  # the deeper call's group alerted for this exception
+            if self._early and self._early.pop((ev.fingerprint, ev.kind), 1) is None:
+                continue  # alerted already, ahead of the writer
             # a regression or a snooze's end is news even right after the group's NEW:
             # storms are of one kind of event
             self._storm((ev.process, ev.exception_type, ev.kind), 1, ev.last_seen_ns,
@@ -437,9 +464,10 @@ class AlertEngine:
                 return
             failing = final or self._writer_failing()
             late = now - int(self.fallback_after_s * _NS)
-            released = []
+            behind = now - int(self.early_after_s * _NS)
+            released, early = [], []
             for key, entry in list(self._held.items()):
-                count, end_ns, event, unwritten, since = entry
+                count, end_ns, event, unwritten, since = entry[:5]
                 if not unwritten:
                     del self._held[key]
                 elif failing or since <= late:
@@ -447,9 +475,66 @@ class AlertEngine:
                     for span_id in unwritten:
                         self._unconfirmed.pop(span_id, None)
                     released.append((key, len(unwritten), end_ns, event))
+                elif since <= behind and len(entry) == 5 and event[0] == "record":
+                    entry.append(True)  # judged once (a 6th item)
+                    early.append((key, entry))
         for key, count, end_ns, event in released:
             self.fallback_alerts += 1
             self._storm(key, count, end_ns, event + (FALLBACK_NOTE,), now)
+        for key, entry in early:
+            self._judge_early(key, entry, now)
+
+    def _judge_early(self, key: tuple[str, str], entry: list, now: int) -> None:
+        """The writer is behind (not failing): a held call waits behind many others. Its
+        group is judged from the store as the writer will judge it: none yet is a NEW
+        event, a resolved one a REGRESSION, alerted now; the writer's own event for it
+        is then not alerted again. Any other status (open, snoozed, ignored) is the
+        writer's to judge (a snooze's end, a spike): the error is let go. A store that
+        cannot be read leaves the error held (the fallback still applies)."""
+        count, end_ns, event, unwritten = entry[0], entry[1], entry[2], entry[3]
+        _, site, ids, _, error = event
+        exc_type, text, message = error_texts(error)
+        fp = fingerprint(site.process, exc_type, text)
+        try:
+            status, resolved_ns = self._group_status(fp)
+        except (StoreError, OSError):
+            _log.debug("otel-monitor: error groups not readable for an early alert",
+                       exc_info=True)
+            return
+        with self._lock:
+            if self._held.get(key) is not entry:
+                return  # written meanwhile (or released)
+            del self._held[key]
+            for span_id in unwritten:
+                self._unconfirmed.pop(span_id, None)
+        if status is None:
+            kind: str | None = NEW
+        elif status == RESOLVED and end_ns >= (resolved_ns or 0):  # failed since
+            kind = REGRESSION
+        else:
+            kind = None
+        if kind is None:
+            return
+        self._early[(fp, kind)] = None
+        if len(self._early) > MAX_EARLY:
+            del self._early[next(iter(self._early))]
+        self.early_alerts += 1
+        ev = GroupEvent(kind=kind, fingerprint=fp, process=site.process,
+                        exception_type=exc_type, title=group_title(exc_type, message),
+                        count=count, first_seen_ns=end_ns, last_seen_ns=end_ns,
+                        span_id="%016x" % ids[1], trace_id="%032x" % ids[0],
+                        message=message, traceback=text, service=self.service_name,
+                        process_group=site.process_group, pid=self.pid)
+        self._storm((ev.process, ev.exception_type, kind), 1, end_ns, ("group", ev), now)
+
+    def _group_status(self, fp: str) -> tuple[str | None, int | None]:
+        """A group's status and resolve time in the store (None: no such group),
+        read-only."""
+        if self._reader is None:
+            self._reader = SpanStore(self.settings.db_path, readonly=True)
+        rows = self._reader.query(
+            "SELECT status, resolved_ns FROM error_groups WHERE fingerprint = ?", (fp,))
+        return (rows[0]["status"], rows[0]["resolved_ns"]) if rows else (None, None)
 
     def _was_passed_on(self, span_hex: str) -> bool:
         try:
@@ -628,6 +713,11 @@ class AlertEngine:
                         self.state.closed.add(f.name)
                         self.state.stale.discard(f.name)
                         self.state.persist_soon()
+                        if w.alerted:  # its incident ends with its hours
+                            w.alerted = False
+                            if self.settings.alert_feed_lag:
+                                self._dispatch(self._feed_alert(f, RESOLVE, now, w.outage_last,
+                                                                threshold, closed=True))
                     continue
                 if w.closed:
                     w.closed = False
@@ -662,7 +752,8 @@ class AlertEngine:
                     self._dispatch(self._feed_alert(f, RESOLVE, now, w.outage_last, threshold))
 
     def _feed_alert(self, f: Any, action: str, now: int, last_ok: int,
-                    threshold: float, when: int | None = None) -> Alert:
+                    threshold: float, when: int | None = None, closed: bool = False
+                    ) -> Alert:
         readers = sorted({p for feed, p, *_ in self.feeds.edges() if feed == f.name})
         fields: dict[str, Any] = {}
         if action == TRIGGER:
@@ -675,6 +766,11 @@ class AlertEngine:
             missed = getattr(f, "failures_before_alert", 1)
             if missed > 1:
                 fields["Missed intervals"] = f"{missed} in a row"
+        elif closed:
+            title = f"Feed {f.name} is closed"
+            summary = (f"Feed {f.name} is closed (outside its hours) after "
+                       f"{(now - last_ok) / _NS:.1f} s without an update")
+            when, severity = now, "info"
         else:
             gap = (f.last_ns - last_ok) / _NS
             title = f"Feed {f.name} is updating again"

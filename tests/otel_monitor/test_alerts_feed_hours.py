@@ -213,3 +213,17 @@ def test_recoveries_before_resolve_needs_that_many_ticks_in_a_row(engine_for, re
     assert triggers(receiver) == ["trigger", "resolve"]
     resolve_text = receiver.to(SLACK)[1].json["text"]
     assert "updating again" in resolve_text
+
+
+def test_a_stale_feed_whose_hours_end_resolves_as_closed(engine_for, receiver):
+    engine, f = engine_for(interval_s=10.0, stale_after_s=20.0, hours="Mon-Fri 07:00-22:00",
+                           tz="UTC")
+    tick_at(f, at(21, 50))
+    engine._check_feeds(at(21, 50, 21))   # stale: trigger
+    engine._check_feeds(at(22, 0, 1))     # closed: the incident ends with its hours
+    assert engine.state.closed == {"bbg.fx"} and engine.state.stale == set()
+    engine._check_feeds(at(23, 0))        # and nothing more while closed
+    settle(engine)
+    assert triggers(receiver) == ["trigger", "resolve"]
+    assert receiver.to(SLACK)[1].json["text"].startswith(
+        ":white_check_mark: Feed bbg.fx is closed (outside its hours) after ")

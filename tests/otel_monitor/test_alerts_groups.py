@@ -234,12 +234,39 @@ def test_a_writer_stuck_on_a_lock_past_the_fallback_delay_alerts_per_call(alerti
     otel_monitor.force_flush()
     engine = PIPELINE.alerts
     engine.fallback_after_s = 0.3  # the writer itself waits 30 s for the lock
+    engine.early_after_s = 3600.0  # (the early judgement is the next test's)
     with locked_store(store.path):
         fail(convert, "EURUSD")
         [post] = receiver.wait(lambda p: len(p) == 1, path=SLACK, timeout=10)
         assert not PIPELINE.processor.failing  # still waiting, not failed yet
     assert "*Alerted per call*" in texts(post.json["blocks"])
     assert "KeyError" in post.json["text"]
+
+
+def test_a_writer_behind_does_not_delay_a_new_groups_alert_nor_repeat_it(alerting,
+                                                                        receiver):
+    """Calls queued behind others (here: a writer waiting for a lock, not failing): after
+    ``early_after_s`` the engine judges the group from the store itself."""
+    store = alerting()
+    fail(var, 1)  # a first group, written: it exists
+    [known] = groups(store).values()
+    receiver.wait(lambda p: len(p) == 1, path=PD)
+    set_status(store.path, known["fingerprint"], RESOLVED)
+    engine = PIPELINE.alerts
+    assert engine.fallback_after_s >= 10
+    with locked_store(store.path):
+        fail(black_scholes, 1.0, -2.0)  # a new group
+        fail(var, 2)                    # a resolved group failing again
+        posts = receiver.wait(lambda p: len(p) == 3, path=PD, timeout=10)
+        assert not PIPELINE.processor.failing  # the writer still waits: nothing written
+        assert engine.early_alerts == 2 and engine.fallback_alerts == 0
+    found = groups(store)  # the lock gone, both written, their events handed on
+    assert sorted(p.json["payload"]["summary"].split(":", 1)[0] for p in posts[1:]) == [
+        "New error", "Regression"]
+    assert {p.json["dedup_key"] for p in posts} == {
+        f"otel-monitor/group/{g['fingerprint']}" for g in found.values()}  # the same keys
+    settle()
+    assert len(receiver.to(PD)) == 3 and len(receiver.to(SLACK)) == 3  # none repeated
 
 
 def test_errors_are_held_until_written_whichever_comes_first_then_dropped(alerting,

@@ -11,7 +11,7 @@ import otel_monitor
 from alert_helpers import PD, SLACK, wait_alerts
 from exporters.errors import ConfigError
 from monitor_helpers import process_name
-from otel_monitor import feed, monitor, tick
+from otel_monitor import feed, tick
 from exporters.error_groups import RESOLVED
 from otel_monitor.pipeline import PIPELINE
 from test_alerts_groups import black_scholes, convert, groups, set_status, var
