@@ -8,7 +8,11 @@ The Calls tab stays the default."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,37 +21,27 @@ from dash_ui.app import create_dash_app
 from dash_ui.callbacks.errors import TOKEN_REFUSED, tomorrow_at
 from dash_ui.group_actions import GroupActions
 from exporters.queries import RowFilter, TraceQueries
-from recording import recording_into, settings_env_cleared
-
-from otel_monitor import monitor
 
 SERVICE = "errors-tab-tests"
 
 
-@monitor("risk")
-def check_limit(book: str, limit: int) -> str:
-    if limit < 0:
-        raise ValueError(f"negative limit {limit} for {book}")
-    return "ok"
-
-
-@monitor("orders")
-def route_order(order_id: int) -> str:
-    raise KeyError(f"order-{order_id}")
+E2E = Path(__file__).parent / "e2e"
 
 
 def record(path) -> None:
-    """Two groups: 5 ValueErrors of check_limit, then 2 KeyErrors of route_order (newer)."""
-    with settings_env_cleared(), pytest.MonkeyPatch.context() as mp:
-        mp.setenv("OTEL_SERVICE_NAME", SERVICE)
-        with recording_into(path):
-            for i in range(5):
-                check_limit(f"b{i}", 1)
-                with pytest.raises(ValueError):
-                    check_limit(f"b{i}", -i - 1)
-            for i in range(2):
-                with pytest.raises(KeyError):
-                    route_order(i)
+    """Two groups: 5 ValueErrors of check_limit (after 5 calls that return), then 2
+    KeyErrors of route_order (newer). Recorded by a process of its own: the service name
+    comes from its environment, which a process that already has a tracer provider (an
+    earlier test's) would not read again."""
+    env = {**os.environ, "OTEL_SERVICE_NAME": SERVICE,
+           "PYTHONPATH": os.pathsep.join([str(E2E), os.environ.get("PYTHONPATH", "")])}
+    for name in [k for k in env if k.startswith("OTEL_MONITOR_")]:
+        del env[name]
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, errors_workload; errors_workload.main(sys.argv[1])",
+         str(path)], input="ok 5\nlimit 5\norder 2\n\n", env=env, capture_output=True,
+        text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.split() == ["done"] * 3, done.stderr
 
 
 @pytest.fixture
@@ -349,7 +343,7 @@ def test_a_failed_calls_drill_down_links_to_its_group(store):
     assert out["om-modal.is_open"] is True
     body = json.dumps(out["om-modal-body.children"])
     assert f'"href": "?error={group["fingerprint"]}"' in body
-    ok = tab.queries.page(RowFilter(process=f"{__name__}.check_limit"), limit=50).rows
+    ok = tab.queries.page(RowFilter(process="errors_workload.check_limit"), limit=50).rows
     ok_span = next(r["span_id"] for r in ok if r["Status"] == "OK")
     out = tab.call("om-modal.is_open", {"om-open.data": {"span_id": ok_span}},
                    {"om-trace-state.data": None, "om-picked.data": None},
