@@ -163,6 +163,17 @@ class _BoundedRepr(reprlib.Repr):
         return left + ", ".join(items) + more + right
 
 
+class CaptureState(threading.local):
+    """Per thread: whether a value is being rendered (a ``__repr__`` that calls a
+    monitored function gets a placeholder for its own values), and the time the
+    current call's capture has spent so far (the per-call budget). The recorder sets
+    ``spent`` at each capture point of a call: 0 before its arguments, the call's
+    running total before its result or a yielded value."""
+
+    active = False
+    spent = 0  # ns
+
+
 class ValueFormatter:
     """``formatter.format(value)``: what a record keeps of a value, never raising.
 
@@ -174,13 +185,22 @@ class ValueFormatter:
     now, as it is at call time: strings directly, containers through reprlib's
     limits, other objects through their own ``repr``.
 
-    Capture-time budget (``budget_ms``, the ``capture_budget_ms`` setting): a value of
-    a type that is not a builtin container whose ``repr`` took longer is recorded as
-    ``<repr over budget: TYPE>`` and its type remembered, so later values of that
-    type skip their ``repr`` with one set lookup. A running ``__repr__`` cannot be
-    interrupted: the first slow value of a type costs its ``repr`` once (per process);
-    the budget holds from the next call on. Builtin containers are bounded by size
-    instead (``BOUNDED_ITEMS`` items, 3 levels), each item under the budget.
+    Capture-time budget (``budget_ms``, the ``capture_budget_ms`` setting), per call:
+
+    * a value of a type that is not a builtin container whose ``repr`` took longer than
+      the budget is recorded as ``<repr over budget: TYPE>`` and its type remembered, so
+      later values of that type skip their ``repr`` with one set lookup;
+    * the ``repr`` times of one call's values (arguments, items of containers, result,
+      yielded values) add up in ``state.spent``: once it reaches the budget, the
+      call's remaining values are recorded as ``<repr skipped, capture budget spent:
+      TYPE>``. A type whose last ``repr`` took an eighth of the budget or more is
+      remembered with that cost (``costly``) and skipped when it would not fit in what
+      is left, so a call's capture costs at most about the budget plus an eighth of it.
+
+    A running ``__repr__`` cannot be interrupted: the first slow value of a type costs
+    its ``repr`` once (per process); the budget holds from the next call on. Builtin
+    containers are bounded by size instead (``BOUNDED_ITEMS`` items, 3 levels), each
+    item under the call's budget.
     """
 
     def __init__(self, max_length: int = DEFAULT_MAX_VALUE_LENGTH,
@@ -190,8 +210,11 @@ class ValueFormatter:
         self.max_length = max_length
         self.budget_ns = int(budget_ms * 1_000_000)
         self.slow_types: set[type] = set()  # add/lookup are atomic: no lock
+        # type -> ns of its last repr, for types costing budget/8 or more (not slow)
+        self.costly: dict[type, int] = {}
+        self._costly_ns = self.budget_ns >> 3
+        self.state = CaptureState()
         self._reprlib = _BoundedRepr(max_length, self._timed)
-        self._busy = threading.local()
         by_type: dict[type, Callable[[Any], str]] = {
             float: _same, bool: _same, complex: _same, int: _same,
             type(None): _none,  # text now: None as output would read as "no output"
@@ -254,23 +277,48 @@ class ValueFormatter:
         return self._guarded(self._reprlib.repr, value)
 
     def _timed(self, value: Any) -> str:
-        """``repr(value)`` under the budget; a type that went over is not repr'd again."""
+        """``repr(value)`` under the budget: a type that went over is not repr'd again,
+        and nothing is once the call's capture has spent its budget."""
         kind = type(value)
         if kind in self.slow_types:
             return _over_budget(kind)
+        state = self.state
+        spent = state.spent  # a local: a monitored call inside the repr resets state's
+        budget = self.budget_ns
+        if spent and (spent >= budget or spent + self.costly.get(kind, 0) > budget):
+            return _budget_spent(kind)
         start = _perf_ns()
         try:
             text = repr(value)
         except BaseException:
             # A repr that fails slowly (a recursive one ends in RecursionError after
             # a thousand levels) is as slow the next time: remembered too.
-            if _perf_ns() - start > self.budget_ns:
+            elapsed = _perf_ns() - start
+            state.spent = spent + elapsed
+            if elapsed > budget:
                 self.slow_types.add(kind)
             raise
-        if _perf_ns() - start > self.budget_ns:
+        elapsed = _perf_ns() - start
+        state.spent = spent + elapsed
+        if elapsed > budget:
             self.slow_types.add(kind)
             return _over_budget(kind)
+        if elapsed >= self._costly_ns:
+            self.costly[kind] = elapsed
+        elif kind in self.costly:  # cheap again
+            self.costly.pop(kind, None)
         return text
+
+    def unbudgeted(self, value: Any) -> str:
+        """``self(value)`` whatever the call has spent (slow types are still skipped):
+        the texts a failure's message is scrubbed of must all be there."""
+        state = self.state
+        spent = state.spent
+        state.spent = -_INT64  # never reaches the budget
+        try:
+            return self(value)
+        finally:
+            state.spent = spent
 
     def _other(self, value: Any) -> str:
         if type(value) in self.slow_types:  # the O(1) check: no repr of a slow type
@@ -289,8 +337,8 @@ class ValueFormatter:
     def _guarded(self, to_text: Callable[[Any], str], value: Any) -> str:
         # A __repr__ that itself calls a monitored function would recurse through
         # this formatter without end; the nested capture gets a placeholder instead.
-        busy = self._busy
-        if getattr(busy, "active", False):
+        busy = self.state
+        if busy.active:
             return f"<{type(value).__qualname__}: nested repr>"
         busy.active = True
         try:
@@ -324,6 +372,10 @@ def _none(value: None) -> str:
 
 def _over_budget(kind: type) -> str:
     return f"<repr over budget: {kind.__qualname__}>"
+
+
+def _budget_spent(kind: type) -> str:
+    return f"<repr skipped, capture budget spent: {kind.__qualname__}>"
 
 
 def _failed(value: Any, exc: BaseException) -> str:

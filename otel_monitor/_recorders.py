@@ -35,7 +35,7 @@ from exporters import columns as C
 from exporters.records import CallSite, Outputs, error_texts, exception_type_name, scalar_text
 
 from . import _wrappers
-from ._capture import Masker
+from ._capture import CaptureState, Masker
 from ._capture_plan import CapturePlan
 from ._context import CURRENT, get_current_span
 
@@ -53,6 +53,7 @@ class CallPipeline(Protocol):
     ready: bool
     fast_limit: int        # below this depth a record is appended with no more checks
     format: Callable[[Any], str]
+    capture_state: CaptureState  # .spent: this thread's call's capture time so far
     mask: Masker | None
     yield_values: int      # a generator's first yields kept as OUTPUT rows
     tracer: Any
@@ -158,8 +159,10 @@ class LocalRecorder:
     """``otel_span=False``: a record on the queue, no span object.
 
     A call in flight is a list: [context token, (trace_id, span_id, is_local),
-    parent span id, inputs, start ns, span, OTel context token] (the last two for
-    ``SpanRecorder``).
+    parent span id, inputs, start ns, span, OTel context token, capture ns spent]
+    (span and OTel token for ``SpanRecorder``). The capture time spent is the call's
+    budget account: its arguments' reprs, then its result's or yields' (see
+    ``ValueFormatter``); nested calls in the body keep their own.
     """
 
     def __init__(self, site: CallSite, plan: CapturePlan, pipeline: CallPipeline, *,
@@ -186,10 +189,16 @@ class LocalRecorder:
                     trace_id, parent_id = getrandbits(128) or 1, 0
             else:
                 trace_id, parent_id = parent[0], parent[1]
-            inputs = self.plan.capture(args, kwargs, rt.format, rt.mask) if self.log_inputs else None
+            if self.log_inputs:
+                state = rt.capture_state
+                state.spent = 0
+                inputs = self.plan.capture(args, kwargs, rt.format, rt.mask)
+                spent = state.spent
+            else:
+                inputs, spent = None, 0
             me = (trace_id, getrandbits(64) or 1, True)
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
-                    None]
+                    None, spent]
         except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a call's start")
             return None
@@ -220,6 +229,7 @@ class LocalRecorder:
         try:
             rt = self.rt
             if self.log_outputs:
+                rt.capture_state.spent = call[7]  # the call's budget, what is left of it
                 output = rt.mask(result) if self.plan.mask_return else rt.format(result)
             else:
                 output = None
@@ -236,11 +246,20 @@ class LocalRecorder:
 
     def yields(self, call: list | None) -> tuple[Callable[[Any], Any], int] | None:
         """(format, bound) for a generator's yielded values, or None when they are not
-        recorded (call unsampled, outputs not logged)."""
+        recorded (call unsampled, outputs not logged). ``format`` renders under the
+        call's budget (what its arguments and earlier yields left)."""
         if call is None or not self.log_outputs:
             return None
         rt = self.rt
-        return (rt.mask if self.plan.mask_return else rt.format), rt.yield_values
+        to_text = rt.mask if self.plan.mask_return else rt.format
+        state = rt.capture_state
+
+        def yielded(item: Any) -> Any:
+            state.spent = call[7]
+            text = to_text(item)
+            call[7] = state.spent
+            return text
+        return yielded, rt.yield_values
 
     def ok_yields(self, call: list | None, result: Any, kept: list, count: int) -> None:
         """A generator finished: its return value, its first yields, their count."""
@@ -252,7 +271,7 @@ class LocalRecorder:
             output = None
             if self.log_outputs:
                 names = (*_yield_names(len(kept)), "yield_count", "return")
-                output = Outputs((names, (*kept, count, self._output(result))))
+                output = Outputs((names, (*kept, count, self._output(result, call))))
             self._put(call, end, C.OUTCOME_OK, None, output)
         except BaseException:
             _warn("recording a generator's result")
@@ -298,15 +317,18 @@ class LocalRecorder:
             self.rt.overflow(record)
 
     def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:
+        """The call's arguments, under a fresh budget (``state.spent`` after: spent)."""
+        rt = self.rt
+        rt.capture_state.spent = 0
         if not self.log_inputs:
             return None
-        rt = self.rt
         return self.plan.capture(args, kwargs, rt.format, rt.mask)
 
-    def _output(self, result: Any) -> str | None:
+    def _output(self, result: Any, call: list) -> str | None:
         if not self.log_outputs:
             return None
         rt = self.rt
+        rt.capture_state.spent = call[7]
         return rt.mask(result) if self.plan.mask_return else rt.format(result)
 
     def _error(self, exc: BaseException, args: tuple, kwargs: dict) -> tuple:
@@ -369,6 +391,7 @@ class SpanRecorder(LocalRecorder):
                 return None
             attributes = dict(self.static_attributes)
             inputs = self._inputs(args, kwargs)
+            spent = rt.capture_state.spent
             if inputs is not None:
                 attributes.update(zip(map(self.plan.keys.__getitem__, inputs[0]),
                                       map(attribute_value, inputs[1])))
@@ -394,7 +417,8 @@ class SpanRecorder(LocalRecorder):
                 # Inside a feed's tick handler: the marker's int subclass names the feed
                 # (see _feeds); the record keeps it, with this call's real parent id.
                 parent_id = type(parent[1])(parent_id)
-            call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None]
+            call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None,
+                    spent]
             if enter:
                 self.enter(call)
             return call
@@ -408,7 +432,7 @@ class SpanRecorder(LocalRecorder):
             return
         self.leave(call)
         try:
-            self._put(call, end, C.OUTCOME_OK, None, self._output(result))
+            self._put(call, end, C.OUTCOME_OK, None, self._output(result, call))
         except BaseException:  # a __repr__ raising SystemExit… included
             _warn("ending a span")
 

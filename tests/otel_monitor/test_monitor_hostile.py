@@ -255,6 +255,127 @@ def test_the_capture_budget_is_a_setting(tmp_path):
         otel_monitor.shutdown()
 
 
+# The budget is per call: values that together go over it stop the rendering of the
+# rest. Shown with a fake clock (``_capture._perf_ns``) that only the reprs move, and
+# reprs that count their calls: what was rendered, not how long it took.
+
+SPENT = "<repr skipped, capture budget spent: {}>"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from otel_monitor import _capture
+
+    fake = FakeClock()
+    monkeypatch.setattr(_capture, "_perf_ns", fake)
+    return fake
+
+
+def costly(clock: FakeClock, name: str, ms: float):
+    """A type whose repr costs ``ms`` on the fake clock and counts its calls."""
+    class Costly:
+        reprs = 0
+
+        def __repr__(self):
+            type(self).reprs += 1
+            clock.now += int(ms * 1e6)
+            return f"{name}()"
+    Costly.__qualname__ = name
+    return Costly
+
+
+def test_values_that_together_go_over_the_budget_stop_the_rest(store, clock):
+    """Ten arguments whose reprs each take 0.9 ms (under the 1 ms budget): once the
+    call's capture has spent its budget the others are not repr'd."""
+    kinds = [costly(clock, f"Costly{i}", 0.9) for i in range(10)]
+
+    @monitor("hostile")
+    def f(*values):
+        return len(values)
+
+    assert f(*(k() for k in kinds)) == 10
+    rendered = [k for k in kinds if k.reprs]
+    assert [k.reprs for k in rendered] == [1, 1]  # 0.9 ms, then 1.8 ms: over, stop
+    values = store.values(store.call(f))
+    assert [values[f"values[{i}]"] for i in range(10)] == ["Costly0()", "Costly1()"] + [
+        SPENT.format(f"Costly{i}") for i in range(2, 10)]
+    # none of them is over the budget alone: no type is remembered as slow
+    assert [v for v in values.values() if "over budget" in v] == []
+
+
+def test_a_type_known_to_be_costly_is_skipped_when_the_rest_of_the_budget_is_short(
+        store, clock):
+    Costly = costly(clock, "Costly", 0.6)
+
+    @monitor("hostile")
+    def f(a, b, c):
+        return "fine"
+
+    assert [f(Costly(), Costly(), Costly()) for _ in range(3)] == ["fine"] * 3
+    # first call: a (0.6 ms, now known), b does not fit in what is left, nor c;
+    # the budget is per call: each call renders its first value again
+    assert Costly.reprs == 3
+    for call in store.calls(f):
+        values = store.values(call)
+        assert (values["a"], values["b"], values["c"]) == (
+            "Costly()", SPENT.format("Costly"), SPENT.format("Costly"))
+
+
+def test_the_call_budget_covers_the_items_of_a_container_and_the_result(store, clock):
+    kinds = [costly(clock, f"Item{i}", 0.4) for i in range(6)]
+
+    @monitor("hostile")
+    def f(items):
+        return kinds[5]()
+
+    f([k() for k in kinds[:5]])
+    values = store.values(store.call(f))
+    # 0.4, 0.8, 1.2 ms: the fourth and fifth items are not repr'd, nor the result
+    assert values["items"] == "[Item0(), Item1(), Item2(), {}, {}]".format(
+        SPENT.format("Item3"), SPENT.format("Item4"))
+    assert values["return"] == SPENT.format("Item5")
+    assert [k.reprs for k in kinds] == [1, 1, 1, 0, 0, 0]
+
+
+def test_the_call_budget_is_per_thread_and_the_next_call_starts_afresh(store, clock):
+    Costly = costly(clock, "Costly", 0.9)
+
+    @monitor("hostile")
+    def f(a, b):
+        return None
+
+    f(Costly(), Costly())
+    f(1.5, "plain")
+    f([1, 2], {"k": (3, 4)})
+    values = [store.values(c) for c in store.calls(f)]
+    assert values[1] == {"a": "1.5", "b": "'plain'", "return": "None"}
+    assert values[2] == {"a": "[1, 2]", "b": "{'k': (3, 4)}", "return": "None"}
+
+
+def test_a_generators_yields_share_its_call_budget(store, clock):
+    Costly = costly(clock, "Costly", 0.6)
+
+    @monitor("hostile")
+    def gen():
+        for _ in range(4):
+            yield Costly()
+
+    assert len(list(gen())) == 4
+    outputs = dict(_outputs(store, gen))
+    assert outputs["yield[0]"] == "Costly()"
+    assert [outputs[f"yield[{i}]"] for i in (1, 2, 3)] == [SPENT.format("Costly")] * 3
+    assert outputs["yield_count"] == "4"
+    assert Costly.reprs == 1
+
+
 # -- 3. Scrubbing in every form -------------------------------------------------------
 
 WITHHELD = "<message withheld: holds a masked value>"
