@@ -276,7 +276,11 @@ class LocalRecorder:
         except BaseException:
             _warn("recording a generator's result")
 
-    def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict) -> None:
+    def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict,
+             yields: tuple[list, int] | None = None) -> None:
+        """A call that raised; or a generator that did (``yields``: its first yielded
+        values kept and the count of all, recorded as when it runs to its end), or that
+        was closed early (``GeneratorExit``: closed, abandoned, garbage collected)."""
         end = _time_ns()
         if call is None:
             return
@@ -286,7 +290,11 @@ class LocalRecorder:
                 _note_recursion(exc)
             outcome = outcome_of(exc)
             error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
-            self._put(call, end, outcome, error, None)
+            output = None
+            if yields is not None and self.log_outputs:
+                kept, count = yields
+                output = Outputs(((*_yield_names(len(kept)), "yield_count"), (*kept, count)))
+            self._put(call, end, outcome, error, output)
             if error is not None:
                 on_error = self.rt.on_error  # the alert engine, when exceptions alert
                 if on_error is not None:

@@ -684,6 +684,122 @@ def test_masked_return_masks_the_yields_too_and_the_bound_is_a_setting(tmp_path)
     assert outputs["yield_count"] == "3"
 
 
+# A generator that does not run to its end (closed, abandoned, collected, raising)
+# records the yields seen so far and their count all the same; no ``return`` row.
+
+
+def _yield_rows(n_seen: int, kept: int = 10) -> list[tuple[str, str]]:
+    return [(f"yield[{i}]", repr(i * 10)) for i in range(min(n_seen, kept))] + [
+        ("yield_count", str(n_seen))]
+
+
+@pytest.mark.parametrize("otel_span", [False, True])
+def test_a_generator_closed_early_records_the_yields_seen(store, otel_span):
+    @monitor("hostile", otel_span=otel_span)
+    def tens(n):
+        for i in range(n):
+            yield i * 10
+
+    g = tens(50)
+    assert [next(g) for _ in range(12)] == [i * 10 for i in range(12)]
+    g.close()
+    assert _outputs(store, tens) == _yield_rows(12)
+    assert store.call(tens)["outcome"] == "closed"
+
+
+def test_a_generator_left_in_a_for_loop_records_the_yields_seen(store):
+    @monitor("hostile")
+    def tens():
+        i = 0
+        while True:
+            yield i * 10
+            i += 1
+
+    for x in tens():
+        if x == 30:
+            break
+    assert _outputs(store, tens) == _yield_rows(4)
+
+
+def test_a_garbage_collected_generator_records_the_yields_seen(store):
+    import gc
+
+    @monitor("hostile")
+    def tens():
+        for i in range(100):
+            yield i * 10
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.self, holder.gen = holder, tens()  # a cycle: only the collector frees it
+    assert next(holder.gen) == 0 and next(holder.gen) == 10
+    del holder
+    gc.collect()
+    assert _outputs(store, tens) == _yield_rows(2)
+    assert store.call(tens)["outcome"] == "closed"
+
+
+@pytest.mark.parametrize("otel_span", [False, True])
+def test_a_generator_raising_mid_iteration_records_the_yields_seen(store, otel_span):
+    @monitor("hostile", otel_span=otel_span)
+    def tens():
+        yield 0
+        yield 10
+        raise LookupError("gone")
+
+    seen = []
+    with pytest.raises(LookupError):
+        for x in tens():
+            seen.append(x)
+    assert seen == [0, 10]
+    assert _outputs(store, tens) == _yield_rows(2)
+    call = store.call(tens)
+    assert call["status"] == "ERR" and "LookupError: gone" in call["exception"]
+
+
+def test_an_async_generator_closed_early_records_the_yields_seen(store):
+    import asyncio
+
+    @monitor("hostile")
+    async def tens():
+        for i in range(100):
+            await asyncio.sleep(0)
+            yield i * 10
+
+    async def take(n):
+        agen = tens()
+        got = [await agen.__anext__() for _ in range(n)]
+        await agen.aclose()
+        return got
+
+    assert asyncio.run(take(3)) == [0, 10, 20]
+    assert _outputs(store, tens) == _yield_rows(3)
+    assert store.call(tens)["outcome"] == "closed"
+
+
+def test_an_async_generator_raising_mid_iteration_records_the_yields_seen(store):
+    import asyncio
+
+    @monitor("hostile")
+    async def tens():
+        yield 0
+        await asyncio.sleep(0)
+        raise LookupError("gone")
+
+    async def consume():
+        seen = []
+        with pytest.raises(LookupError):
+            async for x in tens():
+                seen.append(x)
+        return seen
+
+    assert asyncio.run(consume()) == [0]
+    assert _outputs(store, tens) == _yield_rows(1)
+    assert store.call(tens)["status"] == "ERR"
+
+
 # -- 7. The hostile-values suite: behaviour identical to the bare function -------------
 
 
