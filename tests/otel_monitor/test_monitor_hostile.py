@@ -209,6 +209,23 @@ def test_a_huge_masked_list_in_a_failing_call_is_never_repr_d_in_full(store):
     assert store.call(f)["status"] == "ERR"
 
 
+def test_a_nested_container_is_rendered_only_as_far_as_its_text_is_kept(store):
+    """20 lists of 20 lists of 20 items: 8,000 item reprs for a text cut at 1,000
+    characters. The items past the cut are not rendered; the text kept is the same."""
+    @monitor("hostile")
+    def f(grid):
+        return None
+
+    Counted.reprs = 0
+    f([[[Counted()] * 20] * 20] * 20)
+    shown = store.values(store.call(f))["grid"]
+    assert Counted.reprs <= 1000 // len("Counted()") + 1
+    inner = "[" + ", ".join(["Counted()"] * 20) + "]"
+    middle = "[" + ", ".join([inner] * 20) + "]"
+    full = "[" + ", ".join([middle] * 20) + "]"
+    assert shown.startswith(full[:1000] + "…<") and shown.endswith(" more chars>")
+
+
 def test_a_repr_over_the_budget_is_recorded_as_a_placeholder_and_skipped_next_time(store):
     @monitor("hostile")
     def f(value):
