@@ -89,6 +89,7 @@ CASES = [
     ("huge list 10^7", lambda: [0] * 10**7, False, None),
     ("huge str 10^7", lambda: "x" * 10**7, False, None),
     ("huge dict 10^5", lambda: dict.fromkeys(range(10**5)), False, None),
+    ("nested lists 20x20x20 floats", lambda: [[[1.5] * 20] * 20] * 20, False, None),
     ("repr raises SystemExit", RaisesSystemExit, False, None),
     ("repr raises KeyboardInterrupt", RaisesKeyboardInterrupt, False, None),
     ("recursive list", _recursive, False, None),
