@@ -191,6 +191,9 @@ class _BoundedRepr(reprlib.Repr):
         return left + ", ".join(items) + more + right
 
 
+UNBUDGETED = -(1 << 62)  # a ``spent`` that never reaches the budget
+
+
 class CaptureState(threading.local):
     """Per thread: whether a value is being rendered (a ``__repr__`` that calls a
     monitored function gets a placeholder for its own values), and the time the
@@ -199,7 +202,7 @@ class CaptureState(threading.local):
     running total before its result or a yielded value."""
 
     active = False
-    spent = 0  # ns
+    spent = 0  # ns; UNBUDGETED while a failure's masked texts are found
     chars = 0  # length of the items a container's rendering has shown so far
 
 
@@ -337,17 +340,6 @@ class ValueFormatter:
         elif kind in self.costly:  # cheap again
             self.costly.pop(kind, None)
         return text
-
-    def unbudgeted(self, value: Any) -> str:
-        """``self(value)`` whatever the call has spent (slow types are still skipped):
-        the texts a failure's message is scrubbed of must all be there."""
-        state = self.state
-        spent = state.spent
-        state.spent = -_INT64  # never reaches the budget
-        try:
-            return self(value)
-        finally:
-            state.spent = spent
 
     def _other(self, value: Any) -> str:
         if type(value) in self.slow_types:  # the O(1) check: no repr of a slow type

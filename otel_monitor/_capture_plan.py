@@ -90,13 +90,11 @@ class CapturePlan:
         names = self.names_for(len(args), kwargs)
         values = [*args, *kwargs.values()]
         found: list[tuple[str, str | None]] = []
-        render = getattr(mask, "render", repr)
-        render = getattr(render, "unbudgeted", render)  # every text, whatever was spent
         for value, masked in zip(values, self._masked_flags(names, len(args))):
             if not masked:
                 continue
             texts: list[str] = []
-            _clear_texts(value, texts, 2, render)
+            _clear_texts(value, texts, 2, getattr(mask, "render", repr))
             forms: set[str] = set()
             for clear in set(texts):  # a list of equal items escapes its text once
                 _forms(clear, forms)

@@ -35,7 +35,7 @@ from exporters import columns as C
 from exporters.records import CallSite, Outputs, error_texts, exception_type_name, scalar_text
 
 from . import _wrappers
-from ._capture import CaptureState, Masker
+from ._capture import UNBUDGETED, CaptureState, Masker
 from ._capture_plan import CapturePlan
 from ._context import CURRENT, get_current_span
 
@@ -368,7 +368,14 @@ class LocalRecorder:
             message = str(exc)
         except BaseException:
             message = "<exception message unavailable: its __str__ raised>"
-        secrets = _secrets_of(exc, self.plan.secrets(args, kwargs, self.rt.mask))
+        # The masked texts to scrub, and their markers, whatever the call's capture
+        # spent: a text left out would be a secret left in the message.
+        state = self.rt.capture_state
+        spent, state.spent = state.spent, UNBUDGETED
+        try:
+            secrets = _secrets_of(exc, self.plan.secrets(args, kwargs, self.rt.mask))
+        finally:
+            state.spent = spent
         return (exception_type_name(type(exc)), snapshot, message, secrets)
 
 

@@ -377,6 +377,26 @@ def test_the_call_budget_is_per_thread_and_the_next_call_starts_afresh(store, cl
     assert values[2] == {"a": "[1, 2]", "b": "{'k': (3, 4)}", "return": "None"}
 
 
+def test_a_masked_value_skipped_by_the_budget_is_still_scrubbed_from_the_message(
+        store, clock):
+    A, B = costly(clock, "A", 0.6), costly(clock, "B", 0.6)
+
+    class Token:
+        def __repr__(self):
+            return "Token('tok-4242-abcd')"
+
+    @monitor("hostile", mask=("token",))
+    def login(a, b, token):
+        raise PermissionError(f"refused {token!r}")
+
+    with pytest.raises(PermissionError):
+        login(A(), B(), Token())
+    call = store.call(login)
+    assert store.values(call)["token"].startswith("<HASHED:")
+    assert "tok-4242-abcd" not in call["exception"]
+    assert "PermissionError: refused <HASHED:" in call["exception"]
+
+
 def test_a_generators_yields_share_its_call_budget(store, clock):
     Costly = costly(clock, "Costly", 0.6)
 
