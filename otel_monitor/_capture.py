@@ -192,14 +192,19 @@ class _BoundedRepr(reprlib.Repr):
 
 
 UNBUDGETED = -(1 << 62)  # a ``spent`` that never reaches the budget
+# Types whose text (formatted or masked) never runs a repr under the budget: a
+# recorder need not set the thread's account for them.
+UNTIMED = frozenset({float, int, bool, complex, type(None), str, bytes, bytearray,
+                     memoryview})
 
 
 class CaptureState(threading.local):
     """Per thread: whether a value is being rendered (a ``__repr__`` that calls a
     monitored function gets a placeholder for its own values), and the time the
-    current call's capture has spent so far (the per-call budget). The recorder sets
-    ``spent`` at each capture point of a call: 0 before its arguments, the call's
-    running total before its result or a yielded value."""
+    current call's capture has spent so far (the per-call budget). ``spent`` is 0
+    between captures: the recorder reads it after a call's arguments (keeping the
+    call's total and setting it back to 0), and around its result or a yielded value
+    sets it to the call's total and back (not for ``UNTIMED`` types)."""
 
     active = False
     spent = 0  # ns; UNBUDGETED while a failure's masked texts are found

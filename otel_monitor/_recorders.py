@@ -35,7 +35,7 @@ from exporters import columns as C
 from exporters.records import CallSite, Outputs, error_texts, exception_type_name, scalar_text
 
 from . import _wrappers
-from ._capture import UNBUDGETED, CaptureState, Masker
+from ._capture import UNBUDGETED, UNTIMED, CaptureState, Masker
 from ._capture_plan import CapturePlan
 from ._context import CURRENT, get_current_span
 
@@ -130,6 +130,29 @@ def _warn(what: str) -> None:
         pass
 
 
+def _on_account(state: CaptureState, to_text: Callable[[Any], Any], value: Any,
+                spent: int) -> tuple[Any, int]:
+    """``to_text(value)`` with the thread's capture account at ``spent`` (what the call
+    has spent so far), left at 0: (text, what the call has spent now)."""
+    if spent:
+        state.spent = spent
+    try:
+        text = to_text(value)
+    finally:
+        now = state.spent
+        if now:
+            state.spent = 0
+    return text, now
+
+
+def _clean_account(rt: Any) -> None:
+    """After a capture that did not finish: the thread's account back to 0."""
+    try:
+        rt.capture_state.spent = 0
+    except BaseException:
+        pass
+
+
 RECURSION_NOTE = (
     "otel-monitor: each call of a @monitor-decorated function adds one Python frame (its "
     "wrapper), so a recursion through it reaches sys.getrecursionlimit() at about half "
@@ -190,16 +213,18 @@ class LocalRecorder:
             else:
                 trace_id, parent_id = parent[0], parent[1]
             if self.log_inputs:
-                state = rt.capture_state
-                state.spent = 0
                 inputs = self.plan.capture(args, kwargs, rt.format, rt.mask)
-                spent = state.spent
+                state = rt.capture_state
+                spent = state.spent  # the call's account, kept in the call
+                if spent:
+                    state.spent = 0  # 0 between captures
             else:
                 inputs, spent = None, 0
             me = (trace_id, getrandbits(64) or 1, True)
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
                     None, spent]
         except BaseException:  # a __repr__ raising SystemExit… included
+            _clean_account(self.rt)
             _warn("recording a call's start")
             return None
 
@@ -229,8 +254,10 @@ class LocalRecorder:
         try:
             rt = self.rt
             if self.log_outputs:
-                rt.capture_state.spent = call[7]  # the call's budget, what is left of it
-                output = rt.mask(result) if self.plan.mask_return else rt.format(result)
+                if type(result) in UNTIMED:
+                    output = rt.mask(result) if self.plan.mask_return else rt.format(result)
+                else:  # under what the call's budget has left
+                    output = self._output(result, call)
             else:
                 output = None
             me = call[1]
@@ -255,9 +282,9 @@ class LocalRecorder:
         state = rt.capture_state
 
         def yielded(item: Any) -> Any:
-            state.spent = call[7]
-            text = to_text(item)
-            call[7] = state.spent
+            if type(item) in UNTIMED:
+                return to_text(item)
+            text, call[7] = _on_account(state, to_text, item, call[7])
             return text
         return yielded, rt.yield_values
 
@@ -325,19 +352,21 @@ class LocalRecorder:
             self.rt.overflow(record)
 
     def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:
-        """The call's arguments, under a fresh budget (``state.spent`` after: spent)."""
-        rt = self.rt
-        rt.capture_state.spent = 0
         if not self.log_inputs:
             return None
+        rt = self.rt
         return self.plan.capture(args, kwargs, rt.format, rt.mask)
 
     def _output(self, result: Any, call: list) -> str | None:
+        """The result's text, under what the call's capture budget has left."""
         if not self.log_outputs:
             return None
         rt = self.rt
-        rt.capture_state.spent = call[7]
-        return rt.mask(result) if self.plan.mask_return else rt.format(result)
+        to_text = rt.mask if self.plan.mask_return else rt.format
+        if type(result) in UNTIMED:
+            return to_text(result)
+        text, call[7] = _on_account(rt.capture_state, to_text, result, call[7])
+        return text
 
     def _error(self, exc: BaseException, args: tuple, kwargs: dict) -> tuple:
         """The failure as it is now: a snapshot of the traceback (no live frames kept,
@@ -406,8 +435,12 @@ class SpanRecorder(LocalRecorder):
                 return None
             attributes = dict(self.static_attributes)
             inputs = self._inputs(args, kwargs)
-            spent = rt.capture_state.spent
+            spent = 0
             if inputs is not None:
+                state = rt.capture_state
+                spent = state.spent  # the call's account (see LocalRecorder.begin)
+                if spent:
+                    state.spent = 0
                 attributes.update(zip(map(self.plan.keys.__getitem__, inputs[0]),
                                       map(attribute_value, inputs[1])))
             parent = CURRENT.get()
@@ -438,6 +471,7 @@ class SpanRecorder(LocalRecorder):
                 self.enter(call)
             return call
         except BaseException:  # a __repr__ raising SystemExit… included
+            _clean_account(self.rt)
             _warn("starting a span")
             return None
 
