@@ -107,6 +107,9 @@ class Masker:
                                         "sha256")[:8].hex() + ">"
 
 
+_PLAIN_SCALARS = frozenset({float, bool, complex, type(None)})
+
+
 class _BoundedRepr(reprlib.Repr):
     """reprlib limits for containers: a huge or recursive value costs little to show.
     An item that is not a builtin container goes through ``timed`` (its own repr, under
@@ -162,6 +165,18 @@ class _BoundedRepr(reprlib.Repr):
         text = scalar_text(x)  # a huge int: its size, not a quadratic conversion
         self._state.chars += len(text) + 1  # at least "," or a bracket follows
         return text
+
+    # Floats, bools, None and complex numbers cannot be slow: shown without the timing
+    # (and a preempted float repr cannot get float marked over budget). A subclass
+    # goes through its own repr, timed.
+    def repr_float(self, x: Any, level: int) -> str:
+        if type(x) not in _PLAIN_SCALARS:
+            return self.repr_instance(x, level)
+        text = repr(x)
+        self._state.chars += len(text) + 1
+        return text
+
+    repr_bool = repr_complex = repr_NoneType = repr_float
 
     # reprlib sorts a dict's keys or a set's items before showing the first few:
     # O(n log n) on the caller's thread. Iteration order costs only what is shown.

@@ -362,6 +362,20 @@ def test_the_call_budget_covers_the_items_of_a_container_and_the_result(store, c
     assert [k.reprs for k in kinds] == [1, 1, 1, 0, 0, 0]
 
 
+def test_numbers_in_a_container_are_not_budgeted_like_numbers_alone(store, clock):
+    """Floats, bools and None cannot be slow: inside a container they are shown even
+    when the call's budget is spent (and a preempted float repr cannot mark float)."""
+    A, B = costly(clock, "A", 0.9), costly(clock, "B", 0.9)
+
+    @monitor("hostile")
+    def f(a, b, numbers):
+        return None
+
+    f(A(), B(), [1.5, True, None, 2, (0.25, False)])
+    values = store.values(store.call(f))
+    assert values["numbers"] == "[1.5, True, None, 2, (0.25, False)]"
+
+
 def test_the_call_budget_is_per_thread_and_the_next_call_starts_afresh(store, clock):
     Costly = costly(clock, "Costly", 0.9)
 
