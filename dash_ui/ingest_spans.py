@@ -2,8 +2,9 @@
 
 Each OTLP span becomes an ``opentelemetry.sdk`` ``ReadableSpan`` and goes through the
 SQLite exporter's own flattening (``SQLiteSpanExporter``), so a remote call is stored
-exactly like a local one: ``monitor.input.<name>`` and ``monitor.output.return``
-attributes become INPUT / OUTPUT rows, an ``exception`` event the Exception column,
+exactly like a local one: ``monitor.input.<name>`` and ``monitor.output.*`` (``return``;
+a generator's ``yield[i]`` and ``yield_count``, in the decorator's order) attributes
+become INPUT / OUTPUT rows, an ``exception`` event the Exception column,
 ``monitor.process_group`` the group, the resource's ``service.name`` the service.
 
 Process names (the store's ``Process`` column):
@@ -192,7 +193,7 @@ def _bound_values(attrs: dict[str, Any], max_length: int) -> None:
     """The values that become Data Value rows, as text within local capture's bound:
     a sender's 10 MB attribute is not a 10 MB row."""
     for key, value in attrs.items():
-        if key.startswith(C.ATTR_INPUT_PREFIX) or key == C.ATTR_OUTPUT_RETURN:
+        if key.startswith((C.ATTR_INPUT_PREFIX, C.ATTR_OUTPUT_PREFIX)):
             attrs[key] = bounded(_attr_text(value), max_length)
 
 

@@ -20,6 +20,7 @@ from .store import ProcessEntry, SpanStore
 _SIGN = 1 << 64
 _MAX_SIGNED = (1 << 63) - 1
 _INPUT_PREFIX_LEN = len(C.ATTR_INPUT_PREFIX)
+_OUTPUT_PREFIX_LEN = len(C.ATTR_OUTPUT_PREFIX)
 
 
 def signed_id(span_id: int) -> int:
@@ -34,6 +35,31 @@ def attribute_text(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return repr(list(value))
     return repr(value)
+
+
+def _output_order(name: str) -> tuple:
+    """A generator's OUTPUT rows in the decorator's order: ``yield[0]``, ``yield[1]``…
+    (by index), ``yield_count``, any other name, ``return`` last."""
+    if name.startswith("yield[") and name.endswith("]") and name[6:-1].isdigit():
+        return (0, int(name[6:-1]), name)
+    if name == "yield_count":
+        return (1, 0, name)
+    return (3, 0, name) if name == "return" else (2, 0, name)
+
+
+def span_outputs(attrs: Mapping[str, Any]) -> Any:
+    """The OUTPUT of a span's ``monitor.output.*`` attributes, as a record carries it:
+    None, the ``return`` text, or for a generator's span (``yield[i]``, ``yield_count``)
+    ``Outputs((names, texts))`` in the decorator's row order."""
+    found = [(k[_OUTPUT_PREFIX_LEN:], v) for k, v in attrs.items()
+             if k.startswith(C.ATTR_OUTPUT_PREFIX)]
+    if not found:
+        return None
+    if len(found) == 1 and found[0][0] == "return":
+        return attribute_text(found[0][1])
+    found.sort(key=lambda pair: _output_order(pair[0]))
+    return Outputs((tuple(name for name, _ in found),
+                    tuple(attribute_text(value) for _, value in found)))
 
 
 def span_fields(span: ReadableSpan) -> tuple:
@@ -59,7 +85,7 @@ def span_fields(span: ReadableSpan) -> tuple:
             err_text = span.status.description or "ERROR"
     inputs = [(k[_INPUT_PREFIX_LEN:], attribute_text(v)) for k, v in attrs.items()
               if k.startswith(C.ATTR_INPUT_PREFIX)]
-    output = attrs.get(C.ATTR_OUTPUT_RETURN)
+    output = span_outputs(attrs)
     resource = getattr(span, "resource", None)
     svc = resource.attributes.get("service.name") if resource is not None else None
     start = span.start_time or 0
@@ -67,7 +93,7 @@ def span_fields(span: ReadableSpan) -> tuple:
     return (span.name, attrs.get(C.ATTR_PROCESS_GROUP), ctx.trace_id, ctx.span_id,
             psid, start, end, str(outcome), err_type,
             storable(str(err_text)) if err_text is not None else None,
-            inputs, None if output is None else attribute_text(output), svc)
+            inputs, output, svc)
 
 
 def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list[ProcessEntry]:

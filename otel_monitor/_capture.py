@@ -107,12 +107,24 @@ class Masker:
                                         "sha256")[:8].hex() + ">"
 
 
+_PLAIN_SCALARS = frozenset({float, bool, complex, type(None)})
+
+
 class _BoundedRepr(reprlib.Repr):
     """reprlib limits for containers: a huge or recursive value costs little to show.
     An item that is not a builtin container goes through ``timed`` (its own repr, under
-    the capture budget: a slow item type is remembered, not the container's)."""
+    the capture budget: a slow item type is remembered, not the container's).
 
-    def __init__(self, max_length: int, timed: Callable[[Any], str]) -> None:
+    The bound on length is applied while rendering: once the items rendered so far
+    (``state.chars``: their lengths, plus one for the "," or bracket that follows each)
+    pass ``max_length``, everything after them would be cut from the text anyway, so
+    the rest (an item, a whole nested container) is "..." without being walked: 20
+    lists of 20 lists of 20 items cost what about ``max_length`` characters of them
+    do, not 8,000 item reprs. The cut text is the same; the marker's count of
+    characters cut counts those of the shortened text."""
+
+    def __init__(self, max_length: int, timed: Callable[[Any], str],
+                 state: "CaptureState") -> None:
         super().__init__()
         self.maxlevel = 3
         self.maxlist = self.maxtuple = self.maxset = self.maxfrozenset = self.maxdeque = \
@@ -123,17 +135,48 @@ class _BoundedRepr(reprlib.Repr):
         self.maxlong = min(max_length, 400)
         self.maxother = max_length
         self._timed = timed
+        self._state = state
+
+    def render(self, x: Any) -> str:
+        self._state.chars = 0
+        return self.repr(x)
+
+    def repr1(self, x: Any, level: int) -> str:
+        if self._state.chars > self.maxother:
+            return "..."  # past the cut: not rendered
+        return super().repr1(x, level)
 
     def repr_instance(self, x: Any, level: int) -> str:
         # reprlib would shorten to maxother with "..."; keep the text (bounded) and
         # let the caller apply the one visible truncation marker.
         try:
-            return self._timed(x)[: self.maxother + 1]
+            text = self._timed(x)[: self.maxother + 1]
         except BaseException as exc:  # one item's failure does not hide the others
-            return _failed(x, exc)
+            text = _failed(x, exc)
+        self._state.chars += len(text) + 1  # at least "," or a bracket follows
+        return text
+
+    def repr_str(self, x: str, level: int) -> str:
+        text = super().repr_str(x, level)
+        self._state.chars += len(text) + 1  # at least "," or a bracket follows
+        return text
 
     def repr_int(self, x: int, level: int) -> str:
-        return scalar_text(x)  # a huge int: its size, not a quadratic conversion
+        text = scalar_text(x)  # a huge int: its size, not a quadratic conversion
+        self._state.chars += len(text) + 1  # at least "," or a bracket follows
+        return text
+
+    # Floats, bools, None and complex numbers cannot be slow: shown without the timing
+    # (and a preempted float repr cannot get float marked over budget). A subclass
+    # goes through its own repr, timed.
+    def repr_float(self, x: Any, level: int) -> str:
+        if type(x) not in _PLAIN_SCALARS:
+            return self.repr_instance(x, level)
+        text = repr(x)
+        self._state.chars += len(text) + 1
+        return text
+
+    repr_bool = repr_complex = repr_NoneType = repr_float
 
     # reprlib sorts a dict's keys or a set's items before showing the first few:
     # O(n log n) on the caller's thread. Iteration order costs only what is shown.
@@ -163,6 +206,26 @@ class _BoundedRepr(reprlib.Repr):
         return left + ", ".join(items) + more + right
 
 
+UNBUDGETED = -(1 << 62)  # a ``spent`` that never reaches the budget
+# Types whose text (formatted or masked) never runs a repr under the budget: a
+# recorder need not set the thread's account for them.
+UNTIMED = frozenset({float, int, bool, complex, type(None), str, bytes, bytearray,
+                     memoryview})
+
+
+class CaptureState(threading.local):
+    """Per thread: whether a value is being rendered (a ``__repr__`` that calls a
+    monitored function gets a placeholder for its own values), and the time the
+    current call's capture has spent so far (the per-call budget). ``spent`` is 0
+    between captures: the recorder reads it after a call's arguments (keeping the
+    call's total and setting it back to 0), and around its result or a yielded value
+    sets it to the call's total and back (not for ``UNTIMED`` types)."""
+
+    active = False
+    spent = 0  # ns; UNBUDGETED while a failure's masked texts are found
+    chars = 0  # length of the items a container's rendering has shown so far
+
+
 class ValueFormatter:
     """``formatter.format(value)``: what a record keeps of a value, never raising.
 
@@ -174,13 +237,22 @@ class ValueFormatter:
     now, as it is at call time: strings directly, containers through reprlib's
     limits, other objects through their own ``repr``.
 
-    Capture-time budget (``budget_ms``, the ``capture_budget_ms`` setting): a value of
-    a type that is not a builtin container whose ``repr`` took longer is recorded as
-    ``<repr over budget: TYPE>`` and its type remembered, so later values of that
-    type skip their ``repr`` with one set lookup. A running ``__repr__`` cannot be
-    interrupted: the first slow value of a type costs its ``repr`` once (per process);
-    the budget holds from the next call on. Builtin containers are bounded by size
-    instead (``BOUNDED_ITEMS`` items, 3 levels), each item under the budget.
+    Capture-time budget (``budget_ms``, the ``capture_budget_ms`` setting), per call:
+
+    * a value of a type that is not a builtin container whose ``repr`` took longer than
+      the budget is recorded as ``<repr over budget: TYPE>`` and its type remembered, so
+      later values of that type skip their ``repr`` with one set lookup;
+    * the ``repr`` times of one call's values (arguments, items of containers, result,
+      yielded values) add up in ``state.spent``: once it reaches the budget, the
+      call's remaining values are recorded as ``<repr skipped, capture budget spent:
+      TYPE>``. A type whose last ``repr`` took an eighth of the budget or more is
+      remembered with that cost (``costly``) and skipped when it would not fit in what
+      is left, so a call's capture costs at most about the budget plus an eighth of it.
+
+    A running ``__repr__`` cannot be interrupted: the first slow value of a type costs
+    its ``repr`` once (per process); the budget holds from the next call on. Builtin
+    containers are bounded by size instead (``BOUNDED_ITEMS`` items, 3 levels), each
+    item under the call's budget.
     """
 
     def __init__(self, max_length: int = DEFAULT_MAX_VALUE_LENGTH,
@@ -190,8 +262,11 @@ class ValueFormatter:
         self.max_length = max_length
         self.budget_ns = int(budget_ms * 1_000_000)
         self.slow_types: set[type] = set()  # add/lookup are atomic: no lock
-        self._reprlib = _BoundedRepr(max_length, self._timed)
-        self._busy = threading.local()
+        # type -> ns of its last repr, for types costing budget/8 or more (not slow)
+        self.costly: dict[type, int] = {}
+        self._costly_ns = self.budget_ns >> 3
+        self.state = CaptureState()
+        self._reprlib = _BoundedRepr(max_length, self._timed, self.state)
         by_type: dict[type, Callable[[Any], str]] = {
             float: _same, bool: _same, complex: _same, int: _same,
             type(None): _none,  # text now: None as output would read as "no output"
@@ -251,25 +326,39 @@ class ValueFormatter:
         return self._container(value)
 
     def _container(self, value: Any) -> str:
-        return self._guarded(self._reprlib.repr, value)
+        return self._guarded(self._reprlib.render, value)
 
     def _timed(self, value: Any) -> str:
-        """``repr(value)`` under the budget; a type that went over is not repr'd again."""
+        """``repr(value)`` under the budget: a type that went over is not repr'd again,
+        and nothing is once the call's capture has spent its budget."""
         kind = type(value)
         if kind in self.slow_types:
             return _over_budget(kind)
+        state = self.state
+        spent = state.spent  # a local: a monitored call inside the repr resets state's
+        budget = self.budget_ns
+        if spent and (spent >= budget or spent + self.costly.get(kind, 0) > budget):
+            return _budget_spent(kind)
         start = _perf_ns()
         try:
             text = repr(value)
         except BaseException:
             # A repr that fails slowly (a recursive one ends in RecursionError after
             # a thousand levels) is as slow the next time: remembered too.
-            if _perf_ns() - start > self.budget_ns:
+            elapsed = _perf_ns() - start
+            state.spent = spent + elapsed
+            if elapsed > budget:
                 self.slow_types.add(kind)
             raise
-        if _perf_ns() - start > self.budget_ns:
+        elapsed = _perf_ns() - start
+        state.spent = spent + elapsed
+        if elapsed > budget:
             self.slow_types.add(kind)
             return _over_budget(kind)
+        if elapsed >= self._costly_ns:
+            self.costly[kind] = elapsed
+        elif kind in self.costly:  # cheap again
+            self.costly.pop(kind, None)
         return text
 
     def _other(self, value: Any) -> str:
@@ -289,8 +378,8 @@ class ValueFormatter:
     def _guarded(self, to_text: Callable[[Any], str], value: Any) -> str:
         # A __repr__ that itself calls a monitored function would recurse through
         # this formatter without end; the nested capture gets a placeholder instead.
-        busy = self._busy
-        if getattr(busy, "active", False):
+        busy = self.state
+        if busy.active:
             return f"<{type(value).__qualname__}: nested repr>"
         busy.active = True
         try:
@@ -324,6 +413,10 @@ def _none(value: None) -> str:
 
 def _over_budget(kind: type) -> str:
     return f"<repr over budget: {kind.__qualname__}>"
+
+
+def _budget_spent(kind: type) -> str:
+    return f"<repr skipped, capture budget spent: {kind.__qualname__}>"
 
 
 def _failed(value: Any, exc: BaseException) -> str:

@@ -35,7 +35,7 @@ from exporters import columns as C
 from exporters.records import CallSite, Outputs, error_texts, exception_type_name, scalar_text
 
 from . import _wrappers
-from ._capture import Masker
+from ._capture import UNBUDGETED, UNTIMED, CaptureState, Masker
 from ._capture_plan import CapturePlan
 from ._context import CURRENT, get_current_span
 
@@ -53,6 +53,7 @@ class CallPipeline(Protocol):
     ready: bool
     fast_limit: int        # below this depth a record is appended with no more checks
     format: Callable[[Any], str]
+    capture_state: CaptureState  # .spent: this thread's call's capture time so far
     mask: Masker | None
     yield_values: int      # a generator's first yields kept as OUTPUT rows
     tracer: Any
@@ -129,6 +130,29 @@ def _warn(what: str) -> None:
         pass
 
 
+def _on_account(state: CaptureState, to_text: Callable[[Any], Any], value: Any,
+                spent: int) -> tuple[Any, int]:
+    """``to_text(value)`` with the thread's capture account at ``spent`` (what the call
+    has spent so far), left at 0: (text, what the call has spent now)."""
+    if spent:
+        state.spent = spent
+    try:
+        text = to_text(value)
+    finally:
+        now = state.spent
+        if now:
+            state.spent = 0
+    return text, now
+
+
+def _clean_account(rt: Any) -> None:
+    """After a capture that did not finish: the thread's account back to 0."""
+    try:
+        rt.capture_state.spent = 0
+    except BaseException:
+        pass
+
+
 RECURSION_NOTE = (
     "otel-monitor: each call of a @monitor-decorated function adds one Python frame (its "
     "wrapper), so a recursion through it reaches sys.getrecursionlimit() at about half "
@@ -158,8 +182,10 @@ class LocalRecorder:
     """``otel_span=False``: a record on the queue, no span object.
 
     A call in flight is a list: [context token, (trace_id, span_id, is_local),
-    parent span id, inputs, start ns, span, OTel context token] (the last two for
-    ``SpanRecorder``).
+    parent span id, inputs, start ns, span, OTel context token, capture ns spent]
+    (span and OTel token for ``SpanRecorder``). The capture time spent is the call's
+    budget account: its arguments' reprs, then its result's or yields' (see
+    ``ValueFormatter``); nested calls in the body keep their own.
     """
 
     def __init__(self, site: CallSite, plan: CapturePlan, pipeline: CallPipeline, *,
@@ -186,11 +212,19 @@ class LocalRecorder:
                     trace_id, parent_id = getrandbits(128) or 1, 0
             else:
                 trace_id, parent_id = parent[0], parent[1]
-            inputs = self.plan.capture(args, kwargs, rt.format, rt.mask) if self.log_inputs else None
+            if self.log_inputs:
+                inputs = self.plan.capture(args, kwargs, rt.format, rt.mask)
+                state = rt.capture_state
+                spent = state.spent  # the call's account, kept in the call
+                if spent:
+                    state.spent = 0  # 0 between captures
+            else:
+                inputs, spent = None, 0
             me = (trace_id, getrandbits(64) or 1, True)
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
-                    None]
+                    None, spent]
         except BaseException:  # a __repr__ raising SystemExit… included
+            _clean_account(self.rt)
             _warn("recording a call's start")
             return None
 
@@ -220,7 +254,10 @@ class LocalRecorder:
         try:
             rt = self.rt
             if self.log_outputs:
-                output = rt.mask(result) if self.plan.mask_return else rt.format(result)
+                if type(result) in UNTIMED:
+                    output = rt.mask(result) if self.plan.mask_return else rt.format(result)
+                else:  # under what the call's budget has left
+                    output = self._output(result, call)
             else:
                 output = None
             me = call[1]
@@ -236,11 +273,20 @@ class LocalRecorder:
 
     def yields(self, call: list | None) -> tuple[Callable[[Any], Any], int] | None:
         """(format, bound) for a generator's yielded values, or None when they are not
-        recorded (call unsampled, outputs not logged)."""
+        recorded (call unsampled, outputs not logged). ``format`` renders under the
+        call's budget (what its arguments and earlier yields left)."""
         if call is None or not self.log_outputs:
             return None
         rt = self.rt
-        return (rt.mask if self.plan.mask_return else rt.format), rt.yield_values
+        to_text = rt.mask if self.plan.mask_return else rt.format
+        state = rt.capture_state
+
+        def yielded(item: Any) -> Any:
+            if type(item) in UNTIMED:
+                return to_text(item)
+            text, call[7] = _on_account(state, to_text, item, call[7])
+            return text
+        return yielded, rt.yield_values
 
     def ok_yields(self, call: list | None, result: Any, kept: list, count: int) -> None:
         """A generator finished: its return value, its first yields, their count."""
@@ -252,12 +298,16 @@ class LocalRecorder:
             output = None
             if self.log_outputs:
                 names = (*_yield_names(len(kept)), "yield_count", "return")
-                output = Outputs((names, (*kept, count, self._output(result))))
+                output = Outputs((names, (*kept, count, self._output(result, call))))
             self._put(call, end, C.OUTCOME_OK, None, output)
         except BaseException:
             _warn("recording a generator's result")
 
-    def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict) -> None:
+    def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict,
+             yields: tuple[list, int] | None = None) -> None:
+        """A call that raised; or a generator that did (``yields``: its first yielded
+        values kept and the count of all, recorded as when it runs to its end), or that
+        was closed early (``GeneratorExit``: closed, abandoned, garbage collected)."""
         end = _time_ns()
         if call is None:
             return
@@ -267,7 +317,11 @@ class LocalRecorder:
                 _note_recursion(exc)
             outcome = outcome_of(exc)
             error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
-            self._put(call, end, outcome, error, None)
+            output = None
+            if yields is not None and self.log_outputs:
+                kept, count = yields
+                output = Outputs(((*_yield_names(len(kept)), "yield_count"), (*kept, count)))
+            self._put(call, end, outcome, error, output)
             if error is not None:
                 on_error = self.rt.on_error  # the alert engine, when exceptions alert
                 if on_error is not None:
@@ -303,11 +357,16 @@ class LocalRecorder:
         rt = self.rt
         return self.plan.capture(args, kwargs, rt.format, rt.mask)
 
-    def _output(self, result: Any) -> str | None:
+    def _output(self, result: Any, call: list) -> str | None:
+        """The result's text, under what the call's capture budget has left."""
         if not self.log_outputs:
             return None
         rt = self.rt
-        return rt.mask(result) if self.plan.mask_return else rt.format(result)
+        to_text = rt.mask if self.plan.mask_return else rt.format
+        if type(result) in UNTIMED:
+            return to_text(result)
+        text, call[7] = _on_account(rt.capture_state, to_text, result, call[7])
+        return text
 
     def _error(self, exc: BaseException, args: tuple, kwargs: dict) -> tuple:
         """The failure as it is now: a snapshot of the traceback (no live frames kept,
@@ -338,7 +397,14 @@ class LocalRecorder:
             message = str(exc)
         except BaseException:
             message = "<exception message unavailable: its __str__ raised>"
-        secrets = _secrets_of(exc, self.plan.secrets(args, kwargs, self.rt.mask))
+        # The masked texts to scrub, and their markers, whatever the call's capture
+        # spent: a text left out would be a secret left in the message.
+        state = self.rt.capture_state
+        spent, state.spent = state.spent, UNBUDGETED
+        try:
+            secrets = _secrets_of(exc, self.plan.secrets(args, kwargs, self.rt.mask))
+        finally:
+            state.spent = spent
         return (exception_type_name(type(exc)), snapshot, message, secrets)
 
 
@@ -369,7 +435,12 @@ class SpanRecorder(LocalRecorder):
                 return None
             attributes = dict(self.static_attributes)
             inputs = self._inputs(args, kwargs)
+            spent = 0
             if inputs is not None:
+                state = rt.capture_state
+                spent = state.spent  # the call's account (see LocalRecorder.begin)
+                if spent:
+                    state.spent = 0
                 attributes.update(zip(map(self.plan.keys.__getitem__, inputs[0]),
                                       map(attribute_value, inputs[1])))
             parent = CURRENT.get()
@@ -394,11 +465,13 @@ class SpanRecorder(LocalRecorder):
                 # Inside a feed's tick handler: the marker's int subclass names the feed
                 # (see _feeds); the record keeps it, with this call's real parent id.
                 parent_id = type(parent[1])(parent_id)
-            call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None]
+            call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None,
+                    spent]
             if enter:
                 self.enter(call)
             return call
         except BaseException:  # a __repr__ raising SystemExit… included
+            _clean_account(self.rt)
             _warn("starting a span")
             return None
 
@@ -408,7 +481,7 @@ class SpanRecorder(LocalRecorder):
             return
         self.leave(call)
         try:
-            self._put(call, end, C.OUTCOME_OK, None, self._output(result))
+            self._put(call, end, C.OUTCOME_OK, None, self._output(result, call))
         except BaseException:  # a __repr__ raising SystemExit… included
             _warn("ending a span")
 

@@ -160,9 +160,10 @@ def generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
                     raise
                 except BaseException as exc:
                     step, value = gen.throw, exc
-        except BaseException as exc:
+        except BaseException as exc:  # raised, thrown in, or closed early (GeneratorExit)
             if sampled:
-                rec.fail(call, exc, args, kwargs)
+                rec.fail(call, exc, args, kwargs,
+                         (kept, count) if capture is not None else None)
             else:
                 rec.fail_unsampled(start, exc, args, kwargs)
             raise
@@ -209,9 +210,10 @@ def async_generator_wrapper(fn: Callable, rec: Any, sample: float) -> Callable:
                     raise
                 except BaseException as exc:
                     step, value = agen.athrow, exc
-        except BaseException as exc:
+        except BaseException as exc:  # raised, thrown in, or closed early (GeneratorExit)
             if sampled:
-                rec.fail(call, exc, args, kwargs)
+                rec.fail(call, exc, args, kwargs,
+                         (kept, count) if capture is not None else None)
             else:
                 rec.fail_unsampled(start, exc, args, kwargs)
             raise

@@ -87,7 +87,10 @@ class Pipeline:
         # record goes through overflow(), which starts the engine's backpressure
         # watch, then lifts this to max_queue.
         self.fast_limit = self.max_queue
-        self.format = ValueFormatter().format
+        formatter = ValueFormatter()
+        self.format = formatter.format
+        # Per thread, the capture time the current call has spent (its budget).
+        self.capture_state = formatter.state
         self.mask: Masker | None = None
         self.yield_values = 10  # a generator's yields kept as OUTPUT rows
         self._lock = threading.RLock()
@@ -157,6 +160,7 @@ class Pipeline:
                 self._stop_pipeline()
             self.settings = settings
             self.format = formatter.format
+            self.capture_state = formatter.state
             self.mask = mask
             self.yield_values = settings.yield_values
             self.max_queue = settings.queue_size

@@ -113,8 +113,10 @@ class Settings:
         rule=at_least(16))
     capture_budget_ms: float = setting(
         1.0, "OTEL_MONITOR_CAPTURE_BUDGET_MS",
-        "a value whose `repr()` takes longer is stored as `<repr over budget: TYPE>`, and "
-        "values of its type are not `repr`'d again (the first one costs its repr once)",
+        "capture time per call: a value whose `repr()` takes longer is stored as "
+        "`<repr over budget: TYPE>` and values of its type are not `repr`'d again (the first "
+        "one costs its repr once); once a call's values together take it, its other values "
+        "are stored as `<repr skipped, capture budget spent: TYPE>`",
         rule=POSITIVE)
     yield_values: int = setting(
         10, "OTEL_MONITOR_YIELD_VALUES",

@@ -165,6 +165,43 @@ def test_otel_monitor_dual_write_lands_like_the_local_store(server, tmp_path):
     assert "negative quantity -1" in failed["exception"]
 
 
+def rows_of(db: Path, span_id: str) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT seq, data, data_type, data_value FROM data_trace "
+                           "WHERE span_id = ? ORDER BY seq", (span_id,)).fetchall()
+    finally:
+        con.close()
+
+
+def test_a_generators_yield_rows_over_otlp_are_the_local_ones(server, tmp_path):
+    """Monitored generators (run past the yield bound, closed early, raising, async) with
+    otel_span=True: the span's monitor.output.yield[i] / yield_count / return attributes
+    become the same OUTPUT rows, in the same order, as the decorator's local record."""
+    url, db = server
+    local = tmp_path / "gen.db"
+    env = {**_clean_env(), "OTEL_MONITOR_DB": str(local), "OTEL_SERVICE_NAME": "gen-svc",
+           "OTEL_EXPORTER_OTLP_ENDPOINT": url,
+           "OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer {TOKEN}"}
+    ran = subprocess.run([sys.executable, str(WORKLOAD), "--orders", "0", "--generators"],
+                         env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert ran.returncode == 0, ran.stderr
+    mine = [c for c in calls(local) if c["process_group"] == "streams"]
+    assert len(mine) == 4
+    outputs = set()
+    for call in mine:
+        here = rows_of(local, call["span_id"])
+        assert rows_of(db, call["span_id"]) == here
+        outputs.add(tuple(r[1] for r in here if r[2] == "OUTPUT"))
+    yields = tuple(f"yield[{i}]" for i in range(10))
+    assert outputs == {
+        yields + ("yield_count", "return"),                          # 13 rows, run to the end
+        ("yield[0]", "yield[1]", "yield[2]", "yield_count"),         # closed after 3
+        ("yield[0]", "yield[1]", "yield_count"),                     # raised after 2
+        ("yield[0]", "yield[1]", "yield[2]", "yield_count", "return"),  # async, 3
+    }
+
+
 # -- hand-made bodies -----------------------------------------------------------------
 
 

@@ -66,6 +66,26 @@ def test_monitor_attributes_become_input_rows_in_order_then_the_output_row(otel_
     assert scalar(db_path, "SELECT process_group FROM process_trace") == "pricing"
 
 
+def test_a_generators_output_attributes_become_its_rows_in_the_decorators_order(
+        otel_pipeline, db_path):
+    """monitor.output.yield[i] / yield_count / return, set in any order: yield[0],
+    yield[1]… by index, then yield_count, then return (as the decorator's records)."""
+    provider, tracer, _ = otel_pipeline()
+    with tracer.start_as_current_span("feed.rows", attributes={
+            "monitor.input.n": 12}) as span:
+        span.set_attribute("monitor.output.return", "'done'")
+        span.set_attribute("monitor.output.yield_count", 12)
+        for i in (10, 2, 0, 1):
+            span.set_attribute(f"monitor.output.yield[{i}]", i * 1.5)
+    assert provider.force_flush()
+
+    rows = read(db_path, "SELECT data, data_type, data_value FROM data_trace ORDER BY seq")
+    assert [tuple(r) for r in rows] == [
+        ("n", "INPUT", "12"), ("yield[0]", "OUTPUT", "0.0"), ("yield[1]", "OUTPUT", "1.5"),
+        ("yield[2]", "OUTPUT", "3.0"), ("yield[10]", "OUTPUT", "15.0"),
+        ("yield_count", "OUTPUT", "12"), ("return", "OUTPUT", "'done'")]
+
+
 def test_parent_child_and_trace_ids_are_preserved_as_hex_even_with_the_top_bit_set(
         otel_pipeline, db_path):
     root_id, child_id, grandchild_id = 0xFFFFFFFFFFFFFFFE, 0x8000000000000001, 0x00000000000000AB

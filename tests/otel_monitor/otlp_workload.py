@@ -2,7 +2,9 @@
 provider, so OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES apply): monitored calls
 with ``otel_span=True``, nested, one failing. Configured from the environment
 (OTEL_MONITOR_DB, OTEL_EXPORTER_OTLP_*), plus ``--endpoint`` / ``--protocol`` given to
-``configure``. Prints ``{"calls": N}`` once recording is shut down (flushed)."""
+``configure``. ``--generators``: also monitored generators (run to the end past the
+yield bound, closed early, raising; an async one). Prints ``{"calls": N}`` once
+recording is shut down (flushed)."""
 from __future__ import annotations
 
 import argparse
@@ -26,11 +28,46 @@ def place(symbol: str, qty: int, urgent: bool = False) -> dict:
     return {"symbol": symbol, "value": price(symbol, qty, 1.5)}
 
 
+@monitor("streams", otel_span=True)
+def rows(n: int, fail: bool = False):
+    for i in range(n):
+        yield {"i": i, "half": i / 2} if i % 2 else f"row-{i}"
+    if fail:
+        raise LookupError(f"row {n} missing")
+    return n
+
+
+@monitor("streams", otel_span=True)
+async def ticks(n: int):
+    for i in range(n):
+        yield i * 1.5
+
+
+def generators() -> int:
+    """Monitored generators' calls: the number made."""
+    import asyncio
+
+    assert len(list(rows(13))) == 13  # past the bound of 10 yields kept
+    early = rows(8)
+    next(early), next(early), next(early)
+    early.close()
+    try:
+        list(rows(2, fail=True))
+    except LookupError:
+        pass
+
+    async def consume():
+        return [x async for x in ticks(3)]
+    asyncio.run(consume())
+    return 4
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint")
     parser.add_argument("--protocol")
     parser.add_argument("--orders", type=int, default=5)
+    parser.add_argument("--generators", action="store_true")
     args = parser.parse_args()
     otel_monitor.configure(otlp_endpoint=args.endpoint, otlp_protocol=args.protocol)
     calls = 0
@@ -41,6 +78,8 @@ def main() -> None:
         place("TSLA", -1)
     except ValueError:
         calls += 1
+    if args.generators:
+        calls += generators()
     # OTLP first, so the last health row counts every span exported; then SQLite.
     trace.get_tracer_provider().force_flush()
     otel_monitor.shutdown()

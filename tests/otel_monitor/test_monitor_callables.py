@@ -241,7 +241,10 @@ def test_generator_raising_inside_its_body_is_recorded_as_error(store):
     assert call["status"] == "ERR"
     assert "in parse" in call["exception"]
     assert "yield int(line)" in call["exception"]
-    assert [r["data_type"] for r in store.data(call)] == ["INPUT"]
+    # issue 11: the yields seen before the failure are recorded, with their count
+    assert [(r["data"], r["data_type"], r["data_value"]) for r in store.data(call)] == [
+        ("lines", "INPUT", "['1', 'x']"), ("yield[0]", "OUTPUT", "1"),
+        ("yield_count", "OUTPUT", "1")]
 
 
 def test_generator_closed_early_runs_its_cleanup_and_is_recorded_closed_ok(store):
@@ -267,7 +270,10 @@ def test_generator_closed_early_runs_its_cleanup_and_is_recorded_closed_ok(store
     assert call["outcome"] == "closed"
     assert call["status"] == "OK"
     assert call["exception"] is None
-    assert [(r["data"], r["data_type"]) for r in store.data(call)] == [("n", "INPUT")]
+    # issue 11: the yields seen before the close are recorded, with their count
+    assert [(r["data"], r["data_type"]) for r in store.data(call)] == [
+        ("n", "INPUT"), ("yield[0]", "OUTPUT"), ("yield[1]", "OUTPUT"),
+        ("yield_count", "OUTPUT")]
 
 
 def test_generator_abandoned_in_a_for_loop_is_closed_and_recorded_closed(store):
@@ -317,7 +323,8 @@ async def test_async_generator_forwards_asend_athrow_and_aclose(store):
     call = store.call(ticker)
     assert call["outcome"] == "closed"
     assert call["status"] == "OK"
-    assert store.values(call) == {"start": "1"}
+    assert store.values(call) == {"start": "1", "yield[0]": "1", "yield[1]": "11",
+                                  "yield[2]": "0", "yield_count": "3"}  # issue 11
 
 
 async def test_async_generator_consumed_to_the_end_is_recorded_ok(store):

@@ -209,6 +209,23 @@ def test_a_huge_masked_list_in_a_failing_call_is_never_repr_d_in_full(store):
     assert store.call(f)["status"] == "ERR"
 
 
+def test_a_nested_container_is_rendered_only_as_far_as_its_text_is_kept(store):
+    """20 lists of 20 lists of 20 items: 8,000 item reprs for a text cut at 1,000
+    characters. The items past the cut are not rendered; the text kept is the same."""
+    @monitor("hostile")
+    def f(grid):
+        return None
+
+    Counted.reprs = 0
+    f([[[Counted()] * 20] * 20] * 20)
+    shown = store.values(store.call(f))["grid"]
+    assert Counted.reprs <= 1000 // len("Counted()") + 1
+    inner = "[" + ", ".join(["Counted()"] * 20) + "]"
+    middle = "[" + ", ".join([inner] * 20) + "]"
+    full = "[" + ", ".join([middle] * 20) + "]"
+    assert shown.startswith(full[:1000] + "…<") and shown.endswith(" more chars>")
+
+
 def test_a_repr_over_the_budget_is_recorded_as_a_placeholder_and_skipped_next_time(store):
     @monitor("hostile")
     def f(value):
@@ -253,6 +270,161 @@ def test_the_capture_budget_is_a_setting(tmp_path):
         assert Slow.reprs == 2  # 5 ms is under a 50 ms budget
     finally:
         otel_monitor.shutdown()
+
+
+# The budget is per call: values that together go over it stop the rendering of the
+# rest. Shown with a fake clock (``_capture._perf_ns``) that only the reprs move, and
+# reprs that count their calls: what was rendered, not how long it took.
+
+SPENT = "<repr skipped, capture budget spent: {}>"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from otel_monitor import _capture
+
+    fake = FakeClock()
+    monkeypatch.setattr(_capture, "_perf_ns", fake)
+    return fake
+
+
+def costly(clock: FakeClock, name: str, ms: float):
+    """A type whose repr costs ``ms`` on the fake clock and counts its calls."""
+    class Costly:
+        reprs = 0
+
+        def __repr__(self):
+            type(self).reprs += 1
+            clock.now += int(ms * 1e6)
+            return f"{name}()"
+    Costly.__qualname__ = name
+    return Costly
+
+
+def test_values_that_together_go_over_the_budget_stop_the_rest(store, clock):
+    """Ten arguments whose reprs each take 0.9 ms (under the 1 ms budget): once the
+    call's capture has spent its budget the others are not repr'd."""
+    kinds = [costly(clock, f"Costly{i}", 0.9) for i in range(10)]
+
+    @monitor("hostile")
+    def f(*values):
+        return len(values)
+
+    assert f(*(k() for k in kinds)) == 10
+    rendered = [k for k in kinds if k.reprs]
+    assert [k.reprs for k in rendered] == [1, 1]  # 0.9 ms, then 1.8 ms: over, stop
+    values = store.values(store.call(f))
+    assert [values[f"values[{i}]"] for i in range(10)] == ["Costly0()", "Costly1()"] + [
+        SPENT.format(f"Costly{i}") for i in range(2, 10)]
+    # none of them is over the budget alone: no type is remembered as slow
+    assert [v for v in values.values() if "over budget" in v] == []
+
+
+def test_a_type_known_to_be_costly_is_skipped_when_the_rest_of_the_budget_is_short(
+        store, clock):
+    Costly = costly(clock, "Costly", 0.6)
+
+    @monitor("hostile")
+    def f(a, b, c):
+        return "fine"
+
+    assert [f(Costly(), Costly(), Costly()) for _ in range(3)] == ["fine"] * 3
+    # first call: a (0.6 ms, now known), b does not fit in what is left, nor c;
+    # the budget is per call: each call renders its first value again
+    assert Costly.reprs == 3
+    for call in store.calls(f):
+        values = store.values(call)
+        assert (values["a"], values["b"], values["c"]) == (
+            "Costly()", SPENT.format("Costly"), SPENT.format("Costly"))
+
+
+def test_the_call_budget_covers_the_items_of_a_container_and_the_result(store, clock):
+    kinds = [costly(clock, f"Item{i}", 0.4) for i in range(6)]
+
+    @monitor("hostile")
+    def f(items):
+        return kinds[5]()
+
+    f([k() for k in kinds[:5]])
+    values = store.values(store.call(f))
+    # 0.4, 0.8, 1.2 ms: the fourth and fifth items are not repr'd, nor the result
+    assert values["items"] == "[Item0(), Item1(), Item2(), {}, {}]".format(
+        SPENT.format("Item3"), SPENT.format("Item4"))
+    assert values["return"] == SPENT.format("Item5")
+    assert [k.reprs for k in kinds] == [1, 1, 1, 0, 0, 0]
+
+
+def test_numbers_in_a_container_are_not_budgeted_like_numbers_alone(store, clock):
+    """Floats, bools and None cannot be slow: inside a container they are shown even
+    when the call's budget is spent (and a preempted float repr cannot mark float)."""
+    A, B = costly(clock, "A", 0.9), costly(clock, "B", 0.9)
+
+    @monitor("hostile")
+    def f(a, b, numbers):
+        return None
+
+    f(A(), B(), [1.5, True, None, 2, (0.25, False)])
+    values = store.values(store.call(f))
+    assert values["numbers"] == "[1.5, True, None, 2, (0.25, False)]"
+
+
+def test_the_call_budget_is_per_thread_and_the_next_call_starts_afresh(store, clock):
+    Costly = costly(clock, "Costly", 0.9)
+
+    @monitor("hostile")
+    def f(a, b):
+        return None
+
+    f(Costly(), Costly())
+    f(1.5, "plain")
+    f([1, 2], {"k": (3, 4)})
+    values = [store.values(c) for c in store.calls(f)]
+    assert values[1] == {"a": "1.5", "b": "'plain'", "return": "None"}
+    assert values[2] == {"a": "[1, 2]", "b": "{'k': (3, 4)}", "return": "None"}
+
+
+def test_a_masked_value_skipped_by_the_budget_is_still_scrubbed_from_the_message(
+        store, clock):
+    A, B = costly(clock, "A", 0.6), costly(clock, "B", 0.6)
+
+    class Token:
+        def __repr__(self):
+            return "Token('tok-4242-abcd')"
+
+    @monitor("hostile", mask=("token",))
+    def login(a, b, token):
+        raise PermissionError(f"refused {token!r}")
+
+    with pytest.raises(PermissionError):
+        login(A(), B(), Token())
+    call = store.call(login)
+    assert store.values(call)["token"].startswith("<HASHED:")
+    assert "tok-4242-abcd" not in call["exception"]
+    assert "PermissionError: refused <HASHED:" in call["exception"]
+
+
+def test_a_generators_yields_share_its_call_budget(store, clock):
+    Costly = costly(clock, "Costly", 0.6)
+
+    @monitor("hostile")
+    def gen():
+        for _ in range(4):
+            yield Costly()
+
+    assert len(list(gen())) == 4
+    outputs = dict(_outputs(store, gen))
+    assert outputs["yield[0]"] == "Costly()"
+    assert [outputs[f"yield[{i}]"] for i in (1, 2, 3)] == [SPENT.format("Costly")] * 3
+    assert outputs["yield_count"] == "4"
+    assert Costly.reprs == 1
 
 
 # -- 3. Scrubbing in every form -------------------------------------------------------
@@ -561,6 +733,122 @@ def test_masked_return_masks_the_yields_too_and_the_bound_is_a_setting(tmp_path)
     assert sorted(outputs) == ["return", "yield[0]", "yield[1]", "yield_count"]
     assert all(v.startswith("<HASHED:") for k, v in outputs.items() if k != "yield_count")
     assert outputs["yield_count"] == "3"
+
+
+# A generator that does not run to its end (closed, abandoned, collected, raising)
+# records the yields seen so far and their count all the same; no ``return`` row.
+
+
+def _yield_rows(n_seen: int, kept: int = 10) -> list[tuple[str, str]]:
+    return [(f"yield[{i}]", repr(i * 10)) for i in range(min(n_seen, kept))] + [
+        ("yield_count", str(n_seen))]
+
+
+@pytest.mark.parametrize("otel_span", [False, True])
+def test_a_generator_closed_early_records_the_yields_seen(store, otel_span):
+    @monitor("hostile", otel_span=otel_span)
+    def tens(n):
+        for i in range(n):
+            yield i * 10
+
+    g = tens(50)
+    assert [next(g) for _ in range(12)] == [i * 10 for i in range(12)]
+    g.close()
+    assert _outputs(store, tens) == _yield_rows(12)
+    assert store.call(tens)["outcome"] == "closed"
+
+
+def test_a_generator_left_in_a_for_loop_records_the_yields_seen(store):
+    @monitor("hostile")
+    def tens():
+        i = 0
+        while True:
+            yield i * 10
+            i += 1
+
+    for x in tens():
+        if x == 30:
+            break
+    assert _outputs(store, tens) == _yield_rows(4)
+
+
+def test_a_garbage_collected_generator_records_the_yields_seen(store):
+    import gc
+
+    @monitor("hostile")
+    def tens():
+        for i in range(100):
+            yield i * 10
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.self, holder.gen = holder, tens()  # a cycle: only the collector frees it
+    assert next(holder.gen) == 0 and next(holder.gen) == 10
+    del holder
+    gc.collect()
+    assert _outputs(store, tens) == _yield_rows(2)
+    assert store.call(tens)["outcome"] == "closed"
+
+
+@pytest.mark.parametrize("otel_span", [False, True])
+def test_a_generator_raising_mid_iteration_records_the_yields_seen(store, otel_span):
+    @monitor("hostile", otel_span=otel_span)
+    def tens():
+        yield 0
+        yield 10
+        raise LookupError("gone")
+
+    seen = []
+    with pytest.raises(LookupError):
+        for x in tens():
+            seen.append(x)
+    assert seen == [0, 10]
+    assert _outputs(store, tens) == _yield_rows(2)
+    call = store.call(tens)
+    assert call["status"] == "ERR" and "LookupError: gone" in call["exception"]
+
+
+def test_an_async_generator_closed_early_records_the_yields_seen(store):
+    import asyncio
+
+    @monitor("hostile")
+    async def tens():
+        for i in range(100):
+            await asyncio.sleep(0)
+            yield i * 10
+
+    async def take(n):
+        agen = tens()
+        got = [await agen.__anext__() for _ in range(n)]
+        await agen.aclose()
+        return got
+
+    assert asyncio.run(take(3)) == [0, 10, 20]
+    assert _outputs(store, tens) == _yield_rows(3)
+    assert store.call(tens)["outcome"] == "closed"
+
+
+def test_an_async_generator_raising_mid_iteration_records_the_yields_seen(store):
+    import asyncio
+
+    @monitor("hostile")
+    async def tens():
+        yield 0
+        await asyncio.sleep(0)
+        raise LookupError("gone")
+
+    async def consume():
+        seen = []
+        with pytest.raises(LookupError):
+            async for x in tens():
+                seen.append(x)
+        return seen
+
+    assert asyncio.run(consume()) == [0]
+    assert _outputs(store, tens) == _yield_rows(1)
+    assert store.call(tens)["status"] == "ERR"
 
 
 # -- 7. The hostile-values suite: behaviour identical to the bare function -------------
