@@ -160,6 +160,8 @@ def test_the_error_panel_lists_each_failed_call(store):
 
 def test_the_feeds_panel_shows_each_feed_with_its_age(store):
     columns, rows = run_panel(store, panel_query("Feeds"))
-    row = dict(zip(columns, rows[0]))
-    assert row["Feed"] == "bbg.fx" and row["Ticks"] == 4
+    # Feeds this test process ticked elsewhere are in the store too (the pipeline's
+    # registry is the process's): the panel's row for the one written here.
+    [row] = [dict(zip(columns, r)) for r in rows if r[columns.index("Feed")] == "bbg.fx"]
+    assert row["Ticks"] == 4
     assert 2 <= row["Age (s)"] < 120
