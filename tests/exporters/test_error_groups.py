@@ -258,8 +258,8 @@ def test_the_exporter_hands_on_only_committed_events_and_survives_its_handler(db
 
     # The batch is refused whole (a span id already stored), then written call by call:
     # the rolled-back attempt says nothing, the one-by-one write its new group once.
-    exporter._flatten = lambda items, store: (call(0, 501, "order") + call(1, 500, "quote"),
-                                              [], [])
+    exporter._flatten = lambda items, store, *more: (
+        call(0, 501, "order") + call(1, 500, "quote"), [], [])
     assert exporter.export([object()]).name == "SUCCESS"
     assert got == [[NEW]]
     assert exporter.rejected == 1
