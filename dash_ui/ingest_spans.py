@@ -305,9 +305,10 @@ class IngestWriter(SQLiteSpanExporter):
                 return
             # The flattening the exporter uses for every span; it adds catalog rows
             # for new process names (idempotent, before the calls' transaction).
-            calls, data, _ = self._flatten(converted.spans, store)
+            propagated: dict[int, int] = {}  # failures passed on: their inner call's group
+            calls, data, _ = self._flatten(converted.spans, store, propagated)
             self._add_sender_fields(converted.spans, calls, data)
-            store.insert_calls(calls, data)  # one transaction: all the calls or none
+            store.insert_calls(calls, data, propagated)  # one transaction: all or none
 
     @staticmethod
     def _add_sender_fields(spans: list[IngestedSpan], calls: list, data: list) -> None:

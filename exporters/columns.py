@@ -48,6 +48,9 @@ ATTR_OUTCOME = "monitor.outcome"
 # Parent when the nearest monitored caller was a local-only span (otel_span=False):
 # the OTel parent stays the nearest exported span, so OTLP backends see a whole trace.
 ATTR_LOCAL_PARENT = "monitor.local_parent_span_id"
+# A failed call that only passed on an exception raised in a monitored call further
+# down: that call's span id, 16 hex digits (see records.ERR_PROPAGATED).
+ATTR_PROPAGATED_FROM = "monitor.error.propagated_from"
 ATTR_CODE_FUNCTION = "code.function.name"
 ATTR_CODE_FILE = "code.file.path"
 ATTR_CODE_LINE = "code.line.number"

@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 from . import columns as C
-from .records import CallSite, Outputs, error_texts, scalar_text, storable
+from .records import ERR_PROPAGATED, CallSite, Outputs, error_texts, scalar_text, storable
 from .store import ProcessEntry, SpanStore
 
 _SIGN = 1 << 64
@@ -62,8 +62,21 @@ def span_outputs(attrs: Mapping[str, Any]) -> Any:
                     tuple(attribute_text(value) for _, value in found)))
 
 
+def _propagated_attr(value: Any) -> int | None:
+    """The span id in a span's ``monitor.error.propagated_from`` (16 hex digits), or
+    None when it is missing or not one."""
+    if not value:
+        return None
+    try:
+        span_id = int(str(value), 16)
+    except ValueError:
+        return None
+    return span_id if 0 < span_id < _SIGN else None
+
+
 def span_fields(span: ReadableSpan) -> tuple:
-    """A span's fields in the order ``flatten`` reads them (records carry them ready)."""
+    """A span's fields in the order ``flatten`` reads them (records carry them ready),
+    then the span id its failure was passed on from (``ATTR_PROPAGATED_FROM``) or None."""
     attrs = span.attributes or {}
     ctx = span.context
     local_parent = attrs.get(C.ATTR_LOCAL_PARENT)
@@ -73,8 +86,9 @@ def span_fields(span: ReadableSpan) -> tuple:
         psid = span.parent.span_id if span.parent is not None else None
     failed = span.status.status_code is StatusCode.ERROR
     outcome = attrs.get(C.ATTR_OUTCOME) or (C.OUTCOME_ERROR if failed else C.OUTCOME_OK)
-    err_type = err_text = None
+    err_type = err_text = propagated = None
     if failed or outcome != C.OUTCOME_OK:
+        propagated = _propagated_attr(attrs.get(C.ATTR_PROPAGATED_FROM))
         for event in reversed(span.events):
             if event.name == "exception":
                 ea = event.attributes or {}
@@ -93,7 +107,7 @@ def span_fields(span: ReadableSpan) -> tuple:
     return (span.name, attrs.get(C.ATTR_PROCESS_GROUP), ctx.trace_id, ctx.span_id,
             psid, start, end, str(outcome), err_type,
             storable(str(err_text)) if err_text is not None else None,
-            inputs, output, svc)
+            inputs, output, svc, propagated)
 
 
 def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list[ProcessEntry]:
@@ -112,8 +126,12 @@ def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list
 
 
 def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mapping[str, Any],
-            service_name: str | None) -> tuple[list, list]:
-    """Flat ``calls`` and ``data`` rows for ``SpanStore.insert_calls``.
+            service_name: str | None, propagated: dict[int, int] | None = None
+            ) -> tuple[list, list]:
+    """Flat ``calls`` and ``data`` rows for ``SpanStore.insert_calls``; ``propagated``,
+    when given, gets ``{index in the batch: inner span id (signed)}`` of the failed calls
+    that only passed on an exception of a monitored call further down (its
+    ``propagated`` argument).
 
     This loop runs once per call written, on the writer thread, competing with
     the application for the GIL: it allocates as little as it can per row.
@@ -132,11 +150,17 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
             err_type = err_text = None
             if error is not None:
                 err_type, err_text, _ = error_texts(error)
+                if propagated is not None and len(error) > ERR_PROPAGATED \
+                        and error[ERR_PROPAGATED]:
+                    inner = error[ERR_PROPAGATED]
+                    propagated[i] = inner - _SIGN if inner > _MAX_SIGNED else inner
             pairs = zip(*inputs) if inputs else ()
         else:
             (name, group, tid, sid, psid, start, end, outcome, err_type, err_text,
-             pairs, output, svc) = span_fields(item)
+             pairs, output, svc, inner) = span_fields(item)
             svc = svc or service
+            if inner is not None and propagated is not None:
+                propagated[i] = inner - _SIGN if inner > _MAX_SIGNED else inner
         th = trace_hex.get(tid)
         if th is None:
             th = trace_hex[tid] = "%032x" % tid
@@ -178,13 +202,15 @@ def catalog_entries(names: Any, sites: Mapping[str, CallSite],
 
 def rows_of(store: SpanStore, items: Sequence[Any], sites: Mapping[str, CallSite], *,
                   service_name: str | None = None,
-                  cataloged: set[str] | None = None) -> tuple[list, list, list]:
+                  cataloged: set[str] | None = None,
+                  propagated: dict[int, int] | None = None) -> tuple[list, list, list]:
     """Flatten ``items`` (call records and/or ReadableSpans) against ``store``: returns the
     ``calls`` and ``data`` rows for ``store.insert_calls`` and the catalog entries of
-    processes not in ``cataloged`` yet (the caller writes them, then adds their names)."""
+    processes not in ``cataloged`` yet (the caller writes them, then adds their names).
+    ``propagated``: filled for ``insert_calls`` as by ``flatten``."""
     entries = process_entries(items, sites)
     process_ids = store.process_ids(entries)
     calls, data = flatten(items, process_ids, {e.name: e.process_group for e in entries},
-                          service_name)
+                          service_name, propagated)
     return calls, data, catalog_entries(process_ids.keys(), sites,
                                         set() if cataloged is None else cataloged)

@@ -23,6 +23,15 @@ The events (``exporters.error_groups``):
   event said it), and a batch that gave a group another event gives it no SPIKE too.
 
 Ignored groups are counted and never give an event; snoozed ones are counted silently.
+
+One bug is one group: an exception rising through several monitored calls fails each
+of them, and the writer is told which of a batch's failed calls only passed it on, and
+from which call (``propagated``: the innermost monitored call it rose out of; see
+``records.ERR_PROPAGATED``). Such a call names that call's group in
+``spans.error_group`` and is not counted again (the group's count is the bug's
+occurrences), nor bumps its minutes, nor gives an event. The inner call ended first, so
+it is earlier in the same batch or written already; when it is not found (lost, purged,
+a span received alone over OTLP), the call is grouped on its own fingerprint like any.
 """
 from __future__ import annotations
 
@@ -75,10 +84,13 @@ def _merge_places(stored: str | None, new: set[str]) -> str:
 def maintain(db: Database, spans: list, width: int, base: int, *, host: str | None,
              spike_multiple: float = DEFAULT_SPIKE_MULTIPLE,
              spike_min_count: int = DEFAULT_SPIKE_MIN_COUNT,
-             now_ns: int | None = None) -> list[GroupEvent]:
+             now_ns: int | None = None,
+             propagated: dict[int, int] | None = None) -> list[GroupEvent]:
     """Keep the groups of the failed calls in ``spans`` (flat, ``width`` values a call,
     each call's first value its index in the batch, its row id ``base`` + that), inside
-    the caller's transaction; returns the batch's events."""
+    the caller's transaction; returns the batch's events. ``propagated``: ``{index in
+    the batch: span id}`` of the failed calls that only passed on the failure of the
+    call with that (signed) span id (see the module's doc)."""
     statuses = spans[_STATUS::width]
     if "ERR" not in statuses:
         return []
@@ -88,13 +100,29 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
     names = dict(db.execute("SELECT id, name FROM processes WHERE id IN "
                             "(SELECT value FROM json_each(?))", (json.dumps(process_ids),)))
     failed.sort(key=lambda c: c[_START])
+    passed: list = []
+    if propagated:
+        passed = [c for c in failed if c[_ID] in propagated]
+        failed = [c for c in failed if c[_ID] not in propagated]
     by_group: dict[str, list] = {}
     marks = []
+    of_span: dict[int, str] = {}
     for call in failed:
         fp = _fingerprint(names.get(call[_PROCESS_ID], ""), call[_TYPE], call[_TEXT])
         by_group.setdefault(fp, []).append(call)
         marks.append((fp, base + call[_ID]))
+        of_span[call[_SPAN_ID]] = fp
+    if passed:
+        inner_fps = _inner_groups(db, [propagated[c[_ID]] for c in passed], of_span)
+        for call in passed:
+            fp = inner_fps.get(propagated[call[_ID]])
+            if fp is None:  # its inner call is not to be found: a failure of its own
+                fp = _fingerprint(names.get(call[_PROCESS_ID], ""), call[_TYPE], call[_TEXT])
+                by_group.setdefault(fp, []).append(call)
+            marks.append((fp, base + call[_ID]))
     db.execute_write_many("UPDATE spans SET error_group = ? WHERE id = ?", marks)
+    if not by_group:
+        return []
 
     minutes: dict[tuple[str, int], int] = {}
     for fp, calls in by_group.items():
@@ -174,6 +202,20 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
         f"INSERT OR REPLACE INTO error_groups({', '.join(GROUP_COLUMNS)}) "
         f"VALUES ({', '.join('?' * len(GROUP_COLUMNS))})", rows)
     return events
+
+
+def _inner_groups(db: Database, span_ids: list[int], of_span: dict[int, str]
+                  ) -> dict[int, str]:
+    """The group of each inner call (signed span id) named by a call that passed its
+    failure on: from this batch's failed calls (``of_span``), else from the store."""
+    found = {sid: of_span[sid] for sid in span_ids if sid in of_span}
+    missing = sorted({sid for sid in span_ids if sid not in found})
+    if missing:
+        found.update((sid, fp) for sid, fp in db.execute(
+            "SELECT span_id, error_group FROM spans WHERE span_id IN "
+            "(SELECT value FROM json_each(?)) AND error_group IS NOT NULL",
+            (json.dumps(missing),)))
+    return found
 
 
 def _fingerprint(process: str, exception_type: Any, text: Any) -> str:

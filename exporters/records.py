@@ -11,8 +11,11 @@ exporter flattens records and ReadableSpans into the same rows.
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
 or None when no OUTPUT row is due, or for a generator ``Outputs((names,
 value_texts))``: ``yield[0]``…, ``yield_count`` and ``return``; ``error`` is
-``(type name (exception_type_name), traceback.TracebackException, message, secrets)`` (formatted off the hot path; ``secrets``
-are ``(clear text, marker)`` pairs of masked arguments to scrub it with) or None.
+``(type name (exception_type_name), traceback.TracebackException, message, secrets,
+propagated_from)`` (formatted off the hot path; ``secrets`` are ``(clear text, marker)``
+pairs of masked arguments to scrub it with; ``propagated_from`` is the span id of the
+innermost monitored call the same exception object rose out of, None when this call is
+where it failed first: see ``ERR_PROPAGATED``) or None.
 
 A value in ``inputs`` or ``output`` is either its text or an immutable scalar
 (int, float, bool, None, complex), or a tuple of at most 20 floats, bools, Nones and
@@ -27,6 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 PROCESS, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT = range(10)
+
+# Positions in a record's ``error``. ``ERR_PROPAGATED``: one bug is one error group. An
+# exception rising through several monitored calls fails each of them; the innermost
+# (where it was raised, or first met a monitored call) is the failure, the calls it only
+# passed through name that call here, and the writer gives them its group without
+# counting them again (``exporters.groups``). A span carries the same as the attribute
+# ``columns.ATTR_PROPAGATED_FROM``.
+ERR_TYPE, ERR_SNAPSHOT, ERR_MESSAGE, ERR_SECRETS, ERR_PROPAGATED = range(5)
 
 
 @dataclass(eq=False)
@@ -93,7 +104,7 @@ def error_texts(error: tuple) -> tuple[str, str, str]:
     marker is None is a form too short to replace safely (< 4 characters): when a
     message of the failure (its own, a chained exception's, a note) holds it, every
     message is withheld whole, the exception types and frames kept."""
-    exc_type, snapshot, message, secrets = error
+    exc_type, snapshot, message, secrets = error[:ERR_PROPAGATED]
     short = [clear for clear, marker in secrets if marker is None and clear]
     if short and _holds(snapshot, message, short):
         message = WITHHELD

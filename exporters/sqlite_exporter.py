@@ -115,7 +115,8 @@ class SQLiteSpanExporter(SpanExporter):
                 self._failed(len(items), exc)
                 return SpanExportResult.FAILURE
             events: list[GroupEvent] = []
-            calls, data, catalog = self._flatten(items, store)
+            propagated: dict[int, int] = {}
+            calls, data, catalog = self._flatten(items, store, propagated)
             if catalog:
                 try:
                     store.upsert_catalog(catalog)
@@ -124,12 +125,12 @@ class SQLiteSpanExporter(SpanExporter):
                     _log.warning("otel-monitor: catalog not written", exc_info=True)
             try:
                 try:
-                    store.insert_calls(calls, data)
+                    store.insert_calls(calls, data, propagated)
                     events = store.last_group_events
                 except (RowRejected, ValueError, TypeError, OverflowError):
                     # A span id already stored (a resent span), or a value SQLite cannot
                     # take: write the batch call by call, setting those calls aside.
-                    events = self._insert_one_by_one(store, calls, data)
+                    events = self._insert_one_by_one(store, calls, data, propagated)
                 if not self._same_files():
                     # Deleted or replaced while we wrote: the batch may have gone to
                     # the old inode. Not written: the retry goes to the new store.
@@ -273,13 +274,15 @@ class SQLiteSpanExporter(SpanExporter):
                      "recreated it%s", self.db_path,
                      f" (the file found there was moved to {moved})" if moved else "")
 
-    def _flatten(self, items: Sequence[Any], store: SpanStore) -> tuple[list, list, list]:
-        """Flat rows for ``SpanStore.insert_calls``, plus catalog entries not yet written."""
+    def _flatten(self, items: Sequence[Any], store: SpanStore,
+                 propagated: dict[int, int] | None = None) -> tuple[list, list, list]:
+        """Flat rows for ``SpanStore.insert_calls``, plus catalog entries not yet written
+        (``propagated`` filled as by ``flatten.flatten``)."""
         return rows_of(store, items, self.sites, service_name=self.service_name,
-                       cataloged=self._cataloged)
+                       cataloged=self._cataloged, propagated=propagated)
 
-    def _insert_one_by_one(self, store: SpanStore, calls: list, data: list
-                           ) -> list[GroupEvent]:
+    def _insert_one_by_one(self, store: SpanStore, calls: list, data: list,
+                           propagated: dict[int, int] | None = None) -> list[GroupEvent]:
         """Write a batch call by call; a call already stored or that cannot be stored
         is skipped (and counted in ``rejected``) instead of blocking the others.
         Returns the group events of the calls written."""
@@ -290,8 +293,10 @@ class SQLiteSpanExporter(SpanExporter):
             data_of.setdefault(data[o], []).extend([0, *data[o + 1:o + dwidth]])
         for o in range(0, len(calls), width):
             call = [0, *calls[o + 1:o + width]]
+            inner = propagated.get(calls[o]) if propagated else None
             try:
-                store.insert_calls(call, data_of.get(calls[o], []))
+                store.insert_calls(call, data_of.get(calls[o], []),
+                                   None if inner is None else {0: inner})
                 events += store.last_group_events
             except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1

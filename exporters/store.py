@@ -96,7 +96,8 @@ class SpanStore:
             [(e.name, e.process_group, e.file, e.line, e.source, e.feeds, now) for e in entries],
         )
 
-    def insert_calls(self, spans: list, data: list) -> int:
+    def insert_calls(self, spans: list, data: list,
+                     propagated: dict[int, int] | None = None) -> int:
         """Insert one batch atomically; returns how many calls were written.
 
         Both lists are flat: ``spans`` holds ``SPAN_COLUMNS`` values call after call,
@@ -108,6 +109,9 @@ class SpanStore:
         (``groups.maintain``); the batch's group events are in ``last_group_events`` once
         it is committed (empty after a batch that failed; inside a caller's own
         ``db.transaction()``, e.g. merge's, they stand for the caller's commit).
+        ``propagated``: ``{index in the batch: span id}`` of the failed calls that only
+        passed on an exception of a monitored call further down, that call's (signed) span
+        id (``flatten.flatten`` fills it): they take its group, uncounted.
         """
         self.last_group_events = []
         if not spans:
@@ -122,7 +126,8 @@ class SpanStore:
                              (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
             events = groups.maintain(db, spans, len(SPAN_COLUMNS), base, host=self.host,
                                      spike_multiple=self.spike_multiple,
-                                     spike_min_count=self.spike_min_count)
+                                     spike_min_count=self.spike_min_count,
+                                     propagated=propagated)
         self.last_group_events = events
         return len(spans) // len(SPAN_COLUMNS)
 

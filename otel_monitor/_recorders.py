@@ -32,7 +32,8 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.records import CallSite, Outputs, error_texts, exception_type_name, scalar_text
+from exporters.records import (ERR_PROPAGATED, CallSite, Outputs, error_texts,
+                               exception_type_name, scalar_text)
 
 from . import _wrappers
 from ._capture import UNBUDGETED, UNTIMED, CaptureState, Masker
@@ -97,6 +98,8 @@ def _yield_names(n: int) -> list[str]:
 
 TB_KEEP = 50  # a recorded traceback keeps its first and last TB_KEEP frames
 _SECRETS_ATTR = "__otel_monitor_secrets__"
+# The innermost monitored call an exception failed: (span id, start ns).
+_FAILED_ATTR = "__otel_monitor_failed_call__"
 _WRAPPERS_FILE = _wrappers.__file__
 
 
@@ -118,6 +121,29 @@ def _secrets_of(exc: BaseException, own: list) -> list:
         except (AttributeError, TypeError):  # an exception type without a __dict__
             pass
     return found
+
+
+def propagated_from(exc: BaseException, me: tuple, start_ns: int) -> int | None:
+    """The span id of the monitored call further down that ``exc`` (the same object)
+    failed before it reached this call (``me``: its (trace id, span id, …), started at
+    ``start_ns``), or None when this call is the innermost: then the exception is
+    marked with this call, for the callers it rises through. One bug, one error group
+    (``exporters.records.ERR_PROPAGATED``), and the alert engine's innermost-only rule
+    reads the same.
+
+    A mark counts only when it is of a call that started within this one (not of the
+    same trace: calls skipped by sampling record as roots of their own): one exception
+    object raised again by a later, unrelated call (a cached instance) is a failure of
+    that call. An exception that takes no attribute (``__setattr__``
+    refusing) is never marked: each call it fails is judged on its own."""
+    try:
+        mark = getattr(exc, _FAILED_ATTR, None)
+        if type(mark) is tuple and mark[1] >= start_ns and mark[0] != me[1]:
+            return mark[0]
+        setattr(exc, _FAILED_ATTR, (me[1], start_ns))
+    except Exception:  # an exception type without a __dict__, or a hostile __getattr__
+        pass
+    return None
 
 
 def _warn(what: str) -> None:
@@ -316,7 +342,8 @@ class LocalRecorder:
             if type(exc) is RecursionError:
                 _note_recursion(exc)
             outcome = outcome_of(exc)
-            error = self._error(exc, args, kwargs) if outcome == C.OUTCOME_ERROR else None
+            error = self._error(exc, args, kwargs, call) if outcome == C.OUTCOME_ERROR \
+                else None
             output = None
             if yields is not None and self.log_outputs:
                 kept, count = yields
@@ -368,10 +395,11 @@ class LocalRecorder:
         text, call[7] = _on_account(rt.capture_state, to_text, result, call[7])
         return text
 
-    def _error(self, exc: BaseException, args: tuple, kwargs: dict) -> tuple:
+    def _error(self, exc: BaseException, args: tuple, kwargs: dict, call: list) -> tuple:
         """The failure as it is now: a snapshot of the traceback (no live frames kept,
-        so a later ``add_note`` or the frames' locals do not leak into the store), and
-        the masked arguments' clear texts to scrub it with."""
+        so a later ``add_note`` or the frames' locals do not leak into the store), the
+        masked arguments' clear texts to scrub it with, and the monitored call further
+        down it rose out of (``propagated_from``)."""
         # Our wrapper's frames (this call's and nested monitored calls') are left out,
         # and a deep traceback keeps its outermost and innermost TB_KEEP frames: an
         # error unwinding through N monitored levels snapshots each level's traceback,
@@ -405,7 +433,8 @@ class LocalRecorder:
             secrets = _secrets_of(exc, self.plan.secrets(args, kwargs, self.rt.mask))
         finally:
             state.spent = spent
-        return (exception_type_name(type(exc)), snapshot, message, secrets)
+        return (exception_type_name(type(exc)), snapshot, message, secrets,
+                propagated_from(exc, call[1], call[4]))
 
 
 class SpanRecorder(LocalRecorder):
@@ -508,6 +537,8 @@ class SpanRecorder(LocalRecorder):
             span.set_attribute(C.ATTR_OUTPUT_RETURN, attribute_value(output))
         if error is not None:
             exc_type, text, message = error_texts(error)
+            if error[ERR_PROPAGATED] is not None:
+                span.set_attribute(C.ATTR_PROPAGATED_FROM, "%016x" % error[ERR_PROPAGATED])
             span.add_event("exception", {
                 "exception.type": exc_type,
                 "exception.message": message,

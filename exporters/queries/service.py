@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+import time
+from typing import Any, Callable
 
 from ..database import Database
 from . import callpage, calls, graph, groups, pages, ribbon
@@ -26,8 +27,16 @@ class TraceQueries:
                  ribbon_levels: ribbon.RibbonLevels | None = None) -> None:
         self.path = os.fspath(db_path)
         self.ribbon_levels = ribbon_levels or ribbon.RibbonLevels()
+        # "Now" of the reads that judge by age (windows, feed staleness, badges, fresh
+        # banners, sparklines) when they are given no ``now_ns``: the wall clock, or an
+        # instant a caller pins (a test's fixture, a replay) so the answer does not depend
+        # on how long after that instant it reads.
+        self.clock: Callable[[], int] = time.time_ns
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
+
+    def _now(self, now_ns: int | None) -> int:
+        return self.clock() if now_ns is None else now_ns
 
     @property
     def db(self) -> Database:
@@ -87,17 +96,18 @@ class TraceQueries:
 
     def processes(self, *, window_s: float = 1800, now_ns: int | None = None
                   ) -> list[dict[str, Any]]:
-        return calls.processes(self.db, window_s=window_s, now_ns=now_ns)
+        return calls.processes(self.db, window_s=window_s, now_ns=self._now(now_ns))
 
     def services(self, *, window_s: float = 1800, now_ns: int | None = None) -> list[str]:
-        return calls.services(self.db, window_s=window_s, now_ns=now_ns)
+        return calls.services(self.db, window_s=window_s, now_ns=self._now(now_ns))
 
     def source(self, name: str) -> dict[str, Any]:
         return calls.source(self.db, name)
 
     def durations(self, name: str, *, minutes: float = 30, now_ns: int | None = None,
                   points: int = 120) -> dict[str, Any]:
-        return calls.durations(self.db, name, minutes=minutes, now_ns=now_ns, points=points)
+        return calls.durations(self.db, name, minutes=minutes, now_ns=self._now(now_ns),
+                               points=points)
 
     def explain_durations(self) -> str:
         return calls.explain_durations(self.db)
@@ -125,7 +135,7 @@ class TraceQueries:
     # -- dependency graph -----------------------------------------------------------
 
     def graph(self, *, window_s: float = 1800, now_ns: int | None = None) -> dict[str, Any]:
-        return graph.graph(self.db, window_s=window_s, now_ns=now_ns,
+        return graph.graph(self.db, window_s=window_s, now_ns=self._now(now_ns),
                            levels=self.ribbon_levels)
 
     def explain_graph(self) -> str:
@@ -134,17 +144,18 @@ class TraceQueries:
     # -- status ribbon ----------------------------------------------------------------
 
     def health(self, *, now_ns: int | None = None) -> dict[str, Any]:
-        return ribbon.health(self.db, now_ns=now_ns, levels=self.ribbon_levels)
+        return ribbon.health(self.db, now_ns=self._now(now_ns), levels=self.ribbon_levels)
 
     def feeds(self, *, now_ns: int | None = None) -> list[dict[str, Any]]:
-        return ribbon.feeds(self.db, now_ns=now_ns, levels=self.ribbon_levels)
+        return ribbon.feeds(self.db, now_ns=self._now(now_ns), levels=self.ribbon_levels)
 
     def alerts(self, *, limit: int = 50) -> list[dict[str, Any]]:
         return ribbon.alerts(self.db, limit=limit)
 
     def banners(self, *, fresh_within_s: float = 10.0, now_ns: int | None = None
                 ) -> list[dict[str, Any]]:
-        return ribbon.banners(self.db, fresh_within_s=fresh_within_s, now_ns=now_ns)
+        return ribbon.banners(self.db, fresh_within_s=fresh_within_s,
+                              now_ns=self._now(now_ns))
 
     # -- error groups -------------------------------------------------------------------
 
@@ -155,13 +166,13 @@ class TraceQueries:
         """A page of error groups (``groups.error_groups``)."""
         return groups.error_groups(self.db, status=status, process=process, service=service,
                                    since_ns=since_ns, sort=sort, limit=limit, offset=offset,
-                                   now_ns=now_ns)
+                                   now_ns=self._now(now_ns))
 
     def error_group(self, fingerprint: str, *, now_ns: int | None = None) -> dict[str, Any]:
         """One error group with its sparkline and latest call; ``NotFound`` if unknown."""
-        return groups.error_group(self.db, fingerprint, now_ns=now_ns)
+        return groups.error_group(self.db, fingerprint, now_ns=self._now(now_ns))
 
     def error_sparklines(self, fingerprints: list[str], *, now_ns: int | None = None
                          ) -> dict[str, dict[str, Any]]:
         """The groups' 6-hour count sparklines, in one read (``groups.sparklines``)."""
-        return groups.sparklines(self.db, fingerprints, now_ns=now_ns)
+        return groups.sparklines(self.db, fingerprints, now_ns=self._now(now_ns))

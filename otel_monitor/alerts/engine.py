@@ -15,8 +15,10 @@ monitored call fails or the writer reports error-group events, and
   the UI on the call and its group (``?error=…&span_id=…&trace_id=…``). Failures of
   an existing open, ignored or snoozed group make no event, hence no alert. An
   exception that rises through several monitored calls alerts once, for the
-  innermost: the events of the calls it only passed through (their span ids noted
-  by ``submit_error``) are not alerted, though their groups are kept.
+  innermost: the calls it only passed through (their records say so:
+  ``records.ERR_PROPAGATED``, the decorator's one rule, which also gives them the
+  innermost call's group, uncounted) are not alerted, and any event of theirs (their
+  span ids noted by ``submit_error``) neither.
 * keeps the **per-call fallback**, so that an unhandled exception is never left
   unalerted because the store could not take it. A failing call still hands the
   engine its error (``submit_error``; calls that succeed never reach it). Without
@@ -82,7 +84,7 @@ from exporters import SpanStore
 from exporters.error_groups import NEW, REARMED, REGRESSION, RESOLVED, SPIKE, GroupEvent
 from exporters.errors import StoreError
 from exporters.fingerprint import fingerprint, title as group_title
-from exporters.records import ERROR, SPAN_ID, error_texts, storable
+from exporters.records import ERR_PROPAGATED, ERROR, SPAN_ID, error_texts, storable
 from exporters.state import SUPPRESSED, SUPPRESSED_TARGET, AlertRecord
 from exporters.worker import BackgroundWorker
 
@@ -114,7 +116,6 @@ EVENT_WORDS = {NEW: "New error", REGRESSION: "Regression", SPIKE: "Spike",
 FALLBACK_NOTE = ("the store could not be written: alerted per call, not by error group")
 
 _NS = 1_000_000_000
-_ALERTED_ATTR = "__otel_monitor_alerted__"
 
 
 class _Group:
@@ -225,16 +226,13 @@ class AlertEngine:
                      exc: BaseException | None = None) -> None:
         """A monitored call raised ``exc``: ``ids`` = (trace_id, span_id, …), ``error`` as
         in a record. An exception that goes on up through more monitored calls alerts
-        once, for the innermost (the callers' ERR rows are in the store all the same)."""
-        if exc is not None:
-            if getattr(exc, _ALERTED_ATTR, False):
-                if self.group_events:  # its group's events are not alerted either
-                    self._passed_on(ids[1])
-                return
-            try:
-                setattr(exc, _ALERTED_ATTR, True)
-            except (AttributeError, TypeError):  # an exception type without a __dict__
-                pass
+        once, for the innermost (the callers' ERR rows are in the store all the same):
+        a caller's error names the call it was passed on from (``ERR_PROPAGATED``, set
+        by the decorator for the store's groups too, so both agree on the innermost)."""
+        if len(error) > ERR_PROPAGATED and error[ERR_PROPAGATED] is not None:
+            if self.group_events:  # its group's events are not alerted either
+                self._passed_on(ids[1])
+            return
         exc_type = error[0]  # module.qualname (OTel's exception.type)
         if self.ignored(exc_type):
             return

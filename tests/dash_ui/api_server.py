@@ -10,6 +10,7 @@ import uvicorn
 
 class ServedApp:
     def __init__(self, app) -> None:
+        self.app = app
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]

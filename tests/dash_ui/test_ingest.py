@@ -366,3 +366,53 @@ def test_failed_ingested_spans_are_grouped_by_the_same_writer(server):
     assert [g[1:] for g in groups] == [("SettleError: trade <n> failed", 5, '["settle-svc"]',
                                         "[]")]
     assert named == 5
+
+
+def test_an_error_passed_on_through_ingested_spans_is_one_group(server):
+    """Spans of nested monitored calls (``otel_span=True`` in another process): the
+    callers' spans name the innermost failed call (``monitor.error.propagated_from``)
+    and take its group, uncounted, whether it came in the same request or before."""
+    url, db = server
+
+    def failed(span_id: str, name: str, trace: str, parent: str | None = None,
+               passed_from: str | None = None) -> dict:
+        attrs = [{"key": "monitor.process_group", "value": {"stringValue": "risk"}}]
+        if passed_from:
+            attrs.append({"key": "monitor.error.propagated_from",
+                          "value": {"stringValue": passed_from}})
+        text = ('Traceback (most recent call last):\n  File "/srv/risk/pricing.py", line 9, '
+                f'in black_scholes\nValueError: no implied vol for {span_id}\n')
+        span = json_span(span_id, name, traceId=trace, attributes=attrs, status={"code": 2},
+                         events=[{"name": "exception", "timeUnixNano": str(time.time_ns()),
+                                  "attributes": [
+                                      {"key": "exception.type",
+                                       "value": {"stringValue": "ValueError"}},
+                                      {"key": "exception.stacktrace",
+                                       "value": {"stringValue": text}}]}])
+        if parent:
+            span["parentSpanId"] = parent
+        return span
+
+    first, later = [], []
+    for n in range(1, 4):
+        trace = f"{n:032x}"
+        inner, middle, outer = f"a1{n:014x}", f"a2{n:014x}", f"a3{n:014x}"
+        first += [failed(inner, "remote.black_scholes", trace, middle),
+                  failed(middle, "remote.price_position", trace, outer, inner)]
+        # the outermost arrives in a later request: its inner call is in the store
+        later.append(failed(outer, "remote.run_risk", trace, None, inner))
+    for spans in (first, later):
+        r = httpx.post(f"{url}/v1/traces", headers=JS, timeout=10,
+                       content=json.dumps(json_body("risk-svc", *spans)))
+        assert r.status_code == 200, r.text
+    con = sqlite3.connect(db)
+    try:
+        groups = con.execute("SELECT fingerprint, process, count FROM error_groups "
+                             "WHERE process LIKE 'remote.%'").fetchall()
+        named = con.execute(
+            "SELECT s.error_group FROM spans s JOIN processes p ON p.id = s.process_id "
+            "WHERE p.name LIKE 'remote.%'").fetchall()
+    finally:
+        con.close()
+    assert [g[1:] for g in groups] == [("remote.black_scholes", 3)]
+    assert len(named) == 9 and {n[0] for n in named} == {groups[0][0]}

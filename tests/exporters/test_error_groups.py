@@ -258,8 +258,8 @@ def test_the_exporter_hands_on_only_committed_events_and_survives_its_handler(db
 
     # The batch is refused whole (a span id already stored), then written call by call:
     # the rolled-back attempt says nothing, the one-by-one write its new group once.
-    exporter._flatten = lambda items, store: (call(0, 501, "order") + call(1, 500, "quote"),
-                                              [], [])
+    exporter._flatten = lambda items, store, *more: (
+        call(0, 501, "order") + call(1, 500, "quote"), [], [])
     assert exporter.export([object()]).name == "SUCCESS"
     assert got == [[NEW]]
     assert exporter.rejected == 1
@@ -367,3 +367,60 @@ def test_reads_filter_sort_and_page_groups_and_show_one_with_its_sparkline(store
     batch = q.error_sparklines([one["fingerprint"], order], now_ns=now)
     assert batch[one["fingerprint"]] == one["sparkline"]
     assert batch[order]["counts"] == [0] * 72
+
+
+# -- failures passed on by outer calls (``insert_calls(..., propagated=...)``) -----------
+
+def _failed(store: SpanStore, i: int, process: str, sid: int, start: int, kind: str,
+            n: int) -> tuple:
+    pid = store.process_ids([ProcessEntry(process, "tests")])[process]
+    exc, fn = KINDS[kind]
+    return (i, sid, "%032x" % 7, None, start, 1.0, pid, "tests", "svc", "ERR", "error",
+            exc.__name__, _tb(fn, n), os.getpid())
+
+
+def _group_of(store, sid: int) -> str | None:
+    return store.query("SELECT error_group FROM spans WHERE span_id = ?", (sid,))[0][0]
+
+
+def test_a_failure_passed_on_takes_the_inner_calls_group_without_counting(store):
+    now = time.time_ns()
+    inner, middle, outer = next(_ids), next(_ids), next(_ids)
+    spans = [*_failed(store, 0, "app.black_scholes", inner, now + 2, "quote", 1),
+             *_failed(store, 1, "app.price_position", middle, now + 1, "quote", 1),
+             *_failed(store, 2, "app.run_risk", outer, now, "quote", 1)]
+    store.insert_calls(spans, [], propagated={1: inner, 2: inner})
+    events = store.last_group_events
+
+    [group] = store.query("SELECT * FROM error_groups")
+    assert group["process"] == "app.black_scholes" and group["count"] == 1
+    assert [(e.kind, e.fingerprint) for e in events] == [(NEW, group["fingerprint"])]
+    assert {_group_of(store, s) for s in (inner, middle, outer)} == {group["fingerprint"]}
+    assert store.query("SELECT sum(count) FROM error_group_minutes")[0][0] == 1
+
+
+def test_a_failure_passed_on_finds_its_inner_call_written_earlier(store):
+    now = time.time_ns()
+    inner, outer = next(_ids), next(_ids)
+    store.insert_calls(list(_failed(store, 0, "app.black_scholes", inner, now, "order", 2)), [])
+    [fp] = [e.fingerprint for e in store.last_group_events]
+
+    store.insert_calls(list(_failed(store, 0, "app.run_risk", outer, now - 5, "order", 2)),
+                       [], propagated={0: inner})
+
+    assert store.last_group_events == []
+    assert [(g["fingerprint"], g["count"]) for g in store.query(
+        "SELECT * FROM error_groups")] == [(fp, 1)]
+    assert _group_of(store, outer) == fp
+
+
+def test_a_failure_passed_on_from_a_call_not_in_the_store_is_grouped_on_its_own(store):
+    now = time.time_ns()
+    outer = next(_ids)
+    store.insert_calls(list(_failed(store, 0, "app.run_risk", outer, now, "limit", 3)), [],
+                       propagated={0: next(_ids)})
+
+    [group] = store.query("SELECT * FROM error_groups")
+    assert group["process"] == "app.run_risk" and group["count"] == 1
+    assert [e.kind for e in store.last_group_events] == [NEW]
+    assert _group_of(store, outer) == group["fingerprint"]

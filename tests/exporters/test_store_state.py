@@ -177,3 +177,35 @@ def test_a_feed_outside_its_hours_reads_closed_never_stale_and_greys_its_edges(t
     assert (edges["feed:bbg.fx"]["closed"], edges["feed:bbg.fx"]["stale"]) == (False, True)
     # the ribbon's worst feed is the stale one, not the closed one
     assert queries.health()["badges"]["LastFeedUpdate"]["feed"] == "bbg.fx"
+
+
+def test_the_ui_reads_judge_feeds_as_of_the_queries_clock(tmp_path):
+    """A feed's staleness, its graph edge's and the ribbon's badge are judged as of
+    ``TraceQueries.clock`` (the wall clock unless set): a reader pinned to an instant
+    gets the same answer however long after it reads."""
+    from exporters.queries import TraceQueries
+
+    path = tmp_path / "s.db"
+    store = StateStore(path)
+    t0 = 1_700_000_000 * 10**9
+    store.write_feeds([FeedState("bbg.fx", 1.0, 10.0, t0, 5, False),
+                       FeedState("refinitiv.rates", 1.0, 10.0, t0 - 30 * 10**9, 5, True)])
+    store.write_feed_edges([("bbg.fx", "risk.run", True, False),
+                            ("refinitiv.rates", "risk.run", True, False)])
+    store.close()
+    queries = TraceQueries(path)
+
+    def judged(at_ns: int) -> tuple:
+        queries.clock = lambda: at_ns
+        feeds = {f["name"]: f["stale"] for f in queries.feeds()}
+        edges = {e["source"]: e["stale"] for e in queries.graph()["edges"]
+                 if e["kind"] == "feed"}
+        badge = queries.health()["badges"]["LastFeedUpdate"]
+        return feeds, edges, (badge["feed"], badge["level"])
+
+    assert judged(t0 + 10**9 // 2) == (
+        {"bbg.fx": False, "refinitiv.rates": True},
+        {"feed:bbg.fx": False, "feed:refinitiv.rates": True}, ("refinitiv.rates", "red"))
+    assert judged(t0 + 3 * 10**9) == (
+        {"bbg.fx": True, "refinitiv.rates": True},
+        {"feed:bbg.fx": True, "feed:refinitiv.rates": True}, ("refinitiv.rates", "red"))
