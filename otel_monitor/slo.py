@@ -238,6 +238,19 @@ class SLO:
     def burn_rules(self) -> tuple[BurnRule, ...]:
         return burn_rules(self.window_s)
 
+    @property
+    def target(self) -> Any:
+        """What the store's reads take (``exporters.queries.slos.Objective``)."""
+        from exporters.queries.slos import Objective
+
+        key, value = self.selector
+        return Objective(key, value, self.kind, self.objective, self.threshold_ms)
+
+    @property
+    def rule_tuples(self) -> list[tuple[str, float, float, float]]:
+        """``burn_rules`` as (severity, factor, long s, short s) for the store's reads."""
+        return [(r.severity, r.factor, r.long_s, r.short_s) for r in self.burn_rules]
+
     def as_dict(self) -> dict[str, Any]:
         key, value = self.selector
         return {"name": self.name, "selector": {key: value}, "kind": self.kind,
