@@ -10,7 +10,8 @@ every ``--eval-interval`` s (the setting slo_eval_interval_s; default its defaul
 round: the spike starts (every call fails, at the same rate), and the time until the
 receiver (127.0.0.1, a thread of its own) has the PagerDuty ``trigger`` of the SLO's
 page is the detection time; then the spike stops, and the round ends when the page's
-``resolve`` arrives (time to resolve printed too).
+``resolve`` arrives (time to resolve printed too). Rounds start at a random phase of the
+evaluation interval.
 
 Printed: each round's detection and resolve times, their median and max, and the
 detection time as a ratio to the SLO's window and to the page's long alert window (the
@@ -25,6 +26,7 @@ import argparse
 import json
 import logging
 import os
+import random
 import statistics
 import sys
 import tempfile
@@ -122,7 +124,8 @@ def main() -> None:
     stop = threading.Event()
     caller = threading.Thread(target=_caller, args=(opts.rate, stop), daemon=True)
     caller.start()
-    time.sleep(max(2.0, 2 * opts.eval_interval))  # a calm start: state ok
+    rnd = random.Random(16)
+    time.sleep(max(2.0, 2 * opts.eval_interval) + rnd.uniform(0, opts.eval_interval))
     detect, resolve = [], []
     timeout = window_s + 4 * opts.eval_interval + 30
     try:
@@ -142,7 +145,9 @@ def main() -> None:
             print(f"round {r + 1}: spike -> page received {fired - t0:7.2f} s; "
                   f"spike over -> resolve received "
                   f"{resolve[-1]:7.2f} s")
-            time.sleep(opts.eval_interval)  # calm between rounds
+            # calm between rounds, then a random phase against the evaluations (a round
+            # starting right after one would always wait the whole interval)
+            time.sleep(opts.eval_interval + rnd.uniform(0, opts.eval_interval))
     finally:
         stop.set()
         caller.join(5)

@@ -339,3 +339,28 @@ def test_merging_into_a_store_a_live_process_writes_to_loses_nothing(sources, tm
         assert conn.execute("SELECT count(*) FROM process_trace WHERE process LIKE '%tick'"
                             ).fetchone() == (ticked,)
         assert conn.execute("SELECT count(*) FROM spans").fetchone() == (merged + ticked,)
+
+
+def test_merged_calls_keep_their_weights_and_the_rollups_count_them(tmp_path):
+    """A store written with sampling (spans.weight) merges with its weights: the merged
+    store's rollups estimate the same true calls as the source's."""
+    source, into = tmp_path / "sampled.db", tmp_path / "into.db"
+    store = SpanStore(source)
+    pid = store.process_ids([ProcessEntry("app.sampled", "g")])["app.sampled"]
+    now = time.time_ns()
+    spans: list = []
+    for i in range(10):
+        spans += (i, 70_000 + i, f"{i:032x}", None, now - i, 1.0, pid, "g", "svc",
+                  "ERR" if i < 2 else "OK", "error" if i < 2 else "ok", None,
+                  "x" if i < 2 else None, 1, [None, 4.0][i % 2])
+    store.insert_calls(spans, [])
+    store.close()
+
+    merge_stores([source], into)
+
+    def figures(path):
+        with sqlite3.connect(path) as conn:
+            return (conn.execute("SELECT sum(coalesce(weight, 1)) FROM spans").fetchone(),
+                    conn.execute("SELECT sum(calls), sum(errors) FROM call_rollups").fetchone())
+
+    assert figures(into) == figures(source) == ((25.0,), (25.0, 5.0))
