@@ -119,3 +119,17 @@ def test_serve_shows_the_slo_file_of_its_settings_and_refuses_a_bad_one(store, t
                            "OTEL_MONITOR_SLO_FILE": str(bad)}, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode != 0 and "objective" in done.stderr
+
+
+def test_a_burn_rate_alerts_link_opens_the_slos_tab(store):
+    from dash_ui.app import create_dash_app
+    from otel_monitor.alerts.model import ui_link
+    from test_dash_errors import Tab
+
+    tab = Tab.__new__(Tab)
+    tab.app = create_dash_app(store, token_resolved=True, slos=lambda: SLOS)
+    tab.flask = tab.app.server.test_client()
+    link = ui_link("http://ui.test", tab="slos", slo="quote-availability")  # burn.py's
+    out = tab.call("om-tabs.active_tab", {"om-url.search": "?" + link.split("?", 1)[1]})
+    assert out["om-tabs.active_tab"] == "slos"
+    assert tab.call("om-tabs.active_tab", {"om-url.search": "?tab=calls"}) is None
