@@ -118,7 +118,15 @@ class SpanStore:
         db = self.db
         with db.transaction():
             base = db.scalar(_NEXT_ID)
-            db.insert_rows("spans", SPAN_COLUMNS, spans, base)
+            width = len(SPAN_COLUMNS)
+            if spans[_WEIGHT::width].count(None) == len(spans) // width:
+                # No call weighted (no sampling): the insert names no weight column, as
+                # version 7's did (binding a NULL per call cost the insert about 5%).
+                unweighted = spans.copy()
+                del unweighted[_WEIGHT::width]  # the last column of each call
+                db.insert_rows("spans", _UNWEIGHTED_COLUMNS, unweighted, base)
+            else:
+                db.insert_rows("spans", SPAN_COLUMNS, spans, base)
             db.insert_rows("data_values", DATA_COLUMNS, data, base)
             db.execute_write("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
                              (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
@@ -314,6 +322,9 @@ class SpanStore:
 # page and outlive retention).
 FUTURE_TOLERANCE_NS = 60 * 10**9
 _START = SPAN_COLUMNS.index("start_ns")
+_WEIGHT = SPAN_COLUMNS.index("weight")
+assert _WEIGHT == len(SPAN_COLUMNS) - 1  # insert_calls drops it by stride
+_UNWEIGHTED_COLUMNS = SPAN_COLUMNS[:-1]
 
 
 def _clamp_future_starts(spans: list) -> None:
