@@ -2,6 +2,7 @@
 
     python benchmarks/bench_export.py [--calls 100000] [--rate 10000] [--seconds 5]
     python benchmarks/bench_export.py --onto-big-store [--calls 100000]
+    python benchmarks/bench_export.py --rollups 7 [--calls 100000]
 
 1. Throughput: calls/s that RecordWriter writes (1 call row + 5 data rows
    each, with the store's indexes), against plain ``executemany`` of the very
@@ -11,6 +12,9 @@
    being visible to another connection, and calls lost.
 3. Tight loop for --seconds: calls made, written, dropped, and resident memory,
    which must stay bounded by the queue size.
+
+``--rollups N`` measures only part 1's writer, with the per-minute rollups' upkeep and
+with it replaced by a no-op, alternately N times each: their ratio (target >= 0.95).
 
 ``--onto-big-store`` measures only the writer, into copies of the 2,000,000-call store
 benchmarks/bench_ui_queries.py caches (run it first, or with --generate-only): one copy
@@ -88,11 +92,11 @@ def throughput_executemany(path: str, records: list[tuple]) -> float:
         span_rows.append((i, sid - (1 << 64) if sid >= 1 << 63 else sid, "%032x" % tid,
                           psid - (1 << 64) if psid >= 1 << 63 else psid, start,
                           (end - start) / 1e6, process_id, "pricing", None, "OK", outcome, None,
-                          None, pid))
+                          None, pid, None))
         for seq, (n, v) in enumerate(zip(names, values)):
             data_rows.append((i, seq, n, "INPUT", v))
         data_rows.append((i, 4, "return", "OUTPUT", output))
-    span_sql = f"INSERT INTO spans({', '.join(SPAN_COLUMNS)}) VALUES ({','.join('?' * 14)})"
+    span_sql = f"INSERT INTO spans({', '.join(SPAN_COLUMNS)}) VALUES ({','.join('?' * len(SPAN_COLUMNS))})"
     data_sql = f"INSERT INTO data_values({', '.join(DATA_COLUMNS)}) VALUES (?,?,?,?,?)"
     t0 = time.perf_counter()
     for i in range(0, len(span_rows), MAX_BATCH):
@@ -223,6 +227,49 @@ def onto_big_store(tmp: str, records: list[tuple], big_calls: int) -> None:
                 os.remove(path + suffix)
 
 
+def rollups_cost(tmp: str, records: list[tuple], rounds: int) -> None:
+    """Writer calls/s with the per-minute rollups' upkeep (exporters.rollups.maintain, in
+    insert_calls' transaction) against the same writer with it replaced by a no-op,
+    alternately in the same run (so load hits both alike)."""
+    from exporters import rollups
+
+    keep = rollups.maintain
+    on, off = [], []
+    spent = [0.0]
+
+    def timed(db, spans, width):
+        t0 = time.perf_counter()
+        keep(db, spans, width)
+        spent[0] += time.perf_counter() - t0
+
+    on_cpu, off_cpu = [], []
+    try:
+        for r in range(rounds):
+            rollups.maintain = timed
+            c0 = time.process_time()
+            on.append(throughput_exporter(os.path.join(tmp, f"on{r}.db"), records))
+            on_cpu.append(len(records) / (time.process_time() - c0))
+            rollups.maintain = lambda db, spans, width: None
+            c0 = time.process_time()
+            off.append(throughput_exporter(os.path.join(tmp, f"off{r}.db"), records))
+            off_cpu.append(len(records) / (time.process_time() - c0))
+    finally:
+        rollups.maintain = keep
+    o, f = statistics.median(on), statistics.median(off)
+    oc, fc = statistics.median(on_cpu), statistics.median(off_cpu)
+    print(f"writer throughput, {len(records)} calls x (1 call row + 5 data rows), median of "
+          f"{rounds}, alternately")
+    print(f"   with the rollups' upkeep                  {o:10,.0f} calls/s")
+    print(f"   without it (no-op)                        {f:10,.0f} calls/s")
+    print(f"   ratio with/without                        {o / f:10.3f}       (target >= 0.95)"
+          f"  {'PASS' if o / f >= 0.95 else 'FAIL'}")
+    print(f"   per CPU second (less sensitive to other processes): {oc:,.0f} / {fc:,.0f} = "
+          f"{oc / fc:.3f}")
+    per_call = spent[0] / (rounds * len(records))
+    print(f"   the upkeep itself (timed in place)        {per_call * 1e6:10.3f} us/call = "
+          f"{per_call * o:.1%} of a written call's time with it")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=100_000)
@@ -233,9 +280,14 @@ def main() -> None:
                     help="writer calls/s into a copy of bench_ui_queries' cached store only")
     ap.add_argument("--big-calls", type=int, default=2_000_000,
                     help="which cached store (its --calls)")
+    ap.add_argument("--rollups", type=int, metavar="ROUNDS", default=0,
+                    help="only the writer with and without the rollups' upkeep, ROUNDS each")
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
     records = make_records(opts.calls)
+    if opts.rollups:
+        rollups_cost(tmp, records, opts.rollups)
+        return
     if opts.onto_big_store:
         onto_big_store(tmp, records, opts.big_calls)
         return

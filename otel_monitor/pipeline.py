@@ -16,7 +16,7 @@ Threads start only when needed:
   forked child too: never while the parent may be opening its store);
 * the alert engine and its state writer: when there is something to watch or to
   write for the UI: a feed (declared or ticked), a function declaring the feeds it
-  reads, the queue reaching ``backpressure_depth`` (the banner), or a failed call
+  reads, an SLO registered (``otel_monitor.slo``, ``slo_file``), the queue reaching ``backpressure_depth`` (the banner), or a failed call
   to alert on (a webhook set, ``alert_exceptions`` on);
 * a webhook sender: at its first alert.
 """
@@ -45,6 +45,8 @@ from ._capture import Masker, ValueFormatter
 from ._feeds import FeedRegistry
 from .alerts.engine import AlertEngine
 from .settings import Settings, load_settings
+from .slo import REGISTRY as SLO_REGISTRY
+from .slo import load_slo_file
 
 _log = logging.getLogger("otel_monitor")
 
@@ -65,6 +67,7 @@ class Pipeline:
         # group and the catalog's source code from here.
         self.sites: dict[str, CallSite] = {}
         self.feeds = FeedRegistry(self.sites, on_new=self._watch)
+        SLO_REGISTRY.listeners.append(self._watch)  # an SLO registered: the engine evaluates
         self.ready = False
         # True after shutdown(), or after configuring from the environment failed:
         # calls then run unrecorded until configure() is called again.
@@ -129,6 +132,8 @@ class Pipeline:
         """Build the new pipeline first; only once all of it stands is the old one
         flushed and replaced, so a bad setting changes nothing."""
         settings = load_settings(overrides)
+        # The SLO file is read first: a bad one (ConfigError) changes nothing either.
+        file_slos = load_slo_file(settings.slo_file) if settings.slo_file else ()
         with self._lock:
             provider = self._provider()
             resource = getattr(provider, "resource", None)
@@ -159,6 +164,7 @@ class Pipeline:
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
+            SLO_REGISTRY.set_file(settings.slo_file, file_slos)
             self.format = formatter.format
             self.capture_state = formatter.state
             self.mask = mask
@@ -174,7 +180,8 @@ class Pipeline:
             self.retention = RetentionWorker(
                 settings.db_path, retention_hours=settings.retention_hours,
                 interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
-                group_retention_days=settings.error_group_retention_days)
+                group_retention_days=settings.error_group_retention_days,
+                rollup_retention_days=settings.rollup_retention_days)
             # Started by the writer's first batch, on the writer thread.
             self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)
@@ -303,7 +310,7 @@ class Pipeline:
         alerts.writer_failing = lambda: processor.failing
         if alerts.wants_errors:  # strikes off the failed calls written (group mode)
             processor.observers.append(alerts.on_batch_written)
-        if self.feeds:
+        if self.feeds or alerts.burn.wanted():
             alerts.start()
 
     def _stop_pipeline(self) -> None:

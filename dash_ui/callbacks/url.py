@@ -116,6 +116,7 @@ def parse(search: Any, zone: Any = None) -> dict[str, Any]:
             "from": since, "to": until, "data": one("data"),
             "last": last, "from_time": since_time, "to_time": until_time,
             "service": one("service"), "feed": one("feed"),
+            "tab": "slos" if one("tab") == "slos" or one("slo") else None,
             "error": error.lower() if error and FINGERPRINT.fullmatch(error) else None,
             "span_id": span_id.lower() if span_id and SPAN_ID.fullmatch(span_id) else None,
             "trace_id": trace_id.lower() if trace_id and TRACE_ID.fullmatch(trace_id)
@@ -198,15 +199,17 @@ def register(app: Dash, queries: TraceQueries) -> None:
         return out + (no_update,) * (OUTPUTS - len(out))
 
     # ?error=<fingerprint>: the Errors tab, listing every status, that group selected
-    # (callbacks/errors.py selects it once listed). A URL without it leaves the tab be.
+    # (callbacks/errors.py selects it once listed); ?tab=slos or ?slo=<name>: the SLOs
+    # tab. A URL without them leaves the tab be.
     @app.callback(Output("om-tabs", "active_tab"),
                   Output("om-errors-status", "value", allow_duplicate=True),
                   Output("om-error-wanted", "data", allow_duplicate=True),
                   Input("om-url", "search"), prevent_initial_call="initial_duplicate")
     def error_link(search):
-        fp = parse(search)["error"]
-        if fp is None:
-            return no_update, no_update, no_update
+        asked = parse(search)
+        fp = asked["error"]
+        if fp is None:  # ?tab=slos (or ?slo=<name>: a burn-rate alert's link): the SLOs tab
+            return ("slos" if asked["tab"] else no_update), no_update, no_update
         return "errors", "all", fp
 
     def _sync(search, process, errors, start, end, data, service, searched, last,

@@ -18,7 +18,7 @@ from dash_ui.instants import EARLIEST, LATEST, parse_iso
 from served_cli import served_cli
 
 TOKEN = "fuzz-s3cret"
-OPERATIONS = 20  # the API's 18, /metrics and /v1/traces
+OPERATIONS = 21  # the API's 19 (with /api/slos), /metrics and /v1/traces
 EXAMPLES = 25
 FUZZ = settings(max_examples=EXAMPLES, derandomize=True, deadline=None)
 

@@ -72,7 +72,7 @@ def make_v1_store(path: Path, calls: int, start_ns: int) -> None:
         spans += (i, 10_000 + i, f"{i:032x}", None, start_ns + i * 10**9, 1.5, pid, "batch",
                   "v1-service", "ERR" if i == 3 else "OK", "error" if i == 3 else "ok",
                   "KeyError" if i == 3 else None, "Traceback: KeyError" if i == 3 else None,
-                  4242)
+                  4242, None)
         data += (i, 0, "n", "INPUT", repr(i), i, 1, "return", "OUTPUT", repr(i * i))
     store.insert_calls(spans, data)
     store.close()
@@ -339,3 +339,28 @@ def test_merging_into_a_store_a_live_process_writes_to_loses_nothing(sources, tm
         assert conn.execute("SELECT count(*) FROM process_trace WHERE process LIKE '%tick'"
                             ).fetchone() == (ticked,)
         assert conn.execute("SELECT count(*) FROM spans").fetchone() == (merged + ticked,)
+
+
+def test_merged_calls_keep_their_weights_and_the_rollups_count_them(tmp_path):
+    """A store written with sampling (spans.weight) merges with its weights: the merged
+    store's rollups estimate the same true calls as the source's."""
+    source, into = tmp_path / "sampled.db", tmp_path / "into.db"
+    store = SpanStore(source)
+    pid = store.process_ids([ProcessEntry("app.sampled", "g")])["app.sampled"]
+    now = time.time_ns()
+    spans: list = []
+    for i in range(10):
+        spans += (i, 70_000 + i, f"{i:032x}", None, now - i, 1.0, pid, "g", "svc",
+                  "ERR" if i < 2 else "OK", "error" if i < 2 else "ok", None,
+                  "x" if i < 2 else None, 1, [None, 4.0][i % 2])
+    store.insert_calls(spans, [])
+    store.close()
+
+    merge_stores([source], into)
+
+    def figures(path):
+        with sqlite3.connect(path) as conn:
+            return (conn.execute("SELECT sum(coalesce(weight, 1)) FROM spans").fetchone(),
+                    conn.execute("SELECT sum(calls), sum(errors) FROM call_rollups").fetchone())
+
+    assert figures(into) == figures(source) == ((25.0,), (25.0, 5.0))
