@@ -127,7 +127,7 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
     input_, output_, return_ = C.INPUT, C.OUTPUT, C.RETURN
     for i, item in enumerate(items):
         if type(item) is tuple:
-            name, tid, sid, psid, start, end, outcome, error, inputs, output = item
+            name, tid, sid, psid, start, end, outcome, error, inputs, output, weight = item
             group, svc = groups[name], service
             err_type = err_text = None
             if error is not None:
