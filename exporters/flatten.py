@@ -62,6 +62,15 @@ def span_outputs(attrs: Mapping[str, Any]) -> Any:
                     tuple(attribute_text(value) for _, value in found)))
 
 
+def sample_weight(value: Any) -> float | None:
+    """``spans.weight`` of a span's ``monitor.sample.weight`` attribute: a finite number
+    > 0 (a sender's anything else, or 1, is stored as NULL: weight 1)."""
+    if type(value) is int or type(value) is float:
+        if 0 < value < float("inf") and value != 1:
+            return float(value)
+    return None
+
+
 def span_fields(span: ReadableSpan) -> tuple:
     """A span's fields in the order ``flatten`` reads them (records carry them ready)."""
     attrs = span.attributes or {}
@@ -93,7 +102,7 @@ def span_fields(span: ReadableSpan) -> tuple:
     return (span.name, attrs.get(C.ATTR_PROCESS_GROUP), ctx.trace_id, ctx.span_id,
             psid, start, end, str(outcome), err_type,
             storable(str(err_text)) if err_text is not None else None,
-            inputs, output, svc)
+            inputs, output, svc, sample_weight(attrs.get(C.ATTR_SAMPLE_WEIGHT)))
 
 
 def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list[ProcessEntry]:
@@ -135,7 +144,7 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
             pairs = zip(*inputs) if inputs else ()
         else:
             (name, group, tid, sid, psid, start, end, outcome, err_type, err_text,
-             pairs, output, svc) = span_fields(item)
+             pairs, output, svc, weight) = span_fields(item)
             svc = svc or service
         th = trace_hex.get(tid)
         if th is None:
@@ -144,7 +153,7 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
                   (psid - _SIGN if psid > _MAX_SIGNED else psid) if psid else None,
                   start, (end - start) / 1e6, process_ids[name], group, svc,
                   err if outcome == error_outcome else ok, outcome, err_type, err_text, pid,
-                  None)  # weight: NULL, 1.0
+                  weight)  # None (NULL): 1.0
         seq = 0
         for seq, (data_name, value) in enumerate(pairs, 1):
             if type(value) is not str:
