@@ -10,6 +10,11 @@ One ``AutoSampler`` per monitored function (a "process" of the store). It keeps
   the rate ``f`` of forced keeps (below) give ``p = (target - f) / (r - f)`` clipped to
   ``[MIN_P, 1]``: a lower ``p`` is taken at once, a higher one half-way per window
   (traffic that drops does not make ``p`` jump on one quiet window). O(1) per call.
+  When the forced keeps alone reach the target (an error storm; or calls so frequent
+  that their 1% above the p99 is more than the target: above ~100 x the target a
+  second), ordinary calls are still kept at ``MIN_ROOM_SHARE`` of the target: stored
+  calls then exceed the target (failures and slow calls are never dropped), and the
+  estimate keeps a useful variance (a handful of calls weighing 10^6 each would not).
 * a rolling duration histogram (``HISTOGRAM_BUCKETS`` log buckets, 8 per octave: each
   bucket ~9% wide), halved once it holds ``HISTOGRAM_HALVE_AT`` calls so it follows the
   recent calls; its p99 bucket is re-read when a window closes (a scan of the buckets, at
@@ -39,6 +44,7 @@ from typing import Callable
 WINDOW_NS = 1_000_000_000
 FIRST_WINDOW_SHARE = 0.1     # the first window's budget: this share of a second's
 MIN_P = 1e-6                 # weights stay <= 1e6
+MIN_ROOM_SHARE = 0.5         # ordinary calls kept at least at this share of the target
 SMOOTH_UP = 0.5              # share of an increase of p taken per window
 SUB_BITS = 3                 # 2**SUB_BITS buckets per octave
 HISTOGRAM_BUCKETS = (64 << SUB_BITS) + (1 << SUB_BITS) + 1  # room for any int64 ns
@@ -128,13 +134,9 @@ class AutoSampler:
         elapsed_s = max(now - self.window_start, 1_000) / 1e9
         rate = self.seen / elapsed_s
         forced = self.forced / elapsed_s
-        room, rest = target - forced, rate - forced
-        if rest <= room:
-            want = 1.0
-        elif room <= 0:
-            want = MIN_P
-        else:
-            want = max(MIN_P, room / rest)
+        room = max(target - forced, target * MIN_ROOM_SHARE)
+        rest = rate - forced
+        want = 1.0 if rest <= room else max(MIN_P, room / rest)
         p = self.p
         self.p = want if want <= p else min(1.0, p + (want - p) * SMOOTH_UP)
         self.window_start = now

@@ -231,3 +231,28 @@ def test_a_target_that_is_not_a_positive_number_is_a_config_error_at_decoration(
 def test_a_target_without_auto_sampling_is_a_config_error():
     with pytest.raises(ConfigError, match="target_per_s"):
         monitor("sampling", sample=0.5, target_per_s=100)
+
+
+def test_when_failures_alone_exceed_the_target_ordinary_calls_still_estimate_well(
+        store, clock):
+    # Half the calls fail (all kept): 500 a second against a target of 100. Ordinary
+    # calls are still kept at half the target, so their weights stay moderate and the
+    # estimate useful (at p = 1e-6 a couple of calls would each weigh a million).
+    @monitor("sampling", sample="auto", target_per_s=100)
+    def work(x):
+        clock.advance(1_000_000)
+        if x % 2:
+            raise ValueError(x)
+        return x
+
+    for i in range(20_000):
+        try:
+            work(i)
+        except ValueError:
+            pass
+
+    rows = stored(store, work)
+    ok = [r for r in rows if r["status"] == "OK"]
+    assert sum(r["status"] == "ERR" for r in rows) == 10_000
+    assert 0.5 * 50 * 20 <= len(ok) <= 1.5 * 50 * 20
+    assert abs(sum(r["weight"] or 1.0 for r in ok) - 10_000) <= 0.1 * 10_000
