@@ -96,6 +96,11 @@ def test_auto_keeps_about_the_target_every_failure_every_slow_call_and_estimates
 
     estimate = sum(r["weight"] or 1.0 for r in rows)
     assert abs(estimate - CALLS) <= 0.05 * CALLS, estimate
+    rolled, rolled_errors = store.query(  # the per-minute rollups sum the same weights
+        "SELECT sum(r.calls) AS calls, sum(r.errors) AS errors FROM call_rollups r "
+        "JOIN processes p ON p.id = r.process_id WHERE p.name = ?",
+        (process_name(work),))[0].values()
+    assert rolled == pytest.approx(estimate) and rolled_errors == len(errors)
     # sampling happened: most calls were dropped, and kept ordinary calls weigh > 1
     assert len(rows) < CALLS / 5
     assert any((r["weight"] or 1.0) > 1.0 for r in rows)
