@@ -27,7 +27,8 @@ def monitor(process_group: str, sample: float | Literal["auto"] = 1.0,
     """Record every call of the decorated function as a span with its inputs and output.
 
     ``process_group``: a logical group (``"pricing"``). ``sample``: the fraction of
-    calls recorded (a call that raises is always recorded); or ``"auto"``: adaptive,
+    calls recorded, each weighing 1/sample in counts (a call that raises is always
+    recorded, weighing 1); or ``"auto"``: adaptive,
     keeping about ``target_per_s`` calls a second of this function (default: the
     ``sample_target_per_s`` setting), always its failures and its calls slower than its
     rolling p99, each kept call weighted by 1/(its probability of being kept) so that

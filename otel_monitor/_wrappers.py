@@ -2,10 +2,12 @@
 
 Which wrapper, and whether it samples, is decided at decoration; the per-call
 path is begin -> call -> ok/fail. A call skipped by sampling still records if it
-raises. Under ``sample="auto"`` (an ``AutoSampler``) a plain function or coroutine is
-only timed; the sampler decides at its end, and only a kept call is recorded
-(``rec.kept``), its arguments rendered then. Generators and async generators are driven step by step so the call's
-context is current only while their own code runs, never between yields.
+raises; a call kept with probability q < 1 records the weight 1/q (a failure, kept
+whatever the sampling, weighs 1). Under ``sample="auto"`` (an ``AutoSampler``) a plain
+function or coroutine is only timed; the sampler decides at its end, and only a kept
+call is recorded (``rec.kept``), its arguments rendered then. Generators and async
+generators are driven step by step so the call's context is current only while their
+own code runs, never between yields.
 """
 from __future__ import annotations
 
@@ -59,10 +61,14 @@ def sync_wrapper(fn: Callable, rec: Any, sample: float | AutoSampler) -> Callabl
                     pass
                 raise
     else:
+        weight = 1.0 / sample
+
         def wrapper(*args, **kwargs):
             if random() < sample:
                 try:
                     call = begin(args, kwargs)
+                    if call is not None:
+                        call[8] = weight  # kept with probability sample (see rec.fail)
                 except BaseException:
                     call = None
                 try:
@@ -150,10 +156,14 @@ def async_wrapper(fn: Callable, rec: Any, sample: float | AutoSampler) -> Callab
         return _auto_async_wrapper(fn, rec, sample)
     begin, ok, fail, fail_unsampled = rec.begin, rec.ok, rec.fail, rec.fail_unsampled
 
+    weight = 1.0 / sample if 0.0 < sample < 1.0 else None
+
     async def wrapper(*args, **kwargs):
         if sample >= 1.0 or (sample > 0.0 and random() < sample):
             try:
                 call = begin(args, kwargs)
+                if call is not None:
+                    call[8] = weight  # kept with probability sample (see rec.fail)
             except BaseException:  # see sync_wrapper
                 call = None
             try:
@@ -182,11 +192,14 @@ def async_wrapper(fn: Callable, rec: Any, sample: float | AutoSampler) -> Callab
 
 
 def _head(sample: float | AutoSampler, start: int) -> tuple[bool, float | None]:
-    """A generator's sampling, decided at its start: (sampled, weight). Under "auto"
+    """A generator's sampling, decided at its start: (sampled, weight: 1/its probability
+    of being kept, None for 1). Under "auto"
     by the sampler's current rate alone (its arguments cannot wait for its end); a
     failure is recorded whatever was decided, with weight 1 (see ``rec.fail``)."""
     if type(sample) is float:
-        return sample >= 1.0 or (sample > 0.0 and random() < sample), None
+        if sample >= 1.0:
+            return True, None
+        return sample > 0.0 and random() < sample, 1.0 / sample if sample > 0.0 else None
     weight = sample.head(start)
     return weight > 0.0, (weight if weight != 1.0 else None)
 
