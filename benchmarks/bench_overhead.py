@@ -3,7 +3,9 @@
     python benchmarks/bench_overhead.py [--calls 20000] [--rounds 15]
 
 Prints the median per-call overhead (µs above the bare call) of:
-  * @monitor(otel_span=False), @monitor(otel_span=True), @monitor(sample=0)
+  * @monitor(otel_span=False), @monitor(otel_span=True), @monitor(sample=0),
+    @monitor(sample="auto") (default target: 200 calls a second kept), and the same
+    with every call kept
   * the brief's reference decorator (appendix 7.2, queue.Queue)
   * a raw OTel SDK span: start_as_current_span + 5 attributes, BatchSpanProcessor
 and the ratios the core issue sets targets for. Rounds of the variants are
@@ -78,6 +80,9 @@ def build_variants() -> dict:
         "monitor_local": monitor("pricing")(price),
         "monitor_otel": monitor("pricing", otel_span=True)(price),
         "monitor_sample0": monitor("pricing", sample=0.0)(price),
+        "monitor_auto": monitor("pricing", sample="auto")(price),
+        # every call kept (target out of reach): what a kept call costs under "auto"
+        "monitor_auto_kept": monitor("pricing", sample="auto", target_per_s=1e12)(price),
     }
 
 
@@ -149,6 +154,12 @@ def main() -> None:
           f"(target <= 1.15)  {'PASS' if ratio_otel <= 1.15 else 'FAIL'}")
     print(f"sample=0 overhead                                     = {over['monitor_sample0']:.3f} µs"
           f" (target <= 0.3)  {'PASS' if over['monitor_sample0'] <= 0.3 else 'FAIL'}")
+    ratio_auto = med["monitor_auto"] / med["monitor_local"]
+    print(f'sample="auto" call / sample=1.0 call                  = {ratio_auto:.3f}  '
+          f"(target <= 1.0)  {'PASS' if ratio_auto <= 1.0 else 'FAIL'}")
+    print(f'sample="auto", every call kept / sample=1.0 call      = '
+          f'{med["monitor_auto_kept"] / med["monitor_local"]:.3f}  (no target: the price '
+          "of deciding at the end)")
     print()
     print(f"tight loops of {opts.sustained_seconds:.0f} s, writers working alongside, every span "
           "going to SQLite:")
@@ -163,6 +174,9 @@ def main() -> None:
             ours_count),
         "monitor otel_span=False": sustained(
             variants["monitor_local"], opts.sustained_seconds, otel_monitor.force_flush,
+            ours_count),
+        'monitor sample="auto" (target 200/s)': sustained(
+            variants["monitor_auto"], opts.sustained_seconds, otel_monitor.force_flush,
             ours_count),
     }
     for name, r in runs.items():

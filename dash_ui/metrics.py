@@ -4,7 +4,9 @@ A custom prometheus_client collector in its own ``CollectorRegistry`` (never the
 process-global one, so several apps in one process do not mix their figures).
 
 Counters of calls and errors and the duration histogram count the calls written to
-the store *since this server started*: each scrape reads only the spans with an id
+the store *since this server started*, each weighted by ``spans.weight`` (how many calls
+a call kept by sampling stands for; NULL: 1), so under ``sample="auto"`` they estimate
+the calls made: each scrape reads only the spans with an id
 above the last one it counted (``spans.id`` never goes back, even after a purge), at
 most ``max_spans_per_scrape`` of them, aggregated in SQL. At most ``max_call_series``
 (process, service) series are kept; the calls of names seen after that are counted under
@@ -50,20 +52,23 @@ _NS = 1e9
 
 # One row per (process, service) for the spans in (?, ?]: count, errors, sum of
 # durations, then one cumulative count per bucket bound (in ms, as stored).
+# Every figure is weighted: a call kept by sampling stands for ``spans.weight`` calls
+# (NULL: 1), so the counters estimate the calls made (``@monitor(sample="auto")``).
+_W = "coalesce(weight, 1.0)"
 CALLS_SQL = (
-    "SELECT process_id, coalesce(service_name, ''), count(*), sum(status = 'ERR'), "
-    "sum(duration_ms), "
-    + ", ".join(f"sum(duration_ms <= {b * 1000!r})" for b in DURATION_BUCKETS_S)
+    f"SELECT process_id, coalesce(service_name, ''), sum({_W}), sum((status = 'ERR') * {_W}), "
+    f"sum(duration_ms * {_W}), "
+    + ", ".join(f"sum((duration_ms <= {b * 1000!r}) * {_W})" for b in DURATION_BUCKETS_S)
     + " FROM spans WHERE id > ? AND id <= ? GROUP BY 1, 2"
 )
 
 
 @dataclass
 class _CallStats:
-    calls: int = 0
-    errors: int = 0
+    calls: float = 0.0  # weighted: estimates of the calls made (see CALLS_SQL)
+    errors: float = 0.0
     duration_ms: float = 0.0
-    buckets: list[int] = field(default_factory=lambda: [0] * len(DURATION_BUCKETS_S))
+    buckets: list[float] = field(default_factory=lambda: [0.0] * len(DURATION_BUCKETS_S))
 
 
 class StoreMetrics:
@@ -147,9 +152,11 @@ class StoreMetrics:
     def _call_metrics(self) -> Iterator[Metric]:
         labels = ["process", "service"]
         calls = CounterMetricFamily(f"{PREFIX}_calls", "Calls written to the store since "
-                                    "this server started.", labels=labels)
+                                    "this server started, weighted by sampling (an "
+                                    "estimate of the calls made).", labels=labels)
         errors = CounterMetricFamily(f"{PREFIX}_call_errors", "Calls with status ERR written "
-                                     "to the store since this server started.", labels=labels)
+                                     "to the store since this server started, weighted by "
+                                     "sampling.", labels=labels)
         durations = HistogramMetricFamily(f"{PREFIX}_call_duration_seconds",
                                           "Duration of the calls counted in "
                                           f"{PREFIX}_calls_total.", labels=labels)

@@ -55,6 +55,9 @@ ATTR_INPUT_PREFIX = "monitor.input."
 ATTR_OUTPUT_PREFIX = "monitor.output."
 ATTR_OUTPUT_RETURN = ATTR_OUTPUT_PREFIX + "return"
 ATTR_OUTCOME = "monitor.outcome"
+# How many calls a span kept by sampling stands for (1/q, q the probability it had of
+# being kept); absent: 1. Stored as spans.weight.
+ATTR_SAMPLE_WEIGHT = "monitor.sample.weight"
 # Parent when the nearest monitored caller was a local-only span (otel_span=False):
 # the OTel parent stays the nearest exported span, so OTLP backends see a whole trace.
 ATTR_LOCAL_PARENT = "monitor.local_parent_span_id"

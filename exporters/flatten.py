@@ -74,6 +74,15 @@ def _propagated_attr(value: Any) -> int | None:
     return span_id if 0 < span_id < _SIGN else None
 
 
+def sample_weight(value: Any) -> float | None:
+    """``spans.weight`` of a span's ``monitor.sample.weight`` attribute: a finite number
+    > 0 (a sender's anything else, or 1, is stored as NULL: weight 1)."""
+    if type(value) is int or type(value) is float:
+        if 0 < value < float("inf") and value != 1:
+            return float(value)
+    return None
+
+
 def span_fields(span: ReadableSpan) -> tuple:
     """A span's fields in the order ``flatten`` reads them (records carry them ready),
     then the span id its failure was passed on from (``ATTR_PROPAGATED_FROM``) or None."""
@@ -107,7 +116,7 @@ def span_fields(span: ReadableSpan) -> tuple:
     return (span.name, attrs.get(C.ATTR_PROCESS_GROUP), ctx.trace_id, ctx.span_id,
             psid, start, end, str(outcome), err_type,
             storable(str(err_text)) if err_text is not None else None,
-            inputs, output, svc, propagated)
+            inputs, output, svc, propagated, sample_weight(attrs.get(C.ATTR_SAMPLE_WEIGHT)))
 
 
 def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list[ProcessEntry]:
@@ -145,7 +154,7 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
     input_, output_, return_ = C.INPUT, C.OUTPUT, C.RETURN
     for i, item in enumerate(items):
         if type(item) is tuple:
-            name, tid, sid, psid, start, end, outcome, error, inputs, output = item
+            name, tid, sid, psid, start, end, outcome, error, inputs, output, weight = item
             group, svc = groups[name], service
             err_type = err_text = None
             if error is not None:
@@ -157,7 +166,7 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
             pairs = zip(*inputs) if inputs else ()
         else:
             (name, group, tid, sid, psid, start, end, outcome, err_type, err_text,
-             pairs, output, svc, inner) = span_fields(item)
+             pairs, output, svc, inner, weight) = span_fields(item)
             svc = svc or service
             if inner is not None and propagated is not None:
                 propagated[i] = inner - _SIGN if inner > _MAX_SIGNED else inner
@@ -168,7 +177,7 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
                   (psid - _SIGN if psid > _MAX_SIGNED else psid) if psid else None,
                   start, (end - start) / 1e6, process_ids[name], group, svc,
                   err if outcome == error_outcome else ok, outcome, err_type, err_text, pid,
-                  None)  # weight: NULL, 1.0
+                  weight)  # None (NULL): 1.0
         seq = 0
         for seq, (data_name, value) in enumerate(pairs, 1):
             if type(value) is not str:

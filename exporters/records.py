@@ -5,7 +5,7 @@ plain tuple, so the caller pays for a tuple, not for a span object. The SQLite
 exporter flattens records and ReadableSpans into the same rows.
 
     (process, trace_id, span_id, parent_span_id, start_ns, end_ns, outcome, error,
-     inputs, output)
+     inputs, output, weight)
 
 ``process`` names a ``CallSite`` (the writer is handed the sites by name); ``inputs`` is a pair of
 tuples ``(names, value_texts)`` or None; ``output`` the text of the return value,
@@ -15,7 +15,9 @@ value_texts))``: ``yield[0]``…, ``yield_count`` and ``return``; ``error`` is
 propagated_from)`` (formatted off the hot path; ``secrets`` are ``(clear text, marker)``
 pairs of masked arguments to scrub it with; ``propagated_from`` is the span id of the
 innermost monitored call the same exception object rose out of, None when this call is
-where it failed first: see ``ERR_PROPAGATED``) or None.
+where it failed first: see ``ERR_PROPAGATED``) or None;
+``weight`` how many calls the record stands for under sampling (1/q, q the
+probability the call had of being kept: ``@monitor(sample="auto")``), None for 1.
 
 A value in ``inputs`` or ``output`` is either its text or an immutable scalar
 (int, float, bool, None, complex), or a tuple of at most 20 floats, bools, Nones and
@@ -29,7 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-PROCESS, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT = range(10)
+(PROCESS, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT,
+ WEIGHT) = range(11)
 
 # Positions in a record's ``error``. ``ERR_PROPAGATED``: one bug is one error group. An
 # exception rising through several monitored calls fails each of them; the innermost

@@ -6,26 +6,33 @@ from __future__ import annotations
 
 import inspect
 import numbers
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Literal, TypeVar
 
 from exporters.errors import ConfigError
 from exporters.records import CallSite
 
 from ._capture_plan import CapturePlan
 from ._recorders import LocalRecorder, SpanRecorder
+from ._sampling import AutoSampler
 from ._wrappers import async_generator_wrapper, async_wrapper, generator_wrapper, sync_wrapper
 from .pipeline import PIPELINE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
-            log_inputs: bool = True, log_outputs: bool = True,
-            otel_span: bool = False, feeds: Iterable[str] = ()) -> Callable[[F], F]:
+def monitor(process_group: str, sample: float | Literal["auto"] = 1.0,
+            mask: Iterable[str] = (), log_inputs: bool = True, log_outputs: bool = True,
+            otel_span: bool = False, feeds: Iterable[str] = (),
+            target_per_s: float | None = None) -> Callable[[F], F]:
     """Record every call of the decorated function as a span with its inputs and output.
 
     ``process_group``: a logical group (``"pricing"``). ``sample``: the fraction of
-    calls recorded (a call that raises is always recorded). ``mask``: argument
+    calls recorded, each weighing 1/sample in counts (a call that raises is always
+    recorded, weighing 1); or ``"auto"``: adaptive,
+    keeping about ``target_per_s`` calls a second of this function (default: the
+    ``sample_target_per_s`` setting), always its failures and its calls slower than its
+    rolling p99, each kept call weighted by 1/(its probability of being kept) so that
+    counts stay unbiased estimates (see ``otel_monitor._sampling``). ``mask``: argument
     names (and ``"return"``) stored only as a keyed hash, on top of the default
     sensitive names. ``otel_span=True``: a span of the process-wide OpenTelemetry
     tracer provider (exported wherever it exports); ``False``: recorded locally only.
@@ -37,15 +44,28 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
                         "not a bare @monitor")
     if not isinstance(process_group, str) or not process_group.strip():
         raise TypeError(f"process_group must be a non-empty string, got {process_group!r}")
-    if isinstance(sample, bool) or not isinstance(sample, numbers.Real) or not 0 <= sample <= 1:
+    auto = isinstance(sample, str)
+    if auto and sample != "auto":
+        raise ConfigError(f'sample must be a number in [0, 1] or "auto", got {sample!r}')
+    if not auto and (isinstance(sample, bool) or not isinstance(sample, numbers.Real)
+                     or not 0 <= sample <= 1):
         raise ValueError(f"sample must be a number in [0, 1], got {sample!r}")
+    if target_per_s is not None:
+        if (isinstance(target_per_s, bool) or not isinstance(target_per_s, numbers.Real)
+                or not target_per_s > 0 or target_per_s == float("inf")):
+            raise ConfigError(f"target_per_s must be a number > 0, got {target_per_s!r}")
+        if not auto:
+            raise ConfigError('target_per_s is the target of sample="auto"; '
+                              f"with sample={sample!r} it would be ignored")
+        target_per_s = float(target_per_s)
     if isinstance(mask, str):
         mask = (mask,)
     mask = tuple(mask)
     for name in mask:
         if not isinstance(name, str):
             raise TypeError(f"mask must be argument names (strings), got {name!r}")
-    sample = float(sample)
+    if not auto:
+        sample = float(sample)
     if isinstance(feeds, str):
         feeds = (feeds,)
     feeds = tuple(feeds)
@@ -81,7 +101,8 @@ def monitor(process_group: str, sample: float = 1.0, mask: Iterable[str] = (),
             make = async_wrapper
         else:
             make = sync_wrapper
-        wrapper = make(fn, recorder, sample)
+        policy = AutoSampler(target_per_s, PIPELINE.sample_target) if auto else sample
+        wrapper = make(fn, recorder, policy)
         wrapper.__otel_monitor__ = site  # type: ignore[attr-defined]
         PIPELINE.register(site)
         return wrapper  # type: ignore[return-value]

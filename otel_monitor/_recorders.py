@@ -208,8 +208,9 @@ class LocalRecorder:
     """``otel_span=False``: a record on the queue, no span object.
 
     A call in flight is a list: [context token, (trace_id, span_id, is_local),
-    parent span id, inputs, start ns, span, OTel context token, capture ns spent]
-    (span and OTel token for ``SpanRecorder``). The capture time spent is the call's
+    parent span id, inputs, start ns, span, OTel context token, capture ns spent,
+    weight] (span and OTel token for ``SpanRecorder``; weight: how many calls this one
+    stands for under sampling, None for 1). The capture time spent is the call's
     budget account: its arguments' reprs, then its result's or yields' (see
     ``ValueFormatter``); nested calls in the body keep their own.
     """
@@ -224,7 +225,9 @@ class LocalRecorder:
         self.rt = pipeline
         self.queue = pipeline.queue  # lives as long as the process: bound here
 
-    def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
+    def begin(self, args: tuple, kwargs: dict, enter: bool = True,
+              start: int | None = None) -> list | None:
+        """``start``: when the call started, if not now (a call kept at its end)."""
         try:
             rt = self.rt
             if not rt.ready and not rt.ensure_started():
@@ -247,8 +250,8 @@ class LocalRecorder:
             else:
                 inputs, spent = None, 0
             me = (trace_id, getrandbits(64) or 1, True)
-            return [CURRENT.set(me) if enter else None, me, parent_id, inputs, _time_ns(), None,
-                    None, spent]
+            return [CURRENT.set(me) if enter else None, me, parent_id, inputs,
+                    _time_ns() if start is None else start, None, None, spent, None]
         except BaseException:  # a __repr__ raising SystemExit… included
             _clean_account(self.rt)
             _warn("recording a call's start")
@@ -288,7 +291,7 @@ class LocalRecorder:
                 output = None
             me = call[1]
             record = (self.process, me[0], me[1], call[2], call[4], end, C.OUTCOME_OK, None,
-                      call[3], output)
+                      call[3], output, call[8])
             queue = self.queue
             if len(queue) < rt.fast_limit:
                 queue.append(record)
@@ -330,11 +333,13 @@ class LocalRecorder:
             _warn("recording a generator's result")
 
     def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict,
-             yields: tuple[list, int] | None = None) -> None:
+             yields: tuple[list, int] | None = None, end: int | None = None) -> None:
         """A call that raised; or a generator that did (``yields``: its first yielded
         values kept and the count of all, recorded as when it runs to its end), or that
-        was closed early (``GeneratorExit``: closed, abandoned, garbage collected)."""
-        end = _time_ns()
+        was closed early (``GeneratorExit``: closed, abandoned, garbage collected).
+        ``end``: when it ended, if not now (a call kept at its end)."""
+        if end is None:
+            end = _time_ns()
         if call is None:
             return
         self.leave(call)
@@ -342,6 +347,8 @@ class LocalRecorder:
             if type(exc) is RecursionError:
                 _note_recursion(exc)
             outcome = outcome_of(exc)
+            if outcome == C.OUTCOME_ERROR:
+                call[8] = None  # a failure is recorded whatever the sampling: weight 1
             error = self._error(exc, args, kwargs, call) if outcome == C.OUTCOME_ERROR \
                 else None
             output = None
@@ -355,6 +362,27 @@ class LocalRecorder:
                     on_error(self.site, call[1], end, error, exc)
         except BaseException:  # a __repr__ raising SystemExit… included
             _warn("recording a failed call")
+
+    def kept(self, start: int, end: int, args: tuple, kwargs: dict, result: Any,
+             exc: BaseException | None, weight: float) -> None:
+        """``sample="auto"``: a call the sampler kept at its end, recorded now, its
+        arguments rendered now (as they are at its end: a call that mutates its
+        arguments shows them mutated, as a failure under ``sample < 1`` does; copying
+        them at the start would cost every call, dropped ones too). It nests under the
+        caller's call (the context is the caller's again at the end); calls made inside
+        it nest under that caller too, since it was not current while they ran."""
+        call = self.begin(args, kwargs, enter=False, start=start)
+        if call is None:
+            return
+        if exc is not None:
+            self.fail(call, exc, args, kwargs, end=end)
+            return
+        if weight != 1.0:
+            call[8] = weight
+        try:
+            self._put(call, end, C.OUTCOME_OK, None, self._output(result, call))
+        except BaseException:  # a __repr__ raising SystemExit… included
+            _warn("recording a call's result")
 
     def fail_unsampled(self, start: int, exc: BaseException, args: tuple, kwargs: dict) -> None:
         """A call skipped by sampling raised: record it anyway, with its inputs as they
@@ -371,7 +399,7 @@ class LocalRecorder:
              output: str | None) -> None:
         me = call[1]
         record = (self.process, me[0], me[1], call[2], call[4], end, outcome, error, call[3],
-                  output)
+                  output, call[8])
         queue = self.queue
         if len(queue) < self.rt.fast_limit:
             queue.append(record)
@@ -457,7 +485,8 @@ class SpanRecorder(LocalRecorder):
         if site.line:
             self.static_attributes[C.ATTR_CODE_LINE] = site.line
 
-    def begin(self, args: tuple, kwargs: dict, enter: bool = True) -> list | None:
+    def begin(self, args: tuple, kwargs: dict, enter: bool = True,
+              start: int | None = None) -> list | None:
         try:
             rt = self.rt
             if not rt.ready and not rt.ensure_started():
@@ -483,7 +512,8 @@ class SpanRecorder(LocalRecorder):
                 if not _get_current_span().get_span_context().is_valid:
                     parent_context = trace.set_span_in_context(NonRecordingSpan(
                         SpanContext(parent[0], parent_id, False, _SAMPLED)))
-            start = _time_ns()
+            if start is None:
+                start = _time_ns()
             span = rt.tracer.start_span(self.site.process, context=parent_context,
                                         attributes=attributes, start_time=start)
             ctx = span.get_span_context()
@@ -495,7 +525,7 @@ class SpanRecorder(LocalRecorder):
                 # (see _feeds); the record keeps it, with this call's real parent id.
                 parent_id = type(parent[1])(parent_id)
             call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None,
-                    spent]
+                    spent, None]
             if enter:
                 self.enter(call)
             return call
@@ -530,6 +560,8 @@ class SpanRecorder(LocalRecorder):
              output: str | None) -> None:
         super()._put(call, end, outcome, error, output)
         span = call[5]
+        if call[8] is not None:  # kept by sampling: ingest reads it back as spans.weight
+            span.set_attribute(C.ATTR_SAMPLE_WEIGHT, call[8])
         if type(output) is Outputs:  # a generator's: yield[i]…, yield_count, return
             for name, value in zip(*output):
                 span.set_attribute(C.ATTR_OUTPUT_PREFIX + name, attribute_value(value))

@@ -96,11 +96,17 @@ class Pipeline:
         self.capture_state = formatter.state
         self.mask: Masker | None = None
         self.yield_values = 10  # a generator's yields kept as OUTPUT rows
+        self.sample_target_per_s = 200.0  # sample="auto"'s default target
         self._lock = threading.RLock()
         self._atexit_registered = False
         self.exited = False  # after the final flush at interpreter exit
         self._exiting = False  # running the other exit handlers, before that flush
         _live.add(self)
+
+    def sample_target(self) -> float:
+        """The calls a second ``sample="auto"`` keeps of a function with no target of
+        its own (read by its sampler when a window closes)."""
+        return self.sample_target_per_s
 
     def register(self, site: CallSite) -> CallSite:
         """A monitored function, at decoration."""
@@ -169,6 +175,7 @@ class Pipeline:
             self.capture_state = formatter.state
             self.mask = mask
             self.yield_values = settings.yield_values
+            self.sample_target_per_s = settings.sample_target_per_s
             self.max_queue = settings.queue_size
             self.fast_limit = min(settings.queue_size, settings.backpressure_depth)
             self.exporter = exporter

@@ -122,6 +122,11 @@ class Settings:
         10, "OTEL_MONITOR_YIELD_VALUES",
         "a generator's first values yielded kept as OUTPUT rows `yield[0]`, `yield[1]`, … "
         "(with `yield_count`, the number of all); 0: the count only", rule=at_least(0))
+    sample_target_per_s: float = setting(
+        200.0, "OTEL_MONITOR_SAMPLE_TARGET_PER_S",
+        'calls kept per second by each function decorated with `sample="auto"` that '
+        "names no `target_per_s` of its own (its failures and calls slower than its "
+        "p99 are kept on top when they exceed it)", rule=POSITIVE)
     queue_size: int = setting(
         100_000, "OTEL_MONITOR_QUEUE_SIZE", "calls held in memory before drops",
         rule=at_least(1))

@@ -259,6 +259,29 @@ def test_gzip_protobuf_body_and_protobuf_response(server):
     assert r.status_code == 200 and len(calls(db, "span_id = 'c7ad6b7169203331'")) == 1
 
 
+def test_a_sampled_spans_weight_is_stored_as_the_calls_weight(server):
+    # monitor.sample.weight (a call kept by @monitor(sample="auto") in another process)
+    # is how many calls the span stands for: spans.weight, which /metrics and the
+    # rollups sum.
+    url, db = server
+    kept = json_span("5a5a5a5a5a5a5a01", "sampled.handler", attributes=[
+        {"key": "monitor.sample.weight", "value": {"doubleValue": 37.5}},
+        {"key": "monitor.input.x", "value": {"intValue": "1"}}])
+    plain = json_span("5a5a5a5a5a5a5a02", "sampled.handler")
+    r = httpx.post(f"{url}/v1/traces", headers=JS, timeout=10,
+                   content=json.dumps(json_body("sampled-svc", kept, plain)))
+    assert r.status_code == 200
+    con = sqlite3.connect(db)
+    try:
+        weights = dict(con.execute(
+            "SELECT printf('%016x', span_id & 0xFFFFFFFFFFFFFFFF), weight FROM spans "
+            "WHERE span_id IN (?, ?)", (0x5a5a5a5a5a5a5a01, 0x5a5a5a5a5a5a5a02)))
+    finally:
+        con.close()
+    assert weights == {"5a5a5a5a5a5a5a01": 37.5, "5a5a5a5a5a5a5a02": None}
+    assert values(db, "5a5a5a5a5a5a5a01") == {"x": ("INPUT", "1")}
+
+
 def _big_json(n_spans: int) -> bytes:
     spans = [json_span(f"{i + 1:016x}", "big", attributes=[
         {"key": "monitor.input.pad", "value": {"stringValue": "x" * 200}}])

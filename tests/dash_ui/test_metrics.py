@@ -219,3 +219,28 @@ def test_an_accept_header_the_client_library_cannot_read_gets_the_text_format(st
     else:  # a version it reads keeps its OpenMetrics answer
         assert got.headers["content-type"].startswith("application/openmetrics-text")
     assert "otel_monitor_calls" in got.text
+
+
+def test_call_counts_durations_and_buckets_sum_the_weights_of_sampled_calls(store):
+    # A call kept by sampling stands for 1/q calls (spans.weight; NULL means 1): the
+    # counters estimate the calls made, not the calls stored.
+    registry = metrics_registry(store)
+    run(4, 2)
+    writer = SpanStore(store)
+    try:
+        first = writer.db.scalar("SELECT max(id) FROM spans") - 5  # the 6 calls of run()
+        writer.db.execute_write("UPDATE spans SET weight = 2.5 WHERE id >= ?", (first,))
+        quote_ms = writer.db.scalar(
+            "SELECT sum(duration_ms) FROM process_trace WHERE process = ? AND id >= ?",
+            (QUOTE, first))
+    finally:
+        writer.close()
+    found = scrape(registry)
+    name = "otel_monitor_call_duration_seconds"
+    assert value(found, "otel_monitor_calls_total", process=QUOTE) == 10
+    assert value(found, "otel_monitor_calls_total", process=REJECT) == 5
+    assert value(found, "otel_monitor_call_errors_total", process=REJECT) == 5
+    assert value(found, f"{name}_count", process=QUOTE) == 10
+    assert value(found, f"{name}_bucket", process=QUOTE, le="+Inf") == 10
+    assert value(found, f"{name}_bucket", process=QUOTE, le="10.0") == 10
+    assert value(found, f"{name}_sum", process=QUOTE) == pytest.approx(2.5 * quote_ms / 1000)

@@ -265,3 +265,24 @@ def test_many_batches_keep_every_span_once(otel_pipeline, db_path):
     assert scalar(db_path, "SELECT count(*) FROM processes") == 7
     names = [r[0] for r in read(db_path, "SELECT name FROM processes ORDER BY name")]
     assert names == [f"f{i}" for i in range(7)]
+
+
+def test_a_span_sampling_weight_becomes_the_calls_weight_and_no_data_row(otel_pipeline,
+                                                                          db_path):
+    # monitor.sample.weight (sample="auto" on an otel_span=True function, or an OTLP
+    # sender's) is how many calls the span stands for; absent, 1 or nonsense: NULL (1).
+    provider, tracer, _ = otel_pipeline()
+    for name, weight in (("kept", 12.5), ("plain", None), ("one", 1), ("bad", -3.0),
+                         ("text", "7")):
+        attributes = {"monitor.process_group": "g"}
+        if weight is not None:
+            attributes["monitor.sample.weight"] = weight
+        with tracer.start_as_current_span(name, attributes=attributes):
+            pass
+    assert provider.force_flush()
+
+    rows = read(db_path, "SELECT p.name, s.weight FROM spans s JOIN processes p "
+                         "ON p.id = s.process_id ORDER BY p.name")
+    assert {r[0]: r[1] for r in rows} == {"bad": None, "kept": 12.5, "one": None,
+                                          "plain": None, "text": None}
+    assert scalar(db_path, "SELECT count(*) FROM data_trace") == 0

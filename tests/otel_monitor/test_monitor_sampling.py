@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -179,3 +180,38 @@ async def test_sample_zero_does_not_record_a_cancelled_coroutine(store):
         await asyncio.wait_for(slow(), timeout=0.01)
 
     assert store.calls(slow) == []
+
+
+@pytest.mark.parametrize("kind", ["sync", "coroutine", "generator"])
+async def test_a_sampled_call_weighs_one_over_the_sample_and_a_failure_weighs_one(store, kind):
+    # A successful call is kept with probability `sample`, a failing one always: their
+    # weights (spans.weight; NULL for 1) make /metrics, the rollups and the SLIs
+    # estimate the calls made, not the calls stored (an error ratio over stored calls
+    # would be inflated 1/sample times).
+    def body(x):
+        if x % 10 == 0:
+            raise ValueError(x)
+        return x
+
+    async def coroutine(x):
+        return body(x)
+
+    def generator(x):
+        yield body(x)
+
+    fn = {"sync": body, "coroutine": coroutine, "generator": generator}[kind]
+    wrapped = monitor("sampling", sample=0.25)(fn)
+    for i in range(4000):
+        with contextlib.suppress(ValueError):
+            if kind == "sync":
+                wrapped(i)
+            else:
+                await _drive(wrapped, i)
+
+    rows = store.query("SELECT s.status, s.weight FROM spans s JOIN processes p "
+                       "ON p.id = s.process_id WHERE p.name LIKE ?", (f"%.{fn.__name__}",))
+    assert {r["weight"] for r in rows if r["status"] == "ERR"} == {None}
+    assert {r["weight"] for r in rows if r["status"] == "OK"} == {4.0}
+    assert sum(r["status"] == "ERR" for r in rows) == 400
+    estimate = sum(r["weight"] or 1.0 for r in rows)
+    assert abs(estimate - 4000) <= 0.15 * 4000  # sd about 2.6%

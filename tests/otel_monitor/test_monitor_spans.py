@@ -488,3 +488,40 @@ def test_exception_type_is_fully_qualified_like_the_sdk_writes_it(store, spans):
         assert "exception.escaped" not in event.attributes
         assert span.status.description.startswith(expected + ": ")
         assert store.call(fn)["exception_type"] == expected
+
+
+def test_auto_sampled_spans_are_only_the_kept_calls_with_their_weight(store, spans,
+                                                                      monkeypatch):
+    # sample="auto" with otel_span=True: a span is made at the end of a kept call only
+    # (start time the call's), nested under the caller's span, with its weight as
+    # monitor.sample.weight when it is not 1; the store holds the same weight.
+    from otel_monitor import _wrappers
+
+    now = [1_800_000_000_000_000_000]
+    monkeypatch.setattr(_wrappers, "_time_ns", lambda: now[0])
+
+    @monitor("spans", sample="auto", target_per_s=10, otel_span=True)
+    def work(x):
+        now[0] += 1_000_000  # 1 ms a call: 1,000 calls a second
+        return x
+
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("request") as request:
+        for i in range(5_000):
+            work(i)
+
+    finished = _finished(spans, work)
+    rows = store.calls(work)
+    assert 0 < len(finished) == len(rows) < 200
+    assert {s.context.span_id for s in finished} == {int(r["span_id"], 16) for r in rows}
+    assert all(s.parent.span_id == request.get_span_context().span_id for s in finished)
+    weights = {s.context.span_id: s.attributes.get("monitor.sample.weight")
+               for s in finished}
+    assert any(w is not None and w > 1 for w in weights.values())
+    stored = {int(r["span_id"], 16): r["weight"] for r in store.query(
+        "SELECT printf('%016x', s.span_id & 0xFFFFFFFFFFFFFFFF) AS span_id, s.weight "
+        "FROM spans s JOIN processes p ON p.id = s.process_id WHERE p.name = ?",
+        (process_name(work),))}
+    assert stored == weights
+    first = min(finished, key=lambda s: s.start_time)
+    assert first.end_time - first.start_time == 1_000_000
