@@ -105,7 +105,8 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
     # API's POST routes and the UI's Errors tab
     actions = GroupActions(queries.path, on_resolved)
     app = create_api(queries, token=token, group_actions=actions)
-    mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
+    mount_metrics(app, db_path,  # before the UI's catch-all "/"; the API's token guards it
+                  ingest_stats=ingest.state.ingest_stats)
     app.mount("/v1", ingest)
     mount_ui(app, queries, token, actions)
     document_mounts(app)  # /v1/traces in the app's OpenAPI document
