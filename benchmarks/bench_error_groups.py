@@ -50,7 +50,7 @@ def batch(pid: int, size: int, fail_every: int | None) -> tuple[list, list]:
         failed = fail_every is not None and i % fail_every == 0
         etype, text = _tb(sid) if failed else (None, None)
         spans += (i, sid, "%032x" % sid, None, now + i, 0.5, pid, "bench", "svc",
-                  "ERR" if failed else "OK", "error" if failed else "ok", etype, text, 1)
+                  "ERR" if failed else "OK", "error" if failed else "ok", etype, text, 1, None)
         data += (i, 0, "x", "INPUT", repr(sid))
         if not failed:
             data += (i, 1, "return", "OUTPUT", "1.5")

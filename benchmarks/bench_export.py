@@ -88,11 +88,11 @@ def throughput_executemany(path: str, records: list[tuple]) -> float:
         span_rows.append((i, sid - (1 << 64) if sid >= 1 << 63 else sid, "%032x" % tid,
                           psid - (1 << 64) if psid >= 1 << 63 else psid, start,
                           (end - start) / 1e6, process_id, "pricing", None, "OK", outcome, None,
-                          None, pid))
+                          None, pid, None))
         for seq, (n, v) in enumerate(zip(names, values)):
             data_rows.append((i, seq, n, "INPUT", v))
         data_rows.append((i, 4, "return", "OUTPUT", output))
-    span_sql = f"INSERT INTO spans({', '.join(SPAN_COLUMNS)}) VALUES ({','.join('?' * 14)})"
+    span_sql = f"INSERT INTO spans({', '.join(SPAN_COLUMNS)}) VALUES ({','.join('?' * len(SPAN_COLUMNS))})"
     data_sql = f"INSERT INTO data_values({', '.join(DATA_COLUMNS)}) VALUES (?,?,?,?,?)"
     t0 = time.perf_counter()
     for i in range(0, len(span_rows), MAX_BATCH):

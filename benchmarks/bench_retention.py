@@ -45,7 +45,7 @@ def insert(store: SpanStore, process_id: int, starts_ns: list[int]) -> None:
             _next_span_id[0] += 1
             sid = _next_span_id[0]
             spans += (i, sid, "%032x" % sid, None, start, 0.25, process_id, "bench", "svc",
-                      "OK", "ok", None, None, me)
+                      "OK", "ok", None, None, me, None)
             data += (i, 0, "key", "INPUT", f"k{sid}")
             for seq, (name, value) in enumerate(ARGS, 1):
                 data += (i, seq, name, "INPUT", value)

@@ -61,7 +61,7 @@ def generate(path: str, calls: int) -> None:
                       rnd.random() * 50, ids[proc], proc.rsplit(".", 1)[0], "bench",
                       "ERR" if err else "OK", "error" if err else "ok",
                       "ValueError" if err else None,
-                      "Traceback (most recent call last):\nValueError: bad" if err else None, 1]
+                      "Traceback (most recent call last):\nValueError: bad" if err else None, 1, None]
             base = (n * 7) % len(NAMES)
             for seq in range(ROWS_PER_CALL):
                 last = seq == ROWS_PER_CALL - 1

@@ -34,15 +34,13 @@ from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                     HistogramMetricFamily, Metric)
 from prometheus_client.exposition import choose_encoder
 
+from exporters.columns import DURATION_BUCKETS_S
 from exporters.database import Database, Row
 from exporters.errors import StoreError
 from exporters.queries.ribbon import live_health_rows
 from exporters.self_health import IngestStats, store_figures
 
-# Call duration buckets, seconds (Prometheus's defaults with 1 ms added: most monitored
-# functions are quick).
-DURATION_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                      5.0, 10.0)
+# Call duration buckets, seconds: one list with the store's rollups (exporters.columns).
 MAX_SPANS_PER_SCRAPE = 200_000   # new calls aggregated per scrape; the rest on the next
 MAX_LABELLED_ROWS = 1_000        # health rows and feeds exposed (most recently updated)
 # (process, service) series of the call metrics: ingested spans can carry any number of

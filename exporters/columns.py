@@ -21,6 +21,16 @@ DATA_TRACE_COLUMNS: tuple[str, ...] = (
     "ts", "process", "data", "data_type", "data_value", "status", "exception",
 )
 
+# Call duration buckets, seconds (Prometheus's defaults with 1 ms added: most monitored
+# functions are quick): /metrics's histogram, the per-minute rollups' columns
+# (schema version 8: one cumulative count per bound, "duration_ms <= bound") and the
+# thresholds a latency SLO may name. One list, so the three agree.
+DURATION_BUCKETS_S: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5, 1.0, 2.5, 5.0, 10.0)
+DURATION_BUCKETS_MS: tuple[float, ...] = tuple(b * 1000 for b in DURATION_BUCKETS_S)
+# The rollups' bucket columns, in DURATION_BUCKETS_MS order.
+ROLLUP_BUCKET_COLUMNS: tuple[str, ...] = tuple(f"b{i}" for i in range(len(DURATION_BUCKETS_S)))
+
 # Data Type
 INPUT = "INPUT"
 OUTPUT = "OUTPUT"

@@ -143,7 +143,8 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
         calls += (i, sid - _SIGN if sid > _MAX_SIGNED else sid, th,
                   (psid - _SIGN if psid > _MAX_SIGNED else psid) if psid else None,
                   start, (end - start) / 1e6, process_ids[name], group, svc,
-                  err if outcome == error_outcome else ok, outcome, err_type, err_text, pid)
+                  err if outcome == error_outcome else ok, outcome, err_type, err_text, pid,
+                  None)  # weight: NULL, 1.0
         seq = 0
         for seq, (data_name, value) in enumerate(pairs, 1):
             if type(value) is not str:

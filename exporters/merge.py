@@ -95,6 +95,7 @@ class _Call:
     exception_type: str | None
     exception: str | None
     pid: int | None
+    weight: float | None = None  # spans.weight (schema 8): NULL means 1.0
     data: list[tuple[int, str, str, str]] = field(default_factory=list)  # seq, name, type, value
 
 
@@ -211,7 +212,7 @@ def _brief_chunk(db: Database, heads: list[Row], rows: list[Row],
         span_id, trace_id = content_ids(ts, process, status, duration, exception, data)
         out.append(_Call(span_id, trace_id, None, start_ns, duration or 0.0, process, None,
                          None, status, "error" if status == "ERR" else "ok", None, exception,
-                         None, [(seq, *d) for seq, d in enumerate(data)]))
+                         None, data=[(seq, *d) for seq, d in enumerate(data)]))
     return out
 
 
@@ -236,11 +237,13 @@ def _catalog(db: Database) -> list[ProcessEntry]:
 def _store_calls(db: Database, chunk: int) -> Iterator[list[_Call]]:
     """The calls of an otel-monitor store in row-id order, ``chunk`` at a time."""
     after = 0
+    weighted = "weight" in {r[1] for r in db.execute("PRAGMA table_info(spans)")}
+    weight = "s.weight" if weighted else "NULL"  # a store before schema 8 has none
     while True:
         heads = db.execute(
-            """SELECT s.id, s.span_id, s.trace_id, s.parent_span_id, s.start_ns, s.duration_ms,
+            f"""SELECT s.id, s.span_id, s.trace_id, s.parent_span_id, s.start_ns, s.duration_ms,
                       coalesce(p.name, 'process-' || s.process_id), s.process_group, s.service_name, s.status, s.outcome,
-                      s.exception_type, s.exception, s.pid
+                      s.exception_type, s.exception, s.pid, {weight}
                FROM spans s LEFT JOIN processes p ON p.id = s.process_id
                WHERE s.id > ? ORDER BY s.id LIMIT ?""", (after, chunk))
         if not heads:
@@ -291,7 +294,7 @@ def _write_chunk(store: SpanStore | None, calls: list[_Call], cutoff: int | None
         for i, c in enumerate(new):  # in store.SPAN_COLUMNS and DATA_COLUMNS order
             spans += (i, c.span_id, c.trace_id, c.parent_span_id, c.start_ns, c.duration_ms,
                       process_ids[c.process], c.process_group, c.service_name, c.status,
-                      c.outcome, c.exception_type, c.exception, c.pid)
+                      c.outcome, c.exception_type, c.exception, c.pid, c.weight)
             for seq, name, data_type, value in c.data:
                 data += (i, seq, name, data_type, value)
         store.insert_calls(spans, data)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import re
 from typing import Any, Protocol, Sequence
 
+from .columns import ROLLUP_BUCKET_COLUMNS
 from .errors import SchemaError
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -298,6 +299,35 @@ CREATE INDEX IF NOT EXISTS spans_by_error_group ON spans(error_group, start_ns)
 
 TABLES += ERROR_GROUPS
 
+# Version 8: SLOs (issue 16).
+# - spans.weight: how many calls a stored call stands for (1/p of the sampling that kept
+#   it); NULL means 1.0 (every call recorded), so a store written without sampling pays
+#   nothing but a NULL per call.
+# - call_rollups: calls, failed calls, summed durations and the duration histogram per
+#   minute, process and service, every count weighted by spans.weight; kept 30 days
+#   (setting rollup_retention_days) where calls keep 6 hours, so an SLO's long windows
+#   (28 days, the 3-day ticket pair) read them instead of raw calls. The writer keeps
+#   them in the same transaction as the calls (exporters.rollups). One column per
+#   bucket bound of exporters.columns.DURATION_BUCKETS_MS, cumulative: b<i> counts the
+#   calls with duration_ms <= bound i (Prometheus's "le"). service_name '' for none
+#   (a primary key column is never NULL).
+CALL_ROLLUPS = f"""
+ALTER TABLE spans ADD COLUMN weight REAL;
+
+CREATE TABLE IF NOT EXISTS call_rollups (
+    minute          INTEGER NOT NULL,           -- start_ns // 60e9
+    process_id      INTEGER NOT NULL,           -- processes.id
+    service_name    TEXT NOT NULL,              -- '' for none
+    calls           REAL NOT NULL,              -- weighted
+    errors          REAL NOT NULL,              -- weighted, status ERR
+    duration_ms_sum REAL NOT NULL,              -- weighted
+    {", ".join(f"{b} REAL NOT NULL DEFAULT 0" for b in ROLLUP_BUCKET_COLUMNS)},
+    PRIMARY KEY (minute, process_id, service_name)
+) WITHOUT ROWID;
+"""
+
+TABLES += CALL_ROLLUPS
+
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
@@ -408,7 +438,8 @@ _V1_TO_V2 = "DROP VIEW IF EXISTS trace_rows;\n" + STATE_TABLES
 MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDEX_BY_PROCESS,
                               3: OTLP_HEALTH + COVERING_INDEXES + SORT_INDEXES
                               + "DROP VIEW IF EXISTS trace_rows;\n",
-                              4: TRACE_INDEX, 5: RECORDING_HEALTH, 6: ERROR_GROUPS}
+                              4: TRACE_INDEX, 5: RECORDING_HEALTH, 6: ERROR_GROUPS,
+                              7: CALL_ROLLUPS}
 
 
 class Executor(Protocol):

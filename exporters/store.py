@@ -18,7 +18,9 @@ from .error_groups import GroupEvent
 
 SPAN_COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns", "duration_ms",
                 "process_id", "process_group", "service_name", "status", "outcome",
-                "exception_type", "exception", "pid")
+                "exception_type", "exception", "pid", "weight")
+# weight (schema 8): how many calls the call stands for (1/p of the sampling that kept
+# it); None (NULL) means 1.0.
 DATA_COLUMNS = ("span", "seq", "data", "data_type", "data_value")
 
 

@@ -21,10 +21,18 @@ from exporters.errors import (ConfigError, NotFound, OtelMonitorError, SchemaErr
 from ._decorator import monitor
 from .pipeline import PIPELINE
 from .settings import Settings, settings_help
+from .slo import SLO, registered_slos
+from .slo import slo as _register_slo
 
-__all__ = ["ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settings", "StoreBusy",
-           "StoreError", "StoreFull", "configure", "feed", "force_flush", "monitor", "shutdown",
-           "tick"]
+__all__ = ["SLO", "ConfigError", "NotFound", "OtelMonitorError", "SchemaError", "Settings",
+           "StoreBusy", "StoreError", "StoreFull", "configure", "feed", "force_flush", "monitor",
+           "registered_slos", "shutdown", "slo", "tick"]
+
+# SLOs (otel_monitor/slo.py): ``otel_monitor.slo(name, process=…, kind=…, objective=…)``
+# registers one in this process, which then evaluates its burn-rate alerts. (The name
+# ``slo`` is the function here; the module is ``otel_monitor.slo`` in ``sys.modules``:
+# ``from otel_monitor.slo import SLO`` reads it.)
+slo = _register_slo
 
 
 # The process's feeds: ``@feed(name, interval_s=…)`` on a tick handler, ``tick(name)``.

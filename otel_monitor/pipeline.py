@@ -45,6 +45,8 @@ from ._capture import Masker, ValueFormatter
 from ._feeds import FeedRegistry
 from .alerts.engine import AlertEngine
 from .settings import Settings, load_settings
+from .slo import REGISTRY as SLO_REGISTRY
+from .slo import load_slo_file
 
 _log = logging.getLogger("otel_monitor")
 
@@ -129,6 +131,8 @@ class Pipeline:
         """Build the new pipeline first; only once all of it stands is the old one
         flushed and replaced, so a bad setting changes nothing."""
         settings = load_settings(overrides)
+        # The SLO file is read first: a bad one (ConfigError) changes nothing either.
+        file_slos = load_slo_file(settings.slo_file) if settings.slo_file else ()
         with self._lock:
             provider = self._provider()
             resource = getattr(provider, "resource", None)
@@ -159,6 +163,7 @@ class Pipeline:
             if self.processor is not None:
                 self._stop_pipeline()
             self.settings = settings
+            SLO_REGISTRY.set_file(settings.slo_file, file_slos)
             self.format = formatter.format
             self.capture_state = formatter.state
             self.mask = mask

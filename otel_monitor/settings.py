@@ -216,6 +216,21 @@ class Settings:
         30.0, "OTEL_MONITOR_ERROR_GROUP_RETENTION_DAYS",
         "an error group is kept this long after its last failure (calls keep "
         "`retention_hours`)", rule=POSITIVE)
+    # -- SLOs (otel_monitor/slo.py) and the rollups they read
+    slo_file: str | None = setting(
+        None, "OTEL_MONITOR_SLO_FILE",
+        "a YAML file of SLOs (`slos:` each with name, process / process_group / service, "
+        "kind `availability` or `latency`, objective %, threshold_ms, window); the process "
+        "that loads it (or registers `otel_monitor.slo(...)`) evaluates their burn-rate "
+        "alerts, `serve` shows them", rule=NOT_EMPTY)
+    slo_eval_interval_s: float = setting(
+        5.0, "OTEL_MONITOR_SLO_EVAL_INTERVAL_S",
+        "how often the alert engine evaluates the burn rates of the registered SLOs",
+        rule=Rule(lambda v: 0 < v <= 3600, "must be in (0, 3600]"))
+    rollup_retention_days: float = setting(
+        30.0, "OTEL_MONITOR_ROLLUP_RETENTION_DAYS",
+        "per-minute call rollups (calls, errors, latency buckets per process and service: "
+        "what SLIs and burn rates read) are kept this long", rule=POSITIVE)
     # -- the UI's status ribbon (amber from, red from)
     ribbon_queue_amber: int = setting(
         1_000, "OTEL_MONITOR_RIBBON_QUEUE_AMBER",

@@ -26,7 +26,7 @@ def make_bounded_store(path: Path) -> tuple[int, int]:
     for k in range(calls):
         proc = QUIET if k % 12 == 0 else BUSY
         spans += [k, k + 1, f"{k:032x}", None, t0 + k * 10**8, float(calls - k), ids[proc],
-                  None, "svc", "OK", "ok", None, None, 1]
+                  None, "svc", "OK", "ok", None, None, 1, None]
         data += [k, 0, NAME, "INPUT", repr(k)]
     store.insert_calls(spans, data)
     store.close()

@@ -55,7 +55,7 @@ def far_future(tmp_path_factory):
     store = SpanStore(path)
     ids = store.process_ids([ProcessEntry("far.future")])
     store.insert_calls([0, 0x1234, "ab" * 16, None, LAST_NS - 5_000_000, 5.0,
-                        ids["far.future"], None, "svc", "OK", "ok", None, None, 1],
+                        ids["far.future"], None, "svc", "OK", "ok", None, None, 1, None],
                        [0, 0, "x", "INPUT", "1"])
     store.close()
     from dash_ui.server import create_server_app

@@ -90,7 +90,7 @@ def db(tmp_path, monkeypatch) -> Path:
     spans, data = [], []
     for k in range(3):
         spans += [k, k + 1, f"{k:032x}", None, t0 + k, 1.0, pid, None, "svc", "OK", "ok",
-                  None, None, 1]
+                  None, None, 1, None]
         data += [k, 0, "x", "INPUT", repr(k)]
     store.insert_calls(spans, data)
     store.close()

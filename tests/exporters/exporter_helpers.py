@@ -100,7 +100,7 @@ def insert_calls(store: SpanStore, starts_ns: Iterable[int], *, process: str = "
             key = f"{key_prefix}{sid}"
             keys.append(key)
             spans += (i, sid, "%032x" % sid, None, start, 0.25, pid, "tests", "svc", "OK", "ok",
-                      None, None, me)
+                      None, None, me, None)
             data += (i, 0, "key", "INPUT", key)
             for seq, (name, value) in enumerate(args, 1):
                 data += (i, seq, name, "INPUT", value)

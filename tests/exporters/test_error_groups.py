@@ -63,12 +63,12 @@ def write(store: SpanStore, failures: list[tuple[str, int]], *, ok: int = 0,
         exc, fn = KINDS[kind]
         sid = span_ids[i] if span_ids else next(_ids)
         spans += (i, sid, "%032x" % sid, None, start, 1.0, pid, "tests", service, "ERR",
-                  "error", exc.__name__, _tb(fn, sid), os.getpid())
+                  "error", exc.__name__, _tb(fn, sid), os.getpid(), None)
     now = time.time_ns()
     for j in range(ok):
         sid = next(_ids)
         spans += (len(failures) + j, sid, "%032x" % sid, None, now, 1.0, pid, "tests",
-                  service, "OK", "ok", None, None, os.getpid())
+                  service, "OK", "ok", None, None, os.getpid(), None)
     store.insert_calls(spans, [])
     return store.last_group_events
 
@@ -254,7 +254,7 @@ def test_the_exporter_hands_on_only_committed_events_and_survives_its_handler(db
     def call(i, sid, kind):
         exc, fn = KINDS[kind]
         return [i, sid, "%032x" % sid, None, now + sid, 1.0, pid, "g", "svc", "ERR", "error",
-                exc.__name__, _tb(fn, sid), 1]
+                exc.__name__, _tb(fn, sid), 1, None]
 
     # The batch is refused whole (a span id already stored), then written call by call:
     # the rolled-back attempt says nothing, the one-by-one write its new group once.
@@ -302,7 +302,7 @@ def test_a_version_6_store_migrates_keeping_its_calls(db_path):
     store = SpanStore(db_path)
     try:
         assert store.db.scalar("SELECT value FROM meta WHERE key = 'schema_version'") \
-            == str(SCHEMA_VERSION) == "7"
+            == str(SCHEMA_VERSION) == "8"
         assert [tuple(r) for r in store.query("SELECT span_id, error_group FROM spans")] \
             == [(9, None)]
         events = write(store, [("quote", time.time_ns())])

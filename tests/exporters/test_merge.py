@@ -72,7 +72,7 @@ def make_v1_store(path: Path, calls: int, start_ns: int) -> None:
         spans += (i, 10_000 + i, f"{i:032x}", None, start_ns + i * 10**9, 1.5, pid, "batch",
                   "v1-service", "ERR" if i == 3 else "OK", "error" if i == 3 else "ok",
                   "KeyError" if i == 3 else None, "Traceback: KeyError" if i == 3 else None,
-                  4242)
+                  4242, None)
         data += (i, 0, "n", "INPUT", repr(i), i, 1, "return", "OUTPUT", repr(i * i))
     store.insert_calls(spans, data)
     store.close()

@@ -39,7 +39,7 @@ def store(tmp_path_factory):
                   rnd.getrandbits(62) + 10**6 if kind > 0.9 else  # parent not stored
                   rnd.randrange(max(1, k - 400), k + 1))          # an earlier call
         spans += [k, k + 1, f"{k:032x}", parent, T0 + k * 10**9, 1.0,
-                  ids[rnd.choice(PROCESSES)], None, None, "OK", "ok", None, None, 1]
+                  ids[rnd.choice(PROCESSES)], None, None, "OK", "ok", None, None, 1, None]
     st.insert_calls(spans, [])
     st.close()
     return path

@@ -166,3 +166,33 @@ def test_a_version_5_store_gets_the_recording_health_columns_keeping_its_rows(tm
                             ).fetchall() == [(7, 4, None, None)]
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
             == (str(SCHEMA_VERSION),)
+
+
+def test_a_version_7_store_gets_span_weights_and_call_rollups_keeping_its_calls(tmp_path):
+    from exporters.columns import DURATION_BUCKETS_MS, ROLLUP_BUCKET_COLUMNS
+
+    path = tmp_path / "v7.db"
+    SpanStore(path).close()
+    with sqlite3.connect(path) as conn:  # as a version-7 store was
+        conn.execute("DROP TABLE call_rollups")
+        conn.execute("ALTER TABLE spans DROP COLUMN weight")
+        conn.execute("INSERT INTO processes(id, name) VALUES (1, 'job')")
+        conn.execute("INSERT INTO spans(id, span_id, trace_id, start_ns, duration_ms, "
+                     "process_id, status, outcome) VALUES (1, 5, 'ab', 1, 1.0, 1, 'OK', 'ok')")
+        conn.execute("UPDATE meta SET value = '7' WHERE key = 'schema_version'")
+
+    SpanStore(path).close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT span_id, weight FROM spans").fetchall() == [(5, None)]
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(call_rollups)")]
+        assert columns == ["minute", "process_id", "service_name", "calls", "errors",
+                           "duration_ms_sum", *ROLLUP_BUCKET_COLUMNS]
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
+            == (str(SCHEMA_VERSION),) == ("8",)
+        without_rowid = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'call_rollups'"
+                                     ).fetchone()[0]
+        assert "WITHOUT ROWID" in without_rowid
+    # One bucket column per bound of the one list /metrics uses too.
+    assert len(ROLLUP_BUCKET_COLUMNS) == len(DURATION_BUCKETS_MS)
+    assert DURATION_BUCKETS_MS[0] == 1.0 and DURATION_BUCKETS_MS[-1] == 10_000.0

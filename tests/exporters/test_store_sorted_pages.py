@@ -47,7 +47,7 @@ def store(tmp_path_factory):
         spans += [k, k + 1, f"{k:032x}", None, T0 + k * 10**9 + rnd.randrange(10**6),
                   float(rnd.randrange(20)), ids[proc], None, rnd.choice(["svc-a", "svc-b"]),
                   "ERR" if err else "OK", "error" if err else "ok",
-                  "ValueError" if err else None, "ValueError: x" if err else None, 1]
+                  "ValueError" if err else None, "ValueError: x" if err else None, 1, None]
         for seq, name in enumerate(rnd.sample(NAMES, rnd.randrange(4))):
             data += [k, seq, name, "INPUT", repr(rnd.random())]
     st.insert_calls(spans, data)
@@ -226,7 +226,7 @@ def test_a_top_n_page_whose_first_calls_make_no_row_is_still_full_and_exact(tmp_
     spans, data = [], []
     for k in range(10):  # the 5 slowest calls are plain spans (no variable, OK)
         spans += [k, k + 1, f"{k:032x}", None, T0 + k, float(10 - k), pid, None, None,
-                  "OK", "ok", None, None, 1]
+                  "OK", "ok", None, None, 1, None]
         if k >= 5:
             data += [k, 0, "x", "INPUT", repr(k)]
     st.insert_calls(spans, data)

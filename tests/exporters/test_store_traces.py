@@ -15,7 +15,7 @@ MS = 1_000_000
 
 def _span(i, span_id, parent, start_ns, duration_ms, pid, status="OK", trace=TRACE):
     return [i, span_id, trace, parent, start_ns, duration_ms, pid, None, "svc", status,
-            "ok" if status == "OK" else "error", None, None, 1]
+            "ok" if status == "OK" else "error", None, None, 1, None]
 
 
 @pytest.fixture
