@@ -137,12 +137,17 @@ class SelfHealth:
         self._drops: dict[tuple[int, str], deque[tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
-    def drops_in_window(self, key: tuple[int, str], dropped: int, now_ns: int) -> int:
+    def drops_in_window(self, key: tuple[int, str], dropped: int, now_ns: int, *,
+                        from_zero: bool = False) -> int:
         """Calls dropped by ``key``'s process over the last ``drops_window_s`` (since the
-        first reading, for a process seen for less than that)."""
+        first reading, for a process seen for less than that; with ``from_zero``, a
+        process first seen counts from 0: the process judging its own writer, whose
+        counter started with it)."""
         window = int(self.limits.drops_window_s * NS)
         with self._lock:
-            seen = self._drops.setdefault(key, deque())
+            seen = self._drops.get(key)
+            if seen is None:
+                seen = self._drops[key] = deque([(now_ns - 1, 0)] if from_zero else [])
             seen.append((now_ns, dropped))
             while len(seen) > 1 and seen[1][0] <= now_ns - window:
                 seen.popleft()
@@ -157,7 +162,7 @@ class SelfHealth:
               ) -> list[Condition]:
         """Every condition that applies, bad or not. ``health_rows``: the live processes'
         health rows; ``pids``: only those processes' (an instrumented process judges
-        its own writer)."""
+        its own writer: its drops count from 0)."""
         lim = self.limits
         rules = lim.describe()
         out = []
@@ -169,7 +174,7 @@ class SelfHealth:
             out.append(Condition(WRITER_LAG, lag > lim.writer_lag_s, lag, f"{lag:.1f} s",
                                  rules[WRITER_LAG], who))
             dropped = self.drops_in_window((r["pid"], r.get("host") or ""), r["dropped"],
-                                           now_ns)
+                                           now_ns, from_zero=pids is not None)
             out.append(Condition(DROPS, dropped > 0, dropped, f"{dropped:,} dropped",
                                  rules[DROPS], who))
         figures = store_figures(db, now_ns)
