@@ -13,6 +13,7 @@ import os
 import threading
 from typing import Any
 
+from ..self_health import IngestStats, SelfHealth
 from ..database import Database
 from . import callpage, calls, graph, groups, pages, ribbon
 from .filters import COUNT_CAP, RowFilter
@@ -26,6 +27,10 @@ class TraceQueries:
                  ribbon_levels: ribbon.RibbonLevels | None = None) -> None:
         self.path = os.fspath(db_path)
         self.ribbon_levels = ribbon_levels or ribbon.RibbonLevels()
+        # otel-monitor's own health (the SelfHealth badge): drops per minute are judged
+        # across calls; the serving process hands its ingest's answers over
+        self.self_health = SelfHealth()
+        self.ingest_stats: IngestStats | None = None
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
 
@@ -134,7 +139,8 @@ class TraceQueries:
     # -- status ribbon ----------------------------------------------------------------
 
     def health(self, *, now_ns: int | None = None) -> dict[str, Any]:
-        return ribbon.health(self.db, now_ns=now_ns, levels=self.ribbon_levels)
+        return ribbon.health(self.db, now_ns=now_ns, levels=self.ribbon_levels,
+                             self_health=self.self_health, ingest=self.ingest_stats)
 
     def feeds(self, *, now_ns: int | None = None) -> list[dict[str, Any]]:
         return ribbon.feeds(self.db, now_ns=now_ns, levels=self.ribbon_levels)
