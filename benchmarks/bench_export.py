@@ -2,6 +2,7 @@
 
     python benchmarks/bench_export.py [--calls 100000] [--rate 10000] [--seconds 5]
     python benchmarks/bench_export.py --onto-big-store [--calls 100000]
+    python benchmarks/bench_export.py --rollups 7 [--calls 100000]
 
 1. Throughput: calls/s that RecordWriter writes (1 call row + 5 data rows
    each, with the store's indexes), against plain ``executemany`` of the very
@@ -11,6 +12,9 @@
    being visible to another connection, and calls lost.
 3. Tight loop for --seconds: calls made, written, dropped, and resident memory,
    which must stay bounded by the queue size.
+
+``--rollups N`` measures only part 1's writer, with the per-minute rollups' upkeep and
+with it replaced by a no-op, alternately N times each: their ratio (target >= 0.95).
 
 ``--onto-big-store`` measures only the writer, into copies of the 2,000,000-call store
 benchmarks/bench_ui_queries.py caches (run it first, or with --generate-only): one copy
@@ -223,6 +227,41 @@ def onto_big_store(tmp: str, records: list[tuple], big_calls: int) -> None:
                 os.remove(path + suffix)
 
 
+def rollups_cost(tmp: str, records: list[tuple], rounds: int) -> None:
+    """Writer calls/s with the per-minute rollups' upkeep (exporters.rollups.maintain, in
+    insert_calls' transaction) against the same writer with it replaced by a no-op,
+    alternately in the same run (so load hits both alike)."""
+    from exporters import rollups
+
+    keep = rollups.maintain
+    on, off = [], []
+    spent = [0.0]
+
+    def timed(db, spans, width):
+        t0 = time.perf_counter()
+        keep(db, spans, width)
+        spent[0] += time.perf_counter() - t0
+
+    try:
+        for r in range(rounds):
+            rollups.maintain = timed
+            on.append(throughput_exporter(os.path.join(tmp, f"on{r}.db"), records))
+            rollups.maintain = lambda db, spans, width: None
+            off.append(throughput_exporter(os.path.join(tmp, f"off{r}.db"), records))
+    finally:
+        rollups.maintain = keep
+    o, f = statistics.median(on), statistics.median(off)
+    print(f"writer throughput, {len(records)} calls x (1 call row + 5 data rows), median of "
+          f"{rounds}, alternately")
+    print(f"   with the rollups' upkeep                  {o:10,.0f} calls/s")
+    print(f"   without it (no-op)                        {f:10,.0f} calls/s")
+    print(f"   ratio with/without                        {o / f:10.3f}       (target >= 0.95)"
+          f"  {'PASS' if o / f >= 0.95 else 'FAIL'}")
+    per_call = spent[0] / (rounds * len(records))
+    print(f"   the upkeep itself (timed in place)        {per_call * 1e6:10.3f} us/call = "
+          f"{per_call * o:.1%} of a written call's time with it")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=100_000)
@@ -233,9 +272,14 @@ def main() -> None:
                     help="writer calls/s into a copy of bench_ui_queries' cached store only")
     ap.add_argument("--big-calls", type=int, default=2_000_000,
                     help="which cached store (its --calls)")
+    ap.add_argument("--rollups", type=int, metavar="ROUNDS", default=0,
+                    help="only the writer with and without the rollups' upkeep, ROUNDS each")
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
     records = make_records(opts.calls)
+    if opts.rollups:
+        rollups_cost(tmp, records, opts.rollups)
+        return
     if opts.onto_big_store:
         onto_big_store(tmp, records, opts.big_calls)
         return

@@ -1,6 +1,7 @@
 """Retention: purges calls older than the retention window, every ``interval_s``, and
 error groups last seen more than ``group_retention_days`` ago (with minute buckets
-older than a day): a group outlives its calls.
+older than a day): a group outlives its calls; and per-minute call rollups older than
+``rollup_retention_days`` (30): they outlive their calls too.
 
 A job on a ``BackgroundWorker`` ("otel-monitor-retention"), started by whoever owns
 the store (the decorator's pipeline, the server's OTLP ingest). It has its own
@@ -14,6 +15,7 @@ import logging
 import time
 
 from .groups import MINUTES_KEPT_NS
+from .rollups import DEFAULT_RETENTION_DAYS
 from .store import SpanStore
 from .worker import BackgroundWorker
 
@@ -22,10 +24,12 @@ _log = logging.getLogger("otel_monitor")
 
 class RetentionWorker:
     def __init__(self, db_path: str, *, retention_hours: float = 6.0, interval_s: float = 60.0,
-                 max_bytes: int | None = None, group_retention_days: float = 30.0) -> None:
+                 max_bytes: int | None = None, group_retention_days: float = 30.0,
+                 rollup_retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
         self.db_path = db_path
         self.retention_ns = int(retention_hours * 3600 * 1e9)
         self.group_retention_ns = int(group_retention_days * 86400 * 1e9)
+        self.rollup_retention_ns = int(rollup_retention_days * 86400 * 1e9)
         self.interval_s = interval_s
         self.max_bytes = max_bytes
         self.purged = 0
@@ -46,7 +50,8 @@ class RetentionWorker:
         now_ns = time.time_ns() if now_ns is None else now_ns
         n = store.purge(now_ns - self.retention_ns, max_bytes=self.max_bytes)
         self.purged += n
-        store.purge_groups(now_ns - self.group_retention_ns, now_ns - MINUTES_KEPT_NS)
+        store.purge_groups(now_ns - self.group_retention_ns, now_ns - MINUTES_KEPT_NS,
+                           rollups_before_ns=now_ns - self.rollup_retention_ns)
         return n
 
     def _cycle(self, *, final: bool, flushing: bool) -> None:

@@ -324,6 +324,10 @@ CREATE TABLE IF NOT EXISTS call_rollups (
     {", ".join(f"{b} REAL NOT NULL DEFAULT 0" for b in ROLLUP_BUCKET_COLUMNS)},
     PRIMARY KEY (minute, process_id, service_name)
 ) WITHOUT ROWID;
+-- An SLO's windows read one process's or one service's minutes (exporters.queries.slos);
+-- a batch touches a few rows: the writer barely pays for these.
+CREATE INDEX IF NOT EXISTS call_rollups_by_process ON call_rollups(process_id, minute);
+CREATE INDEX IF NOT EXISTS call_rollups_by_service ON call_rollups(service_name, minute);
 """
 
 TABLES += CALL_ROLLUPS

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from . import groups
+from . import groups, rollups
 from .database import Database, Row
 from .error_groups import GroupEvent
 
@@ -106,8 +106,8 @@ class SpanStore:
         each (``id``, ``span``) is the call's index in the batch: the real row ids are
         assigned under the write lock, after the highest id ever given (kept in
         ``meta``, so ids never go back after a purge: readers page on them).
-        The failed calls' error groups are kept in the same transaction
-        (``groups.maintain``); the batch's group events are in ``last_group_events`` once
+        The per-minute rollups (``rollups.maintain``) and the failed calls' error groups
+        are kept in the same transaction (``groups.maintain``); the batch's group events are in ``last_group_events`` once
         it is committed (empty after a batch that failed; inside a caller's own
         ``db.transaction()``, e.g. merge's, they stand for the caller's commit).
         """
@@ -122,6 +122,7 @@ class SpanStore:
             db.insert_rows("data_values", DATA_COLUMNS, data, base)
             db.execute_write("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
                              (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
+            rollups.maintain(db, spans, len(SPAN_COLUMNS))
             events = groups.maintain(db, spans, len(SPAN_COLUMNS), base, host=self.host,
                                      spike_multiple=self.spike_multiple,
                                      spike_min_count=self.spike_min_count)
@@ -182,15 +183,19 @@ class SpanStore:
             time.sleep(max(0.02, elapsed))
 
     def purge_groups(self, groups_before_ns: int, minutes_before_ns: int, *,
+                     rollups_before_ns: int | None = None,
                      max_tx_seconds: float = 0.02) -> int:
         """Delete error groups last seen before ``groups_before_ns`` (with their minute
-        buckets) and minute buckets older than ``minutes_before_ns``, in short
-        transactions like ``purge``. Purging calls never deletes a group. Returns the
-        rows deleted."""
+        buckets), minute buckets older than ``minutes_before_ns`` and (when given) call
+        rollups of minutes before ``rollups_before_ns``, in short transactions like
+        ``purge``. Purging calls never deletes a group or a rollup. Returns the rows
+        deleted."""
         deleted, chunk = 0, 500
         while True:
             t0 = time.perf_counter()
             n = groups.purge_chunk(self.db, groups_before_ns, minutes_before_ns, chunk)
+            if rollups_before_ns is not None:
+                n += rollups.purge_chunk(self.db, rollups_before_ns, chunk)
             if n == 0:
                 return deleted
             deleted += n

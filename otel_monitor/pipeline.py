@@ -16,7 +16,7 @@ Threads start only when needed:
   forked child too: never while the parent may be opening its store);
 * the alert engine and its state writer: when there is something to watch or to
   write for the UI: a feed (declared or ticked), a function declaring the feeds it
-  reads, the queue reaching ``backpressure_depth`` (the banner), or a failed call
+  reads, an SLO registered (``otel_monitor.slo``, ``slo_file``), the queue reaching ``backpressure_depth`` (the banner), or a failed call
   to alert on (a webhook set, ``alert_exceptions`` on);
 * a webhook sender: at its first alert.
 """
@@ -67,6 +67,7 @@ class Pipeline:
         # group and the catalog's source code from here.
         self.sites: dict[str, CallSite] = {}
         self.feeds = FeedRegistry(self.sites, on_new=self._watch)
+        SLO_REGISTRY.listeners.append(self._watch)  # an SLO registered: the engine evaluates
         self.ready = False
         # True after shutdown(), or after configuring from the environment failed:
         # calls then run unrecorded until configure() is called again.
@@ -179,7 +180,8 @@ class Pipeline:
             self.retention = RetentionWorker(
                 settings.db_path, retention_hours=settings.retention_hours,
                 interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
-                group_retention_days=settings.error_group_retention_days)
+                group_retention_days=settings.error_group_retention_days,
+                rollup_retention_days=settings.rollup_retention_days)
             # Started by the writer's first batch, on the writer thread.
             self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)
@@ -308,7 +310,7 @@ class Pipeline:
         alerts.writer_failing = lambda: processor.failing
         if alerts.wants_errors:  # strikes off the failed calls written (group mode)
             processor.observers.append(alerts.on_batch_written)
-        if self.feeds or alerts.watches_self:
+        if self.feeds or alerts.burn.wanted() or alerts.watches_self:
             alerts.start()
 
     def _stop_pipeline(self) -> None:

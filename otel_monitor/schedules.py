@@ -17,9 +17,10 @@ Three texts, parsed strictly (a ``ConfigError`` names the part it could not read
       process=pricing.black_scholes until=2026-12-08T07:00Z reason="known bug"
       group=3f2a9c… until=2026-12-08T07:00+01:00 reason="fix deploying"
       feed=bbg.* until=2026-12-25T00:00Z reason="vendor maintenance"
+      slo=pricing-* until=2026-12-08T07:00Z reason="load test"
 
-  Exactly one of ``process``, ``group`` (an error group's fingerprint) or ``feed``
-  (each a name or an ``fnmatch`` pattern), ``until`` an ISO-8601 time with its zone
+  Exactly one of ``process``, ``group`` (an error group's fingerprint), ``feed`` or
+  ``slo`` (an SLO's burn-rate alerts; each a name or an ``fnmatch`` pattern), ``until`` an ISO-8601 time with its zone
   (``Z`` or an offset), and a ``reason``.
 * a feed's **hours**: one or more windows (``;``-separated, or a sequence) in the
   feed's zone, and holidays (dates in that zone) on which it does not open.
@@ -43,7 +44,7 @@ from exporters.errors import ConfigError
 _NS = 1_000_000_000
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _FULL = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-SILENCE_KEYS = ("process", "group", "feed")
+SILENCE_KEYS = ("process", "group", "feed", "slo")
 
 
 def zone(name: str | None, what: str = "time zone") -> dt.tzinfo:
@@ -170,7 +171,7 @@ def _instant(value: str, what: str) -> int:
 
 @dataclass(frozen=True)
 class Silence:
-    """A one-off silence: alerts on ``kind`` (process, group or feed) matching
+    """A one-off silence: alerts on ``kind`` (process, group, feed or slo) matching
     ``pattern`` are suppressed until ``until_ns``."""
 
     text: str
@@ -180,8 +181,8 @@ class Silence:
     reason: str
 
     def matches(self, *, process: str | None = None, group: str | None = None,
-                feed: str | None = None) -> bool:
-        value = {"process": process, "group": group, "feed": feed}[self.kind]
+                feed: str | None = None, slo: str | None = None) -> bool:
+        value = {"process": process, "group": group, "feed": feed, "slo": slo}[self.kind]
         return value is not None and fnmatch.fnmatchcase(value, self.pattern)
 
 
@@ -202,8 +203,8 @@ def parse_silence(text: str) -> Silence:
         if not eq or not key:
             raise ConfigError(f"{what}: {word!r} is not key=value")
         if key not in (*SILENCE_KEYS, "until", "reason"):
-            raise ConfigError(f"{what}: unknown key {key!r} (process, group, feed, until, "
-                              "reason)")
+            raise ConfigError(f"{what}: unknown key {key!r} (process, group, feed, slo, "
+                              "until, reason)")
         if key in found:
             raise ConfigError(f"{what}: {key!r} given twice")
         if not value.strip():
@@ -211,7 +212,7 @@ def parse_silence(text: str) -> Silence:
         found[key] = value.strip()
     kinds = [k for k in SILENCE_KEYS if k in found]
     if len(kinds) != 1:
-        raise ConfigError(f"{what}: name exactly one of process=, group= or feed= "
+        raise ConfigError(f"{what}: name exactly one of process=, group=, feed= or slo= "
                           f"(got {', '.join(kinds) or 'none'})")
     if "until" not in found:
         raise ConfigError(f"{what}: needs until=<ISO time> (e.g. until=2026-12-08T07:00Z)")

@@ -193,8 +193,8 @@ class Settings:
         "`;`-separated in the environment", parse=_semicolon_list)
     alert_silences: tuple[str, ...] = setting(
         (), "OTEL_MONITOR_ALERT_SILENCES",
-        "one-off silences by `process=`, `group=` (an error's fingerprint) or `feed=` (names "
-        "or fnmatch patterns), with `until=` an ISO time and a `reason=`, e.g. "
+        "one-off silences by `process=`, `group=` (an error's fingerprint), `feed=` or `slo=` "
+        "(names or fnmatch patterns), with `until=` an ISO time and a `reason=`, e.g. "
         "`process=pricing.bs until=2026-12-08T07:00Z reason=\"known bug\"`; suppressed "
         "alerts are recorded `suppressed`; `;`-separated in the environment",
         parse=_semicolon_list)

@@ -63,7 +63,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from exporters.columns import DURATION_BUCKETS_MS
 from exporters.errors import ConfigError
@@ -238,6 +238,19 @@ class SLO:
     def burn_rules(self) -> tuple[BurnRule, ...]:
         return burn_rules(self.window_s)
 
+    @property
+    def target(self) -> Any:
+        """What the store's reads take (``exporters.queries.slos.Objective``)."""
+        from exporters.queries.slos import Objective
+
+        key, value = self.selector
+        return Objective(key, value, self.kind, self.objective, self.threshold_ms)
+
+    @property
+    def rule_tuples(self) -> list[tuple[str, float, float, float]]:
+        """``burn_rules`` as (severity, factor, long s, short s) for the store's reads."""
+        return [(r.severity, r.factor, r.long_s, r.short_s) for r in self.burn_rules]
+
     def as_dict(self) -> dict[str, Any]:
         key, value = self.selector
         return {"name": self.name, "selector": {key: value}, "kind": self.kind,
@@ -311,11 +324,23 @@ class SLORegistry:
         self._code: dict[str, SLO] = {}
         self._file: dict[str, SLO] = {}
         self.file_path: str | None = None
+        # The process that registered (or loaded) SLOs: the one that evaluates them.
+        self.owner_pid: int | None = None
+        self.listeners: list[Callable[[], None]] = []  # told of each change (the pipeline)
 
     def register(self, slo: SLO) -> SLO:
         with self._lock:
             self._code[slo.name] = slo
+            self.owner_pid = os.getpid()
+        self._changed()
         return slo
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener()
+            except Exception:
+                pass
 
     def load_file(self, path: str | os.PathLike[str] | None) -> tuple[SLO, ...]:
         """Load (or with None, forget) the file's SLOs; on a ConfigError nothing changes."""
@@ -328,6 +353,9 @@ class SLORegistry:
         with self._lock:
             self._file = {s.name: s for s in slos}
             self.file_path = os.fspath(path) if path else None
+            if self._file:
+                self.owner_pid = os.getpid()
+        self._changed()
 
     def all(self) -> tuple[SLO, ...]:
         with self._lock:
@@ -339,6 +367,7 @@ class SLORegistry:
             self._code.clear()
             self._file.clear()
             self.file_path = None
+            self.owner_pid = None
 
 
 REGISTRY = SLORegistry()

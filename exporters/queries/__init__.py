@@ -6,6 +6,7 @@
     graph     the dependency graph
     ribbon    health, feeds, alerts and banners, with the badge levels
     groups    error groups: the list and one group with its sparkline
+    slos      SLIs and burn rates of SLOs, from the per-minute rollups
     service   TraceQueries, the one object the API and the UI ask
 """
 from ..errors import NotFound

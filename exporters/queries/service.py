@@ -5,7 +5,7 @@ through an index (``spans_by_time``, ``spans_by_process``, ``spans_errors_by_tim
 ``data_values_by_name``, ``spans_by_duration``, ``spans_by_trace``, the primary
 keys): ``explain_*`` return the plans. The SQL lives in the modules beside this one, by
 job: ``pages`` (the trace table), ``calls`` (processes, drill-down, traces), ``graph``,
-``ribbon``, ``groups`` (error groups).
+``ribbon``, ``groups`` (error groups), ``slos`` (SLIs and burn rates from the rollups).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from ..self_health import IngestStats, SelfHealth
 from ..database import Database
-from . import callpage, calls, graph, groups, pages, ribbon
+from . import callpage, calls, graph, groups, pages, ribbon, slos
 from .filters import COUNT_CAP, RowFilter
 
 
@@ -171,3 +171,19 @@ class TraceQueries:
                          ) -> dict[str, dict[str, Any]]:
         """The groups' 6-hour count sparklines, in one read (``groups.sparklines``)."""
         return groups.sparklines(self.db, fingerprints, now_ns=now_ns)
+
+    # -- SLOs --------------------------------------------------------------------
+
+    def slo_windows(self, objective: slos.Objective, windows_s: list[float], *,
+                    now_ns: int | None = None) -> list[slos.WindowCounts]:
+        """(weighted calls, bad calls) of an SLO over each window ending now."""
+        return slos.window_counts(self.db, objective, windows_s, now_ns=now_ns)
+
+    def slo_status(self, objective: slos.Objective, window_s: float,
+                   rules: list[tuple[str, float, float, float]], *,
+                   now_ns: int | None = None) -> dict[str, Any]:
+        """An SLO now: SLI, budget remaining, burn rates, state (``slos.slo_status``)."""
+        return slos.slo_status(self.db, objective, window_s, rules, now_ns=now_ns)
+
+    def explain_slo(self, objective: slos.Objective) -> str:
+        return slos.explain(self.db, objective)

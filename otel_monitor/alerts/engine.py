@@ -55,6 +55,9 @@ monitored call fails or the writer reports error-group events, and
 * holds back what a **maintenance window** or a **silence** covers
   (``suppress.Suppressor``): such an alert is recorded with the outcome
   ``suppressed`` and the rule that held it, and posted nowhere;
+* evaluates the **burn rates** of the SLOs this process registered
+  (``otel_monitor.slo``, ``slo_file``) every ``slo_eval_interval_s``: page and ticket
+  alerts, triggered once and resolved (``burn.BurnRateRule``);
 * watches the export queue: deeper than ``backpressure_depth`` for
   ``backpressure_for_s`` raises the ``backpressure`` flag in the store (the UI's
   banner), refreshed every second and cleared when the queue drains; a webhook
@@ -96,8 +99,11 @@ from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, 
                     dedup_key, iso, traceback_excerpt, ui_link)
 from .payloads import PD_SUMMARY_MAX
 from .persist import FeedBook, StateWriter
+from .burn import BurnRateRule
 from .selfmon import SelfMonitor
 from .suppress import Suppressor
+from ..slo import REGISTRY as SLO_REGISTRY
+from ..slo import registered_slos
 from ..webhooks import Target, parse_webhooks
 
 _log = logging.getLogger("otel_monitor")
@@ -194,6 +200,11 @@ class AlertEngine:
         self.state = StateWriter(settings.db_path, feeds, service_name=service_name,
                                  default_stale_after_s=settings.feed_stale_after_s,
                                  retention_hours=settings.retention_hours)
+        # SLO burn rates (alerts/burn.py): the SLOs this process registered.
+        self.burn = BurnRateRule(settings.db_path, registered_slos,
+                                 interval_s=settings.slo_eval_interval_s,
+                                 ui_url=settings.ui_url, service_name=service_name,
+                                 owner_pid=lambda: SLO_REGISTRY.owner_pid)
         self.worker = BackgroundWorker("otel-monitor-alerts", self._cycle_job,
                                        interval_s=check_interval_s, on_fork=self._init_state)
         self._init_state()
@@ -382,6 +393,7 @@ class AlertEngine:
         if self._bp_raised:  # this process no longer stands behind its banner
             self._set_flag(time.time_ns(), raised=False, depth=self.queue_depth())
         self.state.shutdown()
+        self.burn.close()
         self.selfmon.close()
         reader, self._reader = self._reader, None
         if reader is not None:
@@ -417,7 +429,10 @@ class AlertEngine:
         self._flush_groups(now, final)
         self._check_feeds(now)
         self._check_backpressure(now)
-        self._check_self(now)
+        if not final:
+            for alert in self.burn.check(now):
+                self._dispatch(alert)
+            self._check_self(now)
 
     def _dispatch(self, alert: Alert) -> None:
         why = self.suppressor.why(alert, time.time_ns()) if self.suppressor else None

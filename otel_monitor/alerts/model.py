@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 EXCEPTION = "exception"
 FEED_LAG = "feed_lag"
 BACKPRESSURE = "backpressure"
+SLO_BURN = "slo_burn"
 
 # Actions (PagerDuty's event_action)
 TRIGGER = "trigger"
@@ -52,6 +53,7 @@ class Alert:
     event: str | None = None      # an error group's event (exporters.error_groups: new,
                                   # regression, spike, rearmed); None for a call's alert
     fingerprint: str | None = None  # the error group's
+    slo: str | None = None        # an SLO's name (rule slo_burn)
 
     @property
     def timestamp(self) -> str:

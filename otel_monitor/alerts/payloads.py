@@ -32,7 +32,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from .model import EXCEPTION, FEED_LAG, RESOLVE, Alert, clip, iso, shorter_link
+from .model import EXCEPTION, FEED_LAG, RESOLVE, SLO_BURN, Alert, clip, iso, shorter_link
 
 SLACK_HEADER_MAX = 150
 SLACK_TEXT_MAX = 3000
@@ -136,7 +136,8 @@ def _details(alert: Alert, limit: int) -> dict[str, Any]:
     """``custom_details``, each text at most ``limit`` characters."""
     details: dict[str, Any] = {"rule": alert.rule, "count": alert.count}
     for name in ("process", "process_group", "exception_type", "exception_message",
-                 "traceback", "span_id", "trace_id", "feed", "pid", "event", "fingerprint"):
+                 "traceback", "span_id", "trace_id", "feed", "pid", "event", "fingerprint",
+                 "slo"):
         value = getattr(alert, name)
         if value is not None:
             details[name] = value
@@ -162,6 +163,8 @@ def pagerduty_body(alert: Alert, routing_key: str) -> dict[str, Any]:
         component, group, klass = alert.process, alert.process_group, alert.exception_type
     elif alert.rule == FEED_LAG:
         component, group, klass = alert.feed, "feeds", "feed_lag"
+    elif alert.rule == SLO_BURN:
+        component, group, klass = alert.slo, "slos", "slo_burn"
     else:
         component, group, klass = "otel-monitor", "otel-monitor", alert.rule
     payload = {"summary": clip(alert.summary, PD_SUMMARY_MAX),

@@ -3,8 +3,8 @@
 ``Suppressor.why(alert, now_ns)`` is None for an alert to post, else the rule that
 holds it: ``maintenance window Sat 06:00-12:00 Europe/London`` (every alert, while a
 window of ``alert_maintenance_windows`` holds now) or ``silence process=… until=…
-reason=…`` (an ``alert_silences`` entry not expired yet whose process, error group or
-feed matches the alert). The engine records a held alert in the store with the outcome
+reason=…`` (an ``alert_silences`` entry not expired yet whose process, error group,
+feed or SLO matches the alert). The engine records a held alert in the store with the outcome
 ``suppressed`` and that text, and posts nothing: an alert is never dropped silently.
 Resolves are judged the same way as triggers.
 """
@@ -35,6 +35,7 @@ class Suppressor:
                 return f"maintenance window {w.text}"
         for s in self.silences:
             if now_ns < s.until_ns and s.matches(process=alert.process,
-                                                 group=alert.fingerprint, feed=alert.feed):
+                                                 group=alert.fingerprint, feed=alert.feed,
+                                                 slo=alert.slo):
                 return f"silence {s.text}"
         return None
