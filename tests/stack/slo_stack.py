@@ -98,6 +98,12 @@ class SloStack:
         assert r.status_code == 200 and body["status"] == "success", body
         return body["data"]["result"]
 
+    def firing(self, alertname: str) -> list[dict]:
+        body = httpx.get(f"{self.prom}/api/v1/alerts", timeout=10).json()
+        assert body["status"] == "success", body
+        return [a for a in body["data"]["alerts"]
+                if a["labels"].get("alertname") == alertname and a["state"] == "firing"]
+
     def alerts(self, severity: str, state: str = "firing") -> list[dict]:
         body = httpx.get(f"{self.prom}/api/v1/alerts", timeout=10).json()
         assert body["status"] == "success", body
@@ -137,7 +143,8 @@ slos:
 
 @contextlib.contextmanager
 def slo_stack(tmp: Path, prometheus_bin: str, *, name: str = "checkout-1m",
-              window: str = "1m", objective: float = 99.0) -> Iterator[SloStack]:
+              window: str = "1m", objective: float = 99.0,
+              extra_rules: tuple[Path, ...] = ()) -> Iterator[SloStack]:
     """The whole chain running, the workload's SLO's rules loaded and recording (its
     5m-class ratio evaluated at least once): yields the ``SloStack``. The caller records
     (``otel_monitor`` configured on ``tmp / "store.db"``) and runs the workload."""
@@ -170,7 +177,7 @@ def slo_stack(tmp: Path, prometheus_bin: str, *, name: str = "checkout-1m",
         wait_for(lambda: answers(f"{serve}/metrics", procs[0]), "otel-monitor serve", 60)
         config = {"global": {"scrape_interval": INTERVAL, "scrape_timeout": INTERVAL,
                              "evaluation_interval": INTERVAL},
-                  "rule_files": [str(rules)],
+                  "rule_files": [str(rules), *map(str, extra_rules)],
                   "scrape_configs": [{"job_name": "otel-monitor", "metrics_path": "/metrics",
                                       "static_configs": [
                                           {"targets": [f"127.0.0.1:{serve_port}"]}]}]}

@@ -5,8 +5,10 @@ evaluation every second; every wait polls with a deadline (timing is measured by
 benchmarks/bench_slo_prometheus.py, not asserted)."""
 from __future__ import annotations
 
+from exporters.store import SpanStore
 from recording import recording_into, settings_env_cleared
-from slo_stack import Workload, recording_ok, slo_stack
+from slo_stack import Workload, recording_ok, slo_stack, wait_for
+from stack_files import CONFIG
 
 
 def test_a_burn_rate_page_fires_in_prometheus_after_an_error_spike(tmp_path, prometheus_bin):
@@ -32,3 +34,24 @@ def test_a_burn_rate_page_fires_in_prometheus_after_an_error_spike(tmp_path, pro
             finally:
                 workload.stopped.set()
                 workload.join(10)
+
+
+def test_the_shipped_self_health_rules_fire_for_a_store_near_its_cap(tmp_path,
+                                                                     prometheus_bin):
+    """selfmon-rules.yml as shipped: once the purging process notes a cap the store is at
+    95 % of, OtelMonitorStoreNearCap fires; OtelMonitorWriterLag does not (the writer
+    keeps up)."""
+    with settings_env_cleared(), recording_into(tmp_path / "store.db"):
+        with slo_stack(tmp_path, prometheus_bin,
+                       extra_rules=(CONFIG / "prometheus" / "selfmon-rules.yml",)) as stack:
+            wait_for(lambda: stack.query('otel_monitor:self_health:bad{condition="drops"}'),
+                     "the self-health rules evaluated", 60)
+            assert stack.firing("OtelMonitorStoreNearCap") == []
+            store = SpanStore(tmp_path / "store.db")
+            store.claim_purge(60 * 10**9, retention_ns=6 * 3600 * 10**9,
+                              max_bytes=int(store.used_bytes() / 0.95))
+            store.close()
+            fired = wait_for(lambda: stack.firing("OtelMonitorStoreNearCap"),
+                             "OtelMonitorStoreNearCap firing", 60)
+            assert fired[0]["labels"]["condition"] == "store_size"
+            assert stack.firing("OtelMonitorWriterLag") == []
