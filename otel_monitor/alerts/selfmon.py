@@ -33,7 +33,6 @@ from typing import Any
 
 from exporters.database import Database
 from exporters.errors import StoreError
-from exporters.queries.ribbon import live_health_rows
 from exporters.self_health import (DROPS, RETENTION_BEHIND, STORE_SIZE, WEBHOOK_FAILING,
                                    WRITER_LAG, Condition, SelfHealth, SelfHealthLimits)
 
@@ -109,8 +108,7 @@ class SelfMonitor:
             self._db_pid = os.getpid()
         db = self._db
         rows = [dict(r) for r in db.execute("SELECT * FROM health WHERE pid = ?", (pid,))]
-        conditions = self.health.judge(db, live_health_rows(rows, now_ns=now_ns), now_ns,
-                                       pids={pid})
+        conditions = self.health.judge(db, rows, now_ns, pids={pid})  # its own row
         failed = self._failed_since(now_ns - int(self.limits.webhook_window_s * NS))
         for c in conditions:
             if c.name == WEBHOOK_FAILING:  # this process's own deliveries
