@@ -1,6 +1,6 @@
 """otel-monitor watching itself in process (alerts.selfmon, ``alert_self_health``): a
-webhook that refuses, a store filled to its size cap, a retention that does not run and
-a queue that drops each post a trigger to the working webhooks, and a resolve once
+webhook that refuses, a store filled to its size cap, a retention that does not run, a
+queue that drops and a writer held up by another connection's lock each post a trigger to the working webhooks, and a resolve once
 the condition is over; silences hold them. Real webhooks (a receiver on 127.0.0.1), a
 real store, real time."""
 from __future__ import annotations
@@ -137,3 +137,26 @@ def test_off_by_default(alerting):
     alerting()
     assert PIPELINE.alerts.selfmon.enabled is False
     assert not PIPELINE.alerts.watches_self
+
+
+def test_a_writer_held_up_past_5_s_is_alerted_then_resolved(alerting, receiver, tmp_path):
+    """Another connection holds the store's write lock for 5.5 s: the queued call is
+    written after it, its lag reported in the health row; the next call, written at
+    once, resolves."""
+    alerting(alert_self_health=True)
+    book(0)
+    assert otel_monitor.force_flush(10)
+    con = sqlite3.connect(tmp_path / "alerts.db", timeout=10)
+    con.execute("BEGIN EXCLUSIVE")
+    book(1)  # waits for the lock in the writer
+    held_until = time.monotonic() + 5.5  # the condition is a duration: hold it that long
+    while time.monotonic() < held_until:
+        time.sleep(0.1)
+    con.rollback()
+    con.close()
+    assert otel_monitor.force_flush(15)
+    wait_self(receiver, "writer_lag")
+    assert "writer is behind" in self_posts(receiver, "writer_lag")[0].json["text"]
+    book(2)
+    assert otel_monitor.force_flush(10)
+    wait_self(receiver, "writer_lag", "resolve")
