@@ -7,9 +7,11 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import httpx
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
+
+from api_server import ServedApp
 
 from dash_ui.callbacks.ribbon import badges, explain
 from dash_ui.ingest import ingest_router
@@ -75,8 +77,8 @@ def test_an_ingest_refusing_a_full_store_turns_the_badge_red_and_is_counted(tmp_
             "name": "far.work", "kind": 1, "startTimeUnixNano": str(now - 2_000_000),
             "endTimeUnixNano": str(now),
             "attributes": [{"key": "payload", "value": {"stringValue": "x" * 50_000}}]}]}]}]}
-    with TestClient(app) as client:
-        answer = client.post("/v1/traces", json=body)
+    with ServedApp(app) as served:
+        answer = httpx.post(f"{served.url}/v1/traces", json=body, timeout=30)
     assert answer.status_code == 503
     badge = _badge(queries)
     assert badge["level"] == "red"
