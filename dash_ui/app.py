@@ -10,6 +10,7 @@ Everything it serves is local: the vendored Darkly CSS and the app's own assets 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import dash
 from dash import dcc, html
@@ -38,11 +39,13 @@ class LocalDash(dash.Dash):
 
 def create_dash_app(queries: QuerySource, *, requests_pathname_prefix: str = "/",
                     token: str | None = None, group_actions: GroupActions | None = None,
-                    token_resolved: bool = False) -> dash.Dash:
+                    token_resolved: bool = False,
+                    slos: Callable[[], Sequence[Any]] | None = None) -> dash.Dash:
     """``token``: the access token the Errors tab's actions need (None: the setting,
     ``$OTEL_MONITOR_UI_TOKEN``, unless ``token_resolved``: then None is no token).
     ``group_actions``: the error groups' status changes to call (the server's, shared
-    with its API), else one of its own over the store."""
+    with its API), else one of its own over the store. ``slos``: what the SLOs tab shows
+    (a callable returning SLOs; None: those registered in this process)."""
     app = LocalDash(
         __name__, title="otel-monitor", assets_folder=str(ASSETS),
         external_stylesheets=[], external_scripts=[], serve_locally=True,
@@ -51,15 +54,17 @@ def create_dash_app(queries: QuerySource, *, requests_pathname_prefix: str = "/"
         update_title=None,
     )
     app.layout = _root()
-    _register(app, queries, token, group_actions, token_resolved)
+    _register(app, queries, token, group_actions, token_resolved, slos)
     return app
 
 
 def _register(app: dash.Dash, source: QuerySource, token: str | None,
-              group_actions: GroupActions | None, token_resolved: bool) -> None:
+              group_actions: GroupActions | None, token_resolved: bool,
+              slos: Callable[[], Sequence[Any]] | None = None) -> None:
     queries = query_service(source)
     callbacks.register(app, queries, actions=group_actions or GroupActions(queries.path),
-                       token=token if token_resolved else resolve_token(token))
+                       token=token if token_resolved else resolve_token(token),
+                       slo_source=slos)
 
 
 def _root() -> html.Div:

@@ -1,5 +1,6 @@
-"""The page: status ribbon; two tabs: Calls (filters and search, trace table (ag-grid,
-infinite row model), graph; the default) and Errors (the error groups, their actions);
+"""The page: status ribbon; three tabs: Calls (filters and search, trace table (ag-grid,
+infinite row model), graph; the default), Errors (the error groups, their actions) and
+SLOs (SLI, budget, burn rates and state of each SLO);
 the drill-down modal (with its trace view), and the URL's state."""
 from __future__ import annotations
 
@@ -277,9 +278,11 @@ ERROR_STATUSES = {"open": "open", "resolved": "resolved", "ignored": "ignored",
 
 
 def tabs() -> dbc.Tabs:
-    """Calls (the trace table and the graph; the default) or Errors (the error groups)."""
+    """Calls (the trace table and the graph; the default), Errors (the error groups) or
+    SLOs (each SLO's SLI, budget, burn rates and state)."""
     return dbc.Tabs([dbc.Tab(label="Calls", tab_id="calls"),
-                     dbc.Tab(label="Errors", tab_id="errors")],
+                     dbc.Tab(label="Errors", tab_id="errors"),
+                     dbc.Tab(label="SLOs", tab_id="slos")],
                     id="om-tabs", active_tab="calls", className="mb-2 flex-grow-1")
 
 
@@ -339,6 +342,19 @@ def errors_tab() -> html.Div:
     ], id="om-errors-tab", style={"display": "none"})
 
 
+def slos_tab() -> html.Div:
+    """The SLOs (callbacks/slos.py): one row each, listed at every tick while shown."""
+    from .callbacks.slos import HEADERS
+
+    return html.Div([
+        html.Div(id="om-slos-note", className="small text-muted mb-2", role="status"),
+        dbc.Table([html.Thead(html.Tr([html.Th(h) for h in HEADERS])),
+                   html.Tbody(id="om-slos-body")],
+                  id="om-slos-table", bordered=False, hover=True, size="sm",
+                  className="table-dark"),
+    ], id="om-slos-tab", style={"display": "none"})
+
+
 def page() -> dbc.Container:
     return dbc.Container([
         dcc.Interval(id="om-tick", interval=REFRESH_MS),
@@ -361,5 +377,6 @@ def page() -> dbc.Container:
             dcc.Store(id="om-graph-laid-out"),
         ], id="om-calls-tab"),
         errors_tab(),
+        slos_tab(),
         modal(),
     ], fluid=True, style={"background": TOKENS["bg"], "minHeight": "100vh"})

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import os
 from http.cookies import SimpleCookie
-from typing import Any
+from typing import Any, Callable, Sequence
 from urllib.parse import parse_qs
 
 from fastapi import FastAPI
@@ -74,7 +74,8 @@ def _wrong_method_guard(inner: Any, app: FastAPI) -> Any:
 
 
 def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None,
-             group_actions: GroupActions | None = None) -> None:
+             group_actions: GroupActions | None = None,
+             slos: Callable[[], Sequence[Any]] | None = None) -> None:
     """Mount the Dash UI over ``queries`` at ``/`` (its Flask server through a2wsgi);
     ``/api`` and ``/docs`` stay FastAPI routes, matched first. With a token the UI needs
     it too (its Errors tab's actions check it again). ``group_actions``: the error groups'
@@ -84,7 +85,7 @@ def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None,
     from .app import create_dash_app
 
     dash_app = create_dash_app(queries, token=token, group_actions=group_actions,
-                               token_resolved=True)
+                               token_resolved=True, slos=slos)
     ui: Any = _wrong_method_guard(WSGIMiddleware(dash_app.server), app)
     if token is not None:
         ui = _token_guard(ui, token)
@@ -92,10 +93,13 @@ def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None,
 
 
 def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None,
-                      on_resolved: OnResolved | None = None) -> FastAPI:
+                      on_resolved: OnResolved | None = None,
+                      slos: Sequence[Any] | None = None) -> FastAPI:
     """The FastAPI app serving the API and the UI for the store at ``db_path``; a path
     where nothing was recorded yet gets a new store (so a central OTLP receiver starts
-    on a new path). ``on_resolved(group)``: called when an error group is resolved."""
+    on a new path). ``on_resolved(group)``: called when an error group is resolved.
+    ``slos``: the SLOs the API and the SLOs tab show (``otel-monitor serve``: those of
+    the settings' ``slo_file``); None: those registered in this process."""
     token = resolve_token(token)
     # The ingest's writer opens the store first, as the decorator's writer does: on a new
     # path it makes the store at the current schema, folders and file alike.
@@ -105,11 +109,12 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
     # one set of status changes (one read-write connection, one on_resolved hook) for the
     # API's POST routes and the UI's Errors tab
     actions = GroupActions(queries.path, on_resolved)
-    app = create_api(queries, token=token, group_actions=actions)
+    slo_source = None if slos is None else (lambda: tuple(slos))
+    app = create_api(queries, token=token, group_actions=actions, slos=slo_source)
     mount_metrics(app, db_path,  # before the UI's catch-all "/"; the API's token guards it
                   ingest_stats=ingest.state.ingest_stats)
     app.mount("/v1", ingest)
-    mount_ui(app, queries, token, actions)
+    mount_ui(app, queries, token, actions, slo_source)
     document_mounts(app)  # /v1/traces in the app's OpenAPI document
     return app
 

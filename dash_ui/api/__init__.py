@@ -13,7 +13,8 @@ UI with ``?token=``), and so do the OpenAPI docs (``/docs``, ``/redoc``,
 
 One router per part: ``rows`` (the trace table), ``calls`` (processes, a call, source,
 durations), ``graph``, ``status`` (health, feeds, alerts, banners), ``errors`` (error
-groups, and their resolve / ignore / snooze: the API's only writes), ``docs``; ``auth``
+groups, and their resolve / ignore / snooze: the API's only writes), ``slos`` (SLIs,
+budgets, burn rates), ``docs``; ``auth``
 holds the token, ``deps`` what the routes receive.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from exporters.queries import NotFound
 from ..group_actions import GroupActions, OnResolved
 from ..service import QuerySource, query_service
 from . import calls, docs, errors, graph, rows, status
+from . import slos as slo_routes
 from .auth import TOKEN_COOKIE, TOKEN_ENV, resolve_token, token_required
 from .deps import answer
 
@@ -68,12 +70,14 @@ async def _not_found(_: Request, exc: Exception) -> JSONResponse:
 
 def create_api(queries: QuerySource, token: str | None = None, *,
                on_resolved: OnResolved | None = None,
-               group_actions: GroupActions | None = None) -> FastAPI:
+               group_actions: GroupActions | None = None,
+               slos: slo_routes.SloSource | None = None) -> FastAPI:
     """The API app over ``queries``: a query service, or the path of a store to build one
     over (opened read-only). ``on_resolved(group)``: called after an error group is
     resolved through the API (e.g. to resolve its alerts). ``group_actions``: the error
     groups' status changes to call (the server shares one with the UI), else a new one
-    with ``on_resolved``."""
+    with ``on_resolved``. ``slos``: what ``/api/slos`` shows (a callable returning SLOs;
+    by default the SLOs registered in this process)."""
     token = resolve_token(token)
     # Every route of the app needs the token (the API, the docs, and what other modules
     # add, e.g. /metrics). FastAPI's own docs routes load their scripts from a CDN, and
@@ -86,13 +90,14 @@ def create_api(queries: QuerySource, token: str | None = None, *,
                               "error groups' status changes).",
                   docs_url=None, redoc_url=None, **guarded)
     api.state.queries = query_service(queries)
+    api.state.slos = slos
     api.state.group_actions = group_actions or GroupActions(api.state.queries.path,
                                                             on_resolved)
     api.add_exception_handler(NotFound, _not_found)
     api.include_router(docs.router)
     if token is not None:
         api.include_router(docs.openapi_router)
-    for part in (rows, calls, graph, status, errors):
+    for part in (rows, calls, graph, status, errors, slo_routes):
         api.include_router(part.router)
     api.include_router(_unknown)
     return api

@@ -6,16 +6,23 @@ from dash import Dash
 from exporters.queries import TraceQueries
 
 from ..group_actions import GroupActions
-from . import drilldown, errors, graph, ribbon, table, url
+from typing import Any, Callable, Sequence
+
+from . import drilldown, errors, graph, ribbon, slos, table, url
 
 
 def register(app: Dash, queries: TraceQueries, *, actions: GroupActions,
-             token: str | None = None) -> None:
+             token: str | None = None,
+             slo_source: Callable[[], Sequence[Any]] | None = None) -> None:
     """``actions``: the error groups' status changes (the Errors tab's buttons);
-    ``token``: the access token they need, None for none."""
+    ``token``: the access token they need, None for none; ``slo_source``: the SLOs the
+    SLOs tab shows (None: those registered in this process)."""
     ribbon.register(app, queries)
     table.register(app, queries)
     graph.register(app, queries)
     drilldown.register(app, queries)
     url.register(app, queries)
     errors.register(app, queries, actions, token)
+    if slo_source is None:
+        from otel_monitor.slo import registered_slos as slo_source
+    slos.register(app, queries, slo_source)

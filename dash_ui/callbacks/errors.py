@@ -164,15 +164,15 @@ def latest_call(queries: TraceQueries, fingerprint: str) -> dict[str, str]:
 
 def register(app: Dash, queries: TraceQueries, actions: GroupActions,
              token: str | None) -> None:
-    # The tabs: the Calls content or the Errors content.
+    # The tabs: the Calls content, the Errors content or the SLOs content.
     app.clientside_callback(
         """function(tab) {
-            var errors = tab === "errors";
-            return [{display: errors ? "none" : "block"},
-                    {display: errors ? "block" : "none"}];
+            var shown = tab === "errors" || tab === "slos" ? tab : "calls";
+            return ["calls", "errors", "slos"].map(function(t) {
+                return {display: t === shown ? "block" : "none"}; });
         }""",
         Output("om-calls-tab", "style"), Output("om-errors-tab", "style"),
-        Input("om-tabs", "active_tab"))
+        Output("om-slos-tab", "style"), Input("om-tabs", "active_tab"))
 
     # The browser's zone, for "until tomorrow 07:00".
     app.clientside_callback(

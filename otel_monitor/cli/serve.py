@@ -39,7 +39,11 @@ def run(args: argparse.Namespace) -> int:
                              "pip install 'otel-monitor[ui]'")
     path = os.path.abspath(args.db)
     try:
-        app = server.create_server_app(path, on_resolved=resolve_hook(path))
+        slos = slo_file_slos(path)
+    except ConfigError as exc:
+        return fail("serve", exc)
+    try:
+        app = server.create_server_app(path, on_resolved=resolve_hook(path), slos=slos)
     except StoreError as exc:
         return fail("serve", exc)
     import uvicorn  # installed with the UI (its extra), so present once dash_ui imported
@@ -51,6 +55,17 @@ def run(args: argparse.Namespace) -> int:
           f"(API docs: /docs)", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return EXIT_OK
+
+
+def slo_file_slos(db_path: str) -> tuple[Any, ...]:
+    """The SLOs of the settings' ``slo_file`` (none without one), shown by ``/api/slos``
+    and the SLOs tab; ``ConfigError`` for a bad file (``serve`` refuses to start). The
+    server shows them; the process that registers them alerts on them."""
+    from ..settings import load_settings
+    from ..slo import load_slo_file
+
+    settings = load_settings({"db_path": db_path})
+    return load_slo_file(settings.slo_file) if settings.slo_file else ()
 
 
 def resolve_hook(db_path: str) -> Callable[[dict[str, Any]], None] | None:

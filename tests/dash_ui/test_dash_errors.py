@@ -127,7 +127,7 @@ def by_process(rows: list[dict]) -> dict[str, dict]:
 def test_the_calls_tab_is_the_default_and_the_errors_tab_is_hidden(store):
     layout = Tab(store).app.layout
     assert layout["om-tabs"].active_tab == "calls"
-    assert [t.tab_id for t in layout["om-tabs"].children] == ["calls", "errors"]
+    assert [t.tab_id for t in layout["om-tabs"].children] == ["calls", "errors", "slos"]
     assert layout["om-errors-tab"].style == {"display": "none"}
     for cid in ("om-grid", "om-calls", "om-graph"):  # the Calls content, in its tab
         assert layout["om-calls-tab"][cid] is not None
