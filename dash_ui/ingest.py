@@ -48,6 +48,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from exporters.errors import StoreError
+from exporters.self_health import IngestStats
 from otel_monitor.settings import read_setting
 
 from .ingest_spans import Converted, IngestWriter, convert
@@ -303,8 +304,10 @@ def _answers(token: str | None) -> dict[int | str, dict[str, Any]]:
 
 def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
                   max_bytes: int, max_concurrent: int = DEFAULT_MAX_CONCURRENT,
-                  wait_s: float = 5.0) -> APIRouter:
+                  wait_s: float = 5.0, stats: IngestStats | None = None) -> APIRouter:
+    """``stats``: counts every answer by status (``/metrics``, the self-health badge)."""
     router = APIRouter()
+    stats = stats if stats is not None else IngestStats()
     # A request waits up to wait_s for a turn, holding only its socket (its body unread):
     # a Collector's several export workers queue up instead of being refused at once.
     turns = asyncio.Semaphore(max_concurrent)
@@ -331,6 +334,11 @@ def ingest_router(writer: IngestWriter | DeferredWriter, *, token: str | None,
                  responses=_answers(token), openapi_extra=_OPENAPI_BODY,
                  response_class=Response)
     async def traces(request: Request) -> Response:
+        response = await answer(request)
+        stats.note(response.status_code)
+        return response
+
+    async def answer(request: Request) -> Response:
         kind = JSON if "json" in request.headers.get("content-type", "") else PROTOBUF
         admitted = False
         try:
@@ -377,6 +385,8 @@ def create_ingest_app(db_path: str | os.PathLike[str], *, ui_token: str | None =
         raise StoreError(f"OTLP ingest: {exc}") from None
     app = FastAPI(title="otel-monitor OTLP ingest", docs_url=None, redoc_url=None,
                   openapi_url=None)
+    app.state.ingest_stats = IngestStats()  # the answers, for /metrics and the ribbon
     app.include_router(ingest_router(writer, token=ingest_token(ui_token), max_bytes=limit,
-                                     max_concurrent=max_concurrent, wait_s=wait_s))
+                                     max_concurrent=max_concurrent, wait_s=wait_s,
+                                     stats=app.state.ingest_stats))
     return app

@@ -9,8 +9,9 @@ a call kept by sampling stands for; NULL: 1), so under ``sample="auto"`` they es
 the calls made: each scrape reads only the spans with an id
 above the last one it counted (``spans.id`` never goes back, even after a purge), at
 most ``max_spans_per_scrape`` of them, aggregated in SQL. At most ``max_call_series``
-(process, service) series are kept; the calls of names seen after that are counted under
-``process="(other)", service="(other)"``, so a sender of ever new span names cannot grow
+(process, process group, service) series are kept (a process's group comes from the
+store's catalog: SLO rules select on it); the calls of names seen after that are
+counted under ``process="(other)", process_group="(other)", service="(other)"``, so a sender of ever new span names cannot grow
 the server's memory or Prometheus's series without bound. A purge removes rows the
 counters already hold, so it never makes them go down; a restart is a counter reset,
 which ``rate()`` and ``increase()`` handle. The rest (queue depth, dropped, write lag
@@ -39,6 +40,7 @@ from exporters.columns import DURATION_BUCKETS_S
 from exporters.database import Database, Row
 from exporters.errors import StoreError
 from exporters.queries.ribbon import live_health_rows
+from exporters.self_health import IngestStats, store_figures
 
 # Call duration buckets, seconds: one list with the store's rollups (exporters.columns).
 MAX_SPANS_PER_SCRAPE = 200_000   # new calls aggregated per scrape; the rest on the next
@@ -77,16 +79,19 @@ class StoreMetrics:
     def __init__(self, db_path: str | os.PathLike[str], *,
                  max_spans_per_scrape: int = MAX_SPANS_PER_SCRAPE,
                  max_call_series: int = MAX_CALL_SERIES,
-                 after_span_id: int | None = None) -> None:
+                 after_span_id: int | None = None,
+                 ingest_stats: IngestStats | None = None) -> None:
         """``after_span_id``: count the spans with a higher id (default: the store's
-        highest now, i.e. the calls written from now on)."""
+        highest now, i.e. the calls written from now on). ``ingest_stats``: the serving
+        process's OTLP ingest answers."""
         self._db = Database(db_path, readonly=True)
+        self._ingest = ingest_stats
         self._max_spans = max_spans_per_scrape
         self._max_series = max_call_series
         self._lock = threading.Lock()  # one scrape at a time: they share the tail position
-        self._calls: dict[tuple[str, str], _CallStats] = {}
+        self._calls: dict[tuple[str, str, str], _CallStats] = {}
         self._alerts: Counter[tuple[str, str]] = Counter()
-        self._names: dict[int, str] = {}
+        self._names: dict[int, tuple[str, str]] = {}  # process id -> (name, group)
         self._last_span = self._max_id("spans") if after_span_id is None else after_span_id
         self._last_alert = self._max_id("alerts")
         self._backlog = 0
@@ -97,10 +102,12 @@ class StoreMetrics:
     def _max_id(self, table: str) -> int:
         return self._q(f"SELECT coalesce(max(id), 0) FROM {table}")[0][0]
 
-    def _process_name(self, process_id: int) -> str:
+    def _process(self, process_id: int) -> tuple[str, str]:
+        """(name, process group) of a process id."""
         if process_id not in self._names:
-            self._names = {r[0]: r[1] for r in self._q("SELECT id, name FROM processes")}
-        return self._names.get(process_id, f"process#{process_id}")
+            self._names = {r[0]: (r[1], r[2] or "") for r in self._q(
+                "SELECT id, name, process_group FROM processes")}
+        return self._names.get(process_id, (f"process#{process_id}", ""))
 
     # -- incremental parts --------------------------------------------------------------
 
@@ -110,7 +117,7 @@ class StoreMetrics:
         if upto > self._last_span:
             for pid, service, calls, errors, total_ms, *buckets in self._q(
                     CALLS_SQL, (self._last_span, upto)):
-                stats = self._series((self._process_name(pid), service))
+                stats = self._series((*self._process(pid), service))
                 stats.calls += calls
                 stats.errors += errors
                 stats.duration_ms += total_ms or 0.0
@@ -118,11 +125,11 @@ class StoreMetrics:
             self._last_span = upto
         self._backlog = max(0, newest - self._last_span)  # < 0 once a purge emptied spans
 
-    def _series(self, key: tuple[str, str]) -> _CallStats:
+    def _series(self, key: tuple[str, str, str]) -> _CallStats:
         stats = self._calls.get(key)
         if stats is None:
             if len(self._calls) >= self._max_series:
-                key = (OTHER, OTHER)
+                key = (OTHER, OTHER, OTHER)
             stats = self._calls.setdefault(key, _CallStats())
         return stats
 
@@ -146,11 +153,12 @@ class StoreMetrics:
             self._tail_alerts()
             now = time.time_ns()
             families = [*self._call_metrics(), *self._alert_metrics(),
-                        *self._health_metrics(now), *self._feed_metrics(now)]
+                        *self._health_metrics(now), *self._feed_metrics(now),
+                        *self._store_metrics(now)]
         return iter(families)
 
     def _call_metrics(self) -> Iterator[Metric]:
-        labels = ["process", "service"]
+        labels = ["process", "process_group", "service"]
         calls = CounterMetricFamily(f"{PREFIX}_calls", "Calls written to the store since "
                                     "this server started, weighted by sampling (an "
                                     "estimate of the calls made).", labels=labels)
@@ -160,11 +168,11 @@ class StoreMetrics:
         durations = HistogramMetricFamily(f"{PREFIX}_call_duration_seconds",
                                           "Duration of the calls counted in "
                                           f"{PREFIX}_calls_total.", labels=labels)
-        for (process, service), s in sorted(self._calls.items()):
-            calls.add_metric([process, service], s.calls)
-            errors.add_metric([process, service], s.errors)
+        for key, s in sorted(self._calls.items()):
+            calls.add_metric(list(key), s.calls)
+            errors.add_metric(list(key), s.errors)
             buckets = [(repr(b), n) for b, n in zip(DURATION_BUCKETS_S, s.buckets)]
-            durations.add_metric([process, service], buckets + [("+Inf", s.calls)],
+            durations.add_metric(list(key), buckets + [("+Inf", s.calls)],
                                  s.duration_ms / 1000)
         backlog = GaugeMetricFamily(f"{PREFIX}_metrics_backlog_spans",
                                     "Spans in the store not counted yet (a scrape counts at "
@@ -232,6 +240,39 @@ class StoreMetrics:
         yield from (age, stale_after, interval)
 
 
+    def _store_metrics(self, now: int) -> Iterator[Metric]:
+        """The store's size against its cap, the retention's progress (the settings the
+        purging processes noted in ``meta``) and this server's OTLP ingest answers."""
+        f = store_figures(self._db, now)
+        yield GaugeMetricFamily(f"{PREFIX}_store_used_bytes", "Bytes of the store in use "
+                                "(pages minus free pages).", value=f["used_bytes"])
+        cap = GaugeMetricFamily(f"{PREFIX}_store_size_cap_bytes", "The size cap "
+                                "(max_db_mb) of the processes that purge the store; absent "
+                                "without a cap.")
+        if f["size_cap_bytes"]:
+            cap.add_metric([], f["size_cap_bytes"])
+        yield cap
+        for key, name, doc in (
+                ("retention_behind_s", "retention_behind_seconds", "How far the oldest call "
+                 "is past the retention window (0: retention keeps up)."),
+                ("purge_interval_s", "retention_interval_seconds", "The purge interval of "
+                 "the processes that purge the store."),
+                ("last_purge_age_s", "retention_last_claim_age_seconds", "Time since a "
+                 "process last took its turn to purge.")):
+            family = GaugeMetricFamily(f"{PREFIX}_{name}", doc)
+            if f[key] is not None:
+                family.add_metric([], f[key])
+            yield family
+        ingest = CounterMetricFamily(f"{PREFIX}_ingest_requests", "OTLP/HTTP requests to "
+                                     "/v1/traces answered by this server, by HTTP status "
+                                     "(503: refused, busy or the store not writable).",
+                                     labels=["status"])
+        if self._ingest is not None:
+            for status, n in sorted(self._ingest.snapshot().items()):
+                ingest.add_metric([str(status)], n)
+        yield ingest
+
+
 def metrics_registry(db_path: str | os.PathLike[str], **kwargs: Any) -> CollectorRegistry:
     """A fresh registry holding the store's collector."""
     registry = CollectorRegistry(auto_describe=False)
@@ -239,10 +280,11 @@ def metrics_registry(db_path: str | os.PathLike[str], **kwargs: Any) -> Collecto
     return registry
 
 
-def mount_metrics(app: FastAPI, db_path: str | os.PathLike[str]) -> None:
+def mount_metrics(app: FastAPI, db_path: str | os.PathLike[str], *,
+                  ingest_stats: IngestStats | None = None) -> None:
     """Serve ``/metrics`` on ``app``. Add it before the UI's catch-all mount at ``/``; the
     app's own dependencies (the access token) guard it like the API."""
-    registry = metrics_registry(db_path)
+    registry = metrics_registry(db_path, ingest_stats=ingest_stats)
     app.state.metrics_registry = registry
 
     @app.get("/metrics", summary="Prometheus metrics of the store (text exposition format)",

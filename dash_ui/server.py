@@ -105,12 +105,14 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
     # path it makes the store at the current schema, folders and file alike.
     ingest = create_ingest_app(db_path, ui_token=token)  # OTLP in; its own token
     queries = query_service(db_path)  # the one the API's routes and the UI's callbacks call
+    queries.ingest_stats = ingest.state.ingest_stats  # the ribbon's SelfHealth badge
     # one set of status changes (one read-write connection, one on_resolved hook) for the
     # API's POST routes and the UI's Errors tab
     actions = GroupActions(queries.path, on_resolved)
     slo_source = None if slos is None else (lambda: tuple(slos))
     app = create_api(queries, token=token, group_actions=actions, slos=slo_source)
-    mount_metrics(app, db_path)  # before the UI's catch-all "/"; the API's token guards it
+    mount_metrics(app, db_path,  # before the UI's catch-all "/"; the API's token guards it
+                  ingest_stats=ingest.state.ingest_stats)
     app.mount("/v1", ingest)
     mount_ui(app, queries, token, actions, slo_source)
     document_mounts(app)  # /v1/traces in the app's OpenAPI document

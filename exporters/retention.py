@@ -63,7 +63,9 @@ class RetentionWorker:
         try:
             if self._store is None:
                 self._store = SpanStore(self.db_path)
-            if self._store.claim_purge(int(self.interval_s * 1e9)):
+            if self._store.claim_purge(int(self.interval_s * 1e9),
+                                       retention_ns=self.retention_ns,
+                                       max_bytes=self.max_bytes):
                 self.run_once(self._store)
         except Exception:
             _log.warning("otel-monitor: retention pass failed", exc_info=True)

@@ -262,11 +262,19 @@ class SpanStore:
         free = db.scalar("PRAGMA freelist_count")
         return (pages - free) * db.scalar("PRAGMA page_size")
 
-    def claim_purge(self, interval_ns: int) -> bool:
+    def claim_purge(self, interval_ns: int, *, retention_ns: int | None = None,
+                    max_bytes: int | None = None) -> bool:
         """True for the one process that should purge now: several writers share a store,
-        one purge per interval is enough."""
+        one purge per interval is enough. Also notes the purging settings in ``meta``
+        (``purge_interval_ns``, ``retention_ns``, ``size_cap_bytes``: 0 for none), for
+        the readers that judge the store's health (``exporters.self_health``)."""
         db = self.db
         with db.transaction():
+            notes = [("purge_interval_ns", interval_ns)]
+            if retention_ns is not None:
+                notes += [("retention_ns", retention_ns), ("size_cap_bytes", max_bytes or 0)]
+            db.execute_write_many("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                  [(k, str(v)) for k, v in notes])
             now = time.time_ns()  # under the lock: the last claim was taken before it
             last = db.scalar("SELECT value FROM meta WHERE key = 'last_purge_ns'")
             # A stamp further in the future than an interval (a clock that ran ahead,

@@ -317,7 +317,7 @@ class Pipeline:
         alerts.writer_failing = lambda: processor.failing
         if alerts.wants_errors:  # strikes off the failed calls written (group mode)
             processor.observers.append(alerts.on_batch_written)
-        if self.feeds or alerts.burn.wanted():
+        if self.feeds or alerts.burn.wanted() or alerts.watches_self:
             alerts.start()
 
     def _stop_pipeline(self) -> None:

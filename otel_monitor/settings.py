@@ -184,6 +184,10 @@ class Settings:
         rule=at_least(0))
     alert_backpressure: bool = setting(
         False, "OTEL_MONITOR_ALERT_BACKPRESSURE", "also post backpressure to the webhooks")
+    alert_self_health: bool = setting(
+        False, "OTEL_MONITOR_ALERT_SELF_HEALTH",
+        "also post otel-monitor's own health to the webhooks: writer lag > 5 s, drops, "
+        "store near its cap, retention behind, failing webhooks")
     alert_group_window_s: float = setting(
         60.0, "OTEL_MONITOR_ALERT_GROUP_WINDOW_S",
         "identical alerts within this window are sent once, with a count", rule=POSITIVE)

@@ -47,6 +47,13 @@ def explain(name: str, badge: dict[str, Any]) -> str:
                 + ("Never updated." if age is None else f"Last update {_seconds(age)} ago.")
                 + (" Closed: outside its hours, never stale."
                    if badge.get("level") == "closed" else ""))
+    if name == "SelfHealth":
+        bad = [c for c in badge.get("conditions", []) if c["bad"]]
+        now = ("Now bad: " + "; ".join(f"{c['name']} ({c['measured']}, {c['where']})"
+                                       for c in bad) + "." if bad else "All good.")
+        return (f"{name}: {about}. Red when any of: "
+                + "; ".join(f"{rule}" for rule in (badge.get("rules") or {}).values())
+                + f". {now}")
     amber, red = badge.get("thresholds") or (None, None)
     age = badge.get("age_s")
     return (f"{name}: {about}. Amber from {_num(amber)}{unit}, red from {_num(red)}{unit}. "

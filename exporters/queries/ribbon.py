@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..database import Database
+from ..self_health import IngestStats, SelfHealth
 from .filters import NS, dicts
 
 # Badge levels of the status ribbon: (amber from, red from). The served UI takes them
@@ -44,6 +45,8 @@ ABOUT = {
                       "(the largest of the exporting processes)",
     "LastFeedUpdate": "age of the last update of the feed furthest behind, judged "
                       "against its own interval",
+    "SelfHealth": "otel-monitor's own health: its writers, the store's size and "
+                  "retention, alert deliveries and the OTLP ingest",
 }
 
 
@@ -72,7 +75,8 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def health(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLevels()
+def health(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLevels(),
+           self_health: SelfHealth | None = None, ingest: IngestStats | None = None
            ) -> dict[str, Any]:
     """Each live exporting process's health row and the ribbon's badges: value, level,
     what it measures (``about``), its thresholds and the value's age (``age_s``: since
@@ -108,11 +112,27 @@ def health(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLev
             "factors": levels.feed_age_factors, "about": ABOUT["LastFeedUpdate"],
             "age_s": worst_feed["age_s"] if worst_feed else None},
     }
+    if self_health is not None:
+        badges["SelfHealth"] = self_health_badge(db, rows, now, self_health, ingest)
     since = now - 300 * NS
     errors_5m = db.scalar(
         "SELECT count(*) FROM spans WHERE status = 'ERR' AND start_ns >= ?", (since,))
     return {"badges": badges, "errors_last_5_min": errors_5m, "processes": rows,
             "recording_stopped": stopped}
+
+
+def self_health_badge(db: Database, rows: list[dict[str, Any]], now_ns: int,
+                      judge: SelfHealth, ingest: IngestStats | None) -> dict[str, Any]:
+    """otel-monitor's own health (``exporters.self_health``): red while any condition is
+    bad; ``conditions``: each one judged (name, bad, measured, rule, where) and
+    ``rules``: every condition's threshold, for the tooltip."""
+    conditions = judge.judge(db, rows, now_ns, ingest=ingest)
+    bad = [c for c in conditions if c.bad]
+    return {"value": len(bad), "level": "red" if bad else "ok", "unit": "bad",
+            "about": ABOUT["SelfHealth"], "rules": judge.limits.describe(),
+            "conditions": [{"name": c.name, "bad": c.bad, "measured": c.text,
+                            "rule": c.rule, "where": c.subject} for c in conditions],
+            "age_s": None}
 
 
 def feeds(db: Database, *, now_ns: int | None, levels: RibbonLevels = RibbonLevels()

@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 from ..database import Database
+from ..self_health import IngestStats, SelfHealth
 from . import callpage, calls, graph, groups, pages, ribbon, slos
 from .filters import COUNT_CAP, RowFilter
 
@@ -32,6 +33,10 @@ class TraceQueries:
         # instant a caller pins (a test's fixture, a replay) so the answer does not depend
         # on how long after that instant it reads.
         self.clock: Callable[[], int] = time.time_ns
+        # otel-monitor's own health (the SelfHealth badge): drops per minute are judged
+        # across calls; the serving process hands its ingest's answers over
+        self.self_health = SelfHealth()
+        self.ingest_stats: IngestStats | None = None
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
 
@@ -144,7 +149,8 @@ class TraceQueries:
     # -- status ribbon ----------------------------------------------------------------
 
     def health(self, *, now_ns: int | None = None) -> dict[str, Any]:
-        return ribbon.health(self.db, now_ns=self._now(now_ns), levels=self.ribbon_levels)
+        return ribbon.health(self.db, now_ns=self._now(now_ns), levels=self.ribbon_levels,
+                             self_health=self.self_health, ingest=self.ingest_stats)
 
     def feeds(self, *, now_ns: int | None = None) -> list[dict[str, Any]]:
         return ribbon.feeds(self.db, now_ns=self._now(now_ns), levels=self.ribbon_levels)

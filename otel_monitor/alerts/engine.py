@@ -64,6 +64,10 @@ monitored call fails or the writer reports error-group events, and
   ``backpressure_for_s`` raises the ``backpressure`` flag in the store (the UI's
   banner), refreshed every second and cleared when the queue drains; a webhook
   too only if ``alert_backpressure`` is set;
+* watches otel-monitor itself (``selfmon.SelfMonitor``, ``alert_self_health``): its
+  writer's lag and drops, the store's size against its cap, the retention, its own
+  failed deliveries; checked once a second, a trigger and a resolve per condition. With
+  a webhook configured the engine runs from the start for it;
 * has the feeds (twice a second, and at once when one goes stale or recovers), new
   feed -> process edges, the flag, and the outcome of every alert (sent / failed /
   dropped / suppressed) written to the store by ``persist.StateWriter``, a worker
@@ -98,6 +102,7 @@ from .model import (BACKPRESSURE, EXCEPTION, FEED_LAG, RESOLVE, TRIGGER, Alert, 
 from .payloads import PD_SUMMARY_MAX
 from .persist import FeedBook, StateWriter
 from .burn import BurnRateRule
+from .selfmon import SelfMonitor
 from .suppress import Suppressor
 from ..slo import REGISTRY as SLO_REGISTRY
 from ..slo import registered_slos
@@ -178,6 +183,8 @@ class AlertEngine:
                         for t in self.targets]
         self.ignore = frozenset(settings.alert_ignore_exceptions)
         self.suppressor = Suppressor.from_settings(settings)
+        # otel-monitor's own health, through the same webhooks (alerts.selfmon)
+        self.selfmon = SelfMonitor(settings, service_name=service_name)
         # Whether the writer reports error-group events (see the module's doc); set by
         # the pipeline, and by the first event.
         self.group_events = group_events
@@ -385,6 +392,7 @@ class AlertEngine:
             self._set_flag(time.time_ns(), raised=False, depth=self.queue_depth())
         self.state.shutdown()
         self.burn.close()
+        self.selfmon.close()
         reader, self._reader = self._reader, None
         if reader is not None:
             try:
@@ -422,6 +430,7 @@ class AlertEngine:
         if not final:
             for alert in self.burn.check(now):
                 self._dispatch(alert)
+            self._check_self(now)
 
     def _dispatch(self, alert: Alert) -> None:
         why = self.suppressor.why(alert, time.time_ns()) if self.suppressor else None
@@ -436,6 +445,7 @@ class AlertEngine:
     def _report(self, alert: Alert, target: Target, status: str, attempts: int,
                 error: str | None) -> None:
         """From the sender threads: how a delivery ended (to the store)."""
+        self.selfmon.note_delivery(status)
         self._record(alert, target.label, status, attempts, error)
 
     def _record(self, alert: Alert, target: str, status: str, attempts: int,
@@ -804,6 +814,18 @@ class AlertEngine:
                      severity=severity, title=title, summary=summary, time_ns=when,
                      feed=f.name, link=ui_link(self.settings.ui_url, feed=f.name),
                      service=self.service_name, host=self.host, pid=self.pid, fields=fields)
+
+    # -- rule: otel-monitor's own health ---------------------------------------------------
+
+    def _check_self(self, now: int) -> None:
+        if self.senders:
+            for alert in self.selfmon.check(now, self.host, self.pid):
+                self._dispatch(alert)
+
+    @property
+    def watches_self(self) -> bool:
+        """Whether the engine should run from the start to watch otel-monitor itself."""
+        return bool(self.senders) and self.selfmon.enabled
 
     # -- rule: queue backpressure ---------------------------------------------------------
 

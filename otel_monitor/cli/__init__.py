@@ -9,6 +9,10 @@
     otel-monitor config [--db PATH] [--set NAME=VALUE]... [--markdown]
     otel-monitor config check [PATH]...
     otel-monitor merge SOURCE... [--into PATH] [--keep-all] [--dry-run] [--json]
+    otel-monitor slo rules [--slo-file F] [--source metrics|spanmetrics] [--min-range W]
+                           [--out FILE]
+    otel-monitor slo rules --self [--out FILE]
+    otel-monitor slo dashboard [--out FILE]
     otel-monitor --version
 
 Each module has ``add_parser(commands)``, which registers its subcommand with its
@@ -23,12 +27,12 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
-from . import config, demo, errors, merge, serve, tail
+from . import config, demo, errors, merge, serve, slo, tail
 from ._common import EXIT_ERROR, EXIT_OK
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "build_parser", "main"]
 
-SUBCOMMANDS = (demo, tail, errors, serve, config, merge)
+SUBCOMMANDS = (demo, tail, errors, serve, config, merge, slo)
 
 
 def build_parser() -> argparse.ArgumentParser:

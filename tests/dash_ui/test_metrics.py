@@ -244,3 +244,30 @@ def test_call_counts_durations_and_buckets_sum_the_weights_of_sampled_calls(stor
     assert value(found, f"{name}_bucket", process=QUOTE, le="+Inf") == 10
     assert value(found, f"{name}_bucket", process=QUOTE, le="10.0") == 10
     assert value(found, f"{name}_sum", process=QUOTE) == pytest.approx(2.5 * quote_ms / 1000)
+
+
+def test_process_group_label_and_the_self_health_figures(store):
+    """Calls carry their process group (SLO rules select on it); the store's used bytes,
+    its cap and the retention's progress come from what the purge claim noted; the
+    ingest's answers are counted by status."""
+    from exporters.self_health import IngestStats
+
+    stats = IngestStats()
+    registry = metrics_registry(store, ingest_stats=stats)
+    run(2, 0)
+    s = SpanStore(store)
+    s.claim_purge(30 * 10**9, retention_ns=3600 * 10**9, max_bytes=64 * 2**20)
+    used = s.used_bytes()
+    s.close()
+    stats.note(200)
+    stats.note(503)
+    stats.note(503)
+    found = scrape(registry)
+    assert value(found, "otel_monitor_calls_total", process=QUOTE,
+                 process_group="metrics-tests") == 2
+    assert value(found, "otel_monitor_store_used_bytes") == used
+    assert value(found, "otel_monitor_store_size_cap_bytes") == 64 * 2**20
+    assert value(found, "otel_monitor_retention_interval_seconds") == 30
+    assert value(found, "otel_monitor_retention_behind_seconds") == 0
+    assert value(found, "otel_monitor_ingest_requests_total", status="503") == 2
+    assert value(found, "otel_monitor_ingest_requests_total", status="200") == 1
