@@ -376,7 +376,7 @@ def _failed(store: SpanStore, i: int, process: str, sid: int, start: int, kind: 
     pid = store.process_ids([ProcessEntry(process, "tests")])[process]
     exc, fn = KINDS[kind]
     return (i, sid, "%032x" % 7, None, start, 1.0, pid, "tests", "svc", "ERR", "error",
-            exc.__name__, _tb(fn, n), os.getpid())
+            exc.__name__, _tb(fn, n), os.getpid(), None)
 
 
 def _group_of(store, sid: int) -> str | None:
