@@ -12,6 +12,7 @@ CPython's own post-processing); elsewhere the snapshot formats itself.
 """
 from __future__ import annotations
 
+import functools
 import io
 import keyword
 import sys
@@ -27,6 +28,8 @@ _LEVEL = {"|": 1, "^": 2, "&": 3, "<<": 4, ">>": 4, "+": 5, "-": 5,
           "*": 6, "@": 6, "/": 6, "//": 6, "%": 6, "**": 8}
 _OPERAND_KEYWORDS = frozenset({"None", "True", "False"})
 _SKIP = frozenset({tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.ENDMARKER})
+# a binary operation has one of these characters, a subscript a "["
+_MAY_HAVE_ANCHORS = frozenset("|^&<>+-*@/%[")
 
 
 def format_snapshot(snapshot: traceback.TracebackException) -> str:
@@ -104,12 +107,15 @@ def _subscript_anchors(segment: str, value_end: int, slice_end: int) -> Any:
 
 # -- the offsets ``ast.parse(segment)`` would give, from tokens ------------------------------
 
+@functools.lru_cache(maxsize=4096)  # the same lines fail again and again
 def _node_offsets(segment: str) -> tuple[str, int, int] | None:
     """For a segment that is one expression statement whose expression is a binary
     operation: ("binop", left operand's end, right operand's start); a subscript:
     ("subscript", value's end, slice's end); otherwise None. Offsets in UTF-8 bytes, as
     ``ast`` gives them (a parenthesised operand's node excludes its parentheses, a
     tuple's includes them)."""
+    if _MAY_HAVE_ANCHORS.isdisjoint(segment):
+        return None
     try:
         toks = [t for t in tokenize.generate_tokens(io.StringIO(segment).readline)
                 if t.type not in _SKIP]
