@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .traceback_text import format_snapshot, snapshot_chain as _chain
+
 (PROCESS, TRACE_ID, SPAN_ID, PARENT_ID, START_NS, END_NS, OUTCOME, ERROR, INPUTS, OUTPUT,
  WEIGHT) = range(11)
 
@@ -112,27 +114,13 @@ def error_texts(error: tuple) -> tuple[str, str, str]:
     if short and _holds(snapshot, message, short):
         message = WITHHELD
         _withhold(snapshot)
-    text = "".join(snapshot.format())
+    text = format_snapshot(snapshot)
     pairs = sorted(((c, m) for c, m in secrets if m is not None and c),
                    key=lambda pair: len(pair[0]), reverse=True)  # a whole before its parts
     for clear, marker in pairs:
         text = text.replace(clear, marker)
         message = message.replace(clear, marker)
     return exc_type, storable(text), storable(message)
-
-
-def _chain(snapshot: Any) -> list:
-    """The snapshot and every exception snapshot chained to it (cause, context, group)."""
-    found: list = []
-    todo = [snapshot]
-    while todo:
-        te = todo.pop()
-        if te is None or any(te is seen for seen in found):
-            continue
-        found.append(te)
-        todo.extend((getattr(te, "__cause__", None), getattr(te, "__context__", None)))
-        todo.extend(getattr(te, "exceptions", None) or ())
-    return found
 
 
 def _messages(te: Any) -> list[str]:

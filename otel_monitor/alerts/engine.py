@@ -306,6 +306,13 @@ class AlertEngine:
         """Group mode, under the lock: keep the error until the writer has written its
         call (see the module's doc); the engine's regular checks judge it."""
         entry = self._held.get(key)
+        if entry is not None and not entry[3]:
+            # Its calls were all written (their group spoke for them): the next check
+            # drops it. The writer strikes them off after handing their events on, so
+            # a check may have come just before: this call is held on its own, from its
+            # own end and wait, never judged by the written calls' older ones.
+            del self._held[key]
+            entry = None
         new = entry is None
         if entry is None:
             if len(self._held) >= MAX_ERROR_KEYS:

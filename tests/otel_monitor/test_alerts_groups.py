@@ -377,3 +377,41 @@ def test_the_first_group_event_switches_an_engine_to_groups(tmp_path, receiver):
         assert engine.group_events is True
     finally:
         engine.shutdown()
+
+
+def test_a_call_failing_after_its_groups_held_calls_were_written_is_held_from_its_own_time(
+        engine_for, monkeypatch):
+    """The writer hands a batch's group events on, then strikes its failed calls off the
+    held errors (``on_batch_written``); the emptied hold is dropped at the engine's next
+    check. A call of the same process and type failing before that check is held on its
+    own: from its own end and its own wait, not the written call's (whose older end made
+    an early judgement take a regression of a group resolved in between for a failure
+    from before the resolve, and say nothing; and whose older wait shortened the
+    fallback delay)."""
+    import traceback
+    from exporters.records import CallSite, exception_type_name
+
+    engine = engine_for()
+    engine.early_after_s = 3600.0  # (the early judgement reads a store: not this test's)
+    monkeypatch.setattr(engine.worker, "wake", lambda: None)  # checks run when _cycle is called
+    site = CallSite("risk.var", "risk", None, None)
+    try:
+        var(1)
+    except ZeroDivisionError as exc:
+        error = (exception_type_name(ZeroDivisionError),
+                 traceback.TracebackException.from_exception(exc), str(exc), (), None)
+
+    def record(span_id: int, end_ns: int) -> tuple:
+        return (site.process, 7, span_id, None, end_ns - 1000, end_ns, "ERR", error, None, None)
+
+    first_end = time.time_ns()
+    engine.submit_error(site, (7, 1), first_end, error)
+    engine.on_batch_written([record(1, first_end)])  # written: its group spoke for it
+    time.sleep(0.05)  # the second call fails later than the first was held
+    second_end = time.time_ns()
+    engine.submit_error(site, (7, 2), second_end, error)
+    late = int(engine.fallback_after_s * 1e9)
+    engine._cycle(second_end + late - 1)  # not yet fallback_after_s after the second
+    assert engine.fallback_alerts == 0
+    engine._cycle(time.time_ns() + late)      # past it: alerted per call, once
+    assert engine.fallback_alerts == 1
