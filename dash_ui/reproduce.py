@@ -18,6 +18,7 @@ import ast
 import re
 from typing import Any
 
+from exporters.literals import literal_eval, parse_expression
 from exporters.queries import NotFound, TraceQueries
 
 _MAIN = "__main__."
@@ -26,7 +27,7 @@ _COMMENT_MAX = 300  # characters of a recorded repr shown beside its placeholder
 
 def _literal(text: str) -> bool:
     try:
-        ast.literal_eval(text)
+        literal_eval(text)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         return False
     return True
@@ -35,7 +36,7 @@ def _literal(text: str) -> bool:
 def _constructed(text: str) -> bool:
     """``Name(...)`` / ``mod.Name(...)`` whose arguments are literals or such calls."""
     try:
-        node = ast.parse(text, mode="eval").body
+        node = parse_expression(text).body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return False
 
@@ -44,7 +45,7 @@ def _constructed(text: str) -> bool:
             return (isinstance(n.func, (ast.Name, ast.Attribute))
                     and all(ok(a) for a in n.args) and all(ok(k.value) for k in n.keywords))
         try:
-            ast.literal_eval(n)
+            literal_eval(n)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             return isinstance(n, (ast.List, ast.Tuple, ast.Set)) and all(ok(e) for e in n.elts)
         return True

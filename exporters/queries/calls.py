@@ -2,13 +2,13 @@
 time, and one call with its values, parent and children (the drill-down)."""
 from __future__ import annotations
 
-import ast
 import time
 from typing import Any
 
 from ..columns import DATA_RESOURCE_HOST
 from ..database import Database
 from ..errors import NotFound
+from ..literals import literal_eval
 from .filters import ISO, NS, dicts, plan
 
 MAX_DURATION_POINTS = 600   # a duration series is bucketed to at most this many points
@@ -120,7 +120,7 @@ def _host(values: list[dict[str, Any]]) -> str | None:
     for value in values:
         if value["data"] == DATA_RESOURCE_HOST:
             try:
-                return str(ast.literal_eval(value["data_value"]))
+                return str(literal_eval(value["data_value"]))
             except (ValueError, SyntaxError, MemoryError, RecursionError):
                 return value["data_value"]  # cut to the value bound: as it is
     return None
