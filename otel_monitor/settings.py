@@ -185,7 +185,7 @@ class Settings:
     alert_backpressure: bool = setting(
         False, "OTEL_MONITOR_ALERT_BACKPRESSURE", "also post backpressure to the webhooks")
     alert_self_health: bool = setting(
-        False, "OTEL_MONITOR_ALERT_SELF_HEALTH",
+        True, "OTEL_MONITOR_ALERT_SELF_HEALTH",
         "also post otel-monitor's own health to the webhooks: writer lag > 5 s, drops, "
         "store near its cap, retention behind, failing webhooks")
     alert_group_window_s: float = setting(

@@ -445,14 +445,19 @@ class AlertEngine:
             self.alerts_suppressed += 1
             self._record(alert, SUPPRESSED_TARGET, SUPPRESSED, 0, why)
             return
+        senders = [s for s in self.senders if s.target.label not in alert.skip_targets]
+        if not senders:  # "alerts cannot be delivered", and every target is the failing one
+            self._record(alert, SUPPRESSED_TARGET, SUPPRESSED, 0,
+                         "no target left: every webhook is failing")
+            return
         self.alerts_raised += 1
-        for sender in self.senders:
+        for sender in senders:
             sender.submit(alert)
 
     def _report(self, alert: Alert, target: Target, status: str, attempts: int,
                 error: str | None) -> None:
         """From the sender threads: how a delivery ended (to the store)."""
-        self.selfmon.note_delivery(status)
+        self.selfmon.note_delivery(status, target.label)
         self._record(alert, target.label, status, attempts, error)
 
     def _record(self, alert: Alert, target: str, status: str, attempts: int,

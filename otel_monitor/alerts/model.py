@@ -50,6 +50,8 @@ class Alert:
     host: str | None = None
     pid: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)  # rule-specific, shown as they are
+    # targets (labels) not to post to: "alerts cannot be delivered" goes to the others
+    skip_targets: frozenset[str] = frozenset()
     event: str | None = None      # an error group's event (exporters.error_groups: new,
                                   # regression, spike, rearmed); None for a call's alert
     fingerprint: str | None = None  # the error group's

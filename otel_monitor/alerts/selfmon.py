@@ -67,18 +67,20 @@ class SelfMonitor:
         self._db_pid = 0
         self._next_ns = 0
         self._active: dict[str, Condition] = {}
-        self._failures: deque[int] = deque(maxlen=10_000)
+        self._failures: deque[tuple[int, str]] = deque(maxlen=10_000)
+        self._failing_targets: frozenset[str] = frozenset()
         self._lock = threading.Lock()
 
-    def note_delivery(self, status: str) -> None:
-        """From the sender threads: how one delivery ended."""
+    def note_delivery(self, status: str, target: str = "") -> None:
+        """From the sender threads: how one delivery ended, to which target (its label)."""
         if status in FAILED_DELIVERY:
             with self._lock:
-                self._failures.append(time.time_ns())
+                self._failures.append((time.time_ns(), target))
 
-    def _failed_since(self, since_ns: int) -> int:
+    def _failed_since(self, since_ns: int) -> list[str]:
+        """The targets of the deliveries failed or dropped since then, one per failure."""
         with self._lock:
-            return sum(1 for t in self._failures if t >= since_ns)
+            return [target for t, target in self._failures if t >= since_ns]
 
     def check(self, now_ns: int, host: str, pid: int) -> list[Alert]:
         """The alerts due now (triggers and resolves); none between checks."""
@@ -110,9 +112,13 @@ class SelfMonitor:
         rows = [dict(r) for r in db.execute("SELECT * FROM health WHERE pid = ?", (pid,))]
         conditions = self.health.judge(db, rows, now_ns, pids={pid})  # its own row
         failed = self._failed_since(now_ns - int(self.limits.webhook_window_s * NS))
+        self._failing_targets = frozenset(failed)
         for c in conditions:
             if c.name == WEBHOOK_FAILING:  # this process's own deliveries
-                c.bad, c.value, c.text = failed > 0, failed, f"{failed:,} failed or dropped"
+                c.bad, c.value = bool(failed), len(failed)
+                c.text = f"{len(failed):,} failed or dropped"
+                if failed:
+                    c.text += f" ({', '.join(sorted(self._failing_targets))})"
         return conditions
 
     def _alert(self, c: Condition, action: str, now_ns: int, host: str, pid: int) -> Alert:
@@ -126,7 +132,9 @@ class SelfMonitor:
             summary = f"{TITLES.get(c.name, c.name)} no more: {c.text} ({c.rule} is over)"
         fields: dict[str, Any] = {"Condition": c.name, "Measured": c.text,
                                   "Bad when": c.rule, "Where": where}
-        return Alert(rule=SELF_HEALTH, action=action,
+        # Failing targets are told nothing of their own failure: the others are.
+        skip = self._failing_targets if c.name == WEBHOOK_FAILING else frozenset()
+        return Alert(rule=SELF_HEALTH, action=action, skip_targets=skip,
                      key=dedup_key("self", c.name, host, str(pid)) if c.subject not in (
                          "store", "ingest") else dedup_key("self", c.name, where),
                      severity="warning" if action == TRIGGER else "info", title=title,

@@ -58,6 +58,23 @@ def test_a_refusing_webhook_is_alerted_through_the_one_that_works(alerting, rece
     rows = wait_alerts(store.path, lambda r: any(x["rule"] == SELF_HEALTH for x in r), 10)
     assert {r["process"] for r in rows if r["rule"] == SELF_HEALTH} == \
         {"otel-monitor:webhook_failing"}
+    # told to the target that works only: the refusing one is not sent its own failure
+    assert [r["target"].split()[0] for r in rows if r["rule"] == SELF_HEALTH] == ["slack"]
+    assert not [p for p in receiver.to(PD) if "cannot deliver" in str(p.json)]
+
+
+def test_with_one_target_that_refuses_the_failure_is_recorded_not_posted_to_it(
+        alerting, receiver):
+    receiver.script(SLACK, *([500] * 20))
+    store = alerting(alert_self_health=True, alert_max_attempts=1,
+                     alert_webhooks=[receiver.url(SLACK)])
+    with pytest.raises(ValueError):
+        reject(1)
+    assert otel_monitor.force_flush(10)
+    rows = wait_alerts(store.path, lambda r: any(x["rule"] == SELF_HEALTH for x in r), 15)
+    [held] = [r for r in rows if r["rule"] == SELF_HEALTH]
+    assert held["status"] == "suppressed" and "every webhook is failing" in held["error"]
+    assert not [p for p in receiver.to(SLACK) if TITLES["webhook_failing"] in str(p.json)]
 
 
 def test_a_store_at_its_size_cap_triggers_and_resolves_when_space_is_freed(
@@ -133,8 +150,10 @@ def test_a_silence_on_otel_monitor_holds_its_self_alerts(alerting, receiver):
     assert self_posts(receiver, "webhook_failing") == []
 
 
-def test_off_by_default(alerting):
+def test_on_by_default_and_off_when_turned_off(alerting):
     alerting()
+    assert PIPELINE.alerts.selfmon.enabled is True and PIPELINE.alerts.watches_self
+    alerting(alert_self_health=False)
     assert PIPELINE.alerts.selfmon.enabled is False
     assert not PIPELINE.alerts.watches_self
 
