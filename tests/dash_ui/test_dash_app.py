@@ -616,3 +616,15 @@ def test_the_calls_grid_is_not_in_the_page_until_its_view_is_shown(dash_app):
     assert any(grid in script for script in dash_app._inline_scripts)
     # callbacks naming it are checked against the validation layout, which has it
     assert dash_app.validation_layout["om-calls"].rowModelType == "infinite"
+
+
+def test_the_page_preloads_the_chunks_its_first_render_needs(flask):
+    """The dropdowns', the date picker's and the grid's lazily loaded chunks are preloaded
+    with the page's bundles; each preloaded address is one the app serves."""
+    page = flask.get("/").get_data(as_text=True)
+    preloaded = re.findall(r'<link rel="preload" as="script" href="([^"]+)">', page)
+    assert sorted(p.rsplit("/", 1)[-1] for p in preloaded) == [
+        "async-community.js", "async-datepicker.js", "async-dropdown.js"]
+    for address in preloaded:
+        assert address.startswith("/_dash-component-suites/")
+        assert flask.get(address).status_code == 200, address
