@@ -5,12 +5,11 @@ browser sends is checked here: a request of another shape gets the first block, 
 that is not one sets no bound (one past what the store holds is held within it)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable
-
-import json
 
 from dash import Dash, Input, Output, State, no_update
 from dash.development.base_component import Component
