@@ -25,16 +25,41 @@ from .service import QuerySource, query_service
 ASSETS = Path(__file__).with_name("assets")
 
 
+# The components' lazily loaded chunks the first render needs (the dropdowns, the date
+# picker, the grid), under _dash-component-suites/: preloaded with the page's bundles, not
+# fetched once React first renders those components (on the first render's path).
+FIRST_RENDER_CHUNKS = ("dash/dcc/async-dropdown.js", "dash/dcc/async-datepicker.js",
+                       "dash_ag_grid/async-community.js")
+
+
+def _installed_chunks() -> tuple[str, ...]:
+    import dash_ag_grid
+
+    where = {"dash": Path(dash.__file__).parent,
+             "dash_ag_grid": Path(dash_ag_grid.__file__).parent}
+    return tuple(c for c in FIRST_RENDER_CHUNKS
+                 if where[c.split("/", 1)[0]].joinpath(c.split("/", 1)[1]).is_file())
+
+
 class LocalDash(dash.Dash):
     """Dash whose front-end config names no other host: Dash always puts its
     version-check URL (dash-version.plotly.com, used only by the debug UI) in the page's
-    config; it is dropped, and the check disabled."""
+    config; it is dropped, and the check disabled. ``preload``: component chunks (paths
+    under _dash-component-suites/) the page preloads."""
+
+    preload: tuple[str, ...] = ()
 
     def _config(self):  # noqa: ANN202 - Dash's own hook
         config = super()._config()
         config.pop("dash_version_url", None)
         config["disable_version_check"] = True
         return config
+
+    def interpolate_index(self, **kwargs: Any) -> str:
+        suites = self.config.requests_pathname_prefix + "_dash-component-suites/"
+        links = "".join(f'<link rel="preload" as="script" href="{suites}{chunk}">'
+                        for chunk in self.preload)
+        return super().interpolate_index(**{**kwargs, "css": links + kwargs["css"]})
 
 
 def create_dash_app(queries: QuerySource, *, requests_pathname_prefix: str = "/",
@@ -53,7 +78,10 @@ def create_dash_app(queries: QuerySource, *, requests_pathname_prefix: str = "/"
         routes_pathname_prefix=requests_pathname_prefix,
         update_title=None,
     )
+    app.preload = _installed_chunks()
     app.layout = _root()
+    # What callbacks may name beyond the layout: the calls grid, mounted on first show.
+    app.validation_layout = html.Div([_root(), layout.calls_grid()])
     _register(app, queries, token, group_actions, token_resolved, slos)
     return app
 
@@ -64,7 +92,7 @@ def _register(app: dash.Dash, source: QuerySource, token: str | None,
     queries = query_service(source)
     callbacks.register(app, queries, actions=group_actions or GroupActions(queries.path),
                        token=token if token_resolved else resolve_token(token),
-                       slo_source=slos)
+                       slo_source=slos, calls_grid=layout.calls_grid())
 
 
 def _root() -> html.Div:

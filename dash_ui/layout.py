@@ -160,9 +160,12 @@ def view_toggle() -> dbc.RadioItems:
                                    {"label": "calls (one per call)", "value": "calls"}])
 
 
-def calls_table() -> html.Div:
-    """The calls view: its own grid, with the trace table's filters, sorts and paging."""
-    return html.Div([dag.AgGrid(
+def calls_grid() -> dag.AgGrid:
+    """The calls view's grid, with the trace table's filters, sorts and paging. Not in
+    the page's layout: mounted into ``om-calls-holder`` when the calls view is first
+    shown (callbacks/table.py), so a page that shows the rows view does not create it
+    nor ask for its first block."""
+    return dag.AgGrid(
         id="om-calls",
         rowModelType="infinite",
         columnDefs=CALL_COLUMNS,
@@ -171,8 +174,15 @@ def calls_table() -> html.Div:
                          "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300},
         getRowId="params.data.span_id",
         style={"height": "55vh"},
-    ), html.Div(id="om-calls-note", className="small text-muted", role="status")],
-        id="om-calls-view", style={"display": "none"})
+    )
+
+
+def calls_table() -> html.Div:
+    """The calls view: the holder its grid (``calls_grid``) is mounted into, its note."""
+    return html.Div([html.Div(id="om-calls-holder"),
+                     html.Div(id="om-calls-note", className="small text-muted",
+                              role="status")],
+                    id="om-calls-view", style={"display": "none"})
 
 
 def column_memory() -> html.Div:
@@ -245,6 +255,7 @@ def state() -> html.Div:
     """The URL (pushed, not reloaded), what it asks to open, the trace view's state, the
     zone of the time filter's times of day, and the download of a Reproduce test."""
     return html.Div([dcc.Location(id="om-url", refresh=False), dcc.Store(id="om-open"),
+                     dcc.Store(id="om-url-tab"),  # a URL naming a tab (callbacks/url.py)
                      dcc.Store(id="om-feed"), dcc.Store(id="om-trace-state"),
                      dcc.Store(id="om-picked"), dcc.Store(id="om-zone"),
                      dcc.Download(id="om-download")])

@@ -8,17 +8,21 @@ from exporters.queries import TraceQueries
 from ..group_actions import GroupActions
 from typing import Any, Callable, Sequence
 
+from dash.development.base_component import Component
+
 from . import drilldown, errors, graph, ribbon, slos, table, url
 
 
 def register(app: Dash, queries: TraceQueries, *, actions: GroupActions,
              token: str | None = None,
-             slo_source: Callable[[], Sequence[Any]] | None = None) -> None:
+             slo_source: Callable[[], Sequence[Any]] | None = None,
+             calls_grid: Component | None = None) -> None:
     """``actions``: the error groups' status changes (the Errors tab's buttons);
     ``token``: the access token they need, None for none; ``slo_source``: the SLOs the
-    SLOs tab shows (None: those registered in this process)."""
+    SLOs tab shows (None: those registered in this process); ``calls_grid``: the calls
+    view's grid (layout.calls_grid), mounted when that view is first shown."""
     ribbon.register(app, queries)
-    table.register(app, queries)
+    table.register(app, queries, calls_grid)
     graph.register(app, queries)
     drilldown.register(app, queries)
     url.register(app, queries)

@@ -196,7 +196,7 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   Output("om-trace-note", "children"), Output("om-trace-state", "data"),
                   Output("om-trace", "scrollTo"),
                   Input("om-grid", "cellClicked"), Input("om-open", "data"),
-                  Input("om-trace", "cellClicked"), Input("om-calls", "cellClicked"),
+                  Input("om-trace", "cellClicked"), Input("om-calls", "cellClicked", allow_optional=True),
                   State("om-trace-state", "data"), State("om-picked", "data"),
                   prevent_initial_call=True)
     def open_call(cell, opened, trace_cell, calls_cell, shown, picked):

@@ -202,7 +202,9 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
                   Input("om-errors-status", "value"), Input("om-errors-process", "value"),
                   Input("om-errors-service", "value"), Input("om-errors-sort", "value"),
                   Input("om-errors-changed", "data"), Input("om-error-wanted", "data"),
-                  prevent_initial_call="initial_duplicate")
+                  # not on load: the tab shown then is Calls, unless a link asks for this
+                  # one (callbacks/url.py error_link), which fires this
+                  prevent_initial_call=True)
     def list_groups(_n, tab, status, process, service, sort, _changed, wanted):
         if tab != "errors":  # a hidden tab is listed when shown
             return (no_update,) * 6
@@ -215,8 +217,9 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
                 select, keep = {"ids": [wanted]}, None
         return rows, note(len(rows), total), process_options, service_options, select, keep
 
+    # not on load: the layout's text is the one for no selection
     @app.callback(Output("om-errors-selected", "children"),
-                  Input("om-errors-grid", "selectedRows"))
+                  Input("om-errors-grid", "selectedRows"), prevent_initial_call=True)
     def show_selected(rows):
         group = selected_group(rows)
         return f"selected: {group['title']}" if group else "no group selected"

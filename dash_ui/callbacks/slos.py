@@ -63,7 +63,10 @@ def slo_rows(statuses: Sequence[dict[str, Any]]) -> list[html.Tr]:
 def register(app: Dash, queries: TraceQueries,
              slos: Callable[[], Sequence[Any]]) -> None:
     @app.callback(Output("om-slos-body", "children"), Output("om-slos-note", "children"),
-                  Input("om-tick", "n_intervals"), Input("om-tabs", "active_tab"))
+                  Input("om-tick", "n_intervals"), Input("om-tabs", "active_tab"),
+                  # not on load: the tab shown then is Calls, unless a link asks for this
+                  # one (callbacks/url.py error_link), which fires this
+                  prevent_initial_call=True)
     def list_slos(_n, tab):
         if tab != "slos":  # a hidden tab is listed when shown
             return no_update, no_update

@@ -5,12 +5,14 @@ browser sends is checked here: a request of another shape gets the first block, 
 that is not one sets no bound (one past what the store holds is held within it)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any, Callable
 
 from dash import Dash, Input, Output, State, no_update
+from dash.development.base_component import Component
 
 from exporters.queries import SORTS, RowFilter, TraceQueries
 
@@ -160,7 +162,9 @@ FILTER_STATES = (State("om-dates", "start_date"), State("om-dates", "end_date"),
                  State("om-time-to", "value"), State("om-zone", "data"))
 
 
-def register(app: Dash, queries: TraceQueries) -> None:
+def register(app: Dash, queries: TraceQueries, calls_grid: Component | None = None) -> None:
+    """``calls_grid``: the calls view's grid (layout.calls_grid), mounted when that view
+    is first shown."""
     @app.callback(Output("om-grid", "getRowsResponse"), Output("om-sort-note", "children"),
                   Input("om-grid", "getRowsRequest"),
                   *FILTER_STATES,
@@ -179,9 +183,10 @@ def register(app: Dash, queries: TraceQueries) -> None:
                   prevent_initial_call=True)
     def get_call_rows(request, start_date, end_date, process, data, errors_only, service,
                       last, time_from, time_to, zone):
-        # Answered with the real block even while the view is hidden: the grid applies a
-        # response to its latest request, so a placeholder answer arriving late would
-        # blank the view just shown.
+        # The grid exists once its view was shown (it is mounted then: no request at
+        # load). Answered with the real block even while the view is hidden again: the
+        # grid applies a response to its latest request, so a placeholder answer
+        # arriving late would blank the view just shown.
         response, note = call_block(queries, request, row_filter(
             start_date, end_date, process, data, errors_only, service, last, time_from,
             time_to, zone))
@@ -198,6 +203,20 @@ def register(app: Dash, queries: TraceQueries) -> None:
         }""",
         Output("om-rows-view", "style"), Output("om-calls-view", "style"),
         Input("om-view", "value"))
+
+    # The calls grid is mounted when the calls view is first shown (on load, when the
+    # view kept in the browser is the calls view): a page showing the rows view neither
+    # creates it nor asks for its first block. Once mounted it stays (hidden with its
+    # view), so its blocks, sort and scroll are kept across toggles.
+    if calls_grid is not None:
+        mounted = json.dumps(calls_grid.to_plotly_json())
+        app.clientside_callback(
+            """function(view, holder) {
+                if (view !== "calls" || holder) { return window.dash_clientside.no_update; }
+                return %s;
+            }""" % mounted,
+            Output("om-calls-holder", "children"), Input("om-view", "value"),
+            State("om-calls-holder", "children"))
 
     # A filter change drops the cached blocks (the grid asks again from the top); the
     # live tick refreshes the cached blocks in place, keeping the rows the user is
@@ -291,13 +310,17 @@ def register(app: Dash, queries: TraceQueries) -> None:
         }""",
         Output("om-grid", "columnState"), Input("om-grid-boot", "data"))
 
+    # On load the URL's callback (callbacks/url.py sync) sets the options: from the
+    # first tick on, this.
     @app.callback(Output("om-process", "options"), Input("om-tick", "n_intervals"),
-                  State("om-process", "value"))
+                  State("om-process", "value"), prevent_initial_call=True)
     def process_options(_n, current):
         return process_choices(queries, current)
 
+    # On load the URL's callback (callbacks/url.py sync) sets the options: from the
+    # first tick on, this.
     @app.callback(Output("om-service", "options"), Input("om-tick", "n_intervals"),
-                  State("om-service", "value"))
+                  State("om-service", "value"), prevent_initial_call=True)
     def service_options(_n, current):
         return service_choices(queries, current)
 

@@ -198,13 +198,23 @@ def register(app: Dash, queries: TraceQueries) -> None:
         # Only the URL sets the time window's inputs: other answers leave them as they are.
         return out + (no_update,) * (OUTPUTS - len(out))
 
+    # A URL naming a tab (?error=, ?tab=, ?slo=) is passed on to error_link; one without
+    # leaves the tab be, here in the browser: no round trip (on load, most URLs).
+    app.clientside_callback(
+        """function(search) {
+            var p = new URLSearchParams(search || "");
+            return p.has("error") || p.has("tab") || p.has("slo") ? (search || "")
+                                                                  : window.dash_clientside.no_update;
+        }""",
+        Output("om-url-tab", "data"), Input("om-url", "search"))
+
     # ?error=<fingerprint>: the Errors tab, listing every status, that group selected
     # (callbacks/errors.py selects it once listed); ?tab=slos or ?slo=<name>: the SLOs
     # tab. A URL without them leaves the tab be.
     @app.callback(Output("om-tabs", "active_tab"),
                   Output("om-errors-status", "value", allow_duplicate=True),
                   Output("om-error-wanted", "data", allow_duplicate=True),
-                  Input("om-url", "search"), prevent_initial_call="initial_duplicate")
+                  Input("om-url-tab", "data"), prevent_initial_call=True)
     def error_link(search):
         asked = parse(search)
         fp = asked["error"]
@@ -250,6 +260,9 @@ def register(app: Dash, queries: TraceQueries) -> None:
         # a drill-down was shown.
         opened = no_update if trigger == "om-zone" and shown is not None else \
             to_open(queries, p["span_id"], p["trace_id"])
+        # Nothing to open is no answer: the drill-down's callback is not fired for it (on
+        # load, most URLs). A later call set fires it all the same (even the same one).
+        opened = no_update if opened is None else opened
         return (no_update, *values, p["feed"], opened,
                 feed_line(queries, p["feed"]), process_choices(queries, p["process"]),
                 service_choices(queries, p["service"]), *window_values)

@@ -595,3 +595,36 @@ def test_a_closed_feed_is_grey_in_the_graph_and_the_ribbon():
     assert style["edge[?closed]"]["line-style"] == "dashed"
     assert LEVEL_COLOURS["closed"] == TOKENS["closed"]
     assert describe(out[0]["data"]).endswith("(closed: outside its hours)")
+
+
+def test_the_calls_grid_is_not_in_the_page_until_its_view_is_shown(dash_app):
+    """The calls view's grid is mounted (clientside) when that view is first shown: a
+    page showing the rows view neither creates it nor asks for its first block
+    (e2e/test_first_render.py watches the requests in Chromium)."""
+    from dash_ui.layout import calls_grid
+
+    layout = dash_app.layout
+    with pytest.raises(KeyError):
+        layout["om-calls"]
+    assert layout["om-calls-view"]["om-calls-holder"].children is None
+    mount = [c for c in dash_app._callback_list
+             if c["output"] == "om-calls-holder.children"]
+    assert len(mount) == 1 and mount[0].get("clientside_function")
+    assert [i["id"] for i in mount[0]["inputs"]] == ["om-view"]
+    # the grid it mounts is the layout's, whole (in the page's inline scripts)
+    grid = json.dumps(calls_grid().to_plotly_json())
+    assert any(grid in script for script in dash_app._inline_scripts)
+    # callbacks naming it are checked against the validation layout, which has it
+    assert dash_app.validation_layout["om-calls"].rowModelType == "infinite"
+
+
+def test_the_page_preloads_the_chunks_its_first_render_needs(flask):
+    """The dropdowns', the date picker's and the grid's lazily loaded chunks are preloaded
+    with the page's bundles; each preloaded address is one the app serves."""
+    page = flask.get("/").get_data(as_text=True)
+    preloaded = re.findall(r'<link rel="preload" as="script" href="([^"]+)">', page)
+    assert sorted(p.rsplit("/", 1)[-1] for p in preloaded) == [
+        "async-community.js", "async-datepicker.js", "async-dropdown.js"]
+    for address in preloaded:
+        assert address.startswith("/_dash-component-suites/")
+        assert flask.get(address).status_code == 200, address

@@ -240,3 +240,28 @@ def test_the_url_on_load_leaves_the_inputs_it_agrees_with(flask, dash_app):
     back = outputs(url_callback(flask, dash_app, "", filters=[None, True, None, None, None,
                                                               None]))
     assert back["om-errors-only"]["value"] is False       # back to a URL without it
+
+
+def test_a_url_naming_no_call_leaves_the_drill_down_be(flask, dash_app):
+    """On load (and for any URL naming no call) the URL's callback does not touch
+    om-open: the drill-down's callback is not fired for nothing."""
+    out = outputs(url_callback(flask, dash_app, "?process=ui_workload.fee"))
+    assert out["om-process"]["value"] == "ui_workload.fee"
+    assert "om-open" not in out
+    assert "om-open" not in outputs(url_callback(flask, dash_app, ""))
+
+
+def test_on_load_the_server_answers_only_what_the_first_render_shows(dash_app):
+    """The server callbacks that fire on load (all inputs as in the layout): the ribbon,
+    the graph and the URL's (filters, options). Hidden tabs, the drill-down, the tab
+    link (?error=, ?tab=: a clientside check passes those on) and the calls grid (not
+    mounted) wait for what shows or asks for them."""
+    on_load = sorted(c["output"].strip(".").split("...")[0].split("@")[0]
+                     for c in dash_app._callback_list
+                     if not c.get("clientside_function")
+                     and c.get("prevent_initial_call") in (None, False, "initial_duplicate"))
+    assert on_load == ["om-graph.elements", "om-recording.children",
+                       "om-ribbon.children", "om-url.search"]
+    tab_link = next(c for c in dash_app._callback_list
+                    if c["output"].startswith("..om-tabs.active_tab"))
+    assert [f"{i['id']}.{i['property']}" for i in tab_link["inputs"]] == ["om-url-tab.data"]

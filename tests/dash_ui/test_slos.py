@@ -130,6 +130,6 @@ def test_a_burn_rate_alerts_link_opens_the_slos_tab(store):
     tab.app = create_dash_app(store, token_resolved=True, slos=lambda: SLOS)
     tab.flask = tab.app.server.test_client()
     link = ui_link("http://ui.test", tab="slos", slo="quote-availability")  # burn.py's
-    out = tab.call("om-tabs.active_tab", {"om-url.search": "?" + link.split("?", 1)[1]})
+    out = tab.call("om-tabs.active_tab", {"om-url-tab.data": "?" + link.split("?", 1)[1]})
     assert out["om-tabs.active_tab"] == "slos"
-    assert tab.call("om-tabs.active_tab", {"om-url.search": "?tab=calls"}) is None
+    assert tab.call("om-tabs.active_tab", {"om-url-tab.data": "?tab=calls"}) is None
