@@ -9,7 +9,6 @@ API, the UI's SLOs tab and the alerts agree.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Sequence
 
 from fastapi import APIRouter, Request
@@ -25,8 +24,9 @@ SloSource = Callable[[], Sequence[SLO]]
 
 def slo_statuses(queries: Any, slos: Sequence[SLO], *, now_ns: int | None = None
                  ) -> list[dict[str, Any]]:
-    """Each SLO's spec and status now (the API's answer; the SLOs tab shows it)."""
-    now = time.time_ns() if now_ns is None else now_ns
+    """Each SLO's spec and status now (the API's answer; the SLOs tab shows it): now is
+    the queries' clock (the wall clock unless a caller pinned it), one instant for all."""
+    now = queries.clock() if now_ns is None else now_ns
     out = []
     for slo in slos:
         status = queries.slo_status(slo.target, slo.window_s, slo.rule_tuples, now_ns=now)

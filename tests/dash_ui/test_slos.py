@@ -46,10 +46,24 @@ def store(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def served(store):
+def queries(store):
+    """The store's reads as of the instant its calls were written: the 1-hour SLO's page
+    windows (scaled to seconds) read the calls' minute at minute resolution, so read a
+    minute later they would find none, and the state would depend on when a test ran."""
+    from exporters.queries import TraceQueries
+
+    reads = TraceQueries(store)
+    written = reads.db.scalar("SELECT max(start_ns) FROM spans")
+    reads.clock = lambda: written
+    return reads
+
+
+@pytest.fixture(scope="module")
+def served(store, queries):
     from dash_ui.server import create_server_app
 
     with ServedApp(create_server_app(store, slos=SLOS)) as app:
+        app.app.state.queries.clock = queries.clock
         yield app
 
 
@@ -78,12 +92,12 @@ def test_api_slos_gives_each_slo_now(served):
         == (None, 0.0, 1.0, "ok")
 
 
-def test_the_slos_tab_is_the_third_and_lists_the_apis_figures(store):
+def test_the_slos_tab_is_the_third_and_lists_the_apis_figures(queries):
     from dash_ui.app import create_dash_app
     from test_dash_errors import Tab
 
     tab = Tab.__new__(Tab)
-    tab.app = create_dash_app(store, token_resolved=True, slos=lambda: SLOS)
+    tab.app = create_dash_app(queries, token_resolved=True, slos=lambda: SLOS)
     tab.flask = tab.app.server.test_client()
     layout = tab.app.layout
     assert [t.tab_id for t in layout["om-tabs"].children] == ["calls", "errors", "slos"]
@@ -106,8 +120,10 @@ def test_the_slos_tab_is_the_third_and_lists_the_apis_figures(store):
 def test_serve_shows_the_slo_file_of_its_settings_and_refuses_a_bad_one(store, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_MONITOR_")}
     good = tmp_path / "slos.yaml"
+    # 28 days: its page windows (1 h and 5 min) hold the calls written minutes ago
+    # whenever the served process reads them (its clock is the wall clock)
     good.write_text(f"slos:\n  - name: quote-availability\n    process: {PROCESS}\n"
-                    "    objective: 99\n    window: 1h\n")
+                    "    objective: 99\n    window: 28d\n")
     with served_cli(store, {**env, "OTEL_MONITOR_SLO_FILE": str(good)}) as server:
         got = httpx.get(server.url + "/api/slos", timeout=10).json()
     assert [(s["name"], s["state"], round(s["sli"], 3)) for s in got] \
