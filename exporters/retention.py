@@ -11,8 +11,12 @@ purge per interval is enough: the first to claim it does it.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import socket
 import time
+from pathlib import Path
 
 from .groups import MINUTES_KEPT_NS
 from .rollups import DEFAULT_RETENTION_DAYS
@@ -25,8 +29,14 @@ _log = logging.getLogger("otel_monitor")
 class RetentionWorker:
     def __init__(self, db_path: str, *, retention_hours: float = 6.0, interval_s: float = 60.0,
                  max_bytes: int | None = None, group_retention_days: float = 30.0,
-                 rollup_retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
+                 rollup_retention_days: float = DEFAULT_RETENTION_DAYS,
+                 archive_dir: str | None = None, archive_batch_calls: int = 50_000) -> None:
         self.db_path = db_path
+        # Archive before purge: calls past the window go to Parquet files under
+        # archive_dir (exporters.archive) and are deleted only once their file verified.
+        self.archive_dir = archive_dir
+        self.archive_batch_calls = archive_batch_calls
+        self.archived = 0
         self.retention_ns = int(retention_hours * 3600 * 1e9)
         self.group_retention_ns = int(group_retention_days * 86400 * 1e9)
         self.rollup_retention_ns = int(rollup_retention_days * 86400 * 1e9)
@@ -48,11 +58,40 @@ class RetentionWorker:
 
     def run_once(self, store: SpanStore, now_ns: int | None = None) -> int:
         now_ns = time.time_ns() if now_ns is None else now_ns
-        n = store.purge(now_ns - self.retention_ns, max_bytes=self.max_bytes)
+        if self.archive_dir is None:
+            n = store.purge(now_ns - self.retention_ns, max_bytes=self.max_bytes)
+        else:
+            n = self._archive_then_delete(store, now_ns - self.retention_ns)
+            # Past the size cap, the oldest calls still go (archived or not): the cap
+            # protects the disk the application runs on.
+            n += store.purge(0, max_bytes=self.max_bytes)
         self.purged += n
         store.purge_groups(now_ns - self.group_retention_ns, now_ns - MINUTES_KEPT_NS,
                            rollups_before_ns=now_ns - self.rollup_retention_ns)
         return n
+
+    def writer_id(self) -> str:
+        """Stable across restarts of the same store on the same host, so a re-archive
+        after a crash writes the same file name."""
+        key = f"{socket.gethostname()}:{os.path.abspath(self.db_path)}"
+        return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    def _archive_then_delete(self, store: SpanStore, older_than_ns: int) -> int:
+        from .archive.writer import ArchiveWriter
+
+        writer = ArchiveWriter(self.archive_dir, self.writer_id())
+        deleted = 0
+        while True:
+            rows = store.archive_rows(older_than_ns, self.archive_batch_calls)
+            if not rows:
+                return deleted
+            writer.write(rows)  # raises ArchiveError: nothing is deleted
+            ids = sorted({r[0] for r in rows})
+            self.archived += len(ids)
+            _fault_point("archived")
+            deleted += store.delete_calls(ids)
+            if len(ids) < self.archive_batch_calls:
+                return deleted
 
     def _cycle(self, *, final: bool, flushing: bool) -> None:
         if final:
@@ -72,3 +111,13 @@ class RetentionWorker:
 
     def _forget_store(self) -> None:
         self._store = None
+
+
+def _fault_point(name: str) -> None:
+    """Test hook: with OTEL_MONITOR_ARCHIVE_FAULT=name:path, create ``path`` and stop here
+    for good (the crash-safety test kills the process -9 at this point)."""
+    spec = os.environ.get("OTEL_MONITOR_ARCHIVE_FAULT", "")
+    if spec.partition(":")[0] == name:
+        Path(spec.partition(":")[2]).touch()
+        while True:
+            time.sleep(1)

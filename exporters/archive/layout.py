@@ -1,0 +1,70 @@
+"""The archive's layout: hive-style folders by hour of start time, deterministic file
+names (hour, writer id, first and last row id: a re-archive after a crash between writing
+and deleting overwrites the same file), and the manifest, a JSON-lines file listing each
+file written (the last line for a path wins)."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+HOUR_NS = 3600 * 10**9
+MANIFEST = "manifest.jsonl"
+
+# One row per data row of a call, denormalised with the call's fields; a call without
+# data rows is one row with seq NULL.
+COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns", "duration_ms",
+           "process", "process_group", "service", "status", "outcome", "exception_type",
+           "exception", "pid", "weight", "error_group", "seq", "data", "data_type",
+           "data_value")
+
+
+def hour_of(start_ns: int) -> int:
+    """The hour (ns since the epoch, floored) a call's start falls in."""
+    return start_ns - start_ns % HOUR_NS
+
+
+@dataclass(frozen=True)
+class ArchiveLayout:
+    root: Path
+
+    def hour_dir(self, hour_ns: int) -> Path:
+        t = time.gmtime(hour_ns // 10**9)
+        return self.root / f"date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}" / f"hour={t.tm_hour:02d}"
+
+    def file_path(self, hour_ns: int, writer_id: str, first_id: int, last_id: int) -> Path:
+        return self.hour_dir(hour_ns) / f"{writer_id}-{first_id:012d}-{last_id:012d}.parquet"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST
+
+    def append_manifest(self, entry: dict) -> None:
+        """Append one line, fsynced (a torn last line is skipped when read)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(entry, sort_keys=True) + "\n"
+        with open(self.manifest_path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def manifest(self) -> list[dict]:
+        """The files listed, one entry per path (the last line wins), by hour then path."""
+        entries: dict[str, dict] = {}
+        for entry in self._lines():
+            entries[entry["path"]] = entry
+        return sorted(entries.values(), key=lambda e: (e["hour_ns"], e["path"]))
+
+    def _lines(self) -> Iterator[dict]:
+        try:
+            text = self.manifest_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        for line in text.splitlines():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue  # a line torn by a crash: its file is rewritten by the re-archive
