@@ -353,6 +353,8 @@ def open_writer(db_path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0
     writer.retention = RetentionWorker(
         settings.db_path, retention_hours=settings.retention_hours,
         interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
-        rollup_retention_days=settings.rollup_retention_days)
+        rollup_retention_days=settings.rollup_retention_days,
+        archive_dir=settings.archive_path,
+        archive_retention_days=settings.archive_retention_days)
     writer.max_value_length = settings.max_value_length  # OTEL_MONITOR_MAX_VALUE_LENGTH
     return writer

@@ -30,12 +30,14 @@ class RetentionWorker:
     def __init__(self, db_path: str, *, retention_hours: float = 6.0, interval_s: float = 60.0,
                  max_bytes: int | None = None, group_retention_days: float = 30.0,
                  rollup_retention_days: float = DEFAULT_RETENTION_DAYS,
-                 archive_dir: str | None = None, archive_batch_calls: int = 50_000) -> None:
+                 archive_dir: str | None = None, archive_batch_calls: int = 50_000,
+                 archive_retention_days: float = 30.0) -> None:
         self.db_path = db_path
         # Archive before purge: calls past the window go to Parquet files under
         # archive_dir (exporters.archive) and are deleted only once their file verified.
         self.archive_dir = archive_dir
         self.archive_batch_calls = archive_batch_calls
+        self.archive_retention_ns = int(archive_retention_days * 86400 * 1e9)
         self.archived = 0
         self.retention_ns = int(retention_hours * 3600 * 1e9)
         self.group_retention_ns = int(group_retention_days * 86400 * 1e9)
@@ -65,6 +67,8 @@ class RetentionWorker:
             # Past the size cap, the oldest calls still go (archived or not): the cap
             # protects the disk the application runs on.
             n += store.purge(0, max_bytes=self.max_bytes)
+            from .archive.layout import expire
+            expire(self.archive_dir, now_ns - self.archive_retention_ns)
         self.purged += n
         store.purge_groups(now_ns - self.group_retention_ns, now_ns - MINUTES_KEPT_NS,
                            rollups_before_ns=now_ns - self.rollup_retention_ns)

@@ -188,7 +188,9 @@ class Pipeline:
                 settings.db_path, retention_hours=settings.retention_hours,
                 interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
                 group_retention_days=settings.error_group_retention_days,
-                rollup_retention_days=settings.rollup_retention_days)
+                rollup_retention_days=settings.rollup_retention_days,
+                archive_dir=settings.archive_path,
+                archive_retention_days=settings.archive_retention_days)
             # Started by the writer's first batch, on the writer thread.
             self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)

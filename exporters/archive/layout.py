@@ -4,6 +4,7 @@ and deleting overwrites the same file), and the manifest, a JSON-lines file list
 file written (the last line for a path wins)."""
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import time
@@ -68,3 +69,36 @@ class ArchiveLayout:
                 yield json.loads(line)
             except ValueError:
                 continue  # a line torn by a crash: its file is rewritten by the re-archive
+
+
+def expire(root: str | Path, before_ns: int) -> int:
+    """Delete the files of the hours that ended before ``before_ns`` (archive retention)
+    and their manifest lines (the manifest is rewritten under a temporary name, fsynced,
+    renamed). Returns the files deleted."""
+    import shutil
+
+    layout = ArchiveLayout(Path(root))
+    if not layout.root.is_dir():
+        return 0
+    deleted = 0
+    for day in sorted(layout.root.glob("date=*")):
+        for folder in sorted(day.glob("hour=*")):
+            try:
+                t = time.strptime(f"{day.name[5:]} {folder.name[5:]}", "%Y-%m-%d %H")
+            except ValueError:
+                continue
+            hour_ns = int(calendar.timegm(t)) * 10**9
+            if hour_ns + HOUR_NS <= before_ns:
+                deleted += sum(1 for _ in folder.glob("*.parquet"))
+                shutil.rmtree(folder)
+        if day.is_dir() and not any(day.iterdir()):
+            day.rmdir()
+    kept = [e for e in layout._lines() if e["hour_ns"] + HOUR_NS > before_ns]
+    if deleted or len(kept) != sum(1 for _ in layout._lines()):
+        tmp = layout.manifest_path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(e, sort_keys=True) + "\n" for e in kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, layout.manifest_path)
+    return deleted

@@ -156,3 +156,23 @@ def test_read_dedupes_a_call_archived_in_two_files(db_path, tmp_path):
     ArchiveWriter(tmp_path, "w2").write(rows)
     got = read_calls(tmp_path, BASE_NS, BASE_NS + HOUR_NS)
     assert len(got) == len(rows) == 4
+
+
+def test_archived_hours_past_the_archive_retention_are_deleted(db_path, tmp_path):
+    old, _ = _aged_store(db_path)
+    archive = tmp_path / "archive"
+    _run(db_path, archive)
+    assert len(ArchiveLayout(archive).manifest()) == 2
+    worker = RetentionWorker(db_path, archive_dir=str(archive), archive_retention_days=1)
+    store = SpanStore(db_path)
+    try:  # a day and an hour later: the first hour is past 1 day, the second not yet
+        worker.run_once(store, now_ns=BASE_NS + 25 * HOUR_NS + HOUR_NS // 2)
+    finally:
+        store.close()
+    # (the 3 newer calls, past the hot window by now, were archived in their own hour)
+    hours = [e["hour_ns"] for e in ArchiveLayout(archive).manifest()]
+    assert hours == [BASE_NS + HOUR_NS, BASE_NS + 7 * HOUR_NS]
+    assert len(list(archive.rglob("*.parquet"))) == 2
+    keys = [r["data_value"] for r in read_calls(archive, BASE_NS, BASE_NS + 2 * HOUR_NS)
+            if r["data"] == "key"]
+    assert keys == old[5:]
