@@ -63,10 +63,12 @@ class RetentionWorker:
         if self.archive_dir is None:
             n = store.purge(now_ns - self.retention_ns, max_bytes=self.max_bytes)
         else:
-            n = self._archive_then_delete(store, now_ns - self.retention_ns)
-            # Past the size cap, the oldest calls still go (archived or not): the cap
-            # protects the disk the application runs on.
-            n += store.purge(0, max_bytes=self.max_bytes)
+            try:  # an archive that fails (ArchiveError) leaves its calls in the store
+                n = self._archive_then_delete(store, now_ns - self.retention_ns)
+            finally:
+                # Past the size cap, the oldest calls still go (archived or not): the cap
+                # protects the disk the application runs on.
+                self.purged += store.purge(0, max_bytes=self.max_bytes)
             from .archive.layout import expire
             expire(self.archive_dir, now_ns - self.archive_retention_ns)
         self.purged += n

@@ -176,3 +176,18 @@ def test_archived_hours_past_the_archive_retention_are_deleted(db_path, tmp_path
     keys = [r["data_value"] for r in read_calls(archive, BASE_NS, BASE_NS + 2 * HOUR_NS)
             if r["data"] == "key"]
     assert keys == old[5:]
+
+
+def test_the_size_cap_still_purges_when_the_archive_fails(db_path, tmp_path):
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, [BASE_NS + i for i in range(2000)], args=(("pad", "x" * 400),))
+        blocker = tmp_path / "file"
+        blocker.write_text("not a directory")
+        worker = RetentionWorker(db_path, archive_dir=str(blocker / "a"), max_bytes=200_000)
+        with pytest.raises(OSError):
+            worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS)
+        assert worker.purged > 0
+    finally:
+        store.close()
+    assert scalar(db_path, "SELECT count(*) FROM spans") < 2000
