@@ -92,6 +92,12 @@ def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None,
     app.mount("/", ui, name="ui")
 
 
+def _archive_path(db_path: str | os.PathLike[str]) -> str | None:
+    from otel_monitor.settings import load_settings
+
+    return load_settings({"db_path": os.fspath(db_path)}).archive_path
+
+
 def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None,
                       on_resolved: OnResolved | None = None,
                       slos: Sequence[Any] | None = None) -> FastAPI:
@@ -106,6 +112,7 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
     ingest = create_ingest_app(db_path, ui_token=token)  # OTLP in; its own token
     queries = query_service(db_path)  # the one the API's routes and the UI's callbacks call
     queries.ingest_stats = ingest.state.ingest_stats  # the ribbon's SelfHealth badge
+    queries.archive_dir = _archive_path(db_path)  # older ranges answered from the archive
     # one set of status changes (one read-write connection, one on_resolved hook) for the
     # API's POST routes and the UI's Errors tab
     actions = GroupActions(queries.path, on_resolved)

@@ -37,6 +37,9 @@ class TraceQueries:
         # across calls; the serving process hands its ingest's answers over
         self.self_health = SelfHealth()
         self.ingest_stats: IngestStats | None = None
+        # The cold archive (exporters.archive) that answers ranges older than the hot
+        # store; None: no archive (the served app sets the settings' archive_path).
+        self.archive_dir: str | None = None
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
 
@@ -56,8 +59,25 @@ class TraceQueries:
     def page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
              limit: int = 100) -> pages.Page:
         """One page of rows in the seven columns, with span and trace id for drill-down,
-        read by an index walk in the sort's order (see ``pages``)."""
+        read by an index walk in the sort's order (see ``pages``); a range that ends
+        before the hot store's oldest call is read from the archive (rows marked
+        ``archived``)."""
+        if self._archived(f):
+            from . import archived
+            rows, _ = archived.archived_page(self.archive_dir, f, f.until_ns, sort=sort,
+                                             offset=offset, limit=limit)
+            return pages.Page(rows)
         return pages.page(self.db, f, sort=sort, offset=offset, limit=limit)
+
+    def _archived(self, f: RowFilter) -> bool:
+        """True when ``f``'s range lies wholly before the hot store's oldest call and an
+        archive is there to answer it."""
+        if self.archive_dir is None or f.until_ns is None:
+            return False
+        if not os.path.isdir(self.archive_dir):
+            return False
+        oldest = self.db.scalar("SELECT min(start_ns) FROM spans")
+        return oldest is None or f.until_ns <= oldest
 
     def rows(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
              limit: int = 100) -> list[dict[str, Any]]:
@@ -75,6 +95,10 @@ class TraceQueries:
 
     def count_rows(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """(rows matching, exact?): counting stops at ``cap``, so it stays fast."""
+        if self._archived(f):
+            from . import archived
+            n = len(archived.archived_rows(self.archive_dir, f, f.until_ns))
+            return min(n, cap), n <= cap
         return pages.count_rows(self.db, f, cap)
 
     def explain_count(self, f: RowFilter) -> str:
