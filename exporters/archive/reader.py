@@ -44,3 +44,25 @@ def read_calls(root: str | Path, from_ns: int, to_ns: int, *,
                 rows.append(row)
     rows.sort(key=lambda r: (r["start_ns"], r["span_id"], -1 if r["seq"] is None else r["seq"]))
     return rows
+
+
+def find_call(root: str | Path, span_id: str, start_ns: int | None = None) -> list[dict]:
+    """The rows of call ``span_id`` (by seq; [] when not archived). With ``start_ns`` only
+    that hour's files are read; without, every file's span_id column is scanned."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    layout = ArchiveLayout(Path(root))
+    if start_ns is not None:
+        files = _hour_files(layout, start_ns, start_ns + 1)
+    else:
+        files = [str(layout.root / e["path"]) for e in layout.manifest()
+                 if (layout.root / e["path"]).exists()]
+    if not files:
+        return []
+    expr = pc.field("span_id") == span_id
+    for fragment in ds.dataset(files, format="parquet").get_fragments():
+        rows = fragment.to_table(filter=expr, columns=list(COLUMNS)).to_pylist()
+        if rows:  # one file's copy (a call archived twice is the same call)
+            return sorted(rows, key=lambda r: -1 if r["seq"] is None else r["seq"])
+    return []

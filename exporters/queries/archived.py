@@ -78,3 +78,24 @@ def _shape(r: dict[str, Any]) -> dict[str, Any]:
             "duration_ms": r["duration_ms"], "seq": r["seq"],
             "exception_summary": exception_summary(r["exception"] or "", r["exception_type"]),
             "archived": True}
+
+
+def archived_call(root: str, span_id: str, host_of: Any) -> dict[str, Any] | None:
+    """One archived call in the drill-down's shape (``calls.call``), or None."""
+    from ..archive.reader import find_call
+
+    rows = find_call(root, span_id.lower())
+    if not rows:
+        return None
+    r = rows[0]
+    values = [{"seq": x["seq"], "data": x["data"], "data_type": x["data_type"],
+               "data_value": x["data_value"]} for x in rows if x["seq"] is not None]
+    return {"span_id": r["span_id"], "trace_id": r["trace_id"],
+            "parent_span_id": r["parent_span_id"], "process": r["process"],
+            "process_group": r["process_group"], "service_name": r["service"],
+            "status": r["status"], "outcome": r["outcome"],
+            "exception_type": r["exception_type"], "exception": r["exception"],
+            "duration_ms": r["duration_ms"], "start_ns": r["start_ns"],
+            "timestamp": iso(r["start_ns"]), "pid": r["pid"], "error_group": r["error_group"],
+            "values": values, "host": host_of(values), "parent": None, "children": [],
+            "archived": True}

@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 from ..database import Database
+from ..errors import NotFound
 from ..self_health import IngestStats, SelfHealth
 from . import callpage, calls, graph, groups, pages, ribbon, slos
 from .filters import COUNT_CAP, RowFilter
@@ -142,7 +143,18 @@ class TraceQueries:
         return calls.explain_durations(self.db)
 
     def call(self, span_id: str) -> dict[str, Any]:
-        return calls.call(self.db, span_id)
+        """One call (the drill-down); a call no longer in the hot store is looked up in
+        the archive (marked ``archived``)."""
+        try:
+            return calls.call(self.db, span_id)
+        except NotFound:
+            if self.archive_dir is None or not os.path.isdir(self.archive_dir):
+                raise
+            from . import archived
+            found = archived.archived_call(self.archive_dir, span_id, calls.host_of)
+            if found is None:
+                raise
+            return found
 
     def last_good(self, span_id: str) -> dict[str, Any]:
         """The most recent OK call of the same process before call ``span_id``."""

@@ -109,3 +109,17 @@ def test_archived_rows_take_the_same_filters_and_paging(client):
 def test_the_hot_range_is_still_the_store(client):
     page = _rows(client, **{"from": _iso(BASE_NS + 7 * HOUR_NS)}, limit=1000)
     assert page["total"] == 6 and not any(r.get("archived") for r in page["rows"])
+
+
+def test_drill_down_and_reproduce_of_an_archived_call(client):
+    r = client.get("/api/calls/0000000000000002")
+    assert r.status_code == 200, r.text
+    call = r.json()
+    assert call["archived"] is True and call["process"] == "app.fee"
+    assert call["status"] == "OK" and call["start_ns"] == BASE_NS + 6 * 60 * 10**9
+    assert [(v["data"], v["data_value"]) for v in call["values"]] == [("key", "k2"),
+                                                                     ("return", "None")]
+    rep = client.get("/api/calls/0000000000000002/reproduce")
+    assert rep.status_code == 200, rep.text
+    assert "k2" in rep.text
+    assert client.get("/api/calls/00000000000000ff").status_code == 404
