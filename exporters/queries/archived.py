@@ -99,3 +99,55 @@ def archived_call(root: str, span_id: str, host_of: Any) -> dict[str, Any] | Non
             "timestamp": iso(r["start_ns"]), "pid": r["pid"], "error_group": r["error_group"],
             "values": values, "host": host_of(values), "parent": None, "children": [],
             "archived": True}
+
+
+def archived_calls(root: str, f: RowFilter, until_ns: int) -> list[dict[str, Any]]:
+    """The calls of ``f`` in [since, until_ns) from the archive, one entry (the call's
+    rows) each; the data filter as "the call has that variable"."""
+    since = f.since_ns if f.since_ns is not None else earliest_ns(root)
+    if since is None:
+        return []
+    by_call: dict[str, list[dict[str, Any]]] = {}
+    for r in read_calls(root, since, until_ns, process=f.process):
+        by_call.setdefault(r["span_id"], []).append(r)
+    out = []
+    for rows in by_call.values():
+        r = rows[0]
+        if f.errors_only and r["status"] != "ERR":
+            continue
+        if f.service is not None and r["service"] != f.service:
+            continue
+        if f.data is not None and not any(x["data"] == f.data for x in rows):
+            continue
+        out.append(rows)
+    return out
+
+
+def archived_call_page(root: str, f: RowFilter, until_ns: int, *, sort: str, offset: int,
+                       limit: int) -> tuple[list[dict[str, Any]], int]:
+    """(one page of the calls view in ``sort`` order, calls matching)."""
+    from .callpage import INPUTS_CHARS, OUTPUT_CHARS, VALUE_CHARS
+    from .summary import _bounded
+
+    calls = archived_calls(root, f, until_ns)
+    name = sort.lstrip("-")
+    if name in ("process", "status"):
+        calls.sort(key=lambda c: (-c[0]["start_ns"], c[0]["span_id"]))
+    calls.sort(key=lambda c: _KEYS[name](c[0]), reverse=sort.startswith("-"))
+    page = []
+    for rows in calls[offset:offset + limit]:
+        r = rows[0]
+        mine = [x for x in rows if x["seq"] is not None]
+        inputs = [f"{v['data']}={_bounded(v['data_value'] or '', VALUE_CHARS)}"
+                  for v in mine if v["data_type"] == "INPUT"]
+        outputs = [v["data_value"] or "" for v in mine if v["data_type"] == "OUTPUT"]
+        page.append({"process": r["process"], "timestamp": iso(r["start_ns"]),
+                     "status": r["status"], "duration_ms": r["duration_ms"],
+                     "span_id": r["span_id"], "trace_id": r["trace_id"],
+                     "start_ns": r["start_ns"],
+                     "inputs": _bounded(", ".join(inputs), INPUTS_CHARS),
+                     "output": _bounded(outputs[0], OUTPUT_CHARS) if outputs else "",
+                     "exception_summary": exception_summary(r["exception"] or "",
+                                                            r["exception_type"]),
+                     "archived": True})
+    return page, len(calls)

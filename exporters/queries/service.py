@@ -109,10 +109,20 @@ class TraceQueries:
 
     def call_page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
                   limit: int = 100) -> pages.Page:
-        """One page of calls, one row each, in the trace table's sorts (see ``callpage``)."""
+        """One page of calls, one row each, in the trace table's sorts (see ``callpage``);
+        a range older than the hot store from the archive, as ``page``."""
+        if self._archived(f):
+            from . import archived
+            rows, _ = archived.archived_call_page(self.archive_dir, f, f.until_ns, sort=sort,
+                                                  offset=offset, limit=limit)
+            return pages.Page(rows)
         return callpage.call_page(self.db, f, sort=sort, offset=offset, limit=limit)
 
     def count_calls(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        if self._archived(f):
+            from . import archived
+            n = len(archived.archived_calls(self.archive_dir, f, f.until_ns))
+            return min(n, cap), n <= cap
         return callpage.count_calls(self.db, f, cap)
 
     def explain_calls(self, f: RowFilter, sort: str = "-timestamp") -> str:

@@ -191,3 +191,23 @@ def test_the_size_cap_still_purges_when_the_archive_fails(db_path, tmp_path):
     finally:
         store.close()
     assert scalar(db_path, "SELECT count(*) FROM spans") < 2000
+
+
+def test_trace_queries_calls_view_answers_an_archived_range(db_path, tmp_path):
+    from exporters.queries import RowFilter, TraceQueries
+    old, new = _aged_store(db_path)
+    archive = tmp_path / "archive"
+    _run(db_path, archive)
+    queries = TraceQueries(db_path)
+    queries.archive_dir = str(archive)
+    f = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 2 * HOUR_NS)
+    page = queries.call_page(f, sort="-timestamp", limit=100)
+    assert queries.count_calls(f) == (len(old), True)
+    assert len(page.rows) == len(old) and all(r["archived"] for r in page.rows)
+    assert [r["inputs"] for r in page.rows] == [f"key={k}, n=1" for k in reversed(old)]
+    assert {r["output"] for r in page.rows} == {"None"}
+    assert queries.call_page(RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 2 * HOUR_NS,
+                                       errors_only=True)).rows == []
+    # the hot range is the store's
+    hot = queries.call_page(RowFilter(since_ns=BASE_NS + 7 * HOUR_NS))
+    assert len(hot.rows) == len(new) and not any(r.get("archived") for r in hot.rows)
