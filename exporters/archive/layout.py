@@ -32,6 +32,9 @@ def hour_of(start_ns: int) -> int:
 class ArchiveLayout:
     root: Path
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))  # a str is taken too
+
     def hour_dir(self, hour_ns: int) -> Path:
         t = time.gmtime(hour_ns // 10**9)
         return self.root / f"date={t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}" / f"hour={t.tm_hour:02d}"

@@ -211,3 +211,13 @@ def test_trace_queries_calls_view_answers_an_archived_range(db_path, tmp_path):
     # the hot range is the store's
     hot = queries.call_page(RowFilter(since_ns=BASE_NS + 7 * HOUR_NS))
     assert len(hot.rows) == len(new) and not any(r.get("archived") for r in hot.rows)
+
+
+def test_an_archived_range_without_a_start_begins_at_the_archive_s_earliest(db_path, tmp_path):
+    from exporters.queries import RowFilter, TraceQueries
+    old, _ = _aged_store(db_path)
+    _run(db_path, tmp_path / "archive")
+    queries = TraceQueries(db_path)
+    queries.archive_dir = str(tmp_path / "archive")
+    rows = queries.page(RowFilter(until_ns=BASE_NS + 2 * HOUR_NS, data="key"), limit=100).rows
+    assert sorted(r["Data Value"] for r in rows) == sorted(old)
