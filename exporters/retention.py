@@ -31,7 +31,8 @@ class RetentionWorker:
                  max_bytes: int | None = None, group_retention_days: float = 30.0,
                  rollup_retention_days: float = DEFAULT_RETENTION_DAYS,
                  archive_dir: str | None = None, archive_batch_calls: int = 50_000,
-                 archive_retention_days: float = 30.0) -> None:
+                 archive_retention_days: float = 30.0, archive_target=None,
+                 archive_spool_max_bytes: int = 1024 * 2**20) -> None:
         self.db_path = db_path
         # Archive before purge: calls past the window go to Parquet files under
         # archive_dir (exporters.archive) and are deleted only once their file verified.
@@ -39,6 +40,11 @@ class RetentionWorker:
         self.archive_batch_calls = archive_batch_calls
         self.archive_retention_ns = int(archive_retention_days * 86400 * 1e9)
         self.archived = 0
+        # An S3-compatible destination (exporters.archive.remote.S3Target): archive_dir
+        # is then its spool, bounded by archive_spool_max_bytes.
+        self.archive_target = archive_target
+        self.archive_spool_max_bytes = archive_spool_max_bytes
+        self.archive_behind = False  # the spool is full or the bucket failed
         self.retention_ns = int(retention_hours * 3600 * 1e9)
         self.group_retention_ns = int(group_retention_days * 86400 * 1e9)
         self.rollup_retention_ns = int(rollup_retention_days * 86400 * 1e9)
@@ -64,7 +70,10 @@ class RetentionWorker:
             n = store.purge(now_ns - self.retention_ns, max_bytes=self.max_bytes)
         else:
             try:  # an archive that fails (ArchiveError) leaves its calls in the store
-                n = self._archive_then_delete(store, now_ns - self.retention_ns)
+                n = 0
+                if self._spool_has_room():
+                    n = self._archive_then_delete(store, now_ns - self.retention_ns)
+                    self._upload(now_ns)
             finally:
                 # Past the size cap, the oldest calls still go (archived or not): the cap
                 # protects the disk the application runs on.
@@ -81,6 +90,35 @@ class RetentionWorker:
         after a crash writes the same file name."""
         key = f"{socket.gethostname()}:{os.path.abspath(self.db_path)}"
         return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    def _spool_has_room(self) -> bool:
+        """With a remote destination: upload what waits; False (archiving waits, and so
+        does the hot purge, up to the size cap) while the spool is over its bound."""
+        if self.archive_target is None:
+            return True
+        from .archive.remote import spool_bytes
+        self._upload(None)
+        full = spool_bytes(self.archive_dir) >= self.archive_spool_max_bytes
+        if full:
+            self.archive_behind = True
+            _log.warning("otel-monitor: archive behind: the spool %s is full; the purge "
+                         "waits for the archive destination", self.archive_dir)
+        return not full
+
+    def _upload(self, now_ns: int | None) -> None:
+        if self.archive_target is None:
+            return
+        from .archive.remote import expire_remote, upload_pending
+        try:
+            upload_pending(self.archive_dir, self.archive_target)
+            if now_ns is not None:
+                expire_remote(self.archive_target, now_ns - self.archive_retention_ns)
+            self.archive_behind = False
+        except OSError as exc:  # the bucket is down: the files wait in the spool
+            self.archive_behind = True
+            # the error's text only (never the filesystem's settings)
+            _log.warning("otel-monitor: archive upload failed, files wait in the spool: %s",
+                         type(exc).__name__)
 
     def _archive_then_delete(self, store: SpanStore, older_than_ns: int) -> int:
         from .archive.writer import ArchiveWriter

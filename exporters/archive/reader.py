@@ -22,22 +22,32 @@ def _hour_files(layout: ArchiveLayout, from_ns: int, to_ns: int) -> list[str]:
 
 
 def read_calls(root: str | Path, from_ns: int, to_ns: int, *,
-               process: str | None = None) -> list[dict]:
+               process: str | None = None, remote=None) -> list[dict]:
     """Rows (dicts keyed by ``COLUMNS``) sorted by start, span id, seq; one call's rows
-    taken from one file only."""
+    taken from one file only. ``remote``: an ``S3Target`` whose objects are read too
+    (the local directory is then the spool of files not uploaded yet)."""
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
+    sources = []
     files = _hour_files(ArchiveLayout(Path(root)), from_ns, to_ns)
-    if not files:
+    if files:
+        sources.append(ds.dataset(files, format="parquet"))
+    if remote is not None:
+        from .remote import remote_hour_files
+        fs = remote.filesystem()
+        objects = remote_hour_files(remote, fs, from_ns, to_ns)
+        if objects:
+            sources.append(ds.dataset(objects, format="parquet", filesystem=fs))
+    if not sources:
         return []
-    dataset = ds.dataset(files, format="parquet")
     expr = (pc.field("start_ns") >= from_ns) & (pc.field("start_ns") < to_ns)
     if process is not None:
         expr = expr & (pc.field("process") == process)
     seen: dict[str, int] = {}
     rows: list[dict] = []
-    for index, fragment in enumerate(dataset.get_fragments()):
+    fragments = [f for dataset in sources for f in dataset.get_fragments()]
+    for index, fragment in enumerate(fragments):
         for row in fragment.to_table(filter=expr, columns=list(COLUMNS)).to_pylist():
             owner = seen.setdefault(row["span_id"], index)
             if owner == index:
