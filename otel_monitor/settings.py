@@ -113,6 +113,16 @@ class Settings:
     archive_dir: str | None = setting(
         None, "OTEL_MONITOR_ARCHIVE_DIR",
         "the archive's directory; none: `<store>-archive` beside the store", rule=NOT_EMPTY)
+    archive_url: str | None = setting(
+        None, "OTEL_MONITOR_ARCHIVE_URL",
+        "`s3://bucket/prefix`: archive to an S3-compatible bucket (credentials from the "
+        "standard AWS variables; `archive_dir` is then the local spool)", rule=NOT_EMPTY)
+    archive_s3_endpoint: str | None = setting(
+        None, "OTEL_MONITOR_ARCHIVE_S3_ENDPOINT",
+        "the bucket's endpoint URL (none: `AWS_ENDPOINT_URL`, else AWS)", rule=NOT_EMPTY)
+    archive_s3_region: str | None = setting(
+        None, "OTEL_MONITOR_ARCHIVE_S3_REGION",
+        "the bucket's region (none: `AWS_REGION`)", rule=NOT_EMPTY)
     archive_retention_days: float = setting(
         30.0, "OTEL_MONITOR_ARCHIVE_RETENTION_DAYS",
         "archived calls are kept this long, then their files deleted", rule=POSITIVE)

@@ -56,7 +56,8 @@ def read_calls(root: str | Path, from_ns: int, to_ns: int, *,
     return rows
 
 
-def find_call(root: str | Path, span_id: str, start_ns: int | None = None) -> list[dict]:
+def find_call(root: str | Path, span_id: str, start_ns: int | None = None,
+              remote=None) -> list[dict]:
     """The rows of call ``span_id`` (by seq; [] when not archived). With ``start_ns`` only
     that hour's files are read; without, every file's span_id column is scanned."""
     import pyarrow.compute as pc
@@ -68,10 +69,17 @@ def find_call(root: str | Path, span_id: str, start_ns: int | None = None) -> li
     else:
         files = [str(layout.root / e["path"]) for e in layout.manifest()
                  if (layout.root / e["path"]).exists()]
-    if not files:
-        return []
+    sources = [ds.dataset(files, format="parquet")] if files else []
+    if remote is not None:
+        import pyarrow.fs as pafs
+        fs = remote.filesystem()
+        objects = sorted(i.path for i in fs.get_file_info(
+            pafs.FileSelector(remote.base, recursive=True, allow_not_found=True))
+            if i.path.endswith(".parquet"))
+        if objects:
+            sources.append(ds.dataset(objects, format="parquet", filesystem=fs))
     expr = pc.field("span_id") == span_id
-    for fragment in ds.dataset(files, format="parquet").get_fragments():
+    for fragment in (f for d in sources for f in d.get_fragments()):
         rows = fragment.to_table(filter=expr, columns=list(COLUMNS)).to_pylist()
         if rows:  # one file's copy (a call archived twice is the same call)
             return sorted(rows, key=lambda r: -1 if r["seq"] is None else r["seq"])

@@ -60,6 +60,12 @@ class S3Target:
         return pafs.S3FileSystem(**kwargs)
 
 
+def target_from(url: str | None, endpoint: str | None = None,
+                region: str | None = None) -> S3Target | None:
+    """The destination of the ``archive_url`` setting (None: local directory only)."""
+    return None if not url else S3Target.from_url(url, endpoint=endpoint, region=region)
+
+
 def spool_bytes(root: str | Path) -> int:
     """Bytes of archive files waiting in the local spool."""
     root = Path(root)

@@ -31,13 +31,14 @@ def earliest_ns(root: str) -> int | None:
     return min((e["min_start_ns"] for e in entries), default=None)
 
 
-def archived_rows(root: str, f: RowFilter, until_ns: int) -> list[dict[str, Any]]:
+def archived_rows(root: str, f: RowFilter, until_ns: int, remote: Any = None
+                  ) -> list[dict[str, Any]]:
     """Every row of ``f`` in [since, until_ns) from the archive, in the archive's order."""
     since = f.since_ns if f.since_ns is not None else earliest_ns(root)
     if since is None:
         return []
     out = []
-    for r in read_calls(root, since, until_ns, process=f.process):
+    for r in read_calls(root, since, until_ns, process=f.process, remote=remote):
         if r["seq"] is None and r["status"] != "ERR":
             continue  # an OK call with no variable makes no row (HAS_ROW)
         if f.errors_only and r["status"] != "ERR":
@@ -51,9 +52,9 @@ def archived_rows(root: str, f: RowFilter, until_ns: int) -> list[dict[str, Any]
 
 
 def archived_page(root: str, f: RowFilter, until_ns: int, *, sort: str, offset: int,
-                  limit: int) -> tuple[list[dict[str, Any]], int]:
+                  limit: int, remote: Any = None) -> tuple[list[dict[str, Any]], int]:
     """(one page of rows in ``sort`` order, rows matching)."""
-    rows = archived_rows(root, f, until_ns)
+    rows = archived_rows(root, f, until_ns, remote)
     name = sort.lstrip("-")
     descending = sort.startswith("-")
     if name in ("process", "status"):
@@ -80,11 +81,12 @@ def _shape(r: dict[str, Any]) -> dict[str, Any]:
             "archived": True}
 
 
-def archived_call(root: str, span_id: str, host_of: Any) -> dict[str, Any] | None:
+def archived_call(root: str, span_id: str, host_of: Any, remote: Any = None
+                  ) -> dict[str, Any] | None:
     """One archived call in the drill-down's shape (``calls.call``), or None."""
     from ..archive.reader import find_call
 
-    rows = find_call(root, span_id.lower())
+    rows = find_call(root, span_id.lower(), remote=remote)
     if not rows:
         return None
     r = rows[0]
@@ -101,14 +103,15 @@ def archived_call(root: str, span_id: str, host_of: Any) -> dict[str, Any] | Non
             "archived": True}
 
 
-def archived_calls(root: str, f: RowFilter, until_ns: int) -> list[dict[str, Any]]:
+def archived_calls(root: str, f: RowFilter, until_ns: int, remote: Any = None
+                   ) -> list[dict[str, Any]]:
     """The calls of ``f`` in [since, until_ns) from the archive, one entry (the call's
     rows) each; the data filter as "the call has that variable"."""
     since = f.since_ns if f.since_ns is not None else earliest_ns(root)
     if since is None:
         return []
     by_call: dict[str, list[dict[str, Any]]] = {}
-    for r in read_calls(root, since, until_ns, process=f.process):
+    for r in read_calls(root, since, until_ns, process=f.process, remote=remote):
         by_call.setdefault(r["span_id"], []).append(r)
     out = []
     for rows in by_call.values():
@@ -124,12 +127,12 @@ def archived_calls(root: str, f: RowFilter, until_ns: int) -> list[dict[str, Any
 
 
 def archived_call_page(root: str, f: RowFilter, until_ns: int, *, sort: str, offset: int,
-                       limit: int) -> tuple[list[dict[str, Any]], int]:
+                       limit: int, remote: Any = None) -> tuple[list[dict[str, Any]], int]:
     """(one page of the calls view in ``sort`` order, calls matching)."""
     from .callpage import INPUTS_CHARS, OUTPUT_CHARS, VALUE_CHARS
     from .summary import _bounded
 
-    calls = archived_calls(root, f, until_ns)
+    calls = archived_calls(root, f, until_ns, remote)
     name = sort.lstrip("-")
     if name in ("process", "status"):
         calls.sort(key=lambda c: (-c[0]["start_ns"], c[0]["span_id"]))

@@ -41,6 +41,7 @@ class TraceQueries:
         # The cold archive (exporters.archive) that answers ranges older than the hot
         # store; None: no archive (the served app sets the settings' archive_path).
         self.archive_dir: str | None = None
+        self.archive_target: Any = None  # an S3 destination (exporters.archive.remote)
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
 
@@ -66,7 +67,8 @@ class TraceQueries:
         if self._archived(f):
             from . import archived
             rows, _ = archived.archived_page(self.archive_dir, f, f.until_ns, sort=sort,
-                                             offset=offset, limit=limit)
+                                             offset=offset, limit=limit,
+                                             remote=self.archive_target)
             return pages.Page(rows)
         return pages.page(self.db, f, sort=sort, offset=offset, limit=limit)
 
@@ -75,7 +77,7 @@ class TraceQueries:
         archive is there to answer it."""
         if self.archive_dir is None or f.until_ns is None:
             return False
-        if not os.path.isdir(self.archive_dir):
+        if self.archive_target is None and not os.path.isdir(self.archive_dir):
             return False
         oldest = self.db.scalar("SELECT min(start_ns) FROM spans")
         return oldest is None or f.until_ns <= oldest
@@ -98,7 +100,8 @@ class TraceQueries:
         """(rows matching, exact?): counting stops at ``cap``, so it stays fast."""
         if self._archived(f):
             from . import archived
-            n = len(archived.archived_rows(self.archive_dir, f, f.until_ns))
+            n = len(archived.archived_rows(self.archive_dir, f, f.until_ns,
+                                           self.archive_target))
             return min(n, cap), n <= cap
         return pages.count_rows(self.db, f, cap)
 
@@ -114,14 +117,16 @@ class TraceQueries:
         if self._archived(f):
             from . import archived
             rows, _ = archived.archived_call_page(self.archive_dir, f, f.until_ns, sort=sort,
-                                                  offset=offset, limit=limit)
+                                                  offset=offset, limit=limit,
+                                                  remote=self.archive_target)
             return pages.Page(rows)
         return callpage.call_page(self.db, f, sort=sort, offset=offset, limit=limit)
 
     def count_calls(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         if self._archived(f):
             from . import archived
-            n = len(archived.archived_calls(self.archive_dir, f, f.until_ns))
+            n = len(archived.archived_calls(self.archive_dir, f, f.until_ns,
+                                            self.archive_target))
             return min(n, cap), n <= cap
         return callpage.count_calls(self.db, f, cap)
 
@@ -158,10 +163,12 @@ class TraceQueries:
         try:
             return calls.call(self.db, span_id)
         except NotFound:
-            if self.archive_dir is None or not os.path.isdir(self.archive_dir):
+            if self.archive_dir is None or (self.archive_target is None
+                                            and not os.path.isdir(self.archive_dir)):
                 raise
             from . import archived
-            found = archived.archived_call(self.archive_dir, span_id, calls.host_of)
+            found = archived.archived_call(self.archive_dir, span_id, calls.host_of,
+                                           self.archive_target)
             if found is None:
                 raise
             return found

@@ -167,3 +167,21 @@ def test_objects_past_the_archive_retention_are_deleted(db_path, tmp_path, moto)
     assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == old + newer
     _purge(worker, db_path, BASE_NS + 26 * HOUR_NS)  # the first hour is past 1 day
     assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == newer
+
+
+def test_trace_queries_read_the_bucket(db_path, tmp_path, moto):
+    from exporters.queries import RowFilter, TraceQueries
+    old = _insert(db_path, [BASE_NS + i * 10**9 for i in range(30)])
+    hot = _insert(db_path, [BASE_NS + 7 * HOUR_NS])
+    target = _target(moto)
+    _purge(_worker(db_path, tmp_path / "spool", target), db_path, BASE_NS + 8 * HOUR_NS)
+    assert spool_bytes(tmp_path / "spool") == 0  # all in the bucket
+    queries = TraceQueries(db_path)
+    queries.archive_dir, queries.archive_target = str(tmp_path / "spool"), target
+    f = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + HOUR_NS, data="key")
+    rows = queries.page(f, sort="timestamp", limit=100).rows
+    assert [r["Data Value"] for r in rows] == old and all(r["archived"] for r in rows)
+    assert queries.count_rows(f) == (len(old), True)
+    call = queries.call(rows[3]["span_id"])
+    assert call["archived"] and call["values"][0]["data_value"] == old[3]
+    assert len(hot) == 1
