@@ -75,6 +75,7 @@ class RetentionWorker:
                     n = self._archive_then_delete(store, now_ns - self.retention_ns)
                     self._upload(now_ns)
             finally:
+                self._note_archive_state(store, now_ns)
                 # Past the size cap, the oldest calls still go (archived or not): the cap
                 # protects the disk the application runs on.
                 self.purged += store.purge(0, max_bytes=self.max_bytes)
@@ -90,6 +91,26 @@ class RetentionWorker:
         after a crash writes the same file name."""
         key = f"{socket.gethostname()}:{os.path.abspath(self.db_path)}"
         return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    def _note_archive_state(self, store: SpanStore, now_ns: int) -> None:
+        """``meta.archive_behind_since_ns`` (0: not behind) and ``archive_spool_bytes``,
+        for the readers of the store's health (``exporters.self_health``)."""
+        from .archive.remote import spool_bytes
+        try:
+            with store.db.transaction():
+                since = store.db.scalar(
+                    "SELECT value FROM meta WHERE key = 'archive_behind_since_ns'")
+                since = int(since or 0)
+                if self.archive_behind and not since:
+                    since = now_ns
+                elif not self.archive_behind:
+                    since = 0
+                store.db.execute_write_many(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [("archive_behind_since_ns", str(since)),
+                     ("archive_spool_bytes", str(spool_bytes(self.archive_dir)))])
+        except Exception:
+            _log.warning("otel-monitor: archive state not noted", exc_info=True)
 
     def _spool_has_room(self) -> bool:
         """With a remote destination: upload what waits; False (archiving waits, and so

@@ -185,3 +185,22 @@ def test_trace_queries_read_the_bucket(db_path, tmp_path, moto):
     call = queries.call(rows[3]["span_id"])
     assert call["archived"] and call["values"][0]["data_value"] == old[3]
     assert len(hot) == 1
+
+
+def test_the_store_s_health_figures_say_the_archive_is_behind(db_path, tmp_path, moto):
+    from exporters.database import Database
+    from exporters.self_health import store_figures
+    _insert(db_path, [BASE_NS + i for i in range(10)])
+    worker = _worker(db_path, tmp_path / "spool", _target(moto))
+    moto.stop()
+    _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
+    db = Database(db_path, readonly=True)
+    try:
+        figures = store_figures(db, BASE_NS + 8 * HOUR_NS + 60 * 10**9)
+        assert figures["archive_behind_s"] == 60.0 and figures["archive_spool_bytes"] > 0
+        moto.start()
+        _purge(worker, db_path, BASE_NS + 9 * HOUR_NS)
+        figures = store_figures(db, BASE_NS + 9 * HOUR_NS)
+        assert figures["archive_behind_s"] is None and figures["archive_spool_bytes"] == 0
+    finally:
+        db.close()
