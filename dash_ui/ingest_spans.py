@@ -48,6 +48,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 from exporters import columns as C
 # The exporter's own helpers: a value's text and the store's signed form of an id.
 from exporters.flatten import attribute_text as _attr_text, signed_id as _signed
+from exporters.archive.remote import target_from
 from exporters.retention import RetentionWorker
 from exporters.sqlite_exporter import SQLiteSpanExporter
 from exporters.store import SPAN_COLUMNS
@@ -353,6 +354,11 @@ def open_writer(db_path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0
     writer.retention = RetentionWorker(
         settings.db_path, retention_hours=settings.retention_hours,
         interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
-        rollup_retention_days=settings.rollup_retention_days)
+        rollup_retention_days=settings.rollup_retention_days,
+        archive_dir=settings.archive_path,
+        archive_retention_days=settings.archive_retention_days,
+        archive_target=target_from(settings.archive_url, settings.archive_s3_endpoint,
+                                   settings.archive_s3_region),
+        archive_spool_max_bytes=settings.archive_spool_max_bytes)
     writer.max_value_length = settings.max_value_length  # OTEL_MONITOR_MAX_VALUE_LENGTH
     return writer

@@ -92,6 +92,18 @@ def mount_ui(app: FastAPI, queries: TraceQueries, token: str | None = None,
     app.mount("/", ui, name="ui")
 
 
+def _archive(db_path: str | os.PathLike[str]) -> tuple[str | None, Any]:
+    """The settings' archive: its local directory (the spool, with a bucket) and its
+    S3-compatible destination (None: none)."""
+    from exporters.archive.remote import target_from
+    from otel_monitor.settings import load_settings
+
+    s = load_settings({"db_path": os.fspath(db_path)})
+    if s.archive_path is None:
+        return None, None
+    return s.archive_path, target_from(s.archive_url, s.archive_s3_endpoint, s.archive_s3_region)
+
+
 def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = None,
                       on_resolved: OnResolved | None = None,
                       slos: Sequence[Any] | None = None) -> FastAPI:
@@ -106,6 +118,8 @@ def create_server_app(db_path: str | os.PathLike[str], *, token: str | None = No
     ingest = create_ingest_app(db_path, ui_token=token)  # OTLP in; its own token
     queries = query_service(db_path)  # the one the API's routes and the UI's callbacks call
     queries.ingest_stats = ingest.state.ingest_stats  # the ribbon's SelfHealth badge
+    # older ranges answered from the archive
+    queries.archive_dir, queries.archive_target = _archive(db_path)
     # one set of status changes (one read-write connection, one on_resolved hook) for the
     # API's POST routes and the UI's Errors tab
     actions = GroupActions(queries.path, on_resolved)

@@ -11,8 +11,12 @@ purge per interval is enough: the first to claim it does it.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import socket
 import time
+from pathlib import Path
 
 from .groups import MINUTES_KEPT_NS
 from .rollups import DEFAULT_RETENTION_DAYS
@@ -25,8 +29,26 @@ _log = logging.getLogger("otel_monitor")
 class RetentionWorker:
     def __init__(self, db_path: str, *, retention_hours: float = 6.0, interval_s: float = 60.0,
                  max_bytes: int | None = None, group_retention_days: float = 30.0,
-                 rollup_retention_days: float = DEFAULT_RETENTION_DAYS) -> None:
+                 rollup_retention_days: float = DEFAULT_RETENTION_DAYS,
+                 archive_dir: str | None = None, archive_batch_calls: int = 5_000,
+                 archive_retention_days: float = 30.0, archive_target=None,
+                 archive_spool_max_bytes: int = 1024 * 2**20) -> None:
         self.db_path = db_path
+        # Archive before purge: calls past the window go to Parquet files under
+        # archive_dir (exporters.archive) and are deleted only once their file verified.
+        self.archive_dir = archive_dir
+        # 5,000 calls a batch: larger batches hold the GIL in one C call (the rows'
+        # fetch, their conversion to Arrow) long enough to stall the application's
+        # writer (bench_archive, 200k calls: longest insert 408 ms at 50,000 a batch,
+        # 48 ms at 5,000; the plain purge: 31 ms), for ~4% more bytes and more files.
+        self.archive_batch_calls = archive_batch_calls
+        self.archive_retention_ns = int(archive_retention_days * 86400 * 1e9)
+        self.archived = 0
+        # An S3-compatible destination (exporters.archive.remote.S3Target): archive_dir
+        # is then its spool, bounded by archive_spool_max_bytes.
+        self.archive_target = archive_target
+        self.archive_spool_max_bytes = archive_spool_max_bytes
+        self.archive_behind = False  # the spool is full or the bucket failed
         self.retention_ns = int(retention_hours * 3600 * 1e9)
         self.group_retention_ns = int(group_retention_days * 86400 * 1e9)
         self.rollup_retention_ns = int(rollup_retention_days * 86400 * 1e9)
@@ -48,11 +70,97 @@ class RetentionWorker:
 
     def run_once(self, store: SpanStore, now_ns: int | None = None) -> int:
         now_ns = time.time_ns() if now_ns is None else now_ns
-        n = store.purge(now_ns - self.retention_ns, max_bytes=self.max_bytes)
+        if self.archive_dir is None:
+            n = store.purge(now_ns - self.retention_ns, max_bytes=self.max_bytes)
+        else:
+            try:  # an archive that fails (ArchiveError) leaves its calls in the store
+                n = 0
+                if self._spool_has_room():
+                    n = self._archive_then_delete(store, now_ns - self.retention_ns)
+                    self._upload(now_ns)
+            finally:
+                self._note_archive_state(store, now_ns)
+                # Past the size cap, the oldest calls still go (archived or not): the cap
+                # protects the disk the application runs on.
+                self.purged += store.purge(0, max_bytes=self.max_bytes)
+            from .archive.layout import expire
+            expire(self.archive_dir, now_ns - self.archive_retention_ns)
         self.purged += n
         store.purge_groups(now_ns - self.group_retention_ns, now_ns - MINUTES_KEPT_NS,
                            rollups_before_ns=now_ns - self.rollup_retention_ns)
         return n
+
+    def writer_id(self) -> str:
+        """Stable across restarts of the same store on the same host, so a re-archive
+        after a crash writes the same file name."""
+        key = f"{socket.gethostname()}:{os.path.abspath(self.db_path)}"
+        return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+    def _note_archive_state(self, store: SpanStore, now_ns: int) -> None:
+        """``meta.archive_behind_since_ns`` (0: not behind) and ``archive_spool_bytes``,
+        for the readers of the store's health (``exporters.self_health``)."""
+        from .archive.remote import spool_bytes
+        try:
+            with store.db.transaction():
+                since = store.db.scalar(
+                    "SELECT value FROM meta WHERE key = 'archive_behind_since_ns'")
+                since = int(since or 0)
+                if self.archive_behind and not since:
+                    since = now_ns
+                elif not self.archive_behind:
+                    since = 0
+                store.db.execute_write_many(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    [("archive_behind_since_ns", str(since)),
+                     ("archive_spool_bytes", str(spool_bytes(self.archive_dir)))])
+        except Exception:
+            _log.warning("otel-monitor: archive state not noted", exc_info=True)
+
+    def _spool_has_room(self) -> bool:
+        """With a remote destination: upload what waits; False (archiving waits, and so
+        does the hot purge, up to the size cap) while the spool is over its bound."""
+        if self.archive_target is None:
+            return True
+        from .archive.remote import spool_bytes
+        self._upload(None)
+        full = spool_bytes(self.archive_dir) >= self.archive_spool_max_bytes
+        if full:
+            self.archive_behind = True
+            _log.warning("otel-monitor: archive behind: the spool %s is full; the purge "
+                         "waits for the archive destination", self.archive_dir)
+        return not full
+
+    def _upload(self, now_ns: int | None) -> None:
+        if self.archive_target is None:
+            return
+        from .archive.remote import expire_remote, upload_pending
+        try:
+            upload_pending(self.archive_dir, self.archive_target)
+            if now_ns is not None:
+                expire_remote(self.archive_target, now_ns - self.archive_retention_ns)
+            self.archive_behind = False
+        except OSError as exc:  # the bucket is down: the files wait in the spool
+            self.archive_behind = True
+            # the error's text only (never the filesystem's settings)
+            _log.warning("otel-monitor: archive upload failed, files wait in the spool: %s",
+                         type(exc).__name__)
+
+    def _archive_then_delete(self, store: SpanStore, older_than_ns: int) -> int:
+        from .archive.writer import ArchiveWriter
+
+        writer = ArchiveWriter(self.archive_dir, self.writer_id())
+        deleted = 0
+        while True:
+            rows = store.archive_rows(older_than_ns, self.archive_batch_calls)
+            if not rows:
+                return deleted
+            writer.write(rows)  # raises ArchiveError: nothing is deleted
+            ids = sorted({r[0] for r in rows})
+            self.archived += len(ids)
+            _fault_point("archived")
+            deleted += store.delete_calls(ids)
+            if len(ids) < self.archive_batch_calls:
+                return deleted
 
     def _cycle(self, *, final: bool, flushing: bool) -> None:
         if final:
@@ -72,3 +180,13 @@ class RetentionWorker:
 
     def _forget_store(self) -> None:
         self._store = None
+
+
+def _fault_point(name: str) -> None:
+    """Test hook: with OTEL_MONITOR_ARCHIVE_FAULT=name:path, create ``path`` and stop here
+    for good (the crash-safety test kills the process -9 at this point)."""
+    spec = os.environ.get("OTEL_MONITOR_ARCHIVE_FAULT", "")
+    if spec.partition(":")[0] == name:
+        Path(spec.partition(":")[2]).touch()
+        while True:
+            time.sleep(1)

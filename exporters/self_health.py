@@ -124,7 +124,15 @@ def store_figures(db: Database, now_ns: int) -> dict[str, Any]:
             "purge_interval_s": None if interval is None else interval / NS,
             "retention_s": None if retention is None else retention / NS,
             "last_purge_age_s": None if last is None else max(0.0, (now_ns - last) / NS),
-            "oldest_call_ns": oldest, "retention_behind_s": behind_s}
+            "oldest_call_ns": oldest, "retention_behind_s": behind_s,
+            # the archive (exporters.retention): behind since (None: not behind), spool
+            "archive_behind_s": _archive_behind_s(db, now_ns),
+            "archive_spool_bytes": meta_int(db, "archive_spool_bytes")}
+
+
+def _archive_behind_s(db: Database, now_ns: int) -> float | None:
+    since = meta_int(db, "archive_behind_since_ns")
+    return None if not since else max(0.0, (now_ns - since) / NS)
 
 
 @dataclass

@@ -219,6 +219,47 @@ class SpanStore:
                 chunk = min(20_000, chunk * 2)
             time.sleep(max(0.02, elapsed))
 
+    def archive_rows(self, older_than_ns: int, limit: int) -> list[tuple]:
+        """The oldest ``limit`` calls that started before ``older_than_ns``, denormalised
+        for the archive (``exporters.archive.COLUMNS``): one tuple per data row, a call
+        without data rows as one tuple with seq NULL; sorted by start, id, seq. A read:
+        it holds no write lock."""
+        return [tuple(r) for r in self.db.execute(
+            """SELECT s.id, printf('%016x', s.span_id), s.trace_id,
+                      CASE WHEN s.parent_span_id IS NULL THEN NULL
+                           ELSE printf('%016x', s.parent_span_id) END,
+                      s.start_ns, s.duration_ms, p.name, s.process_group, s.service_name,
+                      s.status, s.outcome, s.exception_type, s.exception, s.pid, s.weight,
+                      s.error_group, d.seq, d.data, d.data_type, d.data_value
+               FROM (SELECT * FROM spans WHERE start_ns < ? ORDER BY start_ns, id LIMIT ?) s
+               JOIN processes p ON p.id = s.process_id
+               LEFT JOIN data_values d ON d.span = s.id
+               ORDER BY s.start_ns, s.id, d.seq""", (older_than_ns, limit))]
+
+    def delete_calls(self, ids: Sequence[int], *, max_tx_seconds: float = 0.02) -> int:
+        """Delete the calls ``ids`` (with their data rows) in short transactions, sized as
+        ``purge``'s. Returns the calls deleted."""
+        ids = list(ids)
+        deleted, chunk, offset = 0, 500, 0
+        while offset < len(ids):
+            part = ids[offset:offset + chunk]
+            offset += len(part)
+            t0 = time.perf_counter()
+            id_json = json.dumps(part)
+            with self.db.transaction():
+                self.db.execute_write("DELETE FROM data_values WHERE span IN "
+                                      "(SELECT value FROM json_each(?))", (id_json,))
+                deleted += self.db.execute_write("DELETE FROM spans WHERE id IN "
+                                                 "(SELECT value FROM json_each(?))", (id_json,))
+            elapsed = time.perf_counter() - t0
+            if elapsed > max_tx_seconds:
+                chunk = max(50, int(chunk * max_tx_seconds / elapsed / 1.5))
+            elif elapsed < max_tx_seconds / 3:
+                chunk = min(20_000, chunk * 2)
+            if offset < len(ids):
+                time.sleep(max(0.02, elapsed))
+        return deleted
+
     def _purge_chunk(self, older_than_ns: int | None, limit: int) -> int:
         db = self.db
         with db.transaction():

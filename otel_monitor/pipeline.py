@@ -38,6 +38,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import StatusCode
 
 from exporters import MonitorSpanProcessor, RecordWriter, RetentionWorker
+from exporters.archive.remote import target_from
 from exporters.errors import ConfigError, OtelMonitorError
 from exporters.records import CallSite
 
@@ -188,7 +189,12 @@ class Pipeline:
                 settings.db_path, retention_hours=settings.retention_hours,
                 interval_s=settings.purge_interval_s, max_bytes=settings.max_db_bytes,
                 group_retention_days=settings.error_group_retention_days,
-                rollup_retention_days=settings.rollup_retention_days)
+                rollup_retention_days=settings.rollup_retention_days,
+                archive_dir=settings.archive_path,
+                archive_retention_days=settings.archive_retention_days,
+                archive_target=target_from(settings.archive_url, settings.archive_s3_endpoint,
+                                           settings.archive_s3_region),
+                archive_spool_max_bytes=settings.archive_spool_max_bytes)
             # Started by the writer's first batch, on the writer thread.
             self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)

@@ -106,6 +106,30 @@ class Settings:
         None, "OTEL_MONITOR_MAX_DB_MB",
         "size cap: past it the oldest calls go first (`0` or none in the environment: no cap)",
         rule=Rule(lambda v: v > 0, "must be > 0 or None"), parse=_optional_float)
+    archive_enabled: bool = setting(
+        True, "OTEL_MONITOR_ARCHIVE_ENABLED",
+        "archive calls to Parquet before the purge deletes them (off: the purge deletes "
+        "for good)")
+    archive_dir: str | None = setting(
+        None, "OTEL_MONITOR_ARCHIVE_DIR",
+        "the archive's directory; none: `<store>-archive` beside the store", rule=NOT_EMPTY)
+    archive_url: str | None = setting(
+        None, "OTEL_MONITOR_ARCHIVE_URL",
+        "`s3://bucket/prefix`: archive to an S3-compatible bucket (credentials from the "
+        "standard AWS variables; `archive_dir` is then the local spool)", rule=NOT_EMPTY)
+    archive_s3_endpoint: str | None = setting(
+        None, "OTEL_MONITOR_ARCHIVE_S3_ENDPOINT",
+        "the bucket's endpoint URL (none: `AWS_ENDPOINT_URL`, else AWS)", rule=NOT_EMPTY)
+    archive_s3_region: str | None = setting(
+        None, "OTEL_MONITOR_ARCHIVE_S3_REGION",
+        "the bucket's region (none: `AWS_REGION`)", rule=NOT_EMPTY)
+    archive_retention_days: float = setting(
+        30.0, "OTEL_MONITOR_ARCHIVE_RETENTION_DAYS",
+        "archived calls are kept this long, then their files deleted", rule=POSITIVE)
+    archive_spool_max_bytes: int = setting(
+        1024 * 2**20, "OTEL_MONITOR_ARCHIVE_SPOOL_MAX_BYTES",
+        "largest local spool of archive files waiting for a remote destination",
+        rule=at_least(1))
     # -- recording
     max_value_length: int = setting(
         1000, "OTEL_MONITOR_MAX_VALUE_LENGTH",
@@ -285,6 +309,17 @@ class Settings:
     ingest_max_bytes: int = setting(
         8 * 2**20, "OTEL_MONITOR_INGEST_MAX_BYTES",
         "`serve`: largest OTLP request body, as sent and decompressed", rule=at_least(1))
+
+    @property
+    def archive_path(self) -> str | None:
+        """Where the archive goes: ``archive_dir``, else ``<store>-archive`` beside the
+        store; None when archiving is off."""
+        if not self.archive_enabled:
+            return None
+        if self.archive_dir:
+            return self.archive_dir
+        root, _ = os.path.splitext(self.db_path)
+        return root + "-archive"
 
     @property
     def max_db_bytes(self) -> int | None:

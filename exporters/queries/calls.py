@@ -115,6 +115,11 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
     return found
 
 
+def host_of(values: list[dict[str, Any]]) -> str | None:
+    """A received span's host (see ``_host``)."""
+    return _host(values)
+
+
 def _host(values: list[dict[str, Any]]) -> str | None:
     """A received span's host: its resource's ``host.name``, kept as a value's ``repr``."""
     for value in values:

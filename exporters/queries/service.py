@@ -15,6 +15,7 @@ import time
 from typing import Any, Callable
 
 from ..database import Database
+from ..errors import NotFound
 from ..self_health import IngestStats, SelfHealth
 from . import callpage, calls, graph, groups, pages, ribbon, slos
 from .filters import COUNT_CAP, RowFilter
@@ -37,6 +38,10 @@ class TraceQueries:
         # across calls; the serving process hands its ingest's answers over
         self.self_health = SelfHealth()
         self.ingest_stats: IngestStats | None = None
+        # The cold archive (exporters.archive) that answers ranges older than the hot
+        # store; None: no archive (the served app sets the settings' archive_path).
+        self.archive_dir: str | None = None
+        self.archive_target: Any = None  # an S3 destination (exporters.archive.remote)
         self._local = threading.local()
         self._local.db = Database(self.path, readonly=True)  # fail now if it cannot open
 
@@ -56,8 +61,26 @@ class TraceQueries:
     def page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
              limit: int = 100) -> pages.Page:
         """One page of rows in the seven columns, with span and trace id for drill-down,
-        read by an index walk in the sort's order (see ``pages``)."""
+        read by an index walk in the sort's order (see ``pages``); a range that ends
+        before the hot store's oldest call is read from the archive (rows marked
+        ``archived``)."""
+        if self._archived(f):
+            from . import archived
+            rows, _ = archived.archived_page(self.archive_dir, f, f.until_ns, sort=sort,
+                                             offset=offset, limit=limit,
+                                             remote=self.archive_target)
+            return pages.Page(rows)
         return pages.page(self.db, f, sort=sort, offset=offset, limit=limit)
+
+    def _archived(self, f: RowFilter) -> bool:
+        """True when ``f``'s range lies wholly before the hot store's oldest call and an
+        archive is there to answer it."""
+        if self.archive_dir is None or f.until_ns is None:
+            return False
+        if self.archive_target is None and not os.path.isdir(self.archive_dir):
+            return False
+        oldest = self.db.scalar("SELECT min(start_ns) FROM spans")
+        return oldest is None or f.until_ns <= oldest
 
     def rows(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
              limit: int = 100) -> list[dict[str, Any]]:
@@ -75,6 +98,11 @@ class TraceQueries:
 
     def count_rows(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """(rows matching, exact?): counting stops at ``cap``, so it stays fast."""
+        if self._archived(f):
+            from . import archived
+            n = len(archived.archived_rows(self.archive_dir, f, f.until_ns,
+                                           self.archive_target))
+            return min(n, cap), n <= cap
         return pages.count_rows(self.db, f, cap)
 
     def explain_count(self, f: RowFilter) -> str:
@@ -84,10 +112,22 @@ class TraceQueries:
 
     def call_page(self, f: RowFilter, *, sort: str = "-timestamp", offset: int = 0,
                   limit: int = 100) -> pages.Page:
-        """One page of calls, one row each, in the trace table's sorts (see ``callpage``)."""
+        """One page of calls, one row each, in the trace table's sorts (see ``callpage``);
+        a range older than the hot store from the archive, as ``page``."""
+        if self._archived(f):
+            from . import archived
+            rows, _ = archived.archived_call_page(self.archive_dir, f, f.until_ns, sort=sort,
+                                                  offset=offset, limit=limit,
+                                                  remote=self.archive_target)
+            return pages.Page(rows)
         return callpage.call_page(self.db, f, sort=sort, offset=offset, limit=limit)
 
     def count_calls(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        if self._archived(f):
+            from . import archived
+            n = len(archived.archived_calls(self.archive_dir, f, f.until_ns,
+                                            self.archive_target))
+            return min(n, cap), n <= cap
         return callpage.count_calls(self.db, f, cap)
 
     def explain_calls(self, f: RowFilter, sort: str = "-timestamp") -> str:
@@ -118,7 +158,20 @@ class TraceQueries:
         return calls.explain_durations(self.db)
 
     def call(self, span_id: str) -> dict[str, Any]:
-        return calls.call(self.db, span_id)
+        """One call (the drill-down); a call no longer in the hot store is looked up in
+        the archive (marked ``archived``)."""
+        try:
+            return calls.call(self.db, span_id)
+        except NotFound:
+            if self.archive_dir is None or (self.archive_target is None
+                                            and not os.path.isdir(self.archive_dir)):
+                raise
+            from . import archived
+            found = archived.archived_call(self.archive_dir, span_id, calls.host_of,
+                                           self.archive_target)
+            if found is None:
+                raise
+            return found
 
     def last_good(self, span_id: str) -> dict[str, Any]:
         """The most recent OK call of the same process before call ``span_id``."""

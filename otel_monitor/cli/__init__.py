@@ -27,12 +27,12 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from typing import Sequence
 
-from . import config, demo, errors, merge, serve, slo, tail
+from . import archive, config, demo, errors, merge, serve, slo, tail
 from ._common import EXIT_ERROR, EXIT_OK
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "build_parser", "main"]
 
-SUBCOMMANDS = (demo, tail, errors, serve, config, merge, slo)
+SUBCOMMANDS = (demo, tail, errors, serve, config, merge, slo, archive)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,125 @@
+"""/api/rows over real HTTP for a range older than the hot store: answered from the cold
+archive (issue 17), same columns, marked ``archived: true``, same filters."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import httpx
+import pytest
+
+pytest.importorskip("pyarrow")
+
+from api_server import ServedApp
+from exporters import SpanStore
+from exporters.retention import RetentionWorker
+from exporters.store import ProcessEntry
+from recording import settings_env_cleared
+
+HOUR_NS = 3600 * 10**9
+BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat()
+
+
+def _insert(store: SpanStore, starts: list[int], first_id: int, *, err_every: int = 0) -> None:
+    ids = store.process_ids([ProcessEntry("app.price", "tests"), ProcessEntry("app.fee", "tests")])
+    spans, data = [], []
+    for i, start in enumerate(starts):
+        sid = first_id + i
+        err = err_every and i % err_every == 0
+        proc = "app.fee" if i % 2 else "app.price"
+        spans += (i, sid, "%032x" % sid, None, start, 1.5 + i, ids[proc], "tests", "svc",
+                  "ERR" if err else "OK", "error" if err else "ok",
+                  "ValueError" if err else None, "ValueError: bad" if err else None,
+                  os.getpid(), None)
+        data += (i, 0, "key", "INPUT", f"k{sid}")
+        if not err:
+            data += (i, 1, "return", "OUTPUT", "None")
+    store.insert_calls(spans, data)
+
+
+@pytest.fixture(scope="module")
+def archived_store(tmp_path_factory):
+    """20 calls archived (two hours, 8 h before the purge's now), then purged; 3 hot calls."""
+    db = str(tmp_path_factory.mktemp("archived") / "store.db")
+    store = SpanStore(db)
+    try:
+        _insert(store, [BASE_NS + i * 6 * 60 * 10**9 for i in range(20)], 1, err_every=5)
+        _insert(store, [BASE_NS + 7 * HOUR_NS + i for i in range(3)], 100)
+        with settings_env_cleared():
+            from otel_monitor.settings import load_settings
+            archive = load_settings({"db_path": db}).archive_path
+        worker = RetentionWorker(db, archive_dir=archive)
+        assert worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS) == 20
+        assert store.query("SELECT count(*) FROM spans")[0][0] == 3
+    finally:
+        store.close()
+    return db
+
+
+@pytest.fixture(scope="module")
+def client(archived_store):
+    from dash_ui.server import create_server_app
+
+    with settings_env_cleared():
+        app = create_server_app(archived_store)
+    with ServedApp(app) as served, httpx.Client(base_url=served.url, timeout=10) as c:
+        yield c
+
+
+def _rows(client, **params):
+    r = client.get("/api/rows", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_every_archived_call_is_found_again_marked_archived(client):
+    page = _rows(client, **{"from": _iso(BASE_NS), "to": _iso(BASE_NS + 2 * HOUR_NS)},
+                 limit=1000)
+    keys = {r["Data Value"] for r in page["rows"] if r["Data"] == "key"}
+    assert keys == {f"k{i}" for i in range(1, 21)}
+    assert page["total"] == len(page["rows"]) == 20 + 16  # key each, return for the OK ones
+    assert all(r["archived"] is True for r in page["rows"])
+    first = page["rows"][0]
+    assert {"Process", "Data", "Data Type", "Data Value", "Timestamp", "Status", "Exception",
+            "span_id", "trace_id", "start_ns", "duration_ms", "exception_summary"} <= set(first)
+    stamps = [r["Timestamp"] for r in page["rows"]]
+    assert stamps == sorted(stamps, reverse=True)  # newest first, as the hot table
+    assert first["Timestamp"].endswith("Z") and len(first["span_id"]) == 16
+
+
+def test_archived_rows_take_the_same_filters_and_paging(client):
+    rng = {"from": _iso(BASE_NS), "to": _iso(BASE_NS + 2 * HOUR_NS)}
+    errs = _rows(client, **rng, errors_only=True, limit=1000)["rows"]
+    assert errs and {r["Status"] for r in errs} == {"ERR"}
+    assert {r["exception_summary"] for r in errs} == {"ValueError: bad"}
+    fee = _rows(client, **rng, process="app.fee", limit=1000)["rows"]
+    assert fee and {r["Process"] for r in fee} == {"app.fee"}
+    one_hour = _rows(client, **{"from": _iso(BASE_NS), "to": _iso(BASE_NS + HOUR_NS)},
+                     data="key", limit=1000)["rows"]
+    assert len(one_hour) == 10
+    p1 = _rows(client, **rng, limit=5, sort="timestamp")["rows"]
+    p2 = _rows(client, **rng, limit=5, offset=5, sort="timestamp")["rows"]
+    assert [r["start_ns"] for r in p1 + p2] == sorted(r["start_ns"] for r in p1 + p2)
+
+
+def test_the_hot_range_is_still_the_store(client):
+    page = _rows(client, **{"from": _iso(BASE_NS + 7 * HOUR_NS)}, limit=1000)
+    assert page["total"] == 6 and not any(r.get("archived") for r in page["rows"])
+
+
+def test_drill_down_and_reproduce_of_an_archived_call(client):
+    r = client.get("/api/calls/0000000000000002")
+    assert r.status_code == 200, r.text
+    call = r.json()
+    assert call["archived"] is True and call["process"] == "app.fee"
+    assert call["status"] == "OK" and call["start_ns"] == BASE_NS + 6 * 60 * 10**9
+    assert [(v["data"], v["data_value"]) for v in call["values"]] == [("key", "k2"),
+                                                                     ("return", "None")]
+    rep = client.get("/api/calls/0000000000000002/reproduce")
+    assert rep.status_code == 200, rep.text
+    assert "k2" in rep.text
+    assert client.get("/api/calls/00000000000000ff").status_code == 404

@@ -1,0 +1,223 @@
+"""Archive before purge (issue 17): calls past the retention window are written to Parquet
+(one file per hour per writer, zstd, sorted by time, listed in a manifest with size and
+sha256) and only then deleted; a crash between the two loses nothing and duplicates
+nothing when read."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyarrow")
+
+from exporters import SpanStore
+from exporters.archive.layout import HOUR_NS, ArchiveLayout
+from exporters.archive.reader import read_calls
+from exporters.archive.writer import sha256_of
+from exporters.retention import RetentionWorker
+from exporter_helpers import insert_calls, scalar
+
+BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS  # an hour boundary
+
+
+def _aged_store(db_path: str) -> tuple[list[str], list[str]]:
+    """10 calls 6-8 h old over two hours of start time, 3 calls 1 h old."""
+    store = SpanStore(db_path)
+    try:
+        old = insert_calls(store, [BASE_NS + i * 12 * 60 * 10**9 for i in range(10)],
+                           args=(("n", "1"),))
+        new = insert_calls(store, [BASE_NS + 7 * HOUR_NS + i for i in range(3)])
+    finally:
+        store.close()
+    return old, new
+
+
+def _run(db_path: str, archive_dir: Path) -> tuple[int, RetentionWorker]:
+    worker = RetentionWorker(db_path, archive_dir=str(archive_dir))
+    store = SpanStore(db_path)
+    try:
+        return worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS), worker
+    finally:
+        store.close()
+
+
+def test_purged_calls_are_archived_then_found_again(db_path, tmp_path):
+    old, new = _aged_store(db_path)
+    archive = tmp_path / "archive"
+    deleted, worker = _run(db_path, archive)
+    assert deleted == worker.archived == len(old)
+    assert scalar(db_path, "SELECT count(*) FROM spans") == len(new)
+
+    manifest = ArchiveLayout(archive).manifest()
+    assert [e["hour_ns"] for e in manifest] == [BASE_NS, BASE_NS + HOUR_NS]
+    assert sum(e["calls"] for e in manifest) == len(old)
+    assert sum(e["rows"] for e in manifest) == 3 * len(old)  # key, n, return
+    for entry in manifest:
+        path = archive / entry["path"]
+        assert "date=" in entry["path"] and "/hour=" in entry["path"]
+        assert path.stat().st_size == entry["size"] and sha256_of(path) == entry["sha256"]
+
+    rows = read_calls(archive, BASE_NS, BASE_NS + 2 * HOUR_NS)
+    keys = [r["data_value"] for r in rows if r["data"] == "key"]
+    assert keys == old  # every call, once, in time order
+    first = [r for r in rows if r["data_value"] == old[0]][0]
+    assert first["process"] == "app.price" and first["service"] == "svc"
+    assert first["status"] == "OK" and first["seq"] == 0
+    assert [r["seq"] for r in rows[:3]] == [0, 1, 2]
+    # pushdown on time and process
+    assert read_calls(archive, BASE_NS, BASE_NS + HOUR_NS, process="other") == []
+    one_hour = read_calls(archive, BASE_NS + HOUR_NS, BASE_NS + 2 * HOUR_NS)
+    assert {r["data_value"] for r in one_hour if r["data"] == "key"} == set(old[10 // 2:])
+
+
+def test_a_call_without_data_rows_is_one_row_with_seq_null(db_path, tmp_path):
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, [BASE_NS])
+        store.db.execute_write("DELETE FROM data_values")
+    finally:
+        store.close()
+    _run(db_path, tmp_path / "a")
+    rows = read_calls(tmp_path / "a", BASE_NS, BASE_NS + HOUR_NS)
+    assert len(rows) == 1 and rows[0]["seq"] is None and rows[0]["data"] is None
+
+
+def test_unwritable_archive_deletes_nothing(db_path, tmp_path):
+    old, new = _aged_store(db_path)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(OSError):
+        _run(db_path, blocker / "archive")
+    assert scalar(db_path, "SELECT count(*) FROM spans") == len(old) + len(new)
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from exporters import SpanStore
+    from exporters.retention import RetentionWorker
+    db, archive, now = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = SpanStore(db)
+    RetentionWorker(db, archive_dir=archive).run_once(store, now_ns=now)
+    store.close()
+""")
+
+
+def _child(db_path: str, archive: Path, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _CHILD, db_path, str(archive),
+                             str(BASE_NS + 8 * HOUR_NS)], env=env)
+
+
+def test_kill_9_between_archive_and_delete_loses_and_duplicates_nothing(db_path, tmp_path):
+    old, new = _aged_store(db_path)
+    archive = tmp_path / "archive"
+    marker = tmp_path / "stopped"
+    env = dict(os.environ, OTEL_MONITOR_ARCHIVE_FAULT=f"archived:{marker}")
+    child = _child(db_path, archive, env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, "the child ended before the fault point"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    files_before = sorted(p.relative_to(archive) for p in archive.rglob("*.parquet"))
+    assert files_before and scalar(db_path, "SELECT count(*) FROM spans") == len(old) + len(new)
+
+    env.pop("OTEL_MONITOR_ARCHIVE_FAULT")
+    assert _child(db_path, archive, env).wait(timeout=120) == 0
+    files_after = sorted(p.relative_to(archive) for p in archive.rglob("*.parquet"))
+    assert files_after == files_before  # the same names, overwritten
+    assert not list(archive.rglob("*.tmp*"))
+    assert scalar(db_path, "SELECT count(*) FROM spans") == len(new)
+    keys = [r["data_value"] for r in read_calls(archive, BASE_NS, BASE_NS + 2 * HOUR_NS)
+            if r["data"] == "key"]
+    assert keys == old
+    assert len(ArchiveLayout(archive).manifest()) == len(files_after)
+
+
+def test_read_dedupes_a_call_archived_in_two_files(db_path, tmp_path):
+    """The second guard: the same call in two files (a re-archive under another name)."""
+    from exporters.archive.writer import ArchiveWriter
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, [BASE_NS + 1, BASE_NS + 2])
+        rows = store.archive_rows(BASE_NS + HOUR_NS, 10)
+    finally:
+        store.close()
+    ArchiveWriter(tmp_path, "w1").write(rows)
+    ArchiveWriter(tmp_path, "w2").write(rows)
+    got = read_calls(tmp_path, BASE_NS, BASE_NS + HOUR_NS)
+    assert len(got) == len(rows) == 4
+
+
+def test_archived_hours_past_the_archive_retention_are_deleted(db_path, tmp_path):
+    old, _ = _aged_store(db_path)
+    archive = tmp_path / "archive"
+    _run(db_path, archive)
+    assert len(ArchiveLayout(archive).manifest()) == 2
+    worker = RetentionWorker(db_path, archive_dir=str(archive), archive_retention_days=1)
+    store = SpanStore(db_path)
+    try:  # a day and an hour later: the first hour is past 1 day, the second not yet
+        worker.run_once(store, now_ns=BASE_NS + 25 * HOUR_NS + HOUR_NS // 2)
+    finally:
+        store.close()
+    # (the 3 newer calls, past the hot window by now, were archived in their own hour)
+    hours = [e["hour_ns"] for e in ArchiveLayout(archive).manifest()]
+    assert hours == [BASE_NS + HOUR_NS, BASE_NS + 7 * HOUR_NS]
+    assert len(list(archive.rglob("*.parquet"))) == 2
+    keys = [r["data_value"] for r in read_calls(archive, BASE_NS, BASE_NS + 2 * HOUR_NS)
+            if r["data"] == "key"]
+    assert keys == old[5:]
+
+
+def test_the_size_cap_still_purges_when_the_archive_fails(db_path, tmp_path):
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, [BASE_NS + i for i in range(2000)], args=(("pad", "x" * 400),))
+        blocker = tmp_path / "file"
+        blocker.write_text("not a directory")
+        worker = RetentionWorker(db_path, archive_dir=str(blocker / "a"), max_bytes=200_000)
+        with pytest.raises(OSError):
+            worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS)
+        assert worker.purged > 0
+    finally:
+        store.close()
+    assert scalar(db_path, "SELECT count(*) FROM spans") < 2000
+
+
+def test_trace_queries_calls_view_answers_an_archived_range(db_path, tmp_path):
+    from exporters.queries import RowFilter, TraceQueries
+    old, new = _aged_store(db_path)
+    archive = tmp_path / "archive"
+    _run(db_path, archive)
+    queries = TraceQueries(db_path)
+    queries.archive_dir = str(archive)
+    f = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 2 * HOUR_NS)
+    page = queries.call_page(f, sort="-timestamp", limit=100)
+    assert queries.count_calls(f) == (len(old), True)
+    assert len(page.rows) == len(old) and all(r["archived"] for r in page.rows)
+    assert [r["inputs"] for r in page.rows] == [f"key={k}, n=1" for k in reversed(old)]
+    assert {r["output"] for r in page.rows} == {"None"}
+    assert queries.call_page(RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 2 * HOUR_NS,
+                                       errors_only=True)).rows == []
+    # the hot range is the store's
+    hot = queries.call_page(RowFilter(since_ns=BASE_NS + 7 * HOUR_NS))
+    assert len(hot.rows) == len(new) and not any(r.get("archived") for r in hot.rows)
+
+
+def test_an_archived_range_without_a_start_begins_at_the_archive_s_earliest(db_path, tmp_path):
+    from exporters.queries import RowFilter, TraceQueries
+    old, _ = _aged_store(db_path)
+    _run(db_path, tmp_path / "archive")
+    queries = TraceQueries(db_path)
+    queries.archive_dir = str(tmp_path / "archive")
+    rows = queries.page(RowFilter(until_ns=BASE_NS + 2 * HOUR_NS, data="key"), limit=100).rows
+    assert sorted(r["Data Value"] for r in rows) == sorted(old)

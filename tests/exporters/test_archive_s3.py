@@ -1,0 +1,206 @@
+"""The archive's S3-compatible destination (issue 17) against a real S3 API: moto's
+standalone server, started by the fixture as a separate process on 127.0.0.1. Calls aged
+past the window are archived, uploaded (verified) and purged, and found again; a bucket
+that is down loses nothing (files wait in the bounded spool, the purge waits when it is
+full); objects past the archive retention are deleted; credentials are never logged or
+stored."""
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyarrow")
+pytest.importorskip("moto")
+
+from exporters import SpanStore
+from exporters.archive.reader import read_calls
+from exporters.archive.remote import S3Target, spool_bytes
+from exporters.retention import RetentionWorker
+from exporter_helpers import free_port, insert_calls, scalar
+
+HOUR_NS = 3600 * 10**9
+BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS
+SECRET = "s3cr3t-NEVER-LOGGED-4f1c9"
+
+
+class Moto:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        exe = Path(sys.executable).with_name("moto_server")
+        self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert self.proc.poll() is None, "moto_server ended"
+                assert time.monotonic() < deadline, "moto_server did not listen"
+                time.sleep(0.1)
+        import pyarrow.fs as pafs
+        pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{self.port}", scheme="http",
+                          region="us-east-1", allow_bucket_creation=True).create_dir("cold")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+@pytest.fixture
+def moto(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTING")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    server = Moto()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _target(moto: Moto) -> S3Target:
+    return S3Target.from_url("s3://cold/otel/archive", endpoint=moto.endpoint, timeout_s=1.0)
+
+
+def _worker(db_path, spool, target, **kw) -> RetentionWorker:
+    return RetentionWorker(db_path, archive_dir=str(spool), archive_target=target, **kw)
+
+
+def _purge(worker: RetentionWorker, db_path: str, now_ns: int) -> int:
+    store = SpanStore(db_path)
+    try:
+        return worker.run_once(store, now_ns=now_ns)
+    finally:
+        store.close()
+
+
+def _insert(db_path: str, starts: list[int]) -> list[str]:
+    store = SpanStore(db_path)
+    try:
+        return insert_calls(store, starts)
+    finally:
+        store.close()
+
+
+def _keys(spool, target, start, end) -> list[str]:
+    return [r["data_value"] for r in read_calls(spool, start, end, remote=target)
+            if r["data"] == "key"]
+
+
+def test_calls_are_uploaded_verified_purged_and_found_again(db_path, tmp_path, moto, caplog):
+    old = _insert(db_path, [BASE_NS + i * 60 * 10**9 for i in range(90)])  # 1.5 hours
+    target = _target(moto)
+    worker = _worker(db_path, tmp_path / "spool", target)
+    with caplog.at_level(logging.DEBUG):
+        assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)
+    assert scalar(db_path, "SELECT count(*) FROM spans") == 0
+    assert spool_bytes(tmp_path / "spool") == 0 and not worker.archive_behind
+    objects = target.filesystem().get_file_info(
+        __import__("pyarrow.fs").fs.FileSelector("cold/otel/archive", recursive=True))
+    assert sum(o.path.endswith(".parquet") for o in objects) == 2  # two hours
+    assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 2 * HOUR_NS) == old
+    # credentials never in the logs nor in the store
+    assert SECRET not in caplog.text
+    assert SECRET.encode() not in Path(db_path).read_bytes()
+    for p in (tmp_path / "spool").rglob("*"):
+        if p.is_file():
+            assert SECRET.encode() not in p.read_bytes()
+
+
+def test_a_bucket_that_is_down_loses_nothing(db_path, tmp_path, moto, caplog):
+    old = _insert(db_path, [BASE_NS + i * 10**9 for i in range(50)])
+    target = _target(moto)
+    spool = tmp_path / "spool"
+    worker = _worker(db_path, spool, target)
+    moto.stop()
+    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+        assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)
+    assert worker.archive_behind and spool_bytes(spool) > 0  # waiting in the spool
+    assert "archive upload failed" in caplog.text and SECRET not in caplog.text
+    assert _keys(spool, None, BASE_NS, BASE_NS + HOUR_NS) == old  # readable meanwhile
+    moto.start()  # back (an empty bucket: moto keeps nothing across restarts)
+    _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
+    assert not worker.archive_behind and spool_bytes(spool) == 0
+    assert _keys(spool, target, BASE_NS, BASE_NS + HOUR_NS) == old
+
+
+def test_a_full_spool_makes_the_purge_wait(db_path, tmp_path, moto):
+    first = _insert(db_path, [BASE_NS + i for i in range(20)])
+    target = _target(moto)
+    spool = tmp_path / "spool"
+    worker = _worker(db_path, spool, target, archive_spool_max_bytes=1)
+    moto.stop()
+    assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(first)  # spool was empty
+    second = _insert(db_path, [BASE_NS + 100 + i for i in range(20)])
+    assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == 0  # full: nothing deleted
+    assert worker.archive_behind
+    assert scalar(db_path, "SELECT count(*) FROM spans") == len(second)
+    moto.start()
+    assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(second)
+    assert _keys(spool, target, BASE_NS, BASE_NS + HOUR_NS) == first + second
+
+
+def test_objects_past_the_archive_retention_are_deleted(db_path, tmp_path, moto):
+    old = _insert(db_path, [BASE_NS + i for i in range(5)])
+    newer = _insert(db_path, [BASE_NS + 3 * HOUR_NS + i for i in range(5)])
+    target = _target(moto)
+    worker = _worker(db_path, tmp_path / "spool", target, archive_retention_days=1)
+    _purge(worker, db_path, BASE_NS + 12 * HOUR_NS)
+    assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == old + newer
+    _purge(worker, db_path, BASE_NS + 26 * HOUR_NS)  # the first hour is past 1 day
+    assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == newer
+
+
+def test_trace_queries_read_the_bucket(db_path, tmp_path, moto):
+    from exporters.queries import RowFilter, TraceQueries
+    old = _insert(db_path, [BASE_NS + i * 10**9 for i in range(30)])
+    hot = _insert(db_path, [BASE_NS + 7 * HOUR_NS])
+    target = _target(moto)
+    _purge(_worker(db_path, tmp_path / "spool", target), db_path, BASE_NS + 8 * HOUR_NS)
+    assert spool_bytes(tmp_path / "spool") == 0  # all in the bucket
+    queries = TraceQueries(db_path)
+    queries.archive_dir, queries.archive_target = str(tmp_path / "spool"), target
+    f = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + HOUR_NS, data="key")
+    rows = queries.page(f, sort="timestamp", limit=100).rows
+    assert [r["Data Value"] for r in rows] == old and all(r["archived"] for r in rows)
+    assert queries.count_rows(f) == (len(old), True)
+    call = queries.call(rows[3]["span_id"])
+    assert call["archived"] and call["values"][0]["data_value"] == old[3]
+    assert len(hot) == 1
+
+
+def test_the_store_s_health_figures_say_the_archive_is_behind(db_path, tmp_path, moto):
+    from exporters.database import Database
+    from exporters.self_health import store_figures
+    _insert(db_path, [BASE_NS + i for i in range(10)])
+    worker = _worker(db_path, tmp_path / "spool", _target(moto))
+    moto.stop()
+    _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
+    db = Database(db_path, readonly=True)
+    try:
+        figures = store_figures(db, BASE_NS + 8 * HOUR_NS + 60 * 10**9)
+        assert figures["archive_behind_s"] == 60.0 and figures["archive_spool_bytes"] > 0
+        moto.start()
+        _purge(worker, db_path, BASE_NS + 9 * HOUR_NS)
+        figures = store_figures(db, BASE_NS + 9 * HOUR_NS)
+        assert figures["archive_behind_s"] is None and figures["archive_spool_bytes"] == 0
+    finally:
+        db.close()
