@@ -30,8 +30,9 @@ COLUMNS = [
     {"field": "Timestamp", "colId": "timestamp", "sortable": True, "sort": "desc",
      "width": 135, "tooltipField": "Timestamp",
      "valueFormatter": {"function": "omClockCell(params.data && params.data.start_ns)"}},
+    # the status pill; "archived" beside it for a row read from the cold archive
     {"field": "Status", "colId": "status", "sortable": True, "cellRenderer": "StatusPill",
-     "width": 95},
+     "width": 150},
     # `ExceptionType: message`; the traceback is in the drill-down
     {"field": "Exception", "sortable": False, "flex": 3, "minWidth": 200,
      "valueGetter": {"function": "params.data ? params.data.exception_summary : ''"},
@@ -146,7 +147,7 @@ CALL_COLUMNS = [
      "width": 90, "type": "rightAligned",
      "valueFormatter": {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}},
     {"field": "status", "colId": "status", "headerName": "Status", "sortable": True,
-     "cellRenderer": "StatusPill", "width": 95},
+     "cellRenderer": "StatusPill", "width": 150},  # with the "archived" badge
     {"field": "exception_summary", "headerName": "Exception", "sortable": False, "flex": 2,
      "minWidth": 180, "tooltipField": "exception_summary"},
 ]

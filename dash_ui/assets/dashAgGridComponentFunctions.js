@@ -3,9 +3,15 @@
 var dagcomponentfuncs = (window.dashAgGridComponentFunctions =
     window.dashAgGridComponentFunctions || {});
 
+// A row read from the cold archive (exporters/queries/archived.py: archived: true) gets
+// a small "archived" badge beside its status, in the trace table and the calls view.
 dagcomponentfuncs.StatusPill = function (props) {
     var value = props.value == null ? "" : String(props.value);
-    return React.createElement("span", {className: "om-pill om-pill-" + value}, value);
+    var pill = React.createElement("span", {className: "om-pill om-pill-" + value}, value);
+    if (!(props.data && props.data.archived)) { return pill; }
+    return React.createElement("span", null, pill, " ",
+        React.createElement("span", {className: "om-archived",
+                                     title: "read from the cold archive"}, "archived"));
 };
 
 // The drill-down's trace view (dash_ui/trace_view.py gives each row its depth, bar
