@@ -263,6 +263,16 @@ class StoreMetrics:
             if f[key] is not None:
                 family.add_metric([], f[key])
             yield family
+        # the cold archive (issue 17): absent while no retention with an archive noted it
+        for key, name, doc in (
+                ("archive_behind_s", "archive_behind_seconds", "How long the cold archive "
+                 "has been behind (0: it keeps up)."),
+                ("archive_spool_bytes", "archive_spool_bytes", "Bytes of archive batches "
+                 "waiting on local disk for the bucket.")):
+            family = GaugeMetricFamily(f"{PREFIX}_{name}", doc)
+            if f["archive_on"]:
+                family.add_metric([], f[key] or 0)
+            yield family
         ingest = CounterMetricFamily(f"{PREFIX}_ingest_requests", "OTLP/HTTP requests to "
                                      "/v1/traces answered by this server, by HTTP status "
                                      "(503: refused, busy or the store not writable).",

@@ -13,6 +13,9 @@ drops               calls dropped (queue full) in the last minute, per process  
 store_size          used bytes / the size cap (``max_db_mb``), when one is set  >= 90 %
 retention_behind    age of the oldest call past the retention window, in purge  > 2
                     intervals (``retention_hours``, ``purge_interval_s``)
+archive_behind      time the cold archive has been behind (its bucket down, its > 2
+                    spool growing; ``meta.archive_behind_since_ns``), in purge
+                    intervals; only with an archive
 webhook_failing     alert deliveries failed or dropped in the last 15 minutes   > 0
 ingest_refusing     OTLP requests refused with 503 in the last minute (the      > 0
                     serving process's own count; ``IngestStats``)
@@ -40,8 +43,9 @@ STORE_SIZE = "store_size"
 RETENTION_BEHIND = "retention_behind"
 WEBHOOK_FAILING = "webhook_failing"
 INGEST_REFUSING = "ingest_refusing"
+ARCHIVE_BEHIND = "archive_behind"
 CONDITIONS = (WRITER_LAG, DROPS, STORE_SIZE, RETENTION_BEHIND, WEBHOOK_FAILING,
-              INGEST_REFUSING)
+              INGEST_REFUSING, ARCHIVE_BEHIND)
 REFUSED_STATUSES = (503,)  # the server could not take spans it should take (busy, store)
 
 
@@ -53,6 +57,7 @@ class SelfHealthLimits:
     retention_intervals: float = 2.0
     webhook_window_s: float = 900.0
     ingest_window_s: float = 60.0
+    archive_intervals: float = 2.0
 
     def describe(self) -> dict[str, str]:
         """Each condition's rule, for people (the ribbon's tooltip, alert texts)."""
@@ -66,6 +71,8 @@ class SelfHealthLimits:
                              f"{self.webhook_window_s / 60:g} min > 0",
             INGEST_REFUSING: f"OTLP requests refused (503) in the last "
                              f"{self.ingest_window_s:g} s > 0",
+            ARCHIVE_BEHIND: f"archive behind for > {self.archive_intervals:g} purge "
+                            "intervals",
         }
 
 
@@ -127,7 +134,9 @@ def store_figures(db: Database, now_ns: int) -> dict[str, Any]:
             "oldest_call_ns": oldest, "retention_behind_s": behind_s,
             # the archive (exporters.retention): behind since (None: not behind), spool
             "archive_behind_s": _archive_behind_s(db, now_ns),
-            "archive_spool_bytes": meta_int(db, "archive_spool_bytes")}
+            "archive_spool_bytes": meta_int(db, "archive_spool_bytes"),
+            # True once a retention with an archive noted its state (0 or a time)
+            "archive_on": meta_int(db, "archive_behind_since_ns") is not None}
 
 
 def _archive_behind_s(db: Database, now_ns: int) -> float | None:
@@ -198,6 +207,13 @@ class SelfHealth:
             out.append(Condition(RETENTION_BEHIND, n > lim.retention_intervals, n,
                                  f"behind by {behind:,.0f} s ({n:.1f} intervals)",
                                  rules[RETENTION_BEHIND], "store"))
+        if interval and figures["archive_on"]:
+            late = figures["archive_behind_s"] or 0.0
+            n = late / interval
+            spool = (figures["archive_spool_bytes"] or 0) / 2**20
+            out.append(Condition(ARCHIVE_BEHIND, n > lim.archive_intervals, n,
+                                 f"behind for {late:,.0f} s ({n:.1f} intervals), "
+                                 f"{spool:,.1f} MiB spooled", rules[ARCHIVE_BEHIND], "store"))
         since = now_ns - int(lim.webhook_window_s * NS)
         failed = db.scalar("SELECT count(*) FROM alerts WHERE ts_ns >= ? AND status IN "
                            "('failed', 'dropped')", (since,)) or 0

@@ -53,8 +53,8 @@ from typing import Any, Iterable, Sequence
 
 from .slo import BURN_RULES_28D, REFERENCE_WINDOW_S, SLO
 from exporters.errors import ConfigError
-from exporters.self_health import (DROPS, INGEST_REFUSING, RETENTION_BEHIND, STORE_SIZE,
-                                   WEBHOOK_FAILING, WRITER_LAG, SelfHealthLimits)
+from exporters.self_health import (ARCHIVE_BEHIND, DROPS, INGEST_REFUSING, RETENTION_BEHIND,
+                                   STORE_SIZE, WEBHOOK_FAILING, WRITER_LAG, SelfHealthLimits)
 
 SOURCES = ("metrics", "spanmetrics")
 ALERT_NAME = "SLOErrorBudgetBurn"
@@ -430,6 +430,10 @@ def selfmon_rules(limits: SelfHealthLimits = SelfHealthLimits()) -> dict[str, An
          f'sum without (status) (increase(otel_monitor_ingest_requests_total{{status="503"}}'
          f"[{ingest}])) > bool 0",
          "The OTLP ingest of {{ $labels.instance }} refuses spans (503)"),
+        (ARCHIVE_BEHIND, "OtelMonitorArchiveBehind",
+         "otel_monitor_archive_behind_seconds > bool on (job, instance) "
+         f"({limits.archive_intervals:g} * otel_monitor_retention_interval_seconds)",
+         "The cold archive of the store of {{ $labels.instance }} is behind"),
     ]
     recording, alerting = [], []
     for name, alert, expr, summary in conditions:

@@ -269,5 +269,13 @@ def test_process_group_label_and_the_self_health_figures(store):
     assert value(found, "otel_monitor_store_size_cap_bytes") == 64 * 2**20
     assert value(found, "otel_monitor_retention_interval_seconds") == 30
     assert value(found, "otel_monitor_retention_behind_seconds") == 0
+    s = SpanStore(store)
+    s.db.execute_write_many("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                            [("archive_behind_since_ns", "0"),
+                             ("archive_spool_bytes", str(3 * 2**20))])
+    s.close()
+    found = scrape(registry)
+    assert value(found, "otel_monitor_archive_behind_seconds") == 0
+    assert value(found, "otel_monitor_archive_spool_bytes") == 3 * 2**20
     assert value(found, "otel_monitor_ingest_requests_total", status="503") == 2
     assert value(found, "otel_monitor_ingest_requests_total", status="200") == 1

@@ -8,7 +8,8 @@ import time
 from exporters import SpanStore
 from exporters.database import Database
 from exporters.retention import RetentionWorker
-from exporters.self_health import (DROPS, INGEST_REFUSING, RETENTION_BEHIND, STORE_SIZE,
+from exporters.self_health import (ARCHIVE_BEHIND, DROPS, INGEST_REFUSING, RETENTION_BEHIND,
+                                   STORE_SIZE,
                                    WEBHOOK_FAILING, WRITER_LAG, IngestStats, SelfHealth,
                                    store_figures)
 from exporters.state import AlertRecord, StateStore
@@ -62,6 +63,31 @@ def test_retention_behind_by_more_than_two_intervals(db_path):
     insert_calls(store, [now - HOUR_NS - 150 * S])  # 150 s: 2.5 intervals
     behind = judged(db_path, now=now)[RETENTION_BEHIND]
     assert behind.bad and 2.4 < behind.value < 2.6
+    store.close()
+
+
+def _note_archive(store, since_ns: int, spool: int = 0) -> None:
+    """What the retention notes each pass (RetentionWorker._note_archive_state)."""
+    store.db.execute_write_many("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                [("archive_behind_since_ns", str(since_ns)),
+                                 ("archive_spool_bytes", str(spool))])
+
+
+def test_archive_behind_by_more_than_two_purge_intervals(db_path):
+    store = SpanStore(db_path)
+    now = time.time_ns()
+    store.claim_purge(60 * S, retention_ns=HOUR_NS, max_bytes=None)
+    assert ARCHIVE_BEHIND not in judged(db_path, now=now)  # no archive: nothing to judge
+    _note_archive(store, 0)
+    ok = judged(db_path, now=now)[ARCHIVE_BEHIND]
+    assert not ok.bad and ok.value == 0 and ok.subject == "store"
+    _note_archive(store, now - 100 * S, spool=5 * 2**20)  # 100 s: < 2 intervals
+    assert not judged(db_path, now=now)[ARCHIVE_BEHIND].bad
+    _note_archive(store, now - 150 * S, spool=5 * 2**20)  # 150 s: 2.5 intervals
+    behind = judged(db_path, now=now)[ARCHIVE_BEHIND]
+    assert behind.bad and 2.4 < behind.value < 2.6
+    assert "150 s" in behind.text and "5.0 MiB" in behind.text
+    assert "archive" in behind.rule and "2 purge intervals" in behind.rule
     store.close()
 
 

@@ -142,6 +142,21 @@ def test_the_checked_in_self_health_rules_and_dashboard_are_current(tmp_path):
         f"regenerate: otel-monitor slo dashboard --out {SLO_DASHBOARD}"
 
 
+def test_every_self_health_condition_has_its_alert_in_the_checked_in_rules():
+    """The self-health rules alert on each condition of exporters.self_health (the
+    archive falling behind too, issue 17) with the same limit of purge intervals."""
+    from exporters.self_health import ARCHIVE_BEHIND, CONDITIONS, SelfHealthLimits
+
+    groups = load_yaml(SELF_RULES)["groups"]
+    alerts = {r["labels"]["condition"]: r for g in groups for r in g["rules"] if "alert" in r}
+    assert set(alerts) == set(CONDITIONS)
+    record = next(r for g in groups for r in g["rules"]
+                  if r.get("labels", {}).get("condition") == ARCHIVE_BEHIND and "record" in r)
+    assert record["expr"] == ("otel_monitor_archive_behind_seconds > bool on (job, instance) "
+                              f"({SelfHealthLimits().archive_intervals:g} * "
+                              "otel_monitor_retention_interval_seconds)")
+
+
 @pytest.mark.parametrize("path", [SLO_RULES, SELF_RULES], ids=lambda p: p.name)
 def test_promtool_accepts_the_checked_in_rules(promtool, path):
     result = promtool_check(promtool, path)
