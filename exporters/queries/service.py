@@ -21,6 +21,15 @@ from . import callpage, calls, graph, groups, pages, ribbon, slos
 from .filters import COUNT_CAP, RowFilter
 
 
+# The sort column of each trace table sort, to merge a page's archived and hot rows.
+MERGE_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "timestamp": lambda r: r["start_ns"],
+    "duration_ms": lambda r: r["duration_ms"],
+    "process": lambda r: r["Process"],
+    "status": lambda r: r["Status"],
+}
+
+
 class TraceQueries:
     """The UI's reads of one store. Safe to share between threads: each thread gets
     its own read-only Database."""
@@ -70,7 +79,52 @@ class TraceQueries:
                                              offset=offset, limit=limit,
                                              remote=self.archive_target)
             return pages.Page(rows)
+        oldest = self._straddled(f)
+        if oldest is not None:
+            return self._merged_page(f, oldest, sort, offset, limit)
         return pages.page(self.db, f, sort=sort, offset=offset, limit=limit)
+
+    def _straddled(self, f: RowFilter) -> int | None:
+        """The hot store's oldest start when ``f``'s range begins before it and ends after
+        it (and an archive is there): the range is partly archived, partly hot. None
+        otherwise (a range with no start never reads the archive: the default table
+        would otherwise read 30 days of files)."""
+        if self.archive_dir is None or f.since_ns is None:
+            return None
+        if self.archive_target is None and not os.path.isdir(self.archive_dir):
+            return None
+        oldest = self.db.scalar("SELECT min(start_ns) FROM spans")
+        if oldest is None or f.since_ns >= oldest:
+            return None
+        return oldest if f.until_ns is None or f.until_ns > oldest else None
+
+    def _merged_page(self, f: RowFilter, oldest: int, sort: str, offset: int,
+                     limit: int) -> pages.Page:
+        """One page of a range partly archived: the archive's rows before ``oldest`` and
+        the store's from it, each read up to ``offset + limit`` in ``sort``'s order, then
+        merged in that order (dedupe by span id: the store's copy wins)."""
+        import dataclasses
+        import heapq
+
+        from . import archived
+
+        n = offset + limit
+        hot = pages.page(self.db, dataclasses.replace(f, since_ns=oldest), sort=sort,
+                         offset=0, limit=n)
+        cold, _ = archived.archived_page(self.archive_dir, f, oldest, sort=sort, offset=0,
+                                         limit=n, remote=self.archive_target)
+        hot_ids = {r["span_id"] for r in hot.rows}
+        cold = [r for r in cold if r["span_id"] not in hot_ids]
+        name = sort.lstrip("-")
+        descending = sort.startswith("-")
+        key = MERGE_KEYS[name]
+        # On a tie, the newer call first where the sort breaks ties newest first (the
+        # descending time and duration sorts, process and status), else the older one:
+        # heapq.merge keeps the first iterable's rows first on ties.
+        older_first = not descending and name in ("timestamp", "duration_ms")
+        parts = (cold, hot.rows) if older_first else (hot.rows, cold)
+        rows = list(heapq.merge(*parts, key=key, reverse=descending))[offset:n]
+        return dataclasses.replace(hot, rows=rows)
 
     def _archived(self, f: RowFilter) -> bool:
         """True when ``f``'s range lies wholly before the hot store's oldest call and an
@@ -103,6 +157,19 @@ class TraceQueries:
             n = len(archived.archived_rows(self.archive_dir, f, f.until_ns,
                                            self.archive_target))
             return min(n, cap), n <= cap
+        oldest = self._straddled(f)
+        if oldest is not None:
+            # the two parts are disjoint in time (the archive's before the store's oldest
+            # call), so no call counts twice
+            import dataclasses
+
+            from . import archived
+            cold = len(archived.archived_rows(self.archive_dir, f, oldest,
+                                              self.archive_target))
+            hot, exact = pages.count_rows(self.db, dataclasses.replace(f, since_ns=oldest),
+                                          cap)
+            n = cold + hot
+            return min(n, cap), exact and n <= cap
         return pages.count_rows(self.db, f, cap)
 
     def explain_count(self, f: RowFilter) -> str:

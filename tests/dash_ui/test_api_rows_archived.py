@@ -123,3 +123,37 @@ def test_drill_down_and_reproduce_of_an_archived_call(client):
     assert rep.status_code == 200, rep.text
     assert "k2" in rep.text
     assert client.get("/api/calls/00000000000000ff").status_code == 404
+
+
+def test_a_range_partly_archived_and_partly_hot_gets_both(client):
+    """From the archived hours to after the hot calls: the archive for the part older than
+    the hot store's oldest call, the store for the rest; one sort, one count, one paging."""
+    rng = {"from": _iso(BASE_NS), "to": _iso(BASE_NS + 8 * HOUR_NS)}
+    page = _rows(client, **rng, limit=1000)
+    rows = page["rows"]
+    assert page["total"] == len(rows) == 36 + 6  # 20 archived calls, 3 hot ones
+    hot = [r for r in rows if not r.get("archived")]
+    assert len(hot) == 6 and {r["Data Value"] for r in hot if r["Data"] == "key"} == {
+        "k100", "k101", "k102"}
+    assert sum(1 for r in rows if r.get("archived") is True) == 36
+    assert rows[:6] == hot  # newest first: the hot calls, then the archive
+    stamps = [r["start_ns"] for r in rows]
+    assert stamps == sorted(stamps, reverse=True)
+    assert len({(r["span_id"], r["Data"]) for r in rows}) == len(rows)
+    # paging across the boundary: the same rows, in the same order
+    pages = [_rows(client, **rng, limit=4, offset=o)["rows"] for o in range(0, 44, 4)]
+    assert [r["span_id"] for p in pages for r in p] == [r["span_id"] for r in rows]
+    oldest_first = _rows(client, **rng, limit=1000, sort="timestamp")["rows"]
+    assert [r["start_ns"] for r in oldest_first] == sorted(stamps)
+    assert not oldest_first[-1].get("archived") and oldest_first[0]["archived"] is True
+    # the filters hold on both sides
+    errs = _rows(client, **rng, errors_only=True, limit=1000)
+    assert errs["total"] == len(errs["rows"]) == 4  # the hot calls are all OK
+    assert {r["Status"] for r in errs["rows"]} == {"ERR"}
+    fee = _rows(client, **rng, process="app.fee", limit=1000)["rows"]
+    assert {r["Process"] for r in fee} == {"app.fee"}
+    assert {r["Data Value"] for r in fee if not r.get("archived") and r["Data"] == "key"} == {
+        "k101"}
+    by_duration = _rows(client, **rng, limit=1000, sort="-duration_ms")["rows"]
+    durations = [r["duration_ms"] for r in by_duration]
+    assert durations == sorted(durations, reverse=True) and len(by_duration) == 42
