@@ -202,12 +202,12 @@ def graph_toggle() -> dbc.RadioItems:
 
 
 def graph() -> cyto.Cytoscape:
-    # The force layout is cose, label-aware; dash-cytoscape runs its layout only when this
-    # prop changes (at mount, on no element), so each update is laid out by
-    # assets/omGraph.js (seeded from the previous positions; callbacks/graph.py).
-    return cyto.Cytoscape(id="om-graph", layout={"name": "cose", "animate": False,
-                                                 "nodeDimensionsIncludeLabels": True,
-                                                 "randomize": False, "fit": False},
+    # assets/omGraph.js lays out every update (label-aware cose, seeded from the kept
+    # positions; callbacks/graph.py). dash-cytoscape must never lay out by itself: its
+    # autoRefreshLayout re-runs the layout prop 100 ms after any add or remove, which
+    # would move every kept node after omGraph.js placed them; "preset" keeps positions.
+    return cyto.Cytoscape(id="om-graph", layout={"name": "preset", "fit": False},
+                          autoRefreshLayout=False,
                           stylesheet=GRAPH_STYLE, elements=[],
                           style={"height": "40vh", "width": "100%",
                                  "background": TOKENS["bg"]})

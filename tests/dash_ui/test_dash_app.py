@@ -168,7 +168,9 @@ def test_graph_has_square_processes_round_feeds_and_red_stale_edges(flask, dash_
     assert style['node[kind = "process"]']["shape"] == "rectangle"
     assert style['node[kind = "feed"]']["shape"] == "ellipse"
     assert style["edge[?stale]"]["line-color"] == TOKENS["err"]
-    assert dash_app.layout["om-graph"].layout["name"] == "cose"
+    # laid out by assets/omGraph.js alone (the force layout: cose, in the browser tests)
+    assert dash_app.layout["om-graph"].layout["name"] == "preset"
+    assert dash_app.layout["om-graph"].autoRefreshLayout is False
 
 
 def test_clicking_a_process_node_sets_the_process_filter(flask):

@@ -330,3 +330,20 @@ def test_graph_positions_hold_across_refreshes_and_new_nodes_move_no_old_one(ui,
     reloaded = ui.evaluate(POSITIONS_JS)
     assert {k: reloaded[k] for k in before if k in reloaded} == \
         {k: before[k] for k in reloaded if k in before}
+
+
+def test_an_update_is_laid_out_by_us_alone_dash_cytoscape_never_moves_a_node_later(ui):
+    # dash-cytoscape re-runs its own layout prop 100 ms (debounced) after any node is
+    # added or removed, unless told not to: a cose run behind omGraph.js's back would
+    # move every kept node (the reload race seen in CI)
+    _laid_out(ui)
+    ui.evaluate(f"""() => {{ window.omLayoutRuns = [];
+        {CY}.on('layoutstart', e => window.omLayoutRuns.push(e.layout.options.name)); }}""")
+    ui.evaluate(f"""() => {{ const cy = {CY};
+        cy.add([{{data: {{id: 'late.node', label: 'late_node', kind: 'process'}}}},
+                {{data: {{id: 'e-late', source: '{CHECK_LIMIT}', target: 'late.node'}}}}]);
+        return window.omGraphLayout('force'); }}""")
+    settled = ui.evaluate(POSITIONS_JS)
+    ui.wait_for_timeout(500)   # five times dash-cytoscape's debounce
+    assert ui.evaluate(POSITIONS_JS) == settled
+    assert ui.evaluate("() => window.omLayoutRuns") == []   # one new node: placed, no layout
