@@ -21,12 +21,18 @@ from . import callpage, calls, graph, groups, pages, ribbon, slos
 from .filters import COUNT_CAP, RowFilter
 
 
-# The sort column of each trace table sort, to merge a page's archived and hot rows.
+# The sort column of each trace table sort, to merge a page's archived and hot rows:
+# of the seven-column view, and of the calls view (one row per call).
 MERGE_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "timestamp": lambda r: r["start_ns"],
     "duration_ms": lambda r: r["duration_ms"],
     "process": lambda r: r["Process"],
     "status": lambda r: r["Status"],
+}
+CALL_MERGE_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    **MERGE_KEYS,
+    "process": lambda r: r["process"],
+    "status": lambda r: r["status"],
 }
 
 
@@ -81,7 +87,9 @@ class TraceQueries:
             return pages.Page(rows)
         oldest = self._straddled(f)
         if oldest is not None:
-            return self._merged_page(f, oldest, sort, offset, limit)
+            from . import archived
+            return self._merged_page(f, oldest, sort, offset, limit, pages.page,
+                                     archived.archived_page, MERGE_KEYS)
         return pages.page(self.db, f, sort=sort, offset=offset, limit=limit)
 
     def _straddled(self, f: RowFilter) -> int | None:
@@ -98,26 +106,26 @@ class TraceQueries:
             return None
         return oldest if f.until_ns is None or f.until_ns > oldest else None
 
-    def _merged_page(self, f: RowFilter, oldest: int, sort: str, offset: int,
-                     limit: int) -> pages.Page:
-        """One page of a range partly archived: the archive's rows before ``oldest`` and
-        the store's from it, each read up to ``offset + limit`` in ``sort``'s order, then
-        merged in that order (dedupe by span id: the store's copy wins)."""
+    def _merged_page(self, f: RowFilter, oldest: int, sort: str, offset: int, limit: int,
+                     hot_page: Callable[..., pages.Page], cold_page: Callable[..., Any],
+                     keys: dict[str, Callable[[dict[str, Any]], Any]]) -> pages.Page:
+        """One page of a range partly archived: the archive's rows before ``oldest``
+        (``cold_page``) and the store's from it (``hot_page``), each read up to
+        ``offset + limit`` in ``sort``'s order, then merged in that order by ``keys``
+        (dedupe by span id: the store's copy wins)."""
         import dataclasses
         import heapq
 
-        from . import archived
-
         n = offset + limit
-        hot = pages.page(self.db, dataclasses.replace(f, since_ns=oldest), sort=sort,
-                         offset=0, limit=n)
-        cold, _ = archived.archived_page(self.archive_dir, f, oldest, sort=sort, offset=0,
-                                         limit=n, remote=self.archive_target)
+        hot = hot_page(self.db, dataclasses.replace(f, since_ns=oldest), sort=sort,
+                       offset=0, limit=n)
+        cold, _ = cold_page(self.archive_dir, f, oldest, sort=sort, offset=0, limit=n,
+                            remote=self.archive_target)
         hot_ids = {r["span_id"] for r in hot.rows}
         cold = [r for r in cold if r["span_id"] not in hot_ids]
         name = sort.lstrip("-")
         descending = sort.startswith("-")
-        key = MERGE_KEYS[name]
+        key = keys[name]
         # On a tie, the newer call first where the sort breaks ties newest first (the
         # descending time and duration sorts, process and status), else the older one:
         # heapq.merge keeps the first iterable's rows first on ties.
@@ -187,6 +195,11 @@ class TraceQueries:
                                                   offset=offset, limit=limit,
                                                   remote=self.archive_target)
             return pages.Page(rows)
+        oldest = self._straddled(f)
+        if oldest is not None:
+            from . import archived
+            return self._merged_page(f, oldest, sort, offset, limit, callpage.call_page,
+                                     archived.archived_call_page, CALL_MERGE_KEYS)
         return callpage.call_page(self.db, f, sort=sort, offset=offset, limit=limit)
 
     def count_calls(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
@@ -195,6 +208,17 @@ class TraceQueries:
             n = len(archived.archived_calls(self.archive_dir, f, f.until_ns,
                                             self.archive_target))
             return min(n, cap), n <= cap
+        oldest = self._straddled(f)
+        if oldest is not None:  # disjoint in time, as in count_rows
+            import dataclasses
+
+            from . import archived
+            cold = len(archived.archived_calls(self.archive_dir, f, oldest,
+                                               self.archive_target))
+            hot, exact = callpage.count_calls(self.db, dataclasses.replace(f, since_ns=oldest),
+                                              cap)
+            n = cold + hot
+            return min(n, cap), exact and n <= cap
         return callpage.count_calls(self.db, f, cap)
 
     def explain_calls(self, f: RowFilter, sort: str = "-timestamp") -> str:

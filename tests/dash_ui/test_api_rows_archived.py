@@ -157,3 +157,33 @@ def test_a_range_partly_archived_and_partly_hot_gets_both(client):
     by_duration = _rows(client, **rng, limit=1000, sort="-duration_ms")["rows"]
     durations = [r["duration_ms"] for r in by_duration]
     assert durations == sorted(durations, reverse=True) and len(by_duration) == 42
+
+
+def test_the_calls_view_over_a_range_partly_archived_gets_both(archived_store):
+    """The calls view (one row per call) merges the archive and the store like the table:
+    the same calls, one sort, one count, paging across the boundary."""
+    from exporters.queries import RowFilter, TraceQueries
+
+    with settings_env_cleared():
+        from otel_monitor.settings import load_settings
+        archive = load_settings({"db_path": archived_store}).archive_path
+    q = TraceQueries(archived_store)
+    q.archive_dir = archive
+    f = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 8 * HOUR_NS)
+    calls = q.call_page(f, limit=1000).rows
+    assert q.count_calls(f) == (23, True) and len(calls) == 23
+    assert [c["span_id"] for c in calls[:3]] == ["%016x" % i for i in (102, 101, 100)]
+    assert not any(c.get("archived") for c in calls[:3])
+    assert all(c["archived"] is True for c in calls[3:])
+    stamps = [c["start_ns"] for c in calls]
+    assert stamps == sorted(stamps, reverse=True)
+    paged = [c for o in range(0, 24, 5) for c in q.call_page(f, offset=o, limit=5).rows]
+    assert [c["span_id"] for c in paged] == [c["span_id"] for c in calls]
+    oldest_first = q.call_page(f, sort="timestamp", limit=1000).rows
+    assert [c["start_ns"] for c in oldest_first] == sorted(stamps)
+    by_duration = q.call_page(f, sort="-duration_ms", limit=1000).rows
+    assert [c["duration_ms"] for c in by_duration] == sorted(
+        (c["duration_ms"] for c in calls), reverse=True)
+    errs = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 8 * HOUR_NS, errors_only=True)
+    assert {c["status"] for c in q.call_page(errs, limit=1000).rows} == {"ERR"}
+    assert q.count_calls(errs) == (4, True)
