@@ -2,7 +2,6 @@
 archive (issue 17), same columns, marked ``archived: true``, same filters."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 
 import httpx
@@ -11,53 +10,18 @@ import pytest
 pytest.importorskip("pyarrow")
 
 from api_server import ServedApp
-from exporters import SpanStore
-from exporters.retention import RetentionWorker
-from exporters.store import ProcessEntry
+from archived_calls import BASE_NS, HOUR_NS, archive_path, build
 from recording import settings_env_cleared
-
-HOUR_NS = 3600 * 10**9
-BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS
 
 
 def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).isoformat()
 
 
-def _insert(store: SpanStore, starts: list[int], first_id: int, *, err_every: int = 0) -> None:
-    ids = store.process_ids([ProcessEntry("app.price", "tests"), ProcessEntry("app.fee", "tests")])
-    spans, data = [], []
-    for i, start in enumerate(starts):
-        sid = first_id + i
-        err = err_every and i % err_every == 0
-        proc = "app.fee" if i % 2 else "app.price"
-        spans += (i, sid, "%032x" % sid, None, start, 1.5 + i, ids[proc], "tests", "svc",
-                  "ERR" if err else "OK", "error" if err else "ok",
-                  "ValueError" if err else None, "ValueError: bad" if err else None,
-                  os.getpid(), None)
-        data += (i, 0, "key", "INPUT", f"k{sid}")
-        if not err:
-            data += (i, 1, "return", "OUTPUT", "None")
-    store.insert_calls(spans, data)
-
-
 @pytest.fixture(scope="module")
 def archived_store(tmp_path_factory):
     """20 calls archived (two hours, 8 h before the purge's now), then purged; 3 hot calls."""
-    db = str(tmp_path_factory.mktemp("archived") / "store.db")
-    store = SpanStore(db)
-    try:
-        _insert(store, [BASE_NS + i * 6 * 60 * 10**9 for i in range(20)], 1, err_every=5)
-        _insert(store, [BASE_NS + 7 * HOUR_NS + i for i in range(3)], 100)
-        with settings_env_cleared():
-            from otel_monitor.settings import load_settings
-            archive = load_settings({"db_path": db}).archive_path
-        worker = RetentionWorker(db, archive_dir=archive)
-        assert worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS) == 20
-        assert store.query("SELECT count(*) FROM spans")[0][0] == 3
-    finally:
-        store.close()
-    return db
+    return build(str(tmp_path_factory.mktemp("archived") / "store.db"))
 
 
 @pytest.fixture(scope="module")
@@ -164,11 +128,8 @@ def test_the_calls_view_over_a_range_partly_archived_gets_both(archived_store):
     the same calls, one sort, one count, paging across the boundary."""
     from exporters.queries import RowFilter, TraceQueries
 
-    with settings_env_cleared():
-        from otel_monitor.settings import load_settings
-        archive = load_settings({"db_path": archived_store}).archive_path
     q = TraceQueries(archived_store)
-    q.archive_dir = archive
+    q.archive_dir = archive_path(archived_store)
     f = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 8 * HOUR_NS)
     calls = q.call_page(f, limit=1000).rows
     assert q.count_calls(f) == (23, True) and len(calls) == 23

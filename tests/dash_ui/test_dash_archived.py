@@ -11,10 +11,7 @@ import pytest
 
 pytest.importorskip("pyarrow")
 
-from exporters import SpanStore
-from exporters.retention import RetentionWorker
-from recording import settings_env_cleared
-from test_api_rows_archived import BASE_NS, HOUR_NS, _insert
+from archived_calls import archive_path, build
 from test_dash_app import NO_WINDOW, run_callback
 
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "..", "dash_ui", "assets")
@@ -23,23 +20,12 @@ DAY = "2023-11-14"  # BASE_NS's day (UTC); the hot calls are on the next day
 
 @pytest.fixture(scope="module")
 def archived_flask(tmp_path_factory):
-    db = str(tmp_path_factory.mktemp("archived_ui") / "store.db")
-    store = SpanStore(db)
-    try:
-        _insert(store, [BASE_NS + i * 6 * 60 * 10**9 for i in range(20)], 1, err_every=5)
-        _insert(store, [BASE_NS + 7 * HOUR_NS + i for i in range(3)], 100)
-        with settings_env_cleared():
-            from otel_monitor.settings import load_settings
-            archive = load_settings({"db_path": db}).archive_path
-        assert RetentionWorker(db, archive_dir=archive).run_once(
-            store, now_ns=BASE_NS + 8 * HOUR_NS) == 20
-    finally:
-        store.close()
+    db = build(str(tmp_path_factory.mktemp("archived_ui") / "store.db"))
     from dash_ui.app import create_dash_app
     from exporters.queries import TraceQueries
 
     queries = TraceQueries(db)
-    queries.archive_dir = archive
+    queries.archive_dir = archive_path(db)
     return create_dash_app(queries).server.test_client()
 
 
