@@ -65,24 +65,31 @@ class Database:
         self._lock = threading.RLock()    # serialises this connection's transactions
         self._tx_lock = threading.Lock()  # held from BEGIN to COMMIT; fork waits for it
         self._tx_depth = 0                # transaction() nesting (under _lock)
-        self._conn = self._connect()
+        self._closed = False
+        self._open()
         self._conn.row_factory = sqlite3.Row
         try:
             self._prepare()
         except (StoreBusy, StoreFull, SchemaError):
-            self._conn.close()
+            self._drop()
             raise
         except StoreError as exc:  # anything else SQLite says of the file on opening
-            self._conn.close()
+            self._drop()
             raise SchemaError(f"{self.path}: cannot open as an otel-monitor store: "
                               f"{exc.__cause__ or exc}") from exc.__cause__
         except BaseException:
-            self._conn.close()
+            self._drop()
             raise
         self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-        _OPEN_DATABASES.add(self)
 
-    def _connect(self) -> sqlite3.Connection:
+    def _open(self) -> None:
+        """Connect, and be known to the fork handlers in the same step: a connection a
+        fork could not see would be inherited open by the child."""
+        with _GATE:
+            self._conn = self._connect_now()
+            _OPEN_DATABASES.add(self)
+
+    def _connect_now(self) -> sqlite3.Connection:
         try:
             if self.readonly:
                 if not os.path.exists(self.path):
@@ -112,11 +119,19 @@ class Database:
             with self.transaction():
                 ensure_schema(self, self.path)
             self._switch_to_wal()
+        try:
+            with _GATE:
+                self._tune()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def _tune(self) -> None:
+        """The connection's own settings (not kept in the file)."""
         for pragma in ("PRAGMA synchronous=NORMAL", "PRAGMA temp_store=MEMORY",
                        "PRAGMA cache_size=-32768"):  # 32 MiB
-            self.execute(pragma)
+            self._conn.execute(pragma)
         if not self.readonly:
-            self.execute("PRAGMA busy_timeout = 0")  # writes wait in _begin()
+            self._conn.execute("PRAGMA busy_timeout = 0")  # writes wait in _begin()
 
     def _switch_to_wal(self) -> None:
         """journal_mode=WAL (a no-op once the file is in WAL). Switching needs the file
@@ -124,7 +139,8 @@ class Database:
         deadline = time.monotonic() + self.busy_timeout_s
         while True:
             try:
-                mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                with _GATE:
+                    mode = self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 break
             except sqlite3.Error as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
@@ -134,7 +150,32 @@ class Database:
             raise StoreError(f"{self.path}: could not switch to WAL (journal_mode={mode})")
 
     def close(self) -> None:
-        self._conn.close()
+        with _GATE:  # (both in one step: a fork between them would leave it open)
+            self._closed = True
+            self._conn.close()
+
+    def _drop(self) -> None:
+        """Close a connection that failed to open as a store."""
+        with _GATE:
+            self._closed = True
+            self._conn.close()
+
+    def _close_for_fork(self) -> None:
+        if not self._closed:
+            self._conn.close()
+
+    def _reopen_after_fork(self) -> None:
+        """A fresh connection in place of the one closed for the fork (a store gone
+        meanwhile: the closed one stays, and its next use raises StoreError)."""
+        if self._closed:
+            return
+        try:  # (the gate is closed: this thread is the only one in SQLite)
+            conn = self._connect_now()
+            conn.row_factory = sqlite3.Row
+            self._conn = conn
+            self._tune()
+        except (StoreError, sqlite3.Error):
+            return
 
     # -- reads ----------------------------------------------------------------
 
@@ -145,7 +186,8 @@ class Database:
         not timed, so the outcome does not depend on the machine's load)."""
         if max_steps is None:
             try:
-                return self._conn.execute(sql, params).fetchall()
+                with _GATE:
+                    return self._conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
         taken = 0
@@ -155,16 +197,18 @@ class Database:
             taken += _STEP_CHECK
             return taken > max_steps
 
-        self._conn.set_progress_handler(over_budget, _STEP_CHECK)
         try:
-            return self._conn.execute(sql, params).fetchall()
+            with _GATE:
+                self._conn.set_progress_handler(over_budget, _STEP_CHECK)
+                try:
+                    return self._conn.execute(sql, params).fetchall()
+                finally:
+                    self._conn.set_progress_handler(None, 0)
         except sqlite3.Error as exc:
             if taken > max_steps:
                 raise StepBudgetExceeded(
                     f"{self.path}: query stopped after {max_steps:,} steps") from exc
             raise _translate(exc, self.path) from exc
-        finally:
-            self._conn.set_progress_handler(None, 0)
 
     def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         """The first column of the first row (None when there is no row)."""
@@ -178,7 +222,8 @@ class Database:
         number of rows it changed."""
         with self.transaction():
             try:
-                return self._conn.execute(sql, params).rowcount
+                with _GATE:
+                    return self._conn.execute(sql, params).rowcount
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
 
@@ -189,7 +234,8 @@ class Database:
             return
         with self.transaction():
             try:
-                self._conn.executemany(sql, rows)
+                with _GATE:
+                    self._conn.executemany(sql, rows)
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
 
@@ -206,7 +252,8 @@ class Database:
                 for offset in range(0, len(flat), step):
                     part = flat[offset:offset + step]
                     sql = _insert_sql(table, columns, len(part) // width)
-                    self._conn.execute(sql, [base, *part])
+                    with _GATE:
+                        self._conn.execute(sql, [base, *part])
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
 
@@ -237,7 +284,8 @@ class Database:
 
     def _end(self, statement: str) -> None:
         try:
-            self._conn.execute(statement)
+            with _GATE:
+                self._conn.execute(statement)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 
@@ -250,7 +298,8 @@ class Database:
         while True:
             self._tx_lock.acquire()
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                with _GATE:
+                    self._conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.Error as exc:
                 self._tx_lock.release()
@@ -305,15 +354,73 @@ def _translate(exc: sqlite3.Error, path: str) -> StoreError:
 _OPEN_DATABASES: "weakref.WeakSet[Database]" = weakref.WeakSet()
 
 
-def _hold_all() -> None:
-    """Before fork: wait until no connection is inside a transaction. A fork taken
-    mid-write would leave SQLite's in-process lock bookkeeping held in the child, and
-    every connection the child opens to that file would then find it locked."""
+class _SqliteGate:
+    """Counts the threads inside SQLite; a fork waits until none is, and lets none in
+    until its connections are reopened.
+
+    SQLite keeps process-wide state for each open file: the unix VFS's mutex (taken while
+    a connection opens, closes or locks a file) and each file's lock and shared-memory
+    bookkeeping. A child inherits that state as it was at the fork, describing locks the
+    child does not hold (POSIX locks are not inherited): a child whose parent had a thread
+    inside SQLite hung on that mutex opening the store, and one whose parent later closed
+    its last connection lost the WAL index under it (SIGBUS). So at a fork no thread is
+    inside SQLite and every connection is closed; both sides then reopen theirs."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._inside = 0
+        self._forking = False
+
+    def __enter__(self) -> None:
+        with self._cond:
+            while self._forking:
+                self._cond.wait()
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._inside -= 1
+            if not self._inside:
+                self._cond.notify_all()
+
+    def close(self) -> None:
+        """Wait until no thread is inside SQLite; keep it so (held through the fork)."""
+        self._cond.acquire()
+        self._forking = True
+        while self._inside:
+            self._cond.wait()
+
+    def open_in_parent(self) -> None:
+        self._forking = False
+        self._cond.notify_all()
+        self._cond.release()
+
+    def open_in_child(self) -> None:
+        # the parent's other threads (inside or waiting) do not exist here
+        self.__init__()  # type: ignore[misc]
+
+
+_GATE = _SqliteGate()
+
+
+def _before_fork() -> None:
+    """Wait until no connection is inside a transaction (a fork taken mid-write would
+    leave the write lock's bookkeeping held in the child), then until no thread is inside
+    SQLite at all; close every connection (``_SqliteGate``)."""
     for db in list(_OPEN_DATABASES):
         db._tx_lock.acquire()
+    _GATE.close()
+    for db in list(_OPEN_DATABASES):
+        db._close_for_fork()
 
 
-def _release_all() -> None:
+def _after_fork(in_child: bool) -> None:
+    for db in list(_OPEN_DATABASES):
+        db._reopen_after_fork()
+    if in_child:
+        _GATE.open_in_child()
+    else:
+        _GATE.open_in_parent()
     for db in list(_OPEN_DATABASES):
         try:
             db._tx_lock.release()
@@ -322,5 +429,6 @@ def _release_all() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_hold_all, after_in_parent=_release_all,
-                        after_in_child=_release_all)
+    os.register_at_fork(before=_before_fork,
+                        after_in_parent=lambda: _after_fork(in_child=False),
+                        after_in_child=lambda: _after_fork(in_child=True))
