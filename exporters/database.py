@@ -104,7 +104,9 @@ class Database:
             except OSError as exc:  # a file in the way, no permission
                 raise StoreError(f"{self.path}: cannot make its folder {folder}: "
                                  f"{exc.strerror or exc}") from exc
-            return sqlite3.connect(self.path, timeout=self.busy_timeout_s,
+            # No busy handler: a write waits for the lock in _begin(), polling outside
+            # SQLite; SQLite's handler would wait inside it, and hold up a fork.
+            return sqlite3.connect(self.path, timeout=0,
                                    isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
