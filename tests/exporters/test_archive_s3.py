@@ -204,3 +204,57 @@ def test_the_store_s_health_figures_say_the_archive_is_behind(db_path, tmp_path,
         assert figures["archive_behind_s"] is None and figures["archive_spool_bytes"] == 0
     finally:
         db.close()
+
+
+def _padded(db_path: str, starts: list[int]) -> set[str]:
+    """Calls of ~0.5 KiB each (to push a store over a small size cap); their span ids."""
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, starts, args=(("pad", "x" * 400),))
+        return _span_ids(store)
+    finally:
+        store.close()
+
+
+def _span_ids(store: SpanStore) -> set[str]:
+    return {r[0] for r in store.db.execute("SELECT printf('%016x', span_id) FROM spans")}
+
+
+def test_size_cap_deletions_wait_in_the_spool_or_are_counted_lost(db_path, tmp_path, moto):
+    """Over the size cap with the bucket down, the oldest calls go to the spool before
+    they are deleted, and reach the bucket once it is back; with the spool at its bound,
+    the cap deletes anyway and counts every call it could not archive."""
+    young = BASE_NS + 5 * HOUR_NS  # inside the 6 h window at BASE_NS + 8 h
+    before = _padded(db_path, [young + i * 10**9 for i in range(2000)])
+    target, spool = _target(moto), tmp_path / "spool"
+    worker = _worker(db_path, spool, target, max_bytes=200_000)
+    moto.stop()
+    _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
+    store = SpanStore(db_path)
+    try:
+        first = before - _span_ids(store)
+    finally:
+        store.close()
+    assert first and worker.archive_lost == 0 and worker.archive_behind
+    assert spool_bytes(spool) > 0  # the spool was empty: the batch waits there
+
+    # the spool at its bound: the next pass over the cap deletes unarchived
+    worker.archive_spool_max_bytes = spool_bytes(spool)
+    more = _padded(db_path, [young + 3000 * 10**9 + i * 10**6 for i in range(1000)])
+    now = BASE_NS + 8 * HOUR_NS + 60 * 10**9
+    _purge(worker, db_path, now)
+    store = SpanStore(db_path)
+    try:
+        lost = more - _span_ids(store)
+    finally:
+        store.close()
+    assert lost and worker.archive_lost == len(lost)
+    assert scalar(db_path, "SELECT value FROM meta WHERE key = 'archive_lost_calls'") == \
+        str(len(lost))
+
+    moto.start()
+    _purge(worker, db_path, now)
+    assert spool_bytes(spool) == 0 and not worker.archive_behind
+    archived = [r["span_id"] for r in read_calls(spool, young, young + 2 * HOUR_NS,
+                                                  remote=target) if r["seq"] == 0]
+    assert len(archived) == len(first) and set(archived) == first
