@@ -2,16 +2,11 @@
 standalone server, started by the fixture as a separate process on 127.0.0.1. Calls aged
 past the window are archived, uploaded (verified) and purged, and found again; a bucket
 that is down loses nothing (files wait in the bounded spool, the purge waits when it is
-full); objects past the archive retention are deleted; credentials are never logged or
-stored."""
+full; the 30 s outage: tests/dash_ui/test_api_rows_archived.py); objects past the archive
+retention are deleted; credentials are never logged or stored."""
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,57 +18,11 @@ from exporters import SpanStore
 from exporters.archive.reader import read_calls
 from exporters.archive.remote import S3Target, spool_bytes
 from exporters.retention import RetentionWorker
-from exporter_helpers import free_port, insert_calls, scalar
+from exporter_helpers import insert_calls, scalar
+from moto_s3 import SECRET, Moto, moto  # noqa: F401 (moto: the fixture)
 
 HOUR_NS = 3600 * 10**9
 BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS
-SECRET = "s3cr3t-NEVER-LOGGED-4f1c9"
-
-
-class Moto:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        exe = Path(sys.executable).with_name("moto_server")
-        self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                assert self.proc.poll() is None, "moto_server ended"
-                assert time.monotonic() < deadline, "moto_server did not listen"
-                time.sleep(0.1)
-        import pyarrow.fs as pafs
-        pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{self.port}", scheme="http",
-                          region="us-east-1", allow_bucket_creation=True).create_dir("cold")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
-@pytest.fixture
-def moto(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTING")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    server = Moto()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _target(moto: Moto) -> S3Target:
@@ -123,23 +72,6 @@ def test_calls_are_uploaded_verified_purged_and_found_again(db_path, tmp_path, m
     for p in (tmp_path / "spool").rglob("*"):
         if p.is_file():
             assert SECRET.encode() not in p.read_bytes()
-
-
-def test_a_bucket_that_is_down_loses_nothing(db_path, tmp_path, moto, caplog):
-    old = _insert(db_path, [BASE_NS + i * 10**9 for i in range(50)])
-    target = _target(moto)
-    spool = tmp_path / "spool"
-    worker = _worker(db_path, spool, target)
-    moto.stop()
-    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
-        assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)
-    assert worker.archive_behind and spool_bytes(spool) > 0  # waiting in the spool
-    assert "archive upload failed" in caplog.text and SECRET not in caplog.text
-    assert _keys(spool, None, BASE_NS, BASE_NS + HOUR_NS) == old  # readable meanwhile
-    moto.start()  # back (an empty bucket: moto keeps nothing across restarts)
-    _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
-    assert not worker.archive_behind and spool_bytes(spool) == 0
-    assert _keys(spool, target, BASE_NS, BASE_NS + HOUR_NS) == old
 
 
 def test_a_full_spool_makes_the_purge_wait(db_path, tmp_path, moto):
