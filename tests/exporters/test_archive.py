@@ -182,6 +182,29 @@ def test_archived_hours_past_the_archive_retention_are_deleted(db_path, tmp_path
     assert keys == old[5:]
 
 
+def test_archive_files_are_kept_30_days_by_default_then_deleted(db_path, tmp_path):
+    """The default archive retention, 30 days from the end of each file's hour, judged on
+    the directory itself: a file goes with its manifest line and its emptied folders."""
+    _aged_store(db_path)
+    archive = tmp_path / "archive"
+    _run(db_path, archive)
+    first, second = files = sorted(archive.rglob("*.parquet"))  # hours 0 and 1
+    worker = RetentionWorker(db_path, archive_dir=str(archive))  # the default: 30 days
+    store = SpanStore(db_path)
+    try:  # (this first pass also archives the 3 newer calls, in hour 7)
+        worker.run_once(store, now_ns=BASE_NS + 30 * 24 * HOUR_NS)  # hour 0 ended 30 d - 1 h ago
+        assert all(f.exists() for f in files)
+        worker.run_once(store, now_ns=BASE_NS + 30 * 24 * HOUR_NS + HOUR_NS)  # now 30 days
+        assert not first.exists() and not first.parent.exists() and second.exists()
+        worker.run_once(store, now_ns=BASE_NS + 30 * 24 * HOUR_NS + 2 * HOUR_NS)
+    finally:
+        store.close()
+    assert not second.exists()
+    assert [e["hour_ns"] for e in ArchiveLayout(archive).manifest()] == [BASE_NS + 7 * HOUR_NS]
+    assert list(archive.glob("date=*/hour=*")) == [
+        ArchiveLayout(archive).hour_dir(BASE_NS + 7 * HOUR_NS)]
+
+
 def test_the_size_cap_still_purges_when_the_archive_fails_and_counts_the_calls_lost(
         db_path, tmp_path):
     """The cap protects the disk: an archive that cannot be written does not stop it, but

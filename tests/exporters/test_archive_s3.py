@@ -101,6 +101,31 @@ def test_objects_past_the_archive_retention_are_deleted(db_path, tmp_path, moto)
     assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == newer
 
 
+def _objects(target: S3Target) -> list[str]:
+    import pyarrow.fs as pafs
+    return sorted(i.path for i in target.filesystem().get_file_info(
+        pafs.FileSelector(target.base, recursive=True, allow_not_found=True))
+        if i.type == pafs.FileType.File)
+
+
+def test_objects_are_kept_30_days_by_default_then_deleted(db_path, tmp_path, moto):
+    """The default archive retention, 30 days from the end of each object's hour, judged
+    on the bucket's own listing."""
+    _insert(db_path, [BASE_NS + i for i in range(5)])
+    _insert(db_path, [BASE_NS + 3 * HOUR_NS + i for i in range(5)])
+    target = _target(moto)
+    worker = _worker(db_path, tmp_path / "spool", target)  # the default: 30 days
+    _purge(worker, db_path, BASE_NS + 10 * HOUR_NS)
+    uploaded = _objects(target)
+    assert len(uploaded) == 2 and spool_bytes(tmp_path / "spool") == 0
+    _purge(worker, db_path, BASE_NS + 30 * 24 * HOUR_NS)  # the first hour ended 30 d - 1 h ago
+    assert _objects(target) == uploaded
+    _purge(worker, db_path, BASE_NS + 30 * 24 * HOUR_NS + HOUR_NS)  # now exactly 30 days
+    assert _objects(target) == uploaded[1:]
+    _purge(worker, db_path, BASE_NS + 30 * 24 * HOUR_NS + 4 * HOUR_NS)
+    assert _objects(target) == []
+
+
 def test_trace_queries_read_the_bucket(db_path, tmp_path, moto):
     from exporters.queries import RowFilter, TraceQueries
     old = _insert(db_path, [BASE_NS + i * 10**9 for i in range(30)])
