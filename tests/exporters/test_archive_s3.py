@@ -215,3 +215,35 @@ def test_size_cap_deletions_wait_in_the_spool_or_are_counted_lost(db_path, tmp_p
     archived = [r["span_id"] for r in read_calls(spool, young, young + 2 * HOUR_NS,
                                                   remote=target) if r["seq"] == 0]
     assert len(archived) == len(first) and set(archived) == first
+
+
+def test_the_readme_s_bucket_lifecycle_rule_is_valid_and_covers_the_archive(db_path, tmp_path,
+                                                                            moto):
+    """README's lifecycle rule, as `aws s3api put-bucket-lifecycle-configuration` would send
+    it: accepted by the S3 API, expiring after the default archive retention, and its
+    prefix covering every object otel-monitor writes (with PREFIX the URL's prefix)."""
+    import json
+    import re
+
+    import boto3
+
+    from otel_monitor.settings import load_settings
+    from recording import settings_env_cleared
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The cold archive"):]
+    section = section[:section.index("\n## ", 1)]
+    assert "put-bucket-lifecycle-configuration" in section
+    config = json.loads(re.search(r"```json\n(.*?)```", section, re.S)[1]
+                        .replace("PREFIX", "otel/archive"))
+    s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1")
+    s3.put_bucket_lifecycle_configuration(Bucket="cold", LifecycleConfiguration=config)
+    [rule] = s3.get_bucket_lifecycle_configuration(Bucket="cold")["Rules"]
+    assert rule["Status"] == "Enabled"
+    with settings_env_cleared():
+        assert rule["Expiration"]["Days"] == load_settings({}).archive_retention_days == 30
+
+    _insert(db_path, [BASE_NS + i * 10**9 for i in range(10)])
+    target = _target(moto)
+    _purge(_worker(db_path, tmp_path / "spool", target), db_path, BASE_NS + 8 * HOUR_NS)
+    keys = [path.split("/", 1)[1] for path in _objects(target)]  # without the bucket
+    assert keys and all(k.startswith(rule["Filter"]["Prefix"]) for k in keys)
