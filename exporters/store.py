@@ -300,7 +300,10 @@ class SpanStore:
         used = self.used_bytes()
         if used <= max_bytes:
             return 0
-        low, high = self.db.execute("SELECT min(id), max(id) FROM spans")[0]
+        # two subqueries: SQLite reads an index's end only for a lone min() or max();
+        # both in one SELECT scan every call (45 ms on 200k, before every chunk)
+        low, high = self.db.execute("SELECT (SELECT min(id) FROM spans), "
+                                    "(SELECT max(id) FROM spans)")[0]
         if low is None:
             return 0
         calls = high - low + 1  # ids are dense but for purged gaps: at most this many
