@@ -2,6 +2,7 @@
 
     python benchmarks/bench_archive.py [--calls 1000000] [--days 30]
                                        [--calls-per-day 1000000] [--queries 20]
+                                       [--reference] [--size-cap]
 
 1. ``--calls`` calls (an INPUT and an OUTPUT row each) aged past the hot window are
    archived then purged by ``RetentionWorker.run_once`` (local directory destination),
@@ -9,6 +10,8 @@
    archived == purged (exact, and the manifest's call count), the archive's size (MiB
    per million calls, bytes per call), the time to archive, and the writer's longest
    insert during it (its stall) against its median insert (the reference, same run).
+   With ``--size-cap``: the calls are young (inside the hot window) and the store's size
+   cap is half its used size: the cap's path archives (and deletes) about half of them.
 2. An archive of ``--days`` days x ``--calls-per-day`` calls generated directly with
    pyarrow (one file per hour, as the writer lays them out), and a one-hour query as
    ``/api/rows`` runs it (``TraceQueries.count_rows`` + ``page``, limit 100, newest
@@ -55,21 +58,25 @@ def _insert(store: SpanStore, pids: dict, first_sid: int, starts: list[int]) -> 
     store.insert_calls(spans, data)
 
 
-def archive_run(calls: int, tmp: Path, *, archive: bool = True) -> None:
-    """``archive=False``: the same with the plain purge (the reference for the stall)."""
-    tmp = tmp / ("archive-run" if archive else "plain-run")
+def archive_run(calls: int, tmp: Path, *, archive: bool = True, size_cap: bool = False) -> None:
+    """``archive=False``: the same with the plain purge (the reference for the stall).
+    ``size_cap``: young calls, deleted by the size cap (half the store's used size)."""
+    tmp = tmp / (("archive-run" if archive else "plain-run") + ("-cap" if size_cap else ""))
     tmp.mkdir()
     db = str(tmp / "store.db")
     store = SpanStore(db)
     pids = store.process_ids([ProcessEntry(p, "bench") for p in PROCESSES])
     now = time.time_ns()
-    old_start = now - 8 * HOUR_NS  # over the 90 minutes before that: aged past 6 h
+    # over the 90 minutes after: aged past 6 h (with size_cap: 3 h old, inside the window)
+    old_start = now - (3 if size_cap else 8) * HOUR_NS
     step = max(1, 90 * 60 * 10**9 // calls)
     t0 = time.perf_counter()
     for off in range(0, calls, 20_000):
         n = min(20_000, calls - off)
         _insert(store, pids, off + 1, [old_start + (off + i) * step for i in range(n)])
-    print(f"setup: {calls:,} aged calls inserted in {time.perf_counter() - t0:.1f} s")
+    print(f"setup: {calls:,} {'young' if size_cap else 'aged'} calls inserted in "
+          f"{time.perf_counter() - t0:.1f} s")
+    max_bytes = store.used_bytes() // 2 if size_cap else None
 
     stop = threading.Event()
     inserts: list[float] = []
@@ -89,9 +96,16 @@ def archive_run(calls: int, tmp: Path, *, archive: bool = True) -> None:
     thread.start()
     time.sleep(0.5)  # the reference: inserts without the archive
     before = len(inserts)
-    worker = RetentionWorker(db, archive_dir=str(tmp / "archive") if archive else None)
+    worker = RetentionWorker(db, archive_dir=str(tmp / "archive") if archive else None,
+                             max_bytes=max_bytes)
     t0 = time.perf_counter()
     purged = worker.run_once(store, now_ns=now)
+    if size_cap:  # run_once returns the age path's count; the cap's is in .purged
+        purged = worker.purged
+        calls = purged
+        lost = f"; calls lost (unarchived) {worker.archive_lost}" if archive else ""
+        print(f"size cap {max_bytes / 2**20:.1f} MiB: the store now "
+              f"{store.used_bytes() / 2**20:.1f} MiB{lost}")
     took = time.perf_counter() - t0
     during = inserts[before:]
     stop.set()
@@ -196,12 +210,14 @@ def main() -> None:
     ap.add_argument("--skip-query", action="store_true")
     ap.add_argument("--reference", action="store_true",
                     help="also the plain purge of as many calls (the writer's stall then)")
+    ap.add_argument("--size-cap", action="store_true",
+                    help="young calls deleted by the size cap instead of the age")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         if not args.skip_archive:
-            archive_run(args.calls, Path(d))
+            archive_run(args.calls, Path(d), size_cap=args.size_cap)
             if args.reference:
-                archive_run(args.calls, Path(d), archive=False)
+                archive_run(args.calls, Path(d), archive=False, size_cap=args.size_cap)
         if not args.skip_query:
             query_run(args.days, args.calls_per_day, args.queries, Path(d))
 

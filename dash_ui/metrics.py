@@ -273,6 +273,12 @@ class StoreMetrics:
             if f["archive_on"]:
                 family.add_metric([], f[key] or 0)
             yield family
+        lost = CounterMetricFamily(f"{PREFIX}_archive_lost_calls", "Calls the size cap "
+                                   "deleted without archiving them (the archive failing or "
+                                   "its spool full).")
+        if f["archive_on"]:
+            lost.add_metric([], f["archive_lost_calls"])
+        yield lost
         ingest = CounterMetricFamily(f"{PREFIX}_ingest_requests", "OTLP/HTTP requests to "
                                      "/v1/traces answered by this server, by HTTP status "
                                      "(503: refused, busy or the store not writable).",

@@ -24,6 +24,7 @@ from .store import SpanStore
 from .worker import BackgroundWorker
 
 _log = logging.getLogger("otel_monitor")
+_NO_AGE_NS = 2**63 - 1  # "started before the end of time": every call, oldest first
 
 
 class RetentionWorker:
@@ -48,7 +49,10 @@ class RetentionWorker:
         # is then its spool, bounded by archive_spool_max_bytes.
         self.archive_target = archive_target
         self.archive_spool_max_bytes = archive_spool_max_bytes
-        self.archive_behind = False  # the spool is full or the bucket failed
+        self.archive_behind = False  # the spool is full, the bucket or the archive failed
+        # Calls the size cap deleted without archiving them (the archive failed or its
+        # spool was full); also counted, exactly, in meta.archive_lost_calls.
+        self.archive_lost = 0
         self.retention_ns = int(retention_hours * 3600 * 1e9)
         self.group_retention_ns = int(group_retention_days * 86400 * 1e9)
         self.rollup_retention_ns = int(rollup_retention_days * 86400 * 1e9)
@@ -78,11 +82,14 @@ class RetentionWorker:
                 if self._spool_has_room():
                     n = self._archive_then_delete(store, now_ns - self.retention_ns)
                     self._upload(now_ns)
+            except OSError:
+                self.archive_behind = True
+                raise
             finally:
-                self._note_archive_state(store, now_ns)
-                # Past the size cap, the oldest calls still go (archived or not): the cap
-                # protects the disk the application runs on.
-                self.purged += store.purge(0, max_bytes=self.max_bytes)
+                try:
+                    self.purged += self._archive_over_cap(store, now_ns)
+                finally:
+                    self._note_archive_state(store, now_ns)
             from .archive.layout import expire
             expire(self.archive_dir, now_ns - self.archive_retention_ns)
         self.purged += n
@@ -161,6 +168,47 @@ class RetentionWorker:
             deleted += store.delete_calls(ids)
             if len(ids) < self.archive_batch_calls:
                 return deleted
+
+    def _archive_over_cap(self, store: SpanStore, now_ns: int) -> int:
+        """Past the size cap, delete the oldest calls (by start), each batch archived
+        first as the age path does (verified file, then delete; a crash re-archives).
+        The cap protects the disk the application runs on, so it is never waived: when
+        the archive cannot take a batch (it fails, or the spool is at its bound) the
+        calls over the cap are deleted anyway, and counted (``archive_lost``, exactly in
+        ``meta.archive_lost_calls``; the self-health condition ``archive_lost``)."""
+        if self.max_bytes is None:
+            return 0
+        from .archive.writer import ArchiveWriter
+
+        writer = ArchiveWriter(self.archive_dir, self.writer_id())
+        deleted = 0
+        while over := store.calls_over_cap(self.max_bytes):
+            try:
+                if not self._spool_below_bound():
+                    raise OSError("the archive spool is full")
+                rows = store.archive_rows(_NO_AGE_NS, min(over, self.archive_batch_calls))
+                writer.write(rows)
+            except OSError as exc:
+                self.archive_behind = True
+                lost = store.purge(0, max_bytes=self.max_bytes, lost_at_ns=now_ns)
+                self.archive_lost += lost
+                _log.error("otel-monitor: the store is over its size cap and the archive "
+                           "cannot take its oldest calls (%s): %d calls deleted unarchived",
+                           exc, lost)
+                return deleted + lost
+            ids = sorted({r[0] for r in rows})
+            self.archived += len(ids)
+            _fault_point("archived")
+            n = store.delete_calls(ids)
+            deleted += n
+            if n == 0:
+                return deleted  # deleted by another process meanwhile: judge again next pass
+        return deleted
+
+    def _spool_below_bound(self) -> bool:
+        from .archive.remote import spool_bytes
+        return (self.archive_target is None
+                or spool_bytes(self.archive_dir) < self.archive_spool_max_bytes)
 
     def _cycle(self, *, final: bool, flushing: bool) -> None:
         if final:

@@ -16,6 +16,9 @@ retention_behind    age of the oldest call past the retention window, in purge  
 archive_behind      time the cold archive has been behind (its bucket down, its > 2
                     spool growing; ``meta.archive_behind_since_ns``), in purge
                     intervals; only with an archive
+archive_lost        calls the size cap deleted without archiving them (the     > 0
+                    archive failing or its spool full; ``meta.archive_lost_calls``,
+                    exact), in the last 15 minutes; only with an archive
 webhook_failing     alert deliveries failed or dropped in the last 15 minutes   > 0
 ingest_refusing     OTLP requests refused with 503 in the last minute (the      > 0
                     serving process's own count; ``IngestStats``)
@@ -44,8 +47,9 @@ RETENTION_BEHIND = "retention_behind"
 WEBHOOK_FAILING = "webhook_failing"
 INGEST_REFUSING = "ingest_refusing"
 ARCHIVE_BEHIND = "archive_behind"
+ARCHIVE_LOST = "archive_lost"
 CONDITIONS = (WRITER_LAG, DROPS, STORE_SIZE, RETENTION_BEHIND, WEBHOOK_FAILING,
-              INGEST_REFUSING, ARCHIVE_BEHIND)
+              INGEST_REFUSING, ARCHIVE_BEHIND, ARCHIVE_LOST)
 REFUSED_STATUSES = (503,)  # the server could not take spans it should take (busy, store)
 
 
@@ -58,6 +62,7 @@ class SelfHealthLimits:
     webhook_window_s: float = 900.0
     ingest_window_s: float = 60.0
     archive_intervals: float = 2.0
+    archive_lost_window_s: float = 900.0
 
     def describe(self) -> dict[str, str]:
         """Each condition's rule, for people (the ribbon's tooltip, alert texts)."""
@@ -73,6 +78,8 @@ class SelfHealthLimits:
                              f"{self.ingest_window_s:g} s > 0",
             ARCHIVE_BEHIND: f"archive behind for > {self.archive_intervals:g} purge "
                             "intervals",
+            ARCHIVE_LOST: "calls deleted by the size cap without archiving them in the "
+                          f"last {self.archive_lost_window_s / 60:g} min > 0",
         }
 
 
@@ -135,6 +142,10 @@ def store_figures(db: Database, now_ns: int) -> dict[str, Any]:
             # the archive (exporters.retention): behind since (None: not behind), spool
             "archive_behind_s": _archive_behind_s(db, now_ns),
             "archive_spool_bytes": meta_int(db, "archive_spool_bytes"),
+            # calls the size cap deleted unarchived (a count since the store began) and
+            # when it last did
+            "archive_lost_calls": meta_int(db, "archive_lost_calls") or 0,
+            "archive_lost_last_ns": meta_int(db, "archive_lost_last_ns"),
             # True once a retention with an archive noted its state (0 or a time)
             "archive_on": meta_int(db, "archive_behind_since_ns") is not None}
 
@@ -214,6 +225,14 @@ class SelfHealth:
             out.append(Condition(ARCHIVE_BEHIND, n > lim.archive_intervals, n,
                                  f"behind for {late:,.0f} s ({n:.1f} intervals), "
                                  f"{spool:,.1f} MiB spooled", rules[ARCHIVE_BEHIND], "store"))
+        if figures["archive_on"]:
+            lost, last = figures["archive_lost_calls"], figures["archive_lost_last_ns"]
+            age_s = None if last is None else max(0.0, (now_ns - last) / NS)
+            recent = age_s is not None and age_s < lim.archive_lost_window_s
+            text = (f"{lost:,} calls deleted unarchived"
+                    + ("" if age_s is None else f", the last {age_s:,.0f} s ago"))
+            out.append(Condition(ARCHIVE_LOST, recent and lost > 0, lost, text,
+                                 rules[ARCHIVE_LOST], "store"))
         since = now_ns - int(lim.webhook_window_s * NS)
         failed = db.scalar("SELECT count(*) FROM alerts WHERE ts_ns >= ? AND status IN "
                            "('failed', 'dropped')", (since,)) or 0

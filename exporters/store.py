@@ -168,19 +168,21 @@ class SpanStore:
     # -- retention ------------------------------------------------------------
 
     def purge(self, older_than_ns: int, *, max_tx_seconds: float = 0.02,
-              max_bytes: int | None = None) -> int:
+              max_bytes: int | None = None, lost_at_ns: int | None = None) -> int:
         """Delete calls that started before ``older_than_ns`` (and the oldest calls while
         the store's used size exceeds ``max_bytes``), in chunks: each chunk is its own
         short transaction, sized so that a writer waits at most ``max_tx_seconds`` or so.
-        Returns the number of calls deleted."""
+        With ``lost_at_ns`` (an archive could not take them), the calls the size cap
+        deletes are added to ``meta.archive_lost_calls`` (and ``archive_lost_last_ns``
+        set to it) in the chunk's own transaction: exact across a crash. Returns the number of calls deleted."""
         deleted, chunk = 0, 500
         while True:
             t0 = time.perf_counter()
             n = self._purge_chunk(older_than_ns, chunk)
             if n == 0 and max_bytes is not None:
-                over = self._calls_over_cap(max_bytes)
+                over = self.calls_over_cap(max_bytes)
                 if over:
-                    n = self._purge_chunk(None, min(chunk, over))
+                    n = self._purge_chunk(None, min(chunk, over), lost_at_ns=lost_at_ns)
             if n == 0:
                 return deleted
             deleted += n
@@ -260,7 +262,8 @@ class SpanStore:
                 time.sleep(max(0.02, elapsed))
         return deleted
 
-    def _purge_chunk(self, older_than_ns: int | None, limit: int) -> int:
+    def _purge_chunk(self, older_than_ns: int | None, limit: int, *,
+                     lost_at_ns: int | None = None) -> int:
         db = self.db
         with db.transaction():
             if older_than_ns is None:  # size cap: oldest first, whatever their age
@@ -270,6 +273,13 @@ class SpanStore:
                     return 0
                 n = db.execute_write("DELETE FROM spans WHERE id <= ?", (top,))
                 db.execute_write("DELETE FROM data_values WHERE span <= ?", (top,))
+                if lost_at_ns is not None and n:
+                    db.execute_write(
+                        "INSERT INTO meta(key, value) VALUES ('archive_lost_calls', ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + ?",
+                        (str(n), n))
+                    db.execute_write("INSERT OR REPLACE INTO meta(key, value) "
+                                     "VALUES ('archive_lost_last_ns', ?)", (str(lost_at_ns),))
                 return n
             ids = [r[0] for r in db.execute(
                 "SELECT id FROM spans WHERE start_ns < ? ORDER BY start_ns LIMIT ?",
@@ -282,7 +292,7 @@ class SpanStore:
             return db.execute_write("DELETE FROM spans WHERE id IN "
                                     "(SELECT value FROM json_each(?))", (id_json,))
 
-    def _calls_over_cap(self, max_bytes: int) -> int:
+    def calls_over_cap(self, max_bytes: int) -> int:
         """How many of the oldest calls to delete next to come down to ``max_bytes``: the
         excess in bytes over the bytes per call (so a chunk never overshoots the cap by
         much, whatever the machine's speed), never more than half the calls left (so
@@ -290,7 +300,10 @@ class SpanStore:
         used = self.used_bytes()
         if used <= max_bytes:
             return 0
-        low, high = self.db.execute("SELECT min(id), max(id) FROM spans")[0]
+        # two subqueries: SQLite reads an index's end only for a lone min() or max();
+        # both in one SELECT scan every call (45 ms on 200k, before every chunk)
+        low, high = self.db.execute("SELECT (SELECT min(id) FROM spans), "
+                                    "(SELECT max(id) FROM spans)")[0]
         if low is None:
             return 0
         calls = high - low + 1  # ids are dense but for purged gaps: at most this many

@@ -53,8 +53,9 @@ from typing import Any, Iterable, Sequence
 
 from .slo import BURN_RULES_28D, REFERENCE_WINDOW_S, SLO
 from exporters.errors import ConfigError
-from exporters.self_health import (ARCHIVE_BEHIND, DROPS, INGEST_REFUSING, RETENTION_BEHIND,
-                                   STORE_SIZE, WEBHOOK_FAILING, WRITER_LAG, SelfHealthLimits)
+from exporters.self_health import (ARCHIVE_BEHIND, ARCHIVE_LOST, DROPS, INGEST_REFUSING,
+                                   RETENTION_BEHIND, STORE_SIZE, WEBHOOK_FAILING, WRITER_LAG,
+                                   SelfHealthLimits)
 
 SOURCES = ("metrics", "spanmetrics")
 ALERT_NAME = "SLOErrorBudgetBurn"
@@ -406,6 +407,7 @@ def selfmon_rules(limits: SelfHealthLimits = SelfHealthLimits()) -> dict[str, An
     drops = duration(limits.drops_window_s)
     hooks = duration(limits.webhook_window_s)
     ingest = duration(limits.ingest_window_s)
+    lost = duration(limits.archive_lost_window_s)
     rules = limits.describe()
     conditions = [
         (WRITER_LAG, "OtelMonitorWriterLag",
@@ -434,6 +436,10 @@ def selfmon_rules(limits: SelfHealthLimits = SelfHealthLimits()) -> dict[str, An
          "otel_monitor_archive_behind_seconds > bool on (job, instance) "
          f"({limits.archive_intervals:g} * otel_monitor_retention_interval_seconds)",
          "The cold archive of the store of {{ $labels.instance }} is behind"),
+        (ARCHIVE_LOST, "OtelMonitorArchiveLostCalls",
+         f"increase(otel_monitor_archive_lost_calls_total[{lost}]) > bool 0",
+         "The store of {{ $labels.instance }} deleted calls over its size cap without "
+         "archiving them"),
     ]
     recording, alerting = [], []
     for name, alert, expr, summary in conditions:

@@ -33,9 +33,9 @@ from typing import Any
 
 from exporters.database import Database
 from exporters.errors import StoreError
-from exporters.self_health import (ARCHIVE_BEHIND, DROPS, RETENTION_BEHIND, STORE_SIZE,
-                                   WEBHOOK_FAILING, WRITER_LAG, Condition, SelfHealth,
-                                   SelfHealthLimits)
+from exporters.self_health import (ARCHIVE_BEHIND, ARCHIVE_LOST, DROPS, RETENTION_BEHIND,
+                                   STORE_SIZE, WEBHOOK_FAILING, WRITER_LAG, Condition,
+                                   SelfHealth, SelfHealthLimits)
 
 from ..settings import Settings
 from .model import RESOLVE, TRIGGER, Alert, dedup_key, ui_link
@@ -51,7 +51,8 @@ TITLES = {WRITER_LAG: "otel-monitor writer is behind",
           STORE_SIZE: "otel-monitor store is near its size cap",
           RETENTION_BEHIND: "otel-monitor retention is behind",
           WEBHOOK_FAILING: "otel-monitor cannot deliver alerts",
-          ARCHIVE_BEHIND: "otel-monitor archive is behind"}
+          ARCHIVE_BEHIND: "otel-monitor archive is behind",
+          ARCHIVE_LOST: "otel-monitor deleted calls without archiving them"}
 FAILED_DELIVERY = ("failed", "dropped")
 
 

@@ -2,6 +2,9 @@
 archive (issue 17), same columns, marked ``archived: true``, same filters."""
 from __future__ import annotations
 
+import collections
+import logging
+import time
 from datetime import datetime, timezone
 
 import httpx
@@ -11,7 +14,11 @@ pytest.importorskip("pyarrow")
 
 from api_server import ServedApp
 from archived_calls import BASE_NS, HOUR_NS, archive_path, build
+from archived_calls import insert as _insert
+from exporters import SpanStore
+from exporters.retention import RetentionWorker
 from recording import settings_env_cleared
+from moto_s3 import BUCKET, SECRET, moto  # noqa: F401 (moto: the fixture)
 
 
 def _iso(ns: int) -> str:
@@ -148,3 +155,105 @@ def test_the_calls_view_over_a_range_partly_archived_gets_both(archived_store):
     errs = RowFilter(since_ns=BASE_NS, until_ns=BASE_NS + 8 * HOUR_NS, errors_only=True)
     assert {c["status"] for c in q.call_page(errs, limit=1000).rows} == {"ERR"}
     assert q.count_calls(errs) == (4, True)
+
+
+OUTAGE_S = 30.0  # the issue's "a bucket that goes down (server stopped) for 30 s"
+
+
+def _wait_until(condition, what: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s: {what}"
+        time.sleep(0.05)
+
+
+def _bucket_keys(moto) -> collections.Counter:
+    """Each call's key, counted over every object in the bucket (no dedupe: a call in
+    two objects counts twice)."""
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    fs = moto.filesystem()
+    objects = [i.path for i in fs.get_file_info(pafs.FileSelector(BUCKET, recursive=True))
+               if i.path.endswith(".parquet")]
+    table = ds.dataset(objects, format="parquet", filesystem=fs).to_table(
+        columns=["data", "data_value"])
+    return collections.Counter(v for d, v in zip(table.column("data").to_pylist(),
+                                                 table.column("data_value").to_pylist())
+                               if d == "key")
+
+
+def test_a_bucket_down_for_30_s_loses_and_duplicates_nothing(tmp_path, moto, caplog):
+    """A running retention (every 0.5 s) archives to moto; its server is killed for 30 s
+    while calls keep arriving already past the hot window, are archived to the local
+    spool and purged; then it starts again on the same port. Every call is in the bucket
+    exactly once, and /api/rows over real HTTP answers every one, once, archived."""
+    from dash_ui.server import create_server_app
+    from exporters.archive.reader import read_calls
+    from exporters.archive.remote import S3Target, spool_bytes
+
+    db, spool = str(tmp_path / "store.db"), tmp_path / "spool"
+    url = f"s3://{BUCKET}/otel/archive"
+    target = S3Target.from_url(url, endpoint=moto.endpoint, timeout_s=1.0)
+    worker = RetentionWorker(db, interval_s=0.5, archive_dir=str(spool), archive_target=target)
+    store = SpanStore(db)
+    sent: list[int] = []  # span ids; each call's key is f"k{id}"
+
+    def aged_calls(n: int = 10) -> None:
+        """n calls 7 h old by the clock: past the 6 h window as they land."""
+        now = time.time_ns()
+        _insert(store, [now - 7 * HOUR_NS + i for i in range(n)], len(sent) + 1)
+        sent.extend(range(len(sent) + 1, len(sent) + 1 + n))
+
+    def hot_calls() -> int:
+        return store.query("SELECT count(*) FROM spans")[0][0]
+
+    worker.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+            aged_calls()
+            _wait_until(lambda: hot_calls() == 0 and spool_bytes(spool) == 0,
+                        "the first calls uploaded")
+            moto.stop(keep_objects=True)
+            down_at, batches = time.monotonic(), 0
+            while time.monotonic() - down_at < OUTAGE_S:
+                aged_calls()
+                _wait_until(lambda: hot_calls() == 0, "calls archived to the spool, purged")
+                batches += 1
+            assert worker.archive_behind and spool_bytes(spool) > 0
+            # meanwhile the spooled calls are readable from the spool alone
+            now = time.time_ns()
+            spooled = {r["data_value"] for r in read_calls(spool, now - 8 * HOUR_NS,
+                                                           now - 6 * HOUR_NS)
+                       if r["data"] == "key"}
+            assert spooled == {f"k{i}" for i in sent[10:]}  # all but the first, uploaded
+            moto.start()  # the same port
+            _wait_until(lambda: spool_bytes(spool) == 0 and not worker.archive_behind,
+                        "the spool uploaded")
+    finally:
+        worker.stop()
+        store.close()
+    assert batches >= 10  # purges kept running through the outage
+    assert "archive upload failed" in caplog.text and SECRET not in caplog.text
+
+    keys = [f"k{i}" for i in sent]
+    in_bucket = _bucket_keys(moto)
+    assert sorted(in_bucket) == sorted(keys) and set(in_bucket.values()) == {1}
+
+    with settings_env_cleared(), pytest.MonkeyPatch.context() as mp:
+        # the server finds the archive, as `otel-monitor serve` would, in its settings
+        mp.setenv("OTEL_MONITOR_ARCHIVE_DIR", str(spool))
+        mp.setenv("OTEL_MONITOR_ARCHIVE_URL", url)
+        mp.setenv("OTEL_MONITOR_ARCHIVE_S3_ENDPOINT", moto.endpoint)
+        app = create_server_app(db)
+    now = time.time_ns()
+    rng = {"from": _iso(now - 8 * HOUR_NS), "to": _iso(now - 6 * HOUR_NS)}
+    with ServedApp(app) as served, httpx.Client(base_url=served.url, timeout=30) as c:
+        rows: list[dict] = []
+        while True:
+            page = _rows(c, **rng, data="key", limit=500, offset=len(rows))["rows"]
+            rows += page
+            if len(page) < 500:
+                break
+    assert sorted(r["Data Value"] for r in rows) == sorted(keys)  # each once
+    assert all(r["archived"] is True for r in rows)

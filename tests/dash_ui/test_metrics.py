@@ -277,5 +277,11 @@ def test_process_group_label_and_the_self_health_figures(store):
     found = scrape(registry)
     assert value(found, "otel_monitor_archive_behind_seconds") == 0
     assert value(found, "otel_monitor_archive_spool_bytes") == 3 * 2**20
+    assert value(found, "otel_monitor_archive_lost_calls_total") == 0  # none lost yet
+    s = SpanStore(store)
+    s.db.execute_write("INSERT OR REPLACE INTO meta(key, value) VALUES "
+                       "('archive_lost_calls', '1234')")
+    s.close()
+    assert value(scrape(registry), "otel_monitor_archive_lost_calls_total") == 1234
     assert value(found, "otel_monitor_ingest_requests_total", status="503") == 2
     assert value(found, "otel_monitor_ingest_requests_total", status="200") == 1

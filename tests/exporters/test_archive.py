@@ -102,23 +102,19 @@ _CHILD = textwrap.dedent("""
     from exporters import SpanStore
     from exporters.retention import RetentionWorker
     db, archive, now = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    cap = int(sys.argv[4]) if len(sys.argv) > 4 else None
     store = SpanStore(db)
-    RetentionWorker(db, archive_dir=archive).run_once(store, now_ns=now)
+    RetentionWorker(db, archive_dir=archive, max_bytes=cap).run_once(store, now_ns=now)
     store.close()
 """)
 
 
-def _child(db_path: str, archive: Path, env: dict) -> subprocess.Popen:
+def _child(db_path: str, archive: Path, env: dict, *cap: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", _CHILD, db_path, str(archive),
-                             str(BASE_NS + 8 * HOUR_NS)], env=env)
+                             str(BASE_NS + 8 * HOUR_NS), *cap], env=env)
 
 
-def test_kill_9_between_archive_and_delete_loses_and_duplicates_nothing(db_path, tmp_path):
-    old, new = _aged_store(db_path)
-    archive = tmp_path / "archive"
-    marker = tmp_path / "stopped"
-    env = dict(os.environ, OTEL_MONITOR_ARCHIVE_FAULT=f"archived:{marker}")
-    child = _child(db_path, archive, env)
+def _kill_at_fault_point(child: subprocess.Popen, marker: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         while not marker.exists():
@@ -128,6 +124,14 @@ def test_kill_9_between_archive_and_delete_loses_and_duplicates_nothing(db_path,
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait()
+
+
+def test_kill_9_between_archive_and_delete_loses_and_duplicates_nothing(db_path, tmp_path):
+    old, new = _aged_store(db_path)
+    archive = tmp_path / "archive"
+    marker = tmp_path / "stopped"
+    env = dict(os.environ, OTEL_MONITOR_ARCHIVE_FAULT=f"archived:{marker}")
+    _kill_at_fault_point(_child(db_path, archive, env), marker)
     files_before = sorted(p.relative_to(archive) for p in archive.rglob("*.parquet"))
     assert files_before and scalar(db_path, "SELECT count(*) FROM spans") == len(old) + len(new)
 
@@ -178,7 +182,33 @@ def test_archived_hours_past_the_archive_retention_are_deleted(db_path, tmp_path
     assert keys == old[5:]
 
 
-def test_the_size_cap_still_purges_when_the_archive_fails(db_path, tmp_path):
+def test_archive_files_are_kept_30_days_by_default_then_deleted(db_path, tmp_path):
+    """The default archive retention, 30 days from the end of each file's hour, judged on
+    the directory itself: a file goes with its manifest line and its emptied folders."""
+    _aged_store(db_path)
+    archive = tmp_path / "archive"
+    _run(db_path, archive)
+    first, second = files = sorted(archive.rglob("*.parquet"))  # hours 0 and 1
+    worker = RetentionWorker(db_path, archive_dir=str(archive))  # the default: 30 days
+    store = SpanStore(db_path)
+    try:  # (this first pass also archives the 3 newer calls, in hour 7)
+        worker.run_once(store, now_ns=BASE_NS + 30 * 24 * HOUR_NS)  # hour 0 ended 30 d - 1 h ago
+        assert all(f.exists() for f in files)
+        worker.run_once(store, now_ns=BASE_NS + 30 * 24 * HOUR_NS + HOUR_NS)  # now 30 days
+        assert not first.exists() and not first.parent.exists() and second.exists()
+        worker.run_once(store, now_ns=BASE_NS + 30 * 24 * HOUR_NS + 2 * HOUR_NS)
+    finally:
+        store.close()
+    assert not second.exists()
+    assert [e["hour_ns"] for e in ArchiveLayout(archive).manifest()] == [BASE_NS + 7 * HOUR_NS]
+    assert list(archive.glob("date=*/hour=*")) == [
+        ArchiveLayout(archive).hour_dir(BASE_NS + 7 * HOUR_NS)]
+
+
+def test_the_size_cap_still_purges_when_the_archive_fails_and_counts_the_calls_lost(
+        db_path, tmp_path):
+    """The cap protects the disk: an archive that cannot be written does not stop it, but
+    every call it deletes unarchived is counted, exactly, in the store's meta."""
     store = SpanStore(db_path)
     try:
         insert_calls(store, [BASE_NS + i for i in range(2000)], args=(("pad", "x" * 400),))
@@ -187,10 +217,79 @@ def test_the_size_cap_still_purges_when_the_archive_fails(db_path, tmp_path):
         worker = RetentionWorker(db_path, archive_dir=str(blocker / "a"), max_bytes=200_000)
         with pytest.raises(OSError):
             worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS)
-        assert worker.purged > 0
+        left = scalar(db_path, "SELECT count(*) FROM spans")
+        assert 0 < left < 2000 and worker.purged == 2000 - left
+        assert worker.archive_lost == 2000 - left and worker.archived == 0
+        assert worker.archive_behind
+        # a second pass over the cap adds to the same counter
+        insert_calls(store, [BASE_NS + 10**6 + i for i in range(500)], args=(("pad", "x" * 400),))
+        with pytest.raises(OSError):
+            worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS + 1)
+        lost = 2500 - scalar(db_path, "SELECT count(*) FROM spans")
     finally:
         store.close()
-    assert scalar(db_path, "SELECT count(*) FROM spans") < 2000
+    assert worker.archive_lost == lost
+    assert scalar(db_path, "SELECT value FROM meta WHERE key = 'archive_lost_calls'") == str(lost)
+    assert scalar(db_path, "SELECT value FROM meta WHERE key = 'archive_lost_last_ns'") == \
+        str(BASE_NS + 8 * HOUR_NS + 1)
+
+
+def _span_ids(store: SpanStore) -> set[str]:
+    return {r[0] for r in store.db.execute("SELECT printf('%016x', span_id) FROM spans")}
+
+
+def test_calls_the_size_cap_deletes_are_archived_first(db_path, tmp_path):
+    """Young calls (inside the hot window) over the store's size cap: the cap deletes the
+    oldest, and every call it deletes is in the archive, once."""
+    archive = tmp_path / "archive"
+    store = SpanStore(db_path)
+    try:  # 2,000 calls over hours 3-7 of 8: none past the 6 h window
+        insert_calls(store, [BASE_NS + 3 * HOUR_NS + i * 7_000_000_000 for i in range(2000)],
+                     args=(("pad", "x" * 400),))
+        before = _span_ids(store)
+        worker = RetentionWorker(db_path, archive_dir=str(archive), max_bytes=200_000)
+        worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS)
+        after = _span_ids(store)
+        assert store.used_bytes() <= 200_000
+    finally:
+        store.close()
+    deleted = before - after
+    assert deleted and after  # the cap deleted some, not all
+    rows = read_calls(archive, BASE_NS, BASE_NS + 9 * HOUR_NS)
+    archived = [r["span_id"] for r in rows if r["seq"] == 0]
+    assert len(archived) == len(deleted) and set(archived) == deleted
+    assert worker.archived == len(deleted) and worker.archive_lost == 0
+
+
+def test_kill_9_between_archive_and_delete_on_the_size_cap_path(db_path, tmp_path):
+    """The size cap's archive batches are crash-safe as the age path's: killed after a
+    file verified and before its calls were deleted, the next pass rewrites the same
+    file and deletes them; each deleted call is archived once."""
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, [BASE_NS + 3 * HOUR_NS + i * 10**9 for i in range(2000)],
+                     args=(("pad", "x" * 400),))
+        before = _span_ids(store)
+    finally:
+        store.close()
+    archive, marker = tmp_path / "archive", tmp_path / "stopped"
+    env = dict(os.environ, OTEL_MONITOR_ARCHIVE_FAULT=f"archived:{marker}")
+    _kill_at_fault_point(_child(db_path, archive, env, "200000"), marker)
+    files_before = sorted(p.relative_to(archive) for p in archive.rglob("*.parquet"))
+    assert files_before and scalar(db_path, "SELECT count(*) FROM spans") == 2000
+
+    env.pop("OTEL_MONITOR_ARCHIVE_FAULT")
+    assert _child(db_path, archive, env, "200000").wait(timeout=120) == 0
+    assert sorted(p.relative_to(archive) for p in archive.rglob("*.parquet"))[:1] == \
+        files_before[:1]  # the first batch's file, rewritten under its name
+    store = SpanStore(db_path)
+    try:
+        deleted = before - _span_ids(store)
+    finally:
+        store.close()
+    archived = [r["span_id"] for r in read_calls(archive, BASE_NS, BASE_NS + 9 * HOUR_NS)
+                if r["seq"] == 0]
+    assert deleted and len(archived) == len(deleted) and set(archived) == deleted
 
 
 def test_trace_queries_calls_view_answers_an_archived_range(db_path, tmp_path):

@@ -2,16 +2,11 @@
 standalone server, started by the fixture as a separate process on 127.0.0.1. Calls aged
 past the window are archived, uploaded (verified) and purged, and found again; a bucket
 that is down loses nothing (files wait in the bounded spool, the purge waits when it is
-full); objects past the archive retention are deleted; credentials are never logged or
-stored."""
+full; the 30 s outage: tests/dash_ui/test_api_rows_archived.py); objects past the archive
+retention are deleted; credentials are never logged or stored."""
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,57 +18,11 @@ from exporters import SpanStore
 from exporters.archive.reader import read_calls
 from exporters.archive.remote import S3Target, spool_bytes
 from exporters.retention import RetentionWorker
-from exporter_helpers import free_port, insert_calls, scalar
+from exporter_helpers import insert_calls, scalar
+from moto_s3 import SECRET, Moto, moto  # noqa: F401 (moto: the fixture)
 
 HOUR_NS = 3600 * 10**9
 BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS
-SECRET = "s3cr3t-NEVER-LOGGED-4f1c9"
-
-
-class Moto:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        exe = Path(sys.executable).with_name("moto_server")
-        self.proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                assert self.proc.poll() is None, "moto_server ended"
-                assert time.monotonic() < deadline, "moto_server did not listen"
-                time.sleep(0.1)
-        import pyarrow.fs as pafs
-        pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{self.port}", scheme="http",
-                          region="us-east-1", allow_bucket_creation=True).create_dir("cold")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait()
-            self.proc = None
-
-
-@pytest.fixture
-def moto(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTING")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    server = Moto()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def _target(moto: Moto) -> S3Target:
@@ -125,23 +74,6 @@ def test_calls_are_uploaded_verified_purged_and_found_again(db_path, tmp_path, m
             assert SECRET.encode() not in p.read_bytes()
 
 
-def test_a_bucket_that_is_down_loses_nothing(db_path, tmp_path, moto, caplog):
-    old = _insert(db_path, [BASE_NS + i * 10**9 for i in range(50)])
-    target = _target(moto)
-    spool = tmp_path / "spool"
-    worker = _worker(db_path, spool, target)
-    moto.stop()
-    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
-        assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)
-    assert worker.archive_behind and spool_bytes(spool) > 0  # waiting in the spool
-    assert "archive upload failed" in caplog.text and SECRET not in caplog.text
-    assert _keys(spool, None, BASE_NS, BASE_NS + HOUR_NS) == old  # readable meanwhile
-    moto.start()  # back (an empty bucket: moto keeps nothing across restarts)
-    _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
-    assert not worker.archive_behind and spool_bytes(spool) == 0
-    assert _keys(spool, target, BASE_NS, BASE_NS + HOUR_NS) == old
-
-
 def test_a_full_spool_makes_the_purge_wait(db_path, tmp_path, moto):
     first = _insert(db_path, [BASE_NS + i for i in range(20)])
     target = _target(moto)
@@ -167,6 +99,31 @@ def test_objects_past_the_archive_retention_are_deleted(db_path, tmp_path, moto)
     assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == old + newer
     _purge(worker, db_path, BASE_NS + 26 * HOUR_NS)  # the first hour is past 1 day
     assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == newer
+
+
+def _objects(target: S3Target) -> list[str]:
+    import pyarrow.fs as pafs
+    return sorted(i.path for i in target.filesystem().get_file_info(
+        pafs.FileSelector(target.base, recursive=True, allow_not_found=True))
+        if i.type == pafs.FileType.File)
+
+
+def test_objects_are_kept_30_days_by_default_then_deleted(db_path, tmp_path, moto):
+    """The default archive retention, 30 days from the end of each object's hour, judged
+    on the bucket's own listing."""
+    _insert(db_path, [BASE_NS + i for i in range(5)])
+    _insert(db_path, [BASE_NS + 3 * HOUR_NS + i for i in range(5)])
+    target = _target(moto)
+    worker = _worker(db_path, tmp_path / "spool", target)  # the default: 30 days
+    _purge(worker, db_path, BASE_NS + 10 * HOUR_NS)
+    uploaded = _objects(target)
+    assert len(uploaded) == 2 and spool_bytes(tmp_path / "spool") == 0
+    _purge(worker, db_path, BASE_NS + 30 * 24 * HOUR_NS)  # the first hour ended 30 d - 1 h ago
+    assert _objects(target) == uploaded
+    _purge(worker, db_path, BASE_NS + 30 * 24 * HOUR_NS + HOUR_NS)  # now exactly 30 days
+    assert _objects(target) == uploaded[1:]
+    _purge(worker, db_path, BASE_NS + 30 * 24 * HOUR_NS + 4 * HOUR_NS)
+    assert _objects(target) == []
 
 
 def test_trace_queries_read_the_bucket(db_path, tmp_path, moto):
@@ -204,3 +161,89 @@ def test_the_store_s_health_figures_say_the_archive_is_behind(db_path, tmp_path,
         assert figures["archive_behind_s"] is None and figures["archive_spool_bytes"] == 0
     finally:
         db.close()
+
+
+def _padded(db_path: str, starts: list[int]) -> set[str]:
+    """Calls of ~0.5 KiB each (to push a store over a small size cap); their span ids."""
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, starts, args=(("pad", "x" * 400),))
+        return _span_ids(store)
+    finally:
+        store.close()
+
+
+def _span_ids(store: SpanStore) -> set[str]:
+    return {r[0] for r in store.db.execute("SELECT printf('%016x', span_id) FROM spans")}
+
+
+def test_size_cap_deletions_wait_in_the_spool_or_are_counted_lost(db_path, tmp_path, moto):
+    """Over the size cap with the bucket down, the oldest calls go to the spool before
+    they are deleted, and reach the bucket once it is back; with the spool at its bound,
+    the cap deletes anyway and counts every call it could not archive."""
+    young = BASE_NS + 5 * HOUR_NS  # inside the 6 h window at BASE_NS + 8 h
+    before = _padded(db_path, [young + i * 10**9 for i in range(2000)])
+    target, spool = _target(moto), tmp_path / "spool"
+    worker = _worker(db_path, spool, target, max_bytes=200_000)
+    moto.stop()
+    _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
+    store = SpanStore(db_path)
+    try:
+        first = before - _span_ids(store)
+    finally:
+        store.close()
+    assert first and worker.archive_lost == 0 and worker.archive_behind
+    assert spool_bytes(spool) > 0  # the spool was empty: the batch waits there
+
+    # the spool at its bound: the next pass over the cap deletes unarchived
+    worker.archive_spool_max_bytes = spool_bytes(spool)
+    more = _padded(db_path, [young + 3000 * 10**9 + i * 10**6 for i in range(1000)])
+    now = BASE_NS + 8 * HOUR_NS + 60 * 10**9
+    _purge(worker, db_path, now)
+    store = SpanStore(db_path)
+    try:
+        lost = more - _span_ids(store)
+    finally:
+        store.close()
+    assert lost and worker.archive_lost == len(lost)
+    assert scalar(db_path, "SELECT value FROM meta WHERE key = 'archive_lost_calls'") == \
+        str(len(lost))
+
+    moto.start()
+    _purge(worker, db_path, now)
+    assert spool_bytes(spool) == 0 and not worker.archive_behind
+    archived = [r["span_id"] for r in read_calls(spool, young, young + 2 * HOUR_NS,
+                                                  remote=target) if r["seq"] == 0]
+    assert len(archived) == len(first) and set(archived) == first
+
+
+def test_the_readme_s_bucket_lifecycle_rule_is_valid_and_covers_the_archive(db_path, tmp_path,
+                                                                            moto):
+    """README's lifecycle rule, as `aws s3api put-bucket-lifecycle-configuration` would send
+    it: accepted by the S3 API, expiring after the default archive retention, and its
+    prefix covering every object otel-monitor writes (with PREFIX the URL's prefix)."""
+    import json
+    import re
+
+    import boto3
+
+    from otel_monitor.settings import load_settings
+    from recording import settings_env_cleared
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The cold archive"):]
+    section = section[:section.index("\n## ", 1)]
+    assert "put-bucket-lifecycle-configuration" in section
+    config = json.loads(re.search(r"```json\n(.*?)```", section, re.S)[1]
+                        .replace("PREFIX", "otel/archive"))
+    s3 = boto3.client("s3", endpoint_url=moto.endpoint, region_name="us-east-1")
+    s3.put_bucket_lifecycle_configuration(Bucket="cold", LifecycleConfiguration=config)
+    [rule] = s3.get_bucket_lifecycle_configuration(Bucket="cold")["Rules"]
+    assert rule["Status"] == "Enabled"
+    with settings_env_cleared():
+        assert rule["Expiration"]["Days"] == load_settings({}).archive_retention_days == 30
+
+    _insert(db_path, [BASE_NS + i * 10**9 for i in range(10)])
+    target = _target(moto)
+    _purge(_worker(db_path, tmp_path / "spool", target), db_path, BASE_NS + 8 * HOUR_NS)
+    keys = [path.split("/", 1)[1] for path in _objects(target)]  # without the bucket
+    assert keys and all(k.startswith(rule["Filter"]["Prefix"]) for k in keys)

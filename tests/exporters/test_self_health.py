@@ -8,8 +8,8 @@ import time
 from exporters import SpanStore
 from exporters.database import Database
 from exporters.retention import RetentionWorker
-from exporters.self_health import (ARCHIVE_BEHIND, DROPS, INGEST_REFUSING, RETENTION_BEHIND,
-                                   STORE_SIZE,
+from exporters.self_health import (ARCHIVE_BEHIND, ARCHIVE_LOST, DROPS, INGEST_REFUSING,
+                                   RETENTION_BEHIND, STORE_SIZE,
                                    WEBHOOK_FAILING, WRITER_LAG, IngestStats, SelfHealth,
                                    store_figures)
 from exporters.state import AlertRecord, StateStore
@@ -89,6 +89,28 @@ def test_archive_behind_by_more_than_two_purge_intervals(db_path):
     assert "150 s" in behind.text and "5.0 MiB" in behind.text
     assert "archive" in behind.rule and "2 purge intervals" in behind.rule
     store.close()
+
+
+def test_calls_the_size_cap_deleted_unarchived_are_bad_for_fifteen_minutes(db_path, tmp_path):
+    """A real retention pass over the size cap whose archive cannot be written: the
+    calls it deletes anyway are counted, and the condition is bad for the window."""
+    store = SpanStore(db_path)
+    now = time.time_ns()
+    insert_calls(store, [now - 10**9 + i for i in range(2000)], args=(("pad", "x" * 400),))
+    store.claim_purge(60 * S, retention_ns=6 * HOUR_NS, max_bytes=200_000)
+    assert ARCHIVE_LOST not in judged(db_path, now=now)  # no archive: nothing to judge
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    worker = RetentionWorker(str(db_path), archive_dir=str(blocker / "a"), max_bytes=200_000)
+    worker.run_once(store, now_ns=now)  # young calls: only the cap deletes
+    store.close()
+    assert worker.archive_lost > 0
+    lost = judged(db_path, now=now + 60 * S)[ARCHIVE_LOST]
+    assert lost.bad and lost.value == worker.archive_lost and lost.subject == "store"
+    assert f"{worker.archive_lost:,} calls" in lost.text and "60 s ago" in lost.text
+    assert "size cap" in lost.rule and "15 min" in lost.rule
+    later = judged(db_path, now=now + 16 * 60 * S)[ARCHIVE_LOST]
+    assert not later.bad and later.value == worker.archive_lost  # the count stays
 
 
 def test_failed_or_dropped_deliveries_in_the_window_are_bad(db_path):

@@ -327,3 +327,27 @@ def test_purge_of_200k_old_calls_deletes_them_all_and_keeps_a_live_writers_calls
         assert round_["spans"] == len(round_["live"])
         assert set(round_["keys"]) == set(round_["live"])
         assert round_["data_values"] == (len(ARGS) + 2) * len(round_["live"])
+
+
+def test_the_size_cap_s_bookkeeping_reads_the_ends_of_the_ids_not_every_call(db_path):
+    """``calls_over_cap`` runs before every chunk of a size-cap purge. Reading min(id) and
+    max(id) in one SELECT defeats SQLite's min/max shortcut (one aggregate only) and scans
+    every call: ~45 ms a chunk on 200k calls, inside the chunk's 20 ms budget, so chunks
+    fell to 50 calls and the cap deleted ~1,250 calls/s."""
+    store = SpanStore(db_path)
+    try:
+        insert_calls(store, [time.time_ns() + i for i in range(20_000)])
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0  # go on
+
+        store.db._conn.set_progress_handler(count, 100)  # called every 100 VM steps
+        try:
+            assert store.calls_over_cap(1) > 0
+        finally:
+            store.db._conn.set_progress_handler(None, 100)
+    finally:
+        store.close()
+    assert steps[0] < 20  # a scan of 20,000 calls takes hundreds

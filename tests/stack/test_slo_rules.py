@@ -155,6 +155,9 @@ def test_every_self_health_condition_has_its_alert_in_the_checked_in_rules():
     assert record["expr"] == ("otel_monitor_archive_behind_seconds > bool on (job, instance) "
                               f"({SelfHealthLimits().archive_intervals:g} * "
                               "otel_monitor_retention_interval_seconds)")
+    lost = next(r for g in groups for r in g["rules"]
+                if r.get("labels", {}).get("condition") == "archive_lost" and "record" in r)
+    assert lost["expr"] == "increase(otel_monitor_archive_lost_calls_total[15m]) > bool 0"
 
 
 @pytest.mark.parametrize("path", [SLO_RULES, SELF_RULES], ids=lambda p: p.name)
