@@ -1,6 +1,8 @@
-"""``otel-monitor archive ls|export``: the cold archive's files (from its manifest), and
-the archived calls of a time range written out for offline analysis as Parquet, CSV or
-OTLP JSON (``ExportTraceServiceRequest``, one resource per service)."""
+"""``otel-monitor archive ls|export``: the cold archive's files (from its manifest, with
+where each is now: local, the spool, or the S3 bucket), and the archived calls of a time
+range (from the directory and, with ``archive_url``, the bucket) written out for offline
+analysis as Parquet, CSV or OTLP JSON (``ExportTraceServiceRequest``, one resource per
+service)."""
 from __future__ import annotations
 
 import argparse
@@ -56,6 +58,27 @@ def _archive_dir(args: argparse.Namespace) -> str | None:
     return load_settings({"db_path": args.db}).archive_path
 
 
+def _remote(args: argparse.Namespace) -> Any:
+    """The settings' S3 destination (``archive_url``), or None: with one, the archive
+    directory is only the spool of files not uploaded yet, so the bucket is read too."""
+    from exporters.archive.remote import target_from
+
+    from ..settings import load_settings
+    settings = load_settings({"db_path": args.db})
+    return target_from(settings.archive_url, settings.archive_s3_endpoint,
+                       settings.archive_s3_region)
+
+
+def _location(root: str, entry: dict[str, Any], remote: Any) -> str:
+    """Where a manifest entry's file is now: the spool (or the local archive), the bucket
+    once uploaded (the upload deletes the verified local copy), or gone (expired)."""
+    import os
+
+    if os.path.exists(os.path.join(root, entry["path"])):
+        return "spool" if remote is not None else "local"
+    return f"s3://{remote.base}/{entry['path']}" if remote is not None else "missing"
+
+
 def run_ls(args: argparse.Namespace, out: TextIO | None = None) -> int:
     from exporters.archive.layout import ArchiveLayout
 
@@ -63,7 +86,10 @@ def run_ls(args: argparse.Namespace, out: TextIO | None = None) -> int:
     root = _archive_dir(args)
     if root is None:
         return fail("archive", "archiving is off (archive_enabled) and no --dir given")
+    remote = _remote(args)
     entries = ArchiveLayout(root).manifest()  # type: ignore[arg-type]
+    for e in entries:
+        e["location"] = _location(root, e, remote)
     if args.json:
         json.dump(entries, out, indent=2)
         out.write("\n")
@@ -71,7 +97,9 @@ def run_ls(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out.write(f"{'Hour (UTC)':<17} {'Calls':>9} {'Rows':>10} {'Bytes':>12}  Path\n")
     for e in entries:
         hour = datetime.fromtimestamp(e["hour_ns"] / 1e9, timezone.utc).strftime("%Y-%m-%d %H:00")
-        out.write(f"{hour:<17} {e['calls']:>9} {e['rows']:>10} {e['size']:>12}  {e['path']}\n")
+        where = "" if e["location"] == "local" else f"  ({e['location']})"
+        out.write(f"{hour:<17} {e['calls']:>9} {e['rows']:>10} {e['size']:>12}  "
+                  f"{e['path']}{where}\n")
     out.write(f"{len(entries)} files, {sum(e['calls'] for e in entries)} calls, "
               f"{sum(e['size'] for e in entries)} bytes\n")
     return EXIT_OK
@@ -87,7 +115,7 @@ def run_export(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return fail("archive", "archiving is off (archive_enabled) and no --dir given")
     if args.from_ > args.to:
         return fail("archive", "--from must not be after --to")
-    rows = read_calls(root, args.from_, args.to, process=args.process)
+    rows = read_calls(root, args.from_, args.to, process=args.process, remote=_remote(args))
     if args.format == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq

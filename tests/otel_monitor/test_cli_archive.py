@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ pytest.importorskip("pyarrow")
 
 from exporters.archive.writer import ArchiveWriter
 from otel_monitor.cli import main
+from moto_s3 import BUCKET, moto  # noqa: F401 (moto: the fixture)
 from otel_monitor.cli import archive as archive_cli
 
 HOUR_NS = 3600 * 10**9
@@ -78,3 +80,28 @@ def test_export_refuses_a_reversed_range(archive_dir, tmp_path, capsys):
                  "--to", "2023-11-14T00:00:00", "--out", str(tmp_path / "x")]) == 2
     assert "--from" in capsys.readouterr().err
     assert archive_cli.FORMATS == ("parquet", "csv", "otlp-json")
+
+
+def test_with_an_s3_archive_ls_says_where_each_file_is_and_export_reads_the_bucket(
+        archive_dir, tmp_path, moto, monkeypatch, capsys):  # noqa: F811
+    """Uploaded files leave the local directory (it is then only the spool): ``export``
+    must read the bucket too, and ``ls`` say which files are there."""
+    from exporters.archive.remote import S3Target, upload_pending
+
+    url = f"s3://{BUCKET}/otel/archive"
+    uploaded = upload_pending(archive_dir, S3Target.from_url(url, endpoint=moto.endpoint))
+    assert uploaded == 2 and not list(Path(archive_dir).rglob("*.parquet"))
+    monkeypatch.setenv("OTEL_MONITOR_ARCHIVE_URL", url)
+    monkeypatch.setenv("OTEL_MONITOR_ARCHIVE_S3_ENDPOINT", moto.endpoint)
+    out = tmp_path / "x.csv"
+    assert main(["archive", "export", "--dir", archive_dir, "--from", "2023-11-14T22:00:00",
+                 "--to", "2023-11-15T00:00:00", "--format", "csv", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [(r["span_id"], r["data"]) for r in rows] == [
+        (f"{1:016x}", "key"), (f"{1:016x}", "return"), (f"{2:016x}", "key")]
+    assert "2 calls (3 rows)" in capsys.readouterr().out
+    assert main(["archive", "ls", "--dir", archive_dir, "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [e["location"] for e in entries] == [f"{url}/{e['path']}" for e in entries]
+    assert main(["archive", "ls", "--dir", archive_dir]) == 0
+    assert capsys.readouterr().out.count(f"({url}/date=") == 2
