@@ -80,8 +80,9 @@ def create_dash_app(queries: QuerySource, *, requests_pathname_prefix: str = "/"
     )
     app.preload = _installed_chunks()
     app.layout = _root()
-    # What callbacks may name beyond the layout: the calls grid, mounted on first show.
-    app.validation_layout = html.Div([_root(), layout.calls_grid()])
+    # What callbacks may name beyond the layout: the calls grid and the Errors tab's grid,
+    # each mounted when first shown.
+    app.validation_layout = html.Div([_root(), layout.calls_grid(), layout.errors_grid()])
     _register(app, queries, token, group_actions, token_resolved, slos)
     return app
 
@@ -92,7 +93,8 @@ def _register(app: dash.Dash, source: QuerySource, token: str | None,
     queries = query_service(source)
     callbacks.register(app, queries, actions=group_actions or GroupActions(queries.path),
                        token=token if token_resolved else resolve_token(token),
-                       slo_source=slos, calls_grid=layout.calls_grid())
+                       slo_source=slos, calls_grid=layout.calls_grid(),
+                       errors_grid=layout.errors_grid())
 
 
 def _root() -> html.Div:

@@ -96,10 +96,11 @@ def test_the_hidden_calls_grid_asks_for_nothing_until_its_view_is_shown(
     open_ui(page, ui_url)          # the trace table's first rows
     requests.wait_for_tick(page)
     assert page.locator("#om-calls").count() == 0           # not created
+    assert page.locator("#om-errors-grid").count() == 0     # nor the Errors tab's grid
     assert requests.naming("om-calls") == []                # nor asked for a block
     # nor, on this load (its URL names no call, no tab), the drill-down, the tab link or
     # the hidden tabs (their tick requests aside)
-    for part in ("om-modal.is_open", "om-tabs.active_tab", "om-errors-grid.rowData",
+    for part in ("om-modal.is_open", "om-tabs.active_tab", "om-errors-rows.data",
                  "om-slos-body.children", "om-errors-selected.children"):
         assert requests.naming(part, ticks=False) == [], part
     shown = _show_calls(page)
