@@ -176,7 +176,9 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
                 return {display: t === shown ? "block" : "none"}; });
         }""",
         Output("om-calls-tab", "style"), Output("om-errors-tab", "style"),
-        Output("om-slos-tab", "style"), Input("om-tabs", "active_tab"))
+        Output("om-slos-tab", "style"), Input("om-tabs", "active_tab"),
+        # the layout's styles are the Calls tab's; a link naming a tab changes it
+        prevent_initial_call=True)
 
     # The browser's zone, for "until tomorrow 07:00".
     app.clientside_callback(
@@ -184,18 +186,11 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
             try { return Intl.DateTimeFormat().resolvedOptions().timeZone || null; }
             catch (err) { return null; }
         }""",
-        Output("om-tz", "data"), Input("om-tabs", "active_tab"))
+        Output("om-tz", "data"), Input("om-tabs", "active_tab"),
+        prevent_initial_call=True)  # the Errors tab is shown by a change of tab
 
-    # First/last seen in UTC or the browser's zone, as the trace table (om-utc).
-    app.clientside_callback(
-        """function(utc) {
-            window.omUtc = !!utc;
-            try { dash_ag_grid.getApi("om-errors-grid").refreshCells(
-                {columns: ["first_seen", "last_seen"], force: true}); } catch (err) {}
-            return window.dash_clientside.no_update;
-        }""",
-        Output("om-errors-changed", "data", allow_duplicate=True),
-        Input("om-utc", "value"), prevent_initial_call="initial_duplicate")
+    # First/last seen in UTC or the browser's zone follow om-utc as the trace table's
+    # times do (callbacks/table.py, the om-zone callback).
 
     # The grid is mounted (clientside) when the tab is first shown: a page opening on
     # the Calls tab does not create it on its first render. Once mounted it stays.
@@ -210,7 +205,8 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
                 return [%s, 1];
             }""" % mounted,
             Output("om-errors-holder", "children"), Output("om-errors-mounted", "data"),
-            Input("om-tabs", "active_tab"), State("om-errors-holder", "children"))
+            Input("om-tabs", "active_tab"), State("om-errors-holder", "children"),
+            prevent_initial_call=True)  # the page opens on the Calls tab
 
     # The rows and the selection, from their stores into the grid (mounted by then:
     # list_groups fills them only while the tab is shown).

@@ -141,7 +141,8 @@ def test_a_script_value_comes_back_as_text(flask, dash_app):
 
 
 def test_ribbon_is_red_for_a_queue_depth_past_5000(flask):
-    out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
+    out = run_callback(flask, ["om-ribbon.children", "om-banner.children",
+                              "om-recording.children"],
                        {"om-tick.n_intervals": 1})
     badges = {b["props"]["id"]: b["props"] for b in out["om-ribbon"]["children"]}
     assert badges["om-badge-QueueDepth"]["className"] == "om-level-red"
@@ -265,8 +266,9 @@ def test_the_api_and_the_callbacks_call_one_query_service(recorded, monkeypatch)
             return super().health(**kw)
 
     monkeypatch.setattr(service, "TraceQueries", Recorded)
-    body = {"output": "..om-ribbon.children...om-banner.children..",
-            "outputs": [_prop("om-ribbon.children"), _prop("om-banner.children")],
+    body = {"output": "..om-ribbon.children...om-banner.children...om-recording.children..",
+            "outputs": [_prop("om-ribbon.children"), _prop("om-banner.children"),
+                        _prop("om-recording.children")],
             "inputs": [dict(_prop("om-tick.n_intervals"), value=1)],
             "changedPropIds": ["om-tick.n_intervals"]}
     with ServedApp(create_server_app(recorded)) as served, \
@@ -551,7 +553,8 @@ def test_graph_colour_thresholds_come_from_the_settings(recorded, monkeypatch):
 
 
 def test_each_ribbon_badge_explains_itself_on_hover(flask):
-    out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
+    out = run_callback(flask, ["om-ribbon.children", "om-banner.children",
+                              "om-recording.children"],
                        {"om-tick.n_intervals": 1})
     badges = {b["props"]["id"]: b["props"] for b in out["om-ribbon"]["children"]}
     queue = badges["om-badge-QueueDepth"]["title"]
