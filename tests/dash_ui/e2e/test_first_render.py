@@ -131,3 +131,20 @@ def test_the_calls_view_kept_in_the_browser_mounts_its_grid_on_load(
     assert not page.locator("#om-calls").is_visible()
     assert [r["span_id"] for r in _show_calls(page)] == [r["span_id"] for r in first]
     assert page.locator("#om-calls").count() == 1
+
+
+def test_the_first_renders_chunks_come_with_the_bundles_not_after_the_layout(
+        page, ui_url):  # noqa: F811
+    """The grid's, the dropdowns' and the date picker's lazily loaded chunks are loaded
+    as scripts of the page itself (dash_ui.app FIRST_RENDER_CHUNKS), once each, before the
+    layout is asked for: when React first renders those components there is no chunk
+    left to fetch and run among the callbacks' answers."""
+    open_ui(page, ui_url)
+    entries = page.evaluate("""() => performance.getEntriesByType('resource').map(
+        e => ({name: e.name.split('?')[0], type: e.initiatorType, start: e.startTime}))""")
+    layout = [e["start"] for e in entries if e["name"].endswith("/_dash-layout")]
+    assert len(layout) == 1
+    for chunk in ("async-community.js", "async-dropdown.js", "async-datepicker.js"):
+        loaded = [e for e in entries if e["name"].endswith("/" + chunk)]
+        assert len(loaded) == 1, (chunk, loaded)
+        assert loaded[0]["type"] == "script" and loaded[0]["start"] < layout[0], loaded
