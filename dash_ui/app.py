@@ -26,8 +26,12 @@ ASSETS = Path(__file__).with_name("assets")
 
 
 # The components' lazily loaded chunks the first render needs (the dropdowns, the date
-# picker, the grid), under _dash-component-suites/: preloaded with the page's bundles, not
-# fetched once React first renders those components (on the first render's path).
+# picker, the grid), under _dash-component-suites/: loaded with the page's bundles as
+# async scripts, each registering its modules in its package's webpack chunk list (in
+# either order with the package's bundle), so that when React first renders those
+# components their import() is already resolved: no script to run after the layout has
+# arrived, among the callbacks' answers (on the first render's path: the grid was
+# created ~0.5 s after the layout arrived).
 FIRST_RENDER_CHUNKS = ("dash/dcc/async-dropdown.js", "dash/dcc/async-datepicker.js",
                        "dash_ag_grid/async-community.js")
 
@@ -45,7 +49,7 @@ class LocalDash(dash.Dash):
     """Dash whose front-end config names no other host: Dash always puts its
     version-check URL (dash-version.plotly.com, used only by the debug UI) in the page's
     config; it is dropped, and the check disabled. ``preload``: component chunks (paths
-    under _dash-component-suites/) the page preloads."""
+    under _dash-component-suites/) the page loads with its bundles (async scripts)."""
 
     preload: tuple[str, ...] = ()
 
@@ -57,7 +61,7 @@ class LocalDash(dash.Dash):
 
     def interpolate_index(self, **kwargs: Any) -> str:
         suites = self.config.requests_pathname_prefix + "_dash-component-suites/"
-        links = "".join(f'<link rel="preload" as="script" href="{suites}{chunk}">'
+        links = "".join(f'<script async src="{suites}{chunk}"></script>'
                         for chunk in self.preload)
         return super().interpolate_index(**{**kwargs, "css": links + kwargs["css"]})
 
@@ -80,8 +84,9 @@ def create_dash_app(queries: QuerySource, *, requests_pathname_prefix: str = "/"
     )
     app.preload = _installed_chunks()
     app.layout = _root()
-    # What callbacks may name beyond the layout: the calls grid, mounted on first show.
-    app.validation_layout = html.Div([_root(), layout.calls_grid()])
+    # What callbacks may name beyond the layout: the calls grid and the Errors tab's grid,
+    # each mounted when first shown.
+    app.validation_layout = html.Div([_root(), layout.calls_grid(), layout.errors_grid()])
     _register(app, queries, token, group_actions, token_resolved, slos)
     return app
 
@@ -92,7 +97,8 @@ def _register(app: dash.Dash, source: QuerySource, token: str | None,
     queries = query_service(source)
     callbacks.register(app, queries, actions=group_actions or GroupActions(queries.path),
                        token=token if token_resolved else resolve_token(token),
-                       slo_source=slos, calls_grid=layout.calls_grid())
+                       slo_source=slos, calls_grid=layout.calls_grid(),
+                       errors_grid=layout.errors_grid())
 
 
 def _root() -> html.Div:

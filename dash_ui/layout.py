@@ -298,6 +298,22 @@ def tabs() -> dbc.Tabs:
                     id="om-tabs", active_tab="calls", className="mb-2 flex-grow-1")
 
 
+def errors_grid() -> dag.AgGrid:
+    """The Errors tab's grid: one row per error group. Not in the page's layout: mounted
+    into ``om-errors-holder`` when the tab is first shown (callbacks/errors.py), so a page
+    that opens on the Calls tab does not create a second grid on its first render."""
+    return dag.AgGrid(
+        id="om-errors-grid", rowData=[], columnDefs=ERROR_COLUMNS,
+        defaultColDef={"resizable": True, "sortable": False, "filter": False},
+        getRowId="params.data.fingerprint",
+        dashGridOptions={"rowSelection": {"mode": "singleRow",
+                                          "enableClickSelection": True,
+                                          "checkboxes": False},
+                         "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300,
+                         "overlayNoRowsTemplate": "no error group matches"},
+        style={"height": "45vh"})
+
+
 def errors_tab() -> html.Div:
     """The error groups: filters, the grid, and the actions on the selected group."""
     return html.Div([
@@ -316,16 +332,11 @@ def errors_tab() -> html.Div:
                                             {"label": "highest count", "value": "count"}]),
                     md=4),
         ], className="g-2 mb-2 align-items-center"),
-        dag.AgGrid(
-            id="om-errors-grid", rowData=[], columnDefs=ERROR_COLUMNS,
-            defaultColDef={"resizable": True, "sortable": False, "filter": False},
-            getRowId="params.data.fingerprint",
-            dashGridOptions={"rowSelection": {"mode": "singleRow",
-                                              "enableClickSelection": True,
-                                              "checkboxes": False},
-                             "theme": {"function": GRID_THEME}, "tooltipShowDelay": 300,
-                             "overlayNoRowsTemplate": "no error group matches"},
-            style={"height": "45vh"}),
+        # the grid (errors_grid) is mounted here when the tab is first shown; until
+        # then the rows and the selection wait in these stores
+        html.Div(id="om-errors-holder"),
+        dcc.Store(id="om-errors-rows"), dcc.Store(id="om-errors-select"),
+        dcc.Store(id="om-errors-mounted"),
         html.Div(id="om-errors-note", className="small text-muted", role="status"),
         html.Div([
             html.Span("no group selected", id="om-errors-selected",

@@ -90,9 +90,14 @@
         cy.nodes().forEach(function (n) {
             if (known[n.id()]) { n.lock(); }
         });
+        // coolingFactor 0.95 (cose's default 0.99): the temperature falls below minTemp
+        // in ~135 iterations instead of ~690; on the 50-node bench graph no label box
+        // overlaps after it either (before separate), and the layout takes a third of the
+        // time (17 vs 51 ms warm, ~150 ms cold) on the first render's busy main thread.
         return run(cy, {name: "cose", animate: false, fit: false, randomize: false,
                         nodeDimensionsIncludeLabels: true, idealEdgeLength: 50,
                         nodeRepulsion: function () { return 6000; }, numIter: 1000,
+                        coolingFactor: 0.95,
                         gravity: 2, componentSpacing: 30, nestingFactor: 1})
             .then(function () { cy.nodes().unlock(); });
     }

@@ -9,6 +9,7 @@ in the drill-down (``om-open``). ``?error=<fingerprint>`` (callbacks/url.py) ask
 the tab with that group selected (``om-error-wanted``)."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import flask
 from dash import Dash, Input, Output, State, ctx, no_update
+from dash.development.base_component import Component
 
 from exporters.error_groups import IGNORED, RESOLVED, STATUSES
 from exporters.errors import ConfigError, NotFound
@@ -163,7 +165,9 @@ def latest_call(queries: TraceQueries, fingerprint: str) -> dict[str, str]:
 
 
 def register(app: Dash, queries: TraceQueries, actions: GroupActions,
-             token: str | None) -> None:
+             token: str | None, grid: Component | None = None) -> None:
+    """``grid``: the tab's grid (layout.errors_grid), mounted when the tab is first shown
+    (None: an app whose layout has it already)."""
     # The tabs: the Calls content, the Errors content or the SLOs content.
     app.clientside_callback(
         """function(tab) {
@@ -172,7 +176,9 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
                 return {display: t === shown ? "block" : "none"}; });
         }""",
         Output("om-calls-tab", "style"), Output("om-errors-tab", "style"),
-        Output("om-slos-tab", "style"), Input("om-tabs", "active_tab"))
+        Output("om-slos-tab", "style"), Input("om-tabs", "active_tab"),
+        # the layout's styles are the Calls tab's; a link naming a tab changes it
+        prevent_initial_call=True)
 
     # The browser's zone, for "until tomorrow 07:00".
     app.clientside_callback(
@@ -180,32 +186,56 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
             try { return Intl.DateTimeFormat().resolvedOptions().timeZone || null; }
             catch (err) { return null; }
         }""",
-        Output("om-tz", "data"), Input("om-tabs", "active_tab"))
+        Output("om-tz", "data"), Input("om-tabs", "active_tab"),
+        prevent_initial_call=True)  # the Errors tab is shown by a change of tab
 
-    # First/last seen in UTC or the browser's zone, as the trace table (om-utc).
+    # First/last seen in UTC or the browser's zone follow om-utc as the trace table's
+    # times do (callbacks/table.py, the om-zone callback).
+
+    # The grid is mounted (clientside) when the tab is first shown: a page opening on
+    # the Calls tab does not create it on its first render. Once mounted it stays.
+    # om-errors-mounted then fires list_groups, after the grid is in the page.
+    if grid is not None:
+        mounted = json.dumps(grid.to_plotly_json())
+        app.clientside_callback(
+            """function(tab, holder) {
+                if (tab !== "errors" || holder) {
+                    return [window.dash_clientside.no_update, window.dash_clientside.no_update];
+                }
+                return [%s, 1];
+            }""" % mounted,
+            Output("om-errors-holder", "children"), Output("om-errors-mounted", "data"),
+            Input("om-tabs", "active_tab"), State("om-errors-holder", "children"),
+            prevent_initial_call=True)  # the page opens on the Calls tab
+
+    # The rows and the selection, from their stores into the grid (mounted by then:
+    # list_groups fills them only while the tab is shown).
     app.clientside_callback(
-        """function(utc) {
-            window.omUtc = !!utc;
-            try { dash_ag_grid.getApi("om-errors-grid").refreshCells(
-                {columns: ["first_seen", "last_seen"], force: true}); } catch (err) {}
-            return window.dash_clientside.no_update;
+        """function(rows, select) {
+            var fired = (window.dash_clientside.callback_context.triggered || [])
+                .map(function (t) { return t.prop_id; });
+            var nu = window.dash_clientside.no_update;
+            return [fired.indexOf("om-errors-rows.data") >= 0 ? (rows || []) : nu,
+                    fired.indexOf("om-errors-select.data") >= 0 && select ? select : nu];
         }""",
-        Output("om-errors-changed", "data", allow_duplicate=True),
-        Input("om-utc", "value"), prevent_initial_call="initial_duplicate")
+        Output("om-errors-grid", "rowData"), Output("om-errors-grid", "selectedRows"),
+        Input("om-errors-rows", "data"), Input("om-errors-select", "data"),
+        prevent_initial_call=True)
 
-    @app.callback(Output("om-errors-grid", "rowData"), Output("om-errors-note", "children"),
+    @app.callback(Output("om-errors-rows", "data"), Output("om-errors-note", "children"),
                   Output("om-errors-process", "options"),
                   Output("om-errors-service", "options"),
-                  Output("om-errors-grid", "selectedRows"),
+                  Output("om-errors-select", "data"),
                   Output("om-error-wanted", "data", allow_duplicate=True),
                   Input("om-tick", "n_intervals"), Input("om-tabs", "active_tab"),
                   Input("om-errors-status", "value"), Input("om-errors-process", "value"),
                   Input("om-errors-service", "value"), Input("om-errors-sort", "value"),
                   Input("om-errors-changed", "data"), Input("om-error-wanted", "data"),
+                  Input("om-errors-mounted", "data"),
                   # not on load: the tab shown then is Calls, unless a link asks for this
                   # one (callbacks/url.py error_link), which fires this
                   prevent_initial_call=True)
-    def list_groups(_n, tab, status, process, service, sort, _changed, wanted):
+    def list_groups(_n, tab, status, process, service, sort, _changed, wanted, _mounted):
         if tab != "errors":  # a hidden tab is listed when shown
             return (no_update,) * 6
         rows, total = group_rows(queries, status, process, service, sort)
@@ -219,14 +249,17 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
 
     # not on load: the layout's text is the one for no selection
     @app.callback(Output("om-errors-selected", "children"),
-                  Input("om-errors-grid", "selectedRows"), prevent_initial_call=True)
+                  Input("om-errors-grid", "selectedRows", allow_optional=True),
+                  prevent_initial_call=True)
     def show_selected(rows):
         group = selected_group(rows)
         return f"selected: {group['title']}" if group else "no group selected"
 
     @app.callback(Output("om-open", "data", allow_duplicate=True),
-                  Input("om-errors-grid", "cellClicked"), Input("om-errors-open", "n_clicks"),
-                  State("om-errors-grid", "selectedRows"), prevent_initial_call=True)
+                  Input("om-errors-grid", "cellClicked", allow_optional=True),
+                  Input("om-errors-open", "n_clicks"),
+                  State("om-errors-grid", "selectedRows", allow_optional=True),
+                  prevent_initial_call=True)
     def open_latest(cell, _clicks, rows):
         if ctx.triggered_id == "om-errors-grid":
             fp = cell.get("rowId") if isinstance(cell, dict) and \
@@ -241,7 +274,8 @@ def register(app: Dash, queries: TraceQueries, actions: GroupActions,
     @app.callback(Output("om-errors-action-note", "children"),
                   Output("om-errors-changed", "data"),
                   *[Input(cid, "n_clicks") for cid in ACTIONS],
-                  State("om-errors-grid", "selectedRows"), State("om-errors-snooze-n", "value"),
+                  State("om-errors-grid", "selectedRows", allow_optional=True),
+                  State("om-errors-snooze-n", "value"),
                   State("om-tz", "data"), State("om-utc", "value"),
                   State("om-errors-changed", "data"), prevent_initial_call=True)
     def change(*args):

@@ -116,7 +116,9 @@ def register(app: Dash, queries: TraceQueries) -> None:
             return window.dash_clientside.no_update;
         }""",
         Output("om-graph-laid-out", "data"), Input("om-graph", "elements"),
-        Input("om-graph-mode", "value"))
+        Input("om-graph-mode", "value"),
+        # the layout's graph is empty: its first elements (refresh_graph) fire this
+        prevent_initial_call=True)
 
     # The hint shown before any hover is in the layout: no request at page load.
     @app.callback(Output("om-graph-hover", "children"), Input("om-graph", "mouseoverNodeData"),

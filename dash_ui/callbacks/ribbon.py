@@ -102,11 +102,10 @@ def recording_banner(health: dict[str, Any]) -> list[Any]:
 
 
 def register(app: Dash, queries: TraceQueries) -> None:
+    # One request a tick (and on load) for the badges, the banners and the recording
+    # banner: one health read.
     @app.callback(Output("om-ribbon", "children"), Output("om-banner", "children"),
-                  Input("om-tick", "n_intervals"))
+                  Output("om-recording", "children"), Input("om-tick", "n_intervals"))
     def refresh_ribbon(_n):
-        return badges(queries.health()), banner(queries.banners())
-
-    @app.callback(Output("om-recording", "children"), Input("om-tick", "n_intervals"))
-    def refresh_recording(_n):
-        return recording_banner(queries.health())
+        health = queries.health()
+        return badges(health), banner(queries.banners()), recording_banner(health)

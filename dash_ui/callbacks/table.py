@@ -243,7 +243,9 @@ def register(app: Dash, queries: TraceQueries, calls_grid: Component | None = No
             return [preset, preset, preset];
         }""",
         Output("om-dates", "disabled"), Output("om-time-from", "disabled"),
-        Output("om-time-to", "disabled"), Input("om-range", "value"))
+        Output("om-time-to", "disabled"), Input("om-range", "value"),
+        # the layout's range is "live" (enabled); the URL's callback sets a preset
+        prevent_initial_call=True)
     app.clientside_callback(
         """function(n) {
             try { window.omLiveRefresh("om-grid"); } catch (err) {}
@@ -258,7 +260,8 @@ def register(app: Dash, queries: TraceQueries, calls_grid: Component | None = No
 
     # The zone the time filter's times of day are read in, as the Timestamp cells are
     # shown: UTC with the switch on, else the browser's (by its IANA name); beside the
-    # time inputs, its name.
+    # time inputs, its name. And the times the grids show (assets/omFormat.js): the
+    # trace table's and the calls view's Timestamp, the error groups' first/last seen.
     app.clientside_callback(
         """function(utc) {
             var zone = "UTC";
@@ -266,23 +269,16 @@ def register(app: Dash, queries: TraceQueries, calls_grid: Component | None = No
                 try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC"; }
                 catch (err) {}
             }
+            window.omUtc = !!utc;
+            [["om-grid", ["timestamp"]], ["om-calls", ["timestamp"]],
+             ["om-errors-grid", ["first_seen", "last_seen"]]].forEach(function (g) {
+                try { dash_ag_grid.getApi(g[0]).refreshCells({columns: g[1], force: true}); }
+                catch (err) {}
+            });
             return [zone, zone];
         }""",
         Output("om-zone", "data"), Output("om-time-zone", "children"),
         Input("om-utc", "value"))
-
-    # The Timestamp cells in UTC or the browser's zone (assets/omFormat.js).
-    app.clientside_callback(
-        """function(utc) {
-            window.omUtc = !!utc;
-            ["om-grid", "om-calls"].forEach(function (id) {
-                try { dash_ag_grid.getApi(id).refreshCells(
-                    {columns: ["timestamp"], force: true}); } catch (err) {}
-            });
-            return window.dash_clientside.no_update;
-        }""",
-        Output("om-grid-refreshed", "data", allow_duplicate=True),
-        Input("om-utc", "value"), prevent_initial_call="initial_duplicate")
 
     # The user's column widths and order: every change of the grid's column state is
     # kept in the browser (om-grid-columns, local storage); on load it is put back,

@@ -26,15 +26,37 @@ def processes(db: Database, *, window_s: float, now_ns: int | None) -> list[dict
                    FROM processes p ORDER BY p.name""", (since, since))
 
 
+MINUTE_NS = 60 * NS
+MAX_MINUTE = 2**62 // MINUTE_NS  # the range's upper bound: rollup minutes are read as a
+                                 # range on the table's key (minute, ...), not a scan
+
+# The window's whole minutes from the per-minute rollups (written in the calls'
+# transaction: exporters.rollups), the part of a minute at its start from the calls
+# (an index range on time), and the exporting processes' health rows.
+_SERVICES_SQL = """SELECT service_name FROM spans
+                       WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL
+                   UNION SELECT service_name FROM call_rollups
+                       WHERE minute >= ? AND minute < ? AND service_name != ''
+                   UNION SELECT service_name FROM health WHERE service_name IS NOT NULL
+                   ORDER BY 1"""
+
+
+def _services_args(since: int) -> tuple[int, int, int, int]:
+    first = -(-since // MINUTE_NS)  # the window's first whole minute
+    return since, first * MINUTE_NS, first, MAX_MINUTE
+
+
 def services(db: Database, *, window_s: float, now_ns: int | None) -> list[str]:
-    """Service names for the UI's filter: those of the calls in the window (an
-    index range on time) and of the exporting processes' health rows."""
+    """Service names for the UI's filter: those of the calls in the window and of the
+    exporting processes' health rows. Read from the rollups for the window's whole
+    minutes (a few rows a minute, where the calls are thousands: the 30-min window of
+    the 2M-call store took ~50 ms from the calls, <1 ms this way)."""
     since = (now_ns or time.time_ns()) - int(window_s * NS)
-    rows = db.execute(
-        """SELECT service_name FROM spans WHERE start_ns >= ? AND service_name IS NOT NULL
-           UNION SELECT service_name FROM health WHERE service_name IS NOT NULL
-           ORDER BY 1""", (since,))
-    return [r[0] for r in rows]
+    return [r[0] for r in db.execute(_SERVICES_SQL, _services_args(since))]
+
+
+def explain_services(db: Database) -> str:
+    return plan(db, _SERVICES_SQL, _services_args(0))
 
 
 def source(db: Database, name: str) -> dict[str, Any]:

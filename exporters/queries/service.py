@@ -237,6 +237,9 @@ class TraceQueries:
     def services(self, *, window_s: float = 1800, now_ns: int | None = None) -> list[str]:
         return calls.services(self.db, window_s=window_s, now_ns=self._now(now_ns))
 
+    def explain_services(self) -> str:
+        return calls.explain_services(self.db)
+
     def source(self, name: str) -> dict[str, Any]:
         return calls.source(self.db, name)
 

@@ -141,7 +141,8 @@ def test_a_script_value_comes_back_as_text(flask, dash_app):
 
 
 def test_ribbon_is_red_for_a_queue_depth_past_5000(flask):
-    out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
+    out = run_callback(flask, ["om-ribbon.children", "om-banner.children",
+                              "om-recording.children"],
                        {"om-tick.n_intervals": 1})
     badges = {b["props"]["id"]: b["props"] for b in out["om-ribbon"]["children"]}
     assert badges["om-badge-QueueDepth"]["className"] == "om-level-red"
@@ -265,8 +266,9 @@ def test_the_api_and_the_callbacks_call_one_query_service(recorded, monkeypatch)
             return super().health(**kw)
 
     monkeypatch.setattr(service, "TraceQueries", Recorded)
-    body = {"output": "..om-ribbon.children...om-banner.children..",
-            "outputs": [_prop("om-ribbon.children"), _prop("om-banner.children")],
+    body = {"output": "..om-ribbon.children...om-banner.children...om-recording.children..",
+            "outputs": [_prop("om-ribbon.children"), _prop("om-banner.children"),
+                        _prop("om-recording.children")],
             "inputs": [dict(_prop("om-tick.n_intervals"), value=1)],
             "changedPropIds": ["om-tick.n_intervals"]}
     with ServedApp(create_server_app(recorded)) as served, \
@@ -551,7 +553,8 @@ def test_graph_colour_thresholds_come_from_the_settings(recorded, monkeypatch):
 
 
 def test_each_ribbon_badge_explains_itself_on_hover(flask):
-    out = run_callback(flask, ["om-ribbon.children", "om-banner.children"],
+    out = run_callback(flask, ["om-ribbon.children", "om-banner.children",
+                              "om-recording.children"],
                        {"om-tick.n_intervals": 1})
     badges = {b["props"]["id"]: b["props"] for b in out["om-ribbon"]["children"]}
     queue = badges["om-badge-QueueDepth"]["title"]
@@ -620,11 +623,12 @@ def test_the_calls_grid_is_not_in_the_page_until_its_view_is_shown(dash_app):
     assert dash_app.validation_layout["om-calls"].rowModelType == "infinite"
 
 
-def test_the_page_preloads_the_chunks_its_first_render_needs(flask):
-    """The dropdowns', the date picker's and the grid's lazily loaded chunks are preloaded
-    with the page's bundles; each preloaded address is one the app serves."""
+def test_the_page_loads_the_chunks_its_first_render_needs_with_its_bundles(flask):
+    """The dropdowns', the date picker's and the grid's lazily loaded chunks are loaded
+    with the page's bundles (async scripts: their import() is resolved by the time React
+    first renders those components); each address is one the app serves."""
     page = flask.get("/").get_data(as_text=True)
-    preloaded = re.findall(r'<link rel="preload" as="script" href="([^"]+)">', page)
+    preloaded = re.findall(r'<script async src="([^"]+)"></script>', page)
     assert sorted(p.rsplit("/", 1)[-1] for p in preloaded) == [
         "async-community.js", "async-datepicker.js", "async-dropdown.js"]
     for address in preloaded:

@@ -95,7 +95,7 @@ class Tab:
 
     def listed(self, status="open", process=None, service=None, sort="last_seen",
                wanted=None) -> dict:
-        return self.call("om-errors-grid.rowData", {
+        return self.call("om-errors-rows.data", {
             "om-tick.n_intervals": 1, "om-tabs.active_tab": "errors",
             "om-errors-status.value": status, "om-errors-process.value": process,
             "om-errors-service.value": service, "om-errors-sort.value": sort,
@@ -103,7 +103,7 @@ class Tab:
             changed="om-tick.n_intervals")
 
     def rows(self, **filters) -> list[dict]:
-        return self.listed(**filters)["om-errors-grid.rowData"]
+        return self.listed(**filters)["om-errors-rows.data"]
 
     def act(self, button: str, group: dict, n=None, zone=None, utc=False,
             headers=None) -> dict | None:
@@ -138,7 +138,7 @@ def test_the_calls_tab_is_the_default_and_the_errors_tab_is_hidden(store):
 def test_the_tab_lists_open_groups_with_counts_and_sparklines(store):
     tab = Tab(store)
     out = tab.listed()
-    rows = out["om-errors-grid.rowData"]
+    rows = out["om-errors-rows.data"]
     assert [r["process"].rsplit(".", 1)[-1] for r in rows] == ["route_order", "check_limit"]
     groups = by_process(rows)
     assert (groups["check_limit"]["count"], groups["route_order"]["count"]) == (5, 2)
@@ -153,9 +153,35 @@ def test_the_tab_lists_open_groups_with_counts_and_sparklines(store):
     assert [o["value"] for o in out["om-errors-service.options"]] == [SERVICE]
 
 
+def test_the_grid_is_not_in_the_page_until_the_tab_is_shown(store):
+    """The tab's grid is mounted (clientside) when the tab is first shown: a page opening
+    on the Calls tab does not create a second grid on its first render. list_groups
+    fills stores the grid is fed from, and runs again once the grid is mounted."""
+    from dash_ui.layout import errors_grid
+
+    app = Tab(store).app
+    with pytest.raises(KeyError):
+        app.layout["om-errors-grid"]
+    assert app.layout["om-errors-tab"]["om-errors-holder"].children is None
+    mount = [c for c in app._callback_list
+             if c["output"].startswith("..om-errors-holder.children...")]
+    assert len(mount) == 1 and mount[0].get("clientside_function")
+    assert [i["id"] for i in mount[0]["inputs"]] == ["om-tabs"]
+    assert json.dumps(errors_grid().to_plotly_json()) in "".join(app._inline_scripts)
+    assert app.validation_layout["om-errors-grid"].getRowId == "params.data.fingerprint"
+    feed = [c for c in app._callback_list
+            if c["output"] == "..om-errors-grid.rowData...om-errors-grid.selectedRows.."]
+    assert len(feed) == 1 and feed[0].get("clientside_function")
+    assert [i["id"] for i in feed[0]["inputs"]] == ["om-errors-rows", "om-errors-select"]
+    listing = next(spec for key, spec in app.callback_map.items()
+                   if key.startswith("..om-errors-rows.data..."))
+    assert {"id": "om-errors-mounted", "property": "data"} in \
+        [{k: i[k] for k in ("id", "property")} for i in listing["inputs"]]
+
+
 def test_a_hidden_tab_is_not_listed(store):
     tab = Tab(store)
-    assert tab.call("om-errors-grid.rowData", {
+    assert tab.call("om-errors-rows.data", {
         "om-tick.n_intervals": 1, "om-tabs.active_tab": "calls"},
         changed="om-tick.n_intervals") is None
 
@@ -297,11 +323,11 @@ def test_the_error_link_opens_the_tab_and_selects_the_group(store):
     assert tab.call("om-tabs.active_tab", {"om-url-tab.data": "?process=x"}) is None
     assert tab.call("om-tabs.active_tab", {"om-url-tab.data": "?error=nothex"}) is None
     out = tab.listed(status="all", wanted=fp)
-    assert out["om-errors-grid.selectedRows"] == {"ids": [fp]}
+    assert out["om-errors-select.data"] == {"ids": [fp]}
     assert out["om-error-wanted.data"] is None  # asked once
     # an unknown group is not selected, and still wanted (it may be written soon)
     out = tab.listed(status="all", wanted="e" * 32)
-    assert "om-errors-grid.selectedRows" not in out and "om-error-wanted.data" not in out
+    assert "om-errors-select.data" not in out and "om-error-wanted.data" not in out
 
 
 def test_the_selected_group_is_named():

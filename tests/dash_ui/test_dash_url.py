@@ -260,8 +260,17 @@ def test_on_load_the_server_answers_only_what_the_first_render_shows(dash_app):
                      for c in dash_app._callback_list
                      if not c.get("clientside_function")
                      and c.get("prevent_initial_call") in (None, False, "initial_duplicate"))
-    assert on_load == ["om-graph.elements", "om-recording.children",
-                       "om-ribbon.children", "om-url.search"]
+    # (the ribbon's badges, banners and recording banner: one request, one health read)
+    assert on_load == ["om-graph.elements", "om-ribbon.children", "om-url.search"]
+    # and in the browser, on load, only what the layout cannot say: the zone (and the
+    # UTC switch's times), the view and the column widths kept in the browser, the URL
+    # naming a tab. Each is a renderer cycle on the first render's path.
+    in_browser = sorted(c["output"].strip(".").split("...")[0].split("@")[0]
+                        for c in dash_app._callback_list if c.get("clientside_function")
+                        and c.get("prevent_initial_call") in (None, False,
+                                                              "initial_duplicate"))
+    assert in_browser == ["om-calls-holder.children", "om-grid.columnState",
+                          "om-rows-view.style", "om-url-tab.data", "om-zone.data"]
     tab_link = next(c for c in dash_app._callback_list
                     if c["output"].startswith("..om-tabs.active_tab"))
     assert [f"{i['id']}.{i['property']}" for i in tab_link["inputs"]] == ["om-url-tab.data"]

@@ -133,3 +133,37 @@ def test_bucket_columns_are_one_per_bound():
     assert len(ROLLUP_BUCKET_COLUMNS) == len(DURATION_BUCKETS_MS)
     assert rollups.ROLLUP_COLUMNS[6:] == ROLLUP_BUCKET_COLUMNS
     assert os.path.basename(rollups.__file__) == "rollups.py"
+
+
+def test_the_windows_services_are_read_from_the_rollups_exactly_at_its_edges(db_path):
+    """TraceQueries.services: the window's whole minutes from the rollups, the part of a
+    minute at its start from the calls; a service whose calls are all before the window,
+    even in the window's first minute, is not listed; the plan reads ranges, no scan."""
+    from exporters.queries import TraceQueries
+
+    store = SpanStore(db_path)
+    try:
+        ids = store.process_ids([ProcessEntry("app.a", "g1")])
+        now = (time.time_ns() // MINUTE_NS) * MINUTE_NS + 30 * 10**9  # 30 s into a minute
+        since = now - 10 * MINUTE_NS                                   # 30 s into one too
+        starts = {"before-window": since - 10**9,             # same minute, before it
+                  "window-first-minute": since + 10**9,       # same minute, in it
+                  "whole-minute": since + 5 * MINUTE_NS,       # read from the rollups
+                  "last-minute": now - 10**9}
+        spans = []
+        for i, (service, start) in enumerate(starts.items()):
+            spans += (i + 1, 700_000 + i, "%032x" % i, None, start, 1.0, ids["app.a"], "g1",
+                      service, "OK", "ok", None, None, 1, None)
+        spans += (9, 700_009, "%032x" % 9, None, since + 2 * 10**9, 1.0, ids["app.a"], "g1",
+                  None, "OK", "ok", None, None, 1, None)   # no service: not listed
+        store.insert_calls(spans, [])
+    finally:
+        store.close()
+    q = TraceQueries(db_path)
+    assert q.services(window_s=600, now_ns=now) == \
+        ["last-minute", "whole-minute", "window-first-minute"]
+    assert q.services(window_s=600 + 2, now_ns=now) == sorted(starts)
+    explained = q.explain_services()
+    assert "SEARCH spans USING INDEX spans_by_time (start_ns>? AND start_ns<?)" in explained
+    assert "SEARCH call_rollups USING PRIMARY KEY (minute>? AND minute<?)" in explained
+    assert "SCAN call_rollups" not in explained and "SCAN spans" not in explained

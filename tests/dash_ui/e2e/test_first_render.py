@@ -96,10 +96,11 @@ def test_the_hidden_calls_grid_asks_for_nothing_until_its_view_is_shown(
     open_ui(page, ui_url)          # the trace table's first rows
     requests.wait_for_tick(page)
     assert page.locator("#om-calls").count() == 0           # not created
+    assert page.locator("#om-errors-grid").count() == 0     # nor the Errors tab's grid
     assert requests.naming("om-calls") == []                # nor asked for a block
     # nor, on this load (its URL names no call, no tab), the drill-down, the tab link or
     # the hidden tabs (their tick requests aside)
-    for part in ("om-modal.is_open", "om-tabs.active_tab", "om-errors-grid.rowData",
+    for part in ("om-modal.is_open", "om-tabs.active_tab", "om-errors-rows.data",
                  "om-slos-body.children", "om-errors-selected.children"):
         assert requests.naming(part, ticks=False) == [], part
     shown = _show_calls(page)
@@ -130,3 +131,20 @@ def test_the_calls_view_kept_in_the_browser_mounts_its_grid_on_load(
     assert not page.locator("#om-calls").is_visible()
     assert [r["span_id"] for r in _show_calls(page)] == [r["span_id"] for r in first]
     assert page.locator("#om-calls").count() == 1
+
+
+def test_the_first_renders_chunks_come_with_the_bundles_not_after_the_layout(
+        page, ui_url):  # noqa: F811
+    """The grid's, the dropdowns' and the date picker's lazily loaded chunks are loaded
+    as scripts of the page itself (dash_ui.app FIRST_RENDER_CHUNKS), once each, before the
+    layout is asked for: when React first renders those components there is no chunk
+    left to fetch and run among the callbacks' answers."""
+    open_ui(page, ui_url)
+    entries = page.evaluate("""() => performance.getEntriesByType('resource').map(
+        e => ({name: e.name.split('?')[0], type: e.initiatorType, start: e.startTime}))""")
+    layout = [e["start"] for e in entries if e["name"].endswith("/_dash-layout")]
+    assert len(layout) == 1
+    for chunk in ("async-community.js", "async-dropdown.js", "async-datepicker.js"):
+        loaded = [e for e in entries if e["name"].endswith("/" + chunk)]
+        assert len(loaded) == 1, (chunk, loaded)
+        assert loaded[0]["type"] == "script" and loaded[0]["start"] < layout[0], loaded
