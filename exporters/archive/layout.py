@@ -1,7 +1,8 @@
 """The archive's layout: hive-style folders by hour of start time, deterministic file
 names (hour, writer id, first and last row id: a re-archive after a crash between writing
 and deleting overwrites the same file), and the manifest, a JSON-lines file listing each
-file written (the last line for a path wins)."""
+file written (the last line for a path wins; a line with ``"removed": true`` says the
+file was merged away by compaction, ``exporters.archive.compact``)."""
 from __future__ import annotations
 
 import calendar
@@ -55,12 +56,20 @@ class ArchiveLayout:
             f.flush()
             os.fsync(f.fileno())
 
-    def manifest(self) -> list[dict]:
-        """The files listed, one entry per path (the last line wins), by hour then path."""
+    def manifest(self, *, removed: bool = False) -> list[dict]:
+        """The files listed, one entry per path (the last line wins), by hour then path;
+        a path whose last line is a removal (``mark_removed``) is left out, or with
+        ``removed`` it is the only kind given."""
         entries: dict[str, dict] = {}
         for entry in self._lines():
             entries[entry["path"]] = entry
-        return sorted(entries.values(), key=lambda e: (e["hour_ns"], e["path"]))
+        return sorted((e for e in entries.values() if bool(e.get("removed")) == removed),
+                      key=lambda e: (e["hour_ns"], e["path"]))
+
+    def mark_removed(self, entry: dict) -> None:
+        """A line saying ``entry``'s file is gone (merged into another by compaction)."""
+        self.append_manifest({"path": entry["path"], "hour_ns": entry["hour_ns"],
+                              "writer": entry.get("writer"), "removed": True})
 
     def _lines(self) -> Iterator[dict]:
         try:
