@@ -51,8 +51,13 @@ class ArchiveLayout:
         """Append one line, fsynced (a torn last line is skipped when read)."""
         self.root.mkdir(parents=True, exist_ok=True)
         line = json.dumps(entry, sort_keys=True) + "\n"
-        with open(self.manifest_path, "a", encoding="utf-8") as f:
-            f.write(line)
+        with open(self.manifest_path, "a+b") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+                if f.read(1) != b"\n":
+                    line = "\n" + line  # after a torn line: never glued onto it
+            f.write(line.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 

@@ -462,3 +462,14 @@ def test_compaction_keeps_one_copy_of_a_call_archived_in_two_files(db_path, tmp_
     table = pq.read_table(tmp_path / mine[0]["path"])
     assert table.column("data_value").to_pylist() == [v for k in keys for v in (k, "None")]
     assert len(_files_of_hour(tmp_path, BASE_NS)) == 2  # w1's merged file, w2's
+
+
+def test_a_line_appended_after_a_torn_manifest_line_is_kept(tmp_path):
+    """A crash mid-append leaves a last line without its newline; the next line (a
+    compaction's merged file or removal, a batch's file) must not be glued onto it."""
+    layout = ArchiveLayout(tmp_path)
+    layout.append_manifest({"path": "a.parquet", "hour_ns": BASE_NS})
+    with open(layout.manifest_path, "a", encoding="utf-8") as f:
+        f.write('{"path": "b.parq')  # torn
+    layout.append_manifest({"path": "c.parquet", "hour_ns": BASE_NS})
+    assert [e["path"] for e in layout.manifest()] == ["a.parquet", "c.parquet"]
