@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .layout import HOUR_NS, ArchiveLayout
 from .writer import _fsync_dir, _schema, store_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Fault = Callable[[str], None]
 
@@ -51,7 +54,7 @@ def _compact_hour(layout: ArchiveLayout, writer_id: str, hour_ns: int, entries: 
 
     tables = [pq.read_table(layout.root / e["path"]).cast(_schema()) for e in entries]
     table = _without_duplicate_calls(tables)
-    # the reader's order: a call without data rows (seq NULL) is one row, first
+    # the reader's order (seq NULL, a call without data rows, before any seq)
     table = table.sort_by([("start_ns", "ascending"), ("span_id", "ascending"),
                            ("seq", "ascending", "at_start")])
     path = layout.file_path(hour_ns, writer_id, min(e["first_id"] for e in entries),
@@ -62,7 +65,7 @@ def _compact_hour(layout: ArchiveLayout, writer_id: str, hour_ns: int, entries: 
     done = 0
     target = str(path.relative_to(layout.root))
     for entry in entries:
-        if entry["path"] == target:  # the merged file took this name: it holds its calls
+        if entry["path"] == target:  # this batch's name is the merged file's: replaced
             continue
         layout.mark_removed(entry)
         fault("compact_removing")
@@ -72,7 +75,7 @@ def _compact_hour(layout: ArchiveLayout, writer_id: str, hour_ns: int, entries: 
     return done
 
 
-def _without_duplicate_calls(tables: list) -> object:
+def _without_duplicate_calls(tables: list[pa.Table]) -> pa.Table:
     """The tables concatenated, each call's rows taken from the first table holding it
     (a call archived twice after a crash is the same call)."""
     import pyarrow as pa
