@@ -126,6 +126,14 @@ def archive_run(calls: int, tmp: Path, *, archive: bool = True, size_cap: bool =
     print(f"archive: {len(entries)} files, {size / 2**20:.1f} MiB = "
           f"{size / 2**20 / (calls / 1e6):.1f} MiB per million calls, "
           f"{size / calls:.1f} bytes per call")
+    per_hour: dict[int, int] = {}
+    for e in entries:
+        per_hour[e["hour_ns"]] = per_hour.get(e["hour_ns"], 0) + 1
+    cut_off = now - worker.retention_ns
+    print("files per hour of start time: " + ", ".join(
+        f"{time.strftime('%H:00', time.gmtime(h // 10**9))} {n}"
+        + ("" if h + HOUR_NS <= cut_off else " (not complete: ends after the cut-off)")
+        for h, n in sorted(per_hour.items())))
     print(f"time to archive+purge: {took:.1f} s ({calls / took:,.0f} calls/s)")
     print(f"writer (100-call inserts meanwhile): {len(during)} inserts, longest "
           f"{max(during) * 1000:.1f} ms, p99 "

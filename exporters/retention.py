@@ -90,6 +90,7 @@ class RetentionWorker:
                     self.purged += self._archive_over_cap(store, now_ns)
                 finally:
                     self._note_archive_state(store, now_ns)
+            self._compact(now_ns - self.retention_ns)
             from .archive.layout import expire
             expire(self.archive_dir, now_ns - self.archive_retention_ns)
         self.purged += n
@@ -168,6 +169,24 @@ class RetentionWorker:
             deleted += store.delete_calls(ids)
             if len(ids) < self.archive_batch_calls:
                 return deleted
+
+    def _compact(self, cut_off_ns: int) -> None:
+        """One file per hour per writer: this pass archived every call that started
+        before ``cut_off_ns``, so the hours that ended by then are complete (a call of
+        such an hour that arrives late is archived to a new file, merged the next pass).
+        Only a local destination: with S3 a file leaves the spool as soon as it is
+        uploaded, so the bucket keeps one object per batch; holding an hour's batches in
+        the spool until the hour completes would fill the bounded spool (and make the hot
+        purge wait) with up to an hour of calls. Files only, no SQLite transaction; a
+        failure loses nothing (the batches stay as they are), so it is logged, not raised."""
+        if self.archive_target is not None:
+            return
+        from .archive.compact import compact
+        try:
+            compact(self.archive_dir, self.writer_id(), cut_off_ns, fault=_fault_point)
+        except Exception:
+            _log.warning("otel-monitor: archive compaction failed; the hour's batch files "
+                         "stay as they are", exc_info=True)
 
     def _archive_over_cap(self, store: SpanStore, now_ns: int) -> int:
         """Past the size cap, delete the oldest calls (by start), each batch archived

@@ -4,8 +4,10 @@ purge no longer deletes for good.
 
 - ``layout``: where a file goes (hive-style ``date=YYYY-MM-DD/hour=HH/``), its
   deterministic name, the manifest (JSON lines).
-- ``writer``: ``ArchiveWriter`` writes, fsyncs, renames and verifies one file per hour.
+- ``writer``: ``ArchiveWriter`` writes, fsyncs, renames and verifies a batch's file per hour.
 - ``reader``: ``read_calls`` reads them back (deduplicated by span id).
+- ``compact``: merges a writer's batch files of a complete hour into one (local
+  destination only).
 
 pyarrow is imported lazily (by ``writer``/``reader``), never by ``import otel_monitor``.
 """

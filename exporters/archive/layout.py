@@ -1,7 +1,8 @@
 """The archive's layout: hive-style folders by hour of start time, deterministic file
 names (hour, writer id, first and last row id: a re-archive after a crash between writing
 and deleting overwrites the same file), and the manifest, a JSON-lines file listing each
-file written (the last line for a path wins)."""
+file written (the last line for a path wins; a line with ``"removed": true`` says the
+file was merged away by compaction, ``exporters.archive.compact``)."""
 from __future__ import annotations
 
 import calendar
@@ -50,17 +51,30 @@ class ArchiveLayout:
         """Append one line, fsynced (a torn last line is skipped when read)."""
         self.root.mkdir(parents=True, exist_ok=True)
         line = json.dumps(entry, sort_keys=True) + "\n"
-        with open(self.manifest_path, "a", encoding="utf-8") as f:
-            f.write(line)
+        with open(self.manifest_path, "a+b") as f:
+            end = f.seek(0, os.SEEK_END)
+            if end:
+                f.seek(end - 1)
+                if f.read(1) != b"\n":
+                    line = "\n" + line  # after a torn line: never glued onto it
+            f.write(line.encode("utf-8"))
             f.flush()
             os.fsync(f.fileno())
 
-    def manifest(self) -> list[dict]:
-        """The files listed, one entry per path (the last line wins), by hour then path."""
+    def manifest(self, *, removed: bool = False) -> list[dict]:
+        """The files listed, one entry per path (the last line wins), by hour then path;
+        a path whose last line is a removal (``mark_removed``) is left out, or with
+        ``removed`` it is the only kind given."""
         entries: dict[str, dict] = {}
         for entry in self._lines():
             entries[entry["path"]] = entry
-        return sorted(entries.values(), key=lambda e: (e["hour_ns"], e["path"]))
+        return sorted((e for e in entries.values() if bool(e.get("removed")) == removed),
+                      key=lambda e: (e["hour_ns"], e["path"]))
+
+    def mark_removed(self, entry: dict) -> None:
+        """A line saying ``entry``'s file is gone (merged into another by compaction)."""
+        self.append_manifest({"path": entry["path"], "hour_ns": entry["hour_ns"],
+                              "writer": entry.get("writer"), "removed": True})
 
     def _lines(self) -> Iterator[dict]:
         try:

@@ -1,13 +1,14 @@
-"""Writes calls to the archive: one Parquet file per hour of start time (zstd, sorted by
-time), written under a temporary name, fsynced, renamed, then verified (size and sha256
-read back) and listed in the manifest. Only a verified file lets the purge delete its
-rows (``exporters.retention``)."""
+"""Writes calls to the archive: per batch, one Parquet file per hour of start time (zstd,
+sorted by time), written under a temporary name, fsynced, renamed, then verified (size
+and sha256 read back) and listed in the manifest. Only a verified file lets the purge
+delete its rows (``exporters.retention``). ``store_table`` is that protocol, shared with
+compaction (``compact``), which merges a complete hour's batch files into one."""
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .layout import COLUMNS, ArchiveLayout, hour_of
 
@@ -59,34 +60,50 @@ class ArchiveWriter:
 
     def _write_hour(self, hour_ns: int, rows: list[tuple]) -> dict:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         ids = [r[0] for r in rows]
         path = self.layout.file_path(hour_ns, self.writer_id, min(ids), max(ids))
-        path.parent.mkdir(parents=True, exist_ok=True)
         columns = list(zip(*rows))
         table = pa.Table.from_arrays(
             [pa.array(col, type=field.type) for col, field in zip(columns, _schema())],
             schema=_schema())
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                pq.write_table(table, f, compression="zstd")
-                f.flush()
-                os.fsync(f.fileno())
-            size, digest = tmp.stat().st_size, sha256_of(tmp)
-            os.replace(tmp, path)
-            _fsync_dir(path.parent)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise ArchiveError(f"archive file {path} not written: {exc}") from exc
-        if path.stat().st_size != size or sha256_of(path) != digest:
-            raise ArchiveError(f"archive file {path} did not verify")
-        starts = table.column("start_ns")
-        entry = {"path": str(path.relative_to(self.layout.root)), "hour_ns": hour_ns,
-                 "writer": self.writer_id, "rows": len(rows), "calls": len(set(ids)),
-                 "first_id": min(ids), "last_id": max(ids),
-                 "min_start_ns": starts[0].as_py(), "max_start_ns": starts[-1].as_py(),
-                 "size": size, "sha256": digest}
-        self.layout.append_manifest(entry)
-        return entry
+        return store_table(self.layout, path, table, hour_ns, self.writer_id)
+
+
+def store_table(layout: ArchiveLayout, path: Path, table, hour_ns: int, writer_id: str,
+                on_stored: Callable[[], None] | None = None) -> dict:
+    """Write ``table`` (sorted by start) to ``path`` durably: a temporary name, fsync,
+    rename, fsync of the folder, then size and sha256 verified; then its manifest line.
+    Returns the manifest entry; raises ``ArchiveError``. ``on_stored``: called between
+    the rename and the manifest line (a test's fault point)."""
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        size, digest = tmp.stat().st_size, sha256_of(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ArchiveError(f"archive file {path} not written: {exc}") from exc
+    if path.stat().st_size != size or sha256_of(path) != digest:
+        raise ArchiveError(f"archive file {path} did not verify")
+    if on_stored is not None:
+        on_stored()
+    import pyarrow.compute as pc
+
+    ids = pc.min_max(table.column("id"))
+    starts = table.column("start_ns")
+    entry = {"path": str(path.relative_to(layout.root)), "hour_ns": hour_ns,
+             "writer": writer_id, "rows": table.num_rows,
+             "calls": pc.count_distinct(table.column("id")).as_py(),
+             "first_id": ids["min"].as_py(), "last_id": ids["max"].as_py(),
+             "min_start_ns": starts[0].as_py(), "max_start_ns": starts[-1].as_py(),
+             "size": size, "sha256": digest}
+    layout.append_manifest(entry)
+    return entry

@@ -320,3 +320,156 @@ def test_an_archived_range_without_a_start_begins_at_the_archive_s_earliest(db_p
     queries.archive_dir = str(tmp_path / "archive")
     rows = queries.page(RowFilter(until_ns=BASE_NS + 2 * HOUR_NS, data="key"), limit=100).rows
     assert sorted(r["Data Value"] for r in rows) == sorted(old)
+
+
+# Compaction (issue 17): an hour archived in several batches becomes one file per writer
+# once no call of that hour can still be archived (the hour ended before this pass's cut-off).
+
+def _files_of_hour(archive: Path, hour_ns: int) -> list[Path]:
+    return sorted(ArchiveLayout(archive).hour_dir(hour_ns).glob("*.parquet"))
+
+
+def _keys_read(archive: Path, start_ns: int, end_ns: int) -> list[str]:
+    return [r["data_value"] for r in read_calls(archive, start_ns, end_ns) if r["data"] == "key"]
+
+
+def _batched_worker(db_path: str, archive: Path) -> RetentionWorker:
+    return RetentionWorker(db_path, archive_dir=str(archive), archive_batch_calls=7)
+
+
+def test_a_complete_hour_archived_in_batches_is_compacted_to_one_file_per_writer(
+        db_path, tmp_path):
+    store = SpanStore(db_path)
+    try:  # 30 calls in hour 0 (5 batches of 7), 20 in hour 2, one every 3 min
+        hour0 = insert_calls(store, [BASE_NS + i * 100 * 10**9 for i in range(30)],
+                             args=(("n", "1"),))
+        hour2 = insert_calls(store, [BASE_NS + 2 * HOUR_NS + i * 180 * 10**9
+                                     for i in range(20)])
+    finally:
+        store.close()
+    archive = tmp_path / "archive"
+    # another writer's file in hour 0 (another host, the same directory): never touched
+    from exporters.archive.writer import ArchiveWriter
+    other_store = SpanStore(str(tmp_path / "other.db"))
+    try:
+        insert_calls(other_store, [BASE_NS + 5], key_prefix="other")
+        other_rows = other_store.archive_rows(BASE_NS + HOUR_NS, 10)
+    finally:
+        other_store.close()
+    other = ArchiveWriter(archive, "otherhost1").write(other_rows)[0]
+
+    worker = _batched_worker(db_path, archive)
+    store = SpanStore(db_path)
+    try:  # cut-off 2 h 30 min: hour 0 complete, hour 2 archived up to its middle only
+        worker.run_once(store, now_ns=BASE_NS + 8 * HOUR_NS + HOUR_NS // 2)
+        mine = [p for p in _files_of_hour(archive, BASE_NS)
+                if p.name.startswith(worker.writer_id())]
+        assert len(mine) == 1
+        assert (archive / other["path"]).exists()
+        # its first 10 calls, in batches of 7 and 3: not complete, left as they are
+        assert len(_files_of_hour(archive, BASE_NS + 2 * HOUR_NS)) == 2
+        # the next pass archives the rest of hour 2, which is then complete
+        worker.run_once(store, now_ns=BASE_NS + 9 * HOUR_NS)
+    finally:
+        store.close()
+    assert len(_files_of_hour(archive, BASE_NS + 2 * HOUR_NS)) == 1
+    assert len(_files_of_hour(archive, BASE_NS)) == 2  # mine and the other writer's
+    manifest = ArchiveLayout(archive).manifest()
+    assert sorted(e["path"] for e in manifest) == sorted(
+        str(p.relative_to(archive)) for p in archive.rglob("*.parquet"))
+    for entry in manifest:
+        path = archive / entry["path"]
+        assert path.stat().st_size == entry["size"] and sha256_of(path) == entry["sha256"]
+    merged = [e for e in manifest if e["writer"] == worker.writer_id()]
+    assert [(e["calls"], e["rows"]) for e in merged] == [(30, 90), (20, 40)]
+    # every call read back exactly once, in time order (the other writer's too)
+    other_key = other_rows[0][-1]  # its INPUT key, seq 0
+    assert _keys_read(archive, BASE_NS, BASE_NS + 3 * HOUR_NS) == \
+        hour0[:1] + [other_key] + hour0[1:] + hour2
+    # the merged file is sorted by start time then span id, zstd
+    import pyarrow.parquet as pq
+    table = pq.read_table(archive / merged[0]["path"])
+    starts = table.column("start_ns").to_pylist()
+    assert starts == sorted(starts)
+    assert pq.ParquetFile(archive / merged[0]["path"]).metadata.row_group(0).column(0) \
+        .compression == "ZSTD"
+
+
+_COMPACT_CHILD = textwrap.dedent("""
+    import sys
+    from exporters import SpanStore
+    from exporters.retention import RetentionWorker
+    db, archive, now = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    store = SpanStore(db)
+    RetentionWorker(db, archive_dir=archive, archive_batch_calls=7).run_once(store, now_ns=now)
+    store.close()
+""")
+
+
+@pytest.mark.parametrize("step", ["compact_stored", "compacted", "compact_removing"])
+def test_kill_9_during_compaction_loses_and_duplicates_nothing(db_path, tmp_path, step):
+    """Killed after the merged file is stored but not listed, after it is listed, or
+    after the first batch file's removal line but before its unlink: every call is read
+    back once meanwhile, and the next pass ends with one listed file for the hour."""
+    store = SpanStore(db_path)
+    try:
+        old = insert_calls(store, [BASE_NS + i * 100 * 10**9 for i in range(30)])
+    finally:
+        store.close()
+    archive, marker = tmp_path / "archive", tmp_path / "stopped"
+
+    def child(env: dict) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", _COMPACT_CHILD, db_path, str(archive),
+                                 str(BASE_NS + 8 * HOUR_NS)], env=env)
+
+    env = dict(os.environ, OTEL_MONITOR_ARCHIVE_FAULT=f"{step}:{marker}")
+    _kill_at_fault_point(child(env), marker)
+    assert scalar(db_path, "SELECT count(*) FROM spans") == 0  # archived, then deleted
+    assert len(_files_of_hour(archive, BASE_NS)) >= 5  # the 5 batches (or 4) and the merge
+    assert _keys_read(archive, BASE_NS, BASE_NS + HOUR_NS) == old
+    assert all((archive / e["path"]).exists() for e in ArchiveLayout(archive).manifest())
+
+    env.pop("OTEL_MONITOR_ARCHIVE_FAULT")
+    assert child(env).wait(timeout=120) == 0
+    files = _files_of_hour(archive, BASE_NS)
+    assert len(files) == 1 and not list(archive.rglob("*.tmp*"))
+    [entry] = ArchiveLayout(archive).manifest()
+    assert archive / entry["path"] == files[0] and entry["calls"] == 30
+    assert files[0].stat().st_size == entry["size"] and sha256_of(files[0]) == entry["sha256"]
+    assert _keys_read(archive, BASE_NS, BASE_NS + HOUR_NS) == old
+
+
+def test_compaction_keeps_one_copy_of_a_call_archived_in_two_files(db_path, tmp_path):
+    """A batch re-archived under another name after a crash (more calls were due the
+    second time): the merged file holds each call's rows once, from one file."""
+    from exporters.archive.compact import compact
+    from exporters.archive.writer import ArchiveWriter
+    store = SpanStore(db_path)
+    try:
+        keys = insert_calls(store, [BASE_NS + 1, BASE_NS + 2, BASE_NS + 3])
+        rows = store.archive_rows(BASE_NS + HOUR_NS, 10)
+    finally:
+        store.close()
+    writer = ArchiveWriter(tmp_path, "w1")
+    writer.write(rows[:4])  # the first two calls
+    writer.write(rows)  # all three: another name
+    ArchiveWriter(tmp_path, "w2").write(rows[:2])  # another writer's: left alone
+    assert compact(tmp_path, "w1", BASE_NS + HOUR_NS - 1) == 0  # the hour not over yet
+    assert compact(tmp_path, "w1", BASE_NS + HOUR_NS) == 1
+    mine = [e for e in ArchiveLayout(tmp_path).manifest() if e["writer"] == "w1"]
+    assert [(e["calls"], e["rows"]) for e in mine] == [(3, 6)]
+    import pyarrow.parquet as pq
+    table = pq.read_table(tmp_path / mine[0]["path"])
+    assert table.column("data_value").to_pylist() == [v for k in keys for v in (k, "None")]
+    assert len(_files_of_hour(tmp_path, BASE_NS)) == 2  # w1's merged file, w2's
+
+
+def test_a_line_appended_after_a_torn_manifest_line_is_kept(tmp_path):
+    """A crash mid-append leaves a last line without its newline; the next line (a
+    compaction's merged file or removal, a batch's file) must not be glued onto it."""
+    layout = ArchiveLayout(tmp_path)
+    layout.append_manifest({"path": "a.parquet", "hour_ns": BASE_NS})
+    with open(layout.manifest_path, "a", encoding="utf-8") as f:
+        f.write('{"path": "b.parq')  # torn
+    layout.append_manifest({"path": "c.parquet", "hour_ns": BASE_NS})
+    assert [e["path"] for e in layout.manifest()] == ["a.parquet", "c.parquet"]

@@ -247,3 +247,52 @@ def test_the_readme_s_bucket_lifecycle_rule_is_valid_and_covers_the_archive(db_p
     _purge(_worker(db_path, tmp_path / "spool", target), db_path, BASE_NS + 8 * HOUR_NS)
     keys = [path.split("/", 1)[1] for path in _objects(target)]  # without the bucket
     assert keys and all(k.startswith(rule["Filter"]["Prefix"]) for k in keys)
+
+
+def test_with_a_bucket_each_batch_stays_its_own_object(db_path, tmp_path, moto):
+    """Compaction is for a local archive only (exporters.retention._compact says why):
+    with a bucket each batch is uploaded and leaves the spool at once, and stays one
+    object; every call is still read back once."""
+    old = _insert(db_path, [BASE_NS + i * 100 * 10**9 for i in range(20)])
+    target = _target(moto)
+    worker = _worker(db_path, tmp_path / "spool", target, archive_batch_calls=7)
+    assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)
+    assert len(_objects(target)) == 3 and spool_bytes(tmp_path / "spool") == 0
+    _purge(worker, db_path, BASE_NS + 9 * HOUR_NS)  # the hour long complete: still 3
+    assert len(_objects(target)) == 3
+    assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + HOUR_NS) == old
+
+
+def test_a_batch_file_marked_removed_is_never_uploaded(db_path, tmp_path, moto):
+    """Compaction stopped (a crash) after a batch file's removal line, before its unlink,
+    in a directory that becomes a spool (archive_url set later): the upload reads the
+    manifest's removal lines and sends the merged file only."""
+    from exporters.archive.compact import compact
+    from exporters.archive.layout import ArchiveLayout
+    from exporters.archive.remote import upload_pending
+    from exporters.archive.writer import ArchiveWriter
+    old = _insert(db_path, [BASE_NS + i * 100 * 10**9 for i in range(20)])
+    store = SpanStore(db_path)
+    try:
+        rows = store.archive_rows(BASE_NS + HOUR_NS, 100)
+    finally:
+        store.close()
+    spool = tmp_path / "spool"
+    for offset in range(0, len(rows), 14):  # 7 calls (2 rows each) a batch
+        ArchiveWriter(spool, "w1").write(rows[offset:offset + 14])
+
+    class Crash(Exception):
+        pass
+
+    def crash_at(step: str) -> None:
+        if step == "compact_removing":
+            raise Crash(step)
+
+    with pytest.raises(Crash):
+        compact(spool, "w1", BASE_NS + HOUR_NS, fault=crash_at)
+    assert len(list(spool.rglob("*.parquet"))) == 4  # 3 batches (one marked removed), merged
+    assert len(ArchiveLayout(spool).manifest()) == 3
+    target = _target(moto)
+    assert upload_pending(spool, target) == 3  # not the removed one
+    assert len(_objects(target)) == 3
+    assert _keys(spool, target, BASE_NS, BASE_NS + HOUR_NS) == old
