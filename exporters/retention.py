@@ -174,16 +174,22 @@ class RetentionWorker:
         """One file per hour per writer: this pass archived every call that started
         before ``cut_off_ns``, so the hours that ended by then are complete (a call of
         such an hour that arrives late is archived to a new file, merged the next pass).
-        Only a local destination: with S3 a file leaves the spool as soon as it is
-        uploaded, so the bucket keeps one object per batch; holding an hour's batches in
-        the spool until the hour completes would fill the bounded spool (and make the hot
-        purge wait) with up to an hour of calls. Files only, no SQLite transaction; a
-        failure loses nothing (the batches stay as they are), so it is logged, not raised."""
-        if self.archive_target is not None:
-            return
-        from .archive.compact import compact
+        With S3 the bucket's objects are compacted after their upload (``compact_remote``):
+        a file leaves the spool as soon as it is uploaded, since holding an hour's batches
+        there until the hour completes would fill the bounded spool (and make the hot purge
+        wait). Runs after the purge, files and objects only, no SQLite transaction; a
+        failure loses nothing (the batches stay as they are, the next pass resumes), so it
+        is logged, not raised; an unreachable bucket skips it for this pass."""
+        from .archive.compact import compact, compact_remote
         try:
-            compact(self.archive_dir, self.writer_id(), cut_off_ns, fault=_fault_point)
+            if self.archive_target is None:
+                compact(self.archive_dir, self.writer_id(), cut_off_ns, fault=_fault_point)
+            else:
+                compact_remote(self.archive_dir, self.archive_target, self.writer_id(),
+                               cut_off_ns, fault=_fault_point)
+        except OSError as exc:  # the bucket is down (or the disk): the next pass resumes
+            _log.warning("otel-monitor: archive compaction skipped this pass: %s",
+                         type(exc).__name__)
         except Exception:
             _log.warning("otel-monitor: archive compaction failed; the hour's batch files "
                          "stay as they are", exc_info=True)

@@ -7,7 +7,7 @@ purge no longer deletes for good.
 - ``writer``: ``ArchiveWriter`` writes, fsyncs, renames and verifies a batch's file per hour.
 - ``reader``: ``read_calls`` reads them back (deduplicated by span id).
 - ``compact``: merges a writer's batch files of a complete hour into one (local
-  destination only).
+  files; ``compact_remote``: the objects of an S3 destination).
 
 pyarrow is imported lazily (by ``writer``/``reader``), never by ``import otel_monitor``.
 """

@@ -79,23 +79,28 @@ def upload_pending(root: str | Path, target: S3Target, fs=None) -> int:
     fs = fs or target.filesystem()
     done = 0
     for entry in layout.manifest():
-        local = layout.root / entry["path"]
-        if not local.exists():
-            continue  # uploaded already, or expired
-        key = f"{target.base}/{entry['path']}"
-        with open(local, "rb") as src, fs.open_output_stream(key) as out:
-            for block in iter(lambda: src.read(1 << 20), b""):
-                out.write(block)
-        info = fs.get_file_info(key)
-        digest = hashlib.sha256()
-        with fs.open_input_stream(key) as back:
-            for block in iter(lambda: back.read(1 << 20), b""):
-                digest.update(block)
-        if info.size != entry["size"] or digest.hexdigest() != entry["sha256"]:
-            raise OSError(f"archive object {key} did not verify; the local file stays")
-        local.unlink()
-        done += 1
+        if (layout.root / entry["path"]).exists():  # else uploaded already, or expired
+            upload_file(layout, entry, target, fs)
+            done += 1
     return done
+
+
+def upload_file(layout: ArchiveLayout, entry: dict, target: S3Target, fs) -> None:
+    """Upload the spooled file of manifest ``entry``, verify the object (size, sha256 read
+    back), then delete the local copy; raises OSError (the file stays) otherwise."""
+    local = layout.root / entry["path"]
+    key = f"{target.base}/{entry['path']}"
+    with open(local, "rb") as src, fs.open_output_stream(key) as out:
+        for block in iter(lambda: src.read(1 << 20), b""):
+            out.write(block)
+    info = fs.get_file_info(key)
+    digest = hashlib.sha256()
+    with fs.open_input_stream(key) as back:
+        for block in iter(lambda: back.read(1 << 20), b""):
+            digest.update(block)
+    if info.size != entry["size"] or digest.hexdigest() != entry["sha256"]:
+        raise OSError(f"archive object {key} did not verify; the local file stays")
+    local.unlink()
 
 
 def expire_remote(target: S3Target, before_ns: int, fs=None) -> int:
@@ -141,3 +146,27 @@ def remote_hour_files(target: S3Target, fs, from_ns: int, to_ns: int) -> list[st
                 files.append(info.path)
         hour += HOUR_NS
     return sorted(files)
+
+
+def writer_objects(target: S3Target, fs, writer_id: str) -> dict[int, list[str]]:
+    """``writer_id``'s objects by hour of start time (one recursive listing of the
+    bucket's prefix; another writer's objects are left out)."""
+    import calendar
+    import time
+
+    import pyarrow.fs as pafs
+
+    by_hour: dict[int, list[str]] = {}
+    for info in fs.get_file_info(pafs.FileSelector(target.base, recursive=True,
+                                                   allow_not_found=True)):
+        parts = info.path[len(target.base) + 1:].split("/")
+        if (info.type != pafs.FileType.File or len(parts) != 3
+                or not parts[2].startswith(f"{writer_id}-") or not parts[2].endswith(".parquet")
+                or not parts[0].startswith("date=") or not parts[1].startswith("hour=")):
+            continue
+        try:
+            t = time.strptime(f"{parts[0][5:]} {parts[1][5:]}", "%Y-%m-%d %H")
+        except ValueError:
+            continue
+        by_hour.setdefault(int(calendar.timegm(t)) * 10**9, []).append(info.path)
+    return {hour: sorted(keys) for hour, keys in by_hour.items()}

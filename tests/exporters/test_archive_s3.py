@@ -249,17 +249,15 @@ def test_the_readme_s_bucket_lifecycle_rule_is_valid_and_covers_the_archive(db_p
     assert keys and all(k.startswith(rule["Filter"]["Prefix"]) for k in keys)
 
 
-def test_with_a_bucket_each_batch_stays_its_own_object(db_path, tmp_path, moto):
-    """Compaction is for a local archive only (exporters.retention._compact says why):
-    with a bucket each batch is uploaded and leaves the spool at once, and stays one
-    object; every call is still read back once."""
+def test_with_a_bucket_a_complete_hour_s_batches_become_one_object(db_path, tmp_path, moto):
+    """Each batch is uploaded and leaves the spool at once; the same pass then compacts
+    the complete hour in the bucket (exporters.archive.compact.compact_remote; its steps
+    and faults: test_archive_compact_s3.py). Every call is read back once."""
     old = _insert(db_path, [BASE_NS + i * 100 * 10**9 for i in range(20)])
     target = _target(moto)
     worker = _worker(db_path, tmp_path / "spool", target, archive_batch_calls=7)
-    assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)
-    assert len(_objects(target)) == 3 and spool_bytes(tmp_path / "spool") == 0
-    _purge(worker, db_path, BASE_NS + 9 * HOUR_NS)  # the hour long complete: still 3
-    assert len(_objects(target)) == 3
+    assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)  # 3 batches
+    assert len(_objects(target)) == 1 and spool_bytes(tmp_path / "spool") == 0
     assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + HOUR_NS) == old
 
 
