@@ -160,25 +160,26 @@ class TraceQueries:
 
     def count_rows(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
         """(rows matching, exact?): counting stops at ``cap``, so it stays fast."""
+        from . import archived
+        return self._count(f, cap, archived.archived_rows, pages.count_rows)
+
+    def _count(self, f: RowFilter, cap: int, cold_items: Callable[..., list],
+               hot_count: Callable[..., tuple[int, bool]]) -> tuple[int, bool]:
+        """(matching, exact?) of one view: from the archive (``cold_items``) for the part
+        of the range before the hot store's oldest call, from the store (``hot_count``)
+        for the rest. The two parts are disjoint in time, so nothing counts twice."""
         if self._archived(f):
-            from . import archived
-            n = len(archived.archived_rows(self.archive_dir, f, f.until_ns,
-                                           self.archive_target))
+            n = len(cold_items(self.archive_dir, f, f.until_ns, self.archive_target))
             return min(n, cap), n <= cap
         oldest = self._straddled(f)
-        if oldest is not None:
-            # the two parts are disjoint in time (the archive's before the store's oldest
-            # call), so no call counts twice
-            import dataclasses
+        if oldest is None:
+            return hot_count(self.db, f, cap)
+        import dataclasses
 
-            from . import archived
-            cold = len(archived.archived_rows(self.archive_dir, f, oldest,
-                                              self.archive_target))
-            hot, exact = pages.count_rows(self.db, dataclasses.replace(f, since_ns=oldest),
-                                          cap)
-            n = cold + hot
-            return min(n, cap), exact and n <= cap
-        return pages.count_rows(self.db, f, cap)
+        cold = len(cold_items(self.archive_dir, f, oldest, self.archive_target))
+        hot, exact = hot_count(self.db, dataclasses.replace(f, since_ns=oldest), cap)
+        n = cold + hot
+        return min(n, cap), exact and n <= cap
 
     def explain_count(self, f: RowFilter) -> str:
         return pages.explain_count(self.db, f)
@@ -203,23 +204,8 @@ class TraceQueries:
         return callpage.call_page(self.db, f, sort=sort, offset=offset, limit=limit)
 
     def count_calls(self, f: RowFilter, cap: int = COUNT_CAP) -> tuple[int, bool]:
-        if self._archived(f):
-            from . import archived
-            n = len(archived.archived_calls(self.archive_dir, f, f.until_ns,
-                                            self.archive_target))
-            return min(n, cap), n <= cap
-        oldest = self._straddled(f)
-        if oldest is not None:  # disjoint in time, as in count_rows
-            import dataclasses
-
-            from . import archived
-            cold = len(archived.archived_calls(self.archive_dir, f, oldest,
-                                               self.archive_target))
-            hot, exact = callpage.count_calls(self.db, dataclasses.replace(f, since_ns=oldest),
-                                              cap)
-            n = cold + hot
-            return min(n, cap), exact and n <= cap
-        return callpage.count_calls(self.db, f, cap)
+        from . import archived
+        return self._count(f, cap, archived.archived_calls, callpage.count_calls)
 
     def explain_calls(self, f: RowFilter, sort: str = "-timestamp") -> str:
         """The calls page's index walk."""
