@@ -31,6 +31,13 @@ class Moto:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def archive_target(self):
+        """The archive's destination in this server's bucket (a 1 s timeout: an outage
+        is seen fast)."""
+        from exporters.archive.remote import S3Target
+        return S3Target.from_url(f"s3://{BUCKET}/otel/archive", endpoint=self.endpoint,
+                                 timeout_s=1.0)
+
     def filesystem(self):
         import pyarrow.fs as pafs
         return pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{self.port}", scheme="http",

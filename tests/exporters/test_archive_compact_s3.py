@@ -20,14 +20,12 @@ from exporters.archive.remote import S3Target, spool_bytes, upload_pending
 from exporters.archive.writer import ArchiveWriter
 from exporters.retention import RetentionWorker
 from exporter_helpers import insert_calls
-from moto_s3 import Moto, moto  # noqa: F401 (moto: the fixture)
+from moto_s3 import moto  # noqa: F401 (moto: the fixture)
 
 HOUR_NS = 3600 * 10**9
 BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS
 
 
-def _target(moto: Moto) -> S3Target:
-    return S3Target.from_url("s3://cold/otel/archive", endpoint=moto.endpoint, timeout_s=1.0)
 
 
 def _objects(target: S3Target, hour_ns: int, writer: str | None = None) -> list[str]:
@@ -70,7 +68,7 @@ def batched(db_path, tmp_path, moto):
         store.delete_calls(sorted({r[0] for r in rows}))  # archived: the pass has none left
     finally:
         store.close()
-    spool, target = tmp_path / "spool", _target(moto)
+    spool, target = tmp_path / "spool", moto.archive_target()
     worker = RetentionWorker(db_path, archive_dir=str(spool), archive_target=target,
                              archive_batch_calls=7)
     me = worker.writer_id()

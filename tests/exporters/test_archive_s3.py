@@ -19,14 +19,12 @@ from exporters.archive.reader import read_calls
 from exporters.archive.remote import S3Target, spool_bytes
 from exporters.retention import RetentionWorker
 from exporter_helpers import insert_calls, scalar
-from moto_s3 import SECRET, Moto, moto  # noqa: F401 (moto: the fixture)
+from moto_s3 import SECRET, moto  # noqa: F401 (moto: the fixture)
 
 HOUR_NS = 3600 * 10**9
 BASE_NS = 1_700_000_000 * 10**9 - (1_700_000_000 * 10**9) % HOUR_NS
 
 
-def _target(moto: Moto) -> S3Target:
-    return S3Target.from_url("s3://cold/otel/archive", endpoint=moto.endpoint, timeout_s=1.0)
 
 
 def _worker(db_path, spool, target, **kw) -> RetentionWorker:
@@ -56,7 +54,7 @@ def _keys(spool, target, start, end) -> list[str]:
 
 def test_calls_are_uploaded_verified_purged_and_found_again(db_path, tmp_path, moto, caplog):
     old = _insert(db_path, [BASE_NS + i * 60 * 10**9 for i in range(90)])  # 1.5 hours
-    target = _target(moto)
+    target = moto.archive_target()
     worker = _worker(db_path, tmp_path / "spool", target)
     with caplog.at_level(logging.DEBUG):
         assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)
@@ -76,7 +74,7 @@ def test_calls_are_uploaded_verified_purged_and_found_again(db_path, tmp_path, m
 
 def test_a_full_spool_makes_the_purge_wait(db_path, tmp_path, moto):
     first = _insert(db_path, [BASE_NS + i for i in range(20)])
-    target = _target(moto)
+    target = moto.archive_target()
     spool = tmp_path / "spool"
     worker = _worker(db_path, spool, target, archive_spool_max_bytes=1)
     moto.stop()
@@ -93,7 +91,7 @@ def test_a_full_spool_makes_the_purge_wait(db_path, tmp_path, moto):
 def test_objects_past_the_archive_retention_are_deleted(db_path, tmp_path, moto):
     old = _insert(db_path, [BASE_NS + i for i in range(5)])
     newer = _insert(db_path, [BASE_NS + 3 * HOUR_NS + i for i in range(5)])
-    target = _target(moto)
+    target = moto.archive_target()
     worker = _worker(db_path, tmp_path / "spool", target, archive_retention_days=1)
     _purge(worker, db_path, BASE_NS + 12 * HOUR_NS)
     assert _keys(tmp_path / "spool", target, BASE_NS, BASE_NS + 4 * HOUR_NS) == old + newer
@@ -113,7 +111,7 @@ def test_objects_are_kept_30_days_by_default_then_deleted(db_path, tmp_path, mot
     on the bucket's own listing."""
     _insert(db_path, [BASE_NS + i for i in range(5)])
     _insert(db_path, [BASE_NS + 3 * HOUR_NS + i for i in range(5)])
-    target = _target(moto)
+    target = moto.archive_target()
     worker = _worker(db_path, tmp_path / "spool", target)  # the default: 30 days
     _purge(worker, db_path, BASE_NS + 10 * HOUR_NS)
     uploaded = _objects(target)
@@ -130,7 +128,7 @@ def test_trace_queries_read_the_bucket(db_path, tmp_path, moto):
     from exporters.queries import RowFilter, TraceQueries
     old = _insert(db_path, [BASE_NS + i * 10**9 for i in range(30)])
     hot = _insert(db_path, [BASE_NS + 7 * HOUR_NS])
-    target = _target(moto)
+    target = moto.archive_target()
     _purge(_worker(db_path, tmp_path / "spool", target), db_path, BASE_NS + 8 * HOUR_NS)
     assert spool_bytes(tmp_path / "spool") == 0  # all in the bucket
     queries = TraceQueries(db_path)
@@ -148,7 +146,7 @@ def test_the_store_s_health_figures_say_the_archive_is_behind(db_path, tmp_path,
     from exporters.database import Database
     from exporters.self_health import store_figures
     _insert(db_path, [BASE_NS + i for i in range(10)])
-    worker = _worker(db_path, tmp_path / "spool", _target(moto))
+    worker = _worker(db_path, tmp_path / "spool", moto.archive_target())
     moto.stop()
     _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
     db = Database(db_path, readonly=True)
@@ -183,7 +181,7 @@ def test_size_cap_deletions_wait_in_the_spool_or_are_counted_lost(db_path, tmp_p
     the cap deletes anyway and counts every call it could not archive."""
     young = BASE_NS + 5 * HOUR_NS  # inside the 6 h window at BASE_NS + 8 h
     before = _padded(db_path, [young + i * 10**9 for i in range(2000)])
-    target, spool = _target(moto), tmp_path / "spool"
+    target, spool = moto.archive_target(), tmp_path / "spool"
     worker = _worker(db_path, spool, target, max_bytes=200_000)
     moto.stop()
     _purge(worker, db_path, BASE_NS + 8 * HOUR_NS)
@@ -243,7 +241,7 @@ def test_the_readme_s_bucket_lifecycle_rule_is_valid_and_covers_the_archive(db_p
         assert rule["Expiration"]["Days"] == load_settings({}).archive_retention_days == 30
 
     _insert(db_path, [BASE_NS + i * 10**9 for i in range(10)])
-    target = _target(moto)
+    target = moto.archive_target()
     _purge(_worker(db_path, tmp_path / "spool", target), db_path, BASE_NS + 8 * HOUR_NS)
     keys = [path.split("/", 1)[1] for path in _objects(target)]  # without the bucket
     assert keys and all(k.startswith(rule["Filter"]["Prefix"]) for k in keys)
@@ -254,7 +252,7 @@ def test_with_a_bucket_a_complete_hour_s_batches_become_one_object(db_path, tmp_
     the complete hour in the bucket (exporters.archive.compact.compact_remote; its steps
     and faults: test_archive_compact_s3.py). Every call is read back once."""
     old = _insert(db_path, [BASE_NS + i * 100 * 10**9 for i in range(20)])
-    target = _target(moto)
+    target = moto.archive_target()
     worker = _worker(db_path, tmp_path / "spool", target, archive_batch_calls=7)
     assert _purge(worker, db_path, BASE_NS + 8 * HOUR_NS) == len(old)  # 3 batches
     assert len(_objects(target)) == 1 and spool_bytes(tmp_path / "spool") == 0
@@ -290,7 +288,7 @@ def test_a_batch_file_marked_removed_is_never_uploaded(db_path, tmp_path, moto):
         compact(spool, "w1", BASE_NS + HOUR_NS, fault=crash_at)
     assert len(list(spool.rglob("*.parquet"))) == 4  # 3 batches (one marked removed), merged
     assert len(ArchiveLayout(spool).manifest()) == 3
-    target = _target(moto)
+    target = moto.archive_target()
     assert upload_pending(spool, target) == 3  # not the removed one
     assert len(_objects(target)) == 3
     assert _keys(spool, target, BASE_NS, BASE_NS + HOUR_NS) == old
