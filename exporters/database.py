@@ -71,14 +71,14 @@ class Database:
         try:
             self._prepare()
         except (StoreBusy, StoreFull, SchemaError):
-            self._drop()
+            self.close()
             raise
         except StoreError as exc:  # anything else SQLite says of the file on opening
-            self._drop()
+            self.close()
             raise SchemaError(f"{self.path}: cannot open as an otel-monitor store: "
                               f"{exc.__cause__ or exc}") from exc.__cause__
         except BaseException:
-            self._drop()
+            self.close()
             raise
         self._max_params = self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
@@ -153,12 +153,6 @@ class Database:
 
     def close(self) -> None:
         with _GATE:  # (both in one step: a fork between them would leave it open)
-            self._closed = True
-            self._conn.close()
-
-    def _drop(self) -> None:
-        """Close a connection that failed to open as a store."""
-        with _GATE:
             self._closed = True
             self._conn.close()
 
