@@ -118,13 +118,18 @@ def test_a_complete_hour_s_objects_become_one_per_writer(batched):
     assert compact_remote(spool, target, worker.writer_id(), CUT_OFF) == 0  # done
 
 
-def test_the_retention_pass_compacts_the_bucket(batched, db_path):
-    worker, spool, target, ids, hour2, other = batched
+
+def _retention_pass(worker: RetentionWorker, db_path: str) -> None:
+    """One pass of ``worker`` after the cut-off: every batch's hour but the last complete."""
     store = SpanStore(db_path)
     try:
         worker.run_once(store, now_ns=CUT_OFF + worker.retention_ns)
     finally:
         store.close()
+
+def test_the_retention_pass_compacts_the_bucket(batched, db_path):
+    worker, spool, target, ids, hour2, other = batched
+    _retention_pass(worker, db_path)
     _check_compacted(*batched)
 
 
@@ -162,18 +167,10 @@ def test_the_bucket_down_during_compaction_loses_nothing(batched, moto, db_path,
     with pytest.raises(OSError):
         compact_remote(spool, target, worker.writer_id(), CUT_OFF, fault=stop_bucket)
     # the pass with the bucket down: compaction skipped, logged, never raised
-    store = SpanStore(db_path)
-    try:
-        with caplog.at_level(logging.WARNING, logger="otel_monitor"):
-            worker.run_once(store, now_ns=CUT_OFF + worker.retention_ns)
-    finally:
-        store.close()
+    with caplog.at_level(logging.WARNING, logger="otel_monitor"):
+        _retention_pass(worker, db_path)
     assert "archive compaction skipped" in caplog.text
     moto.start()
     assert sorted(set(_span_ids(spool, target, BASE_NS, BASE_NS + HOUR_NS))) == ids
-    store = SpanStore(db_path)
-    try:
-        worker.run_once(store, now_ns=CUT_OFF + worker.retention_ns)
-    finally:
-        store.close()
+    _retention_pass(worker, db_path)
     _check_compacted(*batched)
