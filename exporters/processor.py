@@ -16,10 +16,7 @@ The writer is a job on a ``BackgroundWorker`` ("otel-monitor-writer").
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import threading
 import time
 from collections import deque
@@ -31,6 +28,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from .errors import StoreBusy
 from .records import END_NS
+from .sigterm import SIGTERM_FLUSH
 from .worker import BackgroundWorker
 
 _log = logging.getLogger("otel_monitor")
@@ -85,8 +83,9 @@ class MonitorSpanProcessor(SpanProcessor):
         # Called on the writer thread with each batch once it is written (records and
         # spans); an observer's failure is logged, never stops the writer.
         self.observers: list[Callable[[list], None]] = []
-        self._main_busy = 0
-        self._die_after_flush = False
+        # Held by a thread other than the writer while it writes what is queued itself
+        # (the writer stopped): at exit and at SIGTERM both may, and a batch is one's.
+        self._drain_lock = threading.RLock()
         self._next_health = 0.0
         self.worker = BackgroundWorker("otel-monitor-writer", self._cycle,
                                        interval_s=flush_interval_s)
@@ -130,13 +129,10 @@ class MonitorSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Return once everything queued before the call is written (or the timeout passes)."""
-        with self._main_thread_busy():
-            return self._force_flush(timeout_millis)
-
-    def _force_flush(self, timeout_millis: int) -> bool:
         worker = self.worker
         if not worker.running or worker.on_thread():
-            self._drain_once(everything=True)
+            with self._drain_lock:
+                self._drain_once(everything=True)
             return not self.queue and not self._retry
         # A cycle that could not write everything is followed by more, until the
         # timeout: True only once what was queued before the call is in the store.
@@ -150,8 +146,8 @@ class MonitorSpanProcessor(SpanProcessor):
                 return False
 
     def shutdown(self) -> None:
-        with self._main_thread_busy():
-            self.worker.stop(30)
+        self.worker.stop(30)
+        with self._drain_lock:
             self._drain_once(everything=True)
             self._write_health()
             self.exporter.shutdown()
@@ -159,30 +155,14 @@ class MonitorSpanProcessor(SpanProcessor):
     def stop_writer(self) -> None:
         """Stop the writer thread after writing everything queued and the health row;
         unlike ``shutdown`` the store stays open for ``write_health_now``."""
-        with self._main_thread_busy():
-            self.worker.stop(30)
+        self.worker.stop(30)
+        with self._drain_lock:
             self._drain_once(everything=True)
             self._write_health()
 
     def write_health_now(self) -> None:
         """Write the health row on the calling thread (the writer may be gone)."""
         self._write_health()
-
-    @contextlib.contextmanager
-    def _main_thread_busy(self):
-        """Marks the main thread as inside a flush: a SIGTERM handler that interrupts it
-        there must not flush again (it would wait on locks the main thread holds), so it
-        lets this flush finish and ends the process after it."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        self._main_busy += 1
-        try:
-            yield
-        finally:
-            self._main_busy -= 1
-            if self._main_busy == 0 and self._die_after_flush:
-                _die_of_sigterm()
 
     def _flush_at_child_exit(self) -> None:
         mp_util.Finalize(self, self.force_flush, exitpriority=100)
@@ -191,24 +171,8 @@ class MonitorSpanProcessor(SpanProcessor):
         """In a worker process (forked, or a multiprocessing child) whose SIGTERM is
         left at its default: write what is queued before SIGTERM ends the process.
         ``multiprocessing.Pool`` terminates its workers that way when it exits.
-        The process still dies of SIGTERM, with the same exit status."""
-        if (threading.current_thread() is not threading.main_thread()
-                or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
-            return
-
-        def flush_then_die(signum: int, frame: Any) -> None:
-            if self._main_busy:  # interrupted inside a flush: end once it is done
-                self._die_after_flush = True
-                return
-            try:
-                self.force_flush(2_000)
-            finally:
-                _die_of_sigterm()
-
-        try:
-            signal.signal(signal.SIGTERM, flush_then_die)
-        except (ValueError, OSError):  # not allowed here: leave the default
-            pass
+        The process still dies of SIGTERM, with the same exit status (``sigterm.py``)."""
+        SIGTERM_FLUSH.arm(lambda: self.force_flush(2_000))
 
     def after_fork_in_child(self) -> None:
         """Called at fork, in the child, before it records anything: the parent writes
@@ -219,6 +183,7 @@ class MonitorSpanProcessor(SpanProcessor):
         self.dropped = self.written = self.failed_batches = self.queue_peak = 0
         self._dropped_lock = threading.Lock()
         self._accounts = threading.Lock()
+        self._drain_lock = threading.RLock()
         self._next_health = 0.0
         self.exporter.after_fork_in_child()  # its lock may have been held by the writer
 
@@ -332,9 +297,4 @@ class MonitorSpanProcessor(SpanProcessor):
                 recording=not self._stuck)
         except Exception:
             _log.debug("otel-monitor: health not written", exc_info=True)
-
-
-def _die_of_sigterm() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
 

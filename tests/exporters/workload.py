@@ -10,6 +10,12 @@
     python workload.py sigterm-in-flush     a forked child gets SIGTERM while its main thread is
                                             inside force_flush (as in a multiprocessing exit
                                             finalizer); the parent reports how it ended
+    python workload.py sigterm-main-blocked a forked child's main thread waits on a
+                                            multiprocessing lock that is never released when
+                                            SIGTERM comes, and cannot run a Python handler
+                                            (SIGTERM masked on it, as when the signal lands
+                                            just before the wait); the parent reports how
+                                            the child ended
     python workload.py fork-while-locked    os.fork() while another connection holds the store's
                                             write lock for 2 s and the writer waits on it
     python workload.py forkbusy K           a thread keeps the writer busy while K children are
@@ -53,6 +59,23 @@ def _pending() -> int:
     from otel_monitor.pipeline import PIPELINE
 
     return len(PIPELINE.processor.queue) if PIPELINE.processor is not None else 0
+
+
+def _wait_for(pid: int, timeout_s: float) -> int | str:
+    """The child's exit status (negative: the signal it died of), or "hung" (then it is
+    killed) if it has not ended within ``timeout_s``."""
+    import signal
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "hung"
+        time.sleep(0.05)
 
 
 def _configure_if_asked() -> None:
@@ -136,18 +159,29 @@ def main(argv: list[str]) -> int:
             PIPELINE.processor.force_flush()  # what the multiprocessing exit finalizer runs
             sys.settrace(None)
             os._exit(0)
-        deadline = time.monotonic() + 5
-        while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                print(f"child_status={os.waitstatus_to_exitcode(status)}", flush=True)
-                break
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                print("child_status=hung", flush=True)
-                break
-            time.sleep(0.05)
+        print(f"child_status={_wait_for(pid, 5)}", flush=True)
+        return 0
+    if mode == "sigterm-main-blocked":
+        import multiprocessing
+        import signal
+
+        _configure_if_asked()
+        calls("parent", 5)
+        held = multiprocessing.Lock()
+        held.acquire()  # by the parent, for good: what a terminated sibling leaves
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            calls("child", 20)
+            # A Python handler runs on the main thread only; here it never can: SIGTERM
+            # lands on another thread while the main one waits in C (sem_wait).
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            os.write(ready_w, b"1")
+            held.acquire()  # an idle Pool worker's wait for its task queue
+            os._exit(0)
+        os.read(ready_r, 1)
+        os.kill(pid, signal.SIGTERM)
+        print(f"child_status={_wait_for(pid, 20)}", flush=True)
         return 0
     if mode == "fork-while-locked":
         import threading
