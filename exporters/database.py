@@ -63,7 +63,6 @@ class Database:
         self.readonly = readonly
         self.busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()    # serialises this connection's transactions
-        self._tx_lock = threading.Lock()  # held from BEGIN to COMMIT; fork waits for it
         self._tx_depth = 0                # transaction() nesting (under _lock)
         self._closed = False
         self._open()
@@ -276,7 +275,7 @@ class Database:
                 raise
             finally:
                 self._tx_depth = 0
-                self._tx_lock.release()
+                _GATE.transaction_ended()
 
     def _end(self, statement: str) -> None:
         try:
@@ -287,18 +286,17 @@ class Database:
 
     def _begin(self) -> None:
         """BEGIN IMMEDIATE, waiting for other writers here rather than in SQLite's busy
-        handler (whose sleeps grow to 100 ms): short polls, and ``_tx_lock`` taken in
-        the same step as the write lock, so a fork never falls between the two."""
+        handler (whose sleeps grow to 100 ms): short polls. The gate counts the
+        transaction in the same step as it begins, so a fork never falls between."""
         deadline = time.monotonic() + self.busy_timeout_s
         delay = 0.001
         while True:
-            self._tx_lock.acquire()
             try:
                 with _GATE:
                     self._conn.execute("BEGIN IMMEDIATE")
+                    _GATE.transaction_began()
                 return
             except sqlite3.Error as exc:
-                self._tx_lock.release()
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise _translate(exc, self.path) from exc
             time.sleep(delay)
@@ -351,8 +349,9 @@ _OPEN_DATABASES: "weakref.WeakSet[Database]" = weakref.WeakSet()
 
 
 class _SqliteGate:
-    """Counts the threads inside SQLite; a fork waits until none is, and lets none in
-    until its connections are reopened.
+    """Counts the threads inside SQLite and the write transactions open; a fork waits
+    until there are none of either, and lets none begin until its connections are
+    reopened.
 
     SQLite keeps process-wide state for each open file: the unix VFS's mutex (taken while
     a connection opens, closes or locks a file) and each file's lock and shared-memory
@@ -360,16 +359,20 @@ class _SqliteGate:
     child does not hold (POSIX locks are not inherited): a child whose parent had a thread
     inside SQLite hung on that mutex opening the store, and one whose parent later closed
     its last connection lost the WAL index under it (SIGBUS). So at a fork no thread is
-    inside SQLite and every connection is closed; both sides then reopen theirs."""
+    inside SQLite and every connection is closed; both sides then reopen theirs. A
+    transaction open at that moment would be cut in two by the closing: a thread inside
+    one goes on entering SQLite while a fork waits for it to end."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._inside = 0
+        self._transactions = 0
         self._forking = False
+        self._mine = threading.local()  # .open: this thread's transactions
 
     def __enter__(self) -> None:
         with self._cond:
-            while self._forking:
+            while self._forking and not getattr(self._mine, "open", 0):
                 self._cond.wait()
             self._inside += 1
 
@@ -379,11 +382,25 @@ class _SqliteGate:
             if not self._inside:
                 self._cond.notify_all()
 
+    def transaction_began(self) -> None:
+        """Called inside the gate, once BEGIN has succeeded."""
+        with self._cond:
+            self._transactions += 1
+            self._mine.open = getattr(self._mine, "open", 0) + 1
+
+    def transaction_ended(self) -> None:
+        with self._cond:
+            self._transactions -= 1
+            self._mine.open -= 1
+            if not self._transactions:
+                self._cond.notify_all()
+
     def close(self) -> None:
-        """Wait until no thread is inside SQLite; keep it so (held through the fork)."""
+        """Wait until no thread is inside SQLite and no transaction is open; keep it so
+        (held through the fork)."""
         self._cond.acquire()
         self._forking = True
-        while self._inside:
+        while self._inside or self._transactions:
             self._cond.wait()
 
     def open_in_parent(self) -> None:
@@ -392,7 +409,7 @@ class _SqliteGate:
         self._cond.release()
 
     def open_in_child(self) -> None:
-        # the parent's other threads (inside or waiting) do not exist here
+        # the parent's other threads (inside, in a transaction, waiting) do not exist here
         self.__init__()  # type: ignore[misc]
 
 
@@ -400,11 +417,8 @@ _GATE = _SqliteGate()
 
 
 def _before_fork() -> None:
-    """Wait until no connection is inside a transaction (a fork taken mid-write would
-    leave the write lock's bookkeeping held in the child), then until no thread is inside
-    SQLite at all; close every connection (``_SqliteGate``)."""
-    for db in list(_OPEN_DATABASES):
-        db._tx_lock.acquire()
+    """Wait until no thread is inside SQLite and no transaction is open (``_SqliteGate``);
+    close every connection."""
     _GATE.close()
     for db in list(_OPEN_DATABASES):
         db._close_for_fork()
@@ -417,11 +431,6 @@ def _after_fork(in_child: bool) -> None:
         _GATE.open_in_child()
     else:
         _GATE.open_in_parent()
-    for db in list(_OPEN_DATABASES):
-        try:
-            db._tx_lock.release()
-        except RuntimeError:  # opened while we held the others
-            pass
 
 
 if hasattr(os, "register_at_fork"):

@@ -67,3 +67,48 @@ def test_a_child_forked_while_threads_open_and_read_the_store_can_write_it(tmp_p
         for t in readers:
             t.join(10)
     assert hung == 0, f"{hung} of 60 forked children hung opening the store"
+
+
+def test_forks_while_a_thread_opens_stores_and_writes_transactions_break_none(tmp_path):
+    """A store opened while a fork is being prepared is a store the fork must wait out
+    too: the fork released a transaction lock it had not taken (that thread's, mid-open:
+    ``RuntimeError: release unlocked lock``), and a transaction begun in that window could
+    be cut in two by the fork's closing of its connection."""
+    db_path = str(tmp_path / "fork-tx.db")
+    SpanStore(db_path).close()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    done = [0]
+
+    def opener_writer() -> None:  # open, write two rows in one transaction, close
+        while not stop.is_set():
+            try:
+                db = Database(db_path)
+                with db.transaction():
+                    for part in ("a", "b"):
+                        db.execute_write("INSERT INTO meta(key, value) VALUES (?, 'x')",
+                                         (f"{part}-{done[0]}",))
+                db.close()
+                done[0] += 1
+            except BaseException as exc:  # noqa: BLE001 (any is the defect)
+                errors.append(exc)
+                return
+
+    writer = threading.Thread(target=opener_writer, daemon=True)
+    writer.start()
+    try:
+        for _ in range(60):
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            assert _wait_exit(pid, 10) == 0
+    finally:
+        stop.set()
+        writer.join(10)
+    assert not errors, repr(errors[0])
+    db = Database(db_path, readonly=True)
+    keys = {r[0] for r in db.execute("SELECT key FROM meta WHERE key LIKE 'a-%' "
+                                     "OR key LIKE 'b-%'")}
+    db.close()
+    assert keys == {f"{p}-{i}" for i in range(done[0]) for p in "ab"}
+    assert done[0] > 0
