@@ -41,6 +41,7 @@ from exporters import MonitorSpanProcessor, RecordWriter, RetentionWorker
 from exporters.archive.remote import target_from
 from exporters.errors import ConfigError, OtelMonitorError
 from exporters.records import CallSite
+from exporters.sigterm import SIGTERM_FLUSH
 
 from ._capture import Masker, ValueFormatter
 from ._feeds import FeedRegistry
@@ -198,7 +199,9 @@ class Pipeline:
             # Started by the writer's first batch, on the writer thread.
             self.processor.observers.append(self._start_retention)
             self._start_alerts(alerts)
-            if multiprocessing.parent_process() is not None:  # a spawned worker
+            # A worker (spawned, or forked and armed at the fork): this processor is the
+            # one to flush at SIGTERM now, not the one just stopped.
+            if multiprocessing.parent_process() is not None or SIGTERM_FLUSH.armed:
                 self.processor.flush_on_sigterm()
             self.otlp = otlp
             self.tracer = provider.get_tracer(TRACER_NAME)

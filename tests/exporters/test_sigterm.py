@@ -107,3 +107,40 @@ def test_a_forked_child_that_arms_again_flushes_its_own_and_not_its_parents():
     """)
     assert done.returncode == 0, done.stderr  # the parent is alive: its watcher not woken
     assert done.stdout.splitlines() == ["child flushed", "-15"]
+
+
+def test_a_sigterm_a_forked_child_gets_before_letting_go_of_the_socket_ends_the_child_only():
+    """Until the child's at-fork hook runs (after any registered before ours: here one
+    that takes 0.5 s, as a slow one of the application's might), the child holds the
+    parent's socket, as its wakeup fd too: its SIGTERM must not wake the parent's
+    watcher, which flushed and killed the parent (10 of 10 runs of 40 forks)."""
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import os, signal, time
+        os.register_at_fork(after_in_child=lambda: time.sleep(0.5))
+        from exporters.sigterm import SIGTERM_FLUSH
+        assert SIGTERM_FLUSH.arm(lambda: print("parent flushed", flush=True))
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        time.sleep(0.2)  # the child is inside the slow hook
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        time.sleep(0.5)
+        print("child", os.waitstatus_to_exitcode(status), "parent alive", flush=True)
+    """)], capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, (done.returncode, done.stdout, done.stderr)
+    assert done.stdout.splitlines() == ["child -15 parent alive"]
+
+
+def test_arming_with_no_thread_to_wake_leaves_sigterm_at_its_default():
+    done = run("""
+        def no_thread(self):
+            raise RuntimeError("can't start new thread")
+        threading.Thread.start = no_thread
+        print("armed" if SIGTERM_FLUSH.arm(flush) else "not armed",
+              signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    """)
+    assert done.returncode == -15, done.stderr
+    assert done.stdout.splitlines() == ["not armed True"]

@@ -16,6 +16,8 @@
                                             (SIGTERM masked on it, as when the signal lands
                                             just before the wait); the parent reports how
                                             the child ended
+    python workload.py sigterm-reconfigured the same, in a child that configures again after
+                                            the fork (its new writer is the one to flush)
     python workload.py fork-while-locked    os.fork() while another connection holds the store's
                                             write lock for 2 s and the writer waits on it
     python workload.py forkbusy K           a thread keeps the writer busy while K children are
@@ -161,17 +163,20 @@ def main(argv: list[str]) -> int:
             os._exit(0)
         print(f"child_status={_wait_for(pid, 5)}", flush=True)
         return 0
-    if mode == "sigterm-main-blocked":
+    if mode in ("sigterm-main-blocked", "sigterm-reconfigured"):
         import multiprocessing
         import signal
 
         _configure_if_asked()
         calls("parent", 5)
+        reconfigure = mode == "sigterm-reconfigured"
         held = multiprocessing.Lock()
         held.acquire()  # by the parent, for good: what a terminated sibling leaves
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            if reconfigure:
+                otel_monitor.configure(db_path=os.environ["OTEL_MONITOR_DB"])
             calls("child", 20)
             # A Python handler runs on the main thread only; here it never can: SIGTERM
             # lands on another thread while the main one waits in C (sem_wait).
