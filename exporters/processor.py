@@ -83,8 +83,9 @@ class MonitorSpanProcessor(SpanProcessor):
         # Called on the writer thread with each batch once it is written (records and
         # spans); an observer's failure is logged, never stops the writer.
         self.observers: list[Callable[[list], None]] = []
-        # Held by a thread other than the writer while it writes what is queued itself
-        # (the writer stopped): at exit and at SIGTERM both may, and a batch is one's.
+        # Held while a thread writes what is queued: the writer's cycle, or another thread
+        # once the writer stopped (at exit and at SIGTERM both may, and one that outlived
+        # its stop may still be writing): a batch is written by one of them.
         self._drain_lock = threading.RLock()
         self._next_health = 0.0
         self.worker = BackgroundWorker("otel-monitor-writer", self._cycle,
@@ -131,8 +132,13 @@ class MonitorSpanProcessor(SpanProcessor):
         """Return once everything queued before the call is written (or the timeout passes)."""
         worker = self.worker
         if not worker.running or worker.on_thread():
-            with self._drain_lock:
+            # (another thread draining, e.g. the exit's stop_writer: wait for it, bounded)
+            if not self._drain_lock.acquire(timeout=timeout_millis / 1000):
+                return False
+            try:
                 self._drain_once(everything=True)
+            finally:
+                self._drain_lock.release()
             return not self.queue and not self._retry
         # A cycle that could not write everything is followed by more, until the
         # timeout: True only once what was queued before the call is in the store.
@@ -192,7 +198,8 @@ class MonitorSpanProcessor(SpanProcessor):
     def _cycle(self, *, final: bool, flushing: bool) -> None:
         if final:
             return  # shutdown drains and writes health itself, once the thread is gone
-        self._drain_once(everything=False)
+        with self._drain_lock:
+            self._drain_once(everything=False)
         now = time.monotonic()
         if now >= self._next_health or flushing:  # fresh after a flush
             self._write_health()

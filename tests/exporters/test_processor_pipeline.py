@@ -242,3 +242,49 @@ def test_batch_that_fails_on_a_locked_store_is_kept_and_written_once_the_lock_is
     assert not missing, f"{len(missing)} accepted spans lost, e.g. {missing[:3]}"
     # ... and the flush made while the store was locked did not claim success.
     assert flushed == [False]
+
+
+def test_a_shutdown_whose_writer_outlives_its_stop_writes_no_batch_twice(monkeypatch):
+    """stop(30) can return with the writer still inside a write (a store locked for
+    longer); shutdown then writes what is left itself. The writer's batch in flight was
+    that same list: it was written twice. A counting exporter stands in for the store
+    (which would set a second copy aside and hide it) and is slow on the writer only."""
+    from collections import Counter
+
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    class SlowOnTheWriter:
+        def __init__(self) -> None:
+            self.written: Counter = Counter()
+            self.entered = threading.Event()
+
+        def export(self, batch):
+            if threading.current_thread().name == "otel-monitor-writer" \
+                    and not self.entered.is_set():
+                self.entered.set()
+                time.sleep(1.0)
+            self.written.update(batch)
+            return SpanExportResult.SUCCESS
+
+        def record_health(self, **figures) -> None:
+            pass
+
+        def after_fork_in_child(self) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+    exporter = SlowOnTheWriter()
+    processor = MonitorSpanProcessor(exporter, flush_interval_s=0.05)
+    processor.start()
+    for i in range(5):
+        processor.submit(f"call-{i}")
+    assert exporter.entered.wait(10)  # the writer is inside its write
+    stop = processor.worker.stop
+    writer = processor.worker._thread
+    monkeypatch.setattr(processor.worker, "stop", lambda timeout: stop(0.2))  # 30 s, run out
+    processor.shutdown()
+    writer.join(10)  # its own write is over too
+    assert not writer.is_alive()
+    assert exporter.written == {f"call-{i}": 1 for i in range(5)}
