@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+# Imported before our at-fork hook is registered, so logging's (which takes its lock)
+# runs after ours: a fork waiting at the gate must not hold it, or a transaction that
+# logs would never end.
+import logging  # noqa: F401
 import os
 import sqlite3
 import threading
@@ -264,9 +268,9 @@ class Database:
                 finally:
                     self._tx_depth -= 1
                 return
-            self._begin()
             self._tx_depth = 1
-            try:
+            try:  # (BEGIN inside: an exception between any two steps still ends it)
+                self._begin()
                 yield self
                 self._end("COMMIT")
             except BaseException:
@@ -275,7 +279,7 @@ class Database:
                 raise
             finally:
                 self._tx_depth = 0
-                _GATE.transaction_ended()
+                _GATE.transaction_ended(self)
 
     def _end(self, statement: str) -> None:
         try:
@@ -294,7 +298,7 @@ class Database:
             try:
                 with _GATE:
                     self._conn.execute("BEGIN IMMEDIATE")
-                    _GATE.transaction_began()
+                    _GATE.transaction_began(self)
                 return
             except sqlite3.Error as exc:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
@@ -366,13 +370,12 @@ class _SqliteGate:
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._inside = 0
-        self._transactions = 0
+        self._transactions: dict[Database, int] = {}  # open ones -> their thread's id
         self._forking = False
-        self._mine = threading.local()  # .open: this thread's transactions
 
     def __enter__(self) -> None:
         with self._cond:
-            while self._forking and not getattr(self._mine, "open", 0):
+            while self._forking and threading.get_ident() not in self._transactions.values():
                 self._cond.wait()
             self._inside += 1
 
@@ -382,17 +385,15 @@ class _SqliteGate:
             if not self._inside:
                 self._cond.notify_all()
 
-    def transaction_began(self) -> None:
+    def transaction_began(self, db: Database) -> None:
         """Called inside the gate, once BEGIN has succeeded."""
         with self._cond:
-            self._transactions += 1
-            self._mine.open = getattr(self._mine, "open", 0) + 1
+            self._transactions[db] = threading.get_ident()
 
-    def transaction_ended(self) -> None:
+    def transaction_ended(self, db: Database) -> None:
+        """Called once the transaction is over, or did not begin (then a no-op)."""
         with self._cond:
-            self._transactions -= 1
-            self._mine.open -= 1
-            if not self._transactions:
+            if self._transactions.pop(db, None) is not None and not self._transactions:
                 self._cond.notify_all()
 
     def close(self) -> None:

@@ -25,6 +25,13 @@ def _child_writes(db_path: str) -> None:
         os._exit(code)
 
 
+def _fork_a_child_that_exits(pids: list[int]) -> None:
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    pids.append(pid)
+
+
 def _wait_exit(pid: int, timeout_s: float) -> int | None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -112,3 +119,44 @@ def test_forks_while_a_thread_opens_stores_and_writes_transactions_break_none(tm
     db.close()
     assert keys == {f"{p}-{i}" for i in range(done[0]) for p in "ab"}
     assert done[0] > 0
+
+
+def test_an_exception_between_begin_and_its_count_leaves_no_transaction_open_or_counted(
+        tmp_path, monkeypatch):
+    """A KeyboardInterrupt (or an application handler's SystemExit) can land between any
+    two steps: between BEGIN and the gate counting it, the transaction stayed open,
+    uncounted (the store locked for every other connection, a fork free to cut it);
+    between the count and the block that ends it, it stayed counted (the next fork
+    waited for ever)."""
+    from exporters import database
+
+    db_path = str(tmp_path / "interrupted.db")
+    db = Database(db_path)
+    began = database._GATE.transaction_began
+
+    def interrupted_after_begin(*owner):
+        raise KeyboardInterrupt
+
+    def interrupted_after_count(*owner):
+        began(*owner)
+        raise KeyboardInterrupt
+
+    for step in (interrupted_after_begin, interrupted_after_count):
+        monkeypatch.setattr(database._GATE, "transaction_began", step)
+        try:
+            with db.transaction():
+                pass
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.setattr(database._GATE, "transaction_began", began)
+        assert not db._conn.in_transaction, step.__name__
+        other = Database(db_path, busy_timeout_s=1)  # the store is not held locked
+        other.execute_write("INSERT INTO meta(key, value) VALUES (?, 'x')", (step.__name__,))
+        other.close()
+        pids: list[int] = []
+        forker = threading.Thread(target=_fork_a_child_that_exits, args=(pids,), daemon=True)
+        forker.start()
+        forker.join(10)
+        assert not forker.is_alive(), f"{step.__name__}: the next fork waits for ever"
+        assert _wait_exit(pids[0], 10) == 0
+    db.close()
