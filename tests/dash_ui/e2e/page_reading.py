@@ -57,6 +57,15 @@ def graph_ready(page: Page, nodes: int) -> None:
                            f"catch (e) {{ return false; }} }}", timeout=15_000)
 
 
+def graph_settled(page: Page, nodes: int) -> None:
+    """graph_ready, and its layout done: no layout asked for or running, the last one
+    covered every node shown (assets/omGraph.js, omGraphSettled). Before it, a node's
+    position may still change (the layout starts on a timer, then cy.fit)."""
+    page.wait_for_function(f"() => {{ try {{ return {CY}.nodes().length >= {nodes} "
+                           f"&& window.omGraphSettled(); }} catch (e) {{ return false; }} }}",
+                           timeout=15_000)
+
+
 def edge_colour(page: Page, edge_id: str) -> str:
     return page.evaluate(f"(id) => {CY}.getElementById(id).style('line-color')", edge_id)
 

@@ -21,6 +21,7 @@ from page_reading import (
     cell_of,
     edge_colour,
     graph_ready,
+    graph_settled,
     node_page_position,
     open_ui,
     rows,
@@ -167,8 +168,7 @@ def test_a_stale_feeds_edge_is_red_and_a_fresh_ones_is_not(shared: Page):
 @pytest.mark.parametrize("ui", [{}, {"late_ms": 1000}], ids=["layout-on-time", "layout-late"],
                          indirect=True)
 def test_hovering_a_node_shows_latency_and_errors_and_clicking_it_filters(ui: Page):
-    graph_ready(ui, nodes=6)
-    ui.wait_for_timeout(300)  # layout done: positions are final
+    graph_settled(ui, nodes=6)  # positions are final
     x, y = node_page_position(ui, CHECK_LIMIT)
     ui.mouse.move(x, y)
     expect(ui.locator("#om-graph-hover")).to_contain_text(
