@@ -164,6 +164,18 @@
         return JSON.stringify(cy.nodes().map(function (n) { return n.id(); }).sort());
     }
 
+    // cytoscape keeps its container's place on screen from its mount (or the last scroll
+    // or resize); the lines above the graph can grow after that (26 px on load), and a
+    // pointer is then mapped to where the graph was: a hover or click misses its node.
+    // Entering the graph, it reads its place anew (cy.resize(): cytoscape's remedy for a
+    // container that moved; dash-cytoscape calls it on each tap too).
+    document.addEventListener("mouseover", function (e) {
+        var graph = document.getElementById("om-graph");
+        if (!graph || !graph.contains(e.target) || graph.contains(e.relatedTarget)) { return; }
+        var cy = cyOf("om-graph");
+        if (cy) { cy.resize(); }
+    }, true);   // capture: before cytoscape's own handlers of this move
+
     function layoutNow(mode) {
         var cy = cyOf("om-graph");
         if (!cy) { return null; }
