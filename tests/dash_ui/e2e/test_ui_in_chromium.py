@@ -104,14 +104,13 @@ def shared(browser, browser_context_args, ui_url) -> Page:  # noqa: F811
 def test_main_page_shows_ribbon_table_and_graph(shared: Page):
     expect(shared.locator("#om-badge-QueueDepth")).to_have_text("QueueDepth: 0")
     expect(shared.locator("#om-badge-errors")).to_have_text(f"errors (5 min): {len(FAILING_BOOKS)}")
-    graph_ready(shared, nodes=6)  # quote, fee, check_limit, render, two feeds
+    graph_settled(shared, nodes=6)  # quote, fee, check_limit, render, two feeds; laid out
     statuses = {r["cells"]["status"] for r in rows(shared)}
     assert statuses == {"OK", "ERR"}
     # the pills take the theme's colours
     ok, err = (shared.locator(f".om-pill-{s}").first.evaluate(
         "e => getComputedStyle(e).backgroundColor") for s in ("OK", "ERR"))
     assert (ok, err) == (rgb(TOKENS["ok"]).replace(",", ", "), rgb(TOKENS["err"]).replace(",", ", "))
-    shared.wait_for_timeout(300)  # the graph's layout settles before the picture
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shared.screenshot(path=str(SCREENSHOTS / "main.png"), full_page=True)
 
@@ -142,7 +141,8 @@ def test_an_error_row_opens_with_its_traceback(shared: Page):
                 and r["cells"]["Data"] == "book").strip("'")
     expect(shared.locator("#om-traceback")).to_contain_text(f"ValueError: negative limit for {book}")
     expect(shared.locator("#om-call-values")).not_to_contain_text("OUTPUT")  # it raised
-    shared.wait_for_timeout(300)  # the sparkline drawn
+    # the sparkline drawn (plotly draws the title after the data)
+    expect(shared.locator("#om-sparkline .gtitle")).to_be_visible()
     shared.screenshot(path=str(SCREENSHOTS / "modal.png"))
     close_modal(shared)
 
@@ -226,6 +226,8 @@ def test_a_stored_script_value_is_shown_as_text(ui: Page):
     open_row(ui, shown[0])
     expect(ui.locator("#om-call-values")).to_contain_text(repr(SCRIPT))
     expect(ui.locator("#om-reproduce")).to_contain_text(f"note={SCRIPT!r}")
+    # A check that nothing happens: no event says so. An injected <img onerror> would
+    # run once its load failed (the other assertions: no such element exists).
     ui.wait_for_timeout(200)
     assert ui.evaluate("() => window.__omInjected") is None
     assert ui.locator('img[src="x"]').count() == 0
