@@ -141,8 +141,10 @@ def test_an_error_row_opens_with_its_traceback(shared: Page):
                 and r["cells"]["Data"] == "book").strip("'")
     expect(shared.locator("#om-traceback")).to_contain_text(f"ValueError: negative limit for {book}")
     expect(shared.locator("#om-call-values")).not_to_contain_text("OUTPUT")  # it raised
-    # the sparkline drawn (plotly draws the title after the data)
+    # the sparkline drawn (plotly draws the title after the data), the modal faded in
     expect(shared.locator("#om-sparkline .gtitle")).to_be_visible()
+    shared.wait_for_function("""() => [...document.querySelectorAll('.modal, .modal-backdrop')]
+        .every(e => e.getAnimations({subtree: true}).length === 0)""")
     shared.screenshot(path=str(SCREENSHOTS / "modal.png"))
     close_modal(shared)
 
