@@ -67,7 +67,8 @@ def first_row(page: Page, process: str, status: str) -> dict:
 LATE_LAYOUT_JS = """(late_ms) => { let layout;
     Object.defineProperty(window, 'omGraphLayout', {configurable: true,
         set(f) { layout = f; },
-        get() { return mode => new Promise(ok => setTimeout(ok, late_ms)).then(() => layout(mode)); }});
+        get() { return mode => new Promise(ok => setTimeout(ok, late_ms))
+                                   .then(() => layout(mode)); }});
 }"""
 
 
