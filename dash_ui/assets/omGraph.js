@@ -138,9 +138,48 @@
         return queue;
     };
 
+    // The graph's update asks for its layout here (dash_ui/callbacks/graph.py). Until
+    // that layout is done nodes may still move (cose, separate, cy.fit), and it starts a
+    // timer later: a reader of positions (the tests' graph_settled) waits for
+    // omGraphSettled(), not for a guessed time.
+    var pending = 0;        // layouts asked for, not yet done
+    var laidOutIds = null;  // the node ids the last layout done covered
+    window.omGraphLayoutSoon = function (mode) {
+        pending++;          // now, not in the timer: no gap in which nothing is pending
+        setTimeout(function () {
+            var done = function () { pending--; };   // also when the layout failed
+            Promise.resolve().then(function () { return window.omGraphLayout(mode); })
+                .then(done, done);
+        }, 60);  // after dash-cytoscape has applied the new elements
+    };
+
+    // True when no layout is asked for or running and the last one covered the graph's
+    // current nodes (a node shown, whose layout is not asked for yet, is not settled).
+    window.omGraphSettled = function () {
+        var cy = cyOf("om-graph");
+        return !!cy && pending === 0 && laidOutIds === idsOf(cy);
+    };
+
+    function idsOf(cy) {
+        return JSON.stringify(cy.nodes().map(function (n) { return n.id(); }).sort());
+    }
+
+    // cytoscape keeps its container's place on screen from its mount (or the last scroll
+    // or resize); the lines above the graph can grow after that (26 px on load), and a
+    // pointer is then mapped to where the graph was: a hover or click misses its node.
+    // Entering the graph, it reads its place anew (cy.resize(): cytoscape's remedy for a
+    // container that moved; dash-cytoscape calls it on each tap too).
+    document.addEventListener("mouseover", function (e) {
+        var graph = document.getElementById("om-graph");
+        if (!graph || !graph.contains(e.target) || graph.contains(e.relatedTarget)) { return; }
+        var cy = cyOf("om-graph");
+        if (cy) { cy.resize(); }
+    }, true);   // capture: before cytoscape's own handlers of this move
+
     function layoutNow(mode) {
         var cy = cyOf("om-graph");
-        if (!cy || cy.nodes().length === 0) { return null; }
+        if (!cy) { return null; }
+        if (cy.nodes().length === 0) { laidOutIds = idsOf(cy); return null; }
         mode = mode === "layered" ? "layered" : "force";
         var saved = load(mode);
         var known = {}, fresh = {}, first = true;
@@ -173,6 +212,7 @@
             save(cy, mode);
             if (first || changed || nFresh > 0) { cy.fit(undefined, 30); }
             window.omGraphMode = mode;   // laid out in this view
+            laidOutIds = idsOf(cy);
         });
     }
 

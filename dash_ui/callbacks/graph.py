@@ -110,9 +110,7 @@ def register(app: Dash, queries: TraceQueries) -> None:
     # The layout, after each update or a change of view (assets/omGraph.js).
     app.clientside_callback(
         """function(elements, mode) {
-            setTimeout(function () {
-                try { window.omGraphLayout(mode); } catch (err) { console.error(err); }
-            }, 60);  // after dash-cytoscape has applied the new elements
+            try { window.omGraphLayoutSoon(mode); } catch (err) { console.error(err); }
             return window.dash_clientside.no_update;
         }""",
         Output("om-graph-laid-out", "data"), Input("om-graph", "elements"),

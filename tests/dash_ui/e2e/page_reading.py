@@ -57,14 +57,31 @@ def graph_ready(page: Page, nodes: int) -> None:
                            f"catch (e) {{ return false; }} }}", timeout=15_000)
 
 
+def graph_settled(page: Page, nodes: int) -> None:
+    """graph_ready, and its layout done: no layout asked for or running, the last one
+    covered every node shown (assets/omGraph.js, omGraphSettled). Before it, a node's
+    position may still change (the layout starts on a timer, then cy.fit)."""
+    page.wait_for_function(f"() => {{ try {{ return {CY}.nodes().length >= {nodes} "
+                           f"&& window.omGraphSettled(); }} catch (e) {{ return false; }} }}",
+                           timeout=15_000)
+
+
 def edge_colour(page: Page, edge_id: str) -> str:
     return page.evaluate(f"(id) => {CY}.getElementById(id).style('line-color')", edge_id)
 
 
 def node_page_position(page: Page, node_id: str) -> tuple[float, float]:
-    """Where the node is drawn, in viewport coordinates (to hover or click it); the
-    graph, below the table, is scrolled into view first."""
-    page.locator("#om-graph").scroll_into_view_if_needed()
-    pos = page.evaluate(f"(id) => {CY}.getElementById(id).renderedPosition()", node_id)
-    box = page.locator("#om-graph").bounding_box()
-    return box["x"] + pos["x"], box["y"] + pos["y"]
+    """Where the node is drawn, in viewport coordinates (to hover or click it). The page
+    is scrolled (the graph, below the table, into view) only when the node is out of
+    view, as a user would."""
+    def where() -> tuple[float, float]:
+        pos = page.evaluate(f"(id) => {CY}.getElementById(id).renderedPosition()", node_id)
+        box = page.locator("#om-graph").bounding_box()
+        return box["x"] + pos["x"], box["y"] + pos["y"]
+
+    x, y = where()
+    size = page.viewport_size
+    if not (0 <= x < size["width"] and 0 <= y < size["height"]):
+        page.locator("#om-graph").scroll_into_view_if_needed()
+        x, y = where()
+    return x, y

@@ -27,6 +27,15 @@ ROWS_IN_VIEW = """(viewport) => {
         .map(r => r.getAttribute('row-id'));
 }""".replace("%s", GRID_ROWS)
 
+FOLLOWED_AND_DRAWN = """(top) => {
+    const viewport = document.querySelector('#om-grid .ag-body-viewport');
+    if (viewport.scrollTop <= top) return false;
+    const box = viewport.getBoundingClientRect();
+    const drawn = [...document.querySelectorAll('%s')].filter(r => r.getAttribute('row-id'))
+        .map(r => r.getBoundingClientRect());
+    return drawn.some(b => b.top <= box.top) && drawn.some(b => b.bottom >= box.bottom);
+}""".replace("%s", GRID_ROWS)
+
 
 def test_new_calls_arrive_without_moving_the_rows_in_view(page: Page, tmp_path):
     db = tmp_path / "live.db"
@@ -36,6 +45,7 @@ def test_new_calls_arrive_without_moving_the_rows_in_view(page: Page, tmp_path):
         viewport = page.locator("#om-grid .ag-body-viewport")
         viewport.evaluate("e => { e.scrollTop = 420; }")     # ten rows down
         page.wait_for_function(f"() => {GRID}.getDisplayedRowAtIndex(10).data")
+        top = viewport.evaluate("e => e.scrollTop")
         in_view = viewport.evaluate(ROWS_IN_VIEW)
         chosen = in_view[2]
         page.locator(f'{GRID_ROWS}[row-id="{chosen}"] [col-id="Data"]').click()
@@ -48,7 +58,9 @@ def test_new_calls_arrive_without_moving_the_rows_in_view(page: Page, tmp_path):
         page.wait_for_function(f"(n) => {GRID}.getDisplayedRowCount() > n", arg=before)
         page.wait_for_function(f"(top) => {GRID}.getRowNode('{chosen}').rowTop > top",
                                arg=viewport.evaluate("e => e.scrollTop"))
-        page.wait_for_timeout(200)  # the scroll applied and rows drawn
+        # the table has followed the rows down (omLiveRefresh) and the grid has drawn rows
+        # over the whole viewport at that place
+        page.wait_for_function(FOLLOWED_AND_DRAWN, arg=top)
         assert viewport.evaluate(ROWS_IN_VIEW) == in_view
         expect(page.locator(f'{GRID_ROWS}[row-id="{chosen}"]')).to_have_attribute(
             "aria-selected", "true")

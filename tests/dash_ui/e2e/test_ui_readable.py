@@ -278,7 +278,7 @@ def test_a_time_of_day_is_on_the_clocks_the_timestamps_are_shown_in(
         context.close()
 
 
-from page_reading import CY, graph_ready  # noqa: E402
+from page_reading import CY, graph_settled  # noqa: E402
 from dash_ui._theme import TOKENS  # noqa: E402
 
 OVERLAPS_JS = """() => { const b = window.omGraphLabelBoxes(); let n = 0;
@@ -289,8 +289,8 @@ POSITIONS_JS = f"() => Object.fromEntries({CY}.nodes().map(n => [n.id(), n.posit
 
 
 def _laid_out(page: Page, mode: str = "force") -> None:
-    graph_ready(page, 4)
     page.wait_for_function(f"() => window.omGraphMode === '{mode}'", timeout=15_000)
+    graph_settled(page, 4)
 
 
 def rgb(hex_colour: str) -> str:
@@ -344,6 +344,10 @@ def test_an_update_is_laid_out_by_us_alone_dash_cytoscape_never_moves_a_node_lat
                 {{data: {{id: 'e-late', source: '{CHECK_LIMIT}', target: 'late.node'}}}}]);
         return window.omGraphLayout('force'); }}""")
     settled = ui.evaluate(POSITIONS_JS)
-    ui.wait_for_timeout(500)   # five times dash-cytoscape's debounce
+    # A check that nothing moves: no event says dash-cytoscape has decided not to lay
+    # out, so wait five times its debounce; then for our own layout of the update (the
+    # add reaches the graph's elements, which asks for one) to be done.
+    ui.wait_for_timeout(500)
+    graph_settled(ui, 5)
     assert ui.evaluate(POSITIONS_JS) == settled
     assert ui.evaluate("() => window.omLayoutRuns") == []   # one new node: placed, no layout
