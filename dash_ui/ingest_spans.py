@@ -338,21 +338,29 @@ class IngestWriter(SQLiteSpanExporter):
             store = self._open()
             if self.retention is not None:
                 self.retention.start()
-            stored = self._stored_ids(store, converted.spans)
-            if stored:
-                for span in converted.spans:
-                    if span.span_id in stored:
-                        converted.reject(f"span {span.span_id:016x}: already stored")
-                converted.spans = [s for s in converted.spans if s.span_id not in stored]
-            if not converted.spans:
-                return
-            # The flattening the exporter uses for every span; it adds catalog rows
-            # for new process names (idempotent, before the calls' transaction).
-            propagated: dict[int, int] = {}  # failures passed on: their inner call's group
-            calls, data, _ = self._flatten([s.fields for s in converted.spans], store,
-                                           propagated)
-            self._add_sender_fields(converted.spans, calls, data)
-            store.insert_calls(calls, data, propagated)  # one transaction: all or none
+            rows = self.rows(store, converted)
+            if rows is not None:
+                store.insert_calls(*rows)  # one transaction: all or none
+
+    def rows(self, store: Any, converted: Converted) -> tuple[list, list, dict] | None:
+        """``store.insert_calls``' arguments for the spans of ``converted`` not in
+        ``store`` yet (the others are moved to the rejected), or None when none is left.
+        Under the writer's lock (``write``; ``benchmarks/bench_ingest.py --split``)."""
+        stored = self._stored_ids(store, converted.spans)
+        if stored:
+            for span in converted.spans:
+                if span.span_id in stored:
+                    converted.reject(f"span {span.span_id:016x}: already stored")
+            converted.spans = [s for s in converted.spans if s.span_id not in stored]
+        if not converted.spans:
+            return None
+        # The flattening the exporter uses for every span; it adds catalog rows
+        # for new process names (idempotent, before the calls' transaction).
+        propagated: dict[int, int] = {}  # failures passed on: their inner call's group
+        calls, data, _ = self._flatten([s.fields for s in converted.spans], store,
+                                       propagated)
+        self._add_sender_fields(converted.spans, calls, data)
+        return calls, data, propagated
 
     @staticmethod
     def _add_sender_fields(spans: list[IngestedSpan], calls: list, data: list) -> None:
