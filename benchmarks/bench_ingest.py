@@ -1,6 +1,7 @@
 """OTLP ingest at ``POST /v1/traces``: 1,000-span protobuf bodies from 1 and 4 senders.
 
     python benchmarks/bench_ingest.py [--bodies 48] [--senders 1 4] [--phoenix]
+    python benchmarks/bench_ingest.py --split [--bodies 48]
 
 ``otel-monitor serve`` runs on a fresh store; each sender is a process of its own
 posting its share of the bodies back to back over one keep-alive connection (a 503 is
@@ -13,6 +14,12 @@ the server's CPU per 1,000 spans (its utime + stime from /proc over the run), th
 and p99 request time, the 503s retried, and the spans lost (sent - stored, counted in
 SQLite afterwards). Targets (issue 19): >= 50,000 spans/s with 4 senders, <= 20 ms of
 server CPU per 1,000 spans, p99 request <= 250 ms, nothing lost.
+
+``--split``: no server; in this process, on one thread, the CPU time (thread time, so
+other processes' load counts little) per 1,000 spans of each step of a request, median
+over the bodies: decode (``ingest.parse``), convert (``ingest_spans.convert``), rows
+(the stored-id check and the flattening, ``IngestWriter.rows``) and insert (the one
+transaction, ``SpanStore.insert_calls``).
 
 Reference (``--phoenix``): Arize Phoenix (its own venv, scripts/phoenix-venv.sh) given
 the same bodies, measured the same way but for loss (it stores asynchronously).
@@ -124,6 +131,42 @@ def run_senders(url: str, pid: int, bodies: list[bytes], senders: int) -> dict:
             "retried": sum(r[1] for r in results), "failed": sum(r[2] for r in results)}
 
 
+def split(n_bodies: int) -> None:
+    """The in-process CPU split of a request's steps (``--split``)."""
+    from dash_ui.ingest import PROTOBUF as KIND, parse
+    from dash_ui.ingest_spans import convert, open_writer
+
+    bodies = make_bodies(n_bodies + 1, "split", seed=7)
+    steps: dict[str, list[float]] = {"decode": [], "convert": [], "rows": [], "insert": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        writer = open_writer(os.path.join(tmp, "split.db"))
+        writer.retention = None  # no purge thread: this thread's time only
+        for i, body in enumerate(bodies):
+            t0 = time.thread_time()
+            message, rejected = parse(body, KIND)
+            t1 = time.thread_time()
+            converted = convert(message, max_value_length=writer.max_value_length,
+                                rejected=rejected)
+            t2 = time.thread_time()
+            with writer._lock:
+                store = writer._open()
+                rows = writer.rows(store, converted)
+                t3 = time.thread_time()
+                store.insert_calls(*rows)
+            t4 = time.thread_time()
+            if i:  # the first one warms up (imports, catalog rows)
+                for name, a, b in (("decode", t0, t1), ("convert", t1, t2),
+                                   ("rows", t2, t3), ("insert", t3, t4)):
+                    steps[name].append((b - a) * 1000 * 1000 / SPANS_PER_BODY)
+        writer.shutdown()
+    medians = {name: statistics.median(times) for name, times in steps.items()}
+    print("  CPU per 1,000 spans (thread time, median of "
+          f"{n_bodies} bodies): " + ", ".join(f"{name} {ms:.1f} ms"
+                                             for name, ms in medians.items())
+          + f"; total {sum(medians.values()):.1f} ms = "
+          f"{sum(medians.values()) / TARGET_CPU_MS:.2f} x target {TARGET_CPU_MS:g} ms")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,9 +245,14 @@ def main() -> None:
     ap.add_argument("--bodies", type=int, default=48, help="bodies per sender count")
     ap.add_argument("--senders", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--phoenix", action="store_true", help="also measure Arize Phoenix")
+    ap.add_argument("--split", action="store_true",
+                    help="no server: the CPU of each step of a request, in this process")
     args = ap.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f}; {args.bodies} bodies of "
           f"{SPANS_PER_BODY} spans per run")
+    if args.split:
+        split(args.bodies)
+        return
     ours: dict[int, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "ingest.db")

@@ -1,11 +1,12 @@
-"""OTLP trace requests into the store: checked, turned into SDK spans, written in one go.
+"""OTLP trace requests into the store: checked, read into rows, written in one go.
 
-Each OTLP span becomes an ``opentelemetry.sdk`` ``ReadableSpan`` and goes through the
-SQLite exporter's own flattening (``SQLiteSpanExporter``), so a remote call is stored
-exactly like a local one: ``monitor.input.<name>`` and ``monitor.output.*`` (``return``;
-a generator's ``yield[i]`` and ``yield_count``, in the decorator's order) attributes
-become INPUT / OUTPUT rows, an ``exception`` event the Exception column,
-``monitor.process_group`` the group, the resource's ``service.name`` the service.
+Each OTLP span is read straight from the protobuf into the fields the SQLite exporter's
+flattening reads of an SDK span (``flatten.SpanFields``: no SDK span is built) and goes
+through that same flattening, so a remote call is stored exactly like a local one:
+``monitor.input.<name>`` and ``monitor.output.*`` (``return``; a generator's
+``yield[i]`` and ``yield_count``, in the decorator's order) attributes become INPUT /
+OUTPUT rows, an ``exception`` event the Exception column, ``monitor.process_group`` the
+group, the resource's ``service.name`` the service.
 
 Process names (the store's ``Process`` column):
 
@@ -33,63 +34,66 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-# The exporter's own helpers: a value's text and the store's signed form of an id.
-from exporters.flatten import attribute_text as _attr_text, signed_id as _signed
+# The exporter's own helpers: a value's text, the store's signed form of an id, and the
+# span fields its flattening reads (the same checks on a sender's weight, error link and
+# outputs as on a local span's).
+from exporters.flatten import (
+    SpanFields,
+    attribute_text as _attr_text,
+    outputs_of,
+    propagated_from,
+    sample_weight,
+    signed_id as _signed,
+)
 from exporters.archive.remote import target_from
+from exporters.records import storable
 from exporters.retention import RetentionWorker
 from exporters.sqlite_exporter import SQLiteSpanExporter
 from exporters.store import SPAN_COLUMNS
 from exporters.columns import DEFAULT_MAX_VALUE_LENGTH as DEFAULT_MAX_LENGTH, TRUNCATION_MARKER
 
-_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
-_STATUS = {trace_pb2.Status.STATUS_CODE_UNSET: StatusCode.UNSET,
-           trace_pb2.Status.STATUS_CODE_OK: StatusCode.OK,
-           trace_pb2.Status.STATUS_CODE_ERROR: StatusCode.ERROR}
-_KIND = {trace_pb2.Span.SPAN_KIND_SERVER: SpanKind.SERVER,
-         trace_pb2.Span.SPAN_KIND_CLIENT: SpanKind.CLIENT,
-         trace_pb2.Span.SPAN_KIND_PRODUCER: SpanKind.PRODUCER,
-         trace_pb2.Span.SPAN_KIND_CONSUMER: SpanKind.CONSUMER}
+_ERROR = trace_pb2.Status.STATUS_CODE_ERROR
 _UNKNOWN_SERVICE = "unknown_service"
 MAX_NAME = 1000  # longest process name kept
 _MAX_TIME_NS = (1 << 63) - 1  # SQLite's INTEGER is signed 64-bit
-# Attributes the store keeps as text: another type from a sender becomes its text,
-# else SQLite refuses the whole batch. The names among them are cut to MAX_NAME.
-_NAME_ATTRS = (C.ATTR_PROCESS_GROUP, C.ATTR_OUTCOME)
-_EXCEPTION_NAME_ATTRS = ("exception.type",)
-_EXCEPTION_TEXT_ATTRS = ("exception.message", "exception.stacktrace")
+_INPUT, _INPUT_LEN = C.ATTR_INPUT_PREFIX, len(C.ATTR_INPUT_PREFIX)
+_OUTPUT, _OUTPUT_LEN = C.ATTR_OUTPUT_PREFIX, len(C.ATTR_OUTPUT_PREFIX)
 
 
+_NO_EVENTS: list = []  # shared, never changed
 DATA_SPAN_KIND = "span.kind"
 _KIND_NAMES = {getattr(trace_pb2.Span, f"SPAN_KIND_{k}"): k for k in (
     "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")}
 
 
-class IngestedSpan(ReadableSpan):
-    """A received span: the SDK's span, plus the sender's pid and the rows of a foreign
-    span's attributes and events (``(data, data_type, data_value)``)."""
+class IngestedSpan(NamedTuple):
+    """A received span: its fields as the exporter's flattening reads them, the sender's
+    pid, and the rows of a foreign span's attributes and events
+    (``(data, data_type, data_value)``)."""
 
+    fields: SpanFields
     pid: int | None = None
     rows: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def span_id(self) -> int:
+        return self.fields[3]
 
 
 @dataclass
 class Converted:
     """The spans of one request that can be stored, and why the others cannot."""
 
-    spans: list[ReadableSpan] = field(default_factory=list)
+    spans: list[IngestedSpan] = field(default_factory=list)
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -102,6 +106,8 @@ class Converted:
 def any_value(value: AnyValue) -> Any:
     """An OTLP AnyValue as the Python value the SDK would have held."""
     kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return value.string_value
     if kind is None:
         return None
     if kind == "array_value":
@@ -117,15 +123,25 @@ def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     return {kv.key: any_value(kv.value) for kv in pairs}
 
 
-def process_name(name: str, attrs: dict[str, Any], service: str | None) -> str:
+def process_name(name: str, attrs: dict[str, Any], service: str | None,
+                 own: bool | None = None) -> str:
+    """``own``: whether ``attrs`` has a ``monitor.*`` key, when the caller knows."""
     function = attrs.get(C.ATTR_CODE_FUNCTION)
-    if isinstance(function, str) and function:
+    if type(function) is str and function:
         return function[:MAX_NAME]
-    if any(key.startswith("monitor.") for key in attrs):
+    if own is None:
+        own = _is_own(attrs)
+    if own or not service or service == _UNKNOWN_SERVICE:
         return name[:MAX_NAME]
-    if service and service != _UNKNOWN_SERVICE:
-        return f"{service}: {name}"[:MAX_NAME]
-    return name[:MAX_NAME]
+    return f"{service}: {name}"[:MAX_NAME]
+
+
+def _is_own(attrs: dict[str, Any]) -> bool:
+    """Whether a span is otel-monitor's own: it has a ``monitor.*`` attribute."""
+    for key in attrs:
+        if key.startswith("monitor."):
+            return True
+    return False
 
 
 def _span_problem(span: trace_pb2.Span) -> str | None:
@@ -173,15 +189,17 @@ def value_text(value: Any, max_length: int) -> str:
     return bounded(repr(value), max_length)
 
 
-def foreign_rows(span: trace_pb2.Span, attrs: dict[str, Any], host: Any,
+def foreign_rows(span: trace_pb2.Span, attrs: dict[str, Any],
+                 events: list[tuple[str, dict[str, Any]]], host: Any,
                  max_length: int) -> tuple[tuple[str, str, str], ...]:
-    """A foreign span's rows: its attributes, its events but ``exception``, the host."""
+    """A foreign span's rows: its attributes, its events (``(name, attributes)``) but
+    ``exception``, the host."""
     rows = [(key[:MAX_NAME], C.INPUT, value_text(value, max_length))
             for key, value in attrs.items()]
-    for i, event in enumerate(span.events):
-        if event.name != "exception":
-            rows.append((f"event[{i}]:{event.name}"[:MAX_NAME], C.OUTPUT,
-                         value_text(attributes(event.attributes), max_length)))
+    for i, (name, event_attrs) in enumerate(events):
+        if name != "exception":
+            rows.append((f"event[{i}]:{name}"[:MAX_NAME], C.OUTPUT,
+                         value_text(event_attrs, max_length)))
     if not rows:
         rows.append((DATA_SPAN_KIND, C.INPUT,
                      repr(_KIND_NAMES.get(span.kind, "INTERNAL"))))
@@ -190,49 +208,78 @@ def foreign_rows(span: trace_pb2.Span, attrs: dict[str, Any], host: Any,
     return tuple(rows)
 
 
-def _bound_values(attrs: dict[str, Any], max_length: int) -> None:
-    """The values that become Data Value rows, as text within local capture's bound:
-    a sender's 10 MB attribute is not a 10 MB row."""
-    for key, value in attrs.items():
-        if key.startswith((C.ATTR_INPUT_PREFIX, C.ATTR_OUTPUT_PREFIX)):
-            attrs[key] = bounded(_attr_text(value), max_length)
+def _text(value: Any) -> Any:
+    """A value the store keeps as text, as text (None stays None): another type from a
+    sender becomes its text, else SQLite refuses the whole batch."""
+    return value if value is None or type(value) is str else _attr_text(value)
 
 
-def _as_text(attrs: dict[str, Any], keys: tuple[str, ...],
-             names: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``keys`` and ``names`` as text, ``names`` cut to MAX_NAME."""
-    for key in keys + names:
-        value = attrs.get(key)
-        if value is not None and not isinstance(value, str):
-            attrs[key] = value = _attr_text(value)
-        if key in names and value is not None and len(value) > MAX_NAME:
-            attrs[key] = value[:MAX_NAME]
-    return attrs
+def _name(value: Any) -> Any:
+    """A name kept per call (group, outcome, exception type): text, cut to MAX_NAME."""
+    value = _text(value)
+    return value[:MAX_NAME] if value is not None and len(value) > MAX_NAME else value
 
 
-def to_readable(span: trace_pb2.Span, attrs: dict[str, Any], resource: Resource,
-                service: str | None, scope: InstrumentationScope) -> IngestedSpan:
-    parent = None
-    if span.parent_span_id and any(span.parent_span_id):
-        parent = SpanContext(int.from_bytes(span.trace_id, "big"),
-                             int.from_bytes(span.parent_span_id, "big"), True, _SAMPLED)
-    return IngestedSpan(
-        name=process_name(span.name, attrs, service),
-        context=SpanContext(int.from_bytes(span.trace_id, "big"),
-                            int.from_bytes(span.span_id, "big"), True, _SAMPLED),
-        parent=parent,
-        resource=resource,
-        attributes=_as_text(attrs, (), _NAME_ATTRS),
-        events=[Event(e.name, _as_text(attributes(e.attributes), _EXCEPTION_TEXT_ATTRS,
-                                       _EXCEPTION_NAME_ATTRS), e.time_unix_nano)
-                for e in span.events],
-        kind=_KIND.get(span.kind, SpanKind.INTERNAL),
-        status=Status(_STATUS.get(span.status.code, StatusCode.UNSET),
-                      span.status.message or None),
-        start_time=span.start_time_unix_nano,
-        end_time=span.end_time_unix_nano,
-        instrumentation_scope=scope,
-    )
+def span_fields(span: trace_pb2.Span, attrs: dict[str, Any],
+                events: list[tuple[str, dict[str, Any]]], service: str | None,
+                max_length: int, own: bool) -> SpanFields:
+    """What ``flatten.span_fields`` reads of the SDK span the sender recorded, read from
+    its OTLP form: ``monitor.input.*`` / ``monitor.output.*`` values as text within
+    ``max_length`` (a sender's 10 MB attribute is not a 10 MB row), names cut to
+    MAX_NAME, the last ``exception`` event's type and text. ``own``: ``_is_own(attrs)``.
+    (It runs once per span received: it allocates what it returns and little else.)"""
+    inputs: list[tuple[str, str]] = []
+    outputs: list[tuple[str, str]] = []
+    if own:  # only otel-monitor's own spans have inputs and outputs
+        for key, value in attrs.items():
+            if key.startswith(_INPUT):
+                if type(value) is not str:
+                    value = _attr_text(value)
+                if len(value) > max_length:
+                    value = bounded(value, max_length)
+                inputs.append((key[_INPUT_LEN:], value))
+            elif key.startswith(_OUTPUT):
+                if type(value) is not str:
+                    value = _attr_text(value)
+                if len(value) > max_length:
+                    value = bounded(value, max_length)
+                outputs.append((key[_OUTPUT_LEN:], value))
+    get = attrs.get
+    local_parent = get(C.ATTR_LOCAL_PARENT)  # checked: at most 16 hex digits
+    if local_parent:
+        psid = int(local_parent, 16)
+    else:
+        parent = span.parent_span_id
+        psid = int.from_bytes(parent, "big") if parent else None
+    failed = span.status.code == _ERROR
+    group, outcome = get(C.ATTR_PROCESS_GROUP), get(C.ATTR_OUTCOME)
+    if group is not None and (type(group) is not str or len(group) > MAX_NAME):
+        group = _name(group)
+    if outcome is not None and (type(outcome) is not str or len(outcome) > MAX_NAME):
+        outcome = _name(outcome)
+    if not outcome:
+        outcome = C.OUTCOME_ERROR if failed else C.OUTCOME_OK
+    err_type = err_text = propagated = None
+    if failed or outcome != C.OUTCOME_OK:
+        propagated = propagated_from(get(C.ATTR_PROPAGATED_FROM))
+        for name, event_attrs in reversed(events):
+            if name == "exception":
+                err_type = _name(event_attrs.get("exception.type"))
+                err_text = _text(event_attrs.get("exception.stacktrace")) or \
+                    _text(event_attrs.get("exception.message"))
+                break
+        if err_text is None and failed:
+            err_text = span.status.message or "ERROR"
+        if err_text is not None:
+            err_text = storable(err_text)
+    output = outputs_of(outputs) if outputs else None
+    weight = get(C.ATTR_SAMPLE_WEIGHT)
+    start = span.start_time_unix_nano
+    return SpanFields((
+        process_name(span.name, attrs, service, own), group,
+        int.from_bytes(span.trace_id, "big"), int.from_bytes(span.span_id, "big"), psid,
+        start, span.end_time_unix_nano or start, outcome, err_type, err_text, inputs,
+        output, service, propagated, None if weight is None else sample_weight(weight)))
 
 
 def convert(request: ExportTraceServiceRequest, *,
@@ -246,6 +293,7 @@ def convert(request: ExportTraceServiceRequest, *,
     for reason in rejected:
         out.reject(reason)
     seen: set[bytes] = set()
+    append = out.spans.append
     for resource_spans in request.resource_spans:
         resource_attrs = attributes(resource_spans.resource.attributes)
         pid = resource_attrs.get("process.pid")
@@ -255,12 +303,7 @@ def convert(request: ExportTraceServiceRequest, *,
         service = resource_attrs.get("service.name")
         # Cut like a process name: it is copied into every span row of the resource.
         service = service[:MAX_NAME] if isinstance(service, str) and service else None
-        # Only service.name is read back from the resource: keep the rest out of
-        # Resource's own checks (it drops nested values with a warning per span).
-        resource = Resource({"service.name": service} if service else {})
         for scope_spans in resource_spans.scope_spans:
-            scope = InstrumentationScope(scope_spans.scope.name or "otlp-ingest",
-                                         scope_spans.scope.version or None)
             for span in scope_spans.spans:
                 problem = _span_problem(span)
                 if problem is None and span.span_id in seen:
@@ -271,12 +314,12 @@ def convert(request: ExportTraceServiceRequest, *,
                     out.reject(problem)
                     continue
                 seen.add(span.span_id)
-                own = any(key.startswith("monitor.") for key in attrs)
-                rows = () if own else foreign_rows(span, attrs, host, max_value_length)
-                _bound_values(attrs, max_value_length)
-                readable = to_readable(span, attrs, resource, service, scope)
-                readable.pid, readable.rows = pid, rows
-                out.spans.append(readable)
+                events = [(e.name, attributes(e.attributes)) for e in span.events] \
+                    if span.events else _NO_EVENTS
+                own = _is_own(attrs)
+                fields = span_fields(span, attrs, events, service, max_value_length, own)
+                append(IngestedSpan(fields, pid, () if own else foreign_rows(
+                    span, attrs, events, host, max_value_length)))
     return out
 
 
@@ -295,21 +338,29 @@ class IngestWriter(SQLiteSpanExporter):
             store = self._open()
             if self.retention is not None:
                 self.retention.start()
-            stored = self._stored_ids(store, converted.spans)
-            if stored:
-                for span in converted.spans:
-                    if span.context.span_id in stored:
-                        converted.reject(f"span {span.context.span_id:016x}: already stored")
-                converted.spans = [s for s in converted.spans
-                                   if s.context.span_id not in stored]
-            if not converted.spans:
-                return
-            # The flattening the exporter uses for every span; it adds catalog rows
-            # for new process names (idempotent, before the calls' transaction).
-            propagated: dict[int, int] = {}  # failures passed on: their inner call's group
-            calls, data, _ = self._flatten(converted.spans, store, propagated)
-            self._add_sender_fields(converted.spans, calls, data)
-            store.insert_calls(calls, data, propagated)  # one transaction: all or none
+            rows = self.rows(store, converted)
+            if rows is not None:
+                store.insert_calls(*rows)  # one transaction: all or none
+
+    def rows(self, store: Any, converted: Converted) -> tuple[list, list, dict] | None:
+        """``store.insert_calls``' arguments for the spans of ``converted`` not in
+        ``store`` yet (the others are moved to the rejected), or None when none is left.
+        Under the writer's lock (``write``; ``benchmarks/bench_ingest.py --split``)."""
+        stored = self._stored_ids(store, converted.spans)
+        if stored:
+            for span in converted.spans:
+                if span.span_id in stored:
+                    converted.reject(f"span {span.span_id:016x}: already stored")
+            converted.spans = [s for s in converted.spans if s.span_id not in stored]
+        if not converted.spans:
+            return None
+        # The flattening the exporter uses for every span; it adds catalog rows
+        # for new process names (idempotent, before the calls' transaction).
+        propagated: dict[int, int] = {}  # failures passed on: their inner call's group
+        calls, data, _ = self._flatten([s.fields for s in converted.spans], store,
+                                       propagated)
+        self._add_sender_fields(converted.spans, calls, data)
+        return calls, data, propagated
 
     @staticmethod
     def _add_sender_fields(spans: list[IngestedSpan], calls: list, data: list) -> None:
@@ -331,9 +382,9 @@ class IngestWriter(SQLiteSpanExporter):
         super().shutdown()
 
     @staticmethod
-    def _stored_ids(store: Any, spans: list[ReadableSpan]) -> set[int]:
+    def _stored_ids(store: Any, spans: list[IngestedSpan]) -> set[int]:
         found: set[int] = set()
-        ids = [_signed(s.context.span_id) for s in spans]
+        ids = [_signed(s.span_id) for s in spans]
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             marks = ",".join("?" * len(chunk))

@@ -51,8 +51,13 @@ def span_outputs(attrs: Mapping[str, Any]) -> Any:
     """The OUTPUT of a span's ``monitor.output.*`` attributes, as a record carries it:
     None, the ``return`` text, or for a generator's span (``yield[i]``, ``yield_count``)
     ``Outputs((names, texts))`` in the decorator's row order."""
-    found = [(k[_OUTPUT_PREFIX_LEN:], v) for k, v in attrs.items()
-             if k.startswith(C.ATTR_OUTPUT_PREFIX)]
+    return outputs_of([(k[_OUTPUT_PREFIX_LEN:], v) for k, v in attrs.items()
+                       if k.startswith(C.ATTR_OUTPUT_PREFIX)])
+
+
+def outputs_of(found: list[tuple[str, Any]]) -> Any:
+    """``span_outputs`` of the ``(name after monitor.output., value)`` pairs of a span
+    (sorted in place)."""
     if not found:
         return None
     if len(found) == 1 and found[0][0] == "return":
@@ -62,7 +67,7 @@ def span_outputs(attrs: Mapping[str, Any]) -> Any:
                     tuple(attribute_text(value) for _, value in found)))
 
 
-def _propagated_attr(value: Any) -> int | None:
+def propagated_from(value: Any) -> int | None:
     """The span id in a span's ``monitor.error.propagated_from`` (16 hex digits), or
     None when it is missing or not one."""
     if not value:
@@ -83,9 +88,22 @@ def sample_weight(value: Any) -> float | None:
     return None
 
 
+class SpanFields(tuple):
+    """A span's fields as ``span_fields`` returns them, read by the caller from another
+    form of the span (OTLP ingest reads them straight from the protobuf): ``flatten``
+    and ``process_entries`` take them as they take the span itself."""
+
+    __slots__ = ()
+
+
 def span_fields(span: ReadableSpan) -> tuple:
     """A span's fields in the order ``flatten`` reads them (records carry them ready),
-    then the span id its failure was passed on from (``ATTR_PROPAGATED_FROM``) or None."""
+    then the span id its failure was passed on from (``ATTR_PROPAGATED_FROM``) or None:
+
+        (name, process_group, trace_id, span_id, parent_span_id or None, start_ns,
+         end_ns, outcome, exception_type, exception_text, inputs ([(name, text)]),
+         output (``span_outputs``), service_name, propagated_from, weight)
+    """
     attrs = span.attributes or {}
     ctx = span.context
     local_parent = attrs.get(C.ATTR_LOCAL_PARENT)
@@ -97,7 +115,7 @@ def span_fields(span: ReadableSpan) -> tuple:
     outcome = attrs.get(C.ATTR_OUTCOME) or (C.OUTCOME_ERROR if failed else C.OUTCOME_OK)
     err_type = err_text = propagated = None
     if failed or outcome != C.OUTCOME_OK:
-        propagated = _propagated_attr(attrs.get(C.ATTR_PROPAGATED_FROM))
+        propagated = propagated_from(attrs.get(C.ATTR_PROPAGATED_FROM))
         for event in reversed(span.events):
             if event.name == "exception":
                 ea = event.attributes or {}
@@ -128,6 +146,9 @@ def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list
             if name not in seen:
                 site = sites.get(name)
                 seen[name] = ProcessEntry(name, site.process_group if site else None)
+        elif type(item) is SpanFields:
+            if item[0] not in seen:
+                seen[item[0]] = ProcessEntry(item[0], item[1])
         elif item.name not in seen:
             group = (item.attributes or {}).get(C.ATTR_PROCESS_GROUP)
             seen[item.name] = ProcessEntry(item.name, group)
@@ -166,7 +187,8 @@ def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mappin
             pairs = zip(*inputs) if inputs else ()
         else:
             (name, group, tid, sid, psid, start, end, outcome, err_type, err_text,
-             pairs, output, svc, inner, weight) = span_fields(item)
+             pairs, output, svc, inner, weight) = \
+                item if type(item) is SpanFields else span_fields(item)
             svc = svc or service
             if inner is not None and propagated is not None:
                 propagated[i] = inner - _SIGN if inner > _MAX_SIGNED else inner
@@ -214,7 +236,7 @@ def rows_of(store: SpanStore, items: Sequence[Any], sites: Mapping[str, CallSite
                   service_name: str | None = None,
                   cataloged: set[str] | None = None,
                   propagated: dict[int, int] | None = None) -> tuple[list, list, list]:
-    """Flatten ``items`` (call records and/or ReadableSpans) against ``store``: returns the
+    """Flatten ``items`` (call records, ReadableSpans and/or SpanFields) against ``store``: returns the
     ``calls`` and ``data`` rows for ``store.insert_calls`` and the catalog entries of
     processes not in ``cataloged`` yet (the caller writes them, then adds their names).
     ``propagated``: filled for ``insert_calls`` as by ``flatten``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import importlib
 import os
 import sys
@@ -48,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         return fail("serve", exc)
     import uvicorn  # installed with the UI (its extra), so present once dash_ui imported
 
+    # What start-up made (dash, plotly, the app: ~110k objects) lives as long as the
+    # server: out of the garbage collector's full passes, which otherwise scan it all
+    # again and again while requests allocate (OTLP ingest: ~3 of its ~15 ms per 1,000
+    # spans, benchmarks/bench_ingest.py).
+    gc.freeze()
     if args.fd is not None:  # a socket bound by the parent (demo --serve)
         uvicorn.run(app, fd=args.fd, log_level="warning")
         return EXIT_OK
