@@ -236,9 +236,10 @@ def rows_of(store: SpanStore, items: Sequence[Any], sites: Mapping[str, CallSite
                   service_name: str | None = None,
                   cataloged: set[str] | None = None,
                   propagated: dict[int, int] | None = None) -> tuple[list, list, list]:
-    """Flatten ``items`` (call records, ReadableSpans and/or SpanFields) against ``store``: returns the
-    ``calls`` and ``data`` rows for ``store.insert_calls`` and the catalog entries of
-    processes not in ``cataloged`` yet (the caller writes them, then adds their names).
+    """Flatten ``items`` (call records, ReadableSpans and/or SpanFields) against
+    ``store``: returns the ``calls`` and ``data`` rows for ``store.insert_calls`` and the
+    catalog entries of processes not in ``cataloged`` yet (the caller writes them, then
+    adds their names).
     ``propagated``: filled for ``insert_calls`` as by ``flatten``."""
     entries = process_entries(items, sites)
     process_ids = store.process_ids(entries)
