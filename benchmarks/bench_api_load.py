@@ -39,6 +39,7 @@ import tempfile
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
+from typing import Callable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -93,7 +94,7 @@ def iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def endpoint_mix(first_ns: int, last_ns: int, seed: int) -> list[tuple[str, callable]]:
+def endpoint_mix(first_ns: int, last_ns: int, seed: int) -> list[tuple[str, Callable[[], str]]]:
     """(label, make the path) for each endpoint of the mix, in the order asked."""
     from bench_ui_queries import NAMES, PROCESSES
 
