@@ -21,7 +21,10 @@
 It prints, per endpoint and over all requests, the count, p50, p99 and max request time
 and the errors (a status other than 200, or no answer), the p99 as a ratio to the
 250 ms target (issue 19), the recorder's calls made, dropped and stored (lost), the
-server's CPU over the run by thread (from /proc: where its time goes) and the load
+server's time over the run (per thread, /proc/<pid>/task/*/schedstat: on a CPU, and
+runnable but waiting for one), the machine's busy time (/proc/stat) split into the
+server, the clients, the recorder and the rest (other work; the parts and the total come
+from different clocks, so a rest near 0 may print slightly negative), and the load
 average before and after (the machine is shared: say so beside the figures).
 """
 from __future__ import annotations
