@@ -31,7 +31,6 @@ import multiprocessing as mp
 import os
 import random
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -44,6 +43,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import httpx  # noqa: E402
+
+from served import clean_env, free_port, otel_monitor_server, wait_ready  # noqa: E402
 
 SPANS_PER_BODY = 1000
 PHOENIX_BIN = os.path.join(ROOT, ".venv-phoenix", "bin", "phoenix")
@@ -167,57 +168,17 @@ def split(n_bodies: int) -> None:
           f"{sum(medians.values()) / TARGET_CPU_MS:.2f} x target {TARGET_CPU_MS:g} ms")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited ({proc.returncode})")
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} did not answer")
-        time.sleep(0.2)
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("OTEL_", "PHOENIX_"))}
-
-
-@contextmanager
-def otel_monitor_server(db: str):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "otel_monitor.cli", "serve", "--db", db,
-                             "--port", str(port)], env=_clean_env(), cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_ready(f"http://127.0.0.1:{port}/api/health", proc)
-        yield f"http://127.0.0.1:{port}/v1/traces", proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 @contextmanager
 def phoenix_server(work: str):
-    port = _free_port()
-    env = {**_clean_env(), "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port),
-           "PHOENIX_GRPC_PORT": str(_free_port()), "PHOENIX_WORKING_DIR": work,
+    port = free_port()
+    env = {**clean_env(), "PHOENIX_HOST": "127.0.0.1", "PHOENIX_PORT": str(port),
+           "PHOENIX_GRPC_PORT": str(free_port()), "PHOENIX_WORKING_DIR": work,
            "PHOENIX_SQL_DATABASE_URL": f"sqlite:///{os.path.join(work, 'spans.db')}",
            "PHOENIX_TELEMETRY_ENABLED": "false"}
     proc = subprocess.Popen([PHOENIX_BIN, "serve"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        _wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
         yield f"http://127.0.0.1:{port}/v1/traces", proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -256,7 +217,8 @@ def main() -> None:
     ours: dict[int, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "ingest.db")
-        with otel_monitor_server(db) as (url, pid):
+        with otel_monitor_server(db) as (base, pid):
+            url = base + "/v1/traces"
             run_senders(url, pid, make_bodies(2, "warm-up", 0), 1)  # imports, schema
             for n in args.senders:
                 service = f"bench-{n}"

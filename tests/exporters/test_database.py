@@ -93,6 +93,37 @@ def test_max_steps_stops_a_long_read_and_leaves_the_connection_unbounded(db):
     assert db.scalar(COUNT_TO, (200_000,)) == 200_000  # no budget left behind
 
 
+def test_a_read_checks_its_step_budget_a_bounded_number_of_times(db):
+    """Each check is a call into Python, which takes the GIL back from SQLite: with the
+    budget checked every 1,000 steps, a 30 ms read took 3.1 s beside one busy Python
+    thread (issue 19's API under load). At most 16 checks a read (+1 for the rounding),
+    so it stops within 1/16 past its budget."""
+    checks: list[int] = []
+    real = db._conn
+
+    class Counting:  # the connection, counting the progress handler's calls
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def set_progress_handler(self, handler, n):
+            if handler is None:
+                return real.set_progress_handler(None, n)
+
+            def counted():
+                checks.append(n)
+                return handler()
+            return real.set_progress_handler(counted, n)
+
+    db._conn = Counting()
+    try:
+        with pytest.raises(StepBudgetExceeded):
+            db.execute(COUNT_TO, (100_000_000,), max_steps=1_600_000)
+    finally:
+        db._conn = real
+    assert len(checks) <= 17
+    assert 1_600_000 < sum(checks) <= 1_600_000 * 17 // 16
+
+
 def test_a_read_only_database_refuses_writes(db, db_path):
     reader = Database(db_path, readonly=True)
     try:

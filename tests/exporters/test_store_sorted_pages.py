@@ -235,3 +235,53 @@ def test_a_top_n_page_whose_first_calls_make_no_row_is_still_full_and_exact(tmp_
     page = q.page(RowFilter(process="job"), sort="-duration_ms", limit=3)
     assert page.strategy == "top" and page.note is None
     assert [r["Data Value"] for r in page.rows] == ["5", "6", "7"]
+
+
+# Row counts (issue 19: a rare service's count read the whole store, 0.9 s on the
+# 2M-call benchmark store): counting stops at the cap; a count whose walk tests a filter
+# its index does not hold has a step budget, past which it counts within the newest calls.
+
+def _newest_ids(q: TraceQueries, n: int) -> set[int]:
+    return {r[0] for r in q.db.execute("SELECT id FROM spans ORDER BY start_ns DESC LIMIT ?",
+                                       (n,))}
+
+
+def test_counts_within_their_budget_are_exact(store):
+    q = TraceQueries(store)
+    for label, f in _filters(0).items():
+        assert q.count_rows(f) == (len(_all_rows(q, f)), True), label
+
+
+@pytest.mark.parametrize("label", ["service", "range+data"])
+def test_a_count_past_its_budget_counts_within_the_newest_calls_and_says_it_is_not_exact(
+        store, monkeypatch, label):
+    q = TraceQueries(store)
+    monkeypatch.setattr(q_mod, "COUNT_MAX_STEPS", 1)
+    monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", 60)
+    f = _filters(0)[label]
+    indexed, params = f.indexed_only().where(rows=False)
+    newest = {r[0] for r in q.db.execute(
+        f"SELECT s.id FROM spans s {indexed} ORDER BY s.start_ns DESC LIMIT 60", params)}
+    inside = [r for r in _all_rows(q, f) if r["row_id"] in newest]
+    assert len(inside) < len(_all_rows(q, f))  # (the window leaves some out)
+    assert q.count_rows(f) == (len(inside), False)
+
+
+def test_a_count_past_its_budget_is_exact_when_the_window_holds_every_candidate(
+        store, monkeypatch):
+    q = TraceQueries(store)
+    monkeypatch.setattr(q_mod, "COUNT_MAX_STEPS", 1)
+    monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", CALLS)
+    f = _filters(0)["service"]
+    assert q.count_rows(f) == (len(_all_rows(q, f)), True)
+
+
+@pytest.mark.parametrize("label", ["none", "range", "process", "data", "errors",
+                                   "process+errors", "range+process", "range+errors"])
+def test_a_count_whose_index_holds_its_filters_has_no_budget(store, monkeypatch, label):
+    """Every row its walk reads is counted, so it stops at the cap: no budget."""
+    q = TraceQueries(store)
+    monkeypatch.setattr(q_mod, "COUNT_MAX_STEPS", 1)
+    monkeypatch.setattr(q_mod, "SORT_WINDOW_CALLS", 60)
+    f = _filters(0)[label]
+    assert q.count_rows(f) == (len(_all_rows(q, f)), True), label
