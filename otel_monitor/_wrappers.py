@@ -19,7 +19,7 @@ from typing import Any, Callable
 from exporters.columns import OUTCOME_OK
 
 from ._capture import AS_IS
-from ._context import CURRENT, get_current_span
+from ._context import CURRENT, get_current_context, get_current_span
 from ._sampling import AutoSampler
 
 _time_ns = time.time_ns
@@ -117,7 +117,8 @@ def _inline_sync_wrapper(fn: Callable, rec: Any) -> Callable:
     log_outputs = rec.log_outputs
     as_is_result = log_outputs and not plan.mask_return
     get, enter, leave = CURRENT.get, CURRENT.set, CURRENT.reset
-    now, rand, current_span, as_is = time.time_ns, getrandbits, get_current_span, AS_IS
+    now, rand, as_is = time.time_ns, getrandbits, AS_IS
+    current_span, otel_now = get_current_span, get_current_context
     ok_outcome = OUTCOME_OK
 
     def wrapper(*args, **kwargs):
@@ -125,8 +126,11 @@ def _inline_sync_wrapper(fn: Callable, rec: Any) -> Callable:
             if rt.ready or rt.ensure_started():
                 parent = get()
                 if parent is None:
-                    ctx = current_span().get_span_context()
-                    if ctx.is_valid:  # join the trace of, say, a FastAPI request span
+                    if otel_now():  # an OTel context: a span in it, perhaps
+                        ctx = current_span().get_span_context()
+                    else:
+                        ctx = None
+                    if ctx is not None and ctx.is_valid:  # join, say, a request's trace
                         trace_id, parent_id = ctx.trace_id, ctx.span_id
                     else:
                         trace_id, parent_id = rand(128) or 1, 0
