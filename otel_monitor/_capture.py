@@ -211,6 +211,9 @@ UNBUDGETED = -(1 << 62)  # a ``spent`` that never reaches the budget
 # recorder need not set the thread's account for them.
 UNTIMED = frozenset({float, int, bool, complex, type(None), str, bytes, bytearray,
                      memoryview})
+# Types ``ValueFormatter.format`` returns as they are (the exporter renders them): a
+# capture whose values are all of these keeps them without a call per value.
+AS_IS = frozenset({float, int, bool, complex})
 
 
 class CaptureState(threading.local):
@@ -268,7 +271,7 @@ class ValueFormatter:
         self.state = CaptureState()
         self._reprlib = _BoundedRepr(max_length, self._timed, self.state)
         by_type: dict[type, Callable[[Any], str]] = {
-            float: _same, bool: _same, complex: _same, int: _same,
+            **dict.fromkeys(AS_IS, _same),
             type(None): _none,  # text now: None as output would read as "no output"
             str: self._str,
             bytes: self._binary, bytearray: self._binary, memoryview: self._binary,

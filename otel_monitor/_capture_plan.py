@@ -16,7 +16,7 @@ from exporters.columns import ATTR_INPUT_PREFIX
 
 from exporters.columns import TRUNCATION_MARKER
 
-from ._capture import HASH_LIMIT, is_sensitive
+from ._capture import AS_IS, HASH_LIMIT, is_sensitive
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
@@ -50,6 +50,9 @@ class CapturePlan:
         positional_masked = any(self.is_masked(n) for n in self.positional)
         varargs_masked = self.varargs is not None and self.is_masked(self.varargs)
         self._any_positional_masked = positional_masked or varargs_masked
+        # For a caller that inlines capture's first case: (the names of the first n
+        # positional arguments by n, or None when one of them may be masked).
+        self.plain_prefixes = None if self._any_positional_masked else self._prefixes
 
     def is_masked(self, name: str) -> bool:
         masked = self._masked_names.get(name)
@@ -70,11 +73,15 @@ class CapturePlan:
 
     def capture(self, args: tuple, kwargs: dict, fmt: Callable[[Any], str],
                 mask: Callable[[Any], str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(names, texts): tuples of str, so the record they end up in is not tracked
-        by the garbage collector."""
+        """(names, texts): tuples of str and scalars, so the record they end up in is
+        not tracked by the garbage collector. ``fmt``: a ``ValueFormatter``'s format,
+        which keeps the ``AS_IS`` types as they are: positional arguments all of those
+        types are kept as they came (the call's own tuple), with no call per value."""
         if not kwargs and not self._any_positional_masked:
             nargs = len(args)
             if nargs <= self._npos:
+                if AS_IS.issuperset(map(type, args)):
+                    return self._prefixes[nargs], args
                 return self._prefixes[nargs], tuple(map(fmt, args))
         names = self.names_for(len(args), kwargs)
         values = [*args, *kwargs.values()]

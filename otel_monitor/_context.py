@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from contextvars import ContextVar
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 CURRENT: ContextVar[tuple | None] = ContextVar("otel_monitor_current_call", default=None)
 
 get_current_span = trace.get_current_span
+# The current OTel context: empty (falsy) when no span, nor anything else, is current,
+# which spares a local root the longer ``get_current_span`` lookup.
+get_current_context = otel_context.get_current

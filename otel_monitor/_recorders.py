@@ -225,6 +225,28 @@ class LocalRecorder:
         self.rt = pipeline
         self.queue = pipeline.queue  # lives as long as the process: bound here
 
+    # The sync wrapper of a call always kept (sample=1.0) inlines begin and ok
+    # (``_wrappers._inline_sync_wrapper``); SpanRecorder's calls go through them.
+    inline = True
+
+    def result_text(self, result: Any, spent: int) -> Any:
+        """What ``ok`` records of a result (``log_outputs``): ``spent``, the call's
+        capture account after its arguments."""
+        rt = self.rt
+        to_text = rt.mask if self.plan.mask_return else rt.format
+        if type(result) in UNTIMED:
+            return to_text(result)
+        return _on_account(rt.capture_state, to_text, result, spent)[0]
+
+    def begin_failed(self) -> None:
+        """What ``begin`` does when recording a call's start failed."""
+        _clean_account(self.rt)
+        _warn("recording a call's start")
+
+    @staticmethod
+    def ok_failed() -> None:
+        _warn("recording a call's result")
+
     def begin(self, args: tuple, kwargs: dict, enter: bool = True,
               start: int | None = None) -> list | None:
         """``start``: when the call started, if not now (a call kept at its end)."""
@@ -472,6 +494,8 @@ class SpanRecorder(LocalRecorder):
     The SQLite store gets the same call as a record (the provider's processor skips
     spans of this tracer), which spares the writer thread reading span objects back.
     """
+
+    inline = False
 
     def __init__(self, site: CallSite, plan: CapturePlan, pipeline: CallPipeline,
                  **flags: Any) -> None:

@@ -1,7 +1,8 @@
 """The wrappers ``@monitor`` returns, one shape per kind of callable.
 
 Which wrapper, and whether it samples, is decided at decoration; the per-call
-path is begin -> call -> ok/fail. A call skipped by sampling still records if it
+path is begin -> call -> ok/fail (for a plain function always kept with
+``otel_span=False``, begin and ok inlined in the wrapper: ``_inline_sync_wrapper``). A call skipped by sampling still records if it
 raises; a call kept with probability q < 1 records the weight 1/q (a failure, kept
 whatever the sampling, weighs 1). Under ``sample="auto"`` (an ``AutoSampler``) a plain
 function or coroutine is only timed; the sampler decides at its end, and only a kept
@@ -13,9 +14,13 @@ from __future__ import annotations
 
 import functools
 import time
-from random import random
+from random import getrandbits, random
 from typing import Any, Callable
 
+from exporters.columns import OUTCOME_OK
+
+from ._capture import AS_IS
+from ._context import CURRENT, get_current_context, get_current_span
 from ._sampling import AutoSampler
 
 _time_ns = time.time_ns
@@ -30,6 +35,8 @@ def sync_wrapper(fn: Callable, rec: Any, sample: float | AutoSampler) -> Callabl
     # ours replaces, or chains onto, what the function raised. A try costs nothing
     # until something is raised.
 
+    if sample >= 1.0 and rec.inline:
+        return functools.wraps(fn)(_inline_sync_wrapper(fn, rec))
     if sample >= 1.0:
         def wrapper(*args, **kwargs):
             try:
@@ -94,6 +101,102 @@ def sync_wrapper(fn: Callable, rec: Any, sample: float | AutoSampler) -> Callabl
                     pass
                 raise
     return functools.wraps(fn)(wrapper)
+
+
+def _inline_sync_wrapper(fn: Callable, rec: Any) -> Callable:
+    """``LocalRecorder.begin`` and ``ok`` inlined, for every call of a plain function
+    (sample=1.0): the hot path. What stays fixed (the recorder's queue, process name,
+    capture plan and flags) is bound here; what ``configure`` may change (``ready``,
+    ``format``, ``mask``, ``capture_state``, ``fast_limit``) is read on the pipeline per
+    call. A failing call, and anything unusual in recording one, goes through the
+    recorder's own methods (``fail``, ``result_text``)."""
+    rt, queue, process, plan = rec.rt, rec.queue, rec.process, rec.plan
+    fail, result_text = rec.fail, rec.result_text
+    capture = plan.capture if rec.log_inputs else None
+    prefixes = plan.plain_prefixes if rec.log_inputs else None
+    npos = len(plan.positional)
+    log_outputs = rec.log_outputs
+    as_is_result = log_outputs and not plan.mask_return
+    get, enter, leave = CURRENT.get, CURRENT.set, CURRENT.reset
+    now, rand, as_is = time.time_ns, getrandbits, AS_IS
+    current_span, otel_now = get_current_span, get_current_context
+    ok_outcome = OUTCOME_OK
+
+    def wrapper(*args, **kwargs):
+        try:
+            if rt.ready or rt.ensure_started():
+                parent = get()
+                if parent is None:
+                    if otel_now():  # an OTel context: a span in it, perhaps
+                        ctx = current_span().get_span_context()
+                    else:
+                        ctx = None
+                    if ctx is not None and ctx.is_valid:  # join, say, a request's trace
+                        trace_id, parent_id = ctx.trace_id, ctx.span_id
+                    else:
+                        trace_id, parent_id = rand(128) or 1, 0
+                else:
+                    trace_id, parent_id = parent[0], parent[1]
+                spent = 0
+                if (prefixes is not None and not kwargs and len(args) <= npos
+                        and as_is.issuperset(map(type, args))):
+                    inputs = (prefixes[len(args)], args)  # capture's first case, no repr
+                elif capture is not None:
+                    inputs = capture(args, kwargs, rt.format, rt.mask)
+                    state = rt.capture_state
+                    spent = state.spent  # the call's account, kept in the call
+                    if spent:
+                        state.spent = 0  # 0 between captures
+                else:
+                    inputs = None
+                me = (trace_id, rand(64) or 1, True)
+                token = enter(me)
+                start = now()
+            else:
+                me = None
+        except BaseException:  # a __repr__ raising SystemExit… included
+            me = None
+            try:
+                rec.begin_failed()
+            except BaseException:  # at the recursion limit
+                pass
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            if me is not None:
+                try:
+                    fail([token, me, parent_id, inputs, start, None, None, spent, None],
+                         exc, args, kwargs)
+                except BaseException:
+                    pass
+            raise
+        end = now()
+        if me is None:
+            return result
+        try:
+            try:
+                leave(token)
+            except ValueError:
+                pass
+            try:
+                if not log_outputs:
+                    output = None
+                elif as_is_result and type(result) in as_is:
+                    output = result
+                else:
+                    output = result_text(result, spent)
+                record = (process, trace_id, me[1], parent_id, start, end, ok_outcome, None,
+                          inputs, output, None)
+                if len(queue) < rt.fast_limit:
+                    queue.append(record)
+                else:
+                    rt.overflow(record)
+            except BaseException:  # a __repr__ raising SystemExit… included
+                rec.ok_failed()
+        except BaseException:
+            pass
+        return result
+    return wrapper
 
 
 def _auto_sync_wrapper(fn: Callable, rec: Any, sampler: AutoSampler) -> Callable:

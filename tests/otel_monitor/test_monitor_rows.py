@@ -82,6 +82,27 @@ def test_scalar_arguments_and_results_are_stored_as_their_repr(store):
         "big": str(2**100), "return": "(-7, 0.1)"}
 
 
+def test_arguments_all_numbers_are_stored_as_their_repr_as_other_calls(store):
+    # Positional arguments all int/float/bool/complex are kept as the call's own tuple
+    # (no call per value on the hot path); the rows read as for any other call, a
+    # masked one among them still masked, a keyword one still by its name.
+    @monitor("rows", mask=("secret",))
+    def numbers(i, f, b, c, big, secret=0.0):
+        return f * 2
+
+    numbers(-7, 0.1, False, 1 + 2j, 2**100)
+    numbers(1, 2.5, True, 0j, 3, secret=123456.75)
+    numbers(1, 2.5, True, 0j, 3, 123456.75)
+    first, by_keyword, positional = store.calls(numbers)
+    assert store.values(first) == {
+        "i": "-7", "f": "0.1", "b": "False", "c": "(1+2j)", "big": str(2**100),
+        "return": "0.2"}
+    for call in (by_keyword, positional):
+        values = store.values(call)
+        assert values["return"] == "5.0" and values["big"] == "3"
+        assert "123456.75" not in values["secret"]
+
+
 def test_each_call_is_its_own_process_row_even_within_the_same_second(store):
     @monitor("pricing")
     def add(a, b):

@@ -179,6 +179,26 @@ def test_monitored_call_nests_under_a_span_of_other_instrumentation(store, otel_
     assert store.data(req) == []
 
 
+def test_local_root_under_baggage_alone_starts_its_own_trace(store):
+    # An OTel context holding no span (baggage only) is not a trace to join.
+    from opentelemetry import baggage, context
+
+    @monitor("nesting")
+    def handler(path):
+        return 200
+
+    token = context.attach(baggage.set_baggage("tenant", "acme"))
+    try:
+        handler("/a")
+        handler("/b")
+    finally:
+        context.detach(token)
+    first, second = store.calls(handler)
+    assert first["parent_span_id"] is None and second["parent_span_id"] is None
+    assert first["trace_id"] != second["trace_id"]
+    assert int(first["trace_id"], 16) and int(second["trace_id"], 16)
+
+
 def test_otel_span_call_is_the_current_span_for_other_instrumentation_inside_it(store, spans):
     tracer = trace.get_tracer("some.http.client")
 
