@@ -182,6 +182,13 @@ def bounded(text: str, max_length: int) -> str:
     return text[:max_length] + TRUNCATION_MARKER.format(n=over) if over > 0 else text
 
 
+def _own_text(value: Any, max_length: int) -> str:
+    """An own span's input or output value as stored: the exporter's text of it, bounded."""
+    if type(value) is not str:
+        value = _attr_text(value)
+    return bounded(value, max_length) if len(value) > max_length else value
+
+
 def value_text(value: Any, max_length: int) -> str:
     """A foreign attribute's value as the decorator renders a value: ``repr``, bounded."""
     if isinstance(value, tuple):
@@ -233,17 +240,9 @@ def span_fields(span: trace_pb2.Span, attrs: dict[str, Any],
     if own:  # only otel-monitor's own spans have inputs and outputs
         for key, value in attrs.items():
             if key.startswith(_INPUT):
-                if type(value) is not str:
-                    value = _attr_text(value)
-                if len(value) > max_length:
-                    value = bounded(value, max_length)
-                inputs.append((key[_INPUT_LEN:], value))
+                inputs.append((key[_INPUT_LEN:], _own_text(value, max_length)))
             elif key.startswith(_OUTPUT):
-                if type(value) is not str:
-                    value = _attr_text(value)
-                if len(value) > max_length:
-                    value = bounded(value, max_length)
-                outputs.append((key[_OUTPUT_LEN:], value))
+                outputs.append((key[_OUTPUT_LEN:], _own_text(value, max_length)))
     get = attrs.get
     local_parent = get(C.ATTR_LOCAL_PARENT)  # checked: at most 16 hex digits
     if local_parent:
