@@ -2,13 +2,13 @@
 
 Which wrapper, and whether it samples, is decided at decoration; the per-call
 path is begin -> call -> ok/fail (for a plain function always kept with
-``otel_span=False``, begin and ok inlined in the wrapper: ``_inline_sync_wrapper``). A call skipped by sampling still records if it
-raises; a call kept with probability q < 1 records the weight 1/q (a failure, kept
-whatever the sampling, weighs 1). Under ``sample="auto"`` (an ``AutoSampler``) a plain
-function or coroutine is only timed; the sampler decides at its end, and only a kept
-call is recorded (``rec.kept``), its arguments rendered then. Generators and async
-generators are driven step by step so the call's context is current only while their
-own code runs, never between yields.
+``otel_span=False``, begin and ok inlined in the wrapper: ``_inline_sync_wrapper``).
+A call skipped by sampling still records if it raises; a call kept with probability
+q < 1 records the weight 1/q (a failure, kept whatever the sampling, weighs 1). Under
+``sample="auto"`` (an ``AutoSampler``) a plain function or coroutine is only timed;
+the sampler decides at its end, and only a kept call is recorded (``rec.kept``), its
+arguments rendered then. Generators and async generators are driven step by step so
+the call's context is current only while their own code runs, never between yields.
 """
 from __future__ import annotations
 
