@@ -229,14 +229,14 @@ class LocalRecorder:
     # (``_wrappers._inline_sync_wrapper``); SpanRecorder's calls go through them.
     inline = True
 
-    def result_text(self, result: Any, spent: int) -> Any:
-        """What ``ok`` records of a result (``log_outputs``): ``spent``, the call's
-        capture account after its arguments."""
+    def result_text(self, result: Any, spent: int) -> tuple[Any, int]:
+        """(what ``ok`` records of a result, the call's capture account after it):
+        rendered under what the call's budget has left (``spent``: its account so far)."""
         rt = self.rt
         to_text = rt.mask if self.plan.mask_return else rt.format
         if type(result) in UNTIMED:
-            return to_text(result)
-        return _on_account(rt.capture_state, to_text, result, spent)[0]
+            return to_text(result), spent
+        return _on_account(rt.capture_state, to_text, result, spent)
 
     def begin_failed(self) -> None:
         """What ``begin`` does when recording a call's start failed."""
@@ -275,8 +275,7 @@ class LocalRecorder:
             return [CURRENT.set(me) if enter else None, me, parent_id, inputs,
                     _time_ns() if start is None else start, None, None, spent, None]
         except BaseException:  # a __repr__ raising SystemExit… included
-            _clean_account(self.rt)
-            _warn("recording a call's start")
+            self.begin_failed()
             return None
 
     def enter(self, call: list | None) -> None:
@@ -320,7 +319,7 @@ class LocalRecorder:
             else:
                 rt.overflow(record)
         except BaseException:  # a __repr__ raising SystemExit… included
-            _warn("recording a call's result")
+            self.ok_failed()
 
     def yields(self, call: list | None) -> tuple[Callable[[Any], Any], int] | None:
         """(format, bound) for a generator's yielded values, or None when they are not
@@ -404,7 +403,7 @@ class LocalRecorder:
         try:
             self._put(call, end, C.OUTCOME_OK, None, self._output(result, call))
         except BaseException:  # a __repr__ raising SystemExit… included
-            _warn("recording a call's result")
+            self.ok_failed()
 
     def fail_unsampled(self, start: int, exc: BaseException, args: tuple, kwargs: dict) -> None:
         """A call skipped by sampling raised: record it anyway, with its inputs as they
@@ -438,11 +437,7 @@ class LocalRecorder:
         """The result's text, under what the call's capture budget has left."""
         if not self.log_outputs:
             return None
-        rt = self.rt
-        to_text = rt.mask if self.plan.mask_return else rt.format
-        if type(result) in UNTIMED:
-            return to_text(result)
-        text, call[7] = _on_account(rt.capture_state, to_text, result, call[7])
+        text, call[7] = self.result_text(result, call[7])
         return text
 
     def _error(self, exc: BaseException, args: tuple, kwargs: dict, call: list) -> tuple:

@@ -184,7 +184,7 @@ def _inline_sync_wrapper(fn: Callable, rec: Any) -> Callable:
                 elif as_is_result and type(result) in as_is:
                     output = result
                 else:
-                    output = result_text(result, spent)
+                    output = result_text(result, spent)[0]
                 record = (process, trace_id, me[1], parent_id, start, end, ok_outcome, None,
                           inputs, output, None)
                 if len(queue) < rt.fast_limit:
