@@ -175,7 +175,7 @@ def _die_of_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
     else:
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
+            libc = ctypes.CDLL(None)
             libc.signal(ctypes.c_int(signal.SIGTERM), ctypes.c_void_p(0))  # SIG_DFL
         except (OSError, AttributeError):  # no libc to call: end it the hard way
             os.kill(os.getpid(), signal.SIGKILL)
