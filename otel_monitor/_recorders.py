@@ -436,12 +436,6 @@ class LocalRecorder:
         else:
             self.rt.overflow(record)
 
-    def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:
-        if not self.log_inputs:
-            return None
-        rt = self.rt
-        return self.plan.capture(args, kwargs, rt.format, rt.mask)
-
     def _output(self, result: Any, call: list) -> str | None:
         """The result's text, under what the call's capture budget has left."""
         if not self.log_outputs:
