@@ -24,6 +24,7 @@ import argparse
 import gc
 import logging
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -181,6 +182,14 @@ def main() -> None:
     ap.add_argument("--sustained-seconds", type=float, default=2.0)
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
+    try:
+        run(opts, tmp)
+    finally:
+        otel_monitor.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)  # its stores: hundreds of MB a run
+
+
+def run(opts: argparse.Namespace, tmp: str) -> None:
     otel_monitor.configure(db_path=os.path.join(tmp, "bench.db"), queue_size=QUEUE_SIZE)
     variants = build_variants()
     samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -248,7 +257,6 @@ def main() -> None:
               f"({r['written'] / r['calls']:.0%}), writer done {r['flush_s']:.1f} s after the loop")
     print(f"dropped by otel-monitor (queue bound {QUEUE_SIZE:,}): "
           f"{otel_monitor.pipeline.PIPELINE.processor.dropped:,}")
-    otel_monitor.shutdown()
 
 
 if __name__ == "__main__":
