@@ -10,6 +10,11 @@ Prints the median per-call overhead (µs above the bare call) of:
     with every call kept
   * the brief's reference decorator (appendix 7.2, queue.Queue)
   * a raw OTel SDK span: start_as_current_span + 5 attributes, BatchSpanProcessor
+    (issue 19's reference for otel_span=True: <= 0.75x)
+  * the span @monitor(otel_span=True) makes, made with the SDK alone (same tracer,
+    name and 9 attributes, the 8 known at its start in one mapping, context attached
+    and detached): the floor of any decorator that makes that span through the public
+    SDK API, printed as a ratio to the raw span too
 and the ratios the core issue sets targets for. Rounds of the variants are
 interleaved so machine noise hits them alike.
 """
@@ -19,6 +24,7 @@ import argparse
 import gc
 import logging
 import os
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -74,6 +80,33 @@ def raw_span_function(exporter: SpanExporter):
     return raw_sdk_span, processor
 
 
+def sdk_floor_function():
+    """price() in the span @monitor("pricing", otel_span=True) makes of it, made with
+    the SDK alone: nothing of the decorator's own (capture, record, nesting)."""
+    from opentelemetry import context, trace
+
+    tracer = otel_monitor.pipeline.PIPELINE.tracer  # its spans skip the SQLite processor
+    code = price.__code__
+    name = f"{price.__module__}.{price.__qualname__}"
+    static = {"code.function.name": name, "monitor.process_group": "pricing",
+              "code.file.path": code.co_filename, "code.line.number": code.co_firstlineno}
+    keys = ("monitor.input.spot", "monitor.input.strike", "monitor.input.vol",
+            "monitor.input.t")
+
+    def sdk_span_floor(*args):
+        attributes = static.copy()
+        attributes.update(zip(keys, args))
+        span = tracer.start_span(name, attributes=attributes)
+        token = context.attach(trace.set_span_in_context(span))
+        result = price(*args)
+        context.detach(token)
+        span.set_attribute("monitor.output.return", result)
+        span.end()
+        return result
+
+    return sdk_span_floor
+
+
 MINIMAL_QUEUE: deque = deque()
 
 
@@ -99,6 +132,7 @@ def build_variants() -> dict:
         "raw_sdk_span": raw_sdk_span,
         "monitor_local": monitor("pricing")(price),
         "monitor_otel": monitor("pricing", otel_span=True)(price),
+        "sdk_span_floor": sdk_floor_function(),
         "monitor_sample0": monitor("pricing", sample=0.0)(price),
         "monitor_auto": monitor("pricing", sample="auto")(price),
         # every call kept (target out of reach): what a kept call costs under "auto"
@@ -148,6 +182,14 @@ def main() -> None:
     ap.add_argument("--sustained-seconds", type=float, default=2.0)
     opts = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="otel-monitor-bench-")
+    try:
+        run(opts, tmp)
+    finally:
+        otel_monitor.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)  # its stores: hundreds of MB a run
+
+
+def run(opts: argparse.Namespace, tmp: str) -> None:
     otel_monitor.configure(db_path=os.path.join(tmp, "bench.db"), queue_size=QUEUE_SIZE)
     variants = build_variants()
     samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -178,7 +220,10 @@ def main() -> None:
     print(f"otel_span=False overhead / minimal wrapper overhead   = {ratio_minimal:.3f}  "
           f"(target <= 2.0)  {'PASS' if ratio_minimal <= 2.0 else 'FAIL'}")
     print(f"otel_span=True call / raw SDK span call               = {ratio_otel:.3f}  "
-          f"(target <= 1.15)  {'PASS' if ratio_otel <= 1.15 else 'FAIL'}")
+          f"(target <= 0.75)  {'PASS' if ratio_otel <= 0.75 else 'FAIL'}")
+    print(f"  the same span made with the SDK alone / raw SDK span  = "
+          f"{med['sdk_span_floor'] / med['raw_sdk_span']:.3f}  (the floor of the ratio "
+          "above through the public SDK API)")
     print(f"sample=0 overhead                                     = {over['monitor_sample0']:.3f} µs"
           f" (target <= 0.3)  {'PASS' if over['monitor_sample0'] <= 0.3 else 'FAIL'}")
     ratio_auto = med["monitor_auto"] / med["monitor_local"]
@@ -212,7 +257,6 @@ def main() -> None:
               f"({r['written'] / r['calls']:.0%}), writer done {r['flush_s']:.1f} s after the loop")
     print(f"dropped by otel-monitor (queue bound {QUEUE_SIZE:,}): "
           f"{otel_monitor.pipeline.PIPELINE.processor.dropped:,}")
-    otel_monitor.shutdown()
 
 
 if __name__ == "__main__":

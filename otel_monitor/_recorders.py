@@ -32,8 +32,8 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
 from exporters import columns as C
-from exporters.records import (ERR_PROPAGATED, CallSite, Outputs, error_texts,
-                               exception_type_name, scalar_text)
+from exporters.records import (END_NS, ERR_PROPAGATED, OUTPUT, CallSite, Outputs,
+                               error_texts, exception_type_name, scalar_text)
 
 from . import _wrappers
 from ._capture import UNBUDGETED, UNTIMED, CaptureState, Masker
@@ -44,6 +44,8 @@ _log = logging.getLogger("otel_monitor")
 
 _time_ns = time.time_ns
 _get_current_span = get_current_span
+_attach, _detach = otel_context.attach, otel_context.detach
+_set_span_in_context = trace.set_span_in_context
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
 
@@ -65,6 +67,10 @@ class CallPipeline(Protocol):
 
     def overflow(self, record: tuple) -> None:
         """A record arriving at or past ``fast_limit`` deep: queued or dropped."""
+
+
+# Captured values that are valid OTel attribute values as they are (see attribute_value).
+_ATTRIBUTE_AS_IS = frozenset({str, float, bool})
 
 
 def attribute_value(value: Any) -> Any:
@@ -290,11 +296,12 @@ class LocalRecorder:
                 pass
             call[0] = None
 
-    def ok(self, call: list | None, result: Any) -> None:
+    def ok(self, call: list | None, result: Any) -> tuple | None:
+        """Records a call that returned: the record queued (None when not recorded)."""
         # The hottest few lines of the project: helpers are inlined on purpose.
         end = _time_ns()
         if call is None:
-            return
+            return None
         token = call[0]
         if token is not None:
             try:
@@ -318,8 +325,10 @@ class LocalRecorder:
                 queue.append(record)
             else:
                 rt.overflow(record)
+            return record
         except BaseException:  # a __repr__ raising SystemExit… included
             self.ok_failed()
+            return None
 
     def yields(self, call: list | None) -> tuple[Callable[[Any], Any], int] | None:
         """(format, bound) for a generator's yielded values, or None when they are not
@@ -427,12 +436,6 @@ class LocalRecorder:
         else:
             self.rt.overflow(record)
 
-    def _inputs(self, args: tuple, kwargs: dict) -> tuple | None:
-        if not self.log_inputs:
-            return None
-        rt = self.rt
-        return self.plan.capture(args, kwargs, rt.format, rt.mask)
-
     def _output(self, result: Any, call: list) -> str | None:
         """The result's text, under what the call's capture budget has left."""
         if not self.log_outputs:
@@ -488,6 +491,13 @@ class SpanRecorder(LocalRecorder):
 
     The SQLite store gets the same call as a record (the provider's processor skips
     spans of this tracer), which spares the writer thread reading span objects back.
+
+    The per-call path of every ``otel_span=True`` call: the span gets every attribute
+    known at its start in the one mapping it starts with (the SDK validates a mapping
+    in one pass; ``set_attribute`` takes a lock and validates each value on its own),
+    its context is attached with ``opentelemetry.context.attach``/``detach`` (no
+    context manager), ``begin`` inlines its helpers, and ``ok`` ends the span from the
+    record ``LocalRecorder.ok`` queued (its end time and output: rendered once).
     """
 
     inline = False
@@ -495,6 +505,8 @@ class SpanRecorder(LocalRecorder):
     def __init__(self, site: CallSite, plan: CapturePlan, pipeline: CallPipeline,
                  **flags: Any) -> None:
         super().__init__(site, plan, pipeline, **flags)
+        # What every span of this call site starts with; each call copies it and adds
+        # its inputs.
         self.static_attributes = {
             C.ATTR_CODE_FUNCTION: site.process,
             C.ATTR_PROCESS_GROUP: site.process_group,
@@ -503,6 +515,7 @@ class SpanRecorder(LocalRecorder):
             self.static_attributes[C.ATTR_CODE_FILE] = site.file
         if site.line:
             self.static_attributes[C.ATTR_CODE_LINE] = site.line
+        self.input_key = plan.keys.__getitem__  # argument name -> its attribute key
 
     def begin(self, args: tuple, kwargs: dict, enter: bool = True,
               start: int | None = None) -> list | None:
@@ -510,16 +523,20 @@ class SpanRecorder(LocalRecorder):
             rt = self.rt
             if not rt.ready and not rt.ensure_started():
                 return None
-            attributes = dict(self.static_attributes)
-            inputs = self._inputs(args, kwargs)
+            attributes = self.static_attributes.copy()
             spent = 0
-            if inputs is not None:
+            if self.log_inputs:
+                inputs = self.plan.capture(args, kwargs, rt.format, rt.mask)
                 state = rt.capture_state
                 spent = state.spent  # the call's account (see LocalRecorder.begin)
                 if spent:
                     state.spent = 0
-                attributes.update(zip(map(self.plan.keys.__getitem__, inputs[0]),
-                                      map(attribute_value, inputs[1])))
+                values = inputs[1]
+                if not _ATTRIBUTE_AS_IS.issuperset(map(type, values)):
+                    values = map(attribute_value, values)
+                attributes.update(zip(map(self.input_key, inputs[0]), values))
+            else:
+                inputs = None
             parent = CURRENT.get()
             parent_context = None
             parent_id = 0
@@ -533,7 +550,7 @@ class SpanRecorder(LocalRecorder):
                         SpanContext(parent[0], parent_id, False, _SAMPLED)))
             if start is None:
                 start = _time_ns()
-            span = rt.tracer.start_span(self.site.process, context=parent_context,
+            span = rt.tracer.start_span(self.site.process, parent_context,
                                         attributes=attributes, start_time=start)
             ctx = span.get_span_context()
             if not parent_id:
@@ -543,47 +560,65 @@ class SpanRecorder(LocalRecorder):
                 # Inside a feed's tick handler: the marker's int subclass names the feed
                 # (see _feeds); the record keeps it, with this call's real parent id.
                 parent_id = type(parent[1])(parent_id)
-            call = [None, (ctx.trace_id, ctx.span_id, False), parent_id, inputs, start, span, None,
-                    spent, None]
+            me = (ctx.trace_id, ctx.span_id, False)
+            call = [None, me, parent_id, inputs, start, span, None, spent, None]
             if enter:
-                self.enter(call)
+                call[6] = _attach(_set_span_in_context(span))
+                call[0] = CURRENT.set(me)
             return call
         except BaseException:  # a __repr__ raising SystemExit… included
             _clean_account(self.rt)
             _warn("starting a span")
             return None
 
-    def ok(self, call: list | None, result: Any) -> None:
-        end = _time_ns()
+    def ok(self, call: list | None, result: Any) -> tuple | None:
         if call is None:
-            return
-        self.leave(call)
-        try:
-            self._put(call, end, C.OUTCOME_OK, None, self._output(result, call))
-        except BaseException:  # a __repr__ raising SystemExit… included
-            _warn("ending a span")
+            return None
+        otel_token = call[6]
+        if otel_token is not None:  # the caller's OTel context back, as ``leave`` does
+            call[6] = None
+            _detach(otel_token)
+        record = super().ok(call, result)  # the store's record: its end and output
+        if record is not None:
+            try:
+                self._end_span(call, record[END_NS], C.OUTCOME_OK, None,
+                               record[OUTPUT])
+            except BaseException:
+                _warn("ending a span")
+        return record
 
     def enter(self, call: list | None) -> None:
         if call is not None:
-            call[6] = otel_context.attach(trace.set_span_in_context(call[5]))
+            call[6] = _attach(_set_span_in_context(call[5]))
             call[0] = CURRENT.set(call[1])
 
     def leave(self, call: list | None) -> None:
         if call is None or call[6] is None:
             return
-        super().leave(call)
-        otel_context.detach(call[6])
+        try:
+            CURRENT.reset(call[0])
+        except ValueError:  # resumed in another context (rare, for generators)
+            pass
+        call[0] = None
+        _detach(call[6])
         call[6] = None
 
     def _put(self, call: list, end: int, outcome: str, error: tuple | None,
              output: str | None) -> None:
         super()._put(call, end, outcome, error, output)
+        self._end_span(call, end, outcome, error, output)
+
+    @staticmethod
+    def _end_span(call: list, end: int, outcome: str, error: tuple | None,
+                  output: Any) -> None:
+        """What the call's record says, as the span's last attributes, its exception
+        event and status; then the span ends, when the record does."""
         span = call[5]
         if call[8] is not None:  # kept by sampling: ingest reads it back as spans.weight
             span.set_attribute(C.ATTR_SAMPLE_WEIGHT, call[8])
         if type(output) is Outputs:  # a generator's: yield[i]…, yield_count, return
-            for name, value in zip(*output):
-                span.set_attribute(C.ATTR_OUTPUT_PREFIX + name, attribute_value(value))
+            span.set_attributes({C.ATTR_OUTPUT_PREFIX + name: attribute_value(value)
+                                 for name, value in zip(*output)})
         elif output is not None:
             span.set_attribute(C.ATTR_OUTPUT_RETURN, attribute_value(output))
         if error is not None:

@@ -372,9 +372,12 @@ class _Switch:
             otlp.on_start(span, parent_context=parent_context)
 
     def on_end(self, span: Any) -> None:
+        # Runs inside every span.end() of the provider, the decorator's included: the
+        # least it can do for those is the OTLP hand-over and the scope check.
         pipeline = self._pipeline
-        if pipeline.otlp is not None:
-            pipeline.otlp.on_end(span)
+        otlp = pipeline.otlp
+        if otlp is not None:
+            otlp.on_end(span)
         processor = pipeline.processor
         if processor is None:
             return
