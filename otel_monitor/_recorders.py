@@ -485,6 +485,19 @@ class LocalRecorder:
                 propagated_from(exc, call[1], call[4]))
 
 
+def _end_if_open(call: list | None) -> None:
+    """End a call's span that recording it left open (the record failed; its warning is
+    out): an open span never reaches the application's exporters."""
+    if call is None:
+        return
+    span = call[5]
+    try:
+        if getattr(span, "end_time", 0) is None:
+            span.end()
+    except BaseException:
+        _warn("ending a span")
+
+
 class SpanRecorder(LocalRecorder):
     """``otel_span=True``: also a span of the process-wide tracer provider, so the call
     nests under other instrumentation's spans and reaches every exporter there.
@@ -579,13 +592,22 @@ class SpanRecorder(LocalRecorder):
             call[6] = None
             _detach(otel_token)
         record = super().ok(call, result)  # the store's record: its end and output
-        if record is not None:
-            try:
-                self._end_span(call, record[END_NS], C.OUTCOME_OK, None,
-                               record[OUTPUT])
-            except BaseException:
-                _warn("ending a span")
+        try:
+            if record is not None:
+                self._end_span(call, record[END_NS], C.OUTCOME_OK, None, record[OUTPUT])
+        except BaseException:
+            _warn("ending a span")
+        _end_if_open(call)
         return record
+
+    def ok_yields(self, call: list | None, result: Any, kept: list, count: int) -> None:
+        super().ok_yields(call, result, kept, count)
+        _end_if_open(call)
+
+    def fail(self, call: list | None, exc: BaseException, args: tuple, kwargs: dict,
+             yields: tuple[list, int] | None = None, end: int | None = None) -> None:
+        super().fail(call, exc, args, kwargs, yields, end)
+        _end_if_open(call)
 
     def enter(self, call: list | None) -> None:
         if call is not None:

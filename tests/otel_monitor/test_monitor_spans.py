@@ -545,3 +545,64 @@ def test_auto_sampled_spans_are_only_the_kept_calls_with_their_weight(store, spa
     assert stored == weights
     first = min(finished, key=lambda s: s.start_time)
     assert first.end_time - first.start_time == 1_000_000
+
+
+class _Interrupted(BaseException):
+    """What a signal handler might raise while the decorator records a result."""
+
+
+def test_otel_span_is_ended_even_when_recording_its_result_fails(store, spans,
+                                                                   monkeypatch):
+    """The call's value is the caller's; the span must still end (else the
+    application's exporters never see it and its context leaks)."""
+    from otel_monitor.pipeline import PIPELINE
+
+    @monitor("g", otel_span=True)
+    def answer():
+        return 42
+
+    answer()  # configured, with a span, before the formatter breaks
+    assert len(spans.get_finished_spans()) == 1
+
+    def broken_format(value, *_):
+        raise _Interrupted()
+
+    monkeypatch.setattr(PIPELINE, "format", broken_format)
+    assert answer() == 42
+    assert len(spans.get_finished_spans()) == 2
+    assert trace.get_current_span() is trace.INVALID_SPAN  # its context was left
+
+
+def test_failed_otel_span_is_ended_even_when_recording_the_failure_fails(store, spans,
+                                                                         monkeypatch):
+    from otel_monitor import _recorders
+
+    @monitor("g", otel_span=True)
+    def boom():
+        raise KeyError("k")
+
+    def broken_error(*_args, **_kwargs):
+        raise _Interrupted()
+
+    monkeypatch.setattr(_recorders.SpanRecorder, "_error", broken_error)
+    with pytest.raises(KeyError):
+        boom()
+    assert len(spans.get_finished_spans()) == 1
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_generator_otel_span_is_ended_even_when_recording_its_result_fails(store, spans,
+                                                                           monkeypatch):
+    from otel_monitor import _recorders
+
+    @monitor("g", otel_span=True)
+    def numbers():
+        yield 1
+        return 2
+
+    def broken_output(*_args, **_kwargs):
+        raise _Interrupted()
+
+    monkeypatch.setattr(_recorders.SpanRecorder, "_output", broken_output)
+    assert list(numbers()) == [1]
+    assert len(spans.get_finished_spans()) == 1
