@@ -151,11 +151,7 @@ class SQLiteSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _tell(self, events: list[GroupEvent]) -> None:
-        """Hand a committed batch's group events on; a failure there is the receiver's."""
-        try:
-            self.on_group_events(events)  # type: ignore[misc]
-        except Exception:
-            _log.warning("otel-monitor: the error-group event handler failed", exc_info=True)
+        tell_group_events(self.on_group_events, events)  # type: ignore[arg-type]
 
     def _failed(self, n: int, exc: StoreError) -> None:
         # Logged once per run of failures, not once per (split) attempt.
@@ -305,6 +301,15 @@ class SQLiteSpanExporter(SpanExporter):
             except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1
         return events
+
+
+def tell_group_events(handler: Callable[[list[GroupEvent]], None],
+                      events: list[GroupEvent]) -> None:
+    """Hand a committed batch's group events on; a failure there is the receiver's."""
+    try:
+        handler(events)
+    except Exception:
+        _log.warning("otel-monitor: the error-group event handler failed", exc_info=True)
 
 
 def _checkpoint(store: SpanStore) -> None:
