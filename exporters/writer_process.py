@@ -178,20 +178,25 @@ class ProcessRecordWriter:
         self._here.after_fork_in_child()
 
     def shutdown(self) -> None:
-        """Close the connection: the child writes nothing more and exits; waited for."""
         with self._lock:
             self._closed = True
+        self.stop_process()
+        self._here.shutdown()
+
+    def stop_process(self) -> None:
+        """Close the connection: the child finishes the batch in hand and exits (waited
+        for, bounded). Health is written here from then on; an export starts another."""
+        with self._lock:
             conn, child = self._conn, self._child
             self._conn = self._child = None
         if conn is not None:
             conn.close()
-        if child is not None:
+        if child is not None and self._pid == os.getpid():
             try:
                 child.wait(self.answer_timeout_s)
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        self._here.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True  # every export is committed before it returns
