@@ -108,9 +108,23 @@ def dump(db: str) -> dict:
     return tables
 
 
-def test_rows_written_by_the_child_are_the_in_process_writers_rows(tmp_path):
+class Amount(int):
+    """An int subclass: marshal refuses it (the application renders the item's values)."""
+
+
+def long_batch() -> list:
+    """Every kind of item across the boundary of two marshal chunks (writer_wire.CHUNK),
+    among plain records, one of them holding a value marshal refuses."""
+    plain = [record(sid, inputs=(("n",), (sid,)), output=sid * 0.5)
+             for sid in range(1000, 3400)]
+    plain[1500] = record(2500, inputs=(("n",), (Amount(7),)))
+    return plain[:995] + every_kind_of_item() + plain[995:]
+
+
+@pytest.mark.parametrize("make", [every_kind_of_item, long_batch])
+def test_rows_written_by_the_child_are_the_in_process_writers_rows(tmp_path, make):
     here, there = str(tmp_path / "here.db"), str(tmp_path / "there.db")
-    batch = every_kind_of_item()
+    batch = make()
     events_here, events_there = [], []
     local = RecordWriter(here, service_name="svc", sites=SITES,
                          on_group_events=events_here.extend)
@@ -339,3 +353,21 @@ def test_a_child_that_cannot_start_means_writing_in_process_with_one_warning(
         writer.shutdown()
     assert stored_sids(db) == [1, 2]
     assert len([r for r in caplog.records if "no writer process" in r.message]) == 1
+
+
+def test_the_wire_rebuilds_spans_and_outputs_and_renders_what_marshal_refuses():
+    import marshal
+
+    from exporters.writer_wire import decode_batch, encode_batch
+
+    batch = long_batch()
+    _, items = decode_batch(marshal.loads(encode_batch(batch, [], SITES)))
+    assert len(items) == len(batch)
+    kinds = [(type(a).__name__, type(b).__name__) for a, b in zip(batch, items)]
+    assert ("ReadableSpan", "SpanFields") in kinds
+    assert kinds.count(("SpanFields", "SpanFields")) == 1
+    outputs = [type(b[9] if type(b) is tuple else b[11]) for b in items]
+    assert outputs.count(Outputs) == 3  # two records' and the foreign generator span's
+    [amount] = [b for b in items if type(b) is tuple and b[2] == 2500]
+    assert amount[8] == (("n",), ("7",))  # rendered in the application
+    assert all(type(b[8][1][0]) is int for b in items[:995])  # the others left as they are
