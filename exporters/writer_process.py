@@ -138,11 +138,7 @@ class ProcessRecordWriter:
         ok, why, events, rejected, recreated = answer
         self._rejected += rejected
         self._recreated += recreated
-        if ok:
-            if self.last_error is not None:
-                self.last_error = None
-        else:
-            self.last_error = store_error(why) if why else None
+        self.last_error = store_error(why) if why else None  # as the child's writer's
         handler = self.on_group_events
         if events and handler is not None:
             tell_group_events(handler, group_events(events))
