@@ -30,6 +30,7 @@ import gc
 import logging
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -269,6 +270,7 @@ def main() -> None:
           f"bare {depth(bare_rec)}, @monitor {depth(mon_rec)}, "
           f"@monitor(otel_span=True) {depth(span_rec)}")
     otel_monitor.shutdown()
+    shutil.rmtree(os.path.dirname(db))
     print(f"\ncases over the target: wall p99 {failures}, cpu p99 {failures_cpu} "
           f"(of {len(cases)})")
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def idle(mode: str, calls: int) -> float:
     from exporters.writer_process import ProcessRecordWriter
 
     records = [r + (None,) * (11 - len(r)) for r in make_records(calls)]  # weight: 1
-    db = os.path.join(tempfile.mkdtemp(prefix="bench-wload-"), "idle.db")
+    folder = tempfile.mkdtemp(prefix="bench-wload-")
+    db = os.path.join(folder, "idle.db")
     kind = ProcessRecordWriter if mode == "on" else RecordWriter
     writer = kind(db, sites={SITE.process: SITE})
     writer.export(records[:10])  # the writer process started, the store opened
@@ -50,6 +52,7 @@ def idle(mode: str, calls: int) -> float:
         writer.export(records[i:i + MAX_BATCH])
     elapsed = time.perf_counter() - t0
     writer.shutdown()
+    shutil.rmtree(folder)  # ~50 MB a run
     return (len(records) - 10) / elapsed
 
 
@@ -63,7 +66,8 @@ def load(mode: str, seconds: float) -> dict:
     def price(spot: float, strike: float, vol: float, t: float) -> float:
         return spot - strike + vol * t
 
-    db = os.path.join(tempfile.mkdtemp(prefix="bench-wload-"), "load.db")
+    folder = tempfile.mkdtemp(prefix="bench-wload-")
+    db = os.path.join(folder, "load.db")
     otel_monitor.configure(db_path=db, writer_process=mode == "on")
     price(1.0, 2.0, 0.2, 0.5)
     assert otel_monitor.force_flush(30)  # the writer (and its process) running
@@ -79,6 +83,7 @@ def load(mode: str, seconds: float) -> dict:
     elapsed = time.perf_counter() - t0
     written, dropped = processor.written - written0, processor.dropped - dropped0
     otel_monitor.shutdown()
+    shutil.rmtree(folder)  # ~100 MB a run
     return {"app": made / elapsed, "writer": written / elapsed, "dropped": dropped,
             "made": made}
 
