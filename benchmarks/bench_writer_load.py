@@ -14,9 +14,9 @@ alternately, ``--rounds`` times, each measurement in a fresh process:
    the loop (between the first and the last batch written in it), and the
    application's calls/s.
 
-Prints the medians: load / idle for each mode (target >= 0.8), and the application's
-calls/s with the writer process / with the writer thread (target >= 0.9), with
-/proc/loadavg.
+Prints the medians: load / idle for each mode (target >= 0.8), the writer process
+under load / the writer thread idle, and the application's calls/s with the writer
+process / with the writer thread (target >= 0.9), with /proc/loadavg.
 """
 from __future__ import annotations
 
@@ -139,6 +139,8 @@ def main() -> None:
         m = med[mode]
         print(f"  {name}: writer under load {m['writer']:9,.0f} / idle {m['idle']:9,.0f} "
               f"= {m['ratio']:.2f} (target >= 0.8); app {m['app']:9,.0f} calls/s")
+    print(f"  writer process under load / writer thread idle = "
+          f"{med['on']['writer'] / med['off']['idle']:.2f} (the thread's idle as the reference)")
     print(f"  app calls/s, writer process / writer thread = "
           f"{med['on']['app'] / med['off']['app']:.2f} (target >= 0.9); "
           f"loadavg {open('/proc/loadavg').read().strip()}")
