@@ -97,6 +97,13 @@ def load(mode: str, seconds: float) -> dict:
             "batches": len(during)}
 
 
+def _median(values: list[float]) -> float:
+    """The median of the runs that measured something (a loop in which fewer than two
+    batches were written gives no rate)."""
+    found = [v for v in values if v == v]
+    return statistics.median(found) if found else float("nan")
+
+
 def measure(mode: str, what: str, args: argparse.Namespace) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", mode, what,
                           "--seconds", str(args.seconds), "--calls", str(args.calls)],
@@ -132,7 +139,7 @@ def main() -> None:
                   f"dropped {got['dropped']:,} of {got['made']:,}, "
                   f"{got['batches']} batches written; "
                   f"load {open('/proc/loadavg').read().split()[0]}")
-    med = {mode: {k: statistics.median(run[k] for run in runs[mode])
+    med = {mode: {k: _median([run[k] for run in runs[mode]])
                   for k in ("idle", "writer", "app", "ratio")} for mode in runs}
     print("medians:")
     for mode, name in (("off", "writer thread "), ("on", "writer process")):
