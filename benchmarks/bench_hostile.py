@@ -1,6 +1,7 @@
 """Added time per call of @monitor on hostile values, against the capture budget.
 
     python benchmarks/bench_hostile.py [--calls 1000] [--flush-interval-s 0.2] [--budget-ms 1.0]
+                                       [--writer-process off|on|both]
 
 For each case, the bare function and its monitored twin are called alternately with
 the same value (``--calls`` times each, after one warm-up call each: the first slow
@@ -16,6 +17,11 @@ is per call, so the added time stays about the budget whatever N; their p99 is a
 printed as a ratio to the budget and to budget + 1 ms, with how many of the case's
 types ended up marked over budget (a busy loop preempted on a loaded machine can be
 measured over it: that type is then skipped like a slow one).
+
+``--writer-process on`` records with the ``writer_process`` setting (the writer's
+flattening and SQLite work in a child process, off the application's GIL); ``both``
+runs the whole benchmark once each way, off first, each in a process of its own, then
+prints the "40 args" case's wall p99 both ways against the target.
 """
 from __future__ import annotations
 
@@ -23,7 +29,10 @@ import argparse
 import gc
 import logging
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -188,10 +197,16 @@ def main() -> None:
     ap.add_argument("--budget-ms", type=float, default=1.0)
     ap.add_argument("--flush-interval-s", type=float, default=0.2,
                     help="the writer's interval (60: it stays idle while a case runs)")
+    ap.add_argument("--writer-process", choices=("off", "on", "both"), default="off",
+                    help="the writer_process setting; both: one run each way")
     args = ap.parse_args()
+    if args.writer_process == "both":
+        return both_ways(args)
+    print(f"writer_process {args.writer_process}")
     db = os.path.join(tempfile.mkdtemp(prefix="bench-hostile-"), "h.db")
     otel_monitor.configure(db_path=db, capture_budget_ms=args.budget_ms,
-                           queue_size=1_000_000, flush_interval_s=args.flush_interval_s)
+                           queue_size=1_000_000, flush_interval_s=args.flush_interval_s,
+                           writer_process=args.writer_process == "on")
     target_ns = (args.budget_ms + 1.0) * 1e6
     print(f"added time per call (µs), {args.calls} calls per case; target p99 <= "
           f"budget {args.budget_ms:g} ms + 1 ms = {target_ns / 1e3:,.0f} µs")
@@ -255,8 +270,28 @@ def main() -> None:
           f"bare {depth(bare_rec)}, @monitor {depth(mon_rec)}, "
           f"@monitor(otel_span=True) {depth(span_rec)}")
     otel_monitor.shutdown()
+    shutil.rmtree(os.path.dirname(db))
     print(f"\ncases over the target: wall p99 {failures}, cpu p99 {failures_cpu} "
           f"(of {len(cases)})")
+
+
+def both_ways(args: argparse.Namespace) -> None:
+    """The benchmark with the writer thread, then with the writer process; the "40 args"
+    case's wall p99 of each against the target."""
+    p99: dict[str, float] = {}
+    for mode in ("off", "on"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--calls", str(args.calls), "--budget-ms",
+             str(args.budget_ms), "--flush-interval-s", str(args.flush_interval_s),
+             "--writer-process", mode], capture_output=True, text=True, check=True).stdout
+        print(out)
+        found = re.search(r"40 args.*? wall p99 +([\d.]+) ms", out)
+        p99[mode] = float(found.group(1)) if found else float("nan")
+    target = args.budget_ms + 1.0
+    print(f"40 args case, wall p99: writer thread {p99['off']:.3f} ms, writer process "
+          f"{p99['on']:.3f} ms (= {p99['on'] / p99['off']:.2f} x the thread's); target "
+          f"<= {target:g} ms: thread {p99['off'] / target:.2f} x, process "
+          f"{p99['on'] / target:.2f} x; load {open('/proc/loadavg').read().strip()}")
 
 
 if __name__ == "__main__":

@@ -156,19 +156,20 @@ def process_entries(items: Sequence[Any], sites: Mapping[str, CallSite]) -> list
 
 
 def flatten(items: Sequence[Any], process_ids: Mapping[str, int], groups: Mapping[str, Any],
-            service_name: str | None, propagated: dict[int, int] | None = None
-            ) -> tuple[list, list]:
+            service_name: str | None, propagated: dict[int, int] | None = None,
+            pid: int | None = None) -> tuple[list, list]:
     """Flat ``calls`` and ``data`` rows for ``SpanStore.insert_calls``; ``propagated``,
     when given, gets ``{index in the batch: inner span id (signed)}`` of the failed calls
     that only passed on an exception of a monitored call further down (its
-    ``propagated`` argument).
+    ``propagated`` argument). ``pid``: the process the calls were made in (None: this
+    one; a writer process passes its application's).
 
     This loop runs once per call written, on the writer thread, competing with
     the application for the GIL: it allocates as little as it can per row.
     """
     calls: list = []
     data: list = []
-    pid = os.getpid()
+    pid = os.getpid() if pid is None else pid
     service = service_name
     trace_hex: dict[int, str] = {}
     ok, err, error_outcome = C.OK, C.ERR, C.OUTCOME_ERROR
@@ -235,15 +236,16 @@ def catalog_entries(names: Any, sites: Mapping[str, CallSite],
 def rows_of(store: SpanStore, items: Sequence[Any], sites: Mapping[str, CallSite], *,
                   service_name: str | None = None,
                   cataloged: set[str] | None = None,
-                  propagated: dict[int, int] | None = None) -> tuple[list, list, list]:
+                  propagated: dict[int, int] | None = None,
+                  pid: int | None = None) -> tuple[list, list, list]:
     """Flatten ``items`` (call records, ReadableSpans and/or SpanFields) against
     ``store``: returns the ``calls`` and ``data`` rows for ``store.insert_calls`` and the
     catalog entries of processes not in ``cataloged`` yet (the caller writes them, then
     adds their names).
-    ``propagated``: filled for ``insert_calls`` as by ``flatten``."""
+    ``propagated``: filled for ``insert_calls`` as by ``flatten``; ``pid`` as there."""
     entries = process_entries(items, sites)
     process_ids = store.process_ids(entries)
     calls, data = flatten(items, process_ids, {e.name: e.process_group for e in entries},
-                          service_name, propagated)
+                          service_name, propagated, pid)
     return calls, data, catalog_entries(process_ids.keys(), sites,
                                         set() if cataloged is None else cataloged)

@@ -93,6 +93,9 @@ class SQLiteSpanExporter(SpanExporter):
         self._identity = self._stat_files() if self._store is not None else None
         self._cataloged: set[str] = set()
         self._pid = os.getpid()
+        # The process whose calls this writes, for the rows' pid: None for this one; a
+        # writer process (``writer_child``) sets its application's.
+        self.origin_pid: int | None = None
         self._closed = False
         self.rejected = 0  # calls set aside: already stored, or unstorable
         # Why the last export failed (None after a success): a writer splits a batch
@@ -148,11 +151,7 @@ class SQLiteSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _tell(self, events: list[GroupEvent]) -> None:
-        """Hand a committed batch's group events on; a failure there is the receiver's."""
-        try:
-            self.on_group_events(events)  # type: ignore[misc]
-        except Exception:
-            _log.warning("otel-monitor: the error-group event handler failed", exc_info=True)
+        tell_group_events(self.on_group_events, events)  # type: ignore[arg-type]
 
     def _failed(self, n: int, exc: StoreError) -> None:
         # Logged once per run of failures, not once per (split) attempt.
@@ -279,7 +278,8 @@ class SQLiteSpanExporter(SpanExporter):
         """Flat rows for ``SpanStore.insert_calls``, plus catalog entries not yet written
         (``propagated`` filled as by ``flatten.flatten``)."""
         return rows_of(store, items, self.sites, service_name=self.service_name,
-                       cataloged=self._cataloged, propagated=propagated)
+                       cataloged=self._cataloged, propagated=propagated,
+                       pid=self.origin_pid)
 
     def _insert_one_by_one(self, store: SpanStore, calls: list, data: list,
                            propagated: dict[int, int] | None = None) -> list[GroupEvent]:
@@ -301,6 +301,15 @@ class SQLiteSpanExporter(SpanExporter):
             except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1
         return events
+
+
+def tell_group_events(handler: Callable[[list[GroupEvent]], None],
+                      events: list[GroupEvent]) -> None:
+    """Hand a committed batch's group events on; a failure there is the receiver's."""
+    try:
+        handler(events)
+    except Exception:
+        _log.warning("otel-monitor: the error-group event handler failed", exc_info=True)
 
 
 def _checkpoint(store: SpanStore) -> None:

@@ -154,13 +154,18 @@ class SpanStore:
                      service_name: str | None, otlp_exported: int | None = None,
                      otlp_failed: int | None = None, failed_batches: int | None = None,
                      store_recreated: int | None = None,
-                     recording: bool | None = None) -> None:
+                     recording: bool | None = None, pid: int | None = None,
+                     host: str | None = None) -> None:
+        """The writing process's health row; ``pid`` and ``host`` name the process whose
+        calls these figures count (None: this one; a writer process passes its
+        application's)."""
         self.db.execute_write_many(
             """INSERT OR REPLACE INTO health(pid, host, service_name, queue_depth, queue_peak,
                    dropped, written, write_lag_ms, last_write_ns, updated_ns,
                    otlp_exported, otlp_failed, failed_batches, store_recreated, recording)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [(os.getpid(), socket.gethostname(), service_name, queue_depth, queue_peak, dropped,
+            [(os.getpid() if pid is None else pid, host or socket.gethostname(),
+              service_name, queue_depth, queue_peak, dropped,
               written, write_lag_ms, last_write_ns, time.time_ns(), otlp_exported, otlp_failed,
               failed_batches, store_recreated, None if recording is None else int(recording))],
         )

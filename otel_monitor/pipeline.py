@@ -1,7 +1,8 @@
 """The pipeline: what a monitored call goes through, and who owns each part.
 
 A ``Pipeline`` owns the call queue, the registries (call sites, feeds and their
-edges), the writer (``MonitorSpanProcessor`` -> ``RecordWriter``), the store's
+edges), the writer (``MonitorSpanProcessor`` -> ``RecordWriter``, or with
+``writer_process`` a ``ProcessRecordWriter`` writing from a child process), the store's
 retention, the alert engine and the tracer. Recorders, feeds and the engine get
 what they use from it when they are built. ``configure`` (re)builds its parts; the
 first monitored call builds them from the environment when nobody called it.
@@ -42,6 +43,7 @@ from exporters.archive.remote import target_from
 from exporters.errors import ConfigError, OtelMonitorError
 from exporters.records import CallSite
 from exporters.sigterm import SIGTERM_FLUSH
+from exporters.writer_process import ProcessRecordWriter
 
 from ._capture import Masker, ValueFormatter
 from ._feeds import FeedRegistry
@@ -76,7 +78,7 @@ class Pipeline:
         self.stopped = False
         self.settings: Settings | None = None
         self.processor: MonitorSpanProcessor | None = None
-        self.exporter: RecordWriter | None = None
+        self.exporter: RecordWriter | ProcessRecordWriter | None = None
         self.retention: RetentionWorker | None = None
         self.otlp: Any = None
         self.alerts: AlertEngine | None = None  # feeds, alerts, backpressure
@@ -155,12 +157,13 @@ class Pipeline:
                 # condition: never a ConfigError, and never a wait past store_wait_s
                 # (the writer opens it later while calls queue). Only a path or a file
                 # that cannot be a store raises.
-                exporter = RecordWriter(settings.db_path, service_name=service,
-                                        sites=self.sites,
-                                        open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s),
-                                        on_group_events=self._group_events,
-                                        spike_multiple=settings.alert_spike_multiple,
-                                        spike_min_count=settings.alert_spike_min_count)
+                writer = ProcessRecordWriter if settings.writer_process else RecordWriter
+                exporter = writer(settings.db_path, service_name=service,
+                                  sites=self.sites,
+                                  open_timeout_s=max(_OPEN_PROBE_S, settings.store_wait_s),
+                                  on_group_events=self._group_events,
+                                  spike_multiple=settings.alert_spike_multiple,
+                                  spike_min_count=settings.alert_spike_min_count)
             except (OSError, ValueError, OtelMonitorError) as exc:
                 if otlp is not None:
                     otlp.shutdown()
@@ -284,6 +287,8 @@ class Pipeline:
             if processor is not None:
                 self.retention and self.retention.stop()
                 processor.stop_writer()  # flushed, health written; the store stays open
+                if isinstance(self.exporter, ProcessRecordWriter):
+                    self.exporter.stop_process()  # no writer process outlives us
             self.ready = False
             self.exited = True
 

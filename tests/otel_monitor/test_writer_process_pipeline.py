@@ -1,0 +1,121 @@
+"""``writer_process``: the pipeline's writer in a process of its own, end to end through
+``@monitor`` and ``configure`` (the writer's own guarantees: tests/exporters/
+test_writer_process.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import otel_monitor
+from alert_helpers import SLACK
+from exporters import RecordWriter
+from exporters.writer_process import ProcessRecordWriter
+from monitor_helpers import Store, process_name
+from otel_monitor import monitor
+from otel_monitor.pipeline import PIPELINE
+from otel_monitor.settings import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class LedgerError(Exception):
+    pass
+
+
+@monitor("ledger", mask=("secret",))
+def post(amount: int, secret: str) -> int:
+    if amount < 0:
+        raise LedgerError(f"negative amount {amount} for {secret}")
+    return amount * 2
+
+
+@monitor("ledger")
+def entries(n: int):
+    yield from range(n)
+
+
+def test_off_by_default_and_read_from_the_environment(monkeypatch):
+    assert load_settings({}).writer_process is False
+    monkeypatch.setenv("OTEL_MONITOR_WRITER_PROCESS", "on")
+    assert load_settings({}).writer_process is True
+
+
+def test_the_setting_off_keeps_the_writer_thread(tmp_path):
+    otel_monitor.configure(db_path=tmp_path / "s.db")
+    try:
+        assert type(PIPELINE.exporter) is RecordWriter
+    finally:
+        otel_monitor.shutdown()
+
+
+def test_calls_are_written_by_the_writer_process_as_the_applications(tmp_path):
+    otel_monitor.configure(db_path=tmp_path / "s.db", writer_process=True,
+                           flush_interval_s=0.05)
+    store = Store(tmp_path / "s.db")
+    try:
+        assert post(21, "hunter22") == 42
+        with pytest.raises(LedgerError):
+            post(-1, "hunter22")
+        assert list(entries(2)) == [0, 1]
+        exporter = PIPELINE.exporter
+        assert isinstance(exporter, ProcessRecordWriter)
+        calls = store.calls(post)
+        assert exporter._child is not None and exporter._child.pid != os.getpid()
+        assert [c["status"] for c in calls] == ["OK", "ERR"]
+        assert {c["pid"] for c in calls} == {os.getpid()}
+        assert "hunter22" not in calls[1]["exception"]
+        assert store.values(calls[0])["return"] == "42"
+        assert store.values(store.call(entries)) == {
+            "n": "2", "yield[0]": "0", "yield[1]": "1", "yield_count": "2", "return": "None"}
+        [health] = store.health()
+        assert health["pid"] == os.getpid()
+        child = exporter._child
+    finally:
+        otel_monitor.shutdown()
+    assert child.poll() is not None  # shutdown ended it
+
+
+def test_a_new_error_alert_goes_out_through_the_writer_process(alerting, receiver):
+    store = alerting(writer_process=True)
+    with pytest.raises(LedgerError):
+        post(-5, "hunter22")
+    [post_] = receiver.wait(lambda p: len(p) == 1, path=SLACK)
+    assert "New error" in post_.json["text"] and process_name(post) in post_.json["text"]
+    assert isinstance(PIPELINE.exporter, ProcessRecordWriter)
+    assert len(store.query("SELECT * FROM error_groups")) == 1
+
+
+APP = textwrap.dedent("""
+    import sys
+    import otel_monitor
+    from otel_monitor import monitor
+    from otel_monitor.pipeline import PIPELINE
+
+    @monitor("app")
+    def work(i: int) -> int:
+        return i
+
+    otel_monitor.configure(db_path=sys.argv[1], writer_process=True)
+    for i in range(3000):
+        work(i)
+    otel_monitor.force_flush(20)
+    print(PIPELINE.exporter._child.pid, flush=True)
+    for i in range(3000, 6000):
+        work(i)
+""")
+
+
+def test_at_exit_every_call_is_written_and_the_writer_process_is_gone(tmp_path):
+    db = tmp_path / "s.db"
+    done = subprocess.run([sys.executable, "-c", APP, str(db)], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    child = int(done.stdout.split()[0])
+    assert not Path(f"/proc/{child}").exists()  # ended and reaped before the app exited
+    store = Store(db)
+    assert store.query("SELECT count(*) AS n FROM process_trace")[0]["n"] == 6000
