@@ -73,13 +73,28 @@ def _plain_chunk(part: Sequence[Any], start: int, known: Mapping[str, CallSite],
         if type(item[out]) is Outputs:
             item = (*item[:out], tuple(item[out]), *item[out + 1:])
             outputs_at.append(i)
-        wire.append(item)
+        wire.append(_plain_fields(item))
     try:
         return marshal.dumps(wire)
     except ValueError:  # a value of a type marshal does not take: rendered here instead
         spans, several = set(spans_at), set(outputs_at)
         return marshal.dumps([_rendered(item, i in spans, i in several)
                               for i, item in enumerate(wire, start)])
+
+
+def _plain_fields(item: tuple) -> tuple:
+    """``item`` with its ids, times and names of a subclass of int or str as the plain
+    value: a feed handler's calls have a parent id that is an int subclass naming the
+    feed (read in the application by an observer; the child needs its value)."""
+    if all(type(f) in _MARSHALLED for f in item):
+        return item
+    return tuple(f if type(f) in _MARSHALLED else int(f) if isinstance(f, int)
+                 and not isinstance(f, bool) else str(f) if isinstance(f, str) else f
+                 for f in item)
+
+
+# The types of a record's fields other than the values marshal takes as they are.
+_MARSHALLED = frozenset({str, int, float, bool, type(None), tuple, list, complex})
 
 
 def decode_batch(message: tuple) -> tuple[list[tuple], list[Any]]:

@@ -371,3 +371,27 @@ def test_the_wire_rebuilds_spans_and_outputs_and_renders_what_marshal_refuses():
     [amount] = [b for b in items if type(b) is tuple and b[2] == 2500]
     assert amount[8] == (("n",), ("7",))  # rendered in the application
     assert all(type(b[8][1][0]) is int for b in items[:995])  # the others left as they are
+
+
+class FeedMarker(int):
+    """Like otel_monitor._feeds.FeedParent: the parent id of a call made directly in a
+    feed's tick handler is an int subclass naming the feed (read by an observer in the
+    application). marshal refuses it."""
+
+
+def test_a_parent_id_of_an_int_subclass_crosses_the_wire_as_its_value(tmp_path):
+    """Found by running the whole suite with writer_process on: a feed handler's calls
+    made every batch that held one unwritable, for ever."""
+    batch = [record(1), record(2, parent=FeedMarker(0)), record(3, parent=FeedMarker(1)),
+             record(4, outcome="error", parent=FeedMarker(1),
+                    error=failure("boom", []))]
+    here, there = str(tmp_path / "here.db"), str(tmp_path / "there.db")
+    local = RecordWriter(here, service_name="svc", sites=SITES)
+    remote = ProcessRecordWriter(there, service_name="svc", sites=SITES)
+    try:
+        assert local.export(batch) is SpanExportResult.SUCCESS
+        assert remote.export(batch) is SpanExportResult.SUCCESS
+    finally:
+        local.shutdown()
+        remote.shutdown()
+    assert dump(there) == dump(here)
