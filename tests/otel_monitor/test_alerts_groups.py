@@ -19,6 +19,7 @@ import otel_monitor
 from alert_helpers import PD, ROUTING_KEY, SLACK, texts, wait_alerts
 from exporters import SpanStore
 from exporters.error_groups import NEW, REARMED, REGRESSION, RESOLVED, SNOOZED, SPIKE, GroupEvent
+from exporters.writer_process import ProcessRecordWriter
 from monitor_helpers import process_name
 from otel_monitor import monitor
 from otel_monitor.alerts.engine import AlertEngine
@@ -203,12 +204,22 @@ class locked_store:
         self.holder.close()
 
 
+def _give_up_on_locks_soon(exporter) -> None:
+    """The writer waits 0.2 s for a lock, then fails the batch (30 s by default)."""
+    if isinstance(exporter, ProcessRecordWriter):  # its next writer process waits so long
+        exporter._settings["busy_timeout_s"] = 0.2
+        exporter.stop_process()
+    else:
+        exporter._store.db.busy_timeout_s = 0.2
+
+
+@pytest.mark.parametrize("writer_process", [False, True], ids=["thread", "process"])
 def test_a_call_the_writer_cannot_write_alerts_per_call_then_its_group_once_written(
-        alerting, receiver):
-    store = alerting()
+        alerting, receiver, writer_process):
+    store = alerting(writer_process=writer_process)
     otel_monitor.force_flush()  # the store exists
     engine = PIPELINE.alerts
-    PIPELINE.exporter._store.db.busy_timeout_s = 0.2  # gives up on a lock soon: failing
+    _give_up_on_locks_soon(PIPELINE.exporter)  # failing, not waiting
     assert engine.fallback_after_s >= 10  # so it is the failing writer that releases it
     # (the early judgement is a later test's: left at 0.3 s it raced the failing writer,
     # whose lock wait, cycle and the engine's next check took longer under load)
@@ -229,6 +240,7 @@ def test_a_call_the_writer_cannot_write_alerts_per_call_then_its_group_once_writ
     slack = receiver.wait(lambda p: len(p) == 2, path=SLACK)
     assert kind_of(slack[1]) == "New error"
     assert [c["status"] for c in store.calls(black_scholes)] == ["ERR"]
+    assert getattr(PIPELINE.exporter, "in_process", True) is not writer_process
 
 
 def test_a_writer_stuck_on_a_lock_past_the_fallback_delay_alerts_per_call(alerting,
