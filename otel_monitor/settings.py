@@ -158,7 +158,7 @@ class Settings:
         0.2, "OTEL_MONITOR_FLUSH_INTERVAL_S", "how often the writer moves queued calls to SQLite",
         rule=Rule(lambda v: 0 < v <= 60, "must be in (0, 60]"))
     writer_process: bool = setting(
-        False, "OTEL_MONITOR_WRITER_PROCESS",
+        True, "OTEL_MONITOR_WRITER_PROCESS",
         "write from a child process of its own (flattening and SQLite off the application's "
         "GIL); off: a writer thread in the application. A process forked from the "
         "application, or one whose Python cannot start a child, writes in itself")

@@ -39,14 +39,14 @@ def entries(n: int):
     yield from range(n)
 
 
-def test_off_by_default_and_read_from_the_environment(monkeypatch):
-    assert load_settings({}).writer_process is False
-    monkeypatch.setenv("OTEL_MONITOR_WRITER_PROCESS", "on")
+def test_on_by_default_and_read_from_the_environment(monkeypatch):
     assert load_settings({}).writer_process is True
+    monkeypatch.setenv("OTEL_MONITOR_WRITER_PROCESS", "off")
+    assert load_settings({}).writer_process is False
 
 
 def test_the_setting_off_keeps_the_writer_thread(tmp_path):
-    otel_monitor.configure(db_path=tmp_path / "s.db")
+    otel_monitor.configure(db_path=tmp_path / "s.db", writer_process=False)
     try:
         assert type(PIPELINE.exporter) is RecordWriter
     finally:
