@@ -53,6 +53,34 @@ _first = itemgetter(0)
 _INHERITED: list[Any] = []
 
 
+class _Channel:
+    """The application's end of the socket pair. The child reads and writes it with a
+    ``multiprocessing.connection.Connection``; so do we, except that we send with
+    ``MSG_NOSIGNAL``: a Connection sends with ``write()``, and in an application that
+    set SIGPIPE back to its default (command-line tools do, for ``| head``) writing to
+    a dead child would kill the application. Here it is a ``BrokenPipeError``, which
+    fails the batch like any lost child."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader = Connection(os.dup(sock.fileno()))
+
+    def send_bytes(self, payload: bytes) -> None:
+        size = len(payload)
+        # Connection's framing: a signed 32-bit length, or -1 and a 64-bit one.
+        header = (struct.pack("!i", size) if size <= 0x7FFFFFFF
+                  else struct.pack("!iQ", -1, size))
+        self._sock.sendall(header, socket.MSG_NOSIGNAL)
+        self._sock.sendall(payload, socket.MSG_NOSIGNAL)
+
+    def recv_bytes(self) -> bytes:
+        return self._reader.recv_bytes()
+
+    def close(self) -> None:
+        self._reader.close()
+        self._sock.close()
+
+
 class _CannotStart(Exception):
     """No writer process can run here: write in this process."""
 
@@ -84,7 +112,7 @@ class ProcessRecordWriter:
         self.last_error: StoreError | None = None
         self._rejected = self._recreated = 0  # counted by the writer processes
         self._lock = threading.Lock()  # one exchange with the child at a time
-        self._conn: Connection | None = None
+        self._conn: _Channel | None = None
         self._child: subprocess.Popen | None = None
         self._sent: set[str] = set()  # call sites the current child has
         self._site_fields: dict[str, tuple] = {}  # read once per name (the source)
@@ -204,7 +232,7 @@ class ProcessRecordWriter:
         self.last_error = self._here.last_error
         return result
 
-    def _connected(self) -> Connection | None:
+    def _connected(self) -> _Channel | None:
         """The connection to a running child, started if need be (None: it died at once)."""
         if self._conn is None:
             started = self._start()
@@ -221,7 +249,7 @@ class ProcessRecordWriter:
                 return None
         return self._conn
 
-    def _start(self) -> tuple[Connection, subprocess.Popen] | None:
+    def _start(self) -> tuple[_Channel, subprocess.Popen] | None:
         """A new child and its connection, once it said hello (None: it died at once)."""
         executable = sys.executable
         if not executable or "python" not in os.path.basename(executable).lower():
@@ -244,7 +272,7 @@ class ProcessRecordWriter:
             raise _CannotStart(str(exc)) from exc
         finally:
             theirs.close()
-        conn = Connection(ours.detach())
+        conn = _Channel(ours)
         try:
             marshal.loads(conn.recv_bytes())  # "hello": it runs our code
         except (EOFError, OSError) as exc:
@@ -256,7 +284,7 @@ class ProcessRecordWriter:
             return None
         return conn, child
 
-    def _ask(self, conn: Connection, message: bytes) -> tuple | None:
+    def _ask(self, conn: _Channel, message: bytes) -> tuple | None:
         """Send one message and return the child's answer (ok, error, events, rejected,
         recreated), its log records logged here; None when the child died or hung
         (it is ended: the next export starts another)."""

@@ -395,3 +395,37 @@ def test_a_parent_id_of_an_int_subclass_crosses_the_wire_as_its_value(tmp_path):
         local.shutdown()
         remote.shutdown()
     assert dump(there) == dump(here)
+
+
+SIGPIPE_APP = textwrap.dedent("""
+    import os, signal, sys, time
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as CLI tools do, for `| head`
+    from exporters import MonitorSpanProcessor
+    from exporters.records import CallSite
+    from exporters.writer_process import ProcessRecordWriter
+
+    writer = ProcessRecordWriter(sys.argv[1], service_name="svc",
+                                 sites={"app.f": CallSite("app.f", "app", None, None)})
+    processor = MonitorSpanProcessor(writer, flush_interval_s=0.05)
+    processor.start()
+    now = time.time_ns()
+    processor.submit(("app.f", 1, 1, None, now, now + 1, "ok", None, None, None, None))
+    assert processor.force_flush(20_000)
+    os.kill(writer._child.pid, signal.SIGKILL)  # the OOM killer, say
+    writer._child.wait()
+    for sid in range(2, 12):
+        processor.submit(("app.f", 1, sid, None, now, now + 1, "ok", None, None, None, None))
+    print(processor.force_flush(20_000), flush=True)
+    processor.shutdown()
+""")
+
+
+def test_an_application_with_sigpipe_at_its_default_outlives_its_writer_process(tmp_path):
+    """Writing to the dead child's socket must be an error the writer handles, not a
+    SIGPIPE that kills the application."""
+    db = str(tmp_path / "s.db")
+    done = subprocess.run([sys.executable, "-c", SIGPIPE_APP, db], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.split() == ["True"]
+    assert stored_sids(db) == list(range(1, 12))
