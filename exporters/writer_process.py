@@ -160,7 +160,10 @@ class ProcessRecordWriter:
                 return self._export_here(batch)
             if conn is None:  # started, then gone at once: the next export tries again
                 return SpanExportResult.FAILURE
-            answer = self._ask(conn, encode_batch(batch, self._sites_of(batch), self.sites))
+            sites, names = self._sites_of(batch)
+            answer = self._ask(conn, encode_batch(batch, sites, self.sites))
+            if answer is not None:  # the child has them (a lost one's successor will not)
+                self._sent |= names
         if answer is None:
             return SpanExportResult.FAILURE
         ok, why, events, rejected, recreated = answer
@@ -298,11 +301,11 @@ class ProcessRecordWriter:
             _log.log(level, "%s", text)
         return ok, why, events, rejected, recreated
 
-    def _sites_of(self, batch: Sequence[Any]) -> list[tuple]:
-        """The call sites of the batch's processes that the child was not sent yet
-        (a name with none, another instrumentation's, is cataloged without)."""
+    def _sites_of(self, batch: Sequence[Any]) -> tuple[list[tuple], set[str]]:
+        """The call sites of the batch's processes that the child was not sent yet (a
+        name with none, another instrumentation's, is cataloged without), and those
+        names: sent once the child has answered."""
         new = _names(batch) - self._sent
-        self._sent |= new
         sent = []
         for name in new:
             site = self.sites.get(name)
@@ -312,7 +315,7 @@ class ProcessRecordWriter:
             if known is None or known[0] is not site:
                 known = self._site_fields[name] = (site, site_of(site))
             sent.append(known[1])
-        return sent
+        return sent, new
 
     def _lost(self, why: BaseException | None = None) -> None:
         conn, child = self._conn, self._child

@@ -89,8 +89,8 @@ def _plain_fields(item: tuple) -> tuple:
     if all(type(f) in _MARSHALLED for f in item):
         return item
     return tuple(f if type(f) in _MARSHALLED else int(f) if isinstance(f, int)
-                 and not isinstance(f, bool) else str(f) if isinstance(f, str) else f
-                 for f in item)
+                 and not isinstance(f, bool) else str.__str__(f) if isinstance(f, str)
+                 else f for f in item)
 
 
 # The types of a record's fields other than the values marshal takes as they are.

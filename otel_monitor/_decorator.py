@@ -44,6 +44,7 @@ def monitor(process_group: str, sample: float | Literal["auto"] = 1.0,
                         "not a bare @monitor")
     if not isinstance(process_group, str) or not process_group.strip():
         raise TypeError(f"process_group must be a non-empty string, got {process_group!r}")
+    process_group = _plain(process_group)
     auto = isinstance(sample, str)
     if auto and sample != "auto":
         raise ConfigError(f'sample must be a number in [0, 1] or "auto", got {sample!r}')
@@ -72,6 +73,7 @@ def monitor(process_group: str, sample: float | Literal["auto"] = 1.0,
     for name in feeds:
         if not isinstance(name, str) or not name.strip():
             raise TypeError(f"feeds must be feed names (non-empty strings), got {name!r}")
+    feeds = tuple(map(_plain, feeds))
 
     def decorate(fn: F) -> F:
         if isinstance(fn, (staticmethod, classmethod)):
@@ -121,6 +123,12 @@ def _check_mask(fn: Callable, signature: inspect.Signature, mask: tuple[str, ...
             f"@monitor(mask=...) names {', '.join(map(repr, unknown))}, which "
             f"{'is not a parameter' if len(unknown) == 1 else 'are not parameters'} of "
             f"{name}; its parameters: {', '.join(params) or '(none)'} (and 'return')")
+
+
+def _plain(name: str) -> str:
+    """A name given as a str subclass (a string enum's member) as its plain value:
+    ``str()`` of a ``(str, Enum)`` member is ``'Group.PRICING'``, not ``'pricing'``."""
+    return name if type(name) is str else str.__str__(name)
 
 
 def _site(fn: Callable, process_group: str) -> CallSite:

@@ -3,7 +3,9 @@
 test_writer_process.py)."""
 from __future__ import annotations
 
+import enum
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -119,3 +121,39 @@ def test_at_exit_every_call_is_written_and_the_writer_process_is_gone(tmp_path):
     assert not Path(f"/proc/{child}").exists()  # ended and reaped before the app exited
     store = Store(db)
     assert store.query("SELECT count(*) AS n FROM process_trace")[0]["n"] == 6000
+
+
+class Group(str, enum.Enum):  # the pre-3.11 spelling of a string enum
+    PRICING = "pricing"
+
+
+class Feed(str, enum.Enum):
+    ORDERS = "orders"
+
+
+@pytest.mark.parametrize("writer_process", [False, True], ids=["thread", "process"])
+def test_a_string_enum_group_and_feed_are_stored_as_their_values(tmp_path, writer_process):
+    """Found by review: marshal refused the enum (the writer process lost the call site
+    for good), and str() of a (str, Enum) member is 'Group.PRICING', not its value."""
+    @monitor(Group.PRICING, feeds=(Feed.ORDERS,))
+    def quote(x: int) -> int:
+        if x % 2:
+            raise ValueError("odd")
+        return x
+
+    otel_monitor.configure(db_path=tmp_path / "s.db", writer_process=writer_process)
+    try:
+        for i in range(4):
+            try:
+                quote(i)
+            except ValueError:
+                pass
+        assert otel_monitor.force_flush(20)
+    finally:
+        otel_monitor.shutdown()
+    db = sqlite3.connect(tmp_path / "s.db")
+    assert db.execute("SELECT DISTINCT status, process_group FROM spans ORDER BY 1"
+                      ).fetchall() == [("ERR", "pricing"), ("OK", "pricing")]
+    [(group, line, feeds)] = db.execute("SELECT process_group, line, feeds FROM processes"
+                                        ).fetchall()
+    assert (group, feeds) == ("pricing", "orders") and line is not None
