@@ -24,6 +24,7 @@ Threads start only when needed:
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -142,6 +143,10 @@ class Pipeline:
         """Build the new pipeline first; only once all of it stands is the old one
         flushed and replaced, so a bad setting changes nothing."""
         settings = load_settings(overrides)
+        # A relative path (the default is) names the store in today's directory, for
+        # good: a writer that reopens it, or a new writer process, must not follow a
+        # chdir to a second store.
+        settings = dataclasses.replace(settings, db_path=os.path.abspath(settings.db_path))
         # The SLO file is read first: a bad one (ConfigError) changes nothing either.
         file_slos = load_slo_file(settings.slo_file) if settings.slo_file else ()
         with self._lock:

@@ -157,3 +157,29 @@ def test_a_string_enum_group_and_feed_are_stored_as_their_values(tmp_path, write
     [(group, line, feeds)] = db.execute("SELECT process_group, line, feeds FROM processes"
                                         ).fetchall()
     assert (group, feeds) == ("pricing", "orders") and line is not None
+
+
+@pytest.mark.parametrize("writer_process", [False, True], ids=["thread", "process"])
+def test_a_relative_store_path_is_the_one_configure_saw_after_a_chdir(tmp_path, monkeypatch,
+                                                                      writer_process):
+    """The default db_path (logs/core_logs.db) is relative. Found by review: after the
+    application changed directory, a new writer process (or a reopened connection)
+    wrote to a second store there."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    otel_monitor.configure(db_path="calls.db", writer_process=writer_process)
+    try:
+        assert post(1, "s") == 2
+        assert otel_monitor.force_flush(20)
+        monkeypatch.chdir(second)
+        exporter = PIPELINE.exporter
+        if writer_process:
+            exporter.stop_process()  # as if it had died: the next export starts another
+        assert post(2, "s") == 4
+        assert otel_monitor.force_flush(20)
+    finally:
+        otel_monitor.shutdown()
+    assert not (second / "calls.db").exists()
+    assert len(Store(first / "calls.db").calls(post)) == 2
