@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import sys
 import threading
 import weakref
 from collections import deque
@@ -209,7 +210,7 @@ class Pipeline:
             self._start_alerts(alerts)
             # A worker (spawned, or forked and armed at the fork): this processor is the
             # one to flush at SIGTERM now, not the one just stopped.
-            if multiprocessing.parent_process() is not None or SIGTERM_FLUSH.armed:
+            if _in_worker_process() or SIGTERM_FLUSH.armed:
                 self.processor.flush_on_sigterm()
             self.otlp = otlp
             self.tracer = provider.get_tracer(TRACER_NAME)
@@ -417,6 +418,14 @@ class _Switch:
         otlp = self._pipeline.otlp
         ok = otlp.force_flush(timeout_millis) if otlp is not None else True
         return self._pipeline.force_flush(timeout_millis / 1000) and ok
+
+
+def _in_worker_process() -> bool:
+    """Whether this is a multiprocessing child. Once bootstrapped it knows its parent;
+    a spawned (or forkserver) child that configures while its bootstrap imports the
+    main module (a script calling configure() at its top) does not yet, but that
+    import runs under the name ``__mp_main__``."""
+    return multiprocessing.parent_process() is not None or "__mp_main__" in sys.modules
 
 
 def _mask_key(settings: Settings) -> bytes:

@@ -149,6 +149,19 @@ def test_pool_workers_calls_are_recorded_when_the_pool_context_manager_exits(tmp
     assert_each_once(db, expect_keys(*((f"p-job{j}", 50) for j in range(12))))
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_pool_workers_that_configure_at_import_flush_when_terminated(tmp_path, method):
+    """A script that calls configure() at its top: a spawned worker configures while
+    its bootstrap imports the main module, before multiprocessing names its parent.
+    Found by review: such workers were never armed for SIGTERM, and the Pool's exit
+    lost every call they had queued (0 of 600)."""
+    db = str(tmp_path / f"pool-{method}.db")
+    result = run_workload(db, "pool", method, "p", env={"CONFIGURE": "import"}, timeout=30)
+    assert_clean(result)
+    assert "jobs=12" in result.stdout
+    assert_each_once(db, expect_keys(*((f"p-job{j}", 50) for j in range(12))))
+
+
 def test_sigterm_arriving_while_a_worker_is_inside_its_flush_ends_it_with_its_calls_written(
         tmp_path):
     """Pool.terminate() can catch a worker inside its exit flush (force_flush waking the

@@ -27,7 +27,10 @@
 Every call records one unique INPUT value (``key``), so a test can count each call's
 rows exactly: a key stored twice is a double, a key missing is a loss. The store is
 the one named by OTEL_MONITOR_DB (the first monitored call configures from it),
-unless CONFIGURE=1, when the parent calls ``otel_monitor.configure`` itself.
+unless CONFIGURE=1, when the parent calls ``otel_monitor.configure`` itself, or
+CONFIGURE=import, when every process configures as this module is imported (as a script
+that calls ``configure`` at its top does: a spawned worker then configures while its
+bootstrap imports the main module).
 """
 from __future__ import annotations
 
@@ -78,6 +81,10 @@ def _wait_for(pid: int, timeout_s: float) -> int | str:
             os.waitpid(pid, 0)
             return "hung"
         time.sleep(0.05)
+
+
+if os.environ.get("CONFIGURE") == "import":
+    otel_monitor.configure(db_path=os.environ["OTEL_MONITOR_DB"])
 
 
 def _configure_if_asked() -> None:
