@@ -425,7 +425,12 @@ def _in_worker_process() -> bool:
     a spawned (or forkserver) child that configures while its bootstrap imports the
     main module (a script calling configure() at its top) does not yet, but that
     import runs under the name ``__mp_main__``."""
-    return multiprocessing.parent_process() is not None or "__mp_main__" in sys.modules
+    if multiprocessing.parent_process() is not None:
+        return True
+    # (multiprocessing itself aliases __mp_main__ to __main__ in every process; only
+    # the bootstrap's import of the main module makes them differ)
+    mp_main = sys.modules.get("__mp_main__")
+    return mp_main is not None and mp_main is not sys.modules.get("__main__")
 
 
 def _mask_key(settings: Settings) -> bytes:

@@ -96,7 +96,8 @@ class Settings:
     # -- the store
     db_path: str = setting(
         os.path.join("logs", "core_logs.db"), "OTEL_MONITOR_DB",
-        "the SQLite store that calls are written to and the UI reads", rule=NOT_EMPTY)
+        "the SQLite store that calls are written to and the UI reads; a relative path is "
+        "resolved once, against the directory configure() runs in", rule=NOT_EMPTY)
     retention_hours: float = setting(
         6.0, "OTEL_MONITOR_RETENTION_HOURS", "calls older than this are purged",
         rule=POSITIVE)

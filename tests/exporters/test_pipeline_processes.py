@@ -293,3 +293,19 @@ def test_gunicorn_four_workers_record_every_request_exactly_once(tmp_path, prelo
                       "'gunicorn_app.price'") == len(expected)
     assert scalar(db, "SELECT count(DISTINCT pid) FROM spans") >= 2
     assert_intact(db)
+
+
+def test_a_main_process_that_imports_multiprocessing_is_not_armed_for_sigterm(tmp_path):
+    """Only workers flush at SIGTERM and die of it: an application's own process keeps
+    SIGTERM as it set it. (multiprocessing aliases __mp_main__ to __main__ in every
+    process: taken for a worker's bootstrap, the demo died of SIGTERM, -15, where its
+    own handler stops it cleanly.)"""
+    probe = ("import multiprocessing, otel_monitor\n"
+             "from exporters.sigterm import SIGTERM_FLUSH\n"
+             f"otel_monitor.configure(db_path={str(tmp_path / 'm.db')!r})\n"
+             "print(SIGTERM_FLUSH.armed)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(HERE.parents[1])})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
