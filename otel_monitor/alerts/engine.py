@@ -523,8 +523,10 @@ class AlertEngine:
         """The writer is behind (not failing): a held call waits behind many others. Its
         group is judged from the store as the writer will judge it: none yet is a NEW
         event, a resolved one a REGRESSION, alerted now; the writer's own event for it
-        is then not alerted again. Any other status (open, snoozed, ignored) is the
-        writer's to judge (a snooze's end, a spike): the error is let go. A store that
+        is then not alerted again, nor is the group's next call judged early before
+        that event came (the store still without the group). Any other status (open,
+        snoozed, ignored) is the writer's to judge (a snooze's end, a spike): the error
+        is let go. A store that
         cannot be read leaves the error held (the fallback still applies)."""
         count, end_ns, event, unwritten = entry[0], entry[1], entry[2], entry[3]
         _, site, ids, _, error = event
@@ -548,8 +550,8 @@ class AlertEngine:
             kind = REGRESSION
         else:
             kind = None
-        if kind is None:
-            return
+        if kind is None or (fp, kind) in self._early:
+            return  # (the group's event went out ahead of the writer already)
         self._early[(fp, kind)] = None
         if len(self._early) > MAX_EARLY:
             del self._early[next(iter(self._early))]
