@@ -7,11 +7,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 PORT   ?= 8050
-STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml otel_monitor/_fastcall.c | cksum | cut -d' ' -f1)
 
 .PHONY: demo test bench clean system-deps node-otlp screenshots
 
-$(STAMP): pyproject.toml
+# the install builds otel_monitor/_fastcall.c (the decorator's hot path in C) in place
+$(STAMP): pyproject.toml otel_monitor/_fastcall.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,ui]'

@@ -20,8 +20,13 @@ from typing import Any, Callable
 from exporters.columns import OUTCOME_OK
 
 from ._capture import AS_IS
-from ._context import CURRENT, get_current_context, get_current_span
+from ._context import CURRENT, get_current_context, get_current_span, otel_context_var
 from ._sampling import AutoSampler
+
+try:  # the hot path in C, built by the package's install; Python's when it is not built
+    from ._fastcall import MonitoredFunction
+except ImportError:  # pragma: no cover - a source tree used without installing
+    MonitoredFunction = None
 
 _time_ns = time.time_ns
 
@@ -104,6 +109,46 @@ def sync_wrapper(fn: Callable, rec: Any, sample: float | AutoSampler) -> Callabl
 
 
 def _inline_sync_wrapper(fn: Callable, rec: Any) -> Callable:
+    """The hot path: every call of a plain function kept (sample=1.0). In C
+    (``_fastcall.c``) when it is built, else ``_python_inline_wrapper``; both make the
+    same records and are tested alike."""
+    if MonitoredFunction is None:
+        return _python_inline_wrapper(fn, rec)
+    return _c_inline_wrapper(fn, rec)
+
+
+def _c_inline_wrapper(fn: Callable, rec: Any) -> Callable:
+    """``_python_inline_wrapper``'s steps in C; what is rare stays in Python, here."""
+    rt, plan = rec.rt, rec.plan
+    capture = plan.capture if rec.log_inputs else None
+    prefixes = plan.plain_prefixes if rec.log_inputs else None
+
+    def captured(args: tuple, kwargs: dict) -> tuple[Any, int]:
+        """Arguments that need rendering: (inputs, the call's capture account)."""
+        inputs = capture(args, kwargs, rt.format, rt.mask)
+        state = rt.capture_state
+        spent = state.spent  # the call's account, kept in the call
+        if spent:
+            state.spent = 0  # 0 between captures
+        return inputs, spent
+
+    def otel_parent() -> tuple[int, int] | None:
+        ctx = get_current_span().get_span_context()
+        return (ctx.trace_id, ctx.span_id) if ctx is not None and ctx.is_valid else None
+
+    return MonitoredFunction(
+        fn=fn, rt=rt, queue=rec.queue, process=rec.process,
+        prefixes=None if prefixes is None else tuple(prefixes),
+        npos=len(plan.positional), captured=captured if capture is not None else None,
+        fail=rec.fail, result_text=rec.result_text, begin_failed=rec.begin_failed,
+        ok_failed=rec.ok_failed, current=CURRENT,
+        otel_now=otel_context_var() or get_current_context,
+        otel_parent=otel_parent, rand=getrandbits, now=time.time_ns, as_is=AS_IS,
+        ok_outcome=OUTCOME_OK, log_outputs=rec.log_outputs,
+        as_is_result=rec.log_outputs and not plan.mask_return)
+
+
+def _python_inline_wrapper(fn: Callable, rec: Any) -> Callable:
     """``LocalRecorder.begin`` and ``ok`` inlined, for every call of a plain function
     (sample=1.0): the hot path. What stays fixed (the recorder's queue, process name,
     capture plan and flags) is bound here; what ``configure`` may change (``ready``,

@@ -1,0 +1,594 @@
+/* The hot path of @monitor in C: the wrapper of a plain function whose every call is
+ * kept (sample=1.0, otel_span=False).
+ *
+ * It does what otel_monitor._wrappers._python_inline_wrapper does, step for step, and
+ * makes the same record tuple; that Python function stays the reference and the
+ * fallback (tests run the wrapper's behaviour tests on both). What is rare or
+ * unusual goes back to Python: arguments that need rendering (``captured``), joining
+ * an OTel span's trace (``otel_parent``), a failing call (``fail``), a result that is
+ * not a plain number (``result_text``), a full queue (``rt.overflow``), a start that
+ * failed (``begin_failed``). C saves what no Python wrapper can: its own frame, the
+ * packing of the arguments, and the bytecode between the steps.
+ *
+ * Like a Python function it binds as a method (__get__), carries a __dict__ (for
+ * functools.wraps), takes weak references and pickles by its qualified name.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <time.h>
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *dict;
+    PyObject *weakreflist;
+    PyObject *fn;
+    PyObject *rt;            /* the pipeline: ready, ensure_started, fast_limit, overflow */
+    PyObject *queue;         /* the pipeline's deque */
+    PyObject *append;        /* queue.append */
+    PyObject *process;
+    PyObject *prefixes;      /* tuple of prefixes by argument count, or None */
+    Py_ssize_t npos;
+    PyObject *captured;      /* (args, kwargs) -> (inputs, spent), or None: no inputs */
+    PyObject *fail;
+    PyObject *result_text;
+    PyObject *begin_failed;
+    PyObject *ok_failed;
+    PyObject *current;       /* the CURRENT ContextVar */
+    PyObject *otel_now;      /* the OTel context's ContextVar, or () -> the current OTel
+                                context (falsy when empty) */
+    PyObject *otel_parent;   /* () -> (trace_id, span_id) of a valid current span, or None */
+    PyObject *rand;          /* random.getrandbits */
+    PyObject *now;           /* time.time_ns (read by clock_gettime), or a clock to call */
+    int now_is_time_ns;
+    PyObject *as_is;         /* frozenset of types recorded as they are */
+    PyObject *ok_outcome;
+    int log_outputs;
+    int as_is_result;
+} Wrapper;
+
+static PyObject *str_ready, *str_ensure_started, *str_fast_limit, *str_overflow,
+    *str_qualname, *int_64, *int_128, *int_one, *int_zero;
+
+/* time.time_ns(), without the call when the clock is time.time_ns itself. */
+static PyObject *
+clock_ns(Wrapper *w)
+{
+    struct timespec ts;
+    if (!w->now_is_time_ns || clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return PyObject_CallNoArgs(w->now);
+    return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+}
+
+static PyObject *
+random_id(Wrapper *w, PyObject *bits)
+{
+    PyObject *value = PyObject_CallOneArg(w->rand, bits);
+    if (value == NULL)
+        return NULL;
+    int nonzero = PyObject_IsTrue(value);
+    if (nonzero < 0) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    if (!nonzero) {  /* "or 1": an id of 0 means none */
+        Py_DECREF(value);
+        return Py_NewRef(int_one);
+    }
+    return value;
+}
+
+/* All positional arguments plain numbers, no keywords, no more than the signature's
+ * positional parameters: recorded as they are, with no repr. */
+static int
+plain_arguments(Wrapper *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (w->prefixes == Py_None || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
+            || nargs > w->npos)
+        return 0;
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        int found = PySet_Contains(w->as_is, (PyObject *)Py_TYPE(args[i]));
+        if (found <= 0) {
+            if (found < 0)
+                PyErr_Clear();
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+keywords_dict(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *kwargs = PyDict_New();
+    if (kwargs == NULL || kwnames == NULL)
+        return kwargs;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            Py_DECREF(kwargs);
+            return NULL;
+        }
+    }
+    return kwargs;
+}
+
+/* The call's start: the ids, the inputs, the context entered. On success *me holds a
+ * new reference (NULL when the pipeline is not ready: the call is not recorded). */
+static int
+begin(Wrapper *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+      PyObject **me, PyObject **token, PyObject **parent_id, PyObject **inputs,
+      PyObject **spent, PyObject **argtuple, PyObject **trace_id)
+{
+    PyObject *ready = PyObject_GetAttr(w->rt, str_ready);
+    if (ready == NULL)
+        return -1;
+    int is_ready = PyObject_IsTrue(ready);
+    Py_DECREF(ready);
+    if (is_ready < 0)
+        return -1;
+    if (!is_ready) {
+        PyObject *started = PyObject_CallMethodNoArgs(w->rt, str_ensure_started);
+        if (started == NULL)
+            return -1;
+        is_ready = PyObject_IsTrue(started);
+        Py_DECREF(started);
+        if (is_ready <= 0)
+            return is_ready;
+    }
+
+    PyObject *parent;
+    if (PyContextVar_Get(w->current, NULL, &parent) < 0)
+        return -1;
+    if (parent == NULL || parent == Py_None) {
+        Py_XDECREF(parent);
+        PyObject *otel;
+        if (PyContextVar_CheckExact(w->otel_now)) {
+            if (PyContextVar_Get(w->otel_now, Py_None, &otel) < 0)
+                return -1;
+        }
+        else if ((otel = PyObject_CallNoArgs(w->otel_now)) == NULL)
+            return -1;
+        int has_otel = PyObject_IsTrue(otel);
+        Py_DECREF(otel);
+        if (has_otel < 0)
+            return -1;
+        PyObject *joined = NULL;
+        if (has_otel) {  /* an OTel context: a span in it, perhaps (join its trace) */
+            joined = PyObject_CallNoArgs(w->otel_parent);
+            if (joined == NULL)
+                return -1;
+        }
+        if (joined != NULL && joined != Py_None) {
+            *trace_id = Py_NewRef(PyTuple_GET_ITEM(joined, 0));
+            *parent_id = Py_NewRef(PyTuple_GET_ITEM(joined, 1));
+            Py_DECREF(joined);
+        }
+        else {
+            Py_XDECREF(joined);
+            *trace_id = random_id(w, int_128);
+            if (*trace_id == NULL)
+                return -1;
+            *parent_id = Py_NewRef(int_zero);
+        }
+    }
+    else {
+        *trace_id = PySequence_GetItem(parent, 0);
+        *parent_id = *trace_id ? PySequence_GetItem(parent, 1) : NULL;
+        Py_DECREF(parent);
+        if (*parent_id == NULL)
+            return -1;
+    }
+
+    *argtuple = PyTuple_New(nargs);
+    if (*argtuple == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        PyTuple_SET_ITEM(*argtuple, i, Py_NewRef(args[i]));
+    if (plain_arguments(w, args, nargs, kwnames)) {  /* capture's first case, no repr */
+        *inputs = PyTuple_Pack(2, PyTuple_GET_ITEM(w->prefixes, nargs), *argtuple);
+        if (*inputs == NULL)
+            return -1;
+        *spent = Py_NewRef(int_zero);
+    }
+    else if (w->captured != Py_None) {
+        PyObject *kwargs = keywords_dict(args, nargs, kwnames);
+        if (kwargs == NULL)
+            return -1;
+        PyObject *pair = PyObject_CallFunctionObjArgs(w->captured, *argtuple, kwargs, NULL);
+        Py_DECREF(kwargs);
+        if (pair == NULL)
+            return -1;
+        *inputs = Py_NewRef(PyTuple_GET_ITEM(pair, 0));
+        *spent = Py_NewRef(PyTuple_GET_ITEM(pair, 1));
+        Py_DECREF(pair);
+    }
+    else {
+        *inputs = Py_NewRef(Py_None);
+        *spent = Py_NewRef(int_zero);
+    }
+
+    PyObject *span_id = random_id(w, int_64);
+    if (span_id == NULL)
+        return -1;
+    *me = PyTuple_Pack(3, *trace_id, span_id, Py_True);
+    Py_DECREF(span_id);
+    if (*me == NULL)
+        return -1;
+    *token = PyContextVar_Set(w->current, *me);
+    if (*token == NULL) {
+        Py_CLEAR(*me);
+        return -1;
+    }
+    return 0;
+}
+
+/* Calls a Python callable of ours for its effect, swallowing whatever it raises (at
+ * the recursion limit, say): nothing of ours may replace what the function did. */
+static void
+call_quietly(PyObject *callable)
+{
+    PyObject *out = PyObject_CallNoArgs(callable);
+    if (out == NULL)
+        PyErr_Clear();
+    Py_XDECREF(out);
+}
+
+static PyObject *
+record_ok(Wrapper *w, PyObject *result, PyObject *me, PyObject *parent_id,
+          PyObject *inputs, PyObject *spent, PyObject *start, PyObject *end)
+{
+    PyObject *output;
+    if (!w->log_outputs)
+        output = Py_NewRef(Py_None);
+    else if (w->as_is_result && PySet_Contains(w->as_is, (PyObject *)Py_TYPE(result)) == 1)
+        output = Py_NewRef(result);
+    else {
+        PyErr_Clear();
+        PyObject *pair = PyObject_CallFunctionObjArgs(w->result_text, result, spent, NULL);
+        if (pair == NULL)
+            return NULL;
+        output = PySequence_GetItem(pair, 0);
+        Py_DECREF(pair);
+        if (output == NULL)
+            return NULL;
+    }
+    PyObject *record = PyTuple_New(11);
+    if (record == NULL) {
+        Py_DECREF(output);
+        return NULL;
+    }
+    PyObject *items[11] = {w->process, PyTuple_GET_ITEM(me, 0), PyTuple_GET_ITEM(me, 1),
+                           parent_id, start, end, w->ok_outcome, Py_None, inputs, NULL,
+                           Py_None};
+    for (int i = 0; i < 11; i++) {
+        if (i == 9)
+            PyTuple_SET_ITEM(record, i, output);  /* the new reference, given */
+        else
+            PyTuple_SET_ITEM(record, i, Py_NewRef(items[i]));
+    }
+    PyObject *limit = PyObject_GetAttr(w->rt, str_fast_limit);
+    if (limit == NULL) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    Py_ssize_t fast_limit = PyLong_AsSsize_t(limit);
+    Py_DECREF(limit);
+    if (fast_limit == -1 && PyErr_Occurred()) {
+        Py_DECREF(record);
+        return NULL;
+    }
+    Py_ssize_t depth = PyObject_Length(w->queue);
+    PyObject *done;
+    if (depth >= 0 && depth < fast_limit)
+        done = PyObject_CallOneArg(w->append, record);
+    else {
+        PyErr_Clear();
+        done = PyObject_CallMethodOneArg(w->rt, str_overflow, record);
+    }
+    Py_DECREF(record);
+    return done;
+}
+
+static PyObject *
+wrapper_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Wrapper *w = (Wrapper *)self;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *me = NULL, *token = NULL, *parent_id = NULL, *inputs = NULL, *spent = NULL,
+             *argtuple = NULL, *trace_id = NULL, *start = NULL;
+
+    if (begin(w, args, nargs, kwnames, &me, &token, &parent_id, &inputs, &spent,
+              &argtuple, &trace_id) == 0 && me != NULL) {
+        start = clock_ns(w);
+    }
+    if (me == NULL || start == NULL) {  /* not ready, or recording the start failed */
+        int failed = PyErr_Occurred() != NULL;
+        PyErr_Clear();
+        if (token != NULL && PyContextVar_Reset(w->current, token) < 0)
+            PyErr_Clear();
+        Py_CLEAR(me);
+        if (failed)
+            call_quietly(w->begin_failed);
+    }
+    Py_XDECREF(trace_id);
+
+    PyObject *result = PyObject_Vectorcall(w->fn, args, nargsf, kwnames);
+    if (result == NULL) {
+        if (me != NULL) {
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            PyErr_NormalizeException(&type, &value, &tb);
+            if (tb != NULL && value != NULL)
+                PyException_SetTraceback(value, tb);
+            PyObject *call = Py_BuildValue("[OOOOOOOOO]", token, me, parent_id, inputs,
+                                           start, Py_None, Py_None, spent, Py_None);
+            PyObject *kwargs = call ? keywords_dict(args, nargs, kwnames) : NULL;
+            PyObject *out = kwargs ? PyObject_CallFunctionObjArgs(
+                w->fail, call, value ? value : Py_None, argtuple, kwargs, NULL) : NULL;
+            if (out == NULL)
+                PyErr_Clear();
+            Py_XDECREF(out);
+            Py_XDECREF(kwargs);
+            Py_XDECREF(call);
+            /* fail() leaves the call's context; if it could not, leave it here (a
+             * token already used raises, and is no harm) */
+            if (PyContextVar_Reset(w->current, token) < 0)
+                PyErr_Clear();
+            PyErr_Restore(type, value, tb);
+        }
+        goto done;
+    }
+    if (me == NULL)
+        goto done;
+    PyObject *end = clock_ns(w);
+    if (PyContextVar_Reset(w->current, token) < 0)
+        PyErr_Clear();  /* a ValueError: the call came back in another context */
+    PyObject *done = end ? record_ok(w, result, me, parent_id, inputs, spent, start, end)
+                         : NULL;
+    Py_XDECREF(end);
+    if (done == NULL) {
+        PyErr_Clear();
+        call_quietly(w->ok_failed);
+    }
+    Py_XDECREF(done);
+
+done:
+    Py_XDECREF(me);
+    Py_XDECREF(token);
+    Py_XDECREF(parent_id);
+    Py_XDECREF(inputs);
+    Py_XDECREF(spent);
+    Py_XDECREF(argtuple);
+    Py_XDECREF(start);
+    return result;
+}
+
+static PyObject *
+wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {
+        "fn", "rt", "queue", "process", "prefixes", "npos", "captured", "fail",
+        "result_text", "begin_failed", "ok_failed", "current", "otel_now", "otel_parent",
+        "rand", "now", "as_is", "ok_outcome", "log_outputs", "as_is_result", NULL};
+    Wrapper *w = (Wrapper *)type->tp_alloc(type, 0);
+    if (w == NULL)
+        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(
+            args, kwargs, "$OOOOOnOOOOOOOOOOOOpp", names, &w->fn, &w->rt, &w->queue,
+            &w->process, &w->prefixes, &w->npos, &w->captured, &w->fail, &w->result_text,
+            &w->begin_failed, &w->ok_failed, &w->current, &w->otel_now, &w->otel_parent,
+            &w->rand, &w->now, &w->as_is, &w->ok_outcome, &w->log_outputs,
+            &w->as_is_result)) {
+        w->fn = w->rt = w->queue = w->process = w->prefixes = w->captured = NULL;
+        w->fail = w->result_text = w->begin_failed = w->ok_failed = w->current = NULL;
+        w->otel_now = w->otel_parent = w->rand = w->now = w->as_is = NULL;
+        w->ok_outcome = NULL;
+        Py_DECREF(w);
+        return NULL;
+    }
+    PyObject **fields[] = {&w->fn, &w->rt, &w->queue, &w->process, &w->prefixes,
+                           &w->captured, &w->fail, &w->result_text, &w->begin_failed,
+                           &w->ok_failed, &w->current, &w->otel_now, &w->otel_parent,
+                           &w->rand, &w->now, &w->as_is, &w->ok_outcome};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        Py_INCREF(*fields[i]);
+    if (!PyContextVar_CheckExact(w->current) || !PyFrozenSet_Check(w->as_is)
+            || (w->prefixes != Py_None && (!PyTuple_Check(w->prefixes)
+                                           || PyTuple_GET_SIZE(w->prefixes) <= w->npos))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "current must be a ContextVar, as_is a frozenset, prefixes None "
+                        "or a tuple of npos + 1 prefixes");
+        Py_DECREF(w);
+        return NULL;
+    }
+    w->append = PyObject_GetAttrString(w->queue, "append");
+    if (w->append == NULL) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    PyObject *time_module = PyImport_ImportModule("time");
+    if (time_module == NULL) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    PyObject *time_ns = PyObject_GetAttrString(time_module, "time_ns");
+    Py_DECREF(time_module);
+    if (time_ns == NULL) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    w->now_is_time_ns = w->now == time_ns;
+    Py_DECREF(time_ns);
+    w->vectorcall = wrapper_vectorcall;
+    return (PyObject *)w;
+}
+
+static int
+wrapper_traverse(Wrapper *w, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(w));
+    Py_VISIT(w->dict);
+    Py_VISIT(w->fn);
+    Py_VISIT(w->rt);
+    Py_VISIT(w->queue);
+    Py_VISIT(w->append);
+    Py_VISIT(w->process);
+    Py_VISIT(w->prefixes);
+    Py_VISIT(w->captured);
+    Py_VISIT(w->fail);
+    Py_VISIT(w->result_text);
+    Py_VISIT(w->begin_failed);
+    Py_VISIT(w->ok_failed);
+    Py_VISIT(w->current);
+    Py_VISIT(w->otel_now);
+    Py_VISIT(w->otel_parent);
+    Py_VISIT(w->rand);
+    Py_VISIT(w->now);
+    Py_VISIT(w->as_is);
+    Py_VISIT(w->ok_outcome);
+    return 0;
+}
+
+static int
+wrapper_clear(Wrapper *w)
+{
+    Py_CLEAR(w->dict);
+    Py_CLEAR(w->fn);
+    Py_CLEAR(w->rt);
+    Py_CLEAR(w->queue);
+    Py_CLEAR(w->append);
+    Py_CLEAR(w->process);
+    Py_CLEAR(w->prefixes);
+    Py_CLEAR(w->captured);
+    Py_CLEAR(w->fail);
+    Py_CLEAR(w->result_text);
+    Py_CLEAR(w->begin_failed);
+    Py_CLEAR(w->ok_failed);
+    Py_CLEAR(w->current);
+    Py_CLEAR(w->otel_now);
+    Py_CLEAR(w->otel_parent);
+    Py_CLEAR(w->rand);
+    Py_CLEAR(w->now);
+    Py_CLEAR(w->as_is);
+    Py_CLEAR(w->ok_outcome);
+    return 0;
+}
+
+static void
+wrapper_dealloc(Wrapper *w)
+{
+    PyTypeObject *type = Py_TYPE(w);  /* a heap type: each instance holds a reference */
+    PyObject_GC_UnTrack(w);
+    if (w->weakreflist != NULL)
+        PyObject_ClearWeakRefs((PyObject *)w);
+    wrapper_clear(w);
+    type->tp_free((PyObject *)w);
+    Py_DECREF(type);
+}
+
+/* A method of a class: bound to its instance, as a Python function is. */
+static PyObject *
+wrapper_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+/* Pickled by reference, as a function is: by the name it has in its module. */
+static PyObject *
+wrapper_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyObject_GetAttr(self, str_qualname);
+}
+
+static PyObject *
+wrapper_repr(Wrapper *w)
+{
+    PyObject *name = w->dict ? PyDict_GetItemWithError(w->dict, str_qualname) : NULL;
+    if (name == NULL && PyErr_Occurred())
+        return NULL;
+    return PyUnicode_FromFormat("<monitored function %S at %p>",
+                                name ? name : Py_None, w);
+}
+
+static PyMethodDef wrapper_methods[] = {
+    {"__reduce__", wrapper_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef wrapper_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(Wrapper, weakreflist), READONLY},
+    {"__dictoffset__", T_PYSSIZET, offsetof(Wrapper, dict), READONLY},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(Wrapper, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyGetSetDef wrapper_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyType_Slot wrapper_slots[] = {
+    {Py_tp_doc, "A function monitored by @monitor (otel_monitor._fastcall)."},
+    {Py_tp_new, wrapper_new},
+    {Py_tp_dealloc, wrapper_dealloc},
+    {Py_tp_traverse, wrapper_traverse},
+    {Py_tp_clear, wrapper_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_descr_get, wrapper_get},
+    {Py_tp_repr, wrapper_repr},
+    {Py_tp_methods, wrapper_methods},
+    {Py_tp_members, wrapper_members},
+    {Py_tp_getset, wrapper_getset},
+    {0, NULL},
+};
+
+static PyType_Spec wrapper_spec = {
+    .name = "otel_monitor._fastcall.MonitoredFunction",
+    .basicsize = sizeof(Wrapper),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+             | Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .slots = wrapper_slots,
+};
+
+static int
+fastcall_exec(PyObject *module)
+{
+    str_ready = PyUnicode_InternFromString("ready");
+    str_ensure_started = PyUnicode_InternFromString("ensure_started");
+    str_fast_limit = PyUnicode_InternFromString("fast_limit");
+    str_overflow = PyUnicode_InternFromString("overflow");
+    str_qualname = PyUnicode_InternFromString("__qualname__");
+    int_64 = PyLong_FromLong(64);
+    int_128 = PyLong_FromLong(128);
+    int_one = PyLong_FromLong(1);
+    int_zero = PyLong_FromLong(0);
+    if (!str_ready || !str_ensure_started || !str_fast_limit || !str_overflow
+            || !str_qualname || !int_64 || !int_128 || !int_one || !int_zero)
+        return -1;
+    PyObject *type = PyType_FromModuleAndSpec(module, &wrapper_spec, NULL);
+    if (type == NULL)
+        return -1;
+    return PyModule_AddObject(module, "MonitoredFunction", type);
+}
+
+static PyModuleDef_Slot fastcall_slots[] = {
+    {Py_mod_exec, fastcall_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef fastcall_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "otel_monitor._fastcall",
+    .m_doc = "The wrapper of @monitor's hot path (see _wrappers._inline_sync_wrapper).",
+    .m_size = 0,
+    .m_slots = fastcall_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__fastcall(void)
+{
+    return PyModuleDef_Init(&fastcall_module);
+}
