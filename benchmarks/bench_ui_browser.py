@@ -15,6 +15,11 @@ Reference, measured in the same run and browser: a bare Dash page served the sam
 (uvicorn + a2wsgi, the same component bundles and assets) whose one callback fills one
 div; navigation start -> that div's text. The ratio is UI / reference: how far the UI is
 from the floor any Dash page of these components pays on this machine now.
+
+``--cpu`` also prints each page's main-thread CPU time from navigation to the render
+(Chromium's ThreadTime metric, over the DevTools protocol): on a machine other work
+keeps busy, wall times swing by tens of percent run to run while this moves less, and
+it is what the first render costs (the page's work is on that thread).
 """
 from __future__ import annotations
 
@@ -163,14 +168,24 @@ def serve_reference(port: int) -> None:
     uvicorn.run(api, host="127.0.0.1", port=port, log_level="warning")
 
 
-def first_render(browser, url: str, rendered_js: str) -> tuple[float, list]:
+def first_render(browser, url: str, rendered_js: str, cpu: bool = False
+                 ) -> tuple[float, list, float | None]:
+    """Seconds to the render, the page's trace, and (``cpu``) the seconds of CPU its main
+    thread used until then (None without ``cpu``)."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     try:
         context.add_init_script(TRACE_REQUESTS)
         page = context.new_page()
+        devtools = context.new_cdp_session(page) if cpu else None
+        if devtools:
+            devtools.send("Performance.enable")
         page.goto(url, wait_until="commit")
         at_ms = page.wait_for_function(rendered_js, polling="raf", timeout=60_000).json_value()
-        return at_ms / 1000, page.evaluate("() => window.__omTrace")
+        thread_s = None
+        if devtools:
+            metrics = devtools.send("Performance.getMetrics")["metrics"]
+            thread_s = next(m["value"] for m in metrics if m["name"] == "ThreadTime")
+        return at_ms / 1000, page.evaluate("() => window.__omTrace"), thread_s
     finally:
         context.close()
 
@@ -180,6 +195,8 @@ def main() -> int:
     ap.add_argument("--calls", type=int, default=2_000_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--db", default=None)
+    ap.add_argument("--cpu", action="store_true",
+                    help="also print each page's main-thread CPU time to its render")
     ap.add_argument("--serve-reference", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -198,11 +215,14 @@ def main() -> int:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         first_render(browser, ref_url, REFERENCE_RENDERED)   # warm both servers once
         first_render(browser, ui_url, UI_RENDERED)
-        ui, ref, traces = [], [], []
+        ui, ref, traces, ui_cpu, ref_cpu = [], [], [], [], []
         for _ in range(args.runs):  # interleaved: both see the same machine load
-            ref.append(first_render(browser, ref_url, REFERENCE_RENDERED)[0])
-            seconds, trace = first_render(browser, ui_url, UI_RENDERED)
+            seconds, _, thread_s = first_render(browser, ref_url, REFERENCE_RENDERED, args.cpu)
+            ref.append(seconds)
+            ref_cpu.append(thread_s)
+            seconds, trace, thread_s = first_render(browser, ui_url, UI_RENDERED, args.cpu)
             ui.append(seconds)
+            ui_cpu.append(thread_s)
             traces.append((seconds, trace))
         browser.close()
     ui_med, ref_med = statistics.median(ui), statistics.median(ref)
@@ -213,6 +233,10 @@ def main() -> int:
     print(f"  reference (bare Dash page, same bundles, one callback): median {ref_med:.3f} s  "
           f"min {min(ref):.3f}  max {max(ref):.3f}")
     print(f"  ratio UI / reference: {ui_med / ref_med:.2f}x")
+    if args.cpu:
+        ui_cpu_med, ref_cpu_med = statistics.median(ui_cpu), statistics.median(ref_cpu)
+        print(f"  main-thread CPU to the render: UI median {ui_cpu_med:.3f} s, reference "
+              f"median {ref_cpu_med:.3f} s, ratio {ui_cpu_med / ref_cpu_med:.2f}x")
     seconds, trace = sorted(traces)[len(traces) // 2]
     print(f"  the median UI run's timeline (callback requests sent -> answered, long tasks; "
           f"ms from navigation start; rendered at {seconds * 1000:.0f} ms):")
