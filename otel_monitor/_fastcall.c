@@ -16,6 +16,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <pthread.h>
+#include <sys/random.h>
 #include <time.h>
 
 typedef struct {
@@ -39,7 +41,6 @@ typedef struct {
     PyObject *otel_now;      /* the OTel context's ContextVar, or () -> the current OTel
                                 context (falsy when empty) */
     PyObject *otel_parent;   /* () -> (trace_id, span_id) of a valid current span, or None */
-    PyObject *rand;          /* random.getrandbits */
     PyObject *now;           /* time.time_ns (read by clock_gettime), or a clock to call */
     int now_is_time_ns;
     PyObject *as_is;         /* frozenset of types recorded as they are */
@@ -49,7 +50,7 @@ typedef struct {
 } Wrapper;
 
 static PyObject *str_ready, *str_ensure_started, *str_fast_limit, *str_overflow,
-    *str_qualname, *int_64, *int_128, *int_one, *int_zero;
+    *str_qualname, *int_zero;
 
 /* time.time_ns(), without the call when the clock is time.time_ns itself. */
 static PyObject *
@@ -61,22 +62,62 @@ clock_ns(Wrapper *w)
     return PyLong_FromLongLong((long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 }
 
-static PyObject *
-random_id(Wrapper *w, PyObject *bits)
+/* Span and trace ids: xoshiro256** seeded from the OS's entropy at import and again in
+ * every child after a fork (pthread_atfork), so a forked worker never repeats its
+ * parent's ids. random.getrandbits cost two calls and a 128-bit int's making each
+ * call, a third of the wrapper's own time. The GIL guards the state. */
+static uint64_t id_state[4];
+
+static uint64_t
+rotl(uint64_t x, int k)
 {
-    PyObject *value = PyObject_CallOneArg(w->rand, bits);
-    if (value == NULL)
-        return NULL;
-    int nonzero = PyObject_IsTrue(value);
-    if (nonzero < 0) {
-        Py_DECREF(value);
-        return NULL;
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t
+next_bits(void)
+{
+    uint64_t result = rotl(id_state[1] * 5, 7) * 9;
+    uint64_t t = id_state[1] << 17;
+    id_state[2] ^= id_state[0];
+    id_state[3] ^= id_state[1];
+    id_state[1] ^= id_state[2];
+    id_state[0] ^= id_state[3];
+    id_state[2] ^= t;
+    id_state[3] = rotl(id_state[3], 45);
+    return result;
+}
+
+static void
+seed_ids(void)
+{
+    uint64_t seed[4] = {0, 0, 0, 0};
+    if (getrandom(seed, sizeof(seed), 0) != (ssize_t)sizeof(seed)) {
+        struct timespec ts;  /* no entropy to be had (never expected): clock and pid */
+        clock_gettime(CLOCK_REALTIME, &ts);
+        seed[0] = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
+        seed[1] = (uint64_t)getpid() * 0x9E3779B97F4A7C15ULL;
     }
-    if (!nonzero) {  /* "or 1": an id of 0 means none */
-        Py_DECREF(value);
-        return Py_NewRef(int_one);
+    for (int i = 0; i < 4; i++)
+        id_state[i] = seed[i] ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(i + 1));
+}
+
+/* A random id of 64 or 128 bits as a Python int, never 0 (0 means none). */
+static PyObject *
+random_id(int bits)
+{
+    if (bits == 64) {
+        uint64_t id;
+        while ((id = next_bits()) == 0)
+            ;
+        return PyLong_FromUnsignedLongLong(id);
     }
-    return value;
+    uint64_t halves[2];
+    do {
+        halves[0] = next_bits();
+        halves[1] = next_bits();
+    } while (halves[0] == 0 && halves[1] == 0);
+    return _PyLong_FromByteArray((const unsigned char *)halves, 16, PY_LITTLE_ENDIAN, 0);
 }
 
 /* All positional arguments plain numbers, no keywords, no more than the signature's
@@ -166,7 +207,7 @@ begin(Wrapper *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
         }
         else {
             Py_XDECREF(joined);
-            *trace_id = random_id(w, int_128);
+            *trace_id = random_id(128);
             if (*trace_id == NULL)
                 return -1;
             *parent_id = Py_NewRef(int_zero);
@@ -208,7 +249,7 @@ begin(Wrapper *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
         *spent = Py_NewRef(int_zero);
     }
 
-    PyObject *span_id = random_id(w, int_64);
+    PyObject *span_id = random_id(64);
     if (span_id == NULL)
         return -1;
     *me = PyTuple_Pack(3, *trace_id, span_id, Py_True);
@@ -370,19 +411,19 @@ wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     static char *names[] = {
         "fn", "rt", "queue", "process", "prefixes", "npos", "captured", "fail",
         "result_text", "begin_failed", "ok_failed", "current", "otel_now", "otel_parent",
-        "rand", "now", "as_is", "ok_outcome", "log_outputs", "as_is_result", NULL};
+        "now", "as_is", "ok_outcome", "log_outputs", "as_is_result", NULL};
     Wrapper *w = (Wrapper *)type->tp_alloc(type, 0);
     if (w == NULL)
         return NULL;
     if (!PyArg_ParseTupleAndKeywords(
-            args, kwargs, "$OOOOOnOOOOOOOOOOOOpp", names, &w->fn, &w->rt, &w->queue,
+            args, kwargs, "$OOOOOnOOOOOOOOOOOpp", names, &w->fn, &w->rt, &w->queue,
             &w->process, &w->prefixes, &w->npos, &w->captured, &w->fail, &w->result_text,
             &w->begin_failed, &w->ok_failed, &w->current, &w->otel_now, &w->otel_parent,
-            &w->rand, &w->now, &w->as_is, &w->ok_outcome, &w->log_outputs,
+            &w->now, &w->as_is, &w->ok_outcome, &w->log_outputs,
             &w->as_is_result)) {
         w->fn = w->rt = w->queue = w->process = w->prefixes = w->captured = NULL;
         w->fail = w->result_text = w->begin_failed = w->ok_failed = w->current = NULL;
-        w->otel_now = w->otel_parent = w->rand = w->now = w->as_is = NULL;
+        w->otel_now = w->otel_parent = w->now = w->as_is = NULL;
         w->ok_outcome = NULL;
         Py_DECREF(w);
         return NULL;
@@ -390,7 +431,7 @@ wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     PyObject **fields[] = {&w->fn, &w->rt, &w->queue, &w->process, &w->prefixes,
                            &w->captured, &w->fail, &w->result_text, &w->begin_failed,
                            &w->ok_failed, &w->current, &w->otel_now, &w->otel_parent,
-                           &w->rand, &w->now, &w->as_is, &w->ok_outcome};
+                           &w->now, &w->as_is, &w->ok_outcome};
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         Py_INCREF(*fields[i]);
     if (!PyContextVar_CheckExact(w->current) || !PyFrozenSet_Check(w->as_is)
@@ -443,7 +484,6 @@ wrapper_traverse(Wrapper *w, visitproc visit, void *arg)
     Py_VISIT(w->current);
     Py_VISIT(w->otel_now);
     Py_VISIT(w->otel_parent);
-    Py_VISIT(w->rand);
     Py_VISIT(w->now);
     Py_VISIT(w->as_is);
     Py_VISIT(w->ok_outcome);
@@ -468,7 +508,6 @@ wrapper_clear(Wrapper *w)
     Py_CLEAR(w->current);
     Py_CLEAR(w->otel_now);
     Py_CLEAR(w->otel_parent);
-    Py_CLEAR(w->rand);
     Py_CLEAR(w->now);
     Py_CLEAR(w->as_is);
     Py_CLEAR(w->ok_outcome);
@@ -561,13 +600,20 @@ fastcall_exec(PyObject *module)
     str_fast_limit = PyUnicode_InternFromString("fast_limit");
     str_overflow = PyUnicode_InternFromString("overflow");
     str_qualname = PyUnicode_InternFromString("__qualname__");
-    int_64 = PyLong_FromLong(64);
-    int_128 = PyLong_FromLong(128);
-    int_one = PyLong_FromLong(1);
     int_zero = PyLong_FromLong(0);
     if (!str_ready || !str_ensure_started || !str_fast_limit || !str_overflow
-            || !str_qualname || !int_64 || !int_128 || !int_one || !int_zero)
+            || !str_qualname || !int_zero)
         return -1;
+    seed_ids();
+    /* once per process (a module's exec may run again in a subinterpreter) */
+    static int atfork_registered = 0;
+    if (!atfork_registered) {
+        if (pthread_atfork(NULL, NULL, seed_ids) != 0) {
+            PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+            return -1;
+        }
+        atfork_registered = 1;
+    }
     PyObject *type = PyType_FromModuleAndSpec(module, &wrapper_spec, NULL);
     if (type == NULL)
         return -1;

@@ -143,7 +143,7 @@ def _c_inline_wrapper(fn: Callable, rec: Any) -> Callable:
         fail=rec.fail, result_text=rec.result_text, begin_failed=rec.begin_failed,
         ok_failed=rec.ok_failed, current=CURRENT,
         otel_now=otel_context_var() or get_current_context,
-        otel_parent=otel_parent, rand=getrandbits, now=time.time_ns, as_is=AS_IS,
+        otel_parent=otel_parent, now=time.time_ns, as_is=AS_IS,
         ok_outcome=OUTCOME_OK, log_outputs=rec.log_outputs,
         as_is_result=rec.log_outputs and not plan.mask_return)
 

@@ -9,6 +9,7 @@ nothing.
 """
 from __future__ import annotations
 
+import ast
 import gc
 import pickle
 import sys
@@ -249,3 +250,31 @@ def test_a_dropped_c_wrapper_is_freed_with_all_it_holds(store):
     gc.collect()
     assert ref() is None
     assert (sys.getrefcount(wrapper_type), sys.getrefcount(plain)) == before
+
+
+def test_ids_are_random_and_a_forked_child_never_repeats_its_parents(store, hot_path):
+    import os
+
+    from otel_monitor._context import CURRENT
+
+    @monitor("fast")
+    def ids():
+        return CURRENT.get()[:2]  # (trace_id, span_id) of this call
+
+    seen = [ids() for _ in range(2000)]
+    assert len({t for t, _ in seen}) == len(seen) and len({s for _, s in seen}) == len(seen)
+    assert all(0 < t < 1 << 128 and 0 < s < 1 << 64 for t, s in seen)
+    assert max(t for t, _ in seen) >= 1 << 120  # all 128 bits drawn, not 64
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next ids, to the parent
+        try:
+            os.write(write, repr([ids() for _ in range(5)]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read) as pipe:
+        child = ast.literal_eval(pipe.read())
+    parent = [ids() for _ in range(5)]
+    assert len(child) == 5 and not set(child) & set(parent)
