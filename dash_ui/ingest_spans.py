@@ -47,8 +47,8 @@ from exporters import columns as C
 # The exporter's own helpers: a value's text, and the checks its flattening makes of a
 # span's weight, error link and outputs (the same on a sender's span as on a local one).
 from exporters.flatten import (
+    _output_order,
     attribute_text as _attr_text,
-    outputs_of,
     propagated_from,
     sample_weight,
 )
@@ -72,6 +72,7 @@ _SPAN_ID, _PROCESS, _GROUP = (SPAN_COLUMNS.index(c) for c in
 
 
 _NO_EVENTS: list = []  # shared, never changed
+_NO_TRACE, _NO_SPAN = bytes(16), bytes(8)  # all zero: invalid ids
 DATA_SPAN_KIND = "span.kind"
 _KIND_NAMES = {getattr(trace_pb2.Span, f"SPAN_KIND_{k}"): k for k in (
     "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")}
@@ -149,7 +150,7 @@ def process_name(name: str, attrs: dict[str, Any], service: str | None,
     return f"{service}: {name}"[:MAX_NAME]
 
 
-def _is_own(attrs: dict[str, Any]) -> bool:
+def _is_own(attrs: Iterable[str]) -> bool:
     """Whether a span is otel-monitor's own: it has a ``monitor.*`` attribute."""
     for key in attrs:
         if key.startswith("monitor."):
@@ -280,16 +281,18 @@ def _add_spans(out: Converted, spans: Iterable[trace_pb2.Span], seen: set[bytes]
     and a span allocates its rows and little else."""
     calls, data, propagated = out.calls, out.data, out.propagated
     i = len(calls) // _WIDTH
-    any_value_, reject, add_seen = any_value, out.reject, seen.add
-    input_, output_, return_ = C.INPUT, C.OUTPUT, C.RETURN
+    any_value_, reject, add_seen, layouts = any_value, out.reject, seen.add, _LAYOUTS
+    input_, output_ = C.INPUT, C.OUTPUT
     ok, err, outcome_ok, outcome_error = C.OK, C.ERR, C.OUTCOME_OK, C.OUTCOME_ERROR
     for span in spans:
-        span_id = span.span_id
-        problem = _span_problem(span)
-        if problem is None and span_id in seen:
-            problem = f"span {span_id.hex()}: sent twice in one request"
-        if problem is not None:
-            reject(problem)
+        trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+        name, start = span.name, span.start_time_unix_nano
+        end = span.end_time_unix_nano
+        if not (len(trace_id) == 16 and len(span_id) == 8 and trace_id != _NO_TRACE
+                and span_id != _NO_SPAN and (not parent or len(parent) == 8) and name
+                and start and start <= end <= _MAX_TIME_NS) or span_id in seen:
+            reject(_span_problem(span)
+                   or f"span {span_id.hex()}: sent twice in one request")
             continue
         attrs = {kv.key: kv.value.string_value or any_value_(kv.value)
                  for kv in span.attributes}
@@ -303,13 +306,16 @@ def _add_spans(out: Converted, spans: Iterable[trace_pb2.Span], seen: set[bytes]
             psid = int(local_parent, 16)  # checked: at most 16 hex digits
             psid = (psid - _SIGN if psid > _MAX_SIGNED else psid) or None
         else:
-            parent = span.parent_span_id
             psid = int.from_bytes(parent, "big", signed=True) or None if parent else None
         add_seen(span_id)
-        events = [(e.name, attributes(e.attributes)) for e in span.events] \
-            if span.events else _NO_EVENTS
-        own = _is_own(attrs)
-        failed = span.status.code == _ERROR
+        events = span.events
+        events = [(e.name, attributes(e.attributes)) for e in events] if events \
+            else _NO_EVENTS
+        keys = tuple(attrs)
+        layout = layouts.get(keys) or _layout(keys)
+        own = layout[0]
+        status = span.status
+        failed = status.code == _ERROR
         group, outcome = get(C.ATTR_PROCESS_GROUP), get(C.ATTR_OUTCOME)
         if group is not None and (type(group) is not str or len(group) > MAX_NAME):
             group = _name(group)
@@ -322,50 +328,68 @@ def _add_spans(out: Converted, spans: Iterable[trace_pb2.Span], seen: set[bytes]
             inner = propagated_from(get(C.ATTR_PROPAGATED_FROM))
             if inner is not None:
                 propagated[i] = inner - _SIGN if inner > _MAX_SIGNED else inner
-            for name, event_attrs in reversed(events):
-                if name == "exception":
+            for event_name, event_attrs in reversed(events):
+                if event_name == "exception":
                     err_type = _name(event_attrs.get("exception.type"))
                     err_text = _text(event_attrs.get("exception.stacktrace")) or \
                         _text(event_attrs.get("exception.message"))
                     break
             if err_text is None and failed:
-                err_text = span.status.message or "ERROR"
+                err_text = status.message or "ERROR"
             if err_text is not None:
                 err_text = storable(err_text)
         weight = get(C.ATTR_SAMPLE_WEIGHT)
         function = get(C.ATTR_CODE_FUNCTION)
-        if type(function) is not str or not function:
-            function = None
-        start = span.start_time_unix_nano
-        calls += (i, int.from_bytes(span_id, "big", signed=True), span.trace_id.hex(), psid,
-                  start, ((span.end_time_unix_nano or start) - start) / 1e6,
-                  process_name(span.name, attrs, service, own) if function is None
-                  else function[:MAX_NAME],
+        calls += (i, int.from_bytes(span_id, "big", signed=True), trace_id.hex(), psid,
+                  start, ((end or start) - start) / 1e6,
+                  function[:MAX_NAME] if type(function) is str and function
+                  else process_name(name, attrs, service, own),
                   group, service, err if outcome == outcome_error else ok, outcome,
                   err_type, err_text, pid, None if weight is None else sample_weight(weight))
         if own:  # only otel-monitor's own spans have inputs and outputs
+            values = tuple(attrs.values())
             seq = 0
-            outputs = None
-            for key, value in attrs.items():
-                if key.startswith(_INPUT):
-                    if type(value) is not str or len(value) > max_length:
-                        value = _own_text(value, max_length)
-                    data += (i, seq, key[_INPUT_LEN:], input_, value)
-                    seq += 1
-                elif key.startswith(_OUTPUT):
-                    if outputs is None:
-                        outputs = []
-                    outputs.append((key[_OUTPUT_LEN:], _own_text(value, max_length)))
-            if outputs is not None:
-                if len(outputs) == 1 and outputs[0][0] == "return":
-                    data += (i, seq, return_, output_, outputs[0][1])
-                else:  # a generator's: yield[0]..., yield_count, return last
-                    for seq, (name, value) in enumerate(zip(*outputs_of(outputs)), seq):
-                        data += (i, seq, name, output_, value)
+            for seq, (at, data_name) in enumerate(layout[1], 1):
+                value = values[at]
+                if type(value) is not str or len(value) > max_length:
+                    value = _own_text(value, max_length)
+                data += (i, seq - 1, data_name, input_, value)
+            for seq, (at, data_name) in enumerate(layout[2], seq):
+                value = values[at]
+                if type(value) is not str or len(value) > max_length:
+                    value = _own_text(value, max_length)
+                data += (i, seq, data_name, output_, value)
         else:
             for seq, row in enumerate(foreign_rows(span, attrs, events, host, max_length)):
                 data += (i, seq, *row)
         i += 1
+
+
+# The attribute keys of a span, in order -> (whether it is otel-monitor's own, its
+# inputs' (position, name), its outputs' (position, name) in the decorator's row order):
+# a service's spans repeat a few key lists, so each is read once (bounded: a sender's
+# every span may have keys of its own).
+_LAYOUTS: dict[tuple[str, ...], tuple[bool, tuple, tuple]] = {}
+_MAX_LAYOUTS = 4096
+
+
+def _layout(keys: tuple[str, ...]) -> tuple[bool, tuple, tuple]:
+    own = _is_own(keys)
+    inputs, outputs = [], []
+    if own:
+        for at, key in enumerate(keys):
+            if key.startswith(_INPUT):
+                inputs.append((at, key[_INPUT_LEN:]))
+            elif key.startswith(_OUTPUT):
+                outputs.append((at, key[_OUTPUT_LEN:]))
+    # in the rows' order, as flatten.outputs_of sorts them: yield[0]..., return last
+    outputs.sort(key=lambda output: _output_order(output[1]))
+    layout = (own, tuple(inputs), tuple(outputs))
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.clear()
+    _LAYOUTS[keys] = layout
+    return layout
+
 
 
 class IngestWriter(SQLiteSpanExporter):
