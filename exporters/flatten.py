@@ -90,8 +90,9 @@ def sample_weight(value: Any) -> float | None:
 
 class SpanFields(tuple):
     """A span's fields as ``span_fields`` returns them, read by the caller from another
-    form of the span (OTLP ingest reads them straight from the protobuf): ``flatten``
-    and ``process_entries`` take them as they take the span itself."""
+    form of the span (the writer process's wire, ``writer_wire``): ``flatten`` and
+    ``process_entries`` take them as they take the span itself. (OTLP ingest lays out
+    the rows ``flatten`` would make straight from the protobuf: ``dash_ui.ingest_spans``.)"""
 
     __slots__ = ()
 
