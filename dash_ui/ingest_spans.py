@@ -47,8 +47,8 @@ from exporters import columns as C
 # The exporter's own helpers: a value's text, and the checks its flattening makes of a
 # span's weight, error link and outputs (the same on a sender's span as on a local one).
 from exporters.flatten import (
-    _output_order,
     attribute_text as _attr_text,
+    output_order,
     propagated_from,
     sample_weight,
 )
@@ -89,10 +89,6 @@ class Converted:
     propagated: dict[int, int] = field(default_factory=dict)
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        """The spans that can be stored."""
-        return len(self.calls) // _WIDTH
 
     def reject(self, reason: str) -> None:
         self.rejected += 1
@@ -383,7 +379,7 @@ def _layout(keys: tuple[str, ...]) -> tuple[bool, tuple, tuple]:
             elif key.startswith(_OUTPUT):
                 outputs.append((at, key[_OUTPUT_LEN:]))
     # in the rows' order, as flatten.outputs_of sorts them: yield[0]..., return last
-    outputs.sort(key=lambda output: _output_order(output[1]))
+    outputs.sort(key=lambda output: output_order(output[1]))
     layout = (own, tuple(inputs), tuple(outputs))
     if len(_LAYOUTS) >= _MAX_LAYOUTS:
         _LAYOUTS.clear()

@@ -37,7 +37,7 @@ def attribute_text(value: Any) -> str:
     return repr(value)
 
 
-def _output_order(name: str) -> tuple:
+def output_order(name: str) -> tuple:
     """A generator's OUTPUT rows in the decorator's order: ``yield[0]``, ``yield[1]``…
     (by index), ``yield_count``, any other name, ``return`` last."""
     if name.startswith("yield[") and name.endswith("]") and name[6:-1].isdigit():
@@ -62,7 +62,7 @@ def outputs_of(found: list[tuple[str, Any]]) -> Any:
         return None
     if len(found) == 1 and found[0][0] == "return":
         return attribute_text(found[0][1])
-    found.sort(key=lambda pair: _output_order(pair[0]))
+    found.sort(key=lambda pair: output_order(pair[0]))
     return Outputs((tuple(name for name, _ in found),
                     tuple(attribute_text(value) for _, value in found)))
 
