@@ -1,8 +1,9 @@
 """OTLP trace requests into the store: checked, read into rows, written in one go.
 
-Each OTLP span is read straight from the protobuf into the fields the SQLite exporter's
-flattening reads of an SDK span (``flatten.SpanFields``: no SDK span is built) and goes
-through that same flattening, so a remote call is stored exactly like a local one:
+Each OTLP span is read straight from the protobuf into the rows the SQLite exporter's
+flattening makes of the SDK span the sender recorded (no SDK span nor intermediate
+fields are built: ``tests/dash_ui/test_ingest_rows.py`` holds the two to the very same
+rows), so a remote call is stored exactly like a local one:
 ``monitor.input.<name>`` and ``monitor.output.*`` (``return``; a generator's
 ``yield[i]`` and ``yield_count``, in the decorator's order) attributes become INPUT /
 OUTPUT rows, an ``exception`` event the Exception column, ``monitor.process_group`` the
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -43,22 +44,19 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from exporters import columns as C
-# The exporter's own helpers: a value's text, the store's signed form of an id, and the
-# span fields its flattening reads (the same checks on a sender's weight, error link and
-# outputs as on a local span's).
+# The exporter's own helpers: a value's text, and the checks its flattening makes of a
+# span's weight, error link and outputs (the same on a sender's span as on a local one).
 from exporters.flatten import (
-    SpanFields,
     attribute_text as _attr_text,
-    outputs_of,
+    output_order,
     propagated_from,
     sample_weight,
-    signed_id as _signed,
 )
 from exporters.archive.remote import target_from
 from exporters.records import storable
 from exporters.retention import RetentionWorker
 from exporters.sqlite_exporter import SQLiteSpanExporter
-from exporters.store import SPAN_COLUMNS
+from exporters.store import DATA_COLUMNS, SPAN_COLUMNS, ProcessEntry
 from exporters.columns import DEFAULT_MAX_VALUE_LENGTH as DEFAULT_MAX_LENGTH, TRUNCATION_MARKER
 
 _ERROR = trace_pb2.Status.STATUS_CODE_ERROR
@@ -67,33 +65,28 @@ MAX_NAME = 1000  # longest process name kept
 _MAX_TIME_NS = (1 << 63) - 1  # SQLite's INTEGER is signed 64-bit
 _INPUT, _INPUT_LEN = C.ATTR_INPUT_PREFIX, len(C.ATTR_INPUT_PREFIX)
 _OUTPUT, _OUTPUT_LEN = C.ATTR_OUTPUT_PREFIX, len(C.ATTR_OUTPUT_PREFIX)
+_SIGN, _MAX_SIGNED = 1 << 64, (1 << 63) - 1  # SQLite keeps 64-bit ids signed
+_WIDTH, _DATA_WIDTH = len(SPAN_COLUMNS), len(DATA_COLUMNS)
+_SPAN_ID, _PROCESS, _GROUP = (SPAN_COLUMNS.index(c) for c in
+                              ("span_id", "process_id", "process_group"))
 
 
 _NO_EVENTS: list = []  # shared, never changed
+_NO_TRACE, _NO_SPAN = bytes(16), bytes(8)  # all zero: invalid ids
 DATA_SPAN_KIND = "span.kind"
 _KIND_NAMES = {getattr(trace_pb2.Span, f"SPAN_KIND_{k}"): k for k in (
     "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER")}
 
 
-class IngestedSpan(NamedTuple):
-    """A received span: its fields as the exporter's flattening reads them, the sender's
-    pid, and the rows of a foreign span's attributes and events
-    (``(data, data_type, data_value)``)."""
-
-    fields: SpanFields
-    pid: int | None = None
-    rows: tuple[tuple[str, str, str], ...] = ()
-
-    @property
-    def span_id(self) -> int:
-        return self.fields[3]
-
-
 @dataclass
 class Converted:
-    """The spans of one request that can be stored, and why the others cannot."""
+    """The spans of one request that can be stored, as ``SpanStore.insert_calls`` takes
+    them (``calls``, ``data`` and ``propagated``, but for the process's name where its id
+    goes), and why the others cannot be."""
 
-    spans: list[IngestedSpan] = field(default_factory=list)
+    calls: list = field(default_factory=list)
+    data: list = field(default_factory=list)
+    propagated: dict[int, int] = field(default_factory=dict)
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -101,6 +94,23 @@ class Converted:
         self.rejected += 1
         if len(self.reasons) < 5:  # the response names a few, not thousands
             self.reasons.append(reason)
+
+    def drop(self, indexes: set[int]) -> None:
+        """Leave out the spans at ``indexes`` (in the batch), the others renumbered."""
+        calls, data, propagated = self.calls, self.data, self.propagated
+        new_index: dict[int, int] = {}
+        kept: list = []
+        for o in range(0, len(calls), _WIDTH):
+            if calls[o] not in indexes:
+                new_index[calls[o]] = len(new_index)
+                kept += (new_index[calls[o]], *calls[o + 1:o + _WIDTH])
+        rows: list = []
+        for o in range(0, len(data), _DATA_WIDTH):
+            if data[o] in new_index:
+                rows += (new_index[data[o]], *data[o + 1:o + _DATA_WIDTH])
+        self.calls, self.data = kept, rows
+        self.propagated = {new_index[i]: inner for i, inner in propagated.items()
+                           if i in new_index}
 
 
 def any_value(value: AnyValue) -> Any:
@@ -136,7 +146,7 @@ def process_name(name: str, attrs: dict[str, Any], service: str | None,
     return f"{service}: {name}"[:MAX_NAME]
 
 
-def _is_own(attrs: dict[str, Any]) -> bool:
+def _is_own(attrs: Iterable[str]) -> bool:
     """Whether a span is otel-monitor's own: it has a ``monitor.*`` attribute."""
     for key in attrs:
         if key.startswith("monitor."):
@@ -227,72 +237,17 @@ def _name(value: Any) -> Any:
     return value[:MAX_NAME] if value is not None and len(value) > MAX_NAME else value
 
 
-def span_fields(span: trace_pb2.Span, attrs: dict[str, Any],
-                events: list[tuple[str, dict[str, Any]]], service: str | None,
-                max_length: int, own: bool) -> SpanFields:
-    """What ``flatten.span_fields`` reads of the SDK span the sender recorded, read from
-    its OTLP form: ``monitor.input.*`` / ``monitor.output.*`` values as text within
-    ``max_length`` (a sender's 10 MB attribute is not a 10 MB row), names cut to
-    MAX_NAME, the last ``exception`` event's type and text. ``own``: ``_is_own(attrs)``.
-    (It runs once per span received: it allocates what it returns and little else.)"""
-    inputs: list[tuple[str, str]] = []
-    outputs: list[tuple[str, str]] = []
-    if own:  # only otel-monitor's own spans have inputs and outputs
-        for key, value in attrs.items():
-            if key.startswith(_INPUT):
-                inputs.append((key[_INPUT_LEN:], _own_text(value, max_length)))
-            elif key.startswith(_OUTPUT):
-                outputs.append((key[_OUTPUT_LEN:], _own_text(value, max_length)))
-    get = attrs.get
-    local_parent = get(C.ATTR_LOCAL_PARENT)  # checked: at most 16 hex digits
-    if local_parent:
-        psid = int(local_parent, 16)
-    else:
-        parent = span.parent_span_id
-        psid = int.from_bytes(parent, "big") if parent else None
-    failed = span.status.code == _ERROR
-    group, outcome = get(C.ATTR_PROCESS_GROUP), get(C.ATTR_OUTCOME)
-    if group is not None and (type(group) is not str or len(group) > MAX_NAME):
-        group = _name(group)
-    if outcome is not None and (type(outcome) is not str or len(outcome) > MAX_NAME):
-        outcome = _name(outcome)
-    if not outcome:
-        outcome = C.OUTCOME_ERROR if failed else C.OUTCOME_OK
-    err_type = err_text = propagated = None
-    if failed or outcome != C.OUTCOME_OK:
-        propagated = propagated_from(get(C.ATTR_PROPAGATED_FROM))
-        for name, event_attrs in reversed(events):
-            if name == "exception":
-                err_type = _name(event_attrs.get("exception.type"))
-                err_text = _text(event_attrs.get("exception.stacktrace")) or \
-                    _text(event_attrs.get("exception.message"))
-                break
-        if err_text is None and failed:
-            err_text = span.status.message or "ERROR"
-        if err_text is not None:
-            err_text = storable(err_text)
-    output = outputs_of(outputs) if outputs else None
-    weight = get(C.ATTR_SAMPLE_WEIGHT)
-    start = span.start_time_unix_nano
-    return SpanFields((
-        process_name(span.name, attrs, service, own), group,
-        int.from_bytes(span.trace_id, "big"), int.from_bytes(span.span_id, "big"), psid,
-        start, span.end_time_unix_nano or start, outcome, err_type, err_text, inputs,
-        output, service, propagated, None if weight is None else sample_weight(weight)))
-
-
 def convert(request: ExportTraceServiceRequest, *,
             max_value_length: int = DEFAULT_MAX_LENGTH,
             rejected: Iterable[str] = ()) -> Converted:
-    """Every span of the request as an IngestedSpan, or rejected with a reason (bad ids,
-    no name or start time, a span id seen twice in the request). Input and output values
+    """Every span of the request as its rows, or rejected with a reason (bad ids, no
+    name or start time, a span id seen twice in the request). Input and output values
     are cut to ``max_value_length`` as local capture cuts them. ``rejected``: the reasons
     of spans already left out of ``request`` (JSON ids that are not hex)."""
     out = Converted()
     for reason in rejected:
         out.reject(reason)
     seen: set[bytes] = set()
-    append = out.spans.append
     for resource_spans in request.resource_spans:
         resource_attrs = attributes(resource_spans.resource.attributes)
         pid = resource_attrs.get("process.pid")
@@ -303,23 +258,134 @@ def convert(request: ExportTraceServiceRequest, *,
         # Cut like a process name: it is copied into every span row of the resource.
         service = service[:MAX_NAME] if isinstance(service, str) and service else None
         for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                problem = _span_problem(span)
-                if problem is None and span.span_id in seen:
-                    problem = f"span {span.span_id.hex()}: sent twice in one request"
-                attrs = attributes(span.attributes) if problem is None else {}
-                problem = problem or _local_parent_problem(span, attrs)
-                if problem is not None:
-                    out.reject(problem)
-                    continue
-                seen.add(span.span_id)
-                events = [(e.name, attributes(e.attributes)) for e in span.events] \
-                    if span.events else _NO_EVENTS
-                own = _is_own(attrs)
-                fields = span_fields(span, attrs, events, service, max_value_length, own)
-                append(IngestedSpan(fields, pid, () if own else foreign_rows(
-                    span, attrs, events, host, max_value_length)))
+            _add_spans(out, scope_spans.spans, seen, service, pid, host, max_value_length)
     return out
+
+
+def _add_spans(out: Converted, spans: Iterable[trace_pb2.Span], seen: set[bytes],
+               service: str | None, pid: int | None, host: Any, max_length: int) -> None:
+    """Each span's call row and data rows onto ``out``, laid out as ``flatten.flatten``
+    lays out the SDK span the sender recorded (``flatten.span_fields`` reads it): the
+    same checks on a sender's weight, error link and outputs, inputs and outputs as text
+    within ``max_length`` (a sender's 10 MB attribute is not a 10 MB row), names cut to
+    MAX_NAME, the last ``exception`` event's type and text; the process name stands
+    where its id goes (``IngestWriter.rows`` looks the ids up), the sender's pid where
+    the pid goes.
+
+    This loop runs once per span received, a thousand times a request: the attributes
+    are read once (a string value, the usual one, without asking the value its kind),
+    and a span allocates its rows and little else."""
+    calls, data, propagated = out.calls, out.data, out.propagated
+    i = len(calls) // _WIDTH
+    any_value_, reject, add_seen, layouts = any_value, out.reject, seen.add, _LAYOUTS
+    input_, output_ = C.INPUT, C.OUTPUT
+    ok, err, outcome_ok, outcome_error = C.OK, C.ERR, C.OUTCOME_OK, C.OUTCOME_ERROR
+    for span in spans:
+        trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
+        name, start = span.name, span.start_time_unix_nano
+        end = span.end_time_unix_nano
+        if not (len(trace_id) == 16 and len(span_id) == 8 and trace_id != _NO_TRACE
+                and span_id != _NO_SPAN and (not parent or len(parent) == 8) and name
+                and start and start <= end <= _MAX_TIME_NS) or span_id in seen:
+            reject(_span_problem(span)
+                   or f"span {span_id.hex()}: sent twice in one request")
+            continue
+        attrs = {kv.key: kv.value.string_value or any_value_(kv.value)
+                 for kv in span.attributes}
+        get = attrs.get
+        local_parent = get(C.ATTR_LOCAL_PARENT)
+        if local_parent:
+            problem = _local_parent_problem(span, attrs)
+            if problem is not None:
+                reject(problem)
+                continue
+            psid = int(local_parent, 16)  # checked: at most 16 hex digits
+            psid = (psid - _SIGN if psid > _MAX_SIGNED else psid) or None
+        else:
+            psid = int.from_bytes(parent, "big", signed=True) or None if parent else None
+        add_seen(span_id)
+        events = span.events
+        events = [(e.name, attributes(e.attributes)) for e in events] if events \
+            else _NO_EVENTS
+        keys = tuple(attrs)
+        layout = layouts.get(keys) or _layout(keys)
+        own = layout[0]
+        status = span.status
+        failed = status.code == _ERROR
+        group, outcome = get(C.ATTR_PROCESS_GROUP), get(C.ATTR_OUTCOME)
+        if group is not None and (type(group) is not str or len(group) > MAX_NAME):
+            group = _name(group)
+        if outcome is not None and (type(outcome) is not str or len(outcome) > MAX_NAME):
+            outcome = _name(outcome)
+        if not outcome:
+            outcome = outcome_error if failed else outcome_ok
+        err_type = err_text = None
+        if failed or outcome != outcome_ok:
+            inner = propagated_from(get(C.ATTR_PROPAGATED_FROM))
+            if inner is not None:
+                propagated[i] = inner - _SIGN if inner > _MAX_SIGNED else inner
+            for event_name, event_attrs in reversed(events):
+                if event_name == "exception":
+                    err_type = _name(event_attrs.get("exception.type"))
+                    err_text = _text(event_attrs.get("exception.stacktrace")) or \
+                        _text(event_attrs.get("exception.message"))
+                    break
+            if err_text is None and failed:
+                err_text = status.message or "ERROR"
+            if err_text is not None:
+                err_text = storable(err_text)
+        weight = get(C.ATTR_SAMPLE_WEIGHT)
+        function = get(C.ATTR_CODE_FUNCTION)
+        calls += (i, int.from_bytes(span_id, "big", signed=True), trace_id.hex(), psid,
+                  start, ((end or start) - start) / 1e6,
+                  function[:MAX_NAME] if type(function) is str and function
+                  else process_name(name, attrs, service, own),
+                  group, service, err if outcome == outcome_error else ok, outcome,
+                  err_type, err_text, pid, None if weight is None else sample_weight(weight))
+        if own:  # only otel-monitor's own spans have inputs and outputs
+            values = tuple(attrs.values())
+            seq = 0
+            for seq, (at, data_name) in enumerate(layout[1], 1):
+                value = values[at]
+                if type(value) is not str or len(value) > max_length:
+                    value = _own_text(value, max_length)
+                data += (i, seq - 1, data_name, input_, value)
+            for seq, (at, data_name) in enumerate(layout[2], seq):
+                value = values[at]
+                if type(value) is not str or len(value) > max_length:
+                    value = _own_text(value, max_length)
+                data += (i, seq, data_name, output_, value)
+        else:
+            for seq, row in enumerate(foreign_rows(span, attrs, events, host, max_length)):
+                data += (i, seq, *row)
+        i += 1
+
+
+# The attribute keys of a span, in order -> (whether it is otel-monitor's own, its
+# inputs' (position, name), its outputs' (position, name) in the decorator's row order):
+# a service's spans repeat a few key lists, so each is read once (bounded: a sender's
+# every span may have keys of its own).
+_LAYOUTS: dict[tuple[str, ...], tuple[bool, tuple, tuple]] = {}
+_MAX_LAYOUTS = 4096
+
+
+def _layout(keys: tuple[str, ...]) -> tuple[bool, tuple, tuple]:
+    own = _is_own(keys)
+    inputs, outputs = [], []
+    if own:
+        for at, key in enumerate(keys):
+            if key.startswith(_INPUT):
+                inputs.append((at, key[_INPUT_LEN:]))
+            elif key.startswith(_OUTPUT):
+                outputs.append((at, key[_OUTPUT_LEN:]))
+    # in the rows' order, as flatten.outputs_of sorts them: yield[0]..., return last
+    outputs.sort(key=lambda output: output_order(output[1]))
+    layout = (own, tuple(inputs), tuple(outputs))
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.clear()
+    _LAYOUTS[keys] = layout
+    return layout
+
 
 
 class IngestWriter(SQLiteSpanExporter):
@@ -345,31 +411,27 @@ class IngestWriter(SQLiteSpanExporter):
         """``store.insert_calls``' arguments for the spans of ``converted`` not in
         ``store`` yet (the others are moved to the rejected), or None when none is left.
         Under the writer's lock (``write``; ``benchmarks/bench_ingest.py --split``)."""
-        stored = self._stored_ids(store, converted.spans)
+        calls = converted.calls
+        stored = self._stored_ids(store, calls[_SPAN_ID::_WIDTH])
         if stored:
-            for span in converted.spans:
-                if span.span_id in stored:
-                    converted.reject(f"span {span.span_id:016x}: already stored")
-            converted.spans = [s for s in converted.spans if s.span_id not in stored]
-        if not converted.spans:
+            dropped = set()
+            for o in range(0, len(calls), _WIDTH):
+                if calls[o + _SPAN_ID] in stored:
+                    converted.reject(f"span {calls[o + _SPAN_ID] % _SIGN:016x}: "
+                                     "already stored")
+                    dropped.add(calls[o])
+            converted.drop(dropped)
+            calls = converted.calls
+        if not calls:
             return None
-        # The flattening the exporter uses for every span; it adds catalog rows
-        # for new process names (idempotent, before the calls' transaction).
-        propagated: dict[int, int] = {}  # failures passed on: their inner call's group
-        calls, data, _ = self._flatten([s.fields for s in converted.spans], store,
-                                       propagated)
-        self._add_sender_fields(converted.spans, calls, data)
-        return calls, data, propagated
-
-    @staticmethod
-    def _add_sender_fields(spans: list[IngestedSpan], calls: list, data: list) -> None:
-        """The sender's pid in each call (flatten writes this process's), and a foreign
-        span's rows (flatten writes none for it: it has no ``monitor.*`` attribute)."""
-        width, at_pid = len(SPAN_COLUMNS), SPAN_COLUMNS.index("pid")
-        for i, span in enumerate(spans):
-            calls[i * width + at_pid] = span.pid
-            for seq, (name, kind, value) in enumerate(span.rows):
-                data += (i, seq, name, kind, value)
+        # Catalog rows for new process names (idempotent, before the calls' transaction),
+        # each with the group of its first call, as the exporter's flattening adds them.
+        names = calls[_PROCESS::_WIDTH]
+        first_group = dict(zip(reversed(names), reversed(calls[_GROUP::_WIDTH])))
+        ids = store.process_ids([ProcessEntry(name, first_group[name])
+                                 for name in dict.fromkeys(names)])  # in call order
+        calls[_PROCESS::_WIDTH] = [ids[name] for name in names]
+        return calls, converted.data, converted.propagated
 
     def _configure_store(self, store: Any) -> None:
         super()._configure_store(store)
@@ -381,13 +443,13 @@ class IngestWriter(SQLiteSpanExporter):
         super().shutdown()
 
     @staticmethod
-    def _stored_ids(store: Any, spans: list[IngestedSpan]) -> set[int]:
+    def _stored_ids(store: Any, span_ids: list[int]) -> set[int]:
+        """Which of ``span_ids`` (signed, as stored) are in ``store`` already."""
         found: set[int] = set()
-        ids = [_signed(s.span_id) for s in spans]
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+        for i in range(0, len(span_ids), 500):
+            chunk = span_ids[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            found.update(r[0] % (1 << 64) for r in store.query(
+            found.update(r[0] for r in store.query(
                 f"SELECT span_id FROM spans WHERE span_id IN ({marks})", chunk))
         return found
 

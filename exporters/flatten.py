@@ -37,7 +37,7 @@ def attribute_text(value: Any) -> str:
     return repr(value)
 
 
-def _output_order(name: str) -> tuple:
+def output_order(name: str) -> tuple:
     """A generator's OUTPUT rows in the decorator's order: ``yield[0]``, ``yield[1]``…
     (by index), ``yield_count``, any other name, ``return`` last."""
     if name.startswith("yield[") and name.endswith("]") and name[6:-1].isdigit():
@@ -62,7 +62,7 @@ def outputs_of(found: list[tuple[str, Any]]) -> Any:
         return None
     if len(found) == 1 and found[0][0] == "return":
         return attribute_text(found[0][1])
-    found.sort(key=lambda pair: _output_order(pair[0]))
+    found.sort(key=lambda pair: output_order(pair[0]))
     return Outputs((tuple(name for name, _ in found),
                     tuple(attribute_text(value) for _, value in found)))
 
@@ -90,8 +90,9 @@ def sample_weight(value: Any) -> float | None:
 
 class SpanFields(tuple):
     """A span's fields as ``span_fields`` returns them, read by the caller from another
-    form of the span (OTLP ingest reads them straight from the protobuf): ``flatten``
-    and ``process_entries`` take them as they take the span itself."""
+    form of the span (the writer process's wire, ``writer_wire``): ``flatten`` and
+    ``process_entries`` take them as they take the span itself. (OTLP ingest lays out
+    the rows ``flatten`` would make straight from the protobuf: ``dash_ui.ingest_spans``.)"""
 
     __slots__ = ()
 

@@ -181,6 +181,66 @@ def test_own_spans_are_stored_as_the_sqlite_exporter_stores_them(tmp_path):
     assert any(c[6] for c in got["calls"]) and any(c[13] for c in got["calls"])
 
 
+def error_groups(db: Path) -> list:
+    """Each stored call's error group and each group's count (an error passed on takes
+    its inner call's group, uncounted)."""
+    con = sqlite3.connect(db)
+    try:
+        return [list(r) for r in con.execute(
+            "SELECT printf('%016x', span_id), error_group FROM spans ORDER BY id")] + \
+            [list(r) for r in con.execute(
+                "SELECT fingerprint, count FROM error_groups ORDER BY fingerprint")]
+    finally:
+        con.close()
+
+
+def test_a_retry_with_some_spans_stored_stores_the_others_as_the_exporter_does(tmp_path):
+    """A sender's retry of a batch of which the first spans were stored: those are left
+    out (rejected as already stored) and the others stored as the exporter stores them,
+    their data rows and the error passed on to its inner call's group included (their
+    places in the request move down)."""
+    spans = own_spans()
+    exporter = SQLiteSpanExporter(tmp_path / "exported.db")
+    exporter.export(spans)
+    exporter.shutdown()
+    db = tmp_path / "ingested.db"
+    SpanStore(db).close()
+    writer = open_writer(db)
+    writer.retention = None
+    writer.write(convert(encode_spans(spans[:3])))
+    again = convert(encode_spans(spans))
+    writer.write(again)
+    writer.shutdown()
+    assert again.rejected == 3 and len(again.reasons) == 3
+    assert all(reason.endswith("already stored") for reason in again.reasons)
+    got, expected = dump(db), dump(tmp_path / "exported.db")
+    for row in got["calls"] + expected["calls"]:
+        row[12] = None  # the sender's pid, by design
+    assert got == expected
+    assert error_groups(db) == error_groups(tmp_path / "exported.db")
+    assert sum(1 for _, group in error_groups(db) if group) >= 4  # what it covers
+
+
+def test_spans_each_with_keys_of_their_own_are_read_right_in_bounded_memory():
+    """Each list of attribute keys is read once and kept, but at most _MAX_LAYOUTS of
+    them: a sender whose every span has keys of its own grows no memory, and each span
+    still gets its own rows (the same when read again)."""
+    from dash_ui import ingest_spans
+
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add().spans
+    n = ingest_spans._MAX_LAYOUTS + 10
+    for k in range(n):
+        s = spans.add(trace_id=b"\x0c" * 16, span_id=(k + 1).to_bytes(8, "big"), name="op",
+                      start_time_unix_nano=T0 + k, end_time_unix_nano=T0 + k + 5)
+        _attrs(s.attributes, {f"monitor.input.a{k}": str(k), "monitor.output.return": f"r{k}"})
+    expected = [v for k in range(n)
+                for v in (k, 0, f"a{k}", C.INPUT, str(k), k, 1, C.RETURN, C.OUTPUT, f"r{k}")]
+    for _ in range(2):
+        assert convert(request).data == expected
+        assert len(ingest_spans._LAYOUTS) <= ingest_spans._MAX_LAYOUTS
+
+
 # -- foreign and hostile spans: the recorded rows ------------------------------------
 
 
