@@ -65,7 +65,7 @@ def make_records(n: int) -> list[tuple]:
         # Durations vary (0-50 ms) as real ones do: a duration index's insert position too.
         out.append((site.process, rnd.getrandbits(128), rnd.getrandbits(64),
                     rnd.getrandbits(64), start, start + rnd.randrange(50_000_000), "ok", None,
-                    (names, values), repr(i * 0.5)))
+                    (names, values), repr(i * 0.5), None))  # weight None: 1
     return out
 
 
@@ -87,7 +87,7 @@ def throughput_executemany(path: str, records: list[tuple]) -> float:
     db = store.db
     span_rows, data_rows = [], []
     pid = os.getpid()
-    for i, (name, tid, sid, psid, start, end, outcome, _, (names, values), output) in \
+    for i, (name, tid, sid, psid, start, end, outcome, _, (names, values), output, _w) in \
             enumerate(records, 1):
         span_rows.append((i, sid - (1 << 64) if sid >= 1 << 63 else sid, "%032x" % tid,
                           psid - (1 << 64) if psid >= 1 << 63 else psid, start,
