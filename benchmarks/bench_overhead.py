@@ -5,7 +5,8 @@
 Prints the median per-call overhead (µs above the bare call) of:
   * a minimal wrapper: two ``perf_counter_ns`` and one ``deque.append`` of a tuple
     (issue 19's reference for otel_span=False: <= 1.0 µs and <= 2x this wrapper)
-  * @monitor(otel_span=False), @monitor(otel_span=True), @monitor(sample=0),
+  * @monitor(otel_span=False), its Python twin (the hot path without the C wrapper),
+    @monitor(otel_span=True), @monitor(sample=0),
     @monitor(sample="auto") (default target: 200 calls a second kept), and the same
     with every call kept
   * the brief's reference decorator (appendix 7.2, queue.Queue)
@@ -123,6 +124,18 @@ def minimal_wrapper(fn):
     return wrapper
 
 
+def python_hot_path(decorate):
+    """``decorate()`` with the C hot path switched off (its Python twin instead)."""
+    from otel_monitor import _wrappers
+
+    built = _wrappers.MonitoredFunction
+    _wrappers.MonitoredFunction = None
+    try:
+        return decorate()
+    finally:
+        _wrappers.MonitoredFunction = built
+
+
 def build_variants() -> dict:
     raw_sdk_span, _ = raw_span_function(_NullExporter())
     return {
@@ -131,6 +144,9 @@ def build_variants() -> dict:
         "reference_7_2": _reference.monitor("pricing")(price),
         "raw_sdk_span": raw_sdk_span,
         "monitor_local": monitor("pricing")(price),
+        # the same hot path in Python (_wrappers._python_inline_wrapper): what the C
+        # wrapper (otel_monitor/_fastcall.c) saves, measured in the same run
+        "monitor_local_python": python_hot_path(lambda: monitor("pricing")(price)),
         "monitor_otel": monitor("pricing", otel_span=True)(price),
         "sdk_span_floor": sdk_floor_function(),
         "monitor_sample0": monitor("pricing", sample=0.0)(price),
@@ -207,7 +223,7 @@ def run(opts: argparse.Namespace, tmp: str) -> None:
     over = {name: max(m - bare, 0.0) for name, m in med.items()}
     print(f"per-call time, median of {opts.rounds} rounds x {opts.calls} calls (µs)")
     for name in variants:
-        print(f"  {name:<18} {med[name]:8.3f}   overhead {over[name]:8.3f}")
+        print(f"  {name:<20} {med[name]:8.3f}   overhead {over[name]:8.3f}")
     print()
     ratio_local = over["monitor_local"] / over["reference_7_2"]
     ratio_otel = med["monitor_otel"] / med["raw_sdk_span"]
@@ -219,6 +235,10 @@ def run(opts: argparse.Namespace, tmp: str) -> None:
           f"(target <= 1.0)  {'PASS' if local <= 1.0 else 'FAIL'}")
     print(f"otel_span=False overhead / minimal wrapper overhead   = {ratio_minimal:.3f}  "
           f"(target <= 2.0)  {'PASS' if ratio_minimal <= 2.0 else 'FAIL'}")
+    python_twin = over["monitor_local_python"]
+    print(f"  its Python twin (where the C wrapper is not built)  = {python_twin:.3f} µs, "
+          f"{python_twin / minimal if minimal else float('inf'):.3f} x the minimal wrapper; "
+          f"C / Python = {local / python_twin if python_twin else float('inf'):.3f}")
     print(f"otel_span=True call / raw SDK span call               = {ratio_otel:.3f}  "
           f"(target <= 0.75)  {'PASS' if ratio_otel <= 0.75 else 'FAIL'}")
     print(f"  the same span made with the SDK alone / raw SDK span  = "
