@@ -20,6 +20,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#define AS_IS_MAX 8
+
 typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
@@ -44,6 +46,8 @@ typedef struct {
     PyObject *now;           /* time.time_ns (read by clock_gettime), or a clock to call */
     int now_is_time_ns;
     PyObject *as_is;         /* frozenset of types recorded as they are */
+    PyTypeObject *as_is_types[AS_IS_MAX];  /* the same types, when no more than AS_IS_MAX */
+    int n_as_is;             /* how many; -1: too many, ask the frozenset */
     PyObject *ok_outcome;
     int log_outputs;
     int as_is_result;
@@ -120,6 +124,42 @@ random_id(int bits)
     return _PyLong_FromByteArray((const unsigned char *)halves, 16, PY_LITTLE_ENDIAN, 0);
 }
 
+/* A tuple of ours whose items hold no tracked container can never be part of a
+ * reference cycle: it leaves the cyclic GC at once. Queued records otherwise sit in
+ * every collection until the writer takes them; scanning them was about 40% of the
+ * wrapper's instructions (callgrind), and a long queue made every full collection
+ * walk it. CPython does the same to such tuples, but only when a collection reaches
+ * them. Inner tuples first: an outer one is left tracked while an inner one is. */
+static void
+untrack_if_atomic(PyObject *tuple)
+{
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tuple); i++) {
+        PyObject *item = PyTuple_GET_ITEM(tuple, i);
+        /* the flag first: numbers and strings end the test without a call */
+        if (PyType_HasFeature(Py_TYPE(item), Py_TPFLAGS_HAVE_GC)
+                && PyObject_GC_IsTracked(item))
+            return;
+    }
+    PyObject_GC_UnTrack(tuple);
+}
+
+/* Is ``type`` one of the types recorded as they are? Pointer compares against the
+ * few types there are; the frozenset's hash lookups cost five times as much. */
+static int
+recorded_as_is(Wrapper *w, PyTypeObject *type)
+{
+    if (w->n_as_is < 0) {
+        int found = PySet_Contains(w->as_is, (PyObject *)type);
+        if (found < 0)
+            PyErr_Clear();
+        return found > 0;
+    }
+    for (int i = 0; i < w->n_as_is; i++)
+        if (w->as_is_types[i] == type)
+            return 1;
+    return 0;
+}
+
 /* All positional arguments plain numbers, no keywords, no more than the signature's
  * positional parameters: recorded as they are, with no repr. */
 static int
@@ -128,14 +168,9 @@ plain_arguments(Wrapper *w, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     if (w->prefixes == Py_None || (kwnames != NULL && PyTuple_GET_SIZE(kwnames))
             || nargs > w->npos)
         return 0;
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        int found = PySet_Contains(w->as_is, (PyObject *)Py_TYPE(args[i]));
-        if (found <= 0) {
-            if (found < 0)
-                PyErr_Clear();
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        if (!recorded_as_is(w, Py_TYPE(args[i])))
             return 0;
-        }
-    }
     return 1;
 }
 
@@ -227,9 +262,11 @@ begin(Wrapper *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     for (Py_ssize_t i = 0; i < nargs; i++)
         PyTuple_SET_ITEM(*argtuple, i, Py_NewRef(args[i]));
     if (plain_arguments(w, args, nargs, kwnames)) {  /* capture's first case, no repr */
+        untrack_if_atomic(*argtuple);
         *inputs = PyTuple_Pack(2, PyTuple_GET_ITEM(w->prefixes, nargs), *argtuple);
         if (*inputs == NULL)
             return -1;
+        untrack_if_atomic(*inputs);
         *spent = Py_NewRef(int_zero);
     }
     else if (w->captured != Py_None) {
@@ -256,6 +293,7 @@ begin(Wrapper *w, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
     Py_DECREF(span_id);
     if (*me == NULL)
         return -1;
+    untrack_if_atomic(*me);
     *token = PyContextVar_Set(w->current, *me);
     if (*token == NULL) {
         Py_CLEAR(*me);
@@ -282,10 +320,9 @@ record_ok(Wrapper *w, PyObject *result, PyObject *me, PyObject *parent_id,
     PyObject *output;
     if (!w->log_outputs)
         output = Py_NewRef(Py_None);
-    else if (w->as_is_result && PySet_Contains(w->as_is, (PyObject *)Py_TYPE(result)) == 1)
+    else if (w->as_is_result && recorded_as_is(w, Py_TYPE(result)))
         output = Py_NewRef(result);
     else {
-        PyErr_Clear();
         PyObject *pair = PyObject_CallFunctionObjArgs(w->result_text, result, spent, NULL);
         if (pair == NULL)
             return NULL;
@@ -308,6 +345,7 @@ record_ok(Wrapper *w, PyObject *result, PyObject *me, PyObject *parent_id,
         else
             PyTuple_SET_ITEM(record, i, Py_NewRef(items[i]));
     }
+    untrack_if_atomic(record);
     PyObject *limit = PyObject_GetAttr(w->rt, str_fast_limit);
     if (limit == NULL) {
         Py_DECREF(record);
@@ -442,6 +480,21 @@ wrapper_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                         "or a tuple of npos + 1 prefixes");
         Py_DECREF(w);
         return NULL;
+    }
+    w->n_as_is = PySet_GET_SIZE(w->as_is) > AS_IS_MAX ? -1 : 0;
+    PyObject *types = w->n_as_is < 0 ? NULL : PyObject_GetIter(w->as_is);
+    for (PyObject *type; types != NULL && (type = PyIter_Next(types)) != NULL; Py_DECREF(type))
+        if (PyType_Check(type))  /* kept alive by as_is */
+            w->as_is_types[w->n_as_is++] = (PyTypeObject *)type;
+    Py_XDECREF(types);
+    if (PyErr_Occurred()) {
+        Py_DECREF(w);
+        return NULL;
+    }
+    if (w->prefixes != Py_None) {  /* tuples of names: let the inputs built on them go */
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(w->prefixes); i++)
+            if (PyTuple_CheckExact(PyTuple_GET_ITEM(w->prefixes, i)))
+                untrack_if_atomic(PyTuple_GET_ITEM(w->prefixes, i));
     }
     w->append = PyObject_GetAttrString(w->queue, "append");
     if (w->append == NULL) {

@@ -278,3 +278,35 @@ def test_ids_are_random_and_a_forked_child_never_repeats_its_parents(store, hot_
         child = ast.literal_eval(pipe.read())
     parent = [ids() for _ in range(5)]
     assert len(child) == 5 and not set(child) & set(parent)
+
+
+def test_a_record_leaves_the_cyclic_gc_only_when_it_can_hold_no_cycle(store, monkeypatch):
+    # Queued records of plain numbers are untracked as they are made (a long queue no
+    # longer lengthens every collection); one holding a tracked container stays tracked.
+    from otel_monitor._context import CURRENT
+    from otel_monitor.pipeline import PIPELINE
+
+    records, contexts = [], []
+    monkeypatch.setattr(PIPELINE, "fast_limit", 0)  # every record through overflow():
+    monkeypatch.setattr(PIPELINE, "overflow", records.append)  # seen here, unqueued
+
+    @monitor("fast")
+    def plain(a, b):
+        contexts.append(CURRENT.get())
+        return a + b
+
+    @monitor("fast")
+    def rendered(a, *, flag=None):
+        return [a]
+
+    assert plain(1.5, 2) == 3.5
+    rendered([1], flag={"k": 1})
+    plain_record, rendered_record = records
+
+    def held(record):
+        return [item for item in record if isinstance(item, tuple)]
+
+    assert not gc.is_tracked(plain_record) and not gc.is_tracked(contexts[0])
+    assert all(not gc.is_tracked(t) for t in held(plain_record))
+    assert any(gc.is_tracked(t) for t in held(rendered_record))
+    assert gc.is_tracked(rendered_record)
