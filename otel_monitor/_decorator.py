@@ -13,7 +13,7 @@ from exporters.records import CallSite
 
 from ._capture_plan import CapturePlan
 from ._recorders import LocalRecorder, SpanRecorder
-from ._sampling import AutoSampler
+from ._sampling import auto_sampler
 from ._wrappers import async_generator_wrapper, async_wrapper, generator_wrapper, sync_wrapper
 from .pipeline import PIPELINE
 
@@ -103,7 +103,7 @@ def monitor(process_group: str, sample: float | Literal["auto"] = 1.0,
             make = async_wrapper
         else:
             make = sync_wrapper
-        policy = AutoSampler(target_per_s, PIPELINE.sample_target) if auto else sample
+        policy = auto_sampler(target_per_s, PIPELINE.sample_target) if auto else sample
         wrapper = make(fn, recorder, policy)
         wrapper.__otel_monitor__ = site  # type: ignore[attr-defined]
         PIPELINE.register(site)

@@ -18,6 +18,7 @@
 #include <structmember.h>
 #include <pthread.h>
 #include <sys/random.h>
+#include <string.h>
 #include <time.h>
 
 #define AS_IS_MAX 8
@@ -645,6 +646,218 @@ static PyType_Spec wrapper_spec = {
     .slots = wrapper_slots,
 };
 
+/* ---- sample="auto": the per-call decision (otel_monitor._sampling) -------------------
+ * SamplerState holds what AutoSampler.keep reads and counts, and keep itself: about a
+ * tenth of the Python method's time, so an "auto" call that is dropped costs less than
+ * a kept call of the C hot path (bench_overhead.py). AutoSampler (Python) subclasses it
+ * with the windows and the p99 (_close_window, _refresh_p99, head), which run at most a
+ * few times a second. _sampling.PythonSamplerState is the same in Python: the reference
+ * and the fallback. The constants are _sampling's (checked there at import). */
+#define SUB_BITS 3
+#define HISTOGRAM_BUCKETS ((64 << SUB_BITS) + (1 << SUB_BITS) + 1)
+#define WINDOW_NS 1000000000LL
+
+typedef struct {
+    PyObject_HEAD
+    double p;
+    long long window_start;
+    long long seen;
+    long long forced;
+    long long kept;
+    double budget;
+    Py_ssize_t slow_bucket;
+    PyObject *random;        /* () -> float in [0, 1) */
+    long long hist[HISTOGRAM_BUCKETS];
+} SamplerState;
+
+static PyObject *str_close_window;
+
+static PyObject *
+sampler_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    SamplerState *s = (SamplerState *)type->tp_alloc(type, 0);  /* zeroed */
+    if (s == NULL)
+        return NULL;
+    s->p = 1.0;
+    s->budget = 1.0;
+    s->slow_bucket = HISTOGRAM_BUCKETS;  /* no duration reaches it: none forced as slow */
+    PyObject *random_module = PyImport_ImportModule("random");
+    s->random = random_module ? PyObject_GetAttrString(random_module, "random") : NULL;
+    Py_XDECREF(random_module);
+    if (s->random == NULL) {
+        Py_DECREF(s);
+        return NULL;
+    }
+    return (PyObject *)s;
+}
+
+static int
+sampler_traverse(SamplerState *s, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(s));
+    Py_VISIT(s->random);
+    return 0;
+}
+
+static int
+sampler_clear(SamplerState *s)
+{
+    Py_CLEAR(s->random);
+    return 0;
+}
+
+static void
+sampler_dealloc(SamplerState *s)
+{
+    PyTypeObject *type = Py_TYPE(s);
+    PyObject_GC_UnTrack(s);
+    sampler_clear(s);
+    type->tp_free((PyObject *)s);
+    Py_DECREF(type);
+}
+
+static Py_ssize_t
+bucket_of(long long d)
+{
+    if (d < 16)
+        return d > 0 ? (Py_ssize_t)d : 0;
+    int b = 64 - __builtin_clzll((unsigned long long)d);  /* int.bit_length() */
+    return ((Py_ssize_t)b << SUB_BITS) | ((d >> (b - SUB_BITS - 1)) & ((1 << SUB_BITS) - 1));
+}
+
+/* keep(start, end, failed=False) -> weight, 0.0 to drop: _sampling's
+ * PythonSamplerState.keep, step for step. */
+static PyObject *
+sampler_keep(SamplerState *s, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 2 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "keep(start, end, failed=False)");
+        return NULL;
+    }
+    long long start = PyLong_AsLongLong(args[0]);
+    long long end = start == -1 && PyErr_Occurred() ? -1 : PyLong_AsLongLong(args[1]);
+    if (end == -1 && PyErr_Occurred())
+        return NULL;
+    int failed = nargs == 3 ? PyObject_IsTrue(args[2]) : 0;
+    if (failed < 0)
+        return NULL;
+    Py_ssize_t idx = bucket_of(end - start);
+    s->hist[idx] += 1;
+    s->seen += 1;
+    if (end - s->window_start >= WINDOW_NS || (double)s->kept >= s->budget) {
+        PyObject *done = PyObject_CallMethodOneArg((PyObject *)s, str_close_window, args[1]);
+        if (done == NULL)
+            return NULL;
+        Py_DECREF(done);
+    }
+    if (failed || idx > s->slow_bucket) {
+        s->forced += 1;
+        s->kept += 1;
+        return PyFloat_FromDouble(1.0);
+    }
+    double p = s->p;
+    if (p >= 1.0) {
+        s->kept += 1;
+        return PyFloat_FromDouble(1.0);
+    }
+    PyObject *drawn = PyObject_CallNoArgs(s->random);
+    if (drawn == NULL)
+        return NULL;
+    double r = PyFloat_AsDouble(drawn);
+    Py_DECREF(drawn);
+    if (r == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (r < p) {
+        s->kept += 1;
+        return PyFloat_FromDouble(1.0 / p);
+    }
+    return PyFloat_FromDouble(0.0);
+}
+
+/* The histogram as a list of counts (read when a window closes); set from one. */
+static PyObject *
+sampler_get_hist(SamplerState *s, void *Py_UNUSED(closure))
+{
+    PyObject *list = PyList_New(HISTOGRAM_BUCKETS);
+    for (Py_ssize_t i = 0; list != NULL && i < HISTOGRAM_BUCKETS; i++) {
+        PyObject *n = PyLong_FromLongLong(s->hist[i]);
+        if (n == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, n);
+    }
+    return list;
+}
+
+static int
+sampler_set_hist(SamplerState *s, PyObject *value, void *Py_UNUSED(closure))
+{
+    long long hist[HISTOGRAM_BUCKETS];
+    PyObject *seq = value ? PySequence_Fast(value, "hist must be a sequence") : NULL;
+    if (seq == NULL) {
+        if (value == NULL)
+            PyErr_SetString(PyExc_AttributeError, "hist cannot be deleted");
+        return -1;
+    }
+    if (PySequence_Fast_GET_SIZE(seq) != HISTOGRAM_BUCKETS) {
+        PyErr_Format(PyExc_ValueError, "hist must hold %d counts", HISTOGRAM_BUCKETS);
+        Py_DECREF(seq);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < HISTOGRAM_BUCKETS; i++) {
+        hist[i] = PyLong_AsLongLong(PySequence_Fast_GET_ITEM(seq, i));
+        if (hist[i] == -1 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return -1;
+        }
+    }
+    Py_DECREF(seq);
+    memcpy(s->hist, hist, sizeof(hist));
+    return 0;
+}
+
+static PyMethodDef sampler_methods[] = {
+    {"keep", (PyCFunction)(void (*)(void))sampler_keep, METH_FASTCALL,
+     "keep(start_ns, end_ns, failed=False) -> the call's weight, 0.0 to drop it"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef sampler_members[] = {
+    {"p", T_DOUBLE, offsetof(SamplerState, p), 0, NULL},
+    {"window_start", T_LONGLONG, offsetof(SamplerState, window_start), 0, NULL},
+    {"seen", T_LONGLONG, offsetof(SamplerState, seen), 0, NULL},
+    {"forced", T_LONGLONG, offsetof(SamplerState, forced), 0, NULL},
+    {"kept", T_LONGLONG, offsetof(SamplerState, kept), 0, NULL},
+    {"budget", T_DOUBLE, offsetof(SamplerState, budget), 0, NULL},
+    {"slow_bucket", T_PYSSIZET, offsetof(SamplerState, slow_bucket), 0, NULL},
+    {"_random", T_OBJECT_EX, offsetof(SamplerState, random), 0, NULL},
+    {NULL},
+};
+
+static PyGetSetDef sampler_getset[] = {
+    {"hist", (getter)sampler_get_hist, (setter)sampler_set_hist, NULL, NULL},
+    {NULL},
+};
+
+static PyType_Slot sampler_slots[] = {
+    {Py_tp_doc, "What sample=\"auto\" counts per call, and keep() (otel_monitor._sampling)."},
+    {Py_tp_new, sampler_new},
+    {Py_tp_dealloc, sampler_dealloc},
+    {Py_tp_traverse, sampler_traverse},
+    {Py_tp_clear, sampler_clear},
+    {Py_tp_methods, sampler_methods},
+    {Py_tp_members, sampler_members},
+    {Py_tp_getset, sampler_getset},
+    {0, NULL},
+};
+
+static PyType_Spec sampler_spec = {
+    .name = "otel_monitor._fastcall.SamplerState",
+    .basicsize = sizeof(SamplerState),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    .slots = sampler_slots,
+};
+
 static int
 fastcall_exec(PyObject *module)
 {
@@ -653,8 +866,9 @@ fastcall_exec(PyObject *module)
     str_fast_limit = PyUnicode_InternFromString("fast_limit");
     str_overflow = PyUnicode_InternFromString("overflow");
     str_qualname = PyUnicode_InternFromString("__qualname__");
+    str_close_window = PyUnicode_InternFromString("_close_window");
     int_zero = PyLong_FromLong(0);
-    if (!str_ready || !str_ensure_started || !str_fast_limit || !str_overflow
+    if (!str_close_window || !str_ready || !str_ensure_started || !str_fast_limit || !str_overflow
             || !str_qualname || !int_zero)
         return -1;
     seed_ids();
@@ -668,9 +882,16 @@ fastcall_exec(PyObject *module)
         atfork_registered = 1;
     }
     PyObject *type = PyType_FromModuleAndSpec(module, &wrapper_spec, NULL);
-    if (type == NULL)
+    if (type == NULL || PyModule_AddObject(module, "MonitoredFunction", type) < 0) {
+        Py_XDECREF(type);
         return -1;
-    return PyModule_AddObject(module, "MonitoredFunction", type);
+    }
+    PyObject *sampler = PyType_FromModuleAndSpec(module, &sampler_spec, NULL);
+    if (sampler == NULL || PyModule_AddObject(module, "SamplerState", sampler) < 0) {
+        Py_XDECREF(sampler);
+        return -1;
+    }
+    return PyModule_AddIntConstant(module, "HISTOGRAM_BUCKETS", HISTOGRAM_BUCKETS);
 }
 
 static PyModuleDef_Slot fastcall_slots[] = {
