@@ -27,6 +27,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from operator import itemgetter
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Mapping, Sequence
@@ -48,6 +49,9 @@ _ENTRY = ("import sys; sys.path[:] = sys.argv[2:]; "
 # How long the child may take to open a store held by another process when it starts:
 # the first export opens it otherwise, as in the application.
 _CHILD_OPEN_S = 0.05
+# While waiting for an answer, how often the child is checked for being stopped
+# (SIGSTOP, a debugger): such a child is replaced then, not after the answer timeout.
+_STOPPED_CHECK_S = 0.5
 _first = itemgetter(0)
 # Writer processes of a parent, inherited over fork: never waited for, never killed.
 _INHERITED: list[Any] = []
@@ -75,6 +79,9 @@ class _Channel:
 
     def recv_bytes(self) -> bytes:
         return self._reader.recv_bytes()
+
+    def poll(self, timeout: float) -> bool:
+        return self._reader.poll(timeout)
 
     def close(self) -> None:
         self._reader.close()
@@ -293,13 +300,22 @@ class ProcessRecordWriter:
         (it is ended: the next export starts another)."""
         try:
             conn.send_bytes(message)
-            ok, why, events, rejected, recreated, logs = marshal.loads(conn.recv_bytes())
+            ok, why, events, rejected, recreated, logs = marshal.loads(self._answer(conn))
         except (EOFError, OSError, ValueError) as exc:
             self._lost(exc)
             return None
         for level, text in logs:
             _log.log(level, "%s", text)
         return ok, why, events, rejected, recreated
+
+    def _answer(self, conn: _Channel) -> bytes:
+        """The child's next message, waited for in slices: a child found stopped, or
+        silent for the answer timeout, is given up (TimeoutError)."""
+        deadline = time.monotonic() + self.answer_timeout_s
+        while not conn.poll(_STOPPED_CHECK_S):
+            if _stopped(self._child) or time.monotonic() >= deadline:
+                raise TimeoutError("the writer process does not answer")
+        return conn.recv_bytes()
 
     def _sites_of(self, batch: Sequence[Any]) -> tuple[list[tuple], set[str]]:
         """The call sites of the batch's processes that the child was not sent yet (a
@@ -331,6 +347,19 @@ class ProcessRecordWriter:
             _log.warning("otel-monitor: the writer process ended (status %s, %s); the "
                          "batch is kept and another process started", code,
                          type(why).__name__)
+
+
+def _stopped(child: subprocess.Popen | None) -> bool:
+    """Is the child stopped (state T, or t under a debugger)? False where /proc does not
+    say (the answer timeout still bounds the wait)."""
+    if child is None:
+        return False
+    try:
+        with open(f"/proc/{child.pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()  # after the command's name
+    except (OSError, IndexError):
+        return False
+    return bool(fields) and fields[0] in (b"T", b"t")
 
 
 def _ended(child: subprocess.Popen) -> int | None:

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from exporters import MonitorSpanProcessor, RecordWriter, StoreBusy
 from exporters.flatten import SpanFields, span_fields
 from exporters.records import CallSite, Outputs
+from exporters import writer_process
 from exporters.writer_process import ProcessRecordWriter
 from exporter_helpers import read, wait_until
 from test_store_faults import PAD, fill, small_tmpfs
@@ -197,7 +198,10 @@ def test_a_child_killed_mid_run_loses_nothing_and_is_replaced(tmp_path):
         processor.shutdown()
 
 
-def test_a_hung_child_fails_the_batch_which_a_new_child_writes(tmp_path):
+def test_a_hung_child_fails_the_batch_which_a_new_child_writes(tmp_path, monkeypatch):
+    # The answer timeout's own path: the child stopped, but not seen as stopped (as
+    # where /proc does not say), stands for one that hangs while running.
+    monkeypatch.setattr(writer_process, "_stopped", lambda child: False)
     db = str(tmp_path / "s.db")
     writer = ProcessRecordWriter(db, service_name="svc", sites=SITES, busy_timeout_s=0.2)
     writer.answer_timeout_s = 1.0  # a child that does not answer within it is hung
@@ -207,6 +211,27 @@ def test_a_hung_child_fails_the_batch_which_a_new_child_writes(tmp_path):
         os.kill(hung, signal.SIGSTOP)
         assert writer.export([record(2)]) is SpanExportResult.FAILURE  # after the timeout
         assert not alive(hung)  # ended, not left stopped
+        assert writer.export([record(2)]) is SpanExportResult.SUCCESS
+    finally:
+        writer.shutdown()
+    assert stored_sids(db) == [1, 2]
+
+
+def test_a_stopped_child_is_replaced_at_once_not_after_the_answer_timeout(tmp_path):
+    # SIGSTOP (or a debugger) leaves the child alive but silent: the application used
+    # to wait the whole answer timeout (2 x busy timeout + 10 s: 70 s by default) for
+    # it, at exit too. Nothing is lost either way.
+    db = str(tmp_path / "s.db")
+    writer = ProcessRecordWriter(db, service_name="svc", sites=SITES)
+    assert writer.answer_timeout_s == 70
+    try:
+        assert writer.export([record(1)]) is SpanExportResult.SUCCESS
+        stopped = writer._child.pid
+        os.kill(stopped, signal.SIGSTOP)
+        asked = time.monotonic()
+        assert writer.export([record(2)]) is SpanExportResult.FAILURE
+        assert time.monotonic() - asked < 15  # seen stopped, not waited for 70 s
+        assert not alive(stopped)
         assert writer.export([record(2)]) is SpanExportResult.SUCCESS
     finally:
         writer.shutdown()
