@@ -760,6 +760,10 @@ sampler_keep(SamplerState *s, PyObject *const *args, Py_ssize_t nargs)
         s->kept += 1;
         return PyFloat_FromDouble(1.0);
     }
+    if (s->random == NULL) {  /* deleted */
+        PyErr_SetString(PyExc_AttributeError, "_random");
+        return NULL;
+    }
     PyObject *drawn = PyObject_CallNoArgs(s->random);
     if (drawn == NULL)
         return NULL;

@@ -60,6 +60,10 @@ def test_head_and_a_first_call_alike_and_bad_state_refused():
     with pytest.raises(TypeError):
         c.keep(1)
     assert _state(c) == _state(py)  # nothing changed by what was refused
+    c.p = py.p = 0.5  # the coin is drawn
+    del c._random
+    with pytest.raises(AttributeError):
+        c.keep(20, 30)
 
 
 def test_the_decorator_uses_the_c_state_when_built():
