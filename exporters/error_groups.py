@@ -43,3 +43,27 @@ class GroupEvent:
     pid: int | None = None
     rate_5m: float | None = None     # SPIKE: failures per minute over the last 5 minutes
     rate_1h: float | None = None     # SPIKE: failures per minute over the last hour
+
+
+class ToldEvents:
+    """The NEW events a writer has handed on (bounded): a batch resent after its answer
+    was lost is told its groups' NEW events again (``groups.replayed_new_events``), and
+    one already told is dropped here, so each is told once."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self._told: dict[tuple[str, str], None] = {}
+
+    def fresh(self, events: list[GroupEvent]) -> list[GroupEvent]:
+        out = []
+        for event in events:
+            if event.kind == NEW:
+                key = (event.fingerprint, event.span_id)
+                if key in self._told:
+                    continue
+                self._told[key] = None
+                if len(self._told) > self.LIMIT:
+                    del self._told[next(iter(self._told))]  # the oldest
+            out.append(event)
+        return out

@@ -204,6 +204,29 @@ def maintain(db: Database, spans: list, width: int, base: int, *, host: str | No
     return events
 
 
+def replayed_new_events(db: Database, spans: list, width: int) -> list[GroupEvent]:
+    """The NEW events of the failed calls in ``spans`` (flat, as ``maintain`` takes them)
+    that are already stored as the first call of their group. A batch resent after the
+    answer to its commit was lost (a writer process killed between the two) finds its
+    calls stored and would make no event: its new groups would go untold. The writer
+    drops what it told already (``error_groups.ToldEvents``)."""
+    failed = {spans[o + _SPAN_ID]: spans[o:o + width]
+              for o in range(0, len(spans), width) if spans[o + _STATUS] == "ERR"}
+    if not failed:
+        return []
+    columns = ", ".join(f"g.{c}" for c in GROUP_COLUMNS)
+    rows = db.execute(
+        f"SELECT s.span_id, {columns} FROM spans s "
+        "JOIN error_groups g ON g.fingerprint = s.error_group "
+        "WHERE s.span_id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(failed)),))
+    events = []
+    for span_id, *values in rows:
+        group = dict(zip(GROUP_COLUMNS, values))
+        if group["first_span_id"] == span_hex(span_id):
+            events.append(_event(NEW, group, failed[span_id], None))
+    return events
+
+
 def _inner_groups(db: Database, span_ids: list[int], of_span: dict[int, str]
                   ) -> dict[int, str]:
     """The group of each inner call (signed span id) named by a call that passed its

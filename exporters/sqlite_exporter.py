@@ -22,9 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .error_groups import GroupEvent
+from .error_groups import GroupEvent, ToldEvents
 from .errors import RowRejected, SchemaError, StoreBusy, StoreError, StoreFull
-from .groups import DEFAULT_SPIKE_MIN_COUNT, DEFAULT_SPIKE_MULTIPLE
+from .groups import DEFAULT_SPIKE_MIN_COUNT, DEFAULT_SPIKE_MULTIPLE, replayed_new_events
 from .flatten import rows_of
 from .records import CallSite
 from .store import DATA_COLUMNS, SPAN_COLUMNS, SpanStore
@@ -98,6 +98,7 @@ class SQLiteSpanExporter(SpanExporter):
         self.origin_pid: int | None = None
         self._closed = False
         self.rejected = 0  # calls set aside: already stored, or unstorable
+        self._told = ToldEvents()  # a resent batch's NEW events are told once
         # Why the last export failed (None after a success): a writer splits a batch
         # the store refused, except for a lock (StoreBusy), which a smaller batch
         # would not get past.
@@ -151,7 +152,9 @@ class SQLiteSpanExporter(SpanExporter):
         return SpanExportResult.SUCCESS
 
     def _tell(self, events: list[GroupEvent]) -> None:
-        tell_group_events(self.on_group_events, events)  # type: ignore[arg-type]
+        events = self._told.fresh(events)
+        if events:
+            tell_group_events(self.on_group_events, events)  # type: ignore[arg-type]
 
     def _failed(self, n: int, exc: StoreError) -> None:
         # Logged once per run of failures, not once per (split) attempt.
@@ -287,6 +290,7 @@ class SQLiteSpanExporter(SpanExporter):
         is skipped (and counted in ``rejected``) instead of blocking the others.
         Returns the group events of the calls written."""
         events: list[GroupEvent] = []
+        set_aside: list = []
         width, dwidth = len(SPAN_COLUMNS), len(DATA_COLUMNS)
         data_of: dict[int, list] = {}
         for o in range(0, len(data), dwidth):
@@ -300,6 +304,13 @@ class SQLiteSpanExporter(SpanExporter):
                 events += store.last_group_events
             except (RowRejected, ValueError, TypeError, OverflowError):
                 self.rejected += 1
+                set_aside.extend(calls[o:o + width])
+        if set_aside:  # some perhaps already stored: a resent batch (see replayed_new_events)
+            try:
+                events += replayed_new_events(store.db, set_aside, width)
+            except StoreError:
+                _log.warning("otel-monitor: a resent batch's new error groups not read",
+                             exc_info=True)
         return events
 
 

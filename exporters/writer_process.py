@@ -34,7 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from .error_groups import GroupEvent
+from .error_groups import GroupEvent, ToldEvents
 from .errors import StoreError
 from .groups import DEFAULT_SPIKE_MIN_COUNT, DEFAULT_SPIKE_MULTIPLE
 from .records import CallSite
@@ -115,6 +115,7 @@ class ProcessRecordWriter:
         # An answer comes once the batch is committed: a write waits up to the busy
         # timeout for a lock, at opening and at inserting. Past that the child is hung.
         self.answer_timeout_s = 2 * busy_timeout_s + 10
+        self._told = ToldEvents()  # across children: a resent batch's NEW events told once
         self.health_sources = self._here.health_sources
         self.last_error: StoreError | None = None
         self._rejected = self._recreated = 0  # counted by the writer processes
@@ -178,8 +179,9 @@ class ProcessRecordWriter:
         self._recreated += recreated
         self.last_error = store_error(why) if why else None  # as the child's writer's
         handler = self.on_group_events
-        if events and handler is not None:
-            tell_group_events(handler, group_events(events))
+        fresh = self._told.fresh(group_events(events)) if events else []
+        if fresh and handler is not None:
+            tell_group_events(handler, fresh)
         return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
     def record_health(self, **figures: Any) -> None:

@@ -238,6 +238,45 @@ def test_a_stopped_child_is_replaced_at_once_not_after_the_answer_timeout(tmp_pa
     assert stored_sids(db) == [1, 2]
 
 
+def test_a_batch_resent_after_its_answer_was_lost_tells_its_new_group_once(tmp_path,
+                                                                           monkeypatch):
+    # The window the review found: the child commits, then dies (or its answer is
+    # lost) before the application reads the answer. The batch is resent and its calls
+    # are already stored, so the writer used to make no event: the group's "New error"
+    # never reached the alerts. It is told now, and told once.
+    db = str(tmp_path / "s.db")
+    told: list = []
+    writer = ProcessRecordWriter(db, service_name="svc", sites=SITES)
+    writer.on_group_events = lambda events: told.extend((e.kind, e.span_id) for e in events)
+    answer = ProcessRecordWriter._answer
+    lose = {"next": False}
+
+    def answered_then_lost(self, conn):
+        message = answer(self, conn)
+        if lose["next"]:
+            lose["next"] = False
+            raise TimeoutError("the answer is lost")  # committed, never heard of
+        return message
+
+    monkeypatch.setattr(ProcessRecordWriter, "_answer", answered_then_lost)
+    failed = record(5, outcome="error", error=failure("card declined", []))
+    try:
+        assert writer.export([record(1)]) is SpanExportResult.SUCCESS
+        first_child = writer._child.pid
+        lose["next"] = True
+        assert writer.export([record(2), failed]) is SpanExportResult.FAILURE
+        assert told == []
+        assert stored_sids(db) == [1, 2, 5]  # the lost answer's batch was committed
+        assert writer.export([record(2), failed]) is SpanExportResult.SUCCESS  # resent
+        assert writer._child.pid != first_child
+        assert told == [("new", "%016x" % 5)]
+        assert writer.export([record(2), failed]) is SpanExportResult.SUCCESS  # again
+        assert told == [("new", "%016x" % 5)]  # once
+    finally:
+        writer.shutdown()
+    assert stored_sids(db) == [1, 2, 5]
+
+
 def test_a_locked_store_keeps_the_batches_until_it_clears(tmp_path):
     """StoreBusy comes back as StoreBusy: the processor keeps the batch whole and
     retries it; force_flush says False while stuck, True once all is written."""
