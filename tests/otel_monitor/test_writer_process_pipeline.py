@@ -92,6 +92,36 @@ def test_a_new_error_alert_goes_out_through_the_writer_process(alerting, receive
     assert len(store.query("SELECT * FROM error_groups")) == 1
 
 
+def test_a_new_error_alerts_when_the_answer_to_its_commit_was_lost(alerting, receiver,
+                                                                      monkeypatch):
+    # The writer process commits the failure's batch and its answer is lost (as when it
+    # is killed right after the commit): the resent batch finds the call stored, and the
+    # group's New-error alert must still go out.
+    answer, answers, lost = ProcessRecordWriter._answer, [], []
+
+    def lose_the_first_batch_answer(self, conn):
+        message = answer(self, conn)
+        answers.append(self._child.pid)
+        if len(answers) == 2:  # the first child's first batch (after its "config")
+            lost.append(self._child.pid)
+            raise TimeoutError("the answer is lost")
+        return message
+
+    monkeypatch.setattr(ProcessRecordWriter, "_answer", lose_the_first_batch_answer)
+    store = alerting(writer_process=True)
+    with pytest.raises(LedgerError):
+        post(-5, "hunter22")
+    # The failed batch may first be alerted per call (the writer failing: the fallback,
+    # as for a locked store); the group's own New-error alert follows the resend.
+    posts = receiver.wait(lambda p: any("New error" in x.json["text"] for x in p),
+                          path=SLACK, timeout=10)
+    [new] = [p for p in posts if "New error" in p.json["text"]]
+    assert process_name(post) in new.json["text"]
+    assert lost and PIPELINE.exporter._child.pid != lost[0]  # the answer was lost
+    assert otel_monitor.force_flush(10)
+    assert len(store.query("SELECT * FROM spans WHERE status = 'ERR'")) == 1
+
+
 APP = textwrap.dedent("""
     import sys
     import otel_monitor
