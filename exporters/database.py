@@ -120,6 +120,8 @@ class Database:
             raise _translate(exc, self.path) from exc
 
     def _prepare(self) -> None:
+        # The 8 -> 9 migration stores each trace id as its bytes (SQLite 3.40 has no unhex).
+        self._conn.create_function("otel_monitor_unhex", 1, bytes.fromhex, deterministic=True)
         if not self.readonly:
             # WAL from the start for a new file (so processes creating one store together
             # do not contend for switching it), but only after the schema check for an
@@ -261,6 +263,11 @@ class Database:
                         self._conn.execute(sql, [base, *part])
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
+
+    def nested(self) -> bool:
+        """Whether the current transaction() is inside another one of this Database
+        (whose caller may still roll it back)."""
+        return self._tx_depth > 1
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:
