@@ -382,7 +382,8 @@ CREATE TABLE IF NOT EXISTS services (
     name TEXT NOT NULL UNIQUE
 );
 
-INSERT OR IGNORE INTO data_names(name, kind) SELECT DISTINCT data, data_type FROM data_values;
+INSERT OR IGNORE INTO data_names(name, kind)
+    SELECT DISTINCT data, data_type FROM data_values ORDER BY data, data_type;
 CREATE TABLE data_values_v9 (
     span       INTEGER NOT NULL,              -- spans.id
     seq        INTEGER NOT NULL,
@@ -400,7 +401,7 @@ DROP TABLE data_values;
 ALTER TABLE data_values_v9 RENAME TO data_values;
 
 INSERT OR IGNORE INTO services(name)
-    SELECT DISTINCT service_name FROM spans WHERE service_name IS NOT NULL;
+    SELECT DISTINCT service_name FROM spans WHERE service_name IS NOT NULL ORDER BY 1;
 -- A process with no group of its own takes its newest call's.
 UPDATE processes SET process_group = (
     SELECT s.process_group FROM spans s WHERE s.process_id = processes.id

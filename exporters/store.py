@@ -224,11 +224,12 @@ class SpanStore:
     def _intern(self, table: str, columns: tuple[str, ...], keys: list[tuple],
                 cache: dict, key_of) -> None:
         """Add the missing ``keys`` to ``table`` (several writers may add the same: the
-        first wins) and read their ids into ``cache``."""
+        first wins) and read their ids into ``cache``. In sorted order: the same batches
+        give the same ids, whatever the process's hash seed."""
         names = ", ".join(columns)
         marks = ", ".join("?" * len(columns))
         self.db.execute_write_many(f"INSERT OR IGNORE INTO {table}({names}) VALUES ({marks})",
-                                   keys)
+                                   sorted(k for k in keys if key_of((None, *k)) not in cache))
         for row in self.db.execute(f"SELECT id, {names} FROM {table}"):
             cache[key_of(row)] = row[0]
 
