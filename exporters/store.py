@@ -152,13 +152,14 @@ class SpanStore:
                         "UPDATE processes SET process_group = ? "
                         "WHERE id = ? AND process_group IS NULL",
                         [(g, p) for p, g in groups_of.items()])
-            db.execute_write("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
-                             (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
-            rollups.maintain(db, spans, len(SPAN_COLUMNS))
-            events = groups.maintain(db, spans, len(SPAN_COLUMNS), base, host=self.host,
-                                     spike_multiple=self.spike_multiple,
-                                     spike_min_count=self.spike_min_count,
-                                     propagated=propagated)
+                db.execute_write("INSERT OR REPLACE INTO meta(key, value) "
+                                 "VALUES ('span_id_high', ?)",
+                                 (str(base + len(spans) // width - 1),))
+                rollups.maintain(db, spans, width)
+                events = groups.maintain(db, spans, width, base, host=self.host,
+                                         spike_multiple=self.spike_multiple,
+                                         spike_min_count=self.spike_min_count,
+                                         propagated=propagated)
         except BaseException:
             self._forget_keys()  # a rolled back batch may have interned some
             raise

@@ -179,7 +179,8 @@ def explain_last_good(db: Database) -> str:
 
 
 # One trace's spans: a range of spans_by_trace (the id's first bytes), then the whole id.
-_IN_TRACE = f"{TRACE_KEY.format(col='s.trace_id')} = {TRACE_KEY.format(col='?1')} AND s.trace_id = ?1"
+_IN_TRACE = (f"{TRACE_KEY.format(col='s.trace_id')} = {TRACE_KEY.format(col='?1')} "
+             "AND s.trace_id = ?1")
 _CHILDREN_SQL = f"""SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
                           s.duration_ms, s.start_ns
                    FROM spans s JOIN processes p ON p.id = s.process_id

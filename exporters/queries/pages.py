@@ -332,11 +332,12 @@ def _page_rows(db: Database, sql: str, params: list[Any], max_steps: int | None 
 
 
 # A count whose walk tests a filter its index does not hold (a service; a variable name,
-# read through its processes' calls, each tested) reads as many rows as the filter is rare: a service with few calls read the whole 2M-call
-# benchmark store, 7.9M steps, 0.9 s. Such a count gets COUNT_MAX_STEPS (a dense count
-# to the cap takes 120-130k), past which it counts the rows of the newest
-# SORT_WINDOW_CALLS calls of the date range/process/errors filters, as the page does:
-# at least that many (not exact, unless the window holds every one of those calls).
+# read through its processes' calls, each tested) reads as many rows as the filter is
+# rare: a service with few calls read the whole 2M-call benchmark store, 7.9M steps,
+# 0.9 s. Such a count gets COUNT_MAX_STEPS (a dense count to the cap takes 120-130k),
+# past which it counts the rows of the newest SORT_WINDOW_CALLS calls of the date
+# range/process/errors filters, as the page does: at least that many (not exact, unless
+# the window holds every one of those calls).
 COUNT_MAX_STEPS = 300_000
 
 

@@ -184,3 +184,25 @@ def test_the_service_page_tests_the_service_in_the_time_index(db_path):
     with sqlite3.connect(db_path) as conn:
         assert "service_id" in conn.execute(
             "SELECT sql FROM sqlite_master WHERE name = 'spans_by_time'").fetchone()[0]
+
+
+def test_a_batch_whose_error_groups_fail_leaves_no_call_rollup_or_key(db_path, monkeypatch):
+    """The calls, their rollups, the id high-water mark and the groups are one transaction."""
+    from exporters import store as store_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the groups' upkeep fails after the calls went in")
+
+    store = SpanStore(db_path)
+    try:
+        monkeypatch.setattr(store_module.groups, "maintain", broken)
+        with pytest.raises(RuntimeError):
+            store.insert_calls(*_call(store, "job", 1, ["a"]))
+        assert [store.query(f"SELECT count(*) FROM {t}")[0][0]
+                for t in ("spans", "data_values", "call_rollups", "process_names")] == [0] * 4
+        assert store.query("SELECT value FROM meta WHERE key = 'span_id_high'") == []
+        monkeypatch.undo()
+        store.insert_calls(*_call(store, "job", 1, ["a"]))
+    finally:
+        store.close()
+    assert TraceQueries(db_path).count_rows(RowFilter(data="a")) == (1, True)
