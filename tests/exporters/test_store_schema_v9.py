@@ -206,3 +206,21 @@ def test_a_batch_whose_error_groups_fail_leaves_no_call_rollup_or_key(db_path, m
     finally:
         store.close()
     assert TraceQueries(db_path).count_rows(RowFilter(data="a")) == (1, True)
+
+
+def test_a_new_store_has_no_free_page_and_the_migrated_schema(tmp_path):
+    """A new store is made as version 9 directly (no version-8 tables made and dropped:
+    their pages would sit free, and a store at its size cap would take calls in them)."""
+    new, migrated = tmp_path / "new.db", tmp_path / "migrated.db"
+    SpanStore(new).close()
+    make_v8_store(migrated)
+    SpanStore(migrated).close()
+    with sqlite3.connect(new) as conn:
+        assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
+
+    def schema(path):
+        with sqlite3.connect(path) as conn:
+            return sorted(" ".join(sql.replace('"', "").split()) for (sql,) in conn.execute(
+                "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"))
+
+    assert schema(new) == schema(migrated)
