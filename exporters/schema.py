@@ -344,8 +344,10 @@ TABLES_V8 = TABLES  # what step 0 (the brief's store) builds before steps 1-8 ru
 #   pair in the same transaction as the calls; retention never deletes one), and walks
 #   those processes' calls;
 # - trace_id is its 16 bytes (a BLOB), not 32 hex digits; readers show it as hex;
-#   spans_by_trace holds its first 8 bytes (TRACE_KEY): as unique as the whole among
-#   a store's traces, half the index (a reader compares the whole id on the rows);
+#   spans_by_trace holds its last 8 bytes (TRACE_KEY): as unique as the whole among
+#   a store's traces, half the index (a reader compares the whole id on the rows). The
+#   last, not the first: a 64-bit trace id (Zipkin's, Jaeger's) widened to 128 bits has
+#   a zero first half, and X-Ray's begins with its time;
 # - the service name is an integer key into services, and spans_by_time carries it
 #   (one byte or two a call, where an index of its own cost 20): the ?service= filter,
 #   a walk in time order, tests it in the index, reading no row of another service;
@@ -361,7 +363,7 @@ TABLES_V8 = TABLES  # what step 0 (the brief's store) builds before steps 1-8 ru
 # A call's outcome (schema 9 stores NULL for its status's own).
 OUTCOME = "coalesce({s}.outcome, CASE {s}.status WHEN 'ERR' THEN 'error' ELSE 'ok' END)"
 # What spans_by_trace holds of a trace id (a reader names it as written here).
-TRACE_KEY = "substr({col}, 1, 8)"
+TRACE_KEY = "substr({col}, 9, 8)"
 STORE_V9 = f"""
 DROP VIEW IF EXISTS process_trace;
 DROP VIEW IF EXISTS data_trace;

@@ -178,7 +178,7 @@ def explain_last_good(db: Database) -> str:
     return plan(db, _LAST_GOOD_SQL, ("x", 0))
 
 
-# One trace's spans: a range of spans_by_trace (the id's first bytes), then the whole id.
+# One trace's spans: a range of spans_by_trace (the id's last 8 bytes), then the whole id.
 _IN_TRACE = (f"{TRACE_KEY.format(col='s.trace_id')} = {TRACE_KEY.format(col='?1')} "
              "AND s.trace_id = ?1")
 _CHILDREN_SQL = f"""SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,

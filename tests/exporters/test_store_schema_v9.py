@@ -224,3 +224,24 @@ def test_a_new_store_has_no_free_page_and_the_migrated_schema(tmp_path):
                 "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"))
 
     assert schema(new) == schema(migrated)
+
+
+def test_a_trace_of_64_bit_ids_is_one_short_range_of_the_trace_index(db_path):
+    """64-bit trace ids widened to 128 bits (Zipkin, Jaeger) share a zero first half: the
+    trace index keys on the last 8 bytes, so one trace is still a few index entries."""
+    from exporters.queries import calls
+
+    store = SpanStore(db_path)
+    try:
+        pid = store.process_ids([ProcessEntry("job")])["job"]
+        spans = []
+        for i in range(5000):
+            spans += [i, i + 1, f"{i + 1:032x}", None, T0 + i, 1.0, pid, None, "svc", "OK",
+                      "ok", None, None, 1, None]
+        store.insert_calls(spans, [])
+    finally:
+        store.close()
+    q = TraceQueries(db_path)
+    assert [s["span_id"] for s in q.trace(f"{4321:032x}")["spans"]] == [f"{4321:016x}"]
+    rows = q.db.execute(calls._TRACE_SQL, (bytes.fromhex(f"{4321:032x}"), 10), max_steps=2000)
+    assert len(rows) == 1
