@@ -6,9 +6,7 @@ nanoseconds (small, fast to index); the views render them as text.
 """
 from __future__ import annotations
 
-import functools
 import re
-import sqlite3
 from typing import Any, Protocol, Sequence
 
 from .columns import ROLLUP_BUCKET_COLUMNS
@@ -583,6 +581,8 @@ class Executor(Protocol):
 
     def split_script(self, script: str) -> list[str]: ...
 
+    def new_store_tables(self) -> str: ...
+
 
 def ensure_schema(db: Executor, path: str) -> None:
     """Create the schema in an empty store, migrate an older one, refuse a newer one.
@@ -592,7 +592,7 @@ def ensure_schema(db: Executor, path: str) -> None:
     """
     version = stored_version(db, path)
     if version is None:
-        _run(db, new_store_tables() + VIEWS)
+        _run(db, db.new_store_tables() + VIEWS)
         db.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
@@ -612,21 +612,6 @@ def ensure_schema(db: Executor, path: str) -> None:
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
-
-
-@functools.lru_cache(maxsize=1)
-def new_store_tables() -> str:
-    """The tables and indexes of a new store: those the migrations leave (TABLES, run in
-    an empty in-memory database and read back), made directly, so a new store holds no
-    pages freed by the tables version 9 rebuilds."""
-    conn = sqlite3.connect(":memory:")
-    try:
-        conn.create_function("otel_monitor_unhex", 1, bytes.fromhex, deterministic=True)
-        conn.executescript(TABLES)
-        return "".join(f"{sql};\n" for (sql,) in conn.execute(
-            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"))
-    finally:
-        conn.close()
 
 
 def _missing_v4_indexes(db: Executor) -> bool:
