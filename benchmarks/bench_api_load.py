@@ -87,7 +87,8 @@ def record(db: str, rate: int, seconds: float) -> None:
 
 def stored_calls(db: str) -> int:
     with sqlite3.connect(db) as con:
-        return con.execute("SELECT count(*) FROM spans WHERE process_group = ?",
+        return con.execute("SELECT count(*) FROM spans WHERE process_id IN "
+                           "(SELECT id FROM processes WHERE process_group = ?)",
                            (GROUP,)).fetchone()[0]
 
 

@@ -190,7 +190,8 @@ def phoenix_server(work: str):
 
 def stored(db: str, service: str) -> int:
     with sqlite3.connect(db) as con:
-        return con.execute("SELECT count(*) FROM spans WHERE service_name = ?",
+        return con.execute("SELECT count(*) FROM spans WHERE service_id = "
+                           "(SELECT id FROM services WHERE name = ?)",
                            (service,)).fetchone()[0]
 
 

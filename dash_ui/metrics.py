@@ -58,7 +58,8 @@ _NS = 1e9
 # (NULL: 1), so the counters estimate the calls made (``@monitor(sample="auto")``).
 _W = "coalesce(weight, 1.0)"
 CALLS_SQL = (
-    f"SELECT process_id, coalesce(service_name, ''), sum({_W}), sum((status = 'ERR') * {_W}), "
+    f"SELECT process_id, coalesce((SELECT name FROM services WHERE id = service_id), ''), "
+    f"sum({_W}), sum((status = 'ERR') * {_W}), "
     f"sum(duration_ms * {_W}), "
     + ", ".join(f"sum((duration_ms <= {b * 1000!r}) * {_W})" for b in DURATION_BUCKETS_S)
     + " FROM spans WHERE id > ? AND id <= ? GROUP BY 1, 2"

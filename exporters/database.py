@@ -33,7 +33,7 @@ import weakref
 from typing import Any, Iterator, Sequence
 
 from .errors import RowRejected, SchemaError, StepBudgetExceeded, StoreBusy, StoreError, StoreFull
-from .schema import ensure_schema
+from .schema import TABLES, ensure_schema
 
 MIN_SQLITE = (3, 38, 0)  # JSON functions built in (used by retention)
 _STEP_CHECK = 1_000      # fewest SQLite steps between checks of a read's step budget
@@ -44,6 +44,26 @@ _STEP_CHECK = 1_000      # fewest SQLite steps between checks of a read's step b
 _BUDGET_CHECKS = 16
 
 Row = sqlite3.Row  # what ``execute`` returns: by index or by column name
+
+
+def _add_functions(conn: sqlite3.Connection) -> None:
+    # The 8 -> 9 migration stores each trace id as its bytes (SQLite 3.40 has no unhex).
+    conn.create_function("otel_monitor_unhex", 1, bytes.fromhex, deterministic=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _new_store_tables() -> str:
+    """The tables and indexes of a new store: those the migrations leave (schema.TABLES,
+    run in an empty in-memory database and read back), made directly, so a new store
+    holds no pages freed by the tables version 9 rebuilds."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        _add_functions(conn)
+        conn.executescript(TABLES)
+        return "".join(f"{sql};\n" for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"))
+    finally:
+        conn.close()
 
 
 @functools.lru_cache(maxsize=64)
@@ -120,6 +140,7 @@ class Database:
             raise _translate(exc, self.path) from exc
 
     def _prepare(self) -> None:
+        _add_functions(self._conn)
         if not self.readonly:
             # WAL from the start for a new file (so processes creating one store together
             # do not contend for switching it), but only after the schema check for an
@@ -261,6 +282,15 @@ class Database:
                         self._conn.execute(sql, [base, *part])
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
+
+    def new_store_tables(self) -> str:
+        """The tables and indexes of a new store (see ``_new_store_tables``)."""
+        return _new_store_tables()
+
+    def nested(self) -> bool:
+        """Whether the current transaction() is inside another one of this Database
+        (whose caller may still roll it back)."""
+        return self._tx_depth > 1
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Database]:

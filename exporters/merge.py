@@ -34,7 +34,7 @@ from typing import Any, Iterator, Protocol, Sequence
 
 from .database import Database, Row
 from .errors import StoreError
-from .schema import BRIEF_TS_NS, SCHEMA_VERSION, stored_version
+from .schema import BRIEF_TS_NS, OUTCOME, SCHEMA_VERSION, TRACE_HEX, stored_version
 from .store import ProcessEntry, SpanStore
 
 CHUNK_CALLS = 2000
@@ -237,22 +237,32 @@ def _catalog(db: Database) -> list[ProcessEntry]:
 def _store_calls(db: Database, chunk: int) -> Iterator[list[_Call]]:
     """The calls of an otel-monitor store in row-id order, ``chunk`` at a time."""
     after = 0
-    weighted = "weight" in {r[1] for r in db.execute("PRAGMA table_info(spans)")}
-    weight = "s.weight" if weighted else "NULL"  # a store before schema 8 has none
+    columns = {r[1] for r in db.execute("PRAGMA table_info(spans)")}
+    weight = "s.weight" if "weight" in columns else "NULL"  # a store before schema 8 has none
+    if "service_id" in columns:  # schema 9: keys and a binary trace id (schema.STORE_V9)
+        trace, group = TRACE_HEX.format(col="s.trace_id"), "p.process_group"
+        outcome = OUTCOME.format(s="s")
+        service = "(SELECT name FROM services WHERE id = s.service_id)"
+        values = ("SELECT v.span, v.seq, n.name, n.kind, v.data_value FROM data_values v "
+                  "JOIN data_names n ON n.id = v.name_id "
+                  "WHERE v.span > ? AND v.span <= ? ORDER BY v.span, v.seq")
+    else:
+        trace, group, service = "s.trace_id", "s.process_group", "s.service_name"
+        outcome = "s.outcome"
+        values = ("SELECT span, seq, data, data_type, data_value FROM data_values "
+                  "WHERE span > ? AND span <= ? ORDER BY span, seq")
     while True:
         heads = db.execute(
-            f"""SELECT s.id, s.span_id, s.trace_id, s.parent_span_id, s.start_ns, s.duration_ms,
-                      coalesce(p.name, 'process-' || s.process_id), s.process_group, s.service_name, s.status, s.outcome,
-                      s.exception_type, s.exception, s.pid, {weight}
+            f"""SELECT s.id, s.span_id, {trace}, s.parent_span_id, s.start_ns, s.duration_ms,
+                      coalesce(p.name, 'process-' || s.process_id), {group}, {service},
+                      s.status, {outcome}, s.exception_type, s.exception, s.pid, {weight}
                FROM spans s LEFT JOIN processes p ON p.id = s.process_id
                WHERE s.id > ? ORDER BY s.id LIMIT ?""", (after, chunk))
         if not heads:
             return
         top = heads[-1][0]
         calls = {h[0]: _Call(*h[1:]) for h in heads}
-        for span, seq, data, data_type, value in db.execute(
-                "SELECT span, seq, data, data_type, data_value FROM data_values "
-                "WHERE span > ? AND span <= ? ORDER BY span, seq", (after, top)):
+        for span, seq, data, data_type, value in db.execute(values, (after, top)):
             call = calls.get(span)
             if call is not None:
                 call.data.append((seq, data, data_type, value))

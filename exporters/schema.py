@@ -12,7 +12,7 @@ from typing import Any, Protocol, Sequence
 from .columns import ROLLUP_BUCKET_COLUMNS
 from .errors import SchemaError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # Text timestamp from integer nanoseconds: 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC), the
 # form SQLite's own datetime() returns, so the brief's `ts < datetime('now', '-6 hours')`
@@ -331,22 +331,149 @@ CREATE INDEX IF NOT EXISTS call_rollups_by_service ON call_rollups(service_name,
 """
 
 TABLES += CALL_ROLLUPS
+TABLES_V8 = TABLES  # what step 0 (the brief's store) builds before steps 1-8 run
+
+# Version 9: a smaller call (issue 19: 0.7x version 8's bytes per call on the demo's mix,
+# benchmarks/bench_store_size.py). The tables are rebuilt:
+# - a variable's name and Data Type are one integer key into data_names (a store has a
+#   few hundred); data_values holds (span, seq, name_id, data_value);
+# - the data_values_by_name index goes (it was an eighth of the store): a name filter
+#   reads process_names, the processes that ever had the variable (the writer adds a
+#   pair in the same transaction as the calls; retention never deletes one), and walks
+#   those processes' calls;
+# - trace_id is its 16 bytes (a BLOB), not 32 hex digits; readers show it as hex;
+#   spans_by_trace holds its last 8 bytes (TRACE_KEY): as unique as the whole among
+#   a store's traces, half the index (a reader compares the whole id on the rows). The
+#   last, not the first: a 64-bit trace id (Zipkin's, Jaeger's) widened to 128 bits has
+#   a zero first half, and X-Ray's begins with its time;
+# - the service name is an integer key into services, and spans_by_time carries it
+#   (one byte or two a call, where an index of its own cost 20): the ?service= filter,
+#   a walk in time order, tests it in the index, reading no row of another service;
+# - spans.process_group goes: it is the process's (processes.process_group);
+# - spans.outcome is NULL when it is its status's own (ok for OK, error for ERR): OUTCOME
+#   reads it.
+# The views keep their columns and values (a migrated row reads as it did).
+# Without statistics SQLite weighs an index against the table by their declared column
+# sizes; the plans of exporters.queries were tuned on version 8's spans, whose two text
+# columns more made it look wider (a process's failures then read its partial index,
+# spans_errors_by_process, not every call of spans_by_process). exception's declared size
+# (VARCHAR(52): TEXT affinity, no limit) keeps that estimate as version 8's.
+# A call's outcome (schema 9 stores NULL for its status's own).
+OUTCOME = "coalesce({s}.outcome, CASE {s}.status WHEN 'ERR' THEN 'error' ELSE 'ok' END)"
+# What spans_by_trace holds of a trace id (a reader names it as written here).
+TRACE_KEY = "substr({col}, 9, 8)"
+STORE_V9 = f"""
+DROP VIEW IF EXISTS process_trace;
+DROP VIEW IF EXISTS data_trace;
+DROP VIEW IF EXISTS trace_rows;
+
+CREATE TABLE IF NOT EXISTS data_names (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,                       -- INPUT | OUTPUT (Data Type)
+    UNIQUE (name, kind)
+);
+CREATE TABLE IF NOT EXISTS process_names (
+    process_id INTEGER NOT NULL,              -- processes.id
+    name_id    INTEGER NOT NULL,              -- data_names.id
+    PRIMARY KEY (process_id, name_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS process_names_by_name ON process_names(name_id, process_id);
+CREATE TABLE IF NOT EXISTS services (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+INSERT OR IGNORE INTO data_names(name, kind)
+    SELECT DISTINCT data, data_type FROM data_values ORDER BY data, data_type;
+CREATE TABLE data_values_v9 (
+    span       INTEGER NOT NULL,              -- spans.id
+    seq        INTEGER NOT NULL,
+    name_id    INTEGER NOT NULL,              -- data_names.id: Data and Data Type
+    data_value TEXT NOT NULL,
+    PRIMARY KEY (span, seq)
+) WITHOUT ROWID;
+INSERT INTO data_values_v9(span, seq, name_id, data_value)
+    SELECT d.span, d.seq, n.id, d.data_value
+    FROM data_values d JOIN data_names n ON n.name = d.data AND n.kind = d.data_type
+    ORDER BY d.span, d.seq;
+INSERT OR IGNORE INTO process_names(process_id, name_id)
+    SELECT DISTINCT s.process_id, d.name_id FROM data_values_v9 d JOIN spans s ON s.id = d.span;
+DROP TABLE data_values;
+ALTER TABLE data_values_v9 RENAME TO data_values;
+
+INSERT OR IGNORE INTO services(name)
+    SELECT DISTINCT service_name FROM spans WHERE service_name IS NOT NULL ORDER BY 1;
+-- A process with no group of its own takes its newest call's.
+UPDATE processes SET process_group = (
+    SELECT s.process_group FROM spans s WHERE s.process_id = processes.id
+        AND s.process_group IS NOT NULL ORDER BY s.start_ns DESC LIMIT 1)
+    WHERE process_group IS NULL;
+CREATE TABLE spans_v9 (
+    id             INTEGER PRIMARY KEY,
+    span_id        INTEGER NOT NULL,          -- 64-bit OTel span id, signed
+    trace_id       BLOB NOT NULL,             -- its 16 bytes
+    parent_span_id INTEGER,
+    start_ns       INTEGER NOT NULL,          -- UTC, ns since the epoch
+    duration_ms    REAL NOT NULL,
+    process_id     INTEGER NOT NULL REFERENCES processes(id),
+    service_id     INTEGER,                   -- services.id
+    status         TEXT NOT NULL,             -- OK | ERR
+    outcome        TEXT,                      -- cancelled | closed | interrupted, or NULL:
+                                              -- ok for OK, error for ERR (OUTCOME)
+    exception_type TEXT,
+    exception      VARCHAR(52),               -- (TEXT: the size is the planner's, see below)
+    pid            INTEGER,
+    error_group    TEXT,
+    weight         REAL
+);
+INSERT INTO spans_v9(id, span_id, trace_id, parent_span_id, start_ns, duration_ms, process_id,
+                     service_id, status, outcome, exception_type, exception, pid, error_group,
+                     weight)
+    SELECT s.id, s.span_id, otel_monitor_unhex(s.trace_id), s.parent_span_id, s.start_ns,
+           s.duration_ms, s.process_id,
+           (SELECT v.id FROM services v WHERE v.name = s.service_name), s.status,
+           CASE WHEN s.outcome = CASE s.status WHEN 'ERR' THEN 'error' ELSE 'ok' END
+                THEN NULL ELSE s.outcome END,
+           s.exception_type, s.exception, s.pid, s.error_group, s.weight
+    FROM spans s ORDER BY s.id;
+DROP TABLE spans;
+ALTER TABLE spans_v9 RENAME TO spans;
+CREATE UNIQUE INDEX spans_by_span_id ON spans(span_id);
+{ERROR_INDEX_BY_PROCESS}
+{COVERING_INDEXES}
+{SORT_INDEXES}
+CREATE INDEX IF NOT EXISTS spans_by_trace ON spans({TRACE_KEY.format(col="trace_id")});
+CREATE INDEX IF NOT EXISTS spans_by_error_group ON spans(error_group, start_ns)
+    WHERE error_group IS NOT NULL;
+DROP INDEX spans_by_time;
+CREATE INDEX spans_by_time ON spans(start_ns, id, process_id, parent_span_id, service_id);
+"""
+
+TABLES += STORE_V9
+
+# The stored trace id (16 bytes) as the 32 hex digits every reader shows.
+TRACE_HEX = "lower(hex({col}))"
 
 VIEWS = f"""
 CREATE VIEW IF NOT EXISTS process_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
        p.name AS process, s.status, s.duration_ms, s.exception,
-       printf('%016x', s.span_id) AS span_id, s.trace_id,
+       printf('%016x', s.span_id) AS span_id, {TRACE_HEX.format(col="s.trace_id")} AS trace_id,
        CASE WHEN s.parent_span_id IS NULL THEN NULL ELSE printf('%016x', s.parent_span_id) END
            AS parent_span_id,
-       s.process_group, s.service_name, s.outcome, s.exception_type, s.start_ns, s.pid, s.id
-FROM spans s JOIN processes p ON p.id = s.process_id;
+       p.process_group, v.name AS service_name, {OUTCOME.format(s="s")} AS outcome,
+       s.exception_type, s.start_ns, s.pid,
+       s.id
+FROM spans s JOIN processes p ON p.id = s.process_id LEFT JOIN services v ON v.id = s.service_id;
 
 CREATE VIEW IF NOT EXISTS data_trace AS
 SELECT {_TS.format(col="s.start_ns")} AS ts,
-       p.name AS process, d.data, d.data_type, d.data_value, s.status, s.exception,
-       printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, d.seq, s.id AS span
-FROM data_values d JOIN spans s ON s.id = d.span JOIN processes p ON p.id = s.process_id;
+       p.name AS process, n.name AS data, n.kind AS data_type, d.data_value, s.status,
+       s.exception, printf('%016x', s.span_id) AS span_id,
+       {TRACE_HEX.format(col="s.trace_id")} AS trace_id, s.start_ns, d.seq, s.id AS span
+FROM data_values d JOIN data_names n ON n.id = d.name_id JOIN spans s ON s.id = d.span
+JOIN processes p ON p.id = s.process_id;
 
 -- Exactly the seven canonical columns, call by call in time order, each call's
 -- variables in argument order (read through spans_by_time: no sort). A failed call with
@@ -354,11 +481,12 @@ FROM data_values d JOIN spans s ON s.id = d.span JOIN processes p ON p.id = s.pr
 -- Type and Data Value, so no failure is missing from the table; an OK call with none
 -- (a plain OTel span) has nothing to show and makes no row.
 CREATE VIEW IF NOT EXISTS trace_rows AS
-SELECT p.name AS "Process", coalesce(d.data, '') AS "Data",
-       coalesce(d.data_type, '') AS "Data Type", coalesce(d.data_value, '') AS "Data Value",
+SELECT p.name AS "Process", coalesce(n.name, '') AS "Data",
+       coalesce(n.kind, '') AS "Data Type", coalesce(d.data_value, '') AS "Data Value",
        {_ISO.format(col="s.start_ns")} AS "Timestamp",
        s.status AS "Status", coalesce(s.exception, '') AS "Exception"
 FROM spans s JOIN processes p ON p.id = s.process_id LEFT JOIN data_values d ON d.span = s.id
+LEFT JOIN data_names n ON n.id = d.name_id
 WHERE d.span IS NOT NULL OR s.status = 'ERR'
 ORDER BY s.start_ns, s.id, d.seq;
 
@@ -408,7 +536,7 @@ BRIEF_TS_NS = (
 _FROM_BRIEF_SCHEMA = """
 ALTER TABLE process_trace RENAME TO brief_process_trace;
 ALTER TABLE data_trace RENAME TO brief_data_trace;
-""" + TABLES + """
+""" + TABLES_V8 + """
 CREATE TEMP TABLE brief_calls AS
     SELECT ts, process, max(status) AS status, max(duration_ms) AS duration_ms,
            max(exception) AS exception
@@ -443,7 +571,7 @@ MIGRATIONS: dict[int, str] = {0: _FROM_BRIEF_SCHEMA, 1: _V1_TO_V2, 2: ERROR_INDE
                               3: OTLP_HEALTH + COVERING_INDEXES + SORT_INDEXES
                               + "DROP VIEW IF EXISTS trace_rows;\n",
                               4: TRACE_INDEX, 5: RECORDING_HEALTH, 6: ERROR_GROUPS,
-                              7: CALL_ROLLUPS}
+                              7: CALL_ROLLUPS, 8: STORE_V9}
 
 
 class Executor(Protocol):
@@ -452,6 +580,8 @@ class Executor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
     def split_script(self, script: str) -> list[str]: ...
+
+    def new_store_tables(self) -> str: ...
 
 
 def ensure_schema(db: Executor, path: str) -> None:
@@ -462,7 +592,7 @@ def ensure_schema(db: Executor, path: str) -> None:
     """
     version = stored_version(db, path)
     if version is None:
-        _run(db, TABLES + VIEWS)
+        _run(db, db.new_store_tables() + VIEWS)
         db.execute(
             "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
@@ -471,8 +601,9 @@ def ensure_schema(db: Executor, path: str) -> None:
             f"{path}: store schema version {version} is newer than this otel-monitor "
             f"understands ({SCHEMA_VERSION}); upgrade otel-monitor or use another db_path"
         )
-    elif version < SCHEMA_VERSION or _missing_v4_indexes(db):
-        # A store of an earlier build of version 4 (or 5) runs the 3 -> 4 step again.
+    elif version < SCHEMA_VERSION:
+        # A store of an earlier build of version 4 (or 5) runs the 3 -> 4 step again
+        # (version 9 remakes every index of the calls: its stores are not checked).
         first = min(version, 3) if version < 4 or _missing_v4_indexes(db) else version
         for step in range(first, SCHEMA_VERSION):
             _run(db, MIGRATIONS[step])

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 from . import groups, rollups
 from .database import Database, Row
 from .error_groups import GroupEvent
+from .schema import OUTCOME, TRACE_HEX
 
 SPAN_COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns", "duration_ms",
                 "process_id", "process_group", "service_name", "status", "outcome",
@@ -22,6 +23,13 @@ SPAN_COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns", "dura
 # weight (schema 8): how many calls the call stands for (1/p of the sampling that kept
 # it); None (NULL) means 1.0.
 DATA_COLUMNS = ("span", "seq", "data", "data_type", "data_value")
+# What the tables hold of them (schema 9, see schema.STORE_V9): the trace id as its
+# bytes, the service and the variable's (name, Data Type) as integer keys, no
+# process_group (the process's, in processes).
+STORED_SPAN_COLUMNS = ("id", "span_id", "trace_id", "parent_span_id", "start_ns",
+                       "duration_ms", "process_id", "service_id", "status", "outcome",
+                       "exception_type", "exception", "pid", "weight")
+STORED_DATA_COLUMNS = ("span", "seq", "name_id", "data_value")
 
 
 _NEXT_ID = """SELECT max(coalesce((SELECT max(id) FROM spans), 0),
@@ -52,6 +60,11 @@ class SpanStore:
         self.path = self.db.path
         self.readonly = readonly
         self._process_ids: dict[str, int] = {}
+        # Interned keys (schema 9): never deleted from the store, so kept for its life.
+        self._service_ids: dict[str, int] = {}
+        self._name_ids: dict[tuple[str, str], int] = {}
+        self._process_names: set[tuple[int, int]] = set()  # pairs known stored
+        self._grouped: set[int] = set()  # processes known to have a process_group
         # Error groups (exporters.groups): the host named in the groups this store's
         # writes touch (None: name none, e.g. OTLP ingest, whose calls come from
         # elsewhere), the spike rule, and the events of the last committed batch.
@@ -120,27 +133,112 @@ class SpanStore:
             return 0
         _clamp_future_starts(spans)
         db = self.db
-        with db.transaction():
-            base = db.scalar(_NEXT_ID)
-            width = len(SPAN_COLUMNS)
-            if spans[_WEIGHT::width].count(None) == len(spans) // width:
-                # No call weighted (no sampling): the insert names no weight column, as
-                # version 7's did (binding a NULL per call cost the insert about 5%).
-                unweighted = spans.copy()
-                del unweighted[_WEIGHT::width]  # the last column of each call
-                db.insert_rows("spans", _UNWEIGHTED_COLUMNS, unweighted, base)
-            else:
-                db.insert_rows("spans", SPAN_COLUMNS, spans, base)
-            db.insert_rows("data_values", DATA_COLUMNS, data, base)
-            db.execute_write("INSERT OR REPLACE INTO meta(key, value) VALUES ('span_id_high', ?)",
-                             (str(base + len(spans) // len(SPAN_COLUMNS) - 1),))
-            rollups.maintain(db, spans, len(SPAN_COLUMNS))
-            events = groups.maintain(db, spans, len(SPAN_COLUMNS), base, host=self.host,
-                                     spike_multiple=self.spike_multiple,
-                                     spike_min_count=self.spike_min_count,
-                                     propagated=propagated)
+        width = len(SPAN_COLUMNS)
+        try:
+            stored, stored_columns = self._stored_spans(spans)
+            stored_data, pairs = self._stored_data(spans, data)
+            groups_of = {p: g for p, g in zip(spans[_PROCESS::width], spans[_GROUP::width])
+                         if g is not None and p not in self._grouped}
+            with db.transaction():
+                outermost = not db.nested()
+                base = db.scalar(_NEXT_ID)
+                db.insert_rows("spans", stored_columns, stored, base)
+                db.insert_rows("data_values", STORED_DATA_COLUMNS, stored_data, base)
+                if pairs:
+                    db.execute_write_many("INSERT OR IGNORE INTO process_names(process_id, "
+                                          "name_id) VALUES (?, ?)", list(pairs))
+                if groups_of:  # a call's group is its process's (a first one is kept)
+                    db.execute_write_many(
+                        "UPDATE processes SET process_group = ? "
+                        "WHERE id = ? AND process_group IS NULL",
+                        [(g, p) for p, g in groups_of.items()])
+                db.execute_write("INSERT OR REPLACE INTO meta(key, value) "
+                                 "VALUES ('span_id_high', ?)",
+                                 (str(base + len(spans) // width - 1),))
+                rollups.maintain(db, spans, width)
+                events = groups.maintain(db, spans, width, base, host=self.host,
+                                         spike_multiple=self.spike_multiple,
+                                         spike_min_count=self.spike_min_count,
+                                         propagated=propagated)
+        except BaseException:
+            self._forget_keys()  # a rolled back batch may have interned some
+            raise
+        if outermost:
+            self._process_names.update(pairs)
+            self._grouped.update(groups_of)
+        else:  # the caller's transaction may still roll back what this one wrote
+            self._forget_keys()
         self.last_group_events = events
-        return len(spans) // len(SPAN_COLUMNS)
+        return len(spans) // width
+
+    def _stored_spans(self, spans: list) -> tuple[list, tuple[str, ...]]:
+        """The calls as the spans table holds them (STORED_SPAN_COLUMNS, the weight
+        column left out when no call is weighted), and the columns."""
+        width = len(SPAN_COLUMNS)
+        stored = spans.copy()
+        stored[_TRACE::width] = [bytes.fromhex(t) for t in spans[_TRACE::width]]
+        services = spans[_SERVICE::width]
+        known = self._service_ids
+        if not all(s in known for s in services if s is not None):
+            self._intern_services({s for s in services if s is not None})
+        stored[_SERVICE::width] = [None if s is None else known[s] for s in services]
+        stored[_OUTCOME::width] = [
+            None if outcome == ("error" if status == "ERR" else "ok") else outcome
+            for status, outcome in zip(spans[_STATUS::width], spans[_OUTCOME::width])]
+        del stored[_GROUP::width]
+        if spans[_WEIGHT::width].count(None) == len(spans) // width:
+            # No call weighted (no sampling): the insert names no weight column, as
+            # version 7's did (binding a NULL per call cost the insert about 5%).
+            del stored[width - 2::width - 1]  # the last column of each call
+            return stored, STORED_SPAN_COLUMNS[:-1]
+        return stored, STORED_SPAN_COLUMNS
+
+    def _stored_data(self, spans: list, data: list) -> tuple[list, set[tuple[int, int]]]:
+        """The data rows as data_values holds them (STORED_DATA_COLUMNS), and the
+        (process, name) pairs of process_names they add."""
+        if not data:
+            return [], set()
+        width, dwidth = len(SPAN_COLUMNS), len(DATA_COLUMNS)
+        keys = list(zip(data[2::dwidth], data[3::dwidth]))
+        known = self._name_ids
+        if not all(k in known for k in keys):
+            self._intern_names(set(keys))
+        name_ids = [known[k] for k in keys]
+        stored = [None] * (len(keys) * len(STORED_DATA_COLUMNS))
+        stored[0::4], stored[1::4] = data[0::dwidth], data[1::dwidth]
+        stored[2::4], stored[3::4] = name_ids, data[4::dwidth]
+        process_of = dict(zip(spans[0::width], spans[_PROCESS::width]))
+        pairs = {(process_of[k], n) for k, n in zip(data[0::dwidth], name_ids)}
+        return stored, pairs - self._process_names
+
+    def _intern_services(self, names: set[str]) -> None:
+        self._intern("services", ("name",), [(n,) for n in names], self._service_ids,
+                     lambda r: r[1])
+
+    def _intern_names(self, keys: set[tuple[str, str]]) -> None:
+        bad = [k for k in keys if not (isinstance(k[0], str) and isinstance(k[1], str))]
+        if bad:
+            raise TypeError(f"a variable's name and Data Type are text, not {bad[0]!r}")
+        self._intern("data_names", ("name", "kind"), list(keys), self._name_ids,
+                     lambda r: (r[1], r[2]))
+
+    def _intern(self, table: str, columns: tuple[str, ...], keys: list[tuple],
+                cache: dict, key_of) -> None:
+        """Add the missing ``keys`` to ``table`` (several writers may add the same: the
+        first wins) and read their ids into ``cache``. In sorted order: the same batches
+        give the same ids, whatever the process's hash seed."""
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
+        self.db.execute_write_many(f"INSERT OR IGNORE INTO {table}({names}) VALUES ({marks})",
+                                   sorted(k for k in keys if key_of((None, *k)) not in cache))
+        for row in self.db.execute(f"SELECT id, {names} FROM {table}"):
+            cache[key_of(row)] = row[0]
+
+    def _forget_keys(self) -> None:
+        self._service_ids.clear()
+        self._name_ids.clear()
+        self._process_names.clear()
+        self._grouped.clear()
 
     def set_group_status(self, fingerprint: str, status: str, *, until_ns: int | None = None,
                          occurrences: int | None = None) -> dict[str, Any]:
@@ -232,15 +330,18 @@ class SpanStore:
         without data rows as one tuple with seq NULL; sorted by start, id, seq. A read:
         it holds no write lock."""
         return [tuple(r) for r in self.db.execute(
-            """SELECT s.id, printf('%016x', s.span_id), s.trace_id,
+            f"""SELECT s.id, printf('%016x', s.span_id), {TRACE_HEX.format(col="s.trace_id")},
                       CASE WHEN s.parent_span_id IS NULL THEN NULL
                            ELSE printf('%016x', s.parent_span_id) END,
-                      s.start_ns, s.duration_ms, p.name, s.process_group, s.service_name,
-                      s.status, s.outcome, s.exception_type, s.exception, s.pid, s.weight,
-                      s.error_group, d.seq, d.data, d.data_type, d.data_value
+                      s.start_ns, s.duration_ms, p.name, p.process_group, v.name,
+                      s.status, {OUTCOME.format(s="s")},
+                      s.exception_type, s.exception, s.pid, s.weight,
+                      s.error_group, d.seq, n.name, n.kind, d.data_value
                FROM (SELECT * FROM spans WHERE start_ns < ? ORDER BY start_ns, id LIMIT ?) s
                JOIN processes p ON p.id = s.process_id
+               LEFT JOIN services v ON v.id = s.service_id
                LEFT JOIN data_values d ON d.span = s.id
+               LEFT JOIN data_names n ON n.id = d.name_id
                ORDER BY s.start_ns, s.id, d.seq""", (older_than_ns, limit))]
 
     def delete_calls(self, ids: Sequence[int], *, max_tx_seconds: float = 0.02) -> int:
@@ -365,11 +466,11 @@ class SpanStore:
             params.append(after_span)
         sql = f"""
             SELECT * FROM (
-                SELECT s.id AS span, d.seq, p.name AS "Process", d.data AS "Data",
-                       d.data_type AS "Data Type", d.data_value AS "Data Value",
+                SELECT s.id AS span, d.seq, p.name AS "Process", n.name AS "Data",
+                       n.kind AS "Data Type", d.data_value AS "Data Value",
                        s.start_ns, s.status AS "Status", coalesce(s.exception, '') AS "Exception"
                 FROM spans s JOIN processes p ON p.id = s.process_id
-                JOIN data_values d ON d.span = s.id
+                JOIN data_values d ON d.span = s.id JOIN data_names n ON n.id = d.name_id
                 {"WHERE " + " AND ".join(where) if where else ""}
                 ORDER BY s.id DESC, d.seq DESC LIMIT ?
             ) ORDER BY span, seq"""
@@ -394,9 +495,15 @@ class SpanStore:
 # page and outlive retention).
 FUTURE_TOLERANCE_NS = 60 * 10**9
 _START = SPAN_COLUMNS.index("start_ns")
+_TRACE = SPAN_COLUMNS.index("trace_id")
+_PROCESS = SPAN_COLUMNS.index("process_id")
+_GROUP = SPAN_COLUMNS.index("process_group")
+_SERVICE = SPAN_COLUMNS.index("service_name")
+_STATUS = SPAN_COLUMNS.index("status")
+_OUTCOME = SPAN_COLUMNS.index("outcome")
 _WEIGHT = SPAN_COLUMNS.index("weight")
 assert _WEIGHT == len(SPAN_COLUMNS) - 1  # insert_calls drops it by stride
-_UNWEIGHTED_COLUMNS = SPAN_COLUMNS[:-1]
+assert _GROUP + 1 == _SERVICE  # _stored_spans drops the group after naming the service
 
 
 def _clamp_future_starts(spans: list) -> None:

@@ -73,7 +73,7 @@ def test_demo_prints_the_store_path_and_exits_0(demo_db):
 
 def test_demo_records_several_process_groups(demo_db):
     path, _ = demo_db
-    groups = {g for (g,) in query(path, "SELECT DISTINCT process_group FROM spans")}
+    groups = {g for (g,) in query(path, "SELECT DISTINCT process_group FROM process_trace")}
     assert groups == {"marketdata", "pricing", "risk", "reporting"}
 
 
@@ -93,7 +93,7 @@ def test_demo_masks_the_api_key(demo_db):
     from otel_monitor.demo import VENDOR_API_KEY
 
     path, _ = demo_db
-    keys = {v for (v,) in query(path, "SELECT data_value FROM data_values WHERE data = 'api_key'")}
+    keys = {v for (v,) in query(path, "SELECT data_value FROM data_trace WHERE data = 'api_key'")}
     assert keys and all(re.fullmatch(r"<HASHED:[0-9a-f]+>", v) for v in keys)
     clear = query(path, "SELECT count(*) FROM data_trace WHERE instr(data_value, ?) "
                         "OR instr(coalesce(exception, ''), ?)", (VENDOR_API_KEY,) * 2)

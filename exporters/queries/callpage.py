@@ -21,7 +21,7 @@ from ..database import Database
 from ..errors import StepBudgetExceeded
 from ..schema import DURATION_BUCKET_NS
 from . import pages
-from .filters import ISO, SORTS, RowFilter, plan
+from .filters import ISO, NAME_IDS, NAME_PROCESSES, SORTS, TRACE_ID, RowFilter, plan
 from .pages import Page
 from .summary import _bounded, exception_summary
 
@@ -32,7 +32,7 @@ OUTPUT_CHARS = 120
 CALL_COLUMNS = f"""
     p.name AS process, {ISO.format(c="s.start_ns")} AS timestamp, s.status AS status,
     s.duration_ms AS duration_ms, s.exception_type AS exception_type,
-    s.exception AS exception, printf('%016x', s.span_id) AS span_id, s.trace_id,
+    s.exception AS exception, printf('%016x', s.span_id) AS span_id, {TRACE_ID},
     s.start_ns, s.id AS row_id"""
 
 # Sort key -> ORDER BY of a calls page (SORTS without the argument order).
@@ -54,8 +54,9 @@ def _where(f: RowFilter, *, range_in_walk: bool = True) -> tuple[str, list[Any]]
                               ).where(rows=False, range_in_walk=range_in_walk)
     if f.data is not None:
         where += (" AND " if where else "WHERE ") + \
-            "EXISTS (SELECT 1 FROM data_values v WHERE v.span = s.id AND v.data = ?)"
-        params.append(f.data)
+            f"+s.process_id IN {NAME_PROCESSES} AND EXISTS (SELECT 1 FROM data_values v " \
+            f"WHERE v.span = s.id AND v.name_id IN {NAME_IDS})"
+        params += [f.data, f.data]
     return where, params
 
 
@@ -169,8 +170,9 @@ def _render(db: Database, found: list[Any]) -> list[dict[str, Any]]:
     ids = [c["row_id"] for c in calls]
     marks = ",".join("?" * len(ids))
     variables: dict[int, list[Any]] = {}
-    for v in db.execute(f"SELECT span, data, data_type, data_value FROM data_values "
-                        f"WHERE span IN ({marks}) ORDER BY span, seq", ids):
+    for v in db.execute(f"SELECT v.span, n.name AS data, n.kind AS data_type, v.data_value "
+                        f"FROM data_values v JOIN data_names n ON n.id = v.name_id "
+                        f"WHERE v.span IN ({marks}) ORDER BY v.span, v.seq", ids):
         variables.setdefault(v["span"], []).append(v)
     for c in calls:
         mine = variables.get(c.pop("row_id"), [])

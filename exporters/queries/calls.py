@@ -9,7 +9,8 @@ from ..columns import DATA_RESOURCE_HOST
 from ..database import Database
 from ..errors import NotFound
 from ..literals import literal_eval
-from .filters import ISO, NS, dicts, plan
+from ..schema import OUTCOME, TRACE_KEY
+from .filters import ISO, NS, SERVICE_NAME, TRACE_ID, dicts, plan
 
 MAX_DURATION_POINTS = 600   # a duration series is bucketed to at most this many points
 
@@ -33,8 +34,8 @@ MAX_MINUTE = 2**62 // MINUTE_NS  # the range's upper bound: rollup minutes are r
 # The window's whole minutes from the per-minute rollups (written in the calls'
 # transaction: exporters.rollups), the part of a minute at its start from the calls
 # (an index range on time), and the exporting processes' health rows.
-_SERVICES_SQL = """SELECT service_name FROM spans
-                       WHERE start_ns >= ? AND start_ns < ? AND service_name IS NOT NULL
+_SERVICES_SQL = """SELECT v.name FROM services v WHERE v.id IN (SELECT service_id FROM spans
+                       WHERE start_ns >= ? AND start_ns < ? AND service_id IS NOT NULL)
                    UNION SELECT service_name FROM call_rollups
                        WHERE minute >= ? AND minute < ? AND service_name != ''
                    UNION SELECT service_name FROM health WHERE service_name IS NOT NULL
@@ -108,11 +109,13 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
     ``error_group``: a failed call's group fingerprint (None for an OK call)."""
     sid = _span_id_int(span_id)
     spans = dicts(db,
-        f"""SELECT s.id, printf('%016x', s.span_id) AS span_id, s.trace_id,
+        f"""SELECT s.id, printf('%016x', s.span_id) AS span_id, {TRACE_ID},
                    CASE WHEN s.parent_span_id IS NULL THEN NULL
                         ELSE printf('%016x', s.parent_span_id) END AS parent_span_id,
-                   p.name AS process, s.process_group, s.service_name, s.status,
-                   s.outcome, s.exception_type, s.exception, s.duration_ms, s.start_ns,
+                   p.name AS process, p.process_group, {SERVICE_NAME} AS service_name,
+                   s.status,
+                   {OUTCOME.format(s="s")} AS outcome, s.exception_type, s.exception,
+                   s.duration_ms, s.start_ns,
                    {ISO.format(c="s.start_ns")} AS timestamp, s.pid, s.error_group
             FROM spans s JOIN processes p ON p.id = s.process_id WHERE s.span_id = ?""",
         (sid,))
@@ -120,8 +123,10 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
         raise NotFound(f"no call with span id {span_id}")
     found = spans[0]
     row_id = found.pop("id")
-    found["values"] = dicts(db, "SELECT seq, data, data_type, data_value FROM data_values "
-                                "WHERE span = ? ORDER BY seq", (row_id,))
+    found["values"] = dicts(db, "SELECT v.seq, n.name AS data, n.kind AS data_type, "
+                                "v.data_value FROM data_values v "
+                                "JOIN data_names n ON n.id = v.name_id "
+                                "WHERE v.span = ? ORDER BY v.seq", (row_id,))
     found["host"] = _host(found["values"])
     found["parent"] = None
     if found["parent_span_id"] is not None:
@@ -131,7 +136,7 @@ def call(db: Database, span_id: str) -> dict[str, Any]:
             (_span_id_int(found["parent_span_id"]),))
         found["parent"] = parents[0] if parents else None
     # Children by parent id (not a time window: async, late and skewed children stay).
-    children = dicts(db, _CHILDREN_SQL, (found["trace_id"], sid))
+    children = dicts(db, _CHILDREN_SQL, (bytes.fromhex(found["trace_id"]), sid))
     children.sort(key=lambda r: r.pop("start_ns"))
     found["children"] = children[:MAX_CHILDREN]
     return found
@@ -173,21 +178,24 @@ def explain_last_good(db: Database) -> str:
     return plan(db, _LAST_GOOD_SQL, ("x", 0))
 
 
-_CHILDREN_SQL = """SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
+# One trace's spans: a range of spans_by_trace (the id's last 8 bytes), then the whole id.
+_IN_TRACE = (f"{TRACE_KEY.format(col='s.trace_id')} = {TRACE_KEY.format(col='?1')} "
+             "AND s.trace_id = ?1")
+_CHILDREN_SQL = f"""SELECT printf('%016x', s.span_id) AS span_id, p.name AS process, s.status,
                           s.duration_ms, s.start_ns
                    FROM spans s JOIN processes p ON p.id = s.process_id
-                   WHERE s.trace_id = ? AND s.parent_span_id = ?"""
+                   WHERE {_IN_TRACE} AND s.parent_span_id = ?2"""
 MAX_CHILDREN = 1000  # the drill-down lists the first children, in start order
 
 MAX_TRACE_SPANS = 50_000   # a trace view reads at most this many spans
 
-_TRACE_SQL = """SELECT printf('%016x', s.span_id) AS span_id,
+_TRACE_SQL = f"""SELECT printf('%016x', s.span_id) AS span_id,
                        CASE WHEN s.parent_span_id IS NULL THEN NULL
                             ELSE printf('%016x', s.parent_span_id) END AS parent_span_id,
                        p.name AS process, s.start_ns, s.duration_ms, s.status, s.pid,
-                       s.service_name, s.exception_type
+                       {SERVICE_NAME} AS service_name, s.exception_type
                 FROM spans s JOIN processes p ON p.id = s.process_id
-                WHERE s.trace_id = ? LIMIT ?"""
+                WHERE {_IN_TRACE} LIMIT ?2"""
 
 
 def trace(db: Database, trace_id: str) -> dict[str, Any]:
@@ -197,7 +205,7 @@ def trace(db: Database, trace_id: str) -> dict[str, Any]:
         raise ValueError("trace id must be 32 hex digits")
     trace_id = trace_id.lower()
     int(trace_id, 16)  # ValueError for a non-hex id
-    spans = dicts(db, _TRACE_SQL, (trace_id, MAX_TRACE_SPANS + 1))
+    spans = dicts(db, _TRACE_SQL, (bytes.fromhex(trace_id), MAX_TRACE_SPANS + 1))
     if not spans:
         raise NotFound(f"no span of trace {trace_id} in the store")
     truncated = len(spans) > MAX_TRACE_SPANS
@@ -206,8 +214,8 @@ def trace(db: Database, trace_id: str) -> dict[str, Any]:
 
 
 def explain_children(db: Database) -> str:
-    return plan(db, _CHILDREN_SQL, ("0" * 32, 0))
+    return plan(db, _CHILDREN_SQL, (bytes(16), 0))
 
 
 def explain_trace(db: Database) -> str:
-    return plan(db, _TRACE_SQL, ("0" * 32, 1))
+    return plan(db, _TRACE_SQL, (bytes(16), 1))

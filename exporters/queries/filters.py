@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..database import Database
+from ..schema import TRACE_HEX
 
 NS = 1_000_000_000
 
@@ -36,11 +37,24 @@ ISO = ("strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000000, 'unixepoch')"
 # OTel span, say) has nothing to show in the seven columns and makes no row.
 HAS_ROW = "(d.span IS NOT NULL OR s.status = 'ERR')"
 
+# Schema 9 keeps a variable's name and Data Type as one key (data_names), the trace id as
+# its bytes and the service as a key (services): what readers show of them.
+DATA_NAME = "(SELECT name FROM data_names WHERE id = {d}.name_id)"
+DATA_KIND = "(SELECT kind FROM data_names WHERE id = {d}.name_id)"
+TRACE_ID = TRACE_HEX.format(col="s.trace_id") + " AS trace_id"
+SERVICE_NAME = "(SELECT name FROM services WHERE id = s.service_id)"
+# The keys of a variable name (one per Data Type it was seen with).
+NAME_IDS = "(SELECT id FROM data_names WHERE name = ?)"
+# The processes that ever had a variable of that name (process_names): a name filter
+# walks only their calls.
+NAME_PROCESSES = f"(SELECT process_id FROM process_names WHERE name_id IN {NAME_IDS})"
+
 ROW_COLUMNS = f"""
-    p.name AS "Process", coalesce(d.data, '') AS "Data", coalesce(d.data_type, '') AS "Data Type",
+    p.name AS "Process", coalesce({DATA_NAME.format(d="d")}, '') AS "Data",
+    coalesce({DATA_KIND.format(d="d")}, '') AS "Data Type",
     coalesce(d.data_value, '') AS "Data Value", {ISO.format(c="s.start_ns")} AS "Timestamp",
     s.status AS "Status", coalesce(s.exception, '') AS "Exception",
-    printf('%016x', s.span_id) AS span_id, s.trace_id, s.start_ns, s.duration_ms, d.seq,
+    printf('%016x', s.span_id) AS span_id, {TRACE_ID}, s.start_ns, s.duration_ms, d.seq,
     s.exception_type AS row_exception_type, s.id AS row_id"""
 
 
@@ -75,14 +89,16 @@ class RowFilter:
         if self.errors_only:
             clauses.append("s.status = 'ERR'")
         if self.service is not None:
-            clauses.append("s.service_name = ?")
+            clauses.append("s.service_id = (SELECT id FROM services WHERE name = ?)")
             params.append(self.service)
         if self.data is not None and rows:
-            # For a page, "+" walks calls in the page's order and tests each call's rows,
-            # rather than sorting every row of the name (hundreds of thousands in a full
-            # store); a count needs no order and reads data_values_by_name.
-            clauses.append("+d.data = ?" if in_time_order else "d.data = ?")
-            params.append(self.data)
+            # "+": the walk stays in the page's order (an index on time or process) and
+            # tests each call's process, then its rows, rather than sorting every call of
+            # the name's processes (hundreds of thousands in a full store).
+            clauses.append(f"+s.process_id IN {NAME_PROCESSES}" if in_time_order
+                           else f"s.process_id IN {NAME_PROCESSES}")
+            clauses.append(f"+d.name_id IN {NAME_IDS}")
+            params += [self.data, self.data]
         return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def indexed_only(self) -> RowFilter:

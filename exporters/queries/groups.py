@@ -14,7 +14,7 @@ from ..database import Database
 from ..error_groups import OPEN, SNOOZED, STATUSES
 from ..errors import NotFound
 from ..groups import GROUP_COLUMNS, MINUTE_NS, group_dict
-from .filters import NS
+from .filters import NS, SERVICE_NAME, TRACE_ID
 
 SORTS = ("last_seen", "count")
 MAX_LIMIT = 500
@@ -98,9 +98,9 @@ def error_group(db: Database, fingerprint: str, *, now_ns: int | None = None
     group = _row(rows[0])
     group["sparkline"] = sparklines(db, [fingerprint], now_ns=now)[fingerprint]
     latest = db.execute(
-        """SELECT printf('%016x', span_id) AS span_id, trace_id, start_ns, service_name,
-                  pid, exception FROM spans
-           WHERE error_group = ? ORDER BY start_ns DESC LIMIT 1""", (fingerprint,))
+        f"""SELECT printf('%016x', s.span_id) AS span_id, {TRACE_ID}, s.start_ns,
+                  {SERVICE_NAME} AS service_name, s.pid, s.exception FROM spans s
+           WHERE s.error_group = ? ORDER BY s.start_ns DESC LIMIT 1""", (fingerprint,))
     group["latest_call"] = dict(latest[0]) if latest else None
     return group
 

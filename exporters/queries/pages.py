@@ -14,7 +14,7 @@ from typing import Any
 from ..database import Database
 from ..errors import StepBudgetExceeded
 from ..schema import DURATION_BUCKET_NS
-from .filters import HAS_ROW, ROW_COLUMNS, SORTS, RowFilter, plan
+from .filters import HAS_ROW, NAME_IDS, NAME_PROCESSES, ROW_COLUMNS, SORTS, RowFilter, plan
 from .summary import exception_summary
 
 # Status pages merge two time-ordered walks (failed calls, OK calls), duration pages one
@@ -228,8 +228,8 @@ def window_sql(f: RowFilter, sort: str, end: int, by_name: bool = False
     tests: list[str] = []
     test_params: list[Any] = []
     if by_name:
-        window = "SELECT span AS id FROM data_values WHERE data = ? LIMIT ?"
-        window_params = [f.data, SORT_WINDOW_CALLS]
+        window = f"{_NAME_CALLS} LIMIT ?"
+        window_params = [f.data, f.data, SORT_WINDOW_CALLS]
         if indexed:
             tests.append(indexed.removeprefix("WHERE "))
             test_params += indexed_params
@@ -241,10 +241,10 @@ def window_sql(f: RowFilter, sort: str, end: int, by_name: bool = False
                      "WHERE v.span = s.id))")
         if f.data is not None:
             tests.append("EXISTS (SELECT 1 FROM data_values v WHERE v.span = s.id "
-                         "AND v.data = ?)")
+                         f"AND v.name_id IN {NAME_IDS})")
             test_params.append(f.data)
     if f.service is not None:
-        tests.append("s.service_name = ?")
+        tests.append("s.service_id = (SELECT id FROM services WHERE name = ?)")
         test_params.append(f.service)
     where = ("WHERE " + " AND ".join(tests)) if tests else ""
     rows_where, rows_params = RowFilter(data=f.data).where()
@@ -280,17 +280,35 @@ def _walk_budget(f: RowFilter, sort: str, end: int) -> int | None:
     return min(WALK_FIRST_STEPS + WALK_STEPS_PER_ROW[key] * end, WALK_MAX_STEPS[key])
 
 
-def _at_most(db: Database, sql: str, params: list[Any], cap: int) -> int:
-    """count(*) of ``sql``'s rows, counting no further than ``cap`` + 1."""
-    return db.scalar(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap + 1])
+def _at_most(db: Database, sql: str, params: list[Any], cap: int, *,
+             max_steps: int | None = None) -> int:
+    """count(*) of ``sql``'s rows, counting no further than ``cap`` + 1 (and, with
+    ``max_steps``, taken as more than ``cap`` when counting takes more steps)."""
+    if max_steps is None:
+        return db.scalar(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap + 1])
+    try:
+        return db.execute(f"SELECT count(*) FROM ({sql} LIMIT ?)", [*params, cap + 1],
+                          max_steps=max_steps)[0][0]
+    except StepBudgetExceeded:
+        return cap + 1
+
+
+# Every call of a variable name (schema 9 has no index on names): the calls of the
+# processes that ever had it (process_names), each tested by its rows' keys.
+_NAME_CALLS = (f"SELECT s.id FROM spans s WHERE s.process_id IN {NAME_PROCESSES} "
+               "AND EXISTS (SELECT 1 FROM data_values v WHERE v.span = s.id "
+               f"AND v.name_id IN {NAME_IDS})")
+# Steps to find whether a name has few calls: past them it has many, or its processes
+# have many calls without it; either way the newest calls' window serves the page.
+NAME_CALLS_MAX_STEPS = 200_000
 
 
 def _window_page(db: Database, f: RowFilter, sort: str, limit: int, offset: int) -> Page:
     end = offset + limit
     # A small candidate set is sorted whole: exact.
     if f.data is not None and _at_most(
-            db, "SELECT 1 FROM data_values WHERE data = ?", [f.data], SORT_WINDOW_CALLS
-    ) <= SORT_WINDOW_CALLS:
+            db, _NAME_CALLS, [f.data, f.data], SORT_WINDOW_CALLS,
+            max_steps=NAME_CALLS_MAX_STEPS) <= SORT_WINDOW_CALLS:
         sql, sql_params = window_sql(f, sort, end, by_name=True)
         return Page(_page_rows(db, sql, [*sql_params, limit, offset]), None, "window")
     indexed, indexed_params = f.indexed_only().where(rows=False)
@@ -313,13 +331,13 @@ def _page_rows(db: Database, sql: str, params: list[Any], max_steps: int | None 
     return rows
 
 
-# A count whose walk tests a filter its index does not hold (a service; a variable name
-# with a date range, process or errors filter, read through data_values_by_name) reads
-# as many rows as the filter is rare: a service with few calls read the whole 2M-call
-# benchmark store, 7.9M steps, 0.9 s. Such a count gets COUNT_MAX_STEPS (a dense count
-# to the cap takes 120-130k), past which it counts the rows of the newest
-# SORT_WINDOW_CALLS calls of the date range/process/errors filters, as the page does:
-# at least that many (not exact, unless the window holds every one of those calls).
+# A count whose walk tests a filter its index does not hold (a service; a variable name,
+# read through its processes' calls, each tested) reads as many rows as the filter is
+# rare: a service with few calls read the whole 2M-call benchmark store, 7.9M steps,
+# 0.9 s. Such a count gets COUNT_MAX_STEPS (a dense count to the cap takes 120-130k),
+# past which it counts the rows of the newest SORT_WINDOW_CALLS calls of the date
+# range/process/errors filters, as the page does: at least that many (not exact, unless
+# the window holds every one of those calls).
 COUNT_MAX_STEPS = 300_000
 
 
@@ -352,15 +370,13 @@ def count_rows(db: Database, f: RowFilter, cap: int) -> tuple[int, bool]:
 def _count_is_bounded(f: RowFilter) -> bool:
     """Whether every row the count's walk reads is counted (so it stops at the cap): its
     index holds every filter it has (the time and process indexes: date range, process,
-    errors; data_values_by_name: a variable name alone)."""
-    if f.service is not None:
-        return False
-    return f.data is None or f.indexed_only() == RowFilter()
+    errors)."""
+    return f.service is None and f.data is None
 
 
 def _count_sql(f: RowFilter) -> tuple[str, list[Any]]:
     where, params = f.where(in_time_order=False)
-    # Without a name (read through data_values_by_name), counting the newest rows
+    # Without a name (read through its processes' calls), counting the newest rows
     # keeps SQLite on the time-ordered indexes (spans_errors_by_process for a
     # process's failures), not on a duration index of the same process.
     order = "" if f.data is not None else " ORDER BY s.start_ns DESC"

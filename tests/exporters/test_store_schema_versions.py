@@ -9,6 +9,7 @@ import pytest
 from exporters import SpanStore
 from exporters.queries import RowFilter, TraceQueries
 from exporters.schema import SCHEMA_VERSION
+from store_v8 import make_v8_store
 
 
 def _indexes(path) -> set[str]:
@@ -18,7 +19,7 @@ def _indexes(path) -> set[str]:
 
 def test_a_version_2_store_gets_the_error_index_by_process(tmp_path):
     path = tmp_path / "v2.db"
-    SpanStore(path).close()
+    make_v8_store(path)
     with sqlite3.connect(path) as conn:  # as a version-2 store was
         conn.execute("DROP INDEX spans_errors_by_process")
         conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
@@ -56,7 +57,7 @@ def _health_columns(path) -> set[str]:
 
 def test_a_version_3_store_gets_the_otlp_health_columns_keeping_its_rows(tmp_path):
     path = tmp_path / "v3.db"
-    SpanStore(path).close()
+    make_v8_store(path)
     with sqlite3.connect(path) as conn:  # as a version-3 store was
         conn.execute("ALTER TABLE health DROP COLUMN otlp_exported")
         conn.execute("ALTER TABLE health DROP COLUMN otlp_failed")
@@ -94,7 +95,7 @@ def _index_sql(path, name) -> str:
 def test_a_store_without_the_sort_indexes_gets_them_and_trace_rows_with_failed_calls_without_data(
         tmp_path, version):
     path = tmp_path / "v3.db"
-    SpanStore(path).close()
+    make_v8_store(path)
     with sqlite3.connect(path) as conn:  # as a version-3 store was: inner-join trace_rows
         conn.execute("DROP INDEX spans_by_duration")
         for name, shape in [("spans_by_time", "(start_ns)"),
@@ -130,7 +131,7 @@ def test_a_store_without_the_sort_indexes_gets_them_and_trace_rows_with_failed_c
 
 def test_a_version_4_store_gets_the_trace_index_keeping_its_rows(tmp_path):
     path = tmp_path / "v4.db"
-    SpanStore(path).close()
+    make_v8_store(path)
     with sqlite3.connect(path) as conn:  # as a version-4 store was
         conn.execute("DROP INDEX spans_by_trace")
         conn.execute("INSERT INTO processes(id, name) VALUES (1, 'job')")
@@ -141,7 +142,7 @@ def test_a_version_4_store_gets_the_trace_index_keeping_its_rows(tmp_path):
     SpanStore(path).close()
 
     assert "spans_by_trace" in _indexes(path)
-    assert "ON spans(trace_id)" in _index_sql(path, "spans_by_trace")
+    assert "ON spans(substr(trace_id, 9, 8))" in _index_sql(path, "spans_by_trace")  # v9
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM spans").fetchone() == (1,)
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
@@ -150,7 +151,7 @@ def test_a_version_4_store_gets_the_trace_index_keeping_its_rows(tmp_path):
 
 def test_a_version_5_store_gets_the_recording_health_columns_keeping_its_rows(tmp_path):
     path = tmp_path / "v5.db"
-    SpanStore(path).close()
+    make_v8_store(path)
     with sqlite3.connect(path) as conn:  # as a version-5 store was
         for column in ("failed_batches", "store_recreated", "recording"):
             conn.execute(f"ALTER TABLE health DROP COLUMN {column}")
@@ -172,7 +173,7 @@ def test_a_version_7_store_gets_span_weights_and_call_rollups_keeping_its_calls(
     from exporters.columns import DURATION_BUCKETS_MS, ROLLUP_BUCKET_COLUMNS
 
     path = tmp_path / "v7.db"
-    SpanStore(path).close()
+    make_v8_store(path)
     with sqlite3.connect(path) as conn:  # as a version-7 store was
         conn.execute("DROP TABLE call_rollups")
         conn.execute("ALTER TABLE spans DROP COLUMN weight")
@@ -189,7 +190,7 @@ def test_a_version_7_store_gets_span_weights_and_call_rollups_keeping_its_calls(
         assert columns == ["minute", "process_id", "service_name", "calls", "errors",
                            "duration_ms_sum", *ROLLUP_BUCKET_COLUMNS]
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() \
-            == (str(SCHEMA_VERSION),) == ("8",)
+            == (str(SCHEMA_VERSION),) == ("9",)
         without_rowid = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'call_rollups'"
                                      ).fetchone()[0]
         assert "WITHOUT ROWID" in without_rowid

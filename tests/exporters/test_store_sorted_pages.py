@@ -252,7 +252,8 @@ def test_counts_within_their_budget_are_exact(store):
         assert q.count_rows(f) == (len(_all_rows(q, f)), True), label
 
 
-@pytest.mark.parametrize("label", ["service", "range+data"])
+# (schema 9 has no index on variable names: a name alone is a filter the walk tests)
+@pytest.mark.parametrize("label", ["service", "range+data", "data"])
 def test_a_count_past_its_budget_counts_within_the_newest_calls_and_says_it_is_not_exact(
         store, monkeypatch, label):
     q = TraceQueries(store)
@@ -276,7 +277,7 @@ def test_a_count_past_its_budget_is_exact_when_the_window_holds_every_candidate(
     assert q.count_rows(f) == (len(_all_rows(q, f)), True)
 
 
-@pytest.mark.parametrize("label", ["none", "range", "process", "data", "errors",
+@pytest.mark.parametrize("label", ["none", "range", "process", "errors",
                                    "process+errors", "range+process", "range+errors"])
 def test_a_count_whose_index_holds_its_filters_has_no_budget(store, monkeypatch, label):
     """Every row its walk reads is counted, so it stops at the cap: no budget."""

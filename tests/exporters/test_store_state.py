@@ -8,12 +8,12 @@ import time
 import pytest
 
 from exporters import SCHEMA_VERSION, SpanStore
-from exporters.schema import STATE_TABLES, TABLES
+from exporters.schema import STATE_TABLES, TABLES_V8
 from exporters.state import DROPPED, FAILED, SENT, AlertRecord, FeedState, StateStore
 
 # Version 1 as it shipped: its tables (what TABLES was before the state tables were
 # appended), the brief's process_trace view and trace_rows without an ORDER BY.
-V1_DDL = TABLES.replace(STATE_TABLES, "") + """
+V1_DDL = TABLES_V8.replace(STATE_TABLES, "") + """
 CREATE VIEW process_trace AS
 SELECT s.start_ns AS ts, p.name AS process, s.status, s.duration_ms, s.exception, s.id
 FROM spans s JOIN processes p ON p.id = s.process_id;

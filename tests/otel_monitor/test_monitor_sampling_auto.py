@@ -59,7 +59,7 @@ def stored(store, fn) -> list[dict]:
     return store.query(
         "SELECT s.id, s.status, s.weight, s.duration_ms, d.data_value AS x FROM spans s "
         "JOIN processes p ON p.id = s.process_id "
-        "LEFT JOIN data_values d ON d.span = s.id AND d.data = 'x' WHERE p.name = ?",
+        "LEFT JOIN data_trace d ON d.span = s.id AND d.data = 'x' WHERE p.name = ?",
         (process_name(fn),))
 
 
@@ -125,9 +125,8 @@ def test_auto_renders_nothing_of_the_calls_it_drops(store, clock):
     for i in range(20_000):
         work(Arg(i))
 
-    rows = store.query("SELECT d.data_value FROM data_values d JOIN spans s ON s.id = d.span "
-                       "JOIN processes p ON p.id = s.process_id WHERE p.name = ? "
-                       "AND d.data = 'x'", (process_name(work),))
+    rows = store.query("SELECT data_value FROM data_trace WHERE process = ? AND data = 'x'",
+                       (process_name(work),))
     assert 0 < len(rows) < 2_000
     assert sorted(renders) == sorted(int(r["data_value"][4:-1]) for r in rows)
 

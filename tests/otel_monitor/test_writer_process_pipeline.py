@@ -182,7 +182,7 @@ def test_a_string_enum_group_and_feed_are_stored_as_their_values(tmp_path, write
     finally:
         otel_monitor.shutdown()
     db = sqlite3.connect(tmp_path / "s.db")
-    assert db.execute("SELECT DISTINCT status, process_group FROM spans ORDER BY 1"
+    assert db.execute("SELECT DISTINCT status, process_group FROM process_trace ORDER BY 1"
                       ).fetchall() == [("ERR", "pricing"), ("OK", "pricing")]
     [(group, line, feeds)] = db.execute("SELECT process_group, line, feeds FROM processes"
                                         ).fetchall()

@@ -182,7 +182,7 @@ def test_the_calls_view_shows_one_row_per_call(ui, e2e_store):  # noqa: F811
     try:
         inputs = {r[0]: r[1] for r in db.execute(
             "SELECT printf('%016x', s.span_id), count(d.span) FROM spans s "
-            "LEFT JOIN data_values d ON d.span = s.id AND d.data_type = 'INPUT' "
+            "LEFT JOIN data_trace d ON d.span = s.id AND d.data_type = 'INPUT' "
             "GROUP BY s.id")}
     finally:
         db.close()
