@@ -14,6 +14,7 @@ import time
 import pytest
 
 import otel_monitor
+from child_signals import restore_sigint
 from exporters.columns import SEVEN_COLUMNS
 from exporters.store import SpanStore
 from otel_monitor import monitor
@@ -40,10 +41,6 @@ def table(stdout: str) -> list[dict[str, str]]:
     ends = starts[1:] + [None]
     return [{name: line[s:e].strip() for name, s, e in zip(SEVEN_COLUMNS, starts, ends)}
             for line in lines[2:]]
-
-
-def restore_sigint() -> None:  # a child of a background job starts with SIGINT ignored
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="module")

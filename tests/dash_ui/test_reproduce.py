@@ -15,6 +15,7 @@ import pytest
 
 from api_server import ServedApp
 from exporters.queries import RowFilter, TraceQueries
+from plain_pytest import run_pytest
 
 REPRO = Path(__file__).with_name("repro")
 ROOT = Path(__file__).parents[2]
@@ -105,9 +106,7 @@ def test_the_downloaded_pytest_files_pass(served, tmp_path):
     for kind, (process, _) in KINDS.items():
         got = reproduce(served, process)
         (tmp_path / got["test_filename"]).write_text(got["test"])
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           str(tmp_path)], cwd=tmp_path, env=env(), capture_output=True,
-                          text=True, timeout=300)
+    done = run_pytest(tmp_path, cwd=tmp_path, env=env(), timeout=300)
     assert f"{len(KINDS)} passed" in done.stdout, done.stdout[-3000:]
 
 
@@ -122,9 +121,7 @@ def test_a_method_of_an_instance_that_cannot_be_rebuilt_stops_naming_self(served
     assert last.startswith("otel_monitor.reproduce.Placeholder: fill in SELF"), done.stderr
     assert "PermissionError" not in done.stderr  # it never ran the call
     (tmp_path / got["test_filename"]).write_text(got["test"])
-    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          got["test_filename"]], cwd=tmp_path, env=env(),
-                         capture_output=True, text=True, timeout=120)
+    ran = run_pytest(got["test_filename"], cwd=tmp_path, env=env())
     assert "1 failed" in ran.stdout and "fill in SELF" in ran.stdout, ran.stdout[-2000:]
 
 

@@ -41,7 +41,8 @@ class Pipeline:
         self.call(key)
         return len(queue) == before + 1
 
-    def accept_then_flush_in_background(self, prefix: str, n: int, accepted: list[str]):
+    def accept_then_flush_in_background(self, prefix: str, n: int, accepted: list[str],
+                                        flush_timeout_ms: int = 30_000):
         """``n`` spans accepted into the queue, then a force_flush on another thread,
         returned once the writer has taken them (and is waiting on the locked store)."""
         for i in range(n):
@@ -49,7 +50,7 @@ class Pipeline:
             accepted.append(f"{prefix}{i}")
         flushed: list[bool] = []
         flusher = threading.Thread(
-            target=lambda: flushed.append(self.processor.force_flush(30_000)))
+            target=lambda: flushed.append(self.processor.force_flush(flush_timeout_ms)))
         flusher.start()
         assert wait_until(lambda: len(self.processor.queue) == 0, timeout=5)
         return flusher, flushed
@@ -224,7 +225,10 @@ def test_batch_that_fails_on_a_locked_store_is_kept_and_written_once_the_lock_is
     locker = _lock(db_path)
     accepted = ["warm-up"]
     try:
-        flusher, flushed = pipeline.accept_then_flush_in_background("a", 600, accepted)
+        # The flush gives up after 5 s (five busy timeouts) with the lock still held:
+        # it must say False (waiting out the default 30 s proved nothing more).
+        flusher, flushed = pipeline.accept_then_flush_in_background("a", 600, accepted,
+                                                                    flush_timeout_ms=5_000)
         # While the export of those 600 is failing, more spans arrive.
         for i in range(1200):
             if pipeline.call_counting(f"b{i}"):

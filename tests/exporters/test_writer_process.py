@@ -22,6 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
+from child_signals import restore_sigint
 from exporters import MonitorSpanProcessor, RecordWriter, StoreBusy
 from exporters.flatten import SpanFields, span_fields
 from exporters.records import CallSite, Outputs
@@ -394,7 +395,7 @@ def test_at_exit_everything_is_written_and_no_writer_process_is_left(tmp_path, e
     db = str(tmp_path / "s.db")
     done = subprocess.run([sys.executable, "-c", APP, db, ending], capture_output=True,
                           text=True, timeout=60, start_new_session=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          preexec_fn=restore_sigint, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == (0 if ending == "exit" else -signal.SIGINT), done.stderr
     if ending == "sigint":
         assert "KeyboardInterrupt" in done.stderr

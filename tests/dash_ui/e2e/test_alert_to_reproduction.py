@@ -21,6 +21,7 @@ from e2e_fixtures import (  # noqa: F401  (fixtures, used by name)
     playwright,
 )
 from e2e_support import ROOT, serve, workload_env
+from plain_pytest import run_pytest
 from playwright.sync_api import Page, expect
 
 from exporters import SpanStore
@@ -120,9 +121,7 @@ def test_the_alerts_link_opens_a_reproduction_that_re_raises(page: Page, alert_l
         page.get_by_role("button", name="Download as a pytest test").click()
     test_file = tmp_path / download.value.suggested_filename
     download.value.save_as(test_file)
-    ran = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          test_file.name], cwd=tmp_path, env=repro_env(),
-                         capture_output=True, text=True, timeout=120)
+    ran = run_pytest(test_file.name, cwd=tmp_path, env=repro_env())
     assert "1 passed" in ran.stdout, ran.stdout[-3000:]
 
 
